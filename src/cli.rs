@@ -1,0 +1,86 @@
+//! Command-line definitions (clap). No business logic here.
+
+use clap::{ArgAction, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+/// Imports scheduled CSV/XML file drops into an ERP: validates each file, maps it to ERP
+/// documents, submits them, and moves the file to done/ or failed/ with a report.
+#[derive(Debug, Parser)]
+#[command(name = "erpdrop", version, about, long_about = None)]
+pub struct Cli {
+    /// The config file [default: ./erpdrop.toml]
+    #[arg(short = 'c', long = "config", env = "ERPDROP_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
+
+    /// Log format on stderr
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+
+    /// More log detail (-v: debug, -vv: trace)
+    #[arg(short = 'v', long = "verbose", action = ArgAction::Count, global = true)]
+    pub verbose: u8,
+
+    /// Print nothing but errors
+    #[arg(short = 'q', long = "quiet", global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+
+    /// Never draw progress bars (they appear only on a terminal anyway)
+    #[arg(long, global = true)]
+    pub no_progress: bool,
+
+    /// Print the summary as JSON on stdout
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Write a working starter: erpdrop.toml, a mapping, lookups, the drop folders and a
+    /// sample export in the inbox
+    Init {
+        /// Where to write it [default: .]
+        dir: Option<PathBuf>,
+        /// Write into a folder that already has an erpdrop.toml
+        #[arg(long)]
+        force: bool,
+    },
+    /// One pass: handle every ready file in the inbox, then exit
+    Run {
+        /// Parse, map and validate only: submit nothing, move nothing (as `validate`)
+        #[arg(long)]
+        dry_run: bool,
+        #[command(flatten)]
+        out: DryRunOutputs,
+    },
+    /// Check files without submitting or moving anything (default: the inbox)
+    Validate {
+        /// Files or folders to check (e.g. failed/)
+        paths: Vec<PathBuf>,
+        /// Use this mapping for every file instead of matching names
+        #[arg(long)]
+        mapping: Option<String>,
+        #[command(flatten)]
+        out: DryRunOutputs,
+    },
+    /// Load the config, every mapping and lookup, and say exactly what is wrong
+    Check,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct DryRunOutputs {
+    /// Write FILE.errors.json and FILE.errors.csv for every file into DIR
+    #[arg(long, value_name = "DIR")]
+    pub report: Option<PathBuf>,
+    /// Write the payloads that would have been submitted into DIR
+    #[arg(long, value_name = "DIR")]
+    pub emit: Option<PathBuf>,
+}

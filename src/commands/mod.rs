@@ -1,0 +1,69 @@
+//! One module per subcommand; [`dispatch`] wires them to the parsed command line.
+
+pub mod check;
+pub mod validate;
+
+use crate::cli::{Cli, Command};
+use crate::config::{default_config_path, Config};
+use crate::exit::{Exit, Failure};
+use crate::ui::Ui;
+
+/// Runs the command and returns the exit code to end with.
+pub fn dispatch(cli: &Cli) -> Result<Exit, Failure> {
+    let ui = Ui::from_cli(cli);
+    match &cli.command {
+        Command::Validate {
+            paths,
+            mapping,
+            out,
+        } => {
+            let cfg = load_config(cli)?;
+            let files = validate::collect(&cfg, paths, mapping.as_deref())?;
+            validate::dry_run(&cfg, files, out, &ui, "validate")
+        }
+        Command::Run { dry_run: true, out } => {
+            let cfg = load_config(cli)?;
+            let files = validate::collect(&cfg, &[], None)?;
+            validate::dry_run(&cfg, files, out, &ui, "run")
+        }
+        Command::Run {
+            dry_run: false,
+            out,
+        } => {
+            if out.report.is_some() || out.emit.is_some() {
+                return Err(Failure::usage(
+                    "--report and --emit go with --dry-run (a real run writes its reports next to each file)",
+                ));
+            }
+            Err(Failure::usage(
+                "`erpdrop run` is not available in this build yet; use `erpdrop run --dry-run`",
+            ))
+        }
+        Command::Check => check::check(cli, &ui),
+        Command::Init { .. } => Err(Failure::usage(
+            "`erpdrop init` is not available in this build yet",
+        )),
+    }
+}
+
+/// The config path from `-c`, `ERPDROP_CONFIG`, or `./erpdrop.toml`.
+pub fn config_path(cli: &Cli) -> std::path::PathBuf {
+    cli.config.clone().unwrap_or_else(default_config_path)
+}
+
+/// Loads the config; every problem found becomes one line of a usage failure (exit 2).
+pub fn load_config(cli: &Cli) -> Result<Config, Failure> {
+    Config::load(&config_path(cli)).map_err(|errs| Failure {
+        exit: Exit::Usage,
+        message: errs.to_string(),
+    })
+}
+
+/// A run id that sorts by time and is unique per process: `20261125T041500Z-12345`.
+pub fn new_run_id() -> String {
+    format!(
+        "{}-{}",
+        chrono::Utc::now().format("%Y%m%dT%H%M%SZ"),
+        std::process::id()
+    )
+}

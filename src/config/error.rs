@@ -1,0 +1,176 @@
+//! Configuration errors: what is wrong, in which file, on which line, under which key.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// A problem in `erpdrop.toml`, a mapping file or a lookup file. Always exit code 2.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The file as the user would name it (relative to the working directory where possible).
+    pub file: PathBuf,
+    /// 1-based line in that file, where known.
+    pub line: Option<usize>,
+    /// The dotted key, e.g. `header.total.type`.
+    pub key: Option<String>,
+    pub message: String,
+}
+
+impl ConfigError {
+    pub fn new(file: &Path, message: impl Into<String>) -> ConfigError {
+        ConfigError {
+            file: file.to_path_buf(),
+            line: None,
+            key: None,
+            message: message.into(),
+        }
+    }
+
+    pub fn at(file: &Path, line: Option<usize>, key: &str, message: impl Into<String>) -> Self {
+        ConfigError {
+            file: file.to_path_buf(),
+            line,
+            key: if key.is_empty() {
+                None
+            } else {
+                Some(key.to_string())
+            },
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some(line) = self.line {
+            write!(f, ", line {line}")?;
+        }
+        if let Some(key) = &self.key {
+            write!(f, ", key {key}")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Several configuration errors at once, so that `erpdrop check` can list them all.
+#[derive(Debug, Clone, Default)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (n, e) in self.0.iter().enumerate() {
+            if n > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+impl From<ConfigError> for ConfigErrors {
+    fn from(e: ConfigError) -> Self {
+        ConfigErrors(vec![e])
+    }
+}
+
+/// Finds the line of a dotted key path in a TOML text, so that errors found after
+/// deserialisation (a bad regular expression, an unknown lookup) can still name a line.
+pub struct KeyLocator {
+    text: String,
+    doc: Option<toml_edit::ImDocument<String>>,
+}
+
+impl KeyLocator {
+    pub fn new(text: &str) -> KeyLocator {
+        KeyLocator {
+            text: text.to_string(),
+            doc: toml_edit::ImDocument::parse(text.to_string()).ok(),
+        }
+    }
+
+    /// The 1-based line of the deepest part of `path` that exists (`["header", "total",
+    /// "pattern"]`); numeric parts index arrays of tables.
+    pub fn line(&self, path: &[&str]) -> Option<usize> {
+        enum Cur<'a> {
+            Item(&'a toml_edit::Item),
+            Table(&'a toml_edit::Table),
+        }
+        let doc = self.doc.as_ref()?;
+        let mut best: Option<usize> = None;
+        let mut cur = Cur::Table(doc.as_table());
+        for part in path {
+            let table: &dyn toml_edit::TableLike = match cur {
+                Cur::Table(t) => t,
+                Cur::Item(toml_edit::Item::ArrayOfTables(arr)) => {
+                    let Some(t) = part.parse::<usize>().ok().and_then(|i| arr.get(i)) else {
+                        break;
+                    };
+                    if let Some(span) = t.span() {
+                        best = Some(span.start);
+                    }
+                    cur = Cur::Table(t);
+                    continue;
+                }
+                Cur::Item(item) => match item.as_table_like() {
+                    Some(t) => t,
+                    None => break,
+                },
+            };
+            match table.get_key_value(part) {
+                Some((key, value)) => {
+                    if let Some(span) = key.span().or_else(|| value.span()) {
+                        best = Some(span.start);
+                    }
+                    cur = Cur::Item(value);
+                }
+                None => break,
+            }
+        }
+        best.map(|b| self.line_of(b))
+    }
+
+    fn line_of(&self, offset: usize) -> usize {
+        self.text.as_bytes()[..offset.min(self.text.len())]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count()
+            + 1
+    }
+
+    /// The 1-based line of a byte offset.
+    pub fn line_of_offset(&self, offset: usize) -> usize {
+        self.line_of(offset)
+    }
+}
+
+/// Parses a TOML text into `T`, turning serde's error into a [`ConfigError`] with the
+/// line and the dotted key path of the problem.
+pub fn parse_toml<T: serde::de::DeserializeOwned>(
+    file: &Path,
+    text: &str,
+) -> Result<T, ConfigError> {
+    let de = toml::Deserializer::new(text);
+    serde_path_to_error::deserialize(de).map_err(|err| {
+        let path = err.path().to_string();
+        let inner = err.into_inner();
+        let line = inner.span().map(|s| {
+            text.as_bytes()[..s.start.min(text.len())]
+                .iter()
+                .filter(|&&b| b == b'\n')
+                .count()
+                + 1
+        });
+        let key = if path == "." { String::new() } else { path };
+        ConfigError::at(file, line, &key, tidy_serde_message(inner.message()))
+    })
+}
+
+/// serde writes backticks around names (`unknown field `x``); users read quotes better.
+fn tidy_serde_message(msg: &str) -> String {
+    msg.trim().replace('`', "\"")
+}

@@ -1,0 +1,232 @@
+//! The mapping file as written (`mappings/*.toml`), before it is compiled.
+//!
+//! These types mirror SPEC's "Mapping files" section one to one; unknown keys are
+//! rejected so that a misspelt option is an error, not a silently ignored line.
+
+use indexmap::IndexMap;
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MappingSpec {
+    pub name: String,
+    #[serde(rename = "match")]
+    pub match_globs: Vec<String>,
+    pub document_type: String,
+    #[serde(default)]
+    pub source: SourceSpec,
+    pub document: DocumentSpec,
+    #[serde(default)]
+    pub header: IndexMap<String, FieldSpec>,
+    #[serde(default)]
+    pub lines: IndexMap<String, FieldSpec>,
+    #[serde(default)]
+    pub lookups: IndexMap<String, LookupSpec>,
+    #[serde(default)]
+    pub checks: Vec<CheckSpec>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceFormat {
+    #[default]
+    Csv,
+    Xml,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceSpec {
+    #[serde(default)]
+    pub format: SourceFormat,
+    pub delimiter: Option<String>,
+    pub quote: Option<String>,
+    pub encoding: Option<String>,
+    #[serde(default = "yes")]
+    pub header: bool,
+    /// Physical lines to skip before the header (report titles some exports put on top).
+    #[serde(default)]
+    pub skip_lines: usize,
+    pub decimal_separator: Option<String>,
+    pub thousands_separator: Option<String>,
+    pub date_format: Option<String>,
+    pub datetime_format: Option<String>,
+    /// XML: absolute path of the element that is one document.
+    pub record: Option<String>,
+    /// XML: path, relative to the record, of the elements that are its lines.
+    pub lines: Option<String>,
+    /// XML: namespace prefixes usable in paths.
+    #[serde(default)]
+    pub namespaces: IndexMap<String, String>,
+}
+
+impl Default for SourceSpec {
+    fn default() -> Self {
+        SourceSpec {
+            format: SourceFormat::Csv,
+            delimiter: None,
+            quote: None,
+            encoding: None,
+            header: true,
+            skip_lines: 0,
+            decimal_separator: None,
+            thousands_separator: None,
+            date_format: None,
+            datetime_format: None,
+            record: None,
+            lines: None,
+            namespaces: IndexMap::new(),
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn default_lines() -> String {
+    "lines".to_string()
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnInvalid {
+    #[default]
+    RejectFile,
+    SkipDocument,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DocumentSpec {
+    pub key: Vec<String>,
+    #[serde(default = "default_lines")]
+    pub lines: String,
+    #[serde(default)]
+    pub on_invalid: OnInvalid,
+}
+
+/// `from = "Column"` or, in a file without a header row, `from = 3` (1-based).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum ColumnRef {
+    Name(String),
+    Index(i64),
+}
+
+impl ColumnRef {
+    pub fn as_string(&self) -> String {
+        match self {
+            ColumnRef::Name(s) => s.clone(),
+            ColumnRef::Index(i) => i.to_string(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FieldType {
+    String,
+    Integer,
+    Decimal,
+    Date,
+    Datetime,
+    Boolean,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Case {
+    Upper,
+    Lower,
+}
+
+/// `allowed = ["A", "B"]` or `allowed = "lookup_name"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum Allowed {
+    List(Vec<String>),
+    Lookup(String),
+}
+
+/// A scalar written in TOML: `min = 0`, `min = "0.01"`, `value = true`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum Scalar {
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(String),
+}
+
+impl Scalar {
+    /// The scalar as the text a source cell would hold.
+    pub fn as_text(&self) -> String {
+        match self {
+            Scalar::Bool(b) => b.to_string(),
+            Scalar::Int(i) => i.to_string(),
+            Scalar::Float(f) => f.to_string(),
+            Scalar::Str(s) => s.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FieldSpec {
+    pub from: Option<ColumnRef>,
+    pub value: Option<Scalar>,
+    pub template: Option<String>,
+    pub trim: Option<bool>,
+    pub map: Option<IndexMap<String, String>>,
+    pub default: Option<Scalar>,
+    #[serde(default)]
+    pub required: bool,
+    #[serde(rename = "type")]
+    pub field_type: Option<FieldType>,
+    pub format: Option<String>,
+    pub decimal_separator: Option<String>,
+    pub thousands_separator: Option<String>,
+    pub scale: Option<u32>,
+    pub case: Option<Case>,
+    pub max_length: Option<usize>,
+    #[serde(default)]
+    pub truncate: bool,
+    pub pattern: Option<String>,
+    pub min: Option<Scalar>,
+    pub max: Option<Scalar>,
+    pub lookup: Option<String>,
+    pub allowed: Option<Allowed>,
+    #[serde(default)]
+    pub json_number: bool,
+    /// How the field is named in messages for finance users ("Terms code").
+    pub label: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LookupSpec {
+    pub file: String,
+    pub key: String,
+    pub value: Option<String>,
+    pub delimiter: Option<String>,
+    pub encoding: Option<String>,
+    /// Compare keys without regard to letter case.
+    #[serde(default)]
+    pub ignore_case: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CheckKind {
+    Sum,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckSpec {
+    pub kind: CheckKind,
+    pub lines_field: String,
+    pub equals: String,
+    pub tolerance: Option<Scalar>,
+}

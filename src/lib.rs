@@ -1,0 +1,25 @@
+//! erpdrop: imports scheduled CSV/XML file drops into ERP systems.
+//!
+//! The binary is thin; the layers live here: [`config`] (erpdrop.toml and mapping files),
+//! [`source`] (CSV and XML readers with physical line numbers), [`mapping`] (the field
+//! pipeline and document assembly), [`pipeline`] (one file, checked), [`report`],
+//! [`lifecycle`] (drop folders), [`target`] (where documents go).
+
+// A `Problem` (one report row) is the error type of the readers; it is created once per
+// file or row in error, never on the hot path, so its size does not matter.
+#![allow(clippy::result_large_err)]
+
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod exit;
+pub mod fsutil;
+pub mod lifecycle;
+pub mod mapping;
+pub mod pipeline;
+pub mod problem;
+pub mod report;
+pub mod source;
+pub mod spool;
+pub mod target;
+pub mod ui;

@@ -1,0 +1,18 @@
+//! The erpdrop binary: parse arguments, set up logging, run the command, exit with
+//! SPEC's code.
+
+use clap::Parser;
+use erpdrop::cli::Cli;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    erpdrop::ui::init_logging(&cli);
+    match erpdrop::commands::dispatch(&cli) {
+        Ok(exit) => exit.into(),
+        Err(failure) => {
+            eprintln!("error: {}", failure.message.replace('\n', "\nerror: "));
+            failure.exit.into()
+        }
+    }
+}

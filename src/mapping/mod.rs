@@ -1,0 +1,531 @@
+//! Mappings: how the rows of an export become ERP documents.
+//!
+//! A mapping file is compiled once ([`Mapping::load`]): formats, patterns and lookups
+//! are prepared, and every column it reads gets a slot. Then [`Mapping::map_document`]
+//! turns each [`RawDocument`] into a payload plus the problems found on the way.
+
+pub mod field;
+pub mod lookup;
+pub mod payload;
+pub mod value;
+
+use crate::config::mapping::{CheckKind, MappingSpec, OnInvalid, SourceFormat};
+use crate::config::{parse_toml, ConfigError, ConfigErrors, KeyLocator};
+use crate::problem::{with_location, Code, Problem, Stage};
+use crate::source::csv::CsvOptions;
+use crate::source::decode::encoding_for_label;
+use crate::source::{RawDocument, Slots};
+use field::{EvalCtx, Field, FieldDefaults, Kind};
+use indexmap::IndexMap;
+use lookup::{single_byte, Lookup};
+use payload::Node;
+use rust_decimal::Decimal;
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// How the mapping reads its files.
+#[derive(Debug, Clone)]
+pub struct SourceOptions {
+    pub format: SourceFormat,
+    pub csv: CsvOptions,
+    /// Whether `encoding` was set in the mapping (XML: overrides the prolog).
+    pub encoding_explicit: bool,
+    pub record: Option<String>,
+    pub lines: Option<String>,
+    pub namespaces: IndexMap<String, String>,
+}
+
+/// A `sum` check, resolved to field indexes.
+#[derive(Debug, Clone)]
+struct SumCheck {
+    line_field: usize,
+    header_field: usize,
+    tolerance: Decimal,
+}
+
+/// A compiled mapping.
+#[derive(Debug, Clone)]
+pub struct Mapping {
+    pub name: String,
+    pub file: PathBuf,
+    pub document_type: String,
+    pub match_globs: Vec<String>,
+    globs: globset::GlobSet,
+    pub source: SourceOptions,
+    pub key: Vec<String>,
+    pub lines_path: Vec<String>,
+    pub on_invalid: OnInvalid,
+    pub header: Vec<Field>,
+    pub line_fields: Vec<Field>,
+    pub lookups: IndexMap<String, Arc<Lookup>>,
+    checks: Vec<SumCheck>,
+    pub slots: Slots,
+}
+
+/// A document after mapping: its payload, or the problems that make it invalid.
+#[derive(Debug, Clone)]
+pub struct MappedDocument {
+    /// The key as users see it (`INV0042`; parts joined by `/`); empty for a keyless row.
+    pub key: String,
+    pub line: u64,
+    pub payload: Node,
+    /// sha256 of the source values the document was made from (not of the payload, so
+    /// that `{_file}` or `{_run}` in a template do not make a re-drop look new).
+    pub content_hash: String,
+    pub problems: Vec<Problem>,
+    pub rows: u64,
+}
+
+impl MappedDocument {
+    pub fn is_valid(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+impl Mapping {
+    /// Reads and compiles a mapping file. Relative lookup paths are taken from the
+    /// config's folder, or else from the mapping file's own folder.
+    pub fn load(file: &Path, base_dir: &Path) -> Result<Mapping, ConfigErrors> {
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| ConfigError::new(file, format!("cannot read the mapping file: {e}")))?;
+        let spec: MappingSpec = parse_toml(file, &text)?;
+        Mapping::compile(file, &text, spec, base_dir)
+    }
+
+    fn compile(
+        file: &Path,
+        text: &str,
+        spec: MappingSpec,
+        base_dir: &Path,
+    ) -> Result<Mapping, ConfigErrors> {
+        let loc = KeyLocator::new(text);
+        let mut errors: Vec<ConfigError> = Vec::new();
+        let err = |path: &[&str], msg: String| {
+            ConfigError::at(file, loc.line(path), &path.join("."), msg)
+        };
+
+        if spec.name.trim().is_empty() {
+            errors.push(err(&["name"], "the mapping needs a name".into()));
+        }
+        if spec.document_type.trim().is_empty() {
+            errors.push(err(&["document_type"], "document_type is empty".into()));
+        }
+        let mut gb = globset::GlobSetBuilder::new();
+        if spec.match_globs.is_empty() {
+            errors.push(err(
+                &["match"],
+                "`match` needs at least one file pattern, e.g. [\"INV_*.csv\"]".into(),
+            ));
+        }
+        for g in &spec.match_globs {
+            match globset::GlobBuilder::new(g)
+                .case_insensitive(true)
+                .literal_separator(true)
+                .build()
+            {
+                Ok(glob) => {
+                    gb.add(glob);
+                }
+                Err(e) => errors.push(err(&["match"], format!("bad pattern {g:?}: {e}"))),
+            }
+        }
+        let globs = gb.build().unwrap_or_else(|_| globset::GlobSet::empty());
+
+        // [source]
+        let src = &spec.source;
+        let delimiter = match &src.delimiter {
+            None => b',',
+            Some(d) => single_byte(d).unwrap_or_else(|| {
+                errors.push(err(&["source", "delimiter"], format!("delimiter {d:?} must be a single one-byte character (\";\", \",\", \"\\t\", \"|\")")));
+                b','
+            }),
+        };
+        let quote = match &src.quote {
+            None => b'"',
+            Some(q) => single_byte(q).unwrap_or_else(|| {
+                errors.push(err(
+                    &["source", "quote"],
+                    format!("quote {q:?} must be a single one-byte character"),
+                ));
+                b'"'
+            }),
+        };
+        let encoding = match &src.encoding {
+            None => encoding_rs::UTF_8,
+            Some(l) => encoding_for_label(l).unwrap_or_else(|| {
+                errors.push(err(&["source", "encoding"], format!("unknown encoding {l:?} (e.g. utf-8, utf-16, windows-1251, windows-1252, iso-8859-1)")));
+                encoding_rs::UTF_8
+            }),
+        };
+        let one_char =
+            |key: &str, v: &Option<String>, errors: &mut Vec<ConfigError>| -> Option<char> {
+                let s = v.as_ref()?;
+                let mut c = s.chars();
+                match (c.next(), c.next()) {
+                    (Some(ch), None) => Some(ch),
+                    (None, _) => None,
+                    _ => {
+                        errors.push(err(
+                            &["source", key],
+                            format!("{s:?} must be a single character"),
+                        ));
+                        None
+                    }
+                }
+            };
+        let decimal =
+            one_char("decimal_separator", &src.decimal_separator, &mut errors).unwrap_or('.');
+        let thousands = one_char("thousands_separator", &src.thousands_separator, &mut errors);
+        for (key, fmt, dt) in [
+            ("date_format", &src.date_format, false),
+            ("datetime_format", &src.datetime_format, true),
+        ] {
+            if let Some(f) = fmt {
+                if let Err(m) = value::DateFormat::compile(f, dt) {
+                    errors.push(err(&["source", key], m));
+                }
+            }
+        }
+        if src.format == SourceFormat::Xml
+            && src.record.as_deref().is_none_or(|r| r.trim().is_empty())
+        {
+            errors.push(err(&["source", "record"], "an XML source needs `record`, the path of the element that is one document (e.g. \"/Export/Invoice\")".into()));
+        }
+        if src.format == SourceFormat::Xml && !spec.lines.is_empty() && src.lines.is_none() {
+            errors.push(err(&["source", "lines"], "an XML source with [lines] needs `lines`, the path of the line elements relative to the record (e.g. \"Lines/Line\")".into()));
+        }
+        if src.format == SourceFormat::Csv && (src.record.is_some() || src.lines.is_some()) {
+            errors.push(err(
+                &["source", "record"],
+                "`record` and `lines` are for format = \"xml\"".into(),
+            ));
+        }
+
+        // [lookups]
+        let mapping_dir = file.parent().unwrap_or(Path::new("."));
+        let mut lookups: IndexMap<String, Arc<Lookup>> = IndexMap::new();
+        for (name, ls) in &spec.lookups {
+            let mut path = base_dir.join(&ls.file);
+            if !path.exists() && mapping_dir.join(&ls.file).exists() {
+                path = mapping_dir.join(&ls.file);
+            }
+            match Lookup::load(name, ls, &path) {
+                Ok(l) => {
+                    lookups.insert(name.clone(), Arc::new(l));
+                }
+                Err(m) => errors.push(err(&["lookups", name, "file"], m)),
+            }
+        }
+
+        // fields
+        let defaults = FieldDefaults {
+            decimal,
+            thousands,
+            date_format: src.date_format.clone(),
+            datetime_format: src.datetime_format.clone(),
+        };
+        let mut slots = Slots::default();
+        let compile_section = |section: &str,
+                               fields: &IndexMap<String, crate::config::mapping::FieldSpec>,
+                               list: &mut Vec<String>,
+                               errors: &mut Vec<ConfigError>|
+         -> Vec<Field> {
+            let mut out = Vec::new();
+            for (name, fs) in fields {
+                let mut intern = |n: &str| Slots::intern(list, n);
+                match Field::compile(name, fs, &defaults, &lookups, &mut intern) {
+                    Ok(f) => out.push(f),
+                    Err((key, msg)) => {
+                        let mut path = vec![section, name.as_str()];
+                        if !key.is_empty() {
+                            path.push(key);
+                        }
+                        errors.push(err(&path, msg));
+                    }
+                }
+            }
+            out
+        };
+        let header = compile_section("header", &spec.header, &mut slots.header, &mut errors);
+        let line_fields = compile_section("lines", &spec.lines, &mut slots.lines, &mut errors);
+        if header.is_empty() && line_fields.is_empty() && errors.is_empty() {
+            errors.push(err(
+                &["header"],
+                "the mapping has no fields: add [header] and/or [lines]".into(),
+            ));
+        }
+
+        // [document]
+        if spec.document.key.is_empty() || spec.document.key.iter().any(|k| k.trim().is_empty()) {
+            errors.push(err(
+                &["document", "key"],
+                "`key` needs at least one column, e.g. [\"InvoiceNo\"]".into(),
+            ));
+        }
+        for k in &spec.document.key {
+            Slots::intern(&mut slots.key, k);
+        }
+        let lines_path: Vec<String> = spec.document.lines.split('.').map(str::to_string).collect();
+        if lines_path.iter().any(|p| p.trim().is_empty()) {
+            errors.push(err(
+                &["document", "lines"],
+                format!("{:?} is not a valid name", spec.document.lines),
+            ));
+        }
+
+        // [[checks]]
+        let mut checks = Vec::new();
+        for (i, c) in spec.checks.iter().enumerate() {
+            let idx = i.to_string();
+            match c.kind {
+                CheckKind::Sum => {
+                    let lf = line_fields.iter().position(|f| f.name == c.lines_field);
+                    let hf = header.iter().position(|f| f.name == c.equals);
+                    let numeric =
+                        |f: &Field| matches!(f.kind, Kind::Decimal { .. } | Kind::Integer { .. });
+                    match lf {
+                        None => errors.push(err(
+                            &["checks", &idx, "lines_field"],
+                            format!("there is no field {:?} in [lines]", c.lines_field),
+                        )),
+                        Some(i) if !numeric(&line_fields[i]) => errors.push(err(
+                            &["checks", &idx, "lines_field"],
+                            format!(
+                                "lines field {:?} must have type decimal or integer",
+                                c.lines_field
+                            ),
+                        )),
+                        _ => {}
+                    }
+                    match hf {
+                        None => errors.push(err(
+                            &["checks", &idx, "equals"],
+                            format!("there is no field {:?} in [header]", c.equals),
+                        )),
+                        Some(i) if !numeric(&header[i]) => errors.push(err(
+                            &["checks", &idx, "equals"],
+                            format!(
+                                "header field {:?} must have type decimal or integer",
+                                c.equals
+                            ),
+                        )),
+                        _ => {}
+                    }
+                    let tolerance = match &c.tolerance {
+                        None => Decimal::ZERO,
+                        Some(t) => value::decimal_from_config(&t.as_text())
+                            .filter(|d| !d.is_sign_negative())
+                            .unwrap_or_else(|| {
+                                errors.push(err(
+                                    &["checks", &idx, "tolerance"],
+                                    format!(
+                                        "tolerance {:?} must be a number of 0 or more",
+                                        t.as_text()
+                                    ),
+                                ));
+                                Decimal::ZERO
+                            }),
+                    };
+                    if let (Some(l), Some(h)) = (lf, hf) {
+                        checks.push(SumCheck {
+                            line_field: l,
+                            header_field: h,
+                            tolerance,
+                        });
+                    }
+                }
+            }
+        }
+
+        if !errors.is_empty() {
+            return Err(ConfigErrors(errors));
+        }
+        Ok(Mapping {
+            name: spec.name,
+            file: file.to_path_buf(),
+            document_type: spec.document_type,
+            match_globs: spec.match_globs,
+            globs,
+            source: SourceOptions {
+                format: src.format,
+                csv: CsvOptions {
+                    delimiter,
+                    quote,
+                    header: src.header,
+                    skip_lines: src.skip_lines,
+                    encoding,
+                },
+                encoding_explicit: src.encoding.is_some(),
+                record: src.record.clone(),
+                lines: src.lines.clone(),
+                namespaces: src.namespaces.clone(),
+            },
+            key: spec.document.key,
+            lines_path,
+            on_invalid: spec.document.on_invalid,
+            header,
+            line_fields,
+            lookups,
+            checks,
+            slots,
+        })
+    }
+
+    /// Whether this mapping takes a file of this name (globs match case-insensitively).
+    pub fn matches(&self, file_name: &str) -> bool {
+        self.globs.is_match(file_name)
+    }
+
+    /// Maps one document. Never fails: what is wrong becomes the document's problems.
+    pub fn map_document(&self, raw: &RawDocument, file: &str, run: &str) -> MappedDocument {
+        let key = raw.key_display();
+        let doc_key = (!key.is_empty()).then(|| key.clone());
+        let mut problems: Vec<Problem> = raw
+            .problems
+            .iter()
+            .cloned()
+            .map(|mut p| {
+                if p.document.is_none() {
+                    p.document = doc_key.clone();
+                }
+                p
+            })
+            .collect();
+        let mut payload = Node::obj();
+        let mut header_values: Vec<Option<Decimal>> = vec![None; self.header.len()];
+        let ctx = EvalCtx {
+            row: &raw.header,
+            file,
+            run,
+        };
+        for (i, f) in self.header.iter().enumerate() {
+            match f.eval(&ctx) {
+                Ok(v) => {
+                    header_values[i] = v.as_decimal();
+                    payload.insert_path(&f.path, v.to_node(f.json_number));
+                }
+                Err(e) => {
+                    let line = f.slot().map(|s| raw.header.line_of(s)).unwrap_or(raw.line);
+                    problems.push(field_problem(f, e, &doc_key, line));
+                }
+            }
+        }
+        if !self.line_fields.is_empty() {
+            let mut sums: Vec<Option<Decimal>> = vec![Some(Decimal::ZERO); self.checks.len()];
+            let mut lines = Vec::with_capacity(raw.lines.len());
+            for row in &raw.lines {
+                let ctx = EvalCtx { row, file, run };
+                let mut obj = Node::obj();
+                for (fi, f) in self.line_fields.iter().enumerate() {
+                    match f.eval(&ctx) {
+                        Ok(v) => {
+                            for (ci, c) in self.checks.iter().enumerate() {
+                                if c.line_field == fi {
+                                    sums[ci] = match (sums[ci], v.as_decimal()) {
+                                        (Some(s), Some(d)) => s.checked_add(d),
+                                        // an empty amount counts as zero
+                                        (Some(s), None) if v.is_null() => Some(s),
+                                        _ => None,
+                                    };
+                                }
+                            }
+                            obj.insert_path(&f.path, v.to_node(f.json_number));
+                        }
+                        Err(e) => {
+                            for (ci, c) in self.checks.iter().enumerate() {
+                                if c.line_field == fi {
+                                    sums[ci] = None;
+                                }
+                            }
+                            let line = f.slot().map(|s| row.line_of(s)).unwrap_or(row.line);
+                            problems.push(field_problem(f, e, &doc_key, line));
+                        }
+                    }
+                }
+                lines.push(obj);
+            }
+            for (ci, c) in self.checks.iter().enumerate() {
+                let (Some(sum), Some(expected)) = (sums[ci], header_values[c.header_field]) else {
+                    continue;
+                };
+                let diff = (sum - expected).abs();
+                if diff > c.tolerance {
+                    let hf = &self.header[c.header_field];
+                    let lf = &self.line_fields[c.line_field];
+                    let line = hf.slot().map(|s| raw.header.line_of(s)).unwrap_or(raw.line);
+                    let msg = format!(
+                        "The lines' {} add up to {} but {} is {} (difference {})",
+                        lf.label.to_lowercase(),
+                        sum.normalize(),
+                        hf.label.to_lowercase(),
+                        expected,
+                        diff.normalize()
+                    );
+                    problems.push(Problem {
+                        stage: Stage::Validate,
+                        document: doc_key.clone(),
+                        line: Some(line),
+                        column: hf.column().map(str::to_string),
+                        field: Some(hf.name.clone()),
+                        value: Some(expected.to_string()),
+                        code: Code::Sum,
+                        message: with_location(&msg, Some(line), hf.column()),
+                        status: None,
+                    });
+                }
+            }
+            payload.insert_path(&self.lines_path, Node::Arr(lines));
+        }
+        MappedDocument {
+            content_hash: content_hash(raw),
+            key,
+            line: raw.line,
+            payload,
+            problems,
+            rows: raw.rows,
+        }
+    }
+}
+
+fn field_problem(f: &Field, e: field::FieldError, doc: &Option<String>, line: u64) -> Problem {
+    let stage = match e.code {
+        Code::Type | Code::Lookup => Stage::Map,
+        _ => Stage::Validate,
+    };
+    Problem {
+        stage,
+        document: doc.clone(),
+        line: Some(line),
+        column: f.column().map(str::to_string),
+        field: Some(f.name.clone()),
+        value: Some(e.value),
+        code: e.code,
+        message: with_location(&e.message, Some(line), f.column()),
+        status: None,
+    }
+}
+
+/// sha256 over the key and every slot value of the document, in order.
+fn content_hash(raw: &RawDocument) -> String {
+    let mut h = Sha256::new();
+    for k in &raw.key {
+        h.update(k.as_bytes());
+        h.update([0x1f]);
+    }
+    let mut row = |r: &crate::source::RawRow| {
+        h.update([0x1e]);
+        for i in 0..r.len() {
+            match r.get(i) {
+                Some(v) => h.update(v.trim().as_bytes()),
+                None => h.update([0x00]),
+            }
+            h.update([0x1f]);
+        }
+    };
+    row(&raw.header);
+    for l in &raw.lines {
+        row(l);
+    }
+    hex::encode(h.finalize())
+}

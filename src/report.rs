@@ -1,0 +1,231 @@
+//! Reports: `FILE.errors.json`, `FILE.errors.csv`, `FILE.report.json`, and the summary
+//! printed to the user.
+
+use crate::fsutil::write_atomic;
+use crate::pipeline::FileCheck;
+use crate::problem::Problem;
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::Serialize;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+/// What became of a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Dry run: every document is valid.
+    Valid,
+    /// Dry run: at least one problem.
+    Invalid,
+    /// Run: every document accepted (or already imported); the file is in done/.
+    Done,
+    /// Run: the file is in failed/.
+    Failed,
+    /// Run: the target was unavailable; the file stays in the inbox.
+    Unavailable,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Valid => "valid",
+            Outcome::Invalid => "invalid",
+            Outcome::Done => "done",
+            Outcome::Failed => "failed",
+            Outcome::Unavailable => "unavailable",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct Counts {
+    pub rows: u64,
+    pub documents: u64,
+    pub accepted: u64,
+    pub rejected: u64,
+    pub invalid: u64,
+    pub already_imported: u64,
+}
+
+/// The contents of `FILE.errors.json` and `FILE.report.json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct FileReport {
+    pub file: String,
+    pub sha256: String,
+    pub mapping: String,
+    pub run: String,
+    pub started: String,
+    pub finished: String,
+    pub outcome: Outcome,
+    pub counts: Counts,
+    /// Where the file went (run only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub moved_to: Option<String>,
+    pub errors: Vec<Problem>,
+}
+
+pub fn timestamp(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+impl FileReport {
+    /// A report of a check, with counts for a dry run (`accepted` stays 0).
+    pub fn from_check(check: &FileCheck, run: &str, outcome: Outcome) -> FileReport {
+        FileReport {
+            file: check.name.clone(),
+            sha256: check.sha256.clone(),
+            mapping: check.mapping.clone(),
+            run: run.to_string(),
+            started: timestamp(check.started),
+            finished: timestamp(check.finished),
+            outcome,
+            counts: Counts {
+                rows: check.rows,
+                documents: check.documents,
+                accepted: 0,
+                rejected: 0,
+                invalid: check.invalid,
+                already_imported: check.already_imported,
+            },
+            moved_to: None,
+            errors: check.problems.clone(),
+        }
+    }
+
+    /// Writes `NAME.errors.json` and `NAME.errors.csv` into `dir`; returns their paths.
+    pub fn write_errors(&self, dir: &Path, name: &str) -> io::Result<(PathBuf, PathBuf)> {
+        let json = dir.join(format!("{name}.errors.json"));
+        let csv = dir.join(format!("{name}.errors.csv"));
+        write_atomic(&json, &self.to_json())?;
+        write_atomic(&csv, &self.errors_csv()?)?;
+        Ok((json, csv))
+    }
+
+    /// Writes `NAME.report.json` into `dir`.
+    pub fn write_done(&self, dir: &Path, name: &str) -> io::Result<PathBuf> {
+        let path = dir.join(format!("{name}.report.json"));
+        write_atomic(&path, &self.to_json())?;
+        Ok(path)
+    }
+
+    pub fn to_json(&self) -> Vec<u8> {
+        let mut v = serde_json::to_vec_pretty(self).expect("a report serialises");
+        v.push(b'\n');
+        v
+    }
+
+    /// The error rows as CSV for a spreadsheet (UTF-8 with BOM, so Excel reads it right).
+    pub fn errors_csv(&self) -> io::Result<Vec<u8>> {
+        let mut out = Vec::new();
+        out.extend_from_slice("\u{feff}".as_bytes());
+        {
+            let mut w = csv::Writer::from_writer(&mut out);
+            w.write_record([
+                "stage", "document", "line", "column", "field", "value", "code", "message",
+                "status",
+            ])?;
+            for p in &self.errors {
+                w.write_record([
+                    p.stage.as_str(),
+                    p.document.as_deref().unwrap_or(""),
+                    &p.line.map(|l| l.to_string()).unwrap_or_default(),
+                    p.column.as_deref().unwrap_or(""),
+                    p.field.as_deref().unwrap_or(""),
+                    p.value.as_deref().unwrap_or(""),
+                    p.code.as_str(),
+                    &p.message,
+                    &p.status.map(|s| s.to_string()).unwrap_or_default(),
+                ])?;
+            }
+            w.flush()?;
+        }
+        Ok(out)
+    }
+}
+
+/// How many problems of a file the text summary shows.
+const SHOWN: usize = 5;
+
+/// Prints one file's summary line and its first problems.
+pub fn print_file_summary<W: Write>(out: &mut W, r: &FileReport) -> io::Result<()> {
+    let c = &r.counts;
+    write!(
+        out,
+        "{}: {} ({}): {} rows, {} documents",
+        r.outcome.as_str(),
+        r.file,
+        r.mapping,
+        c.rows,
+        c.documents
+    )?;
+    let valid = c.documents.saturating_sub(c.invalid);
+    match r.outcome {
+        Outcome::Valid | Outcome::Invalid => write!(out, ", {valid} valid, {} invalid", c.invalid)?,
+        _ => write!(
+            out,
+            ", {} accepted, {} rejected, {} invalid",
+            c.accepted, c.rejected, c.invalid
+        )?,
+    }
+    if c.already_imported > 0 {
+        write!(out, ", {} already imported", c.already_imported)?;
+    }
+    writeln!(out)?;
+    for p in r.errors.iter().take(SHOWN) {
+        match &p.document {
+            Some(d) => writeln!(out, "  {d}: {} [{}]", p.message, p.code)?,
+            None => writeln!(out, "  {} [{}]", p.message, p.code)?,
+        }
+    }
+    if r.errors.len() > SHOWN {
+        writeln!(
+            out,
+            "  ... and {} more problems (see the report)",
+            r.errors.len() - SHOWN
+        )?;
+    }
+    Ok(())
+}
+
+/// Totals over the files of a command.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Totals {
+    pub files: u64,
+    pub files_ok: u64,
+    pub files_failed: u64,
+    pub files_waiting: u64,
+    pub rows: u64,
+    pub documents: u64,
+    pub accepted: u64,
+    pub rejected: u64,
+    pub invalid: u64,
+    pub already_imported: u64,
+}
+
+impl Totals {
+    pub fn add(&mut self, r: &FileReport) {
+        self.files += 1;
+        match r.outcome {
+            Outcome::Valid | Outcome::Done => self.files_ok += 1,
+            Outcome::Invalid | Outcome::Failed => self.files_failed += 1,
+            Outcome::Unavailable => self.files_waiting += 1,
+        }
+        self.rows += r.counts.rows;
+        self.documents += r.counts.documents;
+        self.accepted += r.counts.accepted;
+        self.rejected += r.counts.rejected;
+        self.invalid += r.counts.invalid;
+        self.already_imported += r.counts.already_imported;
+    }
+}
+
+/// The JSON printed by `--json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    pub command: String,
+    pub run: String,
+    pub dry_run: bool,
+    pub files: Vec<FileReport>,
+    pub totals: Totals,
+    pub exit_code: i32,
+}

@@ -1,0 +1,702 @@
+//! CSV exports: one row per document line, rows that share the key form one document.
+//!
+//! The file is streamed. Input grouped by key (the usual case: an export writes an
+//! invoice's lines together) holds one document at a time; when a key comes back after
+//! other keys, [`SourceError::Ungrouped`] tells the caller to read the file again in
+//! ungrouped mode, which collects documents by key.
+
+use super::decode::{encoding_error, hex_bytes, DecodeReader, Tap, TapReader};
+use super::{RawDocument, RawRow, Slots, SourceError};
+use crate::problem::{quote, with_location, Code, Problem, Stage};
+use encoding_rs::Encoding;
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::hash::{BuildHasher, RandomState};
+use std::io::{BufRead, BufReader, Read};
+use std::rc::Rc;
+
+/// How to read a CSV file.
+#[derive(Debug, Clone)]
+pub struct CsvOptions {
+    pub delimiter: u8,
+    pub quote: u8,
+    pub header: bool,
+    pub skip_lines: usize,
+    pub encoding: &'static Encoding,
+}
+
+/// Whether a file is read as grouped (streaming) or ungrouped (collect by key).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Grouping {
+    Grouped,
+    Ungrouped,
+}
+
+type Inner<R> = EndWithNewline<BufReader<DecodeReader<TapReader<R>>>>;
+
+/// Makes sure the text ends with `\n`, so that every record is terminated the same way
+/// and its physical line can be computed from the reader's position.
+pub struct EndWithNewline<R> {
+    inner: R,
+    last: u8,
+    seen: bool,
+    added: bool,
+}
+
+impl<R: Read> Read for EndWithNewline<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n > 0 {
+            self.seen = true;
+            self.last = buf[n - 1];
+            return Ok(n);
+        }
+        if self.seen && self.last != b'\n' && !self.added && !buf.is_empty() {
+            self.added = true;
+            buf[0] = b'\n';
+            return Ok(1);
+        }
+        Ok(0)
+    }
+}
+
+pub struct CsvSource<R: Read> {
+    rdr: csv::Reader<Inner<R>>,
+    line_offset: u64,
+    columns: Vec<String>,
+    header_idx: Vec<usize>,
+    line_idx: Vec<usize>,
+    key_idx: Vec<usize>,
+    record: csv::ByteRecord,
+    pending: Option<RawDocument>,
+    queue: VecDeque<RawDocument>,
+    seen: HashSet<u64>,
+    hasher: RandomState,
+    grouping: Grouping,
+    collected: Option<std::vec::IntoIter<RawDocument>>,
+    finished: bool,
+    tap: Rc<RefCell<Tap>>,
+}
+
+impl<R: Read> CsvSource<R> {
+    /// Opens the file, reads the header row and resolves every slot to a column.
+    /// A problem here concerns the whole file.
+    pub fn open(
+        input: R,
+        tap: Rc<RefCell<Tap>>,
+        opts: &CsvOptions,
+        slots: &Slots,
+        grouping: Grouping,
+    ) -> Result<CsvSource<R>, Problem> {
+        let decoder = DecodeReader::new(TapReader::new(input, tap.clone()), opts.encoding);
+        let mut buffered = BufReader::with_capacity(256 * 1024, decoder);
+        let mut skipped = 0u64;
+        let mut scratch = Vec::new();
+        for _ in 0..opts.skip_lines {
+            scratch.clear();
+            let n = buffered
+                .read_until(b'\n', &mut scratch)
+                .map_err(|e| io_problem(&e, skipped + 1))?;
+            if n == 0 {
+                break;
+            }
+            skipped += 1;
+        }
+        let mut rdr = csv::ReaderBuilder::new()
+            .delimiter(opts.delimiter)
+            .quote(opts.quote)
+            .has_headers(false)
+            .flexible(true)
+            .terminator(csv::Terminator::Any(b'\n'))
+            .from_reader(EndWithNewline {
+                inner: buffered,
+                last: 0,
+                seen: false,
+                added: false,
+            });
+        let mut record = csv::ByteRecord::new();
+        let mut columns: Vec<String> = Vec::new();
+        if opts.header {
+            loop {
+                let got = rdr
+                    .read_byte_record(&mut record)
+                    .map_err(|e| csv_problem(e, skipped))?;
+                if !got {
+                    return Err(Problem::file(
+                        Code::Empty,
+                        None,
+                        "The file is empty: there is no header row",
+                    ));
+                }
+                if is_blank(&record) {
+                    continue;
+                }
+                let line = record_line(&rdr, &record, skipped);
+                for (i, field) in record.iter().enumerate() {
+                    match std::str::from_utf8(field) {
+                        Ok(s) => columns.push(s.trim().trim_start_matches('\u{feff}').to_string()),
+                        Err(e) => {
+                            return Err(utf8_problem(
+                                line,
+                                &format!("header column {}", i + 1),
+                                field,
+                                e,
+                                opts.encoding,
+                            ))
+                        }
+                    }
+                }
+                break;
+            }
+        }
+        let mut missing = Vec::new();
+        let mut resolve = |names: &[String]| -> Vec<usize> {
+            names
+                .iter()
+                .map(|n| match resolve_column(&columns, n, opts.header) {
+                    Some(i) => i,
+                    None => {
+                        if !missing.contains(n) {
+                            missing.push(n.clone());
+                        }
+                        usize::MAX
+                    }
+                })
+                .collect()
+        };
+        let header_idx = resolve(&slots.header);
+        let line_idx = resolve(&slots.lines);
+        let key_idx = resolve(&slots.key);
+        if !missing.is_empty() {
+            let list = missing
+                .iter()
+                .map(|m| format!("{m:?}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let msg = if opts.header {
+                format!(
+                    "The header row has no column {list}; its columns are {}",
+                    columns
+                        .iter()
+                        .map(|c| format!("{c:?}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            } else {
+                format!("Column {list} is not a column number (the mapping says header = false, so `from` must be 1, 2, 3...)")
+            };
+            let line = if opts.header { Some(1 + skipped) } else { None };
+            return Err(
+                Problem::file(Code::MissingColumn, line, msg).with_value(missing.join(", "))
+            );
+        }
+        Ok(CsvSource {
+            rdr,
+            line_offset: skipped,
+            columns,
+            header_idx,
+            line_idx,
+            key_idx,
+            record,
+            pending: None,
+            queue: VecDeque::new(),
+            seen: HashSet::new(),
+            hasher: RandomState::new(),
+            grouping,
+            collected: None,
+            finished: false,
+            tap,
+        })
+    }
+
+    fn column_name(&self, idx: usize) -> String {
+        self.columns
+            .get(idx)
+            .cloned()
+            .unwrap_or_else(|| (idx + 1).to_string())
+    }
+
+    /// Reads the next non-blank row into `self.record`; `Ok(false)` at the end.
+    fn read_row(&mut self) -> Result<bool, Problem> {
+        loop {
+            let got = self
+                .rdr
+                .read_byte_record(&mut self.record)
+                .map_err(|e| csv_problem(e, self.line_offset))?;
+            if !got {
+                return Ok(false);
+            }
+            if is_blank(&self.record) {
+                continue;
+            }
+            if let Err(e) = std::str::from_utf8(self.record.as_slice()) {
+                // Find the field, and the physical line inside a quoted multi-line value.
+                let bad_at = e.valid_up_to();
+                let line = self.row_line();
+                let mut offset = 0;
+                let mut extra_lines = 0;
+                for (i, field) in self.record.iter().enumerate() {
+                    if bad_at < offset + field.len() {
+                        let within = bad_at - offset;
+                        extra_lines +=
+                            field[..within].iter().filter(|&&b| b == b'\n').count() as u64;
+                        let err = std::str::from_utf8(field).unwrap_err();
+                        return Err(utf8_problem(
+                            line + extra_lines,
+                            &self.column_name(i),
+                            field,
+                            err,
+                            encoding_rs::UTF_8,
+                        ));
+                    }
+                    extra_lines += field.iter().filter(|&&b| b == b'\n').count() as u64;
+                    offset += field.len();
+                }
+            }
+            return Ok(true);
+        }
+    }
+
+    fn row_line(&self) -> u64 {
+        record_line(&self.rdr, &self.record, self.line_offset)
+    }
+
+    fn field(&self, idx: usize) -> Option<&str> {
+        // Valid UTF-8 was checked for the whole record in `read_row`.
+        let mut b = self.record.get(idx)?;
+        if idx + 1 == self.record.len() {
+            // the `\r` of a CRLF line end
+            b = b.strip_suffix(b"\r").unwrap_or(b);
+        }
+        Some(std::str::from_utf8(b).unwrap_or_default())
+    }
+
+    fn key_of_row(&self) -> Vec<String> {
+        let parts: Vec<String> = self
+            .key_idx
+            .iter()
+            .map(|&i| self.field(i).unwrap_or("").trim().to_string())
+            .collect();
+        if parts.iter().all(|p| p.is_empty()) {
+            Vec::new()
+        } else {
+            parts
+        }
+    }
+
+    fn slot_row(&self, idx: &[usize], line: u64) -> RawRow {
+        let mut row = RawRow::new(line);
+        for &i in idx {
+            row.push(Some(self.field(i).unwrap_or("")));
+        }
+        row
+    }
+
+    /// A problem with the current row's shape, if any.
+    fn shape_problem(&self, line: u64, key: &[String]) -> Option<Problem> {
+        if self.columns.is_empty() || self.record.len() == self.columns.len() {
+            return None;
+        }
+        let msg = format!(
+            "This row has {} fields but the header has {}: a delimiter inside an unquoted value, or a missing one",
+            self.record.len(),
+            self.columns.len()
+        );
+        Some(Problem {
+            stage: Stage::Read,
+            document: (!key.is_empty()).then(|| key.join("/")),
+            line: Some(line),
+            column: None,
+            field: None,
+            value: Some(self.record.len().to_string()),
+            code: Code::Malformed,
+            message: with_location(&msg, Some(line), None),
+            status: None,
+        })
+    }
+
+    /// Builds a new document from the current row.
+    fn start_document(&self, key: Vec<String>, line: u64) -> RawDocument {
+        let mut doc = RawDocument {
+            line,
+            header: self.slot_row(&self.header_idx, line),
+            rows: 1,
+            ..RawDocument::default()
+        };
+        if !self.line_idx.is_empty() {
+            doc.lines.push(self.slot_row(&self.line_idx, line));
+        }
+        if let Some(p) = self.shape_problem(line, &key) {
+            doc.problems.push(p);
+        }
+        if key.is_empty() {
+            let cols: Vec<String> = self.key_idx.iter().map(|&i| self.column_name(i)).collect();
+            let msg = format!("The row has no {}, the document key", cols.join(" or "));
+            doc.problems.push(Problem {
+                stage: Stage::Map,
+                document: None,
+                line: Some(line),
+                column: Some(cols.join(", ")),
+                field: None,
+                value: Some(String::new()),
+                code: Code::Required,
+                message: with_location(&msg, Some(line), Some(&cols.join(", "))),
+                status: None,
+            });
+        }
+        doc.key = key;
+        doc
+    }
+
+    /// Adds the current row to an existing document as a line; reports header values
+    /// that differ from the document's first row.
+    fn extend_document(&self, doc: &mut RawDocument, line: u64) {
+        doc.rows += 1;
+        if !self.line_idx.is_empty() {
+            doc.lines.push(self.slot_row(&self.line_idx, line));
+        }
+        if let Some(p) = self.shape_problem(line, &doc.key) {
+            doc.problems.push(p);
+        }
+        for (slot, &col) in self.header_idx.iter().enumerate() {
+            let new = self.field(col).unwrap_or("").trim();
+            let first = doc.header.get(slot).unwrap_or("").trim();
+            if !new.is_empty() && !first.is_empty() && new != first {
+                let column = self.column_name(col);
+                let msg = format!(
+                    "Document {} appears again with {} {} but its first row (line {}) has {}",
+                    doc.key_display(),
+                    column,
+                    quote(new),
+                    doc.line,
+                    quote(first)
+                );
+                doc.problems.push(Problem {
+                    stage: Stage::Validate,
+                    document: Some(doc.key_display()),
+                    line: Some(line),
+                    column: Some(column.clone()),
+                    field: None,
+                    value: Some(new.to_string()),
+                    code: Code::Duplicate,
+                    message: with_location(&msg, Some(line), Some(&column)),
+                    status: None,
+                });
+                break;
+            }
+        }
+    }
+
+    fn next_grouped(&mut self) -> Option<Result<RawDocument, SourceError>> {
+        loop {
+            if let Some(d) = self.queue.pop_front() {
+                return Some(Ok(d));
+            }
+            if self.finished {
+                return None;
+            }
+            match self.read_row() {
+                Err(p) => {
+                    self.finished = true;
+                    return Some(Err(SourceError::Fatal(p)));
+                }
+                Ok(false) => {
+                    self.finished = true;
+                    if let Some(d) = self.pending.take() {
+                        return Some(Ok(d));
+                    }
+                    return None;
+                }
+                Ok(true) => {}
+            }
+            let line = self.row_line();
+            let key = self.key_of_row();
+            if key.is_empty() {
+                let doc = self.start_document(key, line);
+                if let Some(p) = self.pending.take() {
+                    self.queue.push_back(p);
+                }
+                self.queue.push_back(doc);
+                continue;
+            }
+            if let Some(p) = self.pending.as_mut() {
+                if p.key == key {
+                    let mut p = self.pending.take().unwrap();
+                    self.extend_document(&mut p, line);
+                    self.pending = Some(p);
+                    continue;
+                }
+            }
+            let h = self.hasher.hash_one(&key);
+            if !self.seen.insert(h) {
+                return Some(Err(SourceError::Ungrouped));
+            }
+            let doc = self.start_document(key, line);
+            if let Some(p) = self.pending.replace(doc) {
+                return Some(Ok(p));
+            }
+        }
+    }
+
+    fn collect_all(&mut self) -> Result<Vec<RawDocument>, Problem> {
+        let mut docs: Vec<RawDocument> = Vec::new();
+        let mut index: HashMap<Vec<String>, usize> = HashMap::new();
+        while self.read_row()? {
+            let line = self.row_line();
+            let key = self.key_of_row();
+            if key.is_empty() {
+                docs.push(self.start_document(key, line));
+                continue;
+            }
+            match index.get(&key) {
+                Some(&i) => {
+                    let mut d = std::mem::take(&mut docs[i]);
+                    self.extend_document(&mut d, line);
+                    docs[i] = d;
+                }
+                None => {
+                    index.insert(key.clone(), docs.len());
+                    docs.push(self.start_document(key, line));
+                }
+            }
+        }
+        Ok(docs)
+    }
+}
+
+impl<R: Read> super::DocumentSource for CsvSource<R> {
+    fn next_document(&mut self) -> Option<Result<RawDocument, SourceError>> {
+        match self.grouping {
+            Grouping::Grouped => self.next_grouped(),
+            Grouping::Ungrouped => {
+                if self.collected.is_none() {
+                    match self.collect_all() {
+                        Ok(docs) => self.collected = Some(docs.into_iter()),
+                        Err(p) => {
+                            self.collected = Some(Vec::new().into_iter());
+                            return Some(Err(SourceError::Fatal(p)));
+                        }
+                    }
+                }
+                self.collected.as_mut().and_then(|it| it.next()).map(Ok)
+            }
+        }
+    }
+
+    fn bytes_read(&self) -> u64 {
+        self.tap.borrow().bytes
+    }
+}
+
+/// The physical line where the record just read starts: the reader stands at the start
+/// of the line after the record's `\n`; newlines inside quoted values move it down.
+fn record_line<R: Read>(rdr: &csv::Reader<R>, record: &csv::ByteRecord, offset: u64) -> u64 {
+    let inside = record.as_slice().iter().filter(|&&b| b == b'\n').count() as u64;
+    rdr.position().line().saturating_sub(1 + inside).max(1) + offset
+}
+
+fn is_blank(record: &csv::ByteRecord) -> bool {
+    record
+        .iter()
+        .all(|f| f.iter().all(|b| b.is_ascii_whitespace()))
+}
+
+fn resolve_column(columns: &[String], name: &str, header: bool) -> Option<usize> {
+    if !header {
+        return name
+            .trim()
+            .parse::<usize>()
+            .ok()
+            .filter(|&n| n >= 1)
+            .map(|n| n - 1);
+    }
+    columns
+        .iter()
+        .position(|c| c == name)
+        .or_else(|| {
+            columns
+                .iter()
+                .position(|c| c.trim().eq_ignore_ascii_case(name.trim()))
+        })
+        .or_else(|| {
+            // `from = 3` also works with a header row.
+            name.trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|&n| n >= 1 && n <= columns.len())
+                .map(|n| n - 1)
+        })
+}
+
+fn utf8_problem(
+    line: u64,
+    column: &str,
+    field: &[u8],
+    err: std::str::Utf8Error,
+    encoding: &'static Encoding,
+) -> Problem {
+    let at = err.valid_up_to();
+    let bad_len = err.error_len().unwrap_or(field.len() - at).max(1);
+    let bad = &field[at..(at + bad_len).min(field.len())];
+    let msg = format!(
+        "The bytes {} are not valid {}: the file is in another encoding (set source.encoding in the mapping, e.g. \"windows-1251\") or is not a text file",
+        hex_bytes(bad),
+        encoding.name()
+    );
+    Problem {
+        stage: Stage::Read,
+        document: None,
+        line: Some(line),
+        column: Some(column.to_string()),
+        field: None,
+        value: Some(hex_bytes(bad)),
+        code: Code::Encoding,
+        message: with_location(&msg, Some(line), Some(column)),
+        status: None,
+    }
+}
+
+fn io_problem(e: &std::io::Error, line: u64) -> Problem {
+    if let Some(enc) = encoding_error(e) {
+        let msg = format!(
+            "The bytes {} are not valid {}: the file is in another encoding (check source.encoding in the mapping)",
+            hex_bytes(&enc.bytes),
+            enc.encoding
+        );
+        return Problem::file(
+            Code::Encoding,
+            Some(enc.line),
+            with_location(&msg, Some(enc.line), None),
+        )
+        .with_value(hex_bytes(&enc.bytes));
+    }
+    Problem::file(
+        Code::Io,
+        Some(line),
+        format!("The file could not be read: {e}"),
+    )
+}
+
+fn csv_problem(e: csv::Error, line_offset: u64) -> Problem {
+    let line = e.position().map(|p| p.line() + line_offset).unwrap_or(0);
+    match e.into_kind() {
+        // The decoder counts lines from the start of the file, skipped lines included.
+        csv::ErrorKind::Io(io) => io_problem(&io, line),
+        other => Problem::file(
+            Code::Malformed,
+            (line > 0).then_some(line),
+            format!("The file is not valid CSV: {other:?}"),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::DocumentSource;
+    use super::*;
+
+    fn slots(header: &[&str], lines: &[&str], key: &[&str]) -> Slots {
+        let v = |x: &[&str]| x.iter().map(|s| s.to_string()).collect();
+        Slots {
+            header: v(header),
+            lines: v(lines),
+            key: v(key),
+        }
+    }
+
+    fn opts(delim: u8) -> CsvOptions {
+        CsvOptions {
+            delimiter: delim,
+            quote: b'"',
+            header: true,
+            skip_lines: 0,
+            encoding: encoding_rs::UTF_8,
+        }
+    }
+
+    fn read_all(text: &[u8], s: &Slots, g: Grouping) -> Result<Vec<RawDocument>, SourceError> {
+        let tap = Rc::new(RefCell::new(Tap::default()));
+        let mut src = CsvSource::open(text, tap, &opts(b';'), s, g).map_err(SourceError::Fatal)?;
+        let mut out = Vec::new();
+        while let Some(d) = src.next_document() {
+            out.push(d?);
+        }
+        Ok(out)
+    }
+
+    #[test]
+    fn quoted_newline_moves_later_lines_down() {
+        let text = b"No;Desc;Amt\r\n1;\"two\r\nlines\";5\r\n2;x;6\r\n";
+        let s = slots(&["No"], &["Desc", "Amt"], &["No"]);
+        let docs = read_all(text, &s, Grouping::Grouped).unwrap();
+        assert_eq!(docs.len(), 2);
+        assert_eq!(docs[0].line, 2);
+        assert_eq!(docs[0].lines[0].get(0), Some("two\r\nlines"));
+        assert_eq!(docs[1].line, 4);
+    }
+
+    #[test]
+    fn rows_sharing_a_key_are_one_document() {
+        let text = b"No;Item\n1;a\n1;b\n2;c\n";
+        let s = slots(&["No"], &["Item"], &["No"]);
+        let docs = read_all(text, &s, Grouping::Grouped).unwrap();
+        assert_eq!(docs.len(), 2);
+        assert_eq!(docs[0].lines.len(), 2);
+        assert_eq!(docs[0].rows, 2);
+    }
+
+    #[test]
+    fn a_key_that_comes_back_asks_for_ungrouped_mode() {
+        let text = b"No;Item\n1;a\n2;b\n1;c\n";
+        let s = slots(&["No"], &["Item"], &["No"]);
+        assert!(matches!(
+            read_all(text, &s, Grouping::Grouped),
+            Err(SourceError::Ungrouped)
+        ));
+        let docs = read_all(text, &s, Grouping::Ungrouped).unwrap();
+        assert_eq!(docs.len(), 2);
+        assert_eq!(docs[0].lines.len(), 2);
+        assert_eq!(docs[0].lines[1].line, 4);
+    }
+
+    #[test]
+    fn blank_and_delimiter_only_lines_are_skipped() {
+        let text = b"No;Item\n1;a\n\n;\n  \n";
+        let s = slots(&["No"], &["Item"], &["No"]);
+        let docs = read_all(text, &s, Grouping::Grouped).unwrap();
+        assert_eq!(docs.len(), 1);
+    }
+
+    #[test]
+    fn differing_header_value_is_a_duplicate() {
+        let text = b"No;Cust;Item\n1;C1;a\n1;C2;b\n1;;c\n";
+        let s = slots(&["Cust"], &["Item"], &["No"]);
+        let docs = read_all(text, &s, Grouping::Grouped).unwrap();
+        assert_eq!(docs[0].problems.len(), 1);
+        let p = &docs[0].problems[0];
+        assert_eq!(p.code, Code::Duplicate);
+        assert_eq!(p.line, Some(3));
+        assert_eq!(p.value.as_deref(), Some("C2"));
+    }
+
+    #[test]
+    fn invalid_utf8_names_line_and_column() {
+        let text = b"No;Name\n1;ok\n2;\xCE\xCE\xCE\n";
+        let s = slots(&["Name"], &[], &["No"]);
+        let err = read_all(text, &s, Grouping::Grouped).unwrap_err();
+        let SourceError::Fatal(p) = err else { panic!() };
+        assert_eq!(p.code, Code::Encoding);
+        assert_eq!(p.line, Some(3));
+        assert_eq!(p.column.as_deref(), Some("Name"));
+    }
+
+    #[test]
+    fn missing_column_is_named() {
+        let text = b"No;Name\n1;x\n";
+        let s = slots(&["Total"], &[], &["No"]);
+        let err = read_all(text, &s, Grouping::Grouped).unwrap_err();
+        let SourceError::Fatal(p) = err else { panic!() };
+        assert_eq!(p.code, Code::MissingColumn);
+        assert!(p.message.contains("\"Total\""), "{}", p.message);
+    }
+}

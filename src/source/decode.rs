@@ -1,0 +1,335 @@
+//! Turning an export's bytes into UTF-8, strictly: a byte sequence that is not valid in
+//! the declared encoding is an error with its line, never a silent replacement.
+//!
+//! A byte-order mark wins over the declared encoding (an Excel "Unicode text" export is
+//! UTF-16 whatever the mapping says). UTF-8 input passes through untouched: the CSV and
+//! XML readers check it per field, where they can name the column.
+
+use encoding_rs::{DecoderResult, Encoding, UTF_16BE, UTF_16LE, UTF_8};
+use sha2::{Digest, Sha256};
+use std::cell::RefCell;
+use std::fmt;
+use std::io::{self, Read};
+use std::rc::Rc;
+
+/// Looks an encoding up by the names users write (`utf-8`, `windows-1251`, `cp1252`,
+/// `latin1`, `utf-16`...).
+pub fn encoding_for_label(label: &str) -> Option<&'static Encoding> {
+    let l = label.trim().to_ascii_lowercase();
+    let l = match l.as_str() {
+        "utf-16" | "utf16" | "ucs-2" => "utf-16le",
+        "cp1251" | "win1251" | "windows1251" => "windows-1251",
+        "cp1252" | "win1252" | "windows1252" => "windows-1252",
+        "cp1250" | "win1250" => "windows-1250",
+        "cp866" | "dos-866" => "ibm866",
+        other => other,
+    };
+    Encoding::for_label(l.as_bytes())
+}
+
+/// Bytes that are not text in the file's encoding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EncodingError {
+    pub encoding: &'static str,
+    /// 1-based physical line of the bad bytes.
+    pub line: u64,
+    pub bytes: Vec<u8>,
+}
+
+impl fmt::Display for EncodingError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "bytes {} on line {} are not valid {}",
+            hex_bytes(&self.bytes),
+            self.line,
+            self.encoding
+        )
+    }
+}
+
+impl std::error::Error for EncodingError {}
+
+/// `0xCE 0xE0` style rendering of bytes for messages.
+pub fn hex_bytes(bytes: &[u8]) -> String {
+    bytes
+        .iter()
+        .take(8)
+        .map(|b| format!("0x{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Counts and hashes the raw bytes of a file as they are read.
+#[derive(Default)]
+pub struct Tap {
+    pub bytes: u64,
+    pub hasher: Sha256,
+}
+
+/// A reader that feeds a shared [`Tap`].
+pub struct TapReader<R> {
+    inner: R,
+    tap: Rc<RefCell<Tap>>,
+}
+
+impl<R: Read> TapReader<R> {
+    pub fn new(inner: R, tap: Rc<RefCell<Tap>>) -> Self {
+        TapReader { inner, tap }
+    }
+}
+
+impl<R: Read> Read for TapReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let mut t = self.tap.borrow_mut();
+        t.bytes += n as u64;
+        t.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
+const IN_BUF: usize = 64 * 1024;
+
+/// Decodes a byte stream in some encoding into UTF-8.
+pub struct DecodeReader<R> {
+    inner: R,
+    declared: &'static Encoding,
+    /// `None` until the first bytes were seen; then the decoder, or `None` inside for
+    /// UTF-8 pass-through.
+    decoder: Option<Option<encoding_rs::Decoder>>,
+    encoding: &'static Encoding,
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+    eof: bool,
+    newlines: u64,
+    out_buf: Vec<u8>,
+    out_pos: usize,
+    out_end: usize,
+}
+
+impl<R: Read> DecodeReader<R> {
+    pub fn new(inner: R, declared: &'static Encoding) -> Self {
+        DecodeReader {
+            inner,
+            declared,
+            decoder: None,
+            encoding: declared,
+            buf: vec![0; IN_BUF],
+            start: 0,
+            end: 0,
+            eof: false,
+            newlines: 0,
+            out_buf: vec![0; IN_BUF * 2],
+            out_pos: 0,
+            out_end: 0,
+        }
+    }
+
+    /// The encoding in use (after BOM sniffing).
+    pub fn encoding(&self) -> &'static Encoding {
+        self.encoding
+    }
+
+    fn fill(&mut self) -> io::Result<()> {
+        if self.start > 0 {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        while !self.eof && self.end < self.buf.len() {
+            let n = self.inner.read(&mut self.buf[self.end..])?;
+            if n == 0 {
+                self.eof = true;
+            }
+            self.end += n;
+            if self.end >= 4 || n == 0 {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn sniff(&mut self) -> io::Result<()> {
+        while !self.eof && self.end < 3 {
+            self.fill()?;
+        }
+        let head = &self.buf[..self.end];
+        let (enc, skip) = if head.starts_with(&[0xEF, 0xBB, 0xBF]) {
+            (UTF_8, 3)
+        } else if head.starts_with(&[0xFF, 0xFE]) {
+            (UTF_16LE, 2)
+        } else if head.starts_with(&[0xFE, 0xFF]) {
+            (UTF_16BE, 2)
+        } else {
+            (self.declared, 0)
+        };
+        self.start = skip;
+        self.encoding = enc;
+        self.decoder = Some(if enc == UTF_8 {
+            None
+        } else {
+            Some(enc.new_decoder_without_bom_handling())
+        });
+        Ok(())
+    }
+}
+
+impl<R: Read> DecodeReader<R> {
+    /// Decodes the next chunk into `out_buf`; `Ok(false)` at the end of input.
+    fn decode_chunk(&mut self) -> io::Result<bool> {
+        loop {
+            if self.start == self.end && !self.eof {
+                self.fill()?;
+            }
+            let Some(Some(decoder)) = self.decoder.as_mut() else {
+                unreachable!("decode_chunk is only called with a decoder");
+            };
+            let last = self.eof;
+            let (result, read, written) = decoder.decode_to_utf8_without_replacement(
+                &self.buf[self.start..self.end],
+                &mut self.out_buf,
+                last,
+            );
+            let newlines_here = self.out_buf[..written]
+                .iter()
+                .filter(|&&b| b == b'\n')
+                .count() as u64;
+            match result {
+                DecoderResult::Malformed(bad, after) => {
+                    let bad = bad as usize;
+                    let from = (self.start + read).saturating_sub(bad + after as usize);
+                    let bytes = self.buf[from..(from + bad).min(self.end)].to_vec();
+                    let err = EncodingError {
+                        encoding: self.encoding.name(),
+                        line: self.newlines + newlines_here + 1,
+                        bytes,
+                    };
+                    return Err(io::Error::new(io::ErrorKind::InvalidData, err));
+                }
+                DecoderResult::InputEmpty | DecoderResult::OutputFull => {
+                    self.start += read;
+                    self.newlines += newlines_here;
+                    self.out_pos = 0;
+                    self.out_end = written;
+                    if written > 0 {
+                        return Ok(true);
+                    }
+                    if last && self.start == self.end {
+                        return Ok(false);
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl<R: Read> Read for DecodeReader<R> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        if self.decoder.is_none() {
+            self.sniff()?;
+        }
+        if out.is_empty() {
+            return Ok(0);
+        }
+        if matches!(self.decoder, Some(None)) {
+            // UTF-8: pass through.
+            if self.start == self.end && !self.eof {
+                self.fill()?;
+            }
+            let n = (self.end - self.start).min(out.len());
+            out[..n].copy_from_slice(&self.buf[self.start..self.start + n]);
+            self.start += n;
+            return Ok(n);
+        }
+        if self.out_pos == self.out_end && !self.decode_chunk()? {
+            return Ok(0);
+        }
+        let n = (self.out_end - self.out_pos).min(out.len());
+        out[..n].copy_from_slice(&self.out_buf[self.out_pos..self.out_pos + n]);
+        self.out_pos += n;
+        Ok(n)
+    }
+}
+
+/// Finds an [`EncodingError`] inside an I/O error (as the CSV reader passes it on).
+pub fn encoding_error(err: &io::Error) -> Option<&EncodingError> {
+    err.get_ref()?.downcast_ref::<EncodingError>()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decode(bytes: &[u8], enc: &str) -> io::Result<String> {
+        let mut r = DecodeReader::new(bytes, encoding_for_label(enc).unwrap());
+        let mut s = String::new();
+        r.read_to_string(&mut s)?;
+        Ok(s)
+    }
+
+    #[test]
+    fn utf8_bom_is_dropped() {
+        assert_eq!(decode(b"\xEF\xBB\xBFa;b\n", "utf-8").unwrap(), "a;b\n");
+    }
+
+    #[test]
+    fn windows_1251_becomes_utf8() {
+        assert_eq!(
+            decode(b"\xCE\xCE\xCE \xD0\xEE\xEC\xE0\xF8\xEA\xE0", "windows-1251").unwrap(),
+            "ООО Ромашка"
+        );
+    }
+
+    #[test]
+    fn utf16_bom_wins_over_declared_encoding() {
+        let mut bytes = vec![0xFF, 0xFE];
+        for u in "Näme\r\nx".encode_utf16() {
+            bytes.extend_from_slice(&u.to_le_bytes());
+        }
+        assert_eq!(decode(&bytes, "utf-8").unwrap(), "Näme\r\nx");
+        assert_eq!(decode(&bytes, "windows-1252").unwrap(), "Näme\r\nx");
+    }
+
+    #[test]
+    fn malformed_utf16_names_the_line() {
+        let mut bytes = vec![0xFF, 0xFE];
+        for u in "a\nb\nc".encode_utf16() {
+            bytes.extend_from_slice(&u.to_le_bytes());
+        }
+        // a lone high surrogate on line 3
+        bytes.extend_from_slice(&0xD800u16.to_le_bytes());
+        bytes.extend_from_slice(&(b'x' as u16).to_le_bytes());
+        let err = decode(&bytes, "utf-16").unwrap_err();
+        let enc = encoding_error(&err).expect("an encoding error");
+        assert_eq!(enc.line, 3);
+        assert_eq!(enc.encoding, "UTF-16LE");
+    }
+
+    #[test]
+    fn large_input_crosses_buffer_boundaries() {
+        let text = "Привет, мир;1,5\n".repeat(20_000);
+        let (bytes, _, _) = encoding_rs::WINDOWS_1251.encode(&text);
+        assert_eq!(decode(&bytes, "cp1251").unwrap(), text);
+    }
+
+    #[test]
+    fn labels_users_write_are_known() {
+        for l in [
+            "utf-8",
+            "UTF8",
+            "utf-16",
+            "windows-1251",
+            "cp1251",
+            "windows-1252",
+        ] {
+            assert!(encoding_for_label(l).is_some(), "{l}");
+        }
+        assert_eq!(
+            encoding_for_label("iso-8859-1").unwrap().name(),
+            "windows-1252"
+        );
+        assert!(encoding_for_label("klingon").is_none());
+    }
+}

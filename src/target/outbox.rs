@@ -1,0 +1,108 @@
+//! The outbox target: one payload file per document, written atomically, named
+//! `<document>-<key>.<ext>`.
+
+use super::{SubmitOutcome, Target};
+use crate::config::PayloadFormat;
+use crate::fsutil::write_atomic;
+use crate::spool::SpooledDoc;
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+
+/// A key made safe for a file name. Characters other than letters, digits, `.`, `_` and
+/// `-` become `_`; when anything was changed, a short hash of the real key is appended
+/// so that `A/1` and `A_1` cannot meet in one file.
+pub fn safe_key(key: &str) -> String {
+    let mut out: String = key
+        .chars()
+        .map(|c| {
+            if c.is_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if out.starts_with('.') {
+        out = out.replacen('.', "_", 1);
+    }
+    let mut changed = out != key || out.is_empty();
+    if out.chars().count() > 100 {
+        out = out.chars().take(100).collect();
+        changed = true;
+    }
+    if changed {
+        let h = hex::encode(Sha256::digest(key.as_bytes()));
+        out.push('-');
+        out.push_str(&h[..8]);
+    }
+    out
+}
+
+/// The outbox file name of a document.
+pub fn payload_file_name(document_type: &str, key: &str, format: PayloadFormat) -> String {
+    format!(
+        "{}-{}.{}",
+        safe_key(document_type),
+        safe_key(key),
+        format.extension()
+    )
+}
+
+pub struct Outbox {
+    dir: PathBuf,
+    format: PayloadFormat,
+}
+
+impl Outbox {
+    pub fn new(dir: &Path, format: PayloadFormat) -> Outbox {
+        Outbox {
+            dir: dir.to_path_buf(),
+            format,
+        }
+    }
+
+    pub fn path_of(&self, document_type: &str, key: &str) -> PathBuf {
+        self.dir
+            .join(payload_file_name(document_type, key, self.format))
+    }
+}
+
+impl Target for Outbox {
+    fn submit(&mut self, document_type: &str, doc: &SpooledDoc) -> SubmitOutcome {
+        let path = self.path_of(document_type, &doc.key);
+        match write_atomic(&path, &doc.body) {
+            Ok(()) => SubmitOutcome::Accepted {
+                id: Some(
+                    path.file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default(),
+                ),
+            },
+            Err(e) => SubmitOutcome::Unavailable {
+                message: format!("cannot write {}: {e}", path.display()),
+            },
+        }
+    }
+
+    fn already_there(&mut self, document_type: &str, doc: &SpooledDoc) -> bool {
+        std::fs::read(self.path_of(document_type, &doc.key))
+            .map(|b| b == doc.body)
+            .unwrap_or(false)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_become_safe_names() {
+        assert_eq!(safe_key("INV0042"), "INV0042");
+        let a = safe_key("A/1");
+        let b = safe_key("A_1");
+        assert_ne!(a, b);
+        assert!(a.starts_with("A_1-"), "{a}");
+        assert!(!safe_key("../etc").contains('/'));
+        assert!(!safe_key("..").starts_with(".."));
+    }
+}
