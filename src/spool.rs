@@ -69,6 +69,9 @@ impl Spool {
             PayloadFormat::Json => doc.payload.write_json(&mut body, true)?,
             PayloadFormat::Xml => doc.payload.write_xml(&mut body, &self.root)?,
         }
+        if !body.ends_with(b"\n") {
+            body.push(b'\n');
+        }
         write_chunk(&mut self.file, doc.key.as_bytes())?;
         self.file.write_all(&doc.line.to_le_bytes())?;
         write_chunk(&mut self.file, doc.content_hash.as_bytes())?;
@@ -161,7 +164,7 @@ mod tests {
         assert_eq!(docs[1].line, 42);
         assert_eq!(
             String::from_utf8(docs[1].body.clone()).unwrap(),
-            "{\n  \"number\": \"C\"\n}"
+            "{\n  \"number\": \"C\"\n}\n"
         );
     }
 }

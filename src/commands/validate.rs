@@ -160,7 +160,7 @@ pub fn dry_run(
                 }
             }
         }
-        tracing::info!(
+        tracing::debug!(
             file = %check.name, mapping = %check.mapping, outcome = outcome.as_str(),
             rows = check.rows, documents = check.documents, invalid = check.invalid,
             "checked"

@@ -1,0 +1,169 @@
+//! Test harness: a temporary folder plus a command builder for the real binary, so that
+//! a test reads like a user session.
+#![allow(dead_code)]
+
+use assert_cmd::Command;
+use std::path::{Path, PathBuf};
+
+pub struct TestDir {
+    dir: tempfile::TempDir,
+}
+
+/// What a command printed and how it ended.
+#[derive(Debug)]
+pub struct Out {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Out {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not JSON ({e}):\n{}\nstderr:\n{}",
+                self.stdout, self.stderr
+            )
+        })
+    }
+}
+
+impl TestDir {
+    pub fn new() -> TestDir {
+        TestDir {
+            dir: tempfile::tempdir().expect("a temporary folder"),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn join(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    /// Writes a file (creating folders).
+    pub fn write(&self, rel: &str, contents: impl AsRef<[u8]>) -> PathBuf {
+        let p = self.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, contents).unwrap();
+        p
+    }
+
+    pub fn read(&self, rel: &str) -> String {
+        std::fs::read_to_string(self.join(rel)).unwrap_or_else(|e| panic!("cannot read {rel}: {e}"))
+    }
+
+    pub fn read_json(&self, rel: &str) -> serde_json::Value {
+        serde_json::from_str(&self.read(rel)).unwrap_or_else(|e| panic!("{rel} is not JSON: {e}"))
+    }
+
+    pub fn exists(&self, rel: &str) -> bool {
+        self.join(rel).exists()
+    }
+
+    /// Sorted names of the entries of a folder (empty if it does not exist).
+    pub fn ls(&self, rel: &str) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(self.join(rel))
+            .map(|rd| {
+                rd.filter_map(Result::ok)
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort();
+        v
+    }
+
+    /// The erpdrop binary, run in this folder, with no inherited config.
+    pub fn cmd(&self) -> Command {
+        let mut c = Command::cargo_bin("erpdrop").unwrap();
+        c.current_dir(self.path())
+            .env_remove("ERPDROP_CONFIG")
+            .env_remove("RUST_LOG")
+            .env("NO_COLOR", "1");
+        c
+    }
+
+    /// Runs erpdrop with these arguments.
+    pub fn run(&self, args: &[&str]) -> Out {
+        let o = self.cmd().args(args).output().unwrap();
+        Out {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+
+    /// Copies a folder of the repository (e.g. `examples/billing`) into this one.
+    pub fn copy_from_repo(&self, rel: &str) {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join(rel);
+        for e in walkdir::WalkDir::new(&src) {
+            let e = e.unwrap();
+            let to = self.path().join(e.path().strip_prefix(&src).unwrap());
+            if e.file_type().is_dir() {
+                std::fs::create_dir_all(&to).unwrap();
+            } else {
+                std::fs::copy(e.path(), &to).unwrap();
+            }
+        }
+    }
+
+    /// A small invoice setup: erpdrop.toml (settle 0), `mappings/inv.toml` built from
+    /// `extra` mapping lines, lookups, an empty inbox.
+    pub fn invoice_setup(&self, mapping: &str) {
+        self.write(
+            "erpdrop.toml",
+            "mappings = [\"mappings/*.toml\"]\n[folders]\nroot = \"drop\"\n[scan]\nsettle_seconds = 0\n",
+        );
+        self.write("mappings/inv.toml", mapping);
+        self.write(
+            "ref/terms.csv",
+            "code,description\nN30,Net 30\nF48,48 months\n",
+        );
+        self.write(
+            "xref/customers.csv",
+            "crm_id;erp_id\nC1;CUST-1\nC2;CUST-2\n",
+        );
+        std::fs::create_dir_all(self.join("drop/inbox")).unwrap();
+    }
+}
+
+/// A mapping used by many tests: `INV_*.csv`, semicolons, decimal commas.
+pub const INVOICE_MAPPING: &str = r#"name = "inv"
+match = ["INV_*.csv"]
+document_type = "sales_invoice"
+
+[source]
+delimiter = ";"
+decimal_separator = ","
+date_format = "%d.%m.%Y"
+
+[document]
+key = ["No"]
+
+[header]
+number   = { from = "No", required = true, max_length = 10 }
+date     = { from = "Date", type = "date" }
+customer = { from = "Cust", lookup = "customers" }
+terms    = { from = "Terms", allowed = "terms" }
+total    = { from = "Total", type = "decimal", scale = 2 }
+
+[lines]
+item   = { from = "Item", required = true }
+amount = { from = "Amount", type = "decimal", scale = 2 }
+
+[lookups]
+customers = { file = "xref/customers.csv", key = "crm_id", value = "erp_id" }
+terms     = { file = "ref/terms.csv", key = "code" }
+
+[[checks]]
+kind = "sum"
+lines_field = "amount"
+equals = "total"
+tolerance = "0.01"
+"#;
+
+/// The header row of files for [`INVOICE_MAPPING`].
+pub const INVOICE_HEADER: &str = "No;Date;Cust;Terms;Total;Item;Amount\n";
