@@ -71,6 +71,12 @@ pub enum Command {
         #[command(flatten)]
         out: DryRunOutputs,
     },
+    /// Run a pass every interval until SIGINT/SIGTERM
+    Watch {
+        /// Time between passes (30s, 5m, 1h)
+        #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+        interval: std::time::Duration,
+    },
     /// Load the config, every mapping and lookup, and say exactly what is wrong
     Check,
 }

@@ -14,6 +14,7 @@ pub mod commands;
 pub mod config;
 pub mod exit;
 pub mod fsutil;
+pub mod ledger;
 pub mod lifecycle;
 pub mod mapping;
 pub mod pipeline;

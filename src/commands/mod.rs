@@ -1,7 +1,10 @@
 //! One module per subcommand; [`dispatch`] wires them to the parsed command line.
 
 pub mod check;
+pub mod init;
+pub mod run;
 pub mod validate;
+pub mod watch;
 
 use crate::cli::{Cli, Command};
 use crate::config::{default_config_path, Config};
@@ -35,14 +38,16 @@ pub fn dispatch(cli: &Cli) -> Result<Exit, Failure> {
                     "--report and --emit go with --dry-run (a real run writes its reports next to each file)",
                 ));
             }
-            Err(Failure::usage(
-                "`erpdrop run` is not available in this build yet; use `erpdrop run --dry-run`",
-            ))
+            let cfg = load_config(cli)?;
+            run::run(&cfg, &ui)
         }
+        Command::Watch { interval } => watch::watch(&|| load_config(cli), &ui, *interval),
         Command::Check => check::check(cli, &ui),
-        Command::Init { .. } => Err(Failure::usage(
-            "`erpdrop init` is not available in this build yet",
-        )),
+        Command::Init { dir, force } => init::init(
+            dir.as_deref().unwrap_or(std::path::Path::new(".")),
+            *force,
+            ui.quiet || ui.json,
+        ),
     }
 }
 
@@ -59,11 +64,14 @@ pub fn load_config(cli: &Cli) -> Result<Config, Failure> {
     })
 }
 
-/// A run id that sorts by time and is unique per process: `20261125T041500Z-12345`.
+/// A run id that sorts by time and is unique: `20261125T041500.123Z-12345-0` (time,
+/// process, pass within the process).
 pub fn new_run_id() -> String {
+    static PASS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     format!(
-        "{}-{}",
-        chrono::Utc::now().format("%Y%m%dT%H%M%SZ"),
-        std::process::id()
+        "{}-{}-{}",
+        chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ"),
+        std::process::id(),
+        PASS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     )
 }

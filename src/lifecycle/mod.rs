@@ -1,4 +1,191 @@
 //! The drop-folder lifecycle: finding ready files, claiming them, moving them to
 //! done/ or failed/, the run lock, and recovery of what a dead run left behind.
+//!
+//! Every file is in exactly one place at any moment: a claim is one atomic rename
+//! (inbox -> processing), and the moves out of processing/ never overwrite anything.
 
 pub mod scan;
+
+use crate::config::Folders;
+use crate::fsutil::{free_name, move_no_clobber, sync_dir};
+use std::fs::{self, File};
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// The sidecar suffixes of a file in failed/.
+pub const FAILED_SIDECARS: &[&str] = &[".errors.json", ".errors.csv"];
+/// The sidecar suffix of a file in done/.
+pub const DONE_SIDECARS: &[&str] = &[".report.json"];
+
+/// Creates the drop folders that are missing.
+pub fn ensure_folders(f: &Folders) -> io::Result<()> {
+    for d in [&f.inbox, &f.processing, &f.done, &f.failed, &f.state] {
+        fs::create_dir_all(d)?;
+    }
+    Ok(())
+}
+
+/// The run lock: an OS lock on `.erpdrop/lock`, released when the process ends, however
+/// it ends (no PID file for a crash to leave behind).
+pub struct RunLock {
+    _file: File,
+}
+
+/// Takes the run lock; `Ok(None)` when another run holds it.
+pub fn try_lock(state_dir: &Path) -> io::Result<Option<RunLock>> {
+    fs::create_dir_all(state_dir)?;
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(state_dir.join("lock"))?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(RunLock { _file: file })),
+        Err(fs::TryLockError::WouldBlock) => Ok(None),
+        Err(fs::TryLockError::Error(e)) => Err(e),
+    }
+}
+
+/// A file taken out of the inbox for this run.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    /// Its name in the inbox.
+    pub name: String,
+    /// Where it is now (in processing/).
+    pub path: PathBuf,
+    /// Its ready marker, moved along (in processing/).
+    pub marker: Option<PathBuf>,
+}
+
+/// Claims a file: one atomic rename into processing/, then its marker.
+/// `Ok(None)` when the file is gone (taken by someone else, or deleted).
+pub fn claim(file: &Path, folders: &Folders, marker: Option<&Path>) -> io::Result<Option<Claimed>> {
+    let name = file
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let to = free_name(&folders.processing, &name, &[]);
+    match fs::rename(file, &to) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    }
+    let marker = match marker {
+        Some(m) if m.exists() => {
+            let mto = folders.processing.join(format!(
+                "{}{}",
+                to.file_name().unwrap_or_default().to_string_lossy(),
+                marker_suffix(&name, m)
+            ));
+            match fs::rename(m, &mto) {
+                Ok(()) => Some(mto),
+                Err(e) => {
+                    tracing::warn!(marker = %m.display(), "could not move the ready marker: {e}");
+                    None
+                }
+            }
+        }
+        _ => None,
+    };
+    sync_dir(&folders.processing);
+    Ok(Some(Claimed {
+        name,
+        path: to,
+        marker,
+    }))
+}
+
+/// The part of a marker's name after its file's name (`.ok` for `INV.csv.ok`), or the
+/// marker's whole name with a `.marker` prefix when it is not built from the file name.
+fn marker_suffix(file_name: &str, marker: &Path) -> String {
+    let m = marker
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    match m.strip_prefix(file_name) {
+        Some(rest) if !rest.is_empty() => rest.to_string(),
+        _ => format!(".marker-{m}"),
+    }
+}
+
+/// Moves a claimed file (and its marker) into `dir`, under a free name; returns the path.
+pub fn settle_into(c: &Claimed, dir: &Path, sidecars: &[&str]) -> io::Result<PathBuf> {
+    settle_with(c, dir, sidecars, &mut |_| Ok(()))
+}
+
+/// As [`settle_into`], calling `before` with the chosen path before the move, so that a
+/// file's report is in place before the file itself appears.
+pub fn settle_with(
+    c: &Claimed,
+    dir: &Path,
+    sidecars: &[&str],
+    before: &mut dyn FnMut(&Path) -> io::Result<()>,
+) -> io::Result<PathBuf> {
+    fs::create_dir_all(dir)?;
+    loop {
+        let to = free_name(dir, &c.name, sidecars);
+        before(&to)?;
+        match move_no_clobber(&c.path, &to) {
+            Ok(()) => {
+                if let Some(m) = &c.marker {
+                    let suffix = m
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default();
+                    let processing_name = c
+                        .path
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default();
+                    let rest = suffix.strip_prefix(&processing_name).unwrap_or(&suffix);
+                    let mto = free_name(
+                        dir,
+                        &format!(
+                            "{}{rest}",
+                            to.file_name().unwrap_or_default().to_string_lossy()
+                        ),
+                        &[],
+                    );
+                    if let Err(e) = move_no_clobber(m, &mto) {
+                        tracing::warn!(marker = %m.display(), "could not move the ready marker: {e}");
+                    }
+                }
+                sync_dir(dir);
+                return Ok(to);
+            }
+            // Someone took the name between the check and the move: try the next one.
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Returns every file a dead run left in processing/ to the inbox (markers too).
+/// Returns the names moved back.
+pub fn recover_processing(f: &Folders) -> io::Result<Vec<String>> {
+    let mut moved = Vec::new();
+    let mut entries: Vec<PathBuf> = fs::read_dir(&f.processing)?
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().map(|t| t.is_file()).unwrap_or(false))
+        .map(|e| e.path())
+        .collect();
+    entries.sort();
+    for p in entries {
+        let name = p
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let to = free_name(&f.inbox, &name, &[]);
+        move_no_clobber(&p, &to)?;
+        moved.push(name);
+    }
+    if !moved.is_empty() {
+        sync_dir(&f.inbox);
+    }
+    Ok(moved)
+}
+
+/// Puts a claimed file back into the inbox, untouched (target down, or a stop signal).
+pub fn return_to_inbox(c: &Claimed, f: &Folders) -> io::Result<PathBuf> {
+    settle_into(c, &f.inbox, &[])
+}

@@ -1,0 +1,643 @@
+//! `erpdrop run`: one pass over the inbox. Also the engine of `watch` and `reprocess`.
+//!
+//! Order of a pass: take the lock (or exit 4) -> return what a dead run left in
+//! processing/ -> for each ready file in name order: claim it, check it (documents
+//! spooled), decide, submit through the ledger, write its report, move it.
+
+use super::new_run_id;
+use crate::config::mapping::OnInvalid;
+use crate::config::{Config, TargetKind};
+use crate::exit::{Exit, Failure};
+use crate::ledger::{DocState, FileRecord, Ledger, LedgerError, RunRecord};
+use crate::lifecycle::scan::{list_files, marker_path, readiness, NotReady};
+use crate::lifecycle::{
+    claim, ensure_folders, recover_processing, return_to_inbox, settle_with, try_lock, Claimed,
+    DONE_SIDECARS, FAILED_SIDECARS,
+};
+use crate::mapping::{MappedDocument, Mapping};
+use crate::pipeline::{check_file, CheckOptions, FileCheck, Verdict};
+use crate::problem::{quote, with_location, Code, Problem, Stage};
+use crate::report::{print_file_summary, timestamp, FileReport, Outcome, Summary, Totals};
+use crate::spool::Spool;
+use crate::target::outbox::Outbox;
+use crate::target::{SubmitOutcome, Target};
+use crate::ui::Ui;
+use std::collections::HashSet;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, SystemTime};
+
+/// What a pass should do beyond the defaults.
+#[derive(Debug, Clone, Default)]
+pub struct PassOptions {
+    /// Only these inbox names (reprocess); all ready files when `None`.
+    pub only: Option<HashSet<String>>,
+    /// Ignore settle time (files just moved back by reprocess keep their old mtime, but a
+    /// user who names files wants them now).
+    pub ignore_settle: bool,
+    /// The command recorded in the ledger.
+    pub command: &'static str,
+}
+
+/// How a file ended in this pass.
+struct FileEnd {
+    report: FileReport,
+    /// The target went away: stop the pass.
+    target_down: bool,
+    /// A stop signal arrived: stop the pass.
+    interrupted: bool,
+}
+
+fn ledger_failure(e: LedgerError) -> Failure {
+    Failure {
+        exit: Exit::Usage,
+        message: e.to_string(),
+    }
+}
+
+/// Builds the configured target.
+pub fn make_target(cfg: &Config) -> Box<dyn Target> {
+    match cfg.target.kind {
+        TargetKind::Outbox => Box::new(Outbox::new(&cfg.target.dir, cfg.target.format)),
+    }
+}
+
+/// One pass over the inbox.
+pub fn run_pass(
+    cfg: &Config,
+    ui: &Ui,
+    opts: &PassOptions,
+    stop: &AtomicBool,
+) -> Result<Exit, Failure> {
+    let folders = &cfg.folders;
+    ensure_folders(folders).map_err(|e| {
+        Failure::usage(format!(
+            "cannot create the drop folders under {}: {e}",
+            folders.root.display()
+        ))
+    })?;
+    let Some(_lock) = try_lock(&folders.state).map_err(|e| {
+        Failure::usage(format!(
+            "cannot open the lock in {}: {e}",
+            folders.state.display()
+        ))
+    })?
+    else {
+        tracing::warn!(
+            "another erpdrop run holds the lock in {}; this one does nothing",
+            folders.state.display()
+        );
+        return Ok(Exit::Locked);
+    };
+    if cfg.target.kind == TargetKind::Outbox {
+        std::fs::create_dir_all(&cfg.target.dir).map_err(|e| {
+            Failure::usage(format!(
+                "cannot create the outbox {}: {e}",
+                cfg.target.dir.display()
+            ))
+        })?;
+    }
+    let ledger = Ledger::open(&folders.state.join("ledger.sqlite")).map_err(ledger_failure)?;
+    let run_id = new_run_id();
+    ledger
+        .begin_run(&run_id, opts.command)
+        .map_err(ledger_failure)?;
+
+    match recover_processing(folders) {
+        Ok(moved) => {
+            for name in moved {
+                tracing::warn!(file = %name, "a previous run stopped while handling this file; it is back in the inbox");
+            }
+        }
+        Err(e) => {
+            return Err(Failure::usage(format!(
+                "cannot return files from {} to the inbox: {e}",
+                folders.processing.display()
+            )))
+        }
+    }
+
+    let mut target = make_target(cfg);
+    let mut totals = Totals::default();
+    let mut reports = Vec::new();
+    let mut target_down = false;
+    let files = list_files(&folders.inbox).map_err(|e| {
+        Failure::usage(format!(
+            "cannot read the inbox {}: {e}",
+            folders.inbox.display()
+        ))
+    })?;
+    let settle = if opts.ignore_settle {
+        Duration::ZERO
+    } else {
+        Duration::from_secs(cfg.settle_seconds)
+    };
+    let now = SystemTime::now();
+    let stdout = std::io::stdout();
+    for file in files {
+        if stop.load(Ordering::SeqCst) {
+            tracing::info!("stop requested: no more files in this pass");
+            break;
+        }
+        let name = file
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
+        if let Some(only) = &opts.only {
+            if !only.contains(&name) {
+                continue;
+            }
+        }
+        let Some(mapping) = cfg.mapping_for(&name).cloned() else {
+            // Markers of other files are not worth a warning.
+            if !is_marker_of_something(&file, cfg) {
+                tracing::warn!(file = %name, "no mapping matches this file; it stays in the inbox");
+            }
+            continue;
+        };
+        match readiness(&file, settle, cfg.ready_marker.as_deref(), now) {
+            Ok(()) => {}
+            Err(NotReady::Settling(left)) => {
+                tracing::info!(file = %name, "not settled yet (modified less than {}s ago); next run", cfg.settle_seconds.max(left.as_secs()));
+                continue;
+            }
+            Err(NotReady::NoMarker(m)) => {
+                tracing::info!(file = %name, "waiting for its ready marker {}", m.file_name().unwrap_or_default().to_string_lossy());
+                continue;
+            }
+        }
+        let marker = cfg.ready_marker.as_deref().map(|p| marker_path(&file, p));
+        let claimed = match claim(&file, folders, marker.as_deref()) {
+            Ok(Some(c)) => c,
+            Ok(None) => continue,
+            Err(e) => {
+                tracing::error!(file = %name, "cannot move the file into processing/: {e}");
+                continue;
+            }
+        };
+        let end = match handle_file(
+            cfg,
+            ui,
+            &ledger,
+            target.as_mut(),
+            &claimed,
+            &mapping,
+            &run_id,
+            stop,
+        ) {
+            Ok(end) => end,
+            Err(e) => {
+                let _ = return_to_inbox(&claimed, folders);
+                return Err(ledger_failure(e));
+            }
+        };
+        if !ui.json && !ui.quiet {
+            let _ = print_file_summary(&mut stdout.lock(), &end.report);
+        }
+        totals.add(&end.report);
+        reports.push(end.report);
+        if end.target_down {
+            target_down = true;
+            break;
+        }
+        if end.interrupted {
+            break;
+        }
+    }
+
+    let exit = if target_down {
+        Exit::TargetDown
+    } else if totals.files_failed > 0 {
+        Exit::DataErrors
+    } else {
+        Exit::Ok
+    };
+    ledger
+        .finish_run(&RunRecord {
+            id: run_id.clone(),
+            command: opts.command.to_string(),
+            files: totals.files as i64,
+            accepted: totals.accepted as i64,
+            rejected: totals.rejected as i64,
+            invalid: totals.invalid as i64,
+            already_imported: totals.already_imported as i64,
+            exit_code: Some(exit.code() as i64),
+            ..RunRecord::default()
+        })
+        .map_err(ledger_failure)?;
+    tracing::info!(
+        run = %run_id, files = totals.files, done = totals.files_ok, failed = totals.files_failed,
+        waiting = totals.files_waiting, accepted = totals.accepted, rejected = totals.rejected,
+        invalid = totals.invalid, already_imported = totals.already_imported, exit = exit.code(),
+        "run finished"
+    );
+    if ui.json {
+        let summary = Summary {
+            command: opts.command.to_string(),
+            run: run_id,
+            dry_run: false,
+            files: reports,
+            totals,
+            exit_code: exit.code(),
+        };
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&summary).expect("summary serialises")
+        );
+    } else if !ui.quiet {
+        if totals.files == 0 {
+            println!("nothing to do");
+        } else {
+            println!(
+                "{} files: {} done, {} failed, {} back in the inbox; {} documents accepted, {} rejected, {} invalid, {} already imported",
+                totals.files,
+                totals.files_ok,
+                totals.files_failed,
+                totals.files_waiting,
+                totals.accepted,
+                totals.rejected,
+                totals.invalid,
+                totals.already_imported
+            );
+        }
+    }
+    Ok(exit)
+}
+
+/// Whether `file` is the ready marker of a file that a mapping takes.
+fn is_marker_of_something(file: &Path, cfg: &Config) -> bool {
+    let Some(pattern) = &cfg.ready_marker else {
+        return false;
+    };
+    let name = file.file_name().unwrap_or_default().to_string_lossy();
+    let Some((prefix, suffix)) = pattern.split_once("{name}") else {
+        return false;
+    };
+    name.strip_prefix(prefix)
+        .and_then(|n| n.strip_suffix(suffix))
+        .is_some_and(|base| cfg.mapping_for(base).is_some())
+}
+
+/// The ledger's verdict on a valid document before it is spooled.
+pub fn classify(ledger: Option<&Ledger>, mapping: &Mapping, doc: &MappedDocument) -> Verdict {
+    let Some(ledger) = ledger else {
+        return Verdict::Take;
+    };
+    let rec = match ledger.document(&mapping.name, &doc.key) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!("{e}");
+            return Verdict::Take;
+        }
+    };
+    match rec {
+        Some(r) if r.state == DocState::Accepted && r.content_hash == doc.content_hash => {
+            Verdict::AlreadyImported
+        }
+        Some(r) if r.state == DocState::Accepted => {
+            let when = r.updated.get(..10).unwrap_or(&r.updated).to_string();
+            let from = r
+                .file
+                .as_deref()
+                .map(|f| format!(" from {f}"))
+                .unwrap_or_default();
+            let msg = format!(
+                "Document {} was already imported on {when}{from} with different content; it is not sent again (correct it in the ERP, or give it a new key)",
+                quote(&doc.key)
+            );
+            Verdict::Reject(Problem {
+                stage: Stage::Validate,
+                document: Some(doc.key.clone()),
+                line: Some(doc.line),
+                column: None,
+                field: None,
+                value: r.target_id.clone(),
+                code: Code::Conflict,
+                message: with_location(&msg, Some(doc.line), None),
+                status: None,
+            })
+        }
+        _ => Verdict::Take,
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn handle_file(
+    cfg: &Config,
+    ui: &Ui,
+    ledger: &Ledger,
+    target: &mut dyn Target,
+    claimed: &Claimed,
+    mapping: &Mapping,
+    run_id: &str,
+    stop: &AtomicBool,
+) -> Result<FileEnd, LedgerError> {
+    let folders = &cfg.folders;
+    let size = std::fs::metadata(&claimed.path)
+        .map(|m| m.len())
+        .unwrap_or(0);
+    let bar = ui.file_bar(&claimed.name, size);
+    let progress = |b: u64| bar.set_position(b);
+    let mut spool = match Spool::new(
+        Some(&folders.state),
+        cfg.target.format,
+        &mapping.document_type,
+    ) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(
+                "cannot create a spool file in {}: {e}",
+                folders.state.display()
+            );
+            let _ = return_to_inbox(claimed, folders);
+            return Ok(FileEnd {
+                report: unavailable_report(claimed, mapping, run_id),
+                target_down: true,
+                interrupted: false,
+            });
+        }
+    };
+    let mut classify_doc = |d: &MappedDocument| classify(Some(ledger), mapping, d);
+    let mut check = check_file(
+        &claimed.path,
+        mapping,
+        Some(&mut spool),
+        CheckOptions {
+            run_id,
+            progress: &progress,
+            classify: &mut classify_doc,
+        },
+    );
+    bar.finish_and_clear();
+    // The check ran on the file in processing/; reports name it as it arrived.
+    check.name = claimed.name.clone();
+
+    let mut accepted = 0u64;
+    let mut rejected = 0u64;
+    let mut target_down = false;
+    let mut interrupted = false;
+    let submit =
+        !check.fatal && (check.invalid == 0 || mapping.on_invalid == OnInvalid::SkipDocument);
+    if submit {
+        let docs = match spool.replay() {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::error!("cannot read the spool file: {e}");
+                let _ = return_to_inbox(claimed, folders);
+                return Ok(FileEnd {
+                    report: unavailable_report(claimed, mapping, run_id),
+                    target_down: true,
+                    interrupted: false,
+                });
+            }
+        };
+        for doc in docs {
+            if stop.load(Ordering::SeqCst) {
+                interrupted = true;
+                break;
+            }
+            let doc = match doc {
+                Ok(d) => d,
+                Err(e) => {
+                    tracing::error!("cannot read the spool file: {e}");
+                    target_down = true;
+                    break;
+                }
+            };
+            if let Some(rec) = ledger.document(&mapping.name, &doc.key)? {
+                if rec.content_hash == doc.content_hash {
+                    if rec.state == DocState::Accepted {
+                        check.already_imported += 1;
+                        continue;
+                    }
+                    if rec.state == DocState::InFlight
+                        && target.already_there(&mapping.document_type, &doc)
+                    {
+                        // A dead run submitted it; the target has it: settle it.
+                        ledger.mark_outcome(
+                            &mapping.name,
+                            &doc.key,
+                            DocState::Accepted,
+                            rec.target_id.as_deref(),
+                            None,
+                            None,
+                        )?;
+                        accepted += 1;
+                        continue;
+                    }
+                }
+            }
+            ledger.mark_in_flight(
+                &mapping.name,
+                &doc.key,
+                &doc.content_hash,
+                &claimed.name,
+                run_id,
+            )?;
+            match target.submit(&mapping.document_type, &doc) {
+                SubmitOutcome::Accepted { id } => {
+                    ledger.mark_outcome(
+                        &mapping.name,
+                        &doc.key,
+                        DocState::Accepted,
+                        id.as_deref(),
+                        None,
+                        None,
+                    )?;
+                    accepted += 1;
+                }
+                SubmitOutcome::Rejected { status, message } => {
+                    ledger.mark_outcome(
+                        &mapping.name,
+                        &doc.key,
+                        DocState::Rejected,
+                        None,
+                        Some(&message),
+                        status,
+                    )?;
+                    rejected += 1;
+                    let msg = format!("The ERP rejected document {}: {message}", quote(&doc.key));
+                    check.problems.push(Problem {
+                        stage: Stage::Submit,
+                        document: Some(doc.key.clone()),
+                        line: Some(doc.line),
+                        column: None,
+                        field: None,
+                        value: None,
+                        code: Code::Rejected,
+                        message: with_location(&msg, Some(doc.line), None),
+                        status,
+                    });
+                }
+                SubmitOutcome::Unavailable { message } => {
+                    // Left in flight: the next run settles it.
+                    ledger.mark_outcome(
+                        &mapping.name,
+                        &doc.key,
+                        DocState::InFlight,
+                        None,
+                        Some(&message),
+                        None,
+                    )?;
+                    tracing::error!(file = %claimed.name, document = %doc.key, "the target is unavailable: {message}");
+                    target_down = true;
+                    break;
+                }
+            }
+        }
+    }
+
+    // Record invalid documents, so that `status` can say which failed and why.
+    let mut seen = HashSet::new();
+    for p in &check.problems {
+        if let Some(key) = &p.document {
+            if p.stage != Stage::Submit && p.code != Code::Conflict && seen.insert(key.clone()) {
+                ledger.mark_invalid(&mapping.name, key, &p.message, &claimed.name, run_id)?;
+            }
+        }
+    }
+
+    let finished = chrono::Utc::now();
+    let mut report = FileReport::from_check(&check, run_id, Outcome::Done);
+    report.counts.accepted = accepted;
+    report.counts.rejected = rejected;
+    report.finished = timestamp(finished);
+
+    if target_down || interrupted {
+        report.outcome = Outcome::Unavailable;
+        let back = return_to_inbox(claimed, folders);
+        match &back {
+            Ok(p) => {
+                tracing::warn!(file = %claimed.name, "left in the inbox for the next run ({})", p.display())
+            }
+            Err(e) => {
+                tracing::error!(file = %claimed.name, "cannot return the file to the inbox: {e}; it stays in processing/ and the next run returns it")
+            }
+        }
+        record_file(ledger, &check, &report, None)?;
+        return Ok(FileEnd {
+            report,
+            target_down,
+            interrupted,
+        });
+    }
+
+    let failed = check.fatal || check.invalid > 0 || rejected > 0;
+    let moved = if failed {
+        report.outcome = Outcome::Failed;
+        let r = &mut report;
+        settle_with(
+            claimed,
+            &folders.failed,
+            FAILED_SIDECARS,
+            &mut |to: &Path| {
+                r.moved_to = Some(to.display().to_string());
+                let name = to
+                    .file_name()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .into_owned();
+                r.write_errors(&folders.failed, &name).map(|_| ())
+            },
+        )
+    } else {
+        let day = chrono::Local::now().format("%Y-%m-%d").to_string();
+        let dir = folders.done.join(day);
+        let r = &mut report;
+        settle_with(claimed, &dir, DONE_SIDECARS, &mut |to: &Path| {
+            r.moved_to = Some(to.display().to_string());
+            let name = to
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned();
+            r.write_done(&dir, &name).map(|_| ())
+        })
+    };
+    let stored = match moved {
+        Ok(p) => Some(p),
+        Err(e) => {
+            tracing::error!(file = %claimed.name, "cannot move the file out of processing/: {e}; the next run returns it to the inbox");
+            None
+        }
+    };
+    tracing::info!(
+        file = %claimed.name, outcome = report.outcome.as_str(), documents = check.documents,
+        accepted, rejected, invalid = check.invalid, already_imported = check.already_imported,
+        to = %stored.as_deref().map(|p| p.display().to_string()).unwrap_or_default(),
+        "file handled"
+    );
+    record_file(ledger, &check, &report, stored.as_deref())?;
+    Ok(FileEnd {
+        report,
+        target_down: false,
+        interrupted: false,
+    })
+}
+
+fn record_file(
+    ledger: &Ledger,
+    check: &FileCheck,
+    report: &FileReport,
+    stored: Option<&Path>,
+) -> Result<(), LedgerError> {
+    ledger.record_file(&FileRecord {
+        run_id: report.run.clone(),
+        name: check.name.clone(),
+        stored_as: stored.map(|p| p.display().to_string()),
+        sha256: check.sha256.clone(),
+        mapping: check.mapping.clone(),
+        outcome: report.outcome.as_str().to_string(),
+        rows: check.rows,
+        documents: check.documents,
+        accepted: report.counts.accepted,
+        rejected: report.counts.rejected,
+        invalid: check.invalid,
+        already_imported: check.already_imported,
+        started: report.started.clone(),
+        finished: report.finished.clone(),
+        first_error: report.errors.first().map(|p| p.message.clone()),
+    })
+}
+
+fn unavailable_report(c: &Claimed, mapping: &Mapping, run_id: &str) -> FileReport {
+    let now = timestamp(chrono::Utc::now());
+    FileReport {
+        file: c.name.clone(),
+        sha256: String::new(),
+        mapping: mapping.name.clone(),
+        run: run_id.to_string(),
+        started: now.clone(),
+        finished: now,
+        outcome: Outcome::Unavailable,
+        counts: Default::default(),
+        moved_to: None,
+        errors: Vec::new(),
+    }
+}
+
+/// Registers SIGINT and SIGTERM to set `flag` (the work in hand finishes first).
+pub fn stop_flag() -> std::sync::Arc<AtomicBool> {
+    let flag = std::sync::Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        if let Err(e) = signal_hook::flag::register(sig, flag.clone()) {
+            tracing::warn!("cannot watch for signal {sig}: {e}");
+        }
+    }
+    flag
+}
+
+/// `erpdrop run`.
+pub fn run(cfg: &Config, ui: &Ui) -> Result<Exit, Failure> {
+    let stop = stop_flag();
+    run_pass(
+        cfg,
+        ui,
+        &PassOptions {
+            command: "run",
+            ..PassOptions::default()
+        },
+        &stop,
+    )
+}

@@ -1,0 +1,57 @@
+//! `erpdrop watch [--interval 30s]`: a pass every interval until SIGINT/SIGTERM. A signal
+//! lets the document in flight finish; the file in hand goes back to the inbox.
+
+use super::run::{run_pass, stop_flag, PassOptions};
+use crate::exit::{Exit, Failure};
+use crate::ui::Ui;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+pub fn watch(
+    load: &dyn Fn() -> Result<crate::config::Config, Failure>,
+    ui: &Ui,
+    interval: Duration,
+) -> Result<Exit, Failure> {
+    let stop = stop_flag();
+    // A broken config at start is the user's to fix now; later, a pass logs it and waits.
+    load()?;
+    tracing::info!(
+        "watching every {}; stop with Ctrl-C or SIGTERM",
+        humantime::format_duration(interval)
+    );
+    loop {
+        let started = Instant::now();
+        match load() {
+            Ok(cfg) => match run_pass(
+                &cfg,
+                ui,
+                &PassOptions {
+                    command: "watch",
+                    ..Default::default()
+                },
+                &stop,
+            ) {
+                Ok(Exit::Locked) => {
+                    tracing::info!("another run holds the lock; trying again next interval")
+                }
+                Ok(_) => {}
+                Err(f) => tracing::error!("{}", f.message),
+            },
+            Err(f) => tracing::error!(
+                "the config is not usable, skipping this pass: {}",
+                f.message
+            ),
+        }
+        while started.elapsed() < interval {
+            if stop.load(Ordering::SeqCst) {
+                tracing::info!("stopped");
+                return Ok(Exit::Ok);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        if stop.load(Ordering::SeqCst) {
+            tracing::info!("stopped");
+            return Ok(Exit::Ok);
+        }
+    }
+}

@@ -1,0 +1,615 @@
+//! The ledger: a SQLite database (`.erpdrop/ledger.sqlite`) that remembers every run,
+//! file and document, so that a document the ERP accepted is never submitted again.
+//!
+//! WAL mode: `status` reads while `run` writes. Each document state change is its own
+//! transaction, committed before the next document is submitted, so a run killed at any
+//! moment leaves the ledger telling the truth (`synchronous = NORMAL`: safe against a
+//! killed process; a power cut may lose the last few commits, never corrupt the file).
+
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+use std::path::Path;
+
+/// The schema version this build writes.
+pub const SCHEMA_VERSION: i64 = 2;
+
+/// A document's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DocState {
+    Accepted,
+    Rejected,
+    Invalid,
+    InFlight,
+}
+
+impl DocState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DocState::Accepted => "accepted",
+            DocState::Rejected => "rejected",
+            DocState::Invalid => "invalid",
+            DocState::InFlight => "in_flight",
+        }
+    }
+
+    fn parse(s: &str) -> DocState {
+        match s {
+            "accepted" => DocState::Accepted,
+            "rejected" => DocState::Rejected,
+            "invalid" => DocState::Invalid,
+            _ => DocState::InFlight,
+        }
+    }
+}
+
+/// What the ledger knows of a document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DocRecord {
+    pub mapping: String,
+    pub key: String,
+    pub content_hash: String,
+    pub state: DocState,
+    pub target_id: Option<String>,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+    pub last_status: Option<i64>,
+    pub file: Option<String>,
+    pub run_id: Option<String>,
+    pub updated: String,
+}
+
+/// A file's line in the ledger.
+#[derive(Debug, Clone, Default)]
+pub struct FileRecord {
+    pub run_id: String,
+    pub name: String,
+    pub stored_as: Option<String>,
+    pub sha256: String,
+    pub mapping: String,
+    pub outcome: String,
+    pub rows: u64,
+    pub documents: u64,
+    pub accepted: u64,
+    pub rejected: u64,
+    pub invalid: u64,
+    pub already_imported: u64,
+    pub started: String,
+    pub finished: String,
+    pub first_error: Option<String>,
+}
+
+/// A run's line in the ledger.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct RunRecord {
+    pub id: String,
+    pub command: String,
+    pub started: String,
+    pub finished: Option<String>,
+    pub files: i64,
+    pub accepted: i64,
+    pub rejected: i64,
+    pub invalid: i64,
+    pub already_imported: i64,
+    pub exit_code: Option<i64>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    #[error("the ledger {path} was written by a newer erpdrop (schema version {found}, this build knows {SCHEMA_VERSION}); upgrade erpdrop")]
+    TooNew { path: String, found: i64 },
+    #[error("the ledger {path}: {source}")]
+    Sql {
+        path: String,
+        #[source]
+        source: rusqlite::Error,
+    },
+}
+
+pub struct Ledger {
+    conn: Connection,
+    path: String,
+}
+
+const MIGRATIONS: &[&str] = &[
+    // 1: runs, files, documents
+    "CREATE TABLE runs (
+        id TEXT PRIMARY KEY,
+        command TEXT NOT NULL,
+        started TEXT NOT NULL,
+        finished TEXT,
+        files INTEGER NOT NULL DEFAULT 0,
+        accepted INTEGER NOT NULL DEFAULT 0,
+        rejected INTEGER NOT NULL DEFAULT 0,
+        invalid INTEGER NOT NULL DEFAULT 0,
+        already_imported INTEGER NOT NULL DEFAULT 0,
+        exit_code INTEGER
+    );
+    CREATE TABLE files (
+        id INTEGER PRIMARY KEY,
+        run_id TEXT NOT NULL,
+        name TEXT NOT NULL,
+        sha256 TEXT NOT NULL,
+        mapping TEXT NOT NULL,
+        outcome TEXT NOT NULL,
+        rows INTEGER NOT NULL,
+        documents INTEGER NOT NULL,
+        accepted INTEGER NOT NULL,
+        rejected INTEGER NOT NULL,
+        invalid INTEGER NOT NULL,
+        started TEXT NOT NULL,
+        finished TEXT NOT NULL
+    );
+    CREATE INDEX files_run ON files(run_id);
+    CREATE TABLE documents (
+        mapping TEXT NOT NULL,
+        key TEXT NOT NULL,
+        content_hash TEXT NOT NULL,
+        state TEXT NOT NULL,
+        target_id TEXT,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT,
+        file TEXT,
+        run_id TEXT,
+        updated TEXT NOT NULL,
+        PRIMARY KEY (mapping, key)
+    );",
+    // 2: where a file went, its first error, already-imported counts, HTTP status
+    "ALTER TABLE files ADD COLUMN stored_as TEXT;
+    ALTER TABLE files ADD COLUMN already_imported INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE files ADD COLUMN first_error TEXT;
+    ALTER TABLE documents ADD COLUMN last_status INTEGER;
+    CREATE INDEX documents_state ON documents(state, updated);",
+];
+
+fn now() -> String {
+    crate::report::timestamp(chrono::Utc::now())
+}
+
+impl Ledger {
+    /// Opens (creating and migrating) the ledger for writing.
+    pub fn open(path: &Path) -> Result<Ledger, LedgerError> {
+        let p = path.display().to_string();
+        let sql = |source| LedgerError::Sql {
+            path: p.clone(),
+            source,
+        };
+        if let Some(dir) = path.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let conn = Connection::open(path).map_err(sql)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(sql)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(sql)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(sql)?;
+        let mut ledger = Ledger { conn, path: p };
+        ledger.migrate()?;
+        Ok(ledger)
+    }
+
+    /// Opens an existing ledger for reading only (`validate`, `status`); `None` when
+    /// there is none yet.
+    pub fn open_read_only(path: &Path) -> Result<Option<Ledger>, LedgerError> {
+        if !path.exists() {
+            return Ok(None);
+        }
+        let p = path.display().to_string();
+        let sql = |source| LedgerError::Sql {
+            path: p.clone(),
+            source,
+        };
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(sql)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(sql)?;
+        let ledger = Ledger { conn, path: p };
+        let v = ledger.version()?;
+        if v > SCHEMA_VERSION {
+            return Err(LedgerError::TooNew {
+                path: ledger.path.clone(),
+                found: v,
+            });
+        }
+        if v < SCHEMA_VERSION {
+            // An older ledger: reading it would need the migration a run performs.
+            return Ok(None);
+        }
+        Ok(Some(ledger))
+    }
+
+    fn sql(&self, source: rusqlite::Error) -> LedgerError {
+        LedgerError::Sql {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    fn version(&self) -> Result<i64, LedgerError> {
+        let has_table: bool = self
+            .conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type='table' AND name='schema_version'",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .map_err(|e| self.sql(e))?
+            > 0;
+        if !has_table {
+            return Ok(0);
+        }
+        self.conn
+            .query_row("SELECT max(version) FROM schema_version", [], |r| {
+                r.get::<_, Option<i64>>(0)
+            })
+            .map(|v| v.unwrap_or(0))
+            .map_err(|e| self.sql(e))
+    }
+
+    fn migrate(&mut self) -> Result<(), LedgerError> {
+        self.conn
+            .execute_batch(
+                "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL, applied TEXT NOT NULL)",
+            )
+            .map_err(|e| self.sql(e))?;
+        let current = self.version()?;
+        if current > SCHEMA_VERSION {
+            return Err(LedgerError::TooNew {
+                path: self.path.clone(),
+                found: current,
+            });
+        }
+        for (i, m) in MIGRATIONS.iter().enumerate() {
+            let v = i as i64 + 1;
+            if v <= current {
+                continue;
+            }
+            let tx = self.conn.transaction().map_err(|e| LedgerError::Sql {
+                path: self.path.clone(),
+                source: e,
+            })?;
+            tx.execute_batch(m)
+                .and_then(|_| {
+                    tx.execute(
+                        "INSERT INTO schema_version (version, applied) VALUES (?1, ?2)",
+                        params![v, now()],
+                    )
+                })
+                .and_then(|_| tx.commit())
+                .map_err(|e| LedgerError::Sql {
+                    path: self.path.clone(),
+                    source: e,
+                })?;
+            tracing::debug!(version = v, "ledger migrated");
+        }
+        Ok(())
+    }
+
+    /// What the ledger knows of a document.
+    pub fn document(&self, mapping: &str, key: &str) -> Result<Option<DocRecord>, LedgerError> {
+        self.conn
+            .prepare_cached(
+                "SELECT mapping, key, content_hash, state, target_id, attempts, last_error, last_status, file, run_id, updated
+                 FROM documents WHERE mapping = ?1 AND key = ?2",
+            )
+            .and_then(|mut st| st.query_row(params![mapping, key], row_to_doc).optional())
+            .map_err(|e| self.sql(e))
+    }
+
+    /// Marks a document in flight (one more attempt) before it is submitted.
+    pub fn mark_in_flight(
+        &self,
+        mapping: &str,
+        key: &str,
+        content_hash: &str,
+        file: &str,
+        run_id: &str,
+    ) -> Result<(), LedgerError> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO documents (mapping, key, content_hash, state, attempts, file, run_id, updated)
+                 VALUES (?1, ?2, ?3, 'in_flight', 1, ?4, ?5, ?6)
+                 ON CONFLICT (mapping, key) DO UPDATE SET
+                   content_hash = excluded.content_hash, state = 'in_flight',
+                   attempts = documents.attempts + 1, file = excluded.file,
+                   run_id = excluded.run_id, updated = excluded.updated",
+            )
+            .and_then(|mut st| st.execute(params![mapping, key, content_hash, file, run_id, now()]))
+            .map(|_| ())
+            .map_err(|e| self.sql(e))
+    }
+
+    /// Records the target's answer for a document in flight.
+    pub fn mark_outcome(
+        &self,
+        mapping: &str,
+        key: &str,
+        state: DocState,
+        target_id: Option<&str>,
+        error: Option<&str>,
+        status: Option<u16>,
+    ) -> Result<(), LedgerError> {
+        self.conn
+            .prepare_cached(
+                "UPDATE documents SET state = ?3, target_id = coalesce(?4, target_id),
+                   last_error = ?5, last_status = ?6, updated = ?7
+                 WHERE mapping = ?1 AND key = ?2",
+            )
+            .and_then(|mut st| {
+                st.execute(params![
+                    mapping,
+                    key,
+                    state.as_str(),
+                    target_id,
+                    error,
+                    status.map(i64::from),
+                    now()
+                ])
+            })
+            .map(|_| ())
+            .map_err(|e| self.sql(e))
+    }
+
+    /// Records a document that failed validation (never over an accepted one).
+    pub fn mark_invalid(
+        &self,
+        mapping: &str,
+        key: &str,
+        error: &str,
+        file: &str,
+        run_id: &str,
+    ) -> Result<(), LedgerError> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO documents (mapping, key, content_hash, state, attempts, last_error, file, run_id, updated)
+                 VALUES (?1, ?2, '', 'invalid', 0, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (mapping, key) DO UPDATE SET
+                   state = 'invalid', last_error = excluded.last_error, last_status = NULL,
+                   file = excluded.file, run_id = excluded.run_id, updated = excluded.updated
+                 WHERE documents.state <> 'accepted'",
+            )
+            .and_then(|mut st| st.execute(params![mapping, key, error, file, run_id, now()]))
+            .map(|_| ())
+            .map_err(|e| self.sql(e))
+    }
+
+    pub fn begin_run(&self, id: &str, command: &str) -> Result<(), LedgerError> {
+        self.conn
+            .execute(
+                "INSERT OR REPLACE INTO runs (id, command, started) VALUES (?1, ?2, ?3)",
+                params![id, command, now()],
+            )
+            .map(|_| ())
+            .map_err(|e| self.sql(e))
+    }
+
+    pub fn finish_run(&self, r: &RunRecord) -> Result<(), LedgerError> {
+        self.conn
+            .execute(
+                "UPDATE runs SET finished = ?2, files = ?3, accepted = ?4, rejected = ?5,
+                   invalid = ?6, already_imported = ?7, exit_code = ?8 WHERE id = ?1",
+                params![
+                    r.id,
+                    now(),
+                    r.files,
+                    r.accepted,
+                    r.rejected,
+                    r.invalid,
+                    r.already_imported,
+                    r.exit_code
+                ],
+            )
+            .map(|_| ())
+            .map_err(|e| self.sql(e))
+    }
+
+    pub fn record_file(&self, f: &FileRecord) -> Result<(), LedgerError> {
+        self.conn
+            .execute(
+                "INSERT INTO files (run_id, name, stored_as, sha256, mapping, outcome, rows, documents,
+                   accepted, rejected, invalid, already_imported, started, finished, first_error)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+                params![
+                    f.run_id,
+                    f.name,
+                    f.stored_as,
+                    f.sha256,
+                    f.mapping,
+                    f.outcome,
+                    f.rows as i64,
+                    f.documents as i64,
+                    f.accepted as i64,
+                    f.rejected as i64,
+                    f.invalid as i64,
+                    f.already_imported as i64,
+                    f.started,
+                    f.finished,
+                    f.first_error
+                ],
+            )
+            .map(|_| ())
+            .map_err(|e| self.sql(e))
+    }
+
+    /// The most recent runs, newest first.
+    pub fn recent_runs(&self, limit: usize) -> Result<Vec<RunRecord>, LedgerError> {
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT id, command, started, finished, files, accepted, rejected, invalid, already_imported, exit_code
+                 FROM runs ORDER BY started DESC, id DESC LIMIT ?1",
+            )
+            .map_err(|e| self.sql(e))?;
+        let rows = st
+            .query_map(params![limit as i64], |r| {
+                Ok(RunRecord {
+                    id: r.get(0)?,
+                    command: r.get(1)?,
+                    started: r.get(2)?,
+                    finished: r.get(3)?,
+                    files: r.get(4)?,
+                    accepted: r.get(5)?,
+                    rejected: r.get(6)?,
+                    invalid: r.get(7)?,
+                    already_imported: r.get(8)?,
+                    exit_code: r.get(9)?,
+                })
+            })
+            .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| self.sql(e))?;
+        Ok(rows)
+    }
+
+    /// The files of recent runs, newest first.
+    pub fn recent_files(
+        &self,
+        limit: usize,
+        failed_only: bool,
+    ) -> Result<Vec<FileRecord>, LedgerError> {
+        let sql = format!(
+            "SELECT run_id, name, stored_as, sha256, mapping, outcome, rows, documents, accepted, rejected,
+               invalid, already_imported, started, finished, first_error
+             FROM files {} ORDER BY finished DESC, id DESC LIMIT ?1",
+            if failed_only { "WHERE outcome = 'failed'" } else { "" }
+        );
+        let mut st = self.conn.prepare(&sql).map_err(|e| self.sql(e))?;
+        let rows = st
+            .query_map(params![limit as i64], |r| {
+                Ok(FileRecord {
+                    run_id: r.get(0)?,
+                    name: r.get(1)?,
+                    stored_as: r.get(2)?,
+                    sha256: r.get(3)?,
+                    mapping: r.get(4)?,
+                    outcome: r.get(5)?,
+                    rows: r.get::<_, i64>(6)? as u64,
+                    documents: r.get::<_, i64>(7)? as u64,
+                    accepted: r.get::<_, i64>(8)? as u64,
+                    rejected: r.get::<_, i64>(9)? as u64,
+                    invalid: r.get::<_, i64>(10)? as u64,
+                    already_imported: r.get::<_, i64>(11)? as u64,
+                    started: r.get(12)?,
+                    finished: r.get(13)?,
+                    first_error: r.get(14)?,
+                })
+            })
+            .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| self.sql(e))?;
+        Ok(rows)
+    }
+
+    /// Documents that are not accepted (rejected, invalid, in flight), newest first.
+    pub fn failed_documents(&self, limit: usize) -> Result<Vec<DocRecord>, LedgerError> {
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT mapping, key, content_hash, state, target_id, attempts, last_error, last_status, file, run_id, updated
+                 FROM documents WHERE state <> 'accepted' ORDER BY updated DESC LIMIT ?1",
+            )
+            .map_err(|e| self.sql(e))?;
+        let rows = st
+            .query_map(params![limit as i64], row_to_doc)
+            .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| self.sql(e))?;
+        Ok(rows)
+    }
+
+    /// Counts of documents by state.
+    pub fn document_counts(&self) -> Result<Vec<(String, i64)>, LedgerError> {
+        let mut st = self
+            .conn
+            .prepare("SELECT state, count(*) FROM documents GROUP BY state ORDER BY state")
+            .map_err(|e| self.sql(e))?;
+        let rows = st
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| self.sql(e))?;
+        Ok(rows)
+    }
+}
+
+fn row_to_doc(r: &rusqlite::Row<'_>) -> rusqlite::Result<DocRecord> {
+    Ok(DocRecord {
+        mapping: r.get(0)?,
+        key: r.get(1)?,
+        content_hash: r.get(2)?,
+        state: DocState::parse(&r.get::<_, String>(3)?),
+        target_id: r.get(4)?,
+        attempts: r.get(5)?,
+        last_error: r.get(6)?,
+        last_status: r.get(7)?,
+        file: r.get(8)?,
+        run_id: r.get(9)?,
+        updated: r.get(10)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn documents_move_through_states() {
+        let d = tempfile::tempdir().unwrap();
+        let l = Ledger::open(&d.path().join("ledger.sqlite")).unwrap();
+        assert!(l.document("m", "K1").unwrap().is_none());
+        l.mark_in_flight("m", "K1", "h1", "f.csv", "r1").unwrap();
+        assert_eq!(
+            l.document("m", "K1").unwrap().unwrap().state,
+            DocState::InFlight
+        );
+        l.mark_outcome("m", "K1", DocState::Accepted, Some("42"), None, None)
+            .unwrap();
+        let rec = l.document("m", "K1").unwrap().unwrap();
+        assert_eq!(rec.state, DocState::Accepted);
+        assert_eq!(rec.target_id.as_deref(), Some("42"));
+        assert_eq!(rec.attempts, 1);
+        // an invalid copy never overwrites an accepted document
+        l.mark_invalid("m", "K1", "bad", "g.csv", "r2").unwrap();
+        assert_eq!(
+            l.document("m", "K1").unwrap().unwrap().state,
+            DocState::Accepted
+        );
+    }
+
+    #[test]
+    fn a_newer_schema_is_refused() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("ledger.sqlite");
+        drop(Ledger::open(&p).unwrap());
+        let c = Connection::open(&p).unwrap();
+        c.execute("INSERT INTO schema_version VALUES (99, 'x')", [])
+            .unwrap();
+        drop(c);
+        assert!(matches!(
+            Ledger::open(&p),
+            Err(LedgerError::TooNew { found: 99, .. })
+        ));
+    }
+
+    #[test]
+    fn a_version_1_ledger_is_migrated_and_keeps_its_documents() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("ledger.sqlite");
+        let c = Connection::open(&p).unwrap();
+        c.execute_batch(
+            "CREATE TABLE schema_version (version INTEGER NOT NULL, applied TEXT NOT NULL);
+             INSERT INTO schema_version VALUES (1, 'then');",
+        )
+        .unwrap();
+        c.execute_batch(MIGRATIONS[0]).unwrap();
+        c.execute(
+            "INSERT INTO documents (mapping, key, content_hash, state, attempts, updated) VALUES ('m','K','h','accepted',1,'then')",
+            [],
+        )
+        .unwrap();
+        drop(c);
+        let l = Ledger::open(&p).unwrap();
+        assert_eq!(l.version().unwrap(), SCHEMA_VERSION);
+        let rec = l.document("m", "K").unwrap().unwrap();
+        assert_eq!(rec.state, DocState::Accepted);
+        assert_eq!(rec.last_status, None);
+    }
+}
