@@ -71,6 +71,21 @@ pub enum Command {
         #[command(flatten)]
         out: DryRunOutputs,
     },
+    /// Move failed files back to the inbox (old reports to failed/.history/) and run them;
+    /// documents the ERP already accepted are not submitted again
+    Reprocess {
+        /// Files as they are named in failed/
+        files: Vec<PathBuf>,
+        /// Every file in failed/
+        #[arg(long)]
+        all: bool,
+    },
+    /// The integration monitor: recent runs, waiting files, failed files and documents
+    Status {
+        /// Only failed files and documents
+        #[arg(long)]
+        failed: bool,
+    },
     /// Run a pass every interval until SIGINT/SIGTERM
     Watch {
         /// Time between passes (30s, 5m, 1h)

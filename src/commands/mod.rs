@@ -2,7 +2,9 @@
 
 pub mod check;
 pub mod init;
+pub mod reprocess;
 pub mod run;
+pub mod status;
 pub mod validate;
 pub mod watch;
 
@@ -42,6 +44,14 @@ pub fn dispatch(cli: &Cli) -> Result<Exit, Failure> {
             run::run(&cfg, &ui)
         }
         Command::Watch { interval } => watch::watch(&|| load_config(cli), &ui, *interval),
+        Command::Reprocess { files, all } => {
+            let cfg = load_config(cli)?;
+            reprocess::reprocess(&cfg, &ui, files, *all)
+        }
+        Command::Status { failed } => {
+            let cfg = load_config(cli)?;
+            status::status(&cfg, &ui, *failed)
+        }
         Command::Check => check::check(cli, &ui),
         Command::Init { dir, force } => init::init(
             dir.as_deref().unwrap_or(std::path::Path::new(".")),

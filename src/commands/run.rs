@@ -12,7 +12,7 @@ use crate::ledger::{DocState, FileRecord, Ledger, LedgerError, RunRecord};
 use crate::lifecycle::scan::{list_files, marker_path, readiness, NotReady};
 use crate::lifecycle::{
     claim, ensure_folders, recover_processing, return_to_inbox, settle_with, try_lock, Claimed,
-    DONE_SIDECARS, FAILED_SIDECARS,
+    RunLock, DONE_SIDECARS, FAILED_SIDECARS,
 };
 use crate::mapping::{MappedDocument, Mapping};
 use crate::pipeline::{check_file, CheckOptions, FileCheck, Verdict};
@@ -35,6 +35,8 @@ pub struct PassOptions {
     /// Ignore settle time (files just moved back by reprocess keep their old mtime, but a
     /// user who names files wants them now).
     pub ignore_settle: bool,
+    /// Ignore the ready marker (reprocess: the file was ready once already).
+    pub ignore_marker: bool,
     /// The command recorded in the ledger.
     pub command: &'static str,
 }
@@ -62,13 +64,9 @@ pub fn make_target(cfg: &Config) -> Box<dyn Target> {
     }
 }
 
-/// One pass over the inbox.
-pub fn run_pass(
-    cfg: &Config,
-    ui: &Ui,
-    opts: &PassOptions,
-    stop: &AtomicBool,
-) -> Result<Exit, Failure> {
+/// Creates the drop folders and takes the run lock; `Ok(None)` when another run holds
+/// it (logged).
+pub fn lock_drop(cfg: &Config) -> Result<Option<RunLock>, Failure> {
     let folders = &cfg.folders;
     ensure_folders(folders).map_err(|e| {
         Failure::usage(format!(
@@ -76,19 +74,43 @@ pub fn run_pass(
             folders.root.display()
         ))
     })?;
-    let Some(_lock) = try_lock(&folders.state).map_err(|e| {
+    let lock = try_lock(&folders.state).map_err(|e| {
         Failure::usage(format!(
             "cannot open the lock in {}: {e}",
             folders.state.display()
         ))
-    })?
-    else {
+    })?;
+    if lock.is_none() {
         tracing::warn!(
             "another erpdrop run holds the lock in {}; this one does nothing",
             folders.state.display()
         );
-        return Ok(Exit::Locked);
-    };
+    }
+    Ok(lock)
+}
+
+/// One pass over the inbox.
+pub fn run_pass(
+    cfg: &Config,
+    ui: &Ui,
+    opts: &PassOptions,
+    stop: &AtomicBool,
+) -> Result<Exit, Failure> {
+    match lock_drop(cfg)? {
+        Some(lock) => run_pass_locked(cfg, ui, opts, stop, lock),
+        None => Ok(Exit::Locked),
+    }
+}
+
+/// One pass with the lock already held; the lock is released when it ends.
+pub fn run_pass_locked(
+    cfg: &Config,
+    ui: &Ui,
+    opts: &PassOptions,
+    stop: &AtomicBool,
+    _lock: RunLock,
+) -> Result<Exit, Failure> {
+    let folders = &cfg.folders;
     if cfg.target.kind == TargetKind::Outbox {
         std::fs::create_dir_all(&cfg.target.dir).map_err(|e| {
             Failure::usage(format!(
@@ -156,7 +178,12 @@ pub fn run_pass(
             }
             continue;
         };
-        match readiness(&file, settle, cfg.ready_marker.as_deref(), now) {
+        let marker_rule = if opts.ignore_marker {
+            None
+        } else {
+            cfg.ready_marker.as_deref()
+        };
+        match readiness(&file, settle, marker_rule, now) {
             Ok(()) => {}
             Err(NotReady::Settling(left)) => {
                 tracing::info!(file = %name, "not settled yet (modified less than {}s ago); next run", cfg.settle_seconds.max(left.as_secs()));

@@ -192,6 +192,23 @@ impl<R: Read> DecodeReader<R> {
                 &mut self.out_buf,
                 last,
             );
+            // A single-byte encoding maps its undefined bytes (0x98 in windows-1251,
+            // 0x81 in windows-1252...) to C1 control characters, which no export
+            // means as text: they are bytes that are not valid in that encoding.
+            if self.encoding.is_single_byte() {
+                if let Some(at) = c1_control(&self.out_buf[..written]) {
+                    let err = EncodingError {
+                        encoding: self.encoding.name(),
+                        line: self.newlines
+                            + self.out_buf[..at].iter().filter(|&&b| b == b'\n').count() as u64
+                            + 1,
+                        // the byte a single-byte decoder maps to U+0080..U+009F is that
+                        // code point's own value
+                        bytes: vec![self.out_buf[at + 1]],
+                    };
+                    return Err(io::Error::new(io::ErrorKind::InvalidData, err));
+                }
+            }
             let newlines_here = self.out_buf[..written]
                 .iter()
                 .filter(|&&b| b == b'\n')
@@ -253,6 +270,13 @@ impl<R: Read> Read for DecodeReader<R> {
     }
 }
 
+/// The offset of the first C1 control character (U+0080..U+009F, UTF-8 `C2 80`..`C2 9F`)
+/// in UTF-8 text.
+fn c1_control(utf8: &[u8]) -> Option<usize> {
+    utf8.windows(2)
+        .position(|w| w[0] == 0xC2 && (0x80..=0x9F).contains(&w[1]))
+}
+
 /// Finds an [`EncodingError`] inside an I/O error (as the CSV reader passes it on).
 pub fn encoding_error(err: &io::Error) -> Option<&EncodingError> {
     err.get_ref()?.downcast_ref::<EncodingError>()
@@ -305,6 +329,18 @@ mod tests {
         let enc = encoding_error(&err).expect("an encoding error");
         assert_eq!(enc.line, 3);
         assert_eq!(enc.encoding, "UTF-16LE");
+    }
+
+    #[test]
+    fn undefined_single_byte_is_an_error_not_a_control_character() {
+        let err = decode(b"a;b\nc;\x98\n", "windows-1251").unwrap_err();
+        let enc = encoding_error(&err).expect("an encoding error");
+        assert_eq!((enc.line, enc.bytes.as_slice()), (2, &[0x98u8][..]));
+        let err = decode(b"x\n\ny\x81", "windows-1252").unwrap_err();
+        assert_eq!(encoding_error(&err).unwrap().line, 3);
+        // defined bytes pass: the euro sign, and Cyrillic
+        assert_eq!(decode(b"\x80", "windows-1252").unwrap(), "\u{20ac}");
+        assert_eq!(decode(b"\xE0", "windows-1251").unwrap(), "\u{430}");
     }
 
     #[test]

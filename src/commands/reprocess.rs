@@ -1,0 +1,119 @@
+//! `erpdrop reprocess [FILE...] [--all]`: after a fix, put failed files through again.
+//! Their old reports go to `failed/.history/<time>/`; documents the ERP already accepted
+//! are not submitted again (the ledger skips them); only the failed ones are.
+
+use super::run::{lock_drop, run_pass_locked, stop_flag, PassOptions};
+use crate::config::Config;
+use crate::exit::{Exit, Failure};
+use crate::fsutil::{free_name, move_no_clobber};
+use crate::lifecycle::scan::list_files;
+use crate::lifecycle::FAILED_SIDECARS;
+use crate::ui::Ui;
+use std::collections::HashSet;
+use std::path::PathBuf;
+
+pub fn reprocess(cfg: &Config, ui: &Ui, files: &[PathBuf], all: bool) -> Result<Exit, Failure> {
+    if files.is_empty() && !all {
+        return Err(Failure::usage(
+            "name the files to reprocess (as they are in failed/), or use --all",
+        ));
+    }
+    if !files.is_empty() && all {
+        return Err(Failure::usage("give file names or --all, not both"));
+    }
+    let failed = &cfg.folders.failed;
+    // Check everything before moving anything.
+    let chosen: Vec<PathBuf> = if all {
+        list_files(failed).unwrap_or_default()
+    } else {
+        let mut v = Vec::new();
+        for f in files {
+            let name = f.file_name().unwrap_or_default();
+            let p = failed.join(name);
+            let ok = p.symlink_metadata().map(|m| m.is_file()).unwrap_or(false);
+            if !ok {
+                return Err(Failure::usage(format!(
+                    "{} is not in {}",
+                    name.to_string_lossy(),
+                    failed.display()
+                )));
+            }
+            v.push(p);
+        }
+        v
+    };
+    // Markers are moved back with their files, not as files of their own.
+    let chosen: Vec<PathBuf> = chosen
+        .into_iter()
+        .filter(|p| {
+            let n = p
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned();
+            cfg.mapping_for(&n).is_some() || !all
+        })
+        .collect();
+    let Some(lock) = lock_drop(cfg)? else {
+        return Ok(Exit::Locked);
+    };
+    if chosen.is_empty() {
+        if !ui.quiet {
+            println!("nothing to reprocess in {}", failed.display());
+        }
+        return Ok(Exit::Ok);
+    }
+    let stamp = chrono::Local::now().format("%Y-%m-%dT%H%M%S").to_string();
+    let history = failed.join(".history").join(&stamp);
+    let mut names = HashSet::new();
+    for p in &chosen {
+        let name = p
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
+        for side in FAILED_SIDECARS {
+            let s = failed.join(format!("{name}{side}"));
+            if s.exists() {
+                std::fs::create_dir_all(&history).map_err(|e| {
+                    Failure::usage(format!("cannot create {}: {e}", history.display()))
+                })?;
+                let to = free_name(&history, &format!("{name}{side}"), &[]);
+                move_no_clobber(&s, &to).map_err(|e| {
+                    Failure::usage(format!("cannot keep the old report {}: {e}", s.display()))
+                })?;
+            }
+        }
+        let to = free_name(&cfg.folders.inbox, &name, &[]);
+        move_no_clobber(p, &to).map_err(|e| {
+            Failure::usage(format!("cannot move {} to the inbox: {e}", p.display()))
+        })?;
+        if let Some(pattern) = &cfg.ready_marker {
+            let marker = crate::lifecycle::scan::marker_path(p, pattern);
+            if marker.exists() {
+                let _ =
+                    move_no_clobber(&marker, &crate::lifecycle::scan::marker_path(&to, pattern));
+            }
+        }
+        tracing::info!(file = %name, "moved back to the inbox for reprocessing");
+        names.insert(
+            to.file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned(),
+        );
+    }
+    let stop = stop_flag();
+    run_pass_locked(
+        cfg,
+        ui,
+        &PassOptions {
+            only: Some(names),
+            ignore_settle: true,
+            ignore_marker: true,
+            command: "reprocess",
+        },
+        &stop,
+        lock,
+    )
+}

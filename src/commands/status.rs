@@ -1,0 +1,275 @@
+//! `erpdrop status [--failed] [--json]`: the integration monitor. Recent runs, files
+//! waiting in the inbox and why, failed files, and the documents that failed and why,
+//! newest first. Reads the ledger without blocking a run that writes it.
+
+use crate::config::Config;
+use crate::exit::{Exit, Failure};
+use crate::ledger::{DocRecord, FileRecord, Ledger, RunRecord};
+use crate::lifecycle::scan::{list_files, readiness, NotReady};
+use crate::ui::Ui;
+use serde::Serialize;
+use std::time::{Duration, SystemTime};
+
+#[derive(Debug, Serialize)]
+struct Waiting {
+    file: String,
+    reason: String,
+}
+
+#[derive(Debug, Serialize)]
+struct FailedFile {
+    file: String,
+    run: Option<String>,
+    finished: Option<String>,
+    first_error: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct FailedDoc {
+    mapping: String,
+    document: String,
+    state: String,
+    file: Option<String>,
+    attempts: i64,
+    status: Option<i64>,
+    last_error: Option<String>,
+    updated: String,
+}
+
+#[derive(Debug, Serialize)]
+struct Status {
+    runs: Vec<RunRecord>,
+    waiting: Vec<Waiting>,
+    failed_files: Vec<FailedFile>,
+    failed_documents: Vec<FailedDoc>,
+    documents: std::collections::BTreeMap<String, i64>,
+}
+
+pub fn status(cfg: &Config, ui: &Ui, failed_only: bool) -> Result<Exit, Failure> {
+    let ledger = Ledger::open_read_only(&cfg.folders.state.join("ledger.sqlite"))
+        .map_err(|e| Failure::usage(e.to_string()))?;
+    let runs = match &ledger {
+        Some(l) if !failed_only => l
+            .recent_runs(10)
+            .map_err(|e| Failure::usage(e.to_string()))?,
+        _ => Vec::new(),
+    };
+    let files: Vec<FileRecord> = match &ledger {
+        Some(l) => l
+            .recent_files(500, false)
+            .map_err(|e| Failure::usage(e.to_string()))?,
+        None => Vec::new(),
+    };
+    let docs: Vec<DocRecord> = match &ledger {
+        Some(l) => l
+            .failed_documents(50)
+            .map_err(|e| Failure::usage(e.to_string()))?,
+        None => Vec::new(),
+    };
+    let counts = match &ledger {
+        Some(l) => l
+            .document_counts()
+            .map_err(|e| Failure::usage(e.to_string()))?
+            .into_iter()
+            .collect(),
+        None => Default::default(),
+    };
+
+    let mut waiting = Vec::new();
+    if !failed_only {
+        let now = SystemTime::now();
+        for f in list_files(&cfg.folders.inbox).unwrap_or_default() {
+            let name = f
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned();
+            let reason = match cfg.mapping_for(&name) {
+                None => "no mapping matches this name".to_string(),
+                Some(_) => match readiness(
+                    &f,
+                    Duration::from_secs(cfg.settle_seconds),
+                    cfg.ready_marker.as_deref(),
+                    now,
+                ) {
+                    Err(NotReady::Settling(_)) => {
+                        format!("settling (changed less than {}s ago)", cfg.settle_seconds)
+                    }
+                    Err(NotReady::NoMarker(m)) => format!(
+                        "waiting for {}",
+                        m.file_name().unwrap_or_default().to_string_lossy()
+                    ),
+                    Ok(()) => match files.iter().find(|r| r.name == name) {
+                        Some(r) if r.outcome == "unavailable" => {
+                            format!(
+                                "target was unavailable at {}; retried next run",
+                                short_time(&r.finished)
+                            )
+                        }
+                        _ => "ready: next run takes it".to_string(),
+                    },
+                },
+            };
+            waiting.push(Waiting { file: name, reason });
+        }
+    }
+
+    let mut failed_files = Vec::new();
+    for f in list_files(&cfg.folders.failed).unwrap_or_default() {
+        let name = f
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
+        let path = f.display().to_string();
+        let rec = files
+            .iter()
+            .find(|r| {
+                r.stored_as
+                    .as_deref()
+                    .map(|s| s.ends_with(&format!("/{name}")) || s == path)
+                    .unwrap_or(false)
+            })
+            .or_else(|| {
+                files
+                    .iter()
+                    .find(|r| r.name == name && r.outcome == "failed")
+            });
+        failed_files.push(FailedFile {
+            file: name,
+            run: rec.map(|r| r.run_id.clone()),
+            finished: rec.map(|r| r.finished.clone()),
+            first_error: rec.and_then(|r| r.first_error.clone()),
+        });
+    }
+    failed_files.sort_by(|a, b| b.finished.cmp(&a.finished));
+
+    let failed_documents: Vec<FailedDoc> = docs
+        .into_iter()
+        .map(|d| FailedDoc {
+            mapping: d.mapping,
+            document: d.key,
+            state: d.state.as_str().to_string(),
+            file: d.file,
+            attempts: d.attempts,
+            status: d.last_status,
+            last_error: d.last_error,
+            updated: d.updated,
+        })
+        .collect();
+
+    let st = Status {
+        runs,
+        waiting,
+        failed_files,
+        failed_documents,
+        documents: counts,
+    };
+    if ui.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&st).expect("status serialises")
+        );
+        return Ok(Exit::Ok);
+    }
+    print_text(&st, failed_only, ledger.is_none());
+    Ok(Exit::Ok)
+}
+
+fn short_time(ts: &str) -> String {
+    // 2026-11-25T04:29:48.832Z -> 2026-11-25 04:29:48
+    ts.get(..19).unwrap_or(ts).replace('T', " ")
+}
+
+fn cut(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        let mut t: String = s.chars().take(n.saturating_sub(1)).collect();
+        t.push('…');
+        t
+    }
+}
+
+fn duration(r: &RunRecord) -> String {
+    let parse = |s: &str| chrono::DateTime::parse_from_rfc3339(s).ok();
+    match (parse(&r.started), r.finished.as_deref().and_then(parse)) {
+        (Some(a), Some(b)) => {
+            let ms = (b - a).num_milliseconds().max(0);
+            if ms < 10_000 {
+                format!("{:.1}s", ms as f64 / 1000.0)
+            } else {
+                format!("{}s", ms / 1000)
+            }
+        }
+        _ => "running".to_string(),
+    }
+}
+
+fn print_text(st: &Status, failed_only: bool, no_ledger: bool) {
+    if no_ledger {
+        println!("No runs yet (no ledger).");
+    }
+    if !failed_only {
+        println!("Recent runs");
+        if st.runs.is_empty() {
+            println!("  none");
+        }
+        for r in &st.runs {
+            println!(
+                "  {} {:>7} {:<9} files {:>3}  ok {:>5} rej {:>4} inv {:>4}  exit {}",
+                short_time(&r.started),
+                duration(r),
+                cut(&r.command, 9),
+                r.files,
+                r.accepted + r.already_imported,
+                r.rejected,
+                r.invalid,
+                r.exit_code
+                    .map(|c| c.to_string())
+                    .unwrap_or_else(|| "-".into())
+            );
+        }
+        println!();
+        println!("Waiting in the inbox");
+        if st.waiting.is_empty() {
+            println!("  none");
+        }
+        for w in &st.waiting {
+            println!("  {:<30} {}", cut(&w.file, 30), cut(&w.reason, 46));
+        }
+        println!();
+    }
+    println!("Failed files");
+    if st.failed_files.is_empty() {
+        println!("  none");
+    }
+    for f in &st.failed_files {
+        println!(
+            "  {:<30} {}",
+            cut(&f.file, 30),
+            f.finished.as_deref().map(short_time).unwrap_or_default()
+        );
+        if let Some(e) = &f.first_error {
+            println!("    {}", cut(e, 74));
+        }
+    }
+    println!();
+    println!("Failed documents (newest first)");
+    if st.failed_documents.is_empty() {
+        println!("  none");
+    }
+    for d in &st.failed_documents {
+        println!(
+            "  {:<20} {:<10} attempts {:<3} {}",
+            cut(&d.document, 20),
+            d.state,
+            d.attempts,
+            cut(d.file.as_deref().unwrap_or(""), 30)
+        );
+        if let Some(e) = &d.last_error {
+            let status = d.status.map(|s| format!("[{s}] ")).unwrap_or_default();
+            println!("    {}", cut(&format!("{status}{e}"), 74));
+        }
+    }
+}
