@@ -139,6 +139,16 @@ pub fn run_pass_locked(
         }
     }
 
+    // A run killed while writing left temporary files behind; no writer is active now.
+    for dir in [&cfg.target.dir, &folders.failed, &folders.state] {
+        remove_stale_temp_files(dir);
+    }
+    if let Ok(days) = std::fs::read_dir(&folders.done) {
+        for d in days.filter_map(Result::ok) {
+            remove_stale_temp_files(&d.path());
+        }
+    }
+
     let mut target = make_target(cfg);
     let mut totals = Totals::default();
     let mut reports = Vec::new();
@@ -290,6 +300,26 @@ pub fn run_pass_locked(
         }
     }
     Ok(exit)
+}
+
+/// Removes `.erpdrop-*.tmp` files (half-written payloads or reports of a killed run).
+fn remove_stale_temp_files(dir: &Path) {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in rd.filter_map(Result::ok) {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with(".erpdrop-") && name.ends_with(".tmp") {
+            match std::fs::remove_file(e.path()) {
+                Ok(()) => {
+                    tracing::debug!(file = %e.path().display(), "removed a temporary file a killed run left")
+                }
+                Err(err) => {
+                    tracing::warn!(file = %e.path().display(), "cannot remove a stale temporary file: {err}")
+                }
+            }
+        }
+    }
 }
 
 /// Whether `file` is the ready marker of a file that a mapping takes.

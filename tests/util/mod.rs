@@ -86,6 +86,17 @@ impl TestDir {
         c
     }
 
+    /// The binary as a plain `std::process::Command`, for processes a test spawns and
+    /// signals.
+    pub fn spawn_cmd(&self) -> std::process::Command {
+        let mut c = std::process::Command::new(assert_cmd::cargo::cargo_bin("erpdrop"));
+        c.current_dir(self.path())
+            .env_remove("ERPDROP_CONFIG")
+            .env_remove("RUST_LOG")
+            .env("NO_COLOR", "1");
+        c
+    }
+
     /// Runs erpdrop with these arguments.
     pub fn run(&self, args: &[&str]) -> Out {
         let o = self.cmd().args(args).output().unwrap();
@@ -167,3 +178,25 @@ tolerance = "0.01"
 
 /// The header row of files for [`INVOICE_MAPPING`].
 pub const INVOICE_HEADER: &str = "No;Date;Cust;Terms;Total;Item;Amount\n";
+
+/// A CSV for [`INVOICE_MAPPING`] with `n` invoices of `lines` lines each (amount 1,50
+/// per line), keys `INV000000`, `INV000001`...
+pub fn invoices_csv(n: usize, lines: usize) -> String {
+    let mut s = String::from(INVOICE_HEADER);
+    for i in 0..n {
+        let total = format!("{},{:02}", (lines * 150) / 100, (lines * 150) % 100);
+        for l in 0..lines {
+            s.push_str(&format!(
+                "INV{i:06};20.11.2026;C1;N30;{total};ITEM{l};1,50\n"
+            ));
+        }
+    }
+    s
+}
+
+/// Sets a file's modification time into the past, so that it counts as settled.
+pub fn age(path: &Path, secs: u64) {
+    let f = std::fs::File::options().write(true).open(path).unwrap();
+    f.set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(secs))
+        .unwrap();
+}

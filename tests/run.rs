@@ -1,0 +1,438 @@
+//! `erpdrop run`, `init` and `watch`: the drop-folder lifecycle driven through the real
+//! binary.
+mod util;
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+use util::{age, invoices_csv, TestDir, INVOICE_HEADER, INVOICE_MAPPING};
+
+fn setup() -> TestDir {
+    let t = TestDir::new();
+    t.invoice_setup(INVOICE_MAPPING);
+    t
+}
+
+fn today() -> String {
+    chrono::Local::now().format("%Y-%m-%d").to_string()
+}
+
+#[test]
+fn init_then_run_puts_the_sample_in_done() {
+    let t = TestDir::new();
+    let out = t.run(&["init", "starter"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let out = t.run(&["-c", "starter/erpdrop.toml", "run"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let day = format!("starter/drop/done/{}", today());
+    assert_eq!(
+        t.ls(&day),
+        vec!["INV_2026-11-20.csv", "INV_2026-11-20.csv.report.json"]
+    );
+    assert!(t.ls("starter/drop/inbox").is_empty());
+    assert_eq!(t.ls("starter/drop/outbox").len(), 3);
+    let report = t.read_json(&format!("{day}/INV_2026-11-20.csv.report.json"));
+    assert_eq!(report["outcome"], "done");
+    assert_eq!(report["counts"]["accepted"], 3);
+    assert_eq!(report["mapping"], "billing-invoices");
+    assert_eq!(report["sha256"].as_str().unwrap().len(), 64);
+    // init refuses to overwrite an existing config
+    let again = t.run(&["init", "starter"]);
+    assert_eq!(again.code, 2);
+    assert!(again.stderr.contains("already exists"), "{}", again.stderr);
+}
+
+#[test]
+fn good_and_bad_files_each_end_in_their_place() {
+    let t = setup();
+    t.write(
+        "drop/inbox/INV_1.csv",
+        format!("{INVOICE_HEADER}A1;20.11.2026;C1;N30;1,50;X;1,50\n"),
+    );
+    t.write(
+        "drop/inbox/INV_2.csv",
+        format!(
+            "{INVOICE_HEADER}B1;20.11.2026;C1;F49;1,50;X;1,50\nB2;20.11.2026;C9;N30;1,50;X;1,50\n"
+        ),
+    );
+    let out = t.run(&["run"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert_eq!(
+        t.ls(&format!("drop/done/{}", today())),
+        vec!["INV_1.csv", "INV_1.csv.report.json"]
+    );
+    assert_eq!(
+        t.ls("drop/failed"),
+        vec!["INV_2.csv", "INV_2.csv.errors.csv", "INV_2.csv.errors.json"]
+    );
+    let errors = t.read_json("drop/failed/INV_2.csv.errors.json");
+    assert_eq!(errors["outcome"], "failed");
+    assert_eq!(errors["counts"]["invalid"], 2);
+    assert_eq!(errors["counts"]["accepted"], 0);
+    let rows = errors["errors"].as_array().unwrap();
+    assert_eq!(rows[0]["code"], "not_allowed");
+    assert_eq!(rows[0]["line"], 2);
+    assert_eq!(
+        rows[0]["message"],
+        "Terms code \"F49\" is not in ref/terms.csv (line 2, column Terms)"
+    );
+    assert_eq!(rows[1]["code"], "lookup");
+    assert_eq!(rows[1]["document"], "B2");
+    let csv = t.read("drop/failed/INV_2.csv.errors.csv");
+    assert!(csv.contains("stage,document,line,column,field,value,code,message,status"));
+    assert!(csv.contains("validate,B1,2,Terms,terms,F49,not_allowed,"));
+    // reject-file: nothing of the bad file was submitted
+    assert_eq!(t.ls("drop/outbox"), vec!["sales_invoice-A1.json"]);
+    assert!(t.ls("drop/processing").is_empty());
+}
+
+#[test]
+fn unreadable_and_empty_files_fail_alone() {
+    let t = setup();
+    t.write("drop/inbox/INV_a.csv", b"No;Date\n\xff\xfe\xfa;x\n");
+    t.write("drop/inbox/INV_b.csv", b"");
+    t.write(
+        "drop/inbox/INV_c.csv",
+        format!("{INVOICE_HEADER}C1;20.11.2026;C1;N30;1,50;X;1,50\n"),
+    );
+    let out = t.run(&["run"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    let a = t.read_json("drop/failed/INV_a.csv.errors.json");
+    assert_eq!(a["errors"][0]["stage"], "read");
+    assert!(a["errors"][0].get("document").is_none());
+    let b = t.read_json("drop/failed/INV_b.csv.errors.json");
+    assert_eq!(b["errors"][0]["code"], "empty");
+    assert_eq!(t.ls(&format!("drop/done/{}", today())).len(), 2);
+}
+
+#[test]
+fn unmatched_temporary_and_partial_names_stay_in_the_inbox() {
+    let t = TestDir::new();
+    t.invoice_setup(&INVOICE_MAPPING.replace(r#"match = ["INV_*.csv"]"#, r#"match = ["*"]"#));
+    let good = format!("{INVOICE_HEADER}A1;20.11.2026;C1;N30;1,50;X;1,50\n");
+    for n in [
+        "INV_1.csv.tmp",
+        "INV_1.csv.part",
+        "~$INV_1.csv",
+        ".INV_1.csv",
+    ] {
+        t.write(&format!("drop/inbox/{n}"), &good);
+    }
+    let out = t.run(&["run"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(t.ls("drop/inbox").len(), 4);
+    assert!(t.ls("drop/done").is_empty());
+
+    let t = setup();
+    t.write("drop/inbox/customers.csv", "x\n");
+    let out = t.run(&["run"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(t.ls("drop/inbox"), vec!["customers.csv"]);
+    assert!(out.stderr.contains("no mapping matches"), "{}", out.stderr);
+}
+
+#[test]
+fn files_wait_until_settled() {
+    let t = TestDir::new();
+    t.invoice_setup(INVOICE_MAPPING);
+    t.write(
+        "erpdrop.toml",
+        "[folders]\nroot = \"drop\"\n[scan]\nsettle_seconds = 60\n",
+    );
+    let body = format!("{INVOICE_HEADER}A1;20.11.2026;C1;N30;1,50;X;1,50\n");
+    t.write("drop/inbox/INV_new.csv", &body);
+    let old = t.write("drop/inbox/INV_old.csv", &body.replace("A1", "A2"));
+    age(&old, 120);
+    let out = t.run(&["run"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(t.ls("drop/inbox"), vec!["INV_new.csv"]);
+    assert_eq!(t.ls("drop/outbox"), vec!["sales_invoice-A2.json"]);
+}
+
+#[test]
+fn ready_marker_is_required_and_moves_along() {
+    let t = setup();
+    t.write(
+        "erpdrop.toml",
+        "[folders]\nroot = \"drop\"\n[scan]\nsettle_seconds = 0\nready_marker = \"{name}.ok\"\n",
+    );
+    let body = format!("{INVOICE_HEADER}A1;20.11.2026;C1;N30;1,50;X;1,50\n");
+    t.write("drop/inbox/INV_1.csv", &body);
+    t.write("drop/inbox/INV_2.csv", body.replace("A1", "A2"));
+    t.write("drop/inbox/INV_2.csv.ok", "");
+    let out = t.run(&["run"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(t.ls("drop/inbox"), vec!["INV_1.csv"]);
+    assert_eq!(
+        t.ls(&format!("drop/done/{}", today())),
+        vec!["INV_2.csv", "INV_2.csv.ok", "INV_2.csv.report.json"]
+    );
+}
+
+#[test]
+fn names_in_done_and_failed_are_never_overwritten() {
+    let t = setup();
+    let good = format!("{INVOICE_HEADER}A1;20.11.2026;C1;N30;1,50;X;1,50\n");
+    let bad = format!("{INVOICE_HEADER}B1;20.11.2026;C1;XX;1,50;X;1,50\n");
+    for round in 0..2 {
+        t.write(
+            "drop/inbox/INV_1.csv",
+            good.replace("A1", &format!("A{round}")),
+        );
+        t.write("drop/inbox/INV_2.csv", &bad);
+        t.run(&["run"]);
+    }
+    assert_eq!(
+        t.ls(&format!("drop/done/{}", today())),
+        vec![
+            "INV_1.1.csv",
+            "INV_1.1.csv.report.json",
+            "INV_1.csv",
+            "INV_1.csv.report.json"
+        ]
+    );
+    assert_eq!(
+        t.ls("drop/failed"),
+        vec![
+            "INV_2.1.csv",
+            "INV_2.1.csv.errors.csv",
+            "INV_2.1.csv.errors.json",
+            "INV_2.csv",
+            "INV_2.csv.errors.csv",
+            "INV_2.csv.errors.json"
+        ]
+    );
+    assert!(t
+        .read(&format!("drop/done/{}/INV_1.csv", today()))
+        .contains("A0;"));
+    assert!(t
+        .read(&format!("drop/done/{}/INV_1.1.csv", today()))
+        .contains("A1;"));
+}
+
+#[cfg(unix)]
+#[test]
+fn symbolic_links_are_never_followed_or_moved() {
+    let t = setup();
+    let outside = t.write(
+        "elsewhere/INV_secret.csv",
+        format!("{INVOICE_HEADER}S1;20.11.2026;C1;N30;1,50;X;1,50\n"),
+    );
+    std::os::unix::fs::symlink(&outside, t.join("drop/inbox/INV_link.csv")).unwrap();
+    let out = t.run(&["run"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(t
+        .join("drop/inbox/INV_link.csv")
+        .symlink_metadata()
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert!(outside.exists());
+    assert!(t.ls("drop/outbox").is_empty());
+    assert!(t.ls("drop/done").is_empty());
+}
+
+#[test]
+fn a_held_lock_makes_a_run_exit_4_and_touch_nothing() {
+    let t = setup();
+    t.write(
+        "drop/inbox/INV_1.csv",
+        format!("{INVOICE_HEADER}A1;20.11.2026;C1;N30;1,50;X;1,50\n"),
+    );
+    std::fs::create_dir_all(t.join("drop/.erpdrop")).unwrap();
+    let lock = std::fs::File::create(t.join("drop/.erpdrop/lock")).unwrap();
+    lock.lock().unwrap();
+    let out = t.run(&["run"]);
+    assert_eq!(out.code, 4, "{out:?}");
+    assert_eq!(t.ls("drop/inbox"), vec!["INV_1.csv"]);
+    assert!(!t.exists("drop/.erpdrop/ledger.sqlite"));
+    drop(lock);
+    assert_eq!(t.run(&["run"]).code, 0);
+}
+
+#[test]
+fn two_runs_started_together_one_exits_4() {
+    let t = setup();
+    t.write("drop/inbox/INV_big.csv", invoices_csv(4000, 2));
+    let first = t
+        .spawn_cmd()
+        .arg("run")
+        .arg("-q")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // wait until the first run holds the lock (it has claimed the file)
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while t.ls("drop/processing").is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let second = t.run(&["run"]);
+    let first = first.wait_with_output().unwrap();
+    assert_eq!(second.code, 4, "{second:?}");
+    assert_eq!(first.status.code(), Some(0));
+    assert_eq!(t.ls("drop/outbox").len(), 4000);
+}
+
+#[cfg(unix)]
+#[test]
+fn a_run_killed_mid_file_loses_nothing_and_posts_each_document_once() {
+    let t = setup();
+    let n = 20_000;
+    t.write("drop/inbox/INV_big.csv", invoices_csv(n, 1));
+    t.write(
+        "drop/inbox/INV_next.csv",
+        format!("{INVOICE_HEADER}Z1;20.11.2026;C1;N30;1,50;X;1,50\n"),
+    );
+    let mut child = t
+        .spawn_cmd()
+        .arg("run")
+        .arg("-q")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while t.ls("drop/outbox").len() < 200 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let written = t.ls("drop/outbox").len();
+    assert!(
+        written >= 200 && written < n,
+        "killed too late or too early: {written}"
+    );
+    assert_eq!(t.ls("drop/processing"), vec!["INV_big.csv"]);
+
+    let out = t.run(&["run", "--json"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let day = format!("drop/done/{}", today());
+    assert_eq!(
+        t.ls(&day),
+        vec![
+            "INV_big.csv",
+            "INV_big.csv.report.json",
+            "INV_next.csv",
+            "INV_next.csv.report.json"
+        ]
+    );
+    assert!(t.ls("drop/processing").is_empty());
+    assert!(t.ls("drop/inbox").is_empty());
+    let outbox = t.ls("drop/outbox");
+    assert_eq!(
+        outbox.len(),
+        n + 1,
+        "every document exactly once, no temporary files"
+    );
+    for name in outbox.iter().step_by(997) {
+        t.read_json(&format!("drop/outbox/{name}"));
+    }
+    let summary = out.json();
+    let big = &summary["files"][0]["counts"];
+    assert_eq!(
+        big["accepted"].as_u64().unwrap() + big["already_imported"].as_u64().unwrap(),
+        n as u64
+    );
+    assert!(big["already_imported"].as_u64().unwrap() >= 199);
+}
+
+#[test]
+fn dry_run_touches_nothing() {
+    let t = setup();
+    t.write(
+        "drop/inbox/INV_1.csv",
+        format!("{INVOICE_HEADER}A1;20.11.2026;C1;N30;1,50;X;1,50\n"),
+    );
+    let out = t.run(&["run", "--dry-run", "--json"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(out.json()["dry_run"], true);
+    assert_eq!(t.ls("drop/inbox"), vec!["INV_1.csv"]);
+    assert!(!t.exists("drop/.erpdrop/ledger.sqlite"));
+    assert!(!t.exists("drop/outbox"));
+}
+
+#[test]
+fn a_config_error_exits_2_and_touches_nothing() {
+    let t = setup();
+    t.write(
+        "mappings/inv.toml",
+        INVOICE_MAPPING.replace("type = \"date\"", "type = \"dat\""),
+    );
+    t.write(
+        "drop/inbox/INV_1.csv",
+        format!("{INVOICE_HEADER}A1;20.11.2026;C1;N30;1,50;X;1,50\n"),
+    );
+    let out = t.run(&["run"]);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.stderr.contains("mappings/inv.toml"), "{}", out.stderr);
+    assert!(out.stderr.contains("header.date.type"), "{}", out.stderr);
+    assert_eq!(t.ls("drop/inbox"), vec!["INV_1.csv"]);
+    assert!(!t.exists("drop/.erpdrop"));
+}
+
+#[test]
+fn quiet_prints_nothing_and_json_log_lines_parse() {
+    let t = setup();
+    t.write(
+        "drop/inbox/INV_1.csv",
+        format!("{INVOICE_HEADER}A1;20.11.2026;C1;N30;1,50;X;1,50\n"),
+    );
+    let out = t.run(&["-q", "run"]);
+    assert_eq!(out.code, 0);
+    assert_eq!(out.stdout, "");
+    assert_eq!(out.stderr, "");
+    t.write(
+        "drop/inbox/INV_2.csv",
+        format!("{INVOICE_HEADER}A2;20.11.2026;C1;N30;1,50;X;1,50\n"),
+    );
+    let out = t.run(&["--log-format", "json", "run"]);
+    assert_eq!(out.code, 0);
+    let lines: Vec<serde_json::Value> = out
+        .stderr
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect();
+    assert!(lines
+        .iter()
+        .any(|l| l["message"] == "file handled" && l["file"] == "INV_2.csv"));
+    assert!(lines.iter().any(|l| l["message"] == "run finished"));
+}
+
+#[cfg(unix)]
+#[test]
+fn watch_runs_passes_until_sigterm() {
+    let t = setup();
+    let mut child = t
+        .spawn_cmd()
+        .args(["watch", "--interval", "200ms"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    t.write(
+        "drop/inbox/INV_1.csv",
+        format!("{INVOICE_HEADER}A1;20.11.2026;C1;N30;1,50;X;1,50\n"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    // a payload appears under its name only once it is complete
+    while !t.exists("drop/outbox/sales_invoice-A1.json") && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    t.read_json("drop/outbox/sales_invoice-A1.json");
+    let pid = child.id().to_string();
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(t.ls("drop/processing").is_empty());
+    assert_eq!(t.ls("drop/outbox"), vec!["sales_invoice-A1.json"]);
+}
