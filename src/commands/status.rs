@@ -216,9 +216,10 @@ fn print_text(st: &Status, failed_only: bool, no_ledger: bool) {
             println!("  none");
         }
         for r in &st.runs {
+            // 80 columns: "  11-25 04:33:53   0.2s run         1 files      3 ok    0 rej    1 inv exit 1"
             println!(
-                "  {} {:>7} {:<9} files {:>3}  ok {:>5} rej {:>4} inv {:>4}  exit {}",
-                short_time(&r.started),
+                "  {} {:>6} {:<9} {:>3} files {:>6} ok {:>4} rej {:>4} inv exit {}",
+                short_time(&r.started).get(5..).unwrap_or_default(),
                 duration(r),
                 cut(&r.command, 9),
                 r.files,

@@ -7,9 +7,10 @@ use crate::config::mapping::OnInvalid;
 use crate::config::Config;
 use crate::exit::{Exit, Failure};
 use crate::fsutil::write_atomic;
+use crate::ledger::Ledger;
 use crate::lifecycle::scan::list_files;
 use crate::mapping::Mapping;
-use crate::pipeline::{check_file, CheckOptions, Verdict};
+use crate::pipeline::{check_file, CheckOptions};
 use crate::report::{print_file_summary, FileReport, Outcome, Summary, Totals};
 use crate::spool::Spool;
 use crate::target::outbox::payload_file_name;
@@ -102,6 +103,9 @@ pub fn dry_run(
         std::fs::create_dir_all(dir)
             .map_err(|e| Failure::usage(format!("cannot create {}: {e}", dir.display())))?;
     }
+    // The ledger is read (already imported, conflicts), never written.
+    let ledger = Ledger::open_read_only(&cfg.folders.state.join("ledger.sqlite"))
+        .map_err(|e| Failure::usage(e.to_string()))?;
     let mut reports = Vec::new();
     let mut totals = Totals::default();
     let stdout = std::io::stdout();
@@ -118,7 +122,8 @@ pub fn dry_run(
             None => None,
         };
         let progress = |b: u64| bar.set_position(b);
-        let mut classify = |_: &crate::mapping::MappedDocument| Verdict::Take;
+        let mut classify =
+            |d: &crate::mapping::MappedDocument| super::run::classify(ledger.as_ref(), &mapping, d);
         let check = check_file(
             &path,
             &mapping,
