@@ -36,11 +36,21 @@ pub fn check(cli: &Cli, ui: &Ui) -> Result<Exit, Failure> {
             ));
         }
     }
-    lines.push(format!(
-        "target: outbox {} ({})",
-        cfg.target.dir.display(),
-        cfg.target.format.extension()
-    ));
+    let mut unreachable = None;
+    match &cfg.target.http {
+        Some(h) => {
+            let target = crate::target::http::HttpTarget::new(h, cfg.target.format);
+            match target.probe() {
+                Ok(msg) => lines.push(format!("target: http {} ({msg})", h.url)),
+                Err(msg) => unreachable = Some(format!("the target is not usable: {msg}")),
+            }
+        }
+        None => lines.push(format!(
+            "target: outbox {} ({})",
+            cfg.target.dir.display(),
+            cfg.target.format.extension()
+        )),
+    }
     if ui.json {
         let v = serde_json::json!({
             "config": config_path(cli),
@@ -49,6 +59,7 @@ pub fn check(cli: &Cli, ui: &Ui) -> Result<Exit, Failure> {
                 "lookups": m.lookups.values().map(|l| serde_json::json!({"name": l.name, "file": l.display, "entries": l.len()})).collect::<Vec<_>>(),
             })).collect::<Vec<_>>(),
             "problems": problems,
+            "target_error": unreachable,
         });
         println!("{}", serde_json::to_string_pretty(&v).expect("json"));
     } else if !ui.quiet {
@@ -58,6 +69,12 @@ pub fn check(cli: &Cli, ui: &Ui) -> Result<Exit, Failure> {
     }
     if !problems.is_empty() {
         return Err(Failure::usage(problems.join("\n")));
+    }
+    if let Some(msg) = unreachable {
+        return Err(Failure {
+            exit: Exit::TargetDown,
+            message: msg,
+        });
     }
     Ok(Exit::Ok)
 }

@@ -19,12 +19,15 @@ use crate::pipeline::{check_file, CheckOptions, FileCheck, Verdict};
 use crate::problem::{quote, with_location, Code, Problem, Stage};
 use crate::report::{print_file_summary, timestamp, FileReport, Outcome, Summary, Totals};
 use crate::spool::Spool;
+use crate::target::http::HttpTarget;
 use crate::target::outbox::Outbox;
-use crate::target::{SubmitOutcome, Target};
+use crate::target::submit::{submit_all, Batch};
+use crate::target::{DocContext, Target};
 use crate::ui::Ui;
 use std::collections::HashSet;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 /// What a pass should do beyond the defaults.
@@ -58,9 +61,12 @@ fn ledger_failure(e: LedgerError) -> Failure {
 }
 
 /// Builds the configured target.
-pub fn make_target(cfg: &Config) -> Box<dyn Target> {
-    match cfg.target.kind {
-        TargetKind::Outbox => Box::new(Outbox::new(&cfg.target.dir, cfg.target.format)),
+pub fn make_target(cfg: &Config, stop: &Arc<AtomicBool>) -> Box<dyn Target> {
+    match (&cfg.target.kind, &cfg.target.http) {
+        (TargetKind::Http, Some(h)) => {
+            Box::new(HttpTarget::new(h, cfg.target.format).with_stop(stop.clone()))
+        }
+        _ => Box::new(Outbox::new(&cfg.target.dir, cfg.target.format)),
     }
 }
 
@@ -94,7 +100,7 @@ pub fn run_pass(
     cfg: &Config,
     ui: &Ui,
     opts: &PassOptions,
-    stop: &AtomicBool,
+    stop: &Arc<AtomicBool>,
 ) -> Result<Exit, Failure> {
     match lock_drop(cfg)? {
         Some(lock) => run_pass_locked(cfg, ui, opts, stop, lock),
@@ -107,7 +113,7 @@ pub fn run_pass_locked(
     cfg: &Config,
     ui: &Ui,
     opts: &PassOptions,
-    stop: &AtomicBool,
+    stop: &Arc<AtomicBool>,
     _lock: RunLock,
 ) -> Result<Exit, Failure> {
     let folders = &cfg.folders;
@@ -149,7 +155,7 @@ pub fn run_pass_locked(
         }
     }
 
-    let mut target = make_target(cfg);
+    let target = make_target(cfg, stop);
     let mut totals = Totals::default();
     let mut reports = Vec::new();
     let mut target_down = false;
@@ -217,7 +223,7 @@ pub fn run_pass_locked(
             cfg,
             ui,
             &ledger,
-            target.as_mut(),
+            target.as_ref(),
             &claimed,
             &mapping,
             &run_id,
@@ -384,7 +390,7 @@ fn handle_file(
     cfg: &Config,
     ui: &Ui,
     ledger: &Ledger,
-    target: &mut dyn Target,
+    target: &dyn Target,
     claimed: &Claimed,
     mapping: &Mapping,
     run_id: &str,
@@ -449,100 +455,21 @@ fn handle_file(
                 });
             }
         };
-        for doc in docs {
-            if stop.load(Ordering::SeqCst) {
-                interrupted = true;
-                break;
-            }
-            let doc = match doc {
-                Ok(d) => d,
-                Err(e) => {
-                    tracing::error!("cannot read the spool file: {e}");
-                    target_down = true;
-                    break;
-                }
-            };
-            if let Some(rec) = ledger.document(&mapping.name, &doc.key)? {
-                if rec.content_hash == doc.content_hash {
-                    if rec.state == DocState::Accepted {
-                        check.already_imported += 1;
-                        continue;
-                    }
-                    if rec.state == DocState::InFlight
-                        && target.already_there(&mapping.document_type, &doc)
-                    {
-                        // A dead run submitted it; the target has it: settle it.
-                        ledger.mark_outcome(
-                            &mapping.name,
-                            &doc.key,
-                            DocState::Accepted,
-                            rec.target_id.as_deref(),
-                            None,
-                            None,
-                        )?;
-                        accepted += 1;
-                        continue;
-                    }
-                }
-            }
-            ledger.mark_in_flight(
-                &mapping.name,
-                &doc.key,
-                &doc.content_hash,
-                &claimed.name,
-                run_id,
-            )?;
-            match target.submit(&mapping.document_type, &doc) {
-                SubmitOutcome::Accepted { id } => {
-                    ledger.mark_outcome(
-                        &mapping.name,
-                        &doc.key,
-                        DocState::Accepted,
-                        id.as_deref(),
-                        None,
-                        None,
-                    )?;
-                    accepted += 1;
-                }
-                SubmitOutcome::Rejected { status, message } => {
-                    ledger.mark_outcome(
-                        &mapping.name,
-                        &doc.key,
-                        DocState::Rejected,
-                        None,
-                        Some(&message),
-                        status,
-                    )?;
-                    rejected += 1;
-                    let msg = format!("The ERP rejected document {}: {message}", quote(&doc.key));
-                    check.problems.push(Problem {
-                        stage: Stage::Submit,
-                        document: Some(doc.key.clone()),
-                        line: Some(doc.line),
-                        column: None,
-                        field: None,
-                        value: None,
-                        code: Code::Rejected,
-                        message: with_location(&msg, Some(doc.line), None),
-                        status,
-                    });
-                }
-                SubmitOutcome::Unavailable { message } => {
-                    // Left in flight: the next run settles it.
-                    ledger.mark_outcome(
-                        &mapping.name,
-                        &doc.key,
-                        DocState::InFlight,
-                        None,
-                        Some(&message),
-                        None,
-                    )?;
-                    tracing::error!(file = %claimed.name, document = %doc.key, "the target is unavailable: {message}");
-                    target_down = true;
-                    break;
-                }
-            }
-        }
+        let batch = Batch {
+            ctx: DocContext {
+                mapping: &mapping.name,
+                document_type: &mapping.document_type,
+            },
+            file: &claimed.name,
+            run_id,
+        };
+        let sent = submit_all(docs, target, ledger, &batch, stop)?;
+        accepted = sent.accepted;
+        rejected = sent.rejected;
+        check.already_imported += sent.already_imported;
+        check.problems.extend(sent.problems);
+        target_down = sent.target_down;
+        interrupted = sent.interrupted;
     }
 
     // Record invalid documents, so that `status` can say which failed and why.

@@ -78,6 +78,7 @@ fn default_settle() -> u64 {
 pub enum TargetKind {
     #[default]
     Outbox,
+    Http,
 }
 
 /// How a payload is written.
@@ -106,6 +107,103 @@ struct TargetSpec {
     dir: Option<String>,
     #[serde(default)]
     format: PayloadFormat,
+    url: Option<String>,
+    health_url: Option<String>,
+    auth: Option<AuthSpec>,
+    #[serde(default)]
+    headers: indexmap::IndexMap<String, HeaderSpec>,
+    timeout_seconds: Option<u64>,
+    concurrency: Option<usize>,
+    retry: Option<RetrySpec>,
+    id_pointer: Option<String>,
+    error_pointer: Option<String>,
+}
+
+/// Credentials, always from the environment.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuthSpec {
+    bearer_env: Option<String>,
+    basic_user_env: Option<String>,
+    basic_password_env: Option<String>,
+    /// A header carrying a key: `header = "X-Api-Key", header_env = "ERP_KEY"`.
+    header: Option<String>,
+    header_env: Option<String>,
+}
+
+/// A header value: a constant, or `{ env = "VAR" }`, or `{ base64 = "..." }` /
+/// `{ base64url = "..." }` (a constant encoded, e.g. a JSON context).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+enum HeaderSpec {
+    Text(String),
+    Special(HeaderSpecial),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HeaderSpecial {
+    env: Option<String>,
+    base64: Option<String>,
+    base64url: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RetrySpec {
+    #[serde(default = "default_attempts")]
+    attempts: u32,
+    #[serde(default = "default_backoff")]
+    backoff_ms: u64,
+    #[serde(default = "default_max_backoff")]
+    max_backoff_ms: u64,
+}
+
+fn default_attempts() -> u32 {
+    5
+}
+fn default_backoff() -> u64 {
+    500
+}
+fn default_max_backoff() -> u64 {
+    30_000
+}
+
+/// Retry policy for transient target errors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    pub attempts: u32,
+    pub backoff_ms: u64,
+    pub max_backoff_ms: u64,
+}
+
+/// One header to send; `secret` ones are never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Header {
+    pub name: String,
+    pub value: String,
+    pub secret: bool,
+}
+
+impl std::fmt::Debug for Header {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let v = if self.secret { "<secret>" } else { &self.value };
+        write!(f, "{}: {}", self.name, v)
+    }
+}
+
+/// The HTTP target, resolved (secrets read from the environment).
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    /// URL template: `{document}`, `{mapping}`, `{key}` are replaced.
+    pub url: String,
+    pub health_url: Option<String>,
+    pub headers: Vec<Header>,
+    pub timeout: std::time::Duration,
+    pub concurrency: usize,
+    pub retry: RetryPolicy,
+    pub id_pointer: Option<String>,
+    pub error_pointer: Option<String>,
 }
 
 /// The drop folders, all under one root.
@@ -139,6 +237,8 @@ pub struct TargetConfig {
     /// Outbox folder (absolute).
     pub dir: PathBuf,
     pub format: PayloadFormat,
+    /// The HTTP settings when `kind = "http"`.
+    pub http: Option<HttpConfig>,
 }
 
 /// The loaded, checked configuration with every mapping compiled.
@@ -210,6 +310,10 @@ impl Config {
                 .map(|d| base_dir.join(d))
                 .unwrap_or_else(|| folders.root.join("outbox")),
             format: spec.target.format,
+            http: match spec.target.kind {
+                TargetKind::Http => Some(resolve_http(path, &locator, &spec.target)?),
+                TargetKind::Outbox => None,
+            },
         };
 
         let mut errors = Vec::new();
@@ -275,6 +379,148 @@ impl Config {
     pub fn mapping_named(&self, name: &str) -> Option<&Arc<Mapping>> {
         self.mappings.iter().find(|m| m.name == name)
     }
+}
+
+/// Reads the HTTP target's settings, with secrets from the environment.
+fn resolve_http(path: &Path, loc: &KeyLocator, t: &TargetSpec) -> Result<HttpConfig, ConfigErrors> {
+    use base64::Engine as _;
+    let err = |keys: &[&str], msg: String| -> ConfigErrors {
+        let mut full = vec!["target"];
+        full.extend_from_slice(keys);
+        ConfigError::at(path, loc.line(&full), &full.join("."), msg).into()
+    };
+    let env = |keys: &[&str], var: &str| -> Result<String, ConfigErrors> {
+        match std::env::var(var) {
+            Ok(v) if !v.is_empty() => Ok(v),
+            _ => Err(err(
+                keys,
+                format!("the environment variable {var} is not set (secrets come from the environment, never the file)"),
+            )),
+        }
+    };
+    let url = t.url.clone().ok_or_else(|| {
+        err(
+            &["url"],
+            "kind = \"http\" needs `url`, e.g. \"http://127.0.0.1:8000/api/{document}\"".into(),
+        )
+    })?;
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        return Err(err(
+            &["url"],
+            format!("{url:?} must start with http:// or https://"),
+        ));
+    }
+    let mut headers = Vec::new();
+    for (name, h) in &t.headers {
+        let (value, secret) = match h {
+            HeaderSpec::Text(v) => (v.clone(), false),
+            HeaderSpec::Special(s) => match (&s.env, &s.base64, &s.base64url) {
+                (Some(var), None, None) => (env(&["headers", name], var)?, true),
+                (None, Some(text), None) => (base64::engine::general_purpose::STANDARD.encode(text), false),
+                (None, None, Some(text)) => (base64::engine::general_purpose::URL_SAFE.encode(text), false),
+                _ => {
+                    return Err(err(
+                        &["headers", name],
+                        "a header takes a text, or exactly one of { env = \"VAR\" }, { base64 = \"...\" }, { base64url = \"...\" }".into(),
+                    ))
+                }
+            },
+        };
+        headers.push(Header {
+            name: name.clone(),
+            value,
+            secret,
+        });
+    }
+    if let Some(a) = &t.auth {
+        if let Some(var) = &a.bearer_env {
+            headers.push(Header {
+                name: "Authorization".into(),
+                value: format!("Bearer {}", env(&["auth", "bearer_env"], var)?),
+                secret: true,
+            });
+        }
+        match (&a.basic_user_env, &a.basic_password_env) {
+            (Some(u), Some(p)) => {
+                let user = env(&["auth", "basic_user_env"], u)?;
+                let pass = env(&["auth", "basic_password_env"], p)?;
+                headers.push(Header {
+                    name: "Authorization".into(),
+                    value: format!(
+                        "Basic {}",
+                        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"))
+                    ),
+                    secret: true,
+                });
+            }
+            (None, None) => {}
+            _ => {
+                return Err(err(
+                    &["auth"],
+                    "basic auth needs both basic_user_env and basic_password_env".into(),
+                ))
+            }
+        }
+        match (&a.header, &a.header_env) {
+            (Some(h), Some(var)) => headers.push(Header {
+                name: h.clone(),
+                value: env(&["auth", "header_env"], var)?,
+                secret: true,
+            }),
+            (None, None) => {}
+            _ => {
+                return Err(err(
+                    &["auth"],
+                    "a key header needs both `header` and `header_env`".into(),
+                ))
+            }
+        }
+    }
+    let retry = t.retry.clone().unwrap_or(RetrySpec {
+        attempts: default_attempts(),
+        backoff_ms: default_backoff(),
+        max_backoff_ms: default_max_backoff(),
+    });
+    if retry.attempts == 0 {
+        return Err(err(
+            &["retry", "attempts"],
+            "attempts must be at least 1".into(),
+        ));
+    }
+    let concurrency = t.concurrency.unwrap_or(4);
+    if concurrency == 0 || concurrency > 256 {
+        return Err(err(
+            &["concurrency"],
+            "concurrency must be between 1 and 256".into(),
+        ));
+    }
+    for (k, p) in [
+        ("id_pointer", &t.id_pointer),
+        ("error_pointer", &t.error_pointer),
+    ] {
+        if let Some(p) = p {
+            if !p.is_empty() && !p.starts_with('/') {
+                return Err(err(
+                    &[k],
+                    format!("{p:?} is not a JSON pointer (it starts with /, e.g. \"/id\")"),
+                ));
+            }
+        }
+    }
+    Ok(HttpConfig {
+        url,
+        health_url: t.health_url.clone(),
+        headers,
+        timeout: std::time::Duration::from_secs(t.timeout_seconds.unwrap_or(30).max(1)),
+        concurrency,
+        retry: RetryPolicy {
+            attempts: retry.attempts,
+            backoff_ms: retry.backoff_ms,
+            max_backoff_ms: retry.max_backoff_ms.max(retry.backoff_ms),
+        },
+        id_pointer: t.id_pointer.clone().filter(|p| !p.is_empty()),
+        error_pointer: t.error_pointer.clone().filter(|p| !p.is_empty()),
+    })
 }
 
 /// Expands a config-relative glob such as `mappings/*.toml` into sorted file paths.

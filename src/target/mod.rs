@@ -1,6 +1,9 @@
-//! Where documents go. A target takes one document at a time and says what became of it.
+//! Where documents go. A target takes one document at a time and says what became of it;
+//! [`submit`](crate::target::submit) drives it, with the ledger, for a whole file.
 
+pub mod http;
 pub mod outbox;
+pub mod submit;
 
 use crate::spool::SpooledDoc;
 
@@ -18,11 +21,22 @@ pub enum SubmitOutcome {
     Unavailable { message: String },
 }
 
-/// A destination for documents.
-pub trait Target {
-    /// Submits one document of the given mapping.
-    fn submit(&mut self, document_type: &str, doc: &SpooledDoc) -> SubmitOutcome;
-    /// Whether this document is already at the target (used to settle a document that a
-    /// dead run left in flight).
-    fn already_there(&mut self, document_type: &str, doc: &SpooledDoc) -> bool;
+/// Which mapping a document comes from.
+#[derive(Debug, Clone, Copy)]
+pub struct DocContext<'a> {
+    pub mapping: &'a str,
+    pub document_type: &'a str,
+}
+
+/// A destination for documents, shared by the submitting threads.
+pub trait Target: Sync {
+    /// Submits one document.
+    fn submit(&self, ctx: &DocContext<'_>, doc: &SpooledDoc) -> SubmitOutcome;
+    /// Whether this document is already at the target (settles a document that a dead
+    /// run left in flight without sending it again).
+    fn already_there(&self, ctx: &DocContext<'_>, doc: &SpooledDoc) -> bool;
+    /// How many documents may be in flight at once.
+    fn concurrency(&self) -> usize {
+        1
+    }
 }

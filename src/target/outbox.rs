@@ -1,7 +1,7 @@
 //! The outbox target: one payload file per document, written atomically, named
 //! `<document>-<key>.<ext>`.
 
-use super::{SubmitOutcome, Target};
+use super::{DocContext, SubmitOutcome, Target};
 use crate::config::PayloadFormat;
 use crate::fsutil::write_atomic;
 use crate::spool::SpooledDoc;
@@ -68,8 +68,8 @@ impl Outbox {
 }
 
 impl Target for Outbox {
-    fn submit(&mut self, document_type: &str, doc: &SpooledDoc) -> SubmitOutcome {
-        let path = self.path_of(document_type, &doc.key);
+    fn submit(&self, ctx: &DocContext<'_>, doc: &SpooledDoc) -> SubmitOutcome {
+        let path = self.path_of(ctx.document_type, &doc.key);
         match write_atomic(&path, &doc.body) {
             Ok(()) => SubmitOutcome::Accepted {
                 id: Some(
@@ -84,8 +84,8 @@ impl Target for Outbox {
         }
     }
 
-    fn already_there(&mut self, document_type: &str, doc: &SpooledDoc) -> bool {
-        std::fs::read(self.path_of(document_type, &doc.key))
+    fn already_there(&self, ctx: &DocContext<'_>, doc: &SpooledDoc) -> bool {
+        std::fs::read(self.path_of(ctx.document_type, &doc.key))
             .map(|b| b == doc.body)
             .unwrap_or(false)
     }
