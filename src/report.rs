@@ -62,6 +62,18 @@ pub struct FileReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub moved_to: Option<String>,
     pub errors: Vec<Problem>,
+    /// The documents the target accepted in this run, with the ERP's ids.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub documents: Vec<AcceptedDoc>,
+}
+
+/// A document the target accepted.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct AcceptedDoc {
+    pub document: String,
+    pub line: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
 }
 
 pub fn timestamp(t: DateTime<Utc>) -> String {
@@ -89,6 +101,7 @@ impl FileReport {
             },
             moved_to: None,
             errors: check.problems.clone(),
+            documents: Vec::new(),
         }
     }
 

@@ -438,6 +438,7 @@ fn handle_file(
 
     let mut accepted = 0u64;
     let mut rejected = 0u64;
+    let mut accepted_docs = Vec::new();
     let mut target_down = false;
     let mut interrupted = false;
     let submit =
@@ -468,6 +469,7 @@ fn handle_file(
         rejected = sent.rejected;
         check.already_imported += sent.already_imported;
         check.problems.extend(sent.problems);
+        accepted_docs = sent.documents;
         target_down = sent.target_down;
         interrupted = sent.interrupted;
     }
@@ -486,6 +488,7 @@ fn handle_file(
     let mut report = FileReport::from_check(&check, run_id, Outcome::Done);
     report.counts.accepted = accepted;
     report.counts.rejected = rejected;
+    report.documents = accepted_docs;
     report.finished = timestamp(finished);
 
     if target_down || interrupted {
@@ -598,6 +601,7 @@ fn unavailable_report(c: &Claimed, mapping: &Mapping, run_id: &str) -> FileRepor
         counts: Default::default(),
         moved_to: None,
         errors: Vec::new(),
+        documents: Vec::new(),
     }
 }
 

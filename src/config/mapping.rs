@@ -104,6 +104,9 @@ pub struct DocumentSpec {
     pub lines: String,
     #[serde(default)]
     pub on_invalid: OnInvalid,
+    /// Writes the lines array as `[[WRAP, [line, ...]]]`: the shape of ORM-style APIs
+    /// such as Tryton's (`lines_wrap = "create"`).
+    pub lines_wrap: Option<String>,
 }
 
 /// `from = "Column"` or, in a file without a header row, `from = 3` (1-based).

@@ -49,9 +49,11 @@ impl Value {
     pub fn to_node(&self, json_number: bool) -> Node {
         match self {
             Value::Null => Node::Null,
-            Value::Str(s) => Node::Str(s.clone()),
             Value::Int(i) => Node::Num(i.to_string()),
             Value::Dec(d) if json_number => Node::Num(d.to_string()),
+            // a lookup's ERP id (`"42"`) written as the number an API expects
+            Value::Str(s) if json_number && is_json_number(s) => Node::Num(s.clone()),
+            Value::Str(s) => Node::Str(s.clone()),
             Value::Bool(b) => Node::Bool(*b),
             other => Node::Str(other.to_text()),
         }
@@ -76,6 +78,47 @@ impl Value {
             _ => Some(self.as_decimal()?.cmp(&other.as_decimal()?)),
         }
     }
+}
+
+/// Whether a text is a number as JSON writes it (`-12`, `0.5`, `1e3`).
+pub fn is_json_number(s: &str) -> bool {
+    let b = s.as_bytes();
+    let mut i = 0;
+    if b.first() == Some(&b'-') {
+        i += 1;
+    }
+    let int_start = i;
+    while i < b.len() && b[i].is_ascii_digit() {
+        i += 1;
+    }
+    let int_len = i - int_start;
+    if int_len == 0 || (int_len > 1 && b[int_start] == b'0') {
+        return false;
+    }
+    if i < b.len() && b[i] == b'.' {
+        i += 1;
+        let f = i;
+        while i < b.len() && b[i].is_ascii_digit() {
+            i += 1;
+        }
+        if i == f {
+            return false;
+        }
+    }
+    if i < b.len() && (b[i] == b'e' || b[i] == b'E') {
+        i += 1;
+        if i < b.len() && (b[i] == b'+' || b[i] == b'-') {
+            i += 1;
+        }
+        let e = i;
+        while i < b.len() && b[i].is_ascii_digit() {
+            i += 1;
+        }
+        if i == e {
+            return false;
+        }
+    }
+    i == b.len()
 }
 
 /// Parses a number written with `decimal` as decimal separator and optional
@@ -325,6 +368,24 @@ mod tests {
         assert_eq!(parse_integer("1 000", '.', Some(' ')), Some(1000));
         assert_eq!(parse_integer("7,00", ',', None), Some(7));
         assert_eq!(parse_integer("7.5", '.', None), None);
+    }
+
+    #[test]
+    fn json_numbers() {
+        for ok in ["0", "42", "-3", "1.50", "1e3", "2E-2"] {
+            assert!(is_json_number(ok), "{ok}");
+        }
+        for bad in ["", "-", "01", "1.", ".5", "1e", "0x1", "12a", " 1"] {
+            assert!(!is_json_number(bad), "{bad}");
+        }
+        assert_eq!(
+            Value::Str("42".into()).to_node(true),
+            Node::Num("42".into())
+        );
+        assert_eq!(
+            Value::Str("C-1".into()).to_node(true),
+            Node::Str("C-1".into())
+        );
     }
 
     #[test]

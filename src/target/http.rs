@@ -301,12 +301,20 @@ fn scalar_text(v: &serde_json::Value) -> Option<String> {
 }
 
 fn transport_message(t: &ureq::Transport, url: &str) -> String {
-    // ureq's message names the URL; keep the kind and the cause, never headers.
-    let kind = t.kind();
-    match t.message() {
-        Some(m) => format!("{url}: {kind}: {m}"),
-        None => format!("{url}: {kind}"),
+    // The kind, ureq's message and the cause (e.g. "timed out", "Connection refused");
+    // never the request's headers.
+    let mut msg = format!("{url}: {}", t.kind());
+    if let Some(m) = t.message() {
+        msg.push_str(": ");
+        msg.push_str(m);
     }
+    let mut source = std::error::Error::source(t);
+    while let Some(e) = source {
+        msg.push_str(": ");
+        msg.push_str(&e.to_string());
+        source = e.source();
+    }
+    msg
 }
 
 /// `http://host:8000/api/{document}` -> `http://host:8000/`.

@@ -9,6 +9,7 @@
 use super::{DocContext, SubmitOutcome, Target};
 use crate::ledger::{DocState, Ledger, LedgerError};
 use crate::problem::{quote, with_location, Code, Problem, Stage};
+use crate::report::AcceptedDoc;
 use crate::spool::SpooledDoc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
@@ -21,6 +22,8 @@ pub struct Submitted {
     pub rejected: u64,
     pub already_imported: u64,
     pub problems: Vec<Problem>,
+    /// The accepted documents with the ERP's ids.
+    pub documents: Vec<AcceptedDoc>,
     /// The target is unavailable: stop the run.
     pub target_down: bool,
     /// A stop signal arrived.
@@ -210,6 +213,11 @@ fn record(
                 None,
             )?;
             out.accepted += 1;
+            out.documents.push(AcceptedDoc {
+                document: sent.key,
+                line: sent.line,
+                id,
+            });
         }
         SubmitOutcome::Rejected { status, message } => {
             ledger.mark_outcome(

@@ -1,0 +1,252 @@
+//! A loopback ERP for HTTP tests: a small HTTP/1.1 server (keep-alive) that creates
+//! documents, honours `Idempotency-Key`, and can reject chosen documents, fail with 503
+//! for a while, answer slowly, or drop connections. It counts everything it saw.
+
+use std::collections::{HashMap, HashSet};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// How the fake ERP behaves; change it between runs with [`FakeErp::set`].
+#[derive(Debug, Clone, Default)]
+pub struct Behaviour {
+    /// Documents (by `number`) answered 400 with an error message.
+    pub reject: HashSet<String>,
+    /// Documents answered 200 with an error in the body (`/error/message`).
+    pub ok_but_error: HashSet<String>,
+    /// Answer 503 to the next N requests.
+    pub fail_next: usize,
+    /// With `fail_next`: the `Retry-After` seconds to send.
+    pub retry_after: Option<u64>,
+    /// Answer every request with 503.
+    pub down: bool,
+    /// Close the connection without an answer for the next N requests.
+    pub drop_next: usize,
+    /// Wait this long before answering.
+    pub delay: Duration,
+    /// The bearer token required (401 otherwise).
+    pub token: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub method: String,
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Seen {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+#[derive(Default)]
+struct State {
+    behaviour: Behaviour,
+    requests: Vec<Seen>,
+    /// Idempotency key -> id of the created document.
+    by_key: HashMap<String, u64>,
+    /// Document number -> how many times it was created.
+    created: HashMap<String, u32>,
+    next_id: u64,
+    in_flight: usize,
+    max_in_flight: usize,
+}
+
+pub struct FakeErp {
+    pub addr: SocketAddr,
+    state: Arc<Mutex<State>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl FakeErp {
+    pub fn start(behaviour: Behaviour) -> FakeErp {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let state = Arc::new(Mutex::new(State {
+            behaviour,
+            next_id: 1000,
+            ..State::default()
+        }));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (st, sp) = (state.clone(), stop.clone());
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                if sp.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(conn) = conn else { continue };
+                let st = st.clone();
+                std::thread::spawn(move || serve(conn, st));
+            }
+        });
+        FakeErp { addr, state, stop }
+    }
+
+    /// `http://127.0.0.1:PORT`
+    pub fn base(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn set(&self, f: impl FnOnce(&mut Behaviour)) {
+        f(&mut self.state.lock().unwrap().behaviour);
+    }
+
+    pub fn requests(&self) -> Vec<Seen> {
+        self.state.lock().unwrap().requests.clone()
+    }
+
+    pub fn request_count(&self) -> usize {
+        self.state.lock().unwrap().requests.len()
+    }
+
+    /// How many documents were created, and the most times any one was.
+    pub fn created(&self) -> (usize, u32) {
+        let s = self.state.lock().unwrap();
+        (
+            s.created.len(),
+            s.created.values().copied().max().unwrap_or(0),
+        )
+    }
+
+    pub fn max_in_flight(&self) -> usize {
+        self.state.lock().unwrap().max_in_flight
+    }
+}
+
+impl Drop for FakeErp {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect(self.addr);
+    }
+}
+
+fn serve(conn: TcpStream, state: Arc<Mutex<State>>) {
+    let mut reader = BufReader::new(conn.try_clone().unwrap());
+    let mut conn = conn;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        let mut parts = line.split_whitespace();
+        let method = parts.next().unwrap_or("").to_string();
+        let path = parts.next().unwrap_or("").to_string();
+        let mut headers = Vec::new();
+        loop {
+            let mut h = String::new();
+            if reader.read_line(&mut h).unwrap_or(0) == 0 {
+                return;
+            }
+            let h = h.trim_end();
+            if h.is_empty() {
+                break;
+            }
+            if let Some((k, v)) = h.split_once(':') {
+                headers.push((k.trim().to_string(), v.trim().to_string()));
+            }
+        }
+        let len: usize = headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+            .and_then(|(_, v)| v.parse().ok())
+            .unwrap_or(0);
+        let mut body = vec![0; len];
+        if reader.read_exact(&mut body).is_err() {
+            return;
+        }
+        let seen = Seen {
+            method,
+            path,
+            headers,
+            body: String::from_utf8_lossy(&body).into_owned(),
+        };
+        let (delay, drop_it) = {
+            let mut s = state.lock().unwrap();
+            s.requests.push(seen.clone());
+            s.in_flight += 1;
+            s.max_in_flight = s.max_in_flight.max(s.in_flight);
+            let d = s.behaviour.drop_next > 0;
+            if d {
+                s.behaviour.drop_next -= 1;
+            }
+            (s.behaviour.delay, d)
+        };
+        std::thread::sleep(delay);
+        let (status, extra, reply) = if drop_it {
+            state.lock().unwrap().in_flight -= 1;
+            let _ = conn.shutdown(std::net::Shutdown::Both);
+            return;
+        } else {
+            answer(&seen, &state)
+        };
+        state.lock().unwrap().in_flight -= 1;
+        let resp = format!(
+            "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{extra}\r\n{reply}",
+            reply.len()
+        );
+        if conn.write_all(resp.as_bytes()).is_err() {
+            return;
+        }
+    }
+}
+
+fn answer(seen: &Seen, state: &Arc<Mutex<State>>) -> (u16, String, String) {
+    let mut s = state.lock().unwrap();
+    let b = s.behaviour.clone();
+    if let Some(t) = &b.token {
+        if seen.header("Authorization") != Some(&format!("Bearer {t}")) {
+            return (401, String::new(), r#"{"message":"invalid token"}"#.into());
+        }
+    }
+    if b.down {
+        return (503, String::new(), r#"{"message":"maintenance"}"#.into());
+    }
+    if b.fail_next > 0 {
+        s.behaviour.fail_next -= 1;
+        let extra = b
+            .retry_after
+            .map(|r| format!("Retry-After: {r}\r\n"))
+            .unwrap_or_default();
+        return (503, extra, r#"{"message":"busy"}"#.into());
+    }
+    if seen.method == "GET" {
+        return (200, String::new(), r#"{"status":"ok"}"#.into());
+    }
+    let doc: serde_json::Value = serde_json::from_str(&seen.body).unwrap_or_default();
+    let number = doc["number"].as_str().unwrap_or("").to_string();
+    if b.reject.contains(&number) {
+        return (
+            400,
+            String::new(),
+            format!(r#"{{"error":{{"message":"Unknown GL account on invoice {number}"}}}}"#),
+        );
+    }
+    if b.ok_but_error.contains(&number) {
+        return (
+            200,
+            String::new(),
+            format!(r#"{{"error":{{"message":"Customer on hold for {number}"}}}}"#),
+        );
+    }
+    let key = seen.header("Idempotency-Key").unwrap_or("").to_string();
+    if let Some(id) = s.by_key.get(&key) {
+        return (
+            200,
+            String::new(),
+            format!(r#"{{"id":{id},"replayed":true}}"#),
+        );
+    }
+    s.next_id += 1;
+    let id = s.next_id;
+    s.by_key.insert(key, id);
+    *s.created.entry(number).or_default() += 1;
+    (201, String::new(), format!(r#"{{"id":{id}}}"#))
+}
