@@ -22,5 +22,6 @@ pub mod problem;
 pub mod report;
 pub mod source;
 pub mod spool;
+pub mod stop;
 pub mod target;
 pub mod ui;

@@ -352,3 +352,96 @@ fn one_invoice_keeps_its_lines_and_header_in_the_request() {
         Some("application/json")
     );
 }
+
+#[cfg(unix)]
+fn signal(child: &std::process::Child, sig: &str) {
+    let ok = std::process::Command::new("kill")
+        .args([sig, &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+}
+
+#[cfg(unix)]
+fn wait_created(erp: &FakeErp, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while erp.created().0 < n && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn sigterm_lets_the_file_in_hand_finish_and_status_reads_meanwhile() {
+    let erp = FakeErp::start(Behaviour {
+        delay: Duration::from_millis(40),
+        ..Behaviour::default()
+    });
+    let t = setup(&erp, "concurrency = 1");
+    t.write("drop/inbox/INV_1.csv", invoices_csv(30, 1));
+    t.write(
+        "drop/inbox/INV_2.csv",
+        invoices_csv(3, 1).replace("INV0", "B0"),
+    );
+    let child = t
+        .spawn_cmd()
+        .env("ERP_TOKEN", TOKEN)
+        .args(["watch", "--interval", "1h"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_created(&erp, 3);
+    // the ledger does not block a reader while the run writes it
+    let started = Instant::now();
+    let st = run(&t, &["status", "--json"]);
+    assert_eq!(st.code, 0, "{st:?}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    signal(&child, "-TERM");
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    // the file in hand finished; the next file was not started
+    assert_eq!(erp.created(), (30, 1));
+    assert_eq!(
+        t.ls(&format!("drop/done/{}", today())),
+        vec!["INV_1.csv", "INV_1.csv.report.json"]
+    );
+    assert_eq!(t.ls("drop/inbox"), vec!["INV_2.csv"]);
+}
+
+#[cfg(unix)]
+#[test]
+fn a_second_signal_stops_after_the_document_in_flight() {
+    let erp = FakeErp::start(Behaviour {
+        delay: Duration::from_millis(40),
+        ..Behaviour::default()
+    });
+    let t = setup(&erp, "concurrency = 1");
+    t.write("drop/inbox/INV_1.csv", invoices_csv(200, 1));
+    let child = t
+        .spawn_cmd()
+        .env("ERP_TOKEN", TOKEN)
+        .args(["run"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_created(&erp, 3);
+    signal(&child, "-INT");
+    std::thread::sleep(Duration::from_millis(100));
+    signal(&child, "-INT");
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let (created, _) = erp.created();
+    assert!(created < 200, "stopped early: {created}");
+    assert_eq!(t.ls("drop/inbox"), vec!["INV_1.csv"]);
+    assert!(t.ls("drop/processing").is_empty());
+    let out = run(&t, &["run", "--json"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(erp.created(), (200, 1));
+    assert_eq!(
+        out.json()["files"][0]["counts"]["already_imported"],
+        created as u64
+    );
+}

@@ -2,12 +2,13 @@
 //! Their old reports go to `failed/.history/<time>/`; documents the ERP already accepted
 //! are not submitted again (the ledger skips them); only the failed ones are.
 
-use super::run::{lock_drop, run_pass_locked, stop_flag, PassOptions};
+use super::run::{lock_drop, run_pass_locked, PassOptions};
 use crate::config::Config;
 use crate::exit::{Exit, Failure};
 use crate::fsutil::{free_name, move_no_clobber};
 use crate::lifecycle::scan::list_files;
 use crate::lifecycle::FAILED_SIDECARS;
+use crate::stop::Stop;
 use crate::ui::Ui;
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -103,7 +104,7 @@ pub fn reprocess(cfg: &Config, ui: &Ui, files: &[PathBuf], all: bool) -> Result<
                 .into_owned(),
         );
     }
-    let stop = stop_flag();
+    let stop = Stop::on_signals();
     run_pass_locked(
         cfg,
         ui,

@@ -19,6 +19,7 @@ use crate::pipeline::{check_file, CheckOptions, FileCheck, Verdict};
 use crate::problem::{quote, with_location, Code, Problem, Stage};
 use crate::report::{print_file_summary, timestamp, FileReport, Outcome, Summary, Totals};
 use crate::spool::Spool;
+use crate::stop::Stop;
 use crate::target::http::HttpTarget;
 use crate::target::outbox::Outbox;
 use crate::target::submit::{submit_all, Batch};
@@ -26,7 +27,6 @@ use crate::target::{DocContext, Target};
 use crate::ui::Ui;
 use std::collections::HashSet;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -61,7 +61,7 @@ fn ledger_failure(e: LedgerError) -> Failure {
 }
 
 /// Builds the configured target.
-pub fn make_target(cfg: &Config, stop: &Arc<AtomicBool>) -> Box<dyn Target> {
+pub fn make_target(cfg: &Config, stop: &Arc<Stop>) -> Box<dyn Target> {
     match (&cfg.target.kind, &cfg.target.http) {
         (TargetKind::Http, Some(h)) => {
             Box::new(HttpTarget::new(h, cfg.target.format).with_stop(stop.clone()))
@@ -100,7 +100,7 @@ pub fn run_pass(
     cfg: &Config,
     ui: &Ui,
     opts: &PassOptions,
-    stop: &Arc<AtomicBool>,
+    stop: &Arc<Stop>,
 ) -> Result<Exit, Failure> {
     match lock_drop(cfg)? {
         Some(lock) => run_pass_locked(cfg, ui, opts, stop, lock),
@@ -113,7 +113,7 @@ pub fn run_pass_locked(
     cfg: &Config,
     ui: &Ui,
     opts: &PassOptions,
-    stop: &Arc<AtomicBool>,
+    stop: &Arc<Stop>,
     _lock: RunLock,
 ) -> Result<Exit, Failure> {
     let folders = &cfg.folders;
@@ -173,7 +173,7 @@ pub fn run_pass_locked(
     let now = SystemTime::now();
     let stdout = std::io::stdout();
     for file in files {
-        if stop.load(Ordering::SeqCst) {
+        if stop.requested() {
             tracing::info!("stop requested: no more files in this pass");
             break;
         }
@@ -394,7 +394,7 @@ fn handle_file(
     claimed: &Claimed,
     mapping: &Mapping,
     run_id: &str,
-    stop: &AtomicBool,
+    stop: &Stop,
 ) -> Result<FileEnd, LedgerError> {
     let folders = &cfg.folders;
     let size = std::fs::metadata(&claimed.path)
@@ -464,7 +464,7 @@ fn handle_file(
             file: &claimed.name,
             run_id,
         };
-        let sent = submit_all(docs, target, ledger, &batch, stop)?;
+        let sent = submit_all(docs, target, ledger, &batch, stop.now_flag())?;
         accepted = sent.accepted;
         rejected = sent.rejected;
         check.already_imported += sent.already_imported;
@@ -605,20 +605,9 @@ fn unavailable_report(c: &Claimed, mapping: &Mapping, run_id: &str) -> FileRepor
     }
 }
 
-/// Registers SIGINT and SIGTERM to set `flag` (the work in hand finishes first).
-pub fn stop_flag() -> std::sync::Arc<AtomicBool> {
-    let flag = std::sync::Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        if let Err(e) = signal_hook::flag::register(sig, flag.clone()) {
-            tracing::warn!("cannot watch for signal {sig}: {e}");
-        }
-    }
-    flag
-}
-
 /// `erpdrop run`.
 pub fn run(cfg: &Config, ui: &Ui) -> Result<Exit, Failure> {
-    let stop = stop_flag();
+    let stop = Stop::on_signals();
     run_pass(
         cfg,
         ui,

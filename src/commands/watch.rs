@@ -1,10 +1,10 @@
 //! `erpdrop watch [--interval 30s]`: a pass every interval until SIGINT/SIGTERM. A signal
 //! lets the document in flight finish; the file in hand goes back to the inbox.
 
-use super::run::{run_pass, stop_flag, PassOptions};
+use super::run::{run_pass, PassOptions};
 use crate::exit::{Exit, Failure};
+use crate::stop::Stop;
 use crate::ui::Ui;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 pub fn watch(
@@ -12,7 +12,7 @@ pub fn watch(
     ui: &Ui,
     interval: Duration,
 ) -> Result<Exit, Failure> {
-    let stop = stop_flag();
+    let stop = Stop::on_signals();
     // A broken config at start is the user's to fix now; later, a pass logs it and waits.
     load()?;
     tracing::info!(
@@ -43,13 +43,13 @@ pub fn watch(
             ),
         }
         while started.elapsed() < interval {
-            if stop.load(Ordering::SeqCst) {
+            if stop.requested() {
                 tracing::info!("stopped");
                 return Ok(Exit::Ok);
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        if stop.load(Ordering::SeqCst) {
+        if stop.requested() {
             tracing::info!("stopped");
             return Ok(Exit::Ok);
         }

@@ -21,8 +21,8 @@ pub struct HttpTarget {
     content_type: &'static str,
     /// Set once a document exhausted its retries: the others stop retrying.
     down: AtomicBool,
-    /// Set by a stop signal: no new attempts.
-    stop: Option<std::sync::Arc<AtomicBool>>,
+    /// A second stop signal: no new attempts.
+    stop: Option<std::sync::Arc<crate::stop::Stop>>,
     jitter: AtomicU64,
 }
 
@@ -85,7 +85,7 @@ impl HttpTarget {
     }
 
     /// Stops retrying when this flag is set (SIGINT/SIGTERM).
-    pub fn with_stop(mut self, stop: std::sync::Arc<AtomicBool>) -> HttpTarget {
+    pub fn with_stop(mut self, stop: std::sync::Arc<crate::stop::Stop>) -> HttpTarget {
         self.stop = Some(stop);
         self
     }
@@ -204,8 +204,7 @@ impl HttpTarget {
     }
 
     fn stopping(&self) -> bool {
-        self.down.load(Ordering::SeqCst)
-            || self.stop.as_ref().is_some_and(|s| s.load(Ordering::SeqCst))
+        self.down.load(Ordering::SeqCst) || self.stop.as_ref().is_some_and(|s| s.urgent())
     }
 
     /// Reaches the health URL (or the base URL) with the configured headers. `Ok` with
