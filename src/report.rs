@@ -53,7 +53,7 @@ pub struct FileReport {
     pub file: String,
     pub sha256: String,
     pub mapping: String,
-    pub run: String,
+    pub run_id: String,
     pub started: String,
     pub finished: String,
     pub outcome: Outcome,
@@ -87,7 +87,7 @@ impl FileReport {
             file: check.name.clone(),
             sha256: check.sha256.clone(),
             mapping: check.mapping.clone(),
-            run: run.to_string(),
+            run_id: run.to_string(),
             started: timestamp(check.started),
             finished: timestamp(check.finished),
             outcome,
@@ -236,9 +236,56 @@ impl Totals {
 #[derive(Debug, Clone, Serialize)]
 pub struct Summary {
     pub command: String,
-    pub run: String,
+    pub run_id: String,
     pub dry_run: bool,
     pub files: Vec<FileReport>,
     pub totals: Totals,
     pub exit_code: i32,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::problem::{Code, Problem};
+
+    #[test]
+    fn errors_json_has_spec_keys_and_csv_has_spec_columns() {
+        let r = FileReport {
+            file: "INV_1.csv".into(),
+            sha256: "ab".into(),
+            mapping: "m".into(),
+            run_id: "r1".into(),
+            started: "s".into(),
+            finished: "f".into(),
+            outcome: Outcome::Failed,
+            counts: Counts::default(),
+            moved_to: None,
+            errors: vec![Problem::file(Code::Empty, None, "The file is empty")],
+            documents: vec![],
+        };
+        let v: serde_json::Value = serde_json::from_slice(&r.to_json()).unwrap();
+        for k in [
+            "file", "sha256", "mapping", "run_id", "started", "finished", "outcome", "counts",
+            "errors",
+        ] {
+            assert!(v.get(k).is_some(), "{k}");
+        }
+        for k in [
+            "rows",
+            "documents",
+            "accepted",
+            "rejected",
+            "invalid",
+            "already_imported",
+        ] {
+            assert!(v["counts"].get(k).is_some(), "{k}");
+        }
+        let csv = String::from_utf8(r.errors_csv().unwrap()).unwrap();
+        let mut lines = csv.lines();
+        assert_eq!(
+            lines.next().unwrap().trim_start_matches('\u{feff}'),
+            "stage,document,line,column,field,value,code,message,status"
+        );
+        assert_eq!(lines.next().unwrap(), "read,,,,,,empty,The file is empty,");
+    }
 }

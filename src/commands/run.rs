@@ -278,7 +278,7 @@ pub fn run_pass_locked(
     if ui.json {
         let summary = Summary {
             command: opts.command.to_string(),
-            run: run_id,
+            run_id,
             dry_run: false,
             files: reports,
             totals,
@@ -570,7 +570,7 @@ fn record_file(
     stored: Option<&Path>,
 ) -> Result<(), LedgerError> {
     ledger.record_file(&FileRecord {
-        run_id: report.run.clone(),
+        run_id: report.run_id.clone(),
         name: check.name.clone(),
         stored_as: stored.map(|p| p.display().to_string()),
         sha256: check.sha256.clone(),
@@ -594,7 +594,7 @@ fn unavailable_report(c: &Claimed, mapping: &Mapping, run_id: &str) -> FileRepor
         file: c.name.clone(),
         sha256: String::new(),
         mapping: mapping.name.clone(),
-        run: run_id.to_string(),
+        run_id: run_id.to_string(),
         started: now.clone(),
         finished: now,
         outcome: Outcome::Unavailable,

@@ -184,7 +184,7 @@ pub fn dry_run(
     if ui.json {
         let summary = Summary {
             command: command.to_string(),
-            run: run_id,
+            run_id,
             dry_run: true,
             files: reports,
             totals,
