@@ -140,7 +140,7 @@ fn files_wait_until_settled() {
     );
     let body = format!("{INVOICE_HEADER}A1;20.11.2026;C1;N30;1,50;X;1,50\n");
     t.write("drop/inbox/INV_new.csv", &body);
-    let old = t.write("drop/inbox/INV_old.csv", &body.replace("A1", "A2"));
+    let old = t.write("drop/inbox/INV_old.csv", body.replace("A1", "A2"));
     age(&old, 120);
     let out = t.run(&["run"]);
     assert_eq!(out.code, 0, "{out:?}");
@@ -402,7 +402,7 @@ fn quiet_prints_nothing_and_json_log_lines_parse() {
 #[test]
 fn watch_runs_passes_until_sigterm() {
     let t = setup();
-    let mut child = t
+    let child = t
         .spawn_cmd()
         .args(["watch", "--interval", "200ms"])
         .stdout(Stdio::null())
