@@ -202,8 +202,9 @@ pub fn check_file(
         tracing::debug!(file = %name, "a document key comes back after other keys: reading the file again, grouped by key");
     }
     if check.fatal {
-        // Nothing of an unusable file counts.
+        // Nothing of an unusable file counts: what was read of it is invalid.
         check.valid = 0;
+        check.invalid = check.documents;
         check.already_imported = 0;
         if let Some(s) = spool {
             let _ = s.clear();

@@ -171,6 +171,12 @@ pub fn parse_toml<T: serde::de::DeserializeOwned>(
 }
 
 /// serde writes backticks around names (`unknown field `x``); users read quotes better.
+/// TOML syntax errors span several lines ("invalid array\nexpected `]`"): keep one.
 fn tidy_serde_message(msg: &str) -> String {
-    msg.trim().replace('`', "\"")
+    msg.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(": ")
+        .replace('`', "\"")
 }

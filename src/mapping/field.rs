@@ -616,12 +616,14 @@ impl Field {
         }
     }
 
-    /// "Terms" -> "Terms code": lookups and allowed lists hold codes.
+    /// "Terms" -> "Terms code": lookups and allowed lists hold codes. A label in another
+    /// language ("ИНН контрагента") is left as written.
     fn code_label(&self) -> String {
         let l = self.label.to_lowercase();
-        if ["code", "id", "number", "no", "account", "key"]
-            .iter()
-            .any(|s| l.ends_with(s))
+        if !l.is_ascii()
+            || ["code", "id", "number", "no", "account", "key"]
+                .iter()
+                .any(|s| l.ends_with(s))
         {
             self.label.clone()
         } else {

@@ -2,7 +2,7 @@
 //! loaded once per run from CSV files.
 
 use crate::config::mapping::LookupSpec;
-use crate::source::decode::{encoding_for_label, DecodeReader};
+use crate::source::decode::{encoding_for_label, DecodeReader, EncodingError};
 use std::collections::HashMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -29,10 +29,22 @@ impl Lookup {
         };
         let file = std::fs::File::open(path)
             .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
-        let mut text = String::new();
+        let mut bytes = Vec::new();
         DecodeReader::new(file, encoding)
-            .read_to_string(&mut text)
+            .read_to_end(&mut bytes)
             .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        // UTF-8 passes the decoder unchecked: name the line of a bad byte here.
+        let text = String::from_utf8(bytes).map_err(|e| {
+            let at = e.utf8_error().valid_up_to();
+            let len = e.utf8_error().error_len().unwrap_or(1);
+            let bytes = e.as_bytes();
+            let err = EncodingError {
+                encoding: encoding_rs::UTF_8.name(),
+                line: bytes[..at].iter().filter(|&&b| b == b'\n').count() as u64 + 1,
+                bytes: bytes[at..(at + len).min(bytes.len())].to_vec(),
+            };
+            format!("cannot read {}: {err}", path.display())
+        })?;
         let delimiter = match &spec.delimiter {
             Some(d) => {
                 single_byte(d).ok_or_else(|| format!("delimiter {d:?} must be one character"))?

@@ -55,6 +55,7 @@ pub struct Mapping {
     pub source: SourceOptions,
     pub key: Vec<String>,
     pub lines_path: Vec<String>,
+    pub lines_wrap: Option<String>,
     pub on_invalid: OnInvalid,
     pub header: Vec<Field>,
     pub line_fields: Vec<Field>,
@@ -89,7 +90,7 @@ impl Mapping {
     pub fn load(file: &Path, base_dir: &Path) -> Result<Mapping, ConfigErrors> {
         let text = std::fs::read_to_string(file)
             .map_err(|e| ConfigError::new(file, format!("cannot read the mapping file: {e}")))?;
-        let spec: MappingSpec = parse_toml(file, &text)?;
+        let spec: MappingSpec = parse_toml(file, &text).map_err(|e| dotted_name_hint(e, &text))?;
         Mapping::compile(file, &text, spec, base_dir)
     }
 
@@ -237,6 +238,23 @@ impl Mapping {
                 match Field::compile(name, fs, &defaults, &lookups, &mut intern) {
                     Ok(f) => out.push(f),
                     Err((key, msg)) => {
+                        // A lookup that is in [lookups] but failed to load was reported
+                        // already; "there is no lookup named ..." would be wrong.
+                        let named = match key {
+                            "lookup" => fs.lookup.as_deref(),
+                            "allowed" => match &fs.allowed {
+                                Some(crate::config::mapping::Allowed::Lookup(l)) => {
+                                    Some(l.as_str())
+                                }
+                                _ => None,
+                            },
+                            _ => None,
+                        };
+                        if named.is_some_and(|l| {
+                            spec.lookups.contains_key(l) && !lookups.contains_key(l)
+                        }) {
+                            continue;
+                        }
                         let mut path = vec![section, name.as_str()];
                         if !key.is_empty() {
                             path.push(key);
@@ -284,7 +302,9 @@ impl Mapping {
                     let hf = header.iter().position(|f| f.name == c.equals);
                     let numeric =
                         |f: &Field| matches!(f.kind, Kind::Decimal { .. } | Kind::Integer { .. });
+                    // a field that failed to compile was reported already
                     match lf {
+                        None if spec.lines.contains_key(&c.lines_field) => {}
                         None => errors.push(err(
                             &["checks", &idx, "lines_field"],
                             format!("there is no field {:?} in [lines]", c.lines_field),
@@ -299,6 +319,7 @@ impl Mapping {
                         _ => {}
                     }
                     match hf {
+                        None if spec.header.contains_key(&c.equals) => {}
                         None => errors.push(err(
                             &["checks", &idx, "equals"],
                             format!("there is no field {:?} in [header]", c.equals),
@@ -363,6 +384,7 @@ impl Mapping {
             },
             key: spec.document.key,
             lines_path,
+            lines_wrap: spec.document.lines_wrap.clone(),
             on_invalid: spec.document.on_invalid,
             header,
             line_fields,
@@ -454,13 +476,19 @@ impl Mapping {
                     let hf = &self.header[c.header_field];
                     let lf = &self.line_fields[c.line_field];
                     let line = hf.slot().map(|s| raw.header.line_of(s)).unwrap_or(raw.line);
+                    // amounts in one scale: "1249.00 ... 1249.50 (difference 0.50)"
+                    let scale = sum.scale().max(expected.scale());
+                    let at_scale = |mut d: Decimal| {
+                        d.rescale(scale);
+                        d
+                    };
                     let msg = format!(
-                        "The lines' {} add up to {} but {} is {} (difference {})",
+                        "{} is {} but the lines' {} adds up to {} (difference {})",
+                        hf.label,
+                        at_scale(expected),
                         lf.label.to_lowercase(),
-                        sum.normalize(),
-                        hf.label.to_lowercase(),
-                        expected,
-                        diff.normalize()
+                        at_scale(sum),
+                        at_scale(diff)
                     );
                     problems.push(Problem {
                         stage: Stage::Validate,
@@ -475,7 +503,14 @@ impl Mapping {
                     });
                 }
             }
-            payload.insert_path(&self.lines_path, Node::Arr(lines));
+            let lines = match &self.lines_wrap {
+                Some(w) => Node::Arr(vec![Node::Arr(vec![
+                    Node::Str(w.clone()),
+                    Node::Arr(lines),
+                ])]),
+                None => Node::Arr(lines),
+            };
+            payload.insert_path(&self.lines_path, lines);
         }
         MappedDocument {
             content_hash: content_hash(raw),
@@ -486,6 +521,55 @@ impl Mapping {
             rows: raw.rows,
         }
     }
+}
+
+/// `address.city = { from = "City" }` is a table `address` in TOML, so serde says
+/// "unknown field "city"" under `header.address`: say what to write instead. (An
+/// unknown option such as `requird = true` is not a table and gets no hint.)
+fn dotted_name_hint(mut e: ConfigError, text: &str) -> ConfigError {
+    let key = e.key.clone().unwrap_or_default();
+    let parts: Vec<&str> = key.split('.').collect();
+    if parts.len() != 3
+        || !matches!(parts[0], "header" | "lines")
+        || !e.message.starts_with("unknown field")
+    {
+        return e;
+    }
+    let Ok(doc) = toml_edit::ImDocument::parse(text.to_string()) else {
+        return e;
+    };
+    let mut cur = doc
+        .as_table()
+        .get(parts[0])
+        .and_then(|i| i.as_table_like())
+        .and_then(|t| t.get(parts[1]))
+        .and_then(|i| i.as_table_like())
+        .and_then(|t| t.get(parts[2]));
+    let mut name = vec![parts[1].to_string(), parts[2].to_string()];
+    // follow `a.b.c = {...}` down to the table that holds the field's options
+    loop {
+        let Some(table) = cur.and_then(|i| i.as_table_like()) else {
+            return e;
+        };
+        if ["from", "value", "template"]
+            .iter()
+            .any(|k| table.contains_key(k))
+            || table.len() != 1
+        {
+            break;
+        }
+        let Some((k, v)) = table.iter().next() else {
+            break;
+        };
+        name.push(k.to_string());
+        cur = Some(v);
+    }
+    e.message = format!(
+        "{}; a field name with dots must be quoted: \"{}\" = {{ ... }}",
+        e.message,
+        name.join(".")
+    );
+    e
 }
 
 fn field_problem(f: &Field, e: field::FieldError, doc: &Option<String>, line: u64) -> Problem {

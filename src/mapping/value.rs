@@ -149,6 +149,11 @@ pub fn parse_decimal(text: &str, decimal: char, thousands: Option<char>) -> Opti
     }
     let mut seen_sep = false;
     let mut digits = 0;
+    // Thousands groups must look like groups, so that a decimal comma read with
+    // thousands_separator = "," ("1,5") is an error, not 15: the last group has three
+    // digits, the ones between two or three (Indian 1,23,456), the first one to three.
+    let mut group = 0;
+    let mut grouped = false;
     let space_group = matches!(thousands, Some(' ' | '\u{a0}' | '\u{202f}'));
     for ch in s.chars() {
         if ch.is_ascii_digit() {
@@ -158,7 +163,11 @@ pub fn parse_decimal(text: &str, decimal: char, thousands: Option<char>) -> Opti
             buf[n] = ch as u8;
             n += 1;
             digits += 1;
+            group += 1;
         } else if ch == decimal && !seen_sep {
+            if grouped && group != 3 {
+                return None;
+            }
             seen_sep = true;
             if n >= buf.len() {
                 return None;
@@ -169,12 +178,21 @@ pub fn parse_decimal(text: &str, decimal: char, thousands: Option<char>) -> Opti
             && digits > 0
             && (Some(ch) == thousands || (space_group && matches!(ch, ' ' | '\u{a0}' | '\u{202f}')))
         {
-            continue;
+            let ok = if grouped {
+                (2..=3).contains(&group)
+            } else {
+                (1..=3).contains(&group)
+            };
+            if !ok {
+                return None;
+            }
+            grouped = true;
+            group = 0;
         } else {
             return None;
         }
     }
-    if digits == 0 {
+    if digits == 0 || (grouped && !seen_sep && group != 3) {
         return None;
     }
     let text = std::str::from_utf8(&buf[..n]).ok()?;
@@ -354,6 +372,24 @@ mod tests {
         }
         // thousands separators only before the decimal separator
         assert_eq!(parse_decimal("1,234.5,6", '.', Some(',')), None);
+        // groups must look like thousands: a decimal comma is not one
+        for bad in [
+            "1,5",
+            "12,34",
+            "1,2345",
+            "1234,567",
+            "1,,234",
+            "1,234,56.7",
+            "1,",
+        ] {
+            assert_eq!(parse_decimal(bad, '.', Some(',')), None, "{bad}");
+        }
+        assert_eq!(parse_decimal("1 5", ',', Some(' ')), None);
+        assert_eq!(
+            parse_decimal("1,23,456.5", '.', Some(',')),
+            Some(d("123456.5"))
+        );
+        assert_eq!(parse_decimal("-1,234", '.', Some(',')), Some(d("-1234")));
     }
 
     #[test]

@@ -35,29 +35,86 @@ pub enum Grouping {
 type Inner<R> = EndWithNewline<BufReader<DecodeReader<TapReader<R>>>>;
 
 /// Makes sure the text ends with `\n`, so that every record is terminated the same way
-/// and its physical line can be computed from the reader's position.
+/// and its physical line can be computed from the reader's position; then appends
+/// [`SENTINEL`], a record of its own after a well-formed file, but the tail of the last
+/// value when a quote is still open at the end (a truncated or malformed file).
 pub struct EndWithNewline<R> {
     inner: R,
     last: u8,
     seen: bool,
-    added: bool,
+    /// How much of the tail (`\n` where needed, then the sentinel) was given out.
+    tail: Option<(Vec<u8>, usize)>,
 }
+
+impl<R> EndWithNewline<R> {
+    fn new(inner: R) -> Self {
+        EndWithNewline {
+            inner,
+            last: 0,
+            seen: false,
+            tail: None,
+        }
+    }
+}
+
+/// What [`EndWithNewline`] appends after the text; no export holds NUL bytes.
+const SENTINEL: &[u8] = b"\0erpdrop:end-of-file\0\n";
 
 impl<R: Read> Read for EndWithNewline<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        if n > 0 {
-            self.seen = true;
-            self.last = buf[n - 1];
-            return Ok(n);
+        if self.tail.is_none() {
+            let n = self.inner.read(buf)?;
+            if n > 0 {
+                self.seen = true;
+                self.last = buf[n - 1];
+                return Ok(n);
+            }
+            if buf.is_empty() {
+                return Ok(0);
+            }
+            let mut tail = Vec::new();
+            if self.seen {
+                if self.last != b'\n' {
+                    tail.push(b'\n');
+                }
+                tail.extend_from_slice(SENTINEL);
+            }
+            self.tail = Some((tail, 0));
         }
-        if self.seen && self.last != b'\n' && !self.added && !buf.is_empty() {
-            self.added = true;
-            buf[0] = b'\n';
-            return Ok(1);
-        }
-        Ok(0)
+        let Some((tail, pos)) = self.tail.as_mut() else {
+            return Ok(0);
+        };
+        let n = (tail.len() - *pos).min(buf.len());
+        buf[..n].copy_from_slice(&tail[*pos..*pos + n]);
+        *pos += n;
+        Ok(n)
     }
+}
+
+/// The record [`EndWithNewline`] adds after a well-formed file.
+fn is_sentinel(record: &csv::ByteRecord) -> bool {
+    record.len() == 1 && Some(&SENTINEL[..SENTINEL.len() - 1]) == record.get(0)
+}
+
+/// A record that swallowed the sentinel: a quote opened on its lines is never closed.
+fn unclosed_quote(record: &csv::ByteRecord) -> bool {
+    record
+        .iter()
+        .next_back()
+        .is_some_and(|f| f.ends_with(SENTINEL))
+}
+
+/// The problem of a quote that is not closed before the end of the file.
+fn unclosed_quote_problem(line: u64) -> Problem {
+    Problem::file(
+        Code::Malformed,
+        Some(line),
+        with_location(
+            "A quoted value that starts in this row is not closed before the end of the file: the file is cut off, or a quote character inside a value is not doubled",
+            Some(line),
+            None,
+        ),
+    )
 }
 
 pub struct CsvSource<R: Read> {
@@ -108,12 +165,7 @@ impl<R: Read> CsvSource<R> {
             .has_headers(false)
             .flexible(true)
             .terminator(csv::Terminator::Any(b'\n'))
-            .from_reader(EndWithNewline {
-                inner: buffered,
-                last: 0,
-                seen: false,
-                added: false,
-            });
+            .from_reader(EndWithNewline::new(buffered));
         let mut record = csv::ByteRecord::new();
         let mut columns: Vec<String> = Vec::new();
         if opts.header {
@@ -121,7 +173,7 @@ impl<R: Read> CsvSource<R> {
                 let got = rdr
                     .read_byte_record(&mut record)
                     .map_err(|e| csv_problem(e, skipped))?;
-                if !got {
+                if !got || is_sentinel(&record) {
                     return Err(Problem::file(
                         Code::Empty,
                         None,
@@ -132,6 +184,9 @@ impl<R: Read> CsvSource<R> {
                     continue;
                 }
                 let line = record_line(&rdr, &record, skipped);
+                if unclosed_quote(&record) {
+                    return Err(unclosed_quote_problem(line));
+                }
                 for (i, field) in record.iter().enumerate() {
                     match std::str::from_utf8(field) {
                         Ok(s) => columns.push(s.trim().trim_start_matches('\u{feff}').to_string()),
@@ -223,11 +278,14 @@ impl<R: Read> CsvSource<R> {
                 .rdr
                 .read_byte_record(&mut self.record)
                 .map_err(|e| csv_problem(e, self.line_offset))?;
-            if !got {
+            if !got || is_sentinel(&self.record) {
                 return Ok(false);
             }
             if is_blank(&self.record) {
                 continue;
+            }
+            if unclosed_quote(&self.record) {
+                return Err(unclosed_quote_problem(self.row_line()));
             }
             if let Err(e) = std::str::from_utf8(self.record.as_slice()) {
                 // Find the field, and the physical line inside a quoted multi-line value.
@@ -331,7 +389,14 @@ impl<R: Read> CsvSource<R> {
         }
         if key.is_empty() {
             let cols: Vec<String> = self.key_idx.iter().map(|&i| self.column_name(i)).collect();
-            let msg = format!("The row has no {}, the document key", cols.join(" or "));
+            let msg = if cols.len() == 1 {
+                format!("The row has no document key: column {} is empty", cols[0])
+            } else {
+                format!(
+                    "The row has no document key: columns {} are empty",
+                    cols.join(", ")
+                )
+            };
             doc.problems.push(Problem {
                 stage: Stage::Map,
                 document: None,
@@ -489,10 +554,16 @@ impl<R: Read> super::DocumentSource for CsvSource<R> {
 }
 
 /// The physical line where the record just read starts: the reader stands at the start
-/// of the line after the record's `\n`; newlines inside quoted values move it down.
+/// of the line after the record's `\n`; newlines inside quoted values move it down. A
+/// record with an unclosed quote has no `\n` of its own: its last one is inside.
 fn record_line<R: Read>(rdr: &csv::Reader<R>, record: &csv::ByteRecord, offset: u64) -> u64 {
     let inside = record.as_slice().iter().filter(|&&b| b == b'\n').count() as u64;
-    rdr.position().line().saturating_sub(1 + inside).max(1) + offset
+    let terminator = u64::from(!unclosed_quote(record));
+    rdr.position()
+        .line()
+        .saturating_sub(terminator + inside)
+        .max(1)
+        + offset
 }
 
 fn is_blank(record: &csv::ByteRecord) -> bool {
@@ -528,6 +599,15 @@ fn resolve_column(columns: &[String], name: &str, header: bool) -> Option<usize>
         })
 }
 
+/// "The byte 0x98 is" / "The bytes 0xD0 0xFF are", for messages.
+fn the_bytes(bytes: &[u8]) -> String {
+    if bytes.len() == 1 {
+        format!("The byte {} is", hex_bytes(bytes))
+    } else {
+        format!("The bytes {} are", hex_bytes(bytes))
+    }
+}
+
 fn utf8_problem(
     line: u64,
     column: &str,
@@ -539,8 +619,8 @@ fn utf8_problem(
     let bad_len = err.error_len().unwrap_or(field.len() - at).max(1);
     let bad = &field[at..(at + bad_len).min(field.len())];
     let msg = format!(
-        "The bytes {} are not valid {}: the file is in another encoding (set source.encoding in the mapping, e.g. \"windows-1251\") or is not a text file",
-        hex_bytes(bad),
+        "{} not valid {}: the file is in another encoding (set source.encoding in the mapping, e.g. \"windows-1251\") or is not a text file",
+        the_bytes(bad),
         encoding.name()
     );
     Problem {
@@ -559,8 +639,8 @@ fn utf8_problem(
 fn io_problem(e: &std::io::Error, line: u64) -> Problem {
     if let Some(enc) = encoding_error(e) {
         let msg = format!(
-            "The bytes {} are not valid {}: the file is in another encoding (check source.encoding in the mapping)",
-            hex_bytes(&enc.bytes),
+            "{} not valid {}: the file is in another encoding (check source.encoding in the mapping)",
+            the_bytes(&enc.bytes),
             enc.encoding
         );
         return Problem::file(
@@ -688,6 +768,26 @@ mod tests {
         assert_eq!(p.code, Code::Encoding);
         assert_eq!(p.line, Some(3));
         assert_eq!(p.column.as_deref(), Some("Name"));
+    }
+
+    #[test]
+    fn a_quote_open_at_the_end_is_malformed_on_its_starting_line() {
+        let s = slots(&["Name"], &[], &["No"]);
+        for text in [
+            &b"No;Name\n1;ok\n\n2;\"cut\noff"[..],
+            b"No;Name\n1;ok\n\n2;\"cut\noff\n",
+            b"No;Name\r\n1;ok\r\n\r\n2;\"cut\r\n",
+        ] {
+            let err = read_all(text, &s, Grouping::Grouped).unwrap_err();
+            let SourceError::Fatal(p) = err else { panic!() };
+            assert_eq!((p.code, p.line), (Code::Malformed, Some(4)), "{text:?}");
+        }
+        // a closed quote at the very end is fine, with or without the last newline
+        for text in [&b"No;Name\n1;\"a\nb\""[..], b"No;Name\n1;\"a\nb\"\n\n"] {
+            let docs = read_all(text, &s, Grouping::Grouped).unwrap();
+            assert_eq!(docs.len(), 1);
+            assert_eq!(docs[0].header.get(0), Some("a\nb"));
+        }
     }
 
     #[test]

@@ -103,6 +103,8 @@ pub struct DecodeReader<R> {
     start: usize,
     end: usize,
     eof: bool,
+    /// The decoder was given the end of the input: it must not be called again.
+    done: bool,
     newlines: u64,
     out_buf: Vec<u8>,
     out_pos: usize,
@@ -120,6 +122,7 @@ impl<R: Read> DecodeReader<R> {
             start: 0,
             end: 0,
             eof: false,
+            done: false,
             newlines: 0,
             out_buf: vec![0; IN_BUF * 2],
             out_pos: 0,
@@ -179,6 +182,9 @@ impl<R: Read> DecodeReader<R> {
 impl<R: Read> DecodeReader<R> {
     /// Decodes the next chunk into `out_buf`; `Ok(false)` at the end of input.
     fn decode_chunk(&mut self) -> io::Result<bool> {
+        if self.done {
+            return Ok(false);
+        }
         loop {
             if self.start == self.end && !self.eof {
                 self.fill()?;
@@ -230,6 +236,9 @@ impl<R: Read> DecodeReader<R> {
                     self.newlines += newlines_here;
                     self.out_pos = 0;
                     self.out_end = written;
+                    if last && result == DecoderResult::InputEmpty {
+                        self.done = true;
+                    }
                     if written > 0 {
                         return Ok(true);
                     }
@@ -341,6 +350,19 @@ mod tests {
         // defined bytes pass: the euro sign, and Cyrillic
         assert_eq!(decode(b"\x80", "windows-1252").unwrap(), "\u{20ac}");
         assert_eq!(decode(b"\xE0", "windows-1251").unwrap(), "\u{430}");
+    }
+
+    #[test]
+    fn reading_on_after_the_end_is_harmless() {
+        // a short file is decoded in one call that also ends the decoder; readers such
+        // as a BufReader may ask again after the end
+        let mut r = DecodeReader::new(&b"a;\xE0"[..], encoding_for_label("cp1251").unwrap());
+        let mut s = String::new();
+        r.read_to_string(&mut s).unwrap();
+        assert_eq!(s, "a;\u{430}");
+        let mut buf = [0u8; 8];
+        assert_eq!(r.read(&mut buf).unwrap(), 0);
+        assert_eq!(r.read(&mut buf).unwrap(), 0);
     }
 
     #[test]

@@ -2,6 +2,8 @@
 //! a test reads like a user session.
 #![allow(dead_code)]
 
+pub mod erp;
+
 use assert_cmd::Command;
 use std::path::{Path, PathBuf};
 
@@ -199,4 +201,84 @@ pub fn age(path: &Path, secs: u64) {
     let f = std::fs::File::options().write(true).open(path).unwrap();
     f.set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(secs))
         .unwrap();
+}
+
+/// What `validate FILE --report rep --emit em` said about one file (see
+/// [`TestDir::check_file`]).
+#[derive(Debug)]
+pub struct Checked {
+    pub out: Out,
+    /// `FILE.errors.json`.
+    pub report: serde_json::Value,
+    /// Its `errors` rows.
+    pub errors: Vec<serde_json::Value>,
+    /// The emitted payloads by file name.
+    pub emitted: std::collections::BTreeMap<String, String>,
+}
+
+impl Checked {
+    /// An emitted JSON payload.
+    pub fn doc(&self, name: &str) -> serde_json::Value {
+        let text = self.emitted.get(name).unwrap_or_else(|| {
+            panic!(
+                "{name} was not emitted (emitted: {:?}); errors: {:#?}",
+                self.emitted.keys().collect::<Vec<_>>(),
+                self.errors
+            )
+        });
+        serde_json::from_str(text).unwrap_or_else(|e| panic!("{name} is not JSON: {e}"))
+    }
+
+    /// The `code` of every error row, in order.
+    pub fn codes(&self) -> Vec<String> {
+        self.errors
+            .iter()
+            .map(|e| e["code"].as_str().unwrap_or("").to_string())
+            .collect()
+    }
+
+    /// The only error row (panics when there are none or several).
+    pub fn only_error(&self) -> &serde_json::Value {
+        assert_eq!(self.errors.len(), 1, "{:#?}", self.errors);
+        &self.errors[0]
+    }
+}
+
+impl TestDir {
+    /// Writes `erpdrop.toml` (settle 0, drop/inbox created) and `mappings/m.toml`.
+    pub fn mapping_setup(&self, mapping: &str) {
+        self.write(
+            "erpdrop.toml",
+            "mappings = [\"mappings/*.toml\"]\n[scan]\nsettle_seconds = 0\n",
+        );
+        self.write("mappings/m.toml", mapping);
+        std::fs::create_dir_all(self.join("drop/inbox")).unwrap();
+    }
+
+    /// Writes `in/NAME` and runs `validate in/NAME --report rep --emit em` on it alone
+    /// (rep/ and em/ are emptied first). The exit code must be 0 or 1.
+    pub fn check_file(&self, name: &str, contents: impl AsRef<[u8]>) -> Checked {
+        let _ = std::fs::remove_dir_all(self.join("rep"));
+        let _ = std::fs::remove_dir_all(self.join("em"));
+        self.write(&format!("in/{name}"), contents);
+        let file = format!("in/{name}");
+        let out = self.run(&["validate", &file, "--report", "rep", "--emit", "em"]);
+        assert!(out.code == 0 || out.code == 1, "{out:?}");
+        let report = self.read_json(&format!("rep/{name}.errors.json"));
+        let errors = report["errors"].as_array().cloned().unwrap_or_default();
+        let emitted = self
+            .ls("em")
+            .into_iter()
+            .map(|n| {
+                let text = self.read(&format!("em/{n}"));
+                (n, text)
+            })
+            .collect();
+        Checked {
+            out,
+            report,
+            errors,
+            emitted,
+        }
+    }
 }
