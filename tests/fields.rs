@@ -774,27 +774,36 @@ fn header_fields_come_from_the_first_row_and_each_row_is_a_line() {
 }
 
 #[test]
-fn a_header_entry_without_a_value_reserves_the_place_of_the_lines() {
-    // by default the lines come after every header field; naming their container
-    // first (with an empty value) puts them there, e.g. for a schema that wants the
-    // items before the header
-    let m = |reserve: &str| {
+fn lines_first_puts_the_lines_before_the_header_fields() {
+    // by default the lines come after every header field; `lines_first = true` puts
+    // them first, e.g. for a schema that wants the items before the header (eConnect)
+    let m = |doc_extra: &str, header_extra: &str| {
         format!(
-            "name = \"f\"\nmatch = [\"F_*.csv\"]\ndocument_type = \"doc\"\n[source]\ndelimiter = \";\"\n[document]\nkey = [\"No\"]\nlines = \"tx.items.item\"\n[header]\n{reserve}\"tx.head.no\" = {{ from = \"No\" }}\n[lines]\nv = {{ from = \"V\" }}\n"
+            "name = \"f\"\nmatch = [\"F_*.csv\"]\ndocument_type = \"doc\"\n[source]\ndelimiter = \";\"\n[document]\nkey = [\"No\"]\nlines = \"tx.items.item\"\n{doc_extra}[header]\n{header_extra}\"tx.head.no\" = {{ from = \"No\" }}\n[lines]\nv = {{ from = \"V\" }}\n"
         )
     };
     let t = TestDir::new();
-    t.mapping_setup(&m(""));
+    t.mapping_setup(&m("", ""));
     let c = t.check_file("F_1.csv", "No;V\n1;a\n1;b\n");
     let text = &c.emitted["doc-1.json"];
     assert!(text.find("\"head\"").unwrap() < text.find("\"items\"").unwrap());
-    t.mapping_setup(&m("\"tx.items\" = { value = \"\" }\n"));
+    t.mapping_setup(&m("lines_first = true\n", ""));
     let c = t.check_file("F_1.csv", "No;V\n1;a\n1;b\n");
     let text = &c.emitted["doc-1.json"];
     assert!(text.find("\"items\"").unwrap() < text.find("\"head\"").unwrap());
     assert_eq!(
         c.doc("doc-1.json"),
         json!({"tx": {"items": {"item": [{"v": "a"}, {"v": "b"}]}, "head": {"no": "1"}}})
+    );
+    // a header field where the lines go would lose one of them: a config error
+    t.mapping_setup(&m("", "\"tx.items\" = { value = \"x\" }\n"));
+    let out = t.run(&["check"]);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(
+        out.stderr
+            .contains("would be written to the same place in the payload (tx.items)"),
+        "{}",
+        out.stderr
     );
 }
 
@@ -807,5 +816,40 @@ fn a_row_without_its_key_is_its_own_invalid_document() {
         c.only_error(),
         &json!({"stage": "map", "line": 3, "column": "No", "value": "", "code": "required",
                 "message": "The row has no document key: column No is empty (line 3, column No)"})
+    );
+}
+
+#[test]
+fn a_value_and_a_nested_field_under_it_are_a_config_error() {
+    let t = TestDir::new();
+    t.mapping_setup(&mapping(
+        "",
+        "number = { from = \"No\" }\ncustomer = { from = \"C\" }\n\"customer.tax_id\" = { from = \"T\" }",
+        "",
+        "",
+    ));
+    let out = t.run(&["check"]);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(
+        out.stderr
+            .contains("header.customer.tax_id and header.customer"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn line_fields_made_only_of_constants_still_make_one_line_per_row() {
+    let t = TestDir::new();
+    t.mapping_setup(&mapping(
+        "",
+        "number = { from = \"No\" }",
+        "kind = { value = \"service\" }",
+        "",
+    ));
+    let c = t.check_file("F_1.csv", "No;V\n1;a\n1;b\n2;c\n");
+    assert_eq!(
+        c.doc("doc-1.json"),
+        json!({"number": "1", "lines": [{"kind": "service"}, {"kind": "service"}]})
     );
 }

@@ -591,3 +591,17 @@ fn a_large_generated_export_validates() {
     assert_eq!(file["counts"]["invalid"], 0);
     assert_eq!(file["outcome"], "valid");
 }
+
+#[test]
+fn check_reports_a_bad_xml_path_before_any_file_arrives() {
+    let t = TestDir::new();
+    t.write("erpdrop.toml", "[scan]\nsettle_seconds = 0\n");
+    t.write(
+        "mappings/x.toml",
+        "name = \"x\"\nmatch = [\"*.xml\"]\ndocument_type = \"d\"\n[source]\nformat = \"xml\"\nrecord = \"/Export/Invoice\"\n[document]\nkey = [\"@id\"]\n[header]\nnumber = { from = \"Lines/Line[2]\" }\n",
+    );
+    let out = t.run(&["check"]);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.stderr.contains("mappings/x.toml"), "{}", out.stderr);
+    assert!(out.stderr.contains("Lines/Line[2]"), "{}", out.stderr);
+}

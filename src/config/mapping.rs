@@ -107,6 +107,10 @@ pub struct DocumentSpec {
     /// Writes the lines array as `[[WRAP, [line, ...]]]`: the shape of ORM-style APIs
     /// such as Tryton's (`lines_wrap = "create"`).
     pub lines_wrap: Option<String>,
+    /// Writes the lines before the header fields (eConnect's schema wants line items
+    /// first); by default they come after.
+    #[serde(default)]
+    pub lines_first: bool,
 }
 
 /// `from = "Column"` or, in a file without a header row, `from = 3` (1-based).

@@ -56,6 +56,7 @@ pub struct Mapping {
     pub key: Vec<String>,
     pub lines_path: Vec<String>,
     pub lines_wrap: Option<String>,
+    pub lines_first: bool,
     pub on_invalid: OnInvalid,
     pub header: Vec<Field>,
     pub line_fields: Vec<Field>,
@@ -292,6 +293,85 @@ impl Mapping {
             ));
         }
 
+        slots.wants_lines = !line_fields.is_empty();
+
+        // Every field must have a place of its own in the payload: `customer` and
+        // `customer.id` cannot both be written, nor a header field where the lines go.
+        let mut places: Vec<(&[String], String)> = Vec::new();
+        for f in &header {
+            places.push((&f.path, format!("header.{}", f.name)));
+        }
+        if !line_fields.is_empty() {
+            places.push((
+                &lines_path,
+                format!("document.lines ({:?})", spec.document.lines),
+            ));
+        }
+        for (i, (a, an)) in places.iter().enumerate() {
+            for (b, bn) in &places[i + 1..] {
+                let n = a.len().min(b.len());
+                if a[..n] == b[..n] {
+                    let key_path: Vec<&str> = bn.split(['.', ' ']).take(2).collect();
+                    errors.push(err(
+                        &key_path,
+                        format!(
+                            "{bn} and {an} would be written to the same place in the payload ({})",
+                            b[..n].join(".")
+                        ),
+                    ));
+                }
+            }
+        }
+        let mut line_places: Vec<&Field> = Vec::new();
+        for f in &line_fields {
+            if let Some(o) = line_places.iter().find(|o| {
+                let n = o.path.len().min(f.path.len());
+                o.path[..n] == f.path[..n]
+            }) {
+                errors.push(err(
+                    &["lines", &f.name],
+                    format!(
+                        "lines.{} and lines.{} would be written to the same place in the payload",
+                        f.name, o.name
+                    ),
+                ));
+            }
+            line_places.push(f);
+        }
+
+        // XML paths are checked now, not when the first file arrives.
+        if src.format == SourceFormat::Xml {
+            let ns = &src.namespaces;
+            let check =
+                |path: &str, is_record: bool| crate::source::xml::check_path(path, is_record, ns);
+            if let Some(r) = &src.record {
+                if let Err(m) = check(r, true) {
+                    errors.push(err(&["source", "record"], m));
+                }
+            }
+            if let Some(l) = &src.lines {
+                if let Err(m) = check(l, false) {
+                    errors.push(err(&["source", "lines"], m));
+                }
+            }
+            for (section, list) in [
+                ("header", &slots.header),
+                ("lines", &slots.lines),
+                ("document", &slots.key),
+            ] {
+                for p in list.iter() {
+                    if let Err(m) = check(p, false) {
+                        let key = if section == "document" {
+                            vec!["document", "key"]
+                        } else {
+                            vec![section]
+                        };
+                        errors.push(err(&key, format!("path {p:?}: {m}")));
+                    }
+                }
+            }
+        }
+
         // [[checks]]
         let mut checks = Vec::new();
         for (i, c) in spec.checks.iter().enumerate() {
@@ -385,6 +465,7 @@ impl Mapping {
             key: spec.document.key,
             lines_path,
             lines_wrap: spec.document.lines_wrap.clone(),
+            lines_first: spec.document.lines_first,
             on_invalid: spec.document.on_invalid,
             header,
             line_fields,
@@ -414,7 +495,8 @@ impl Mapping {
                 p
             })
             .collect();
-        let mut payload = Node::obj();
+        let mut header_nodes: Vec<(usize, Node)> = Vec::with_capacity(self.header.len());
+        let mut lines_node: Option<Node> = None;
         let mut header_values: Vec<Option<Decimal>> = vec![None; self.header.len()];
         let ctx = EvalCtx {
             row: &raw.header,
@@ -425,7 +507,7 @@ impl Mapping {
             match f.eval(&ctx) {
                 Ok(v) => {
                     header_values[i] = v.as_decimal();
-                    payload.insert_path(&f.path, v.to_node(f.json_number));
+                    header_nodes.push((i, v.to_node(f.json_number)));
                 }
                 Err(e) => {
                     let line = f.slot().map(|s| raw.header.line_of(s)).unwrap_or(raw.line);
@@ -510,7 +592,19 @@ impl Mapping {
                 ])]),
                 None => Node::Arr(lines),
             };
-            payload.insert_path(&self.lines_path, lines);
+            lines_node = Some(lines);
+        }
+        let mut payload = Node::obj();
+        if self.lines_first {
+            if let Some(l) = lines_node.take() {
+                payload.insert_path(&self.lines_path, l);
+            }
+        }
+        for (i, node) in header_nodes {
+            payload.insert_path(&self.header[i].path, node);
+        }
+        if let Some(l) = lines_node {
+            payload.insert_path(&self.lines_path, l);
         }
         MappedDocument {
             content_hash: content_hash(raw),

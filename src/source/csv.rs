@@ -124,6 +124,7 @@ pub struct CsvSource<R: Read> {
     header_idx: Vec<usize>,
     line_idx: Vec<usize>,
     key_idx: Vec<usize>,
+    wants_lines: bool,
     record: csv::ByteRecord,
     pending: Option<RawDocument>,
     queue: VecDeque<RawDocument>,
@@ -252,6 +253,7 @@ impl<R: Read> CsvSource<R> {
             header_idx,
             line_idx,
             key_idx,
+            wants_lines: slots.wants_lines || !slots.lines.is_empty(),
             record,
             pending: None,
             queue: VecDeque::new(),
@@ -381,7 +383,7 @@ impl<R: Read> CsvSource<R> {
             rows: 1,
             ..RawDocument::default()
         };
-        if !self.line_idx.is_empty() {
+        if self.wants_lines {
             doc.lines.push(self.slot_row(&self.line_idx, line));
         }
         if let Some(p) = self.shape_problem(line, &key) {
@@ -417,7 +419,7 @@ impl<R: Read> CsvSource<R> {
     /// that differ from the document's first row.
     fn extend_document(&self, doc: &mut RawDocument, line: u64) {
         doc.rows += 1;
-        if !self.line_idx.is_empty() {
+        if self.wants_lines {
             doc.lines.push(self.slot_row(&self.line_idx, line));
         }
         if let Some(p) = self.shape_problem(line, &doc.key) {

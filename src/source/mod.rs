@@ -19,6 +19,9 @@ pub struct Slots {
     pub header: Vec<String>,
     pub lines: Vec<String>,
     pub key: Vec<String>,
+    /// The mapping has line fields (even if none reads a column: `value = ...` only),
+    /// so every row or line element is a line.
+    pub wants_lines: bool,
 }
 
 impl Slots {
