@@ -683,6 +683,7 @@ mod tests {
             header: v(header),
             lines: v(lines),
             key: v(key),
+            wants_lines: !lines.is_empty(),
         }
     }
 

@@ -1516,6 +1516,7 @@ mod tests {
             header: v(header),
             lines: v(lines),
             key: v(key),
+            wants_lines: !lines.is_empty(),
         }
     }
 
