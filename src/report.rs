@@ -114,6 +114,15 @@ impl FileReport {
         Ok((json, csv))
     }
 
+    /// Writes the sidecars of a file that is about to be stored as `dir/name`: the error
+    /// report for a failed file, the done report otherwise.
+    pub fn write_sidecars(&self, dir: &Path, name: &str) -> io::Result<()> {
+        match self.outcome {
+            Outcome::Failed | Outcome::Invalid => self.write_errors(dir, name).map(|_| ()),
+            _ => self.write_done(dir, name).map(|_| ()),
+        }
+    }
+
     /// Writes `NAME.report.json` into `dir`.
     pub fn write_done(&self, dir: &Path, name: &str) -> io::Result<PathBuf> {
         let path = dir.join(format!("{name}.report.json"));
@@ -241,6 +250,36 @@ pub struct Summary {
     pub files: Vec<FileReport>,
     pub totals: Totals,
     pub exit_code: i32,
+}
+
+impl Summary {
+    /// Prints the summary on stdout: all of it as JSON with `--json`, else the totals
+    /// line (nothing with `-q`).
+    pub fn print(&self, ui: &crate::ui::Ui) {
+        if ui.json {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(self).expect("summary serialises")
+            );
+            return;
+        }
+        if ui.quiet {
+            return;
+        }
+        let t = &self.totals;
+        match (t.files, self.dry_run) {
+            (0, true) => println!("nothing to check"),
+            (0, false) => println!("nothing to do"),
+            (_, true) => println!(
+                "{} files: {} valid, {} invalid; {} documents, {} invalid",
+                t.files, t.files_ok, t.files_failed, t.documents, t.invalid
+            ),
+            (_, false) => println!(
+                "{} files: {} done, {} failed, {} back in the inbox; {} documents accepted, {} rejected, {} invalid, {} already imported",
+                t.files, t.files_ok, t.files_failed, t.files_waiting, t.accepted, t.rejected, t.invalid, t.already_imported
+            ),
+        }
+    }
 }
 
 #[cfg(test)]

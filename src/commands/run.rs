@@ -275,36 +275,15 @@ pub fn run_pass_locked(
         invalid = totals.invalid, already_imported = totals.already_imported, exit = exit.code(),
         "run finished"
     );
-    if ui.json {
-        let summary = Summary {
-            command: opts.command.to_string(),
-            run_id,
-            dry_run: false,
-            files: reports,
-            totals,
-            exit_code: exit.code(),
-        };
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&summary).expect("summary serialises")
-        );
-    } else if !ui.quiet {
-        if totals.files == 0 {
-            println!("nothing to do");
-        } else {
-            println!(
-                "{} files: {} done, {} failed, {} back in the inbox; {} documents accepted, {} rejected, {} invalid, {} already imported",
-                totals.files,
-                totals.files_ok,
-                totals.files_failed,
-                totals.files_waiting,
-                totals.accepted,
-                totals.rejected,
-                totals.invalid,
-                totals.already_imported
-            );
-        }
+    Summary {
+        command: opts.command.to_string(),
+        run_id,
+        dry_run: false,
+        files: reports,
+        totals,
+        exit_code: exit.code(),
     }
+    .print(ui);
     Ok(exit)
 }
 
@@ -511,37 +490,19 @@ fn handle_file(
     }
 
     let failed = check.fatal || check.invalid > 0 || rejected > 0;
-    let moved = if failed {
+    let (dir, sidecars) = if failed {
         report.outcome = Outcome::Failed;
-        let r = &mut report;
-        settle_with(
-            claimed,
-            &folders.failed,
-            FAILED_SIDECARS,
-            &mut |to: &Path| {
-                r.moved_to = Some(to.display().to_string());
-                let name = to
-                    .file_name()
-                    .unwrap_or_default()
-                    .to_string_lossy()
-                    .into_owned();
-                r.write_errors(&folders.failed, &name).map(|_| ())
-            },
-        )
+        (folders.failed.clone(), FAILED_SIDECARS)
     } else {
         let day = chrono::Local::now().format("%Y-%m-%d").to_string();
-        let dir = folders.done.join(day);
-        let r = &mut report;
-        settle_with(claimed, &dir, DONE_SIDECARS, &mut |to: &Path| {
-            r.moved_to = Some(to.display().to_string());
-            let name = to
-                .file_name()
-                .unwrap_or_default()
-                .to_string_lossy()
-                .into_owned();
-            r.write_done(&dir, &name).map(|_| ())
-        })
+        (folders.done.join(day), DONE_SIDECARS)
     };
+    let r = &mut report;
+    let moved = settle_with(claimed, &dir, sidecars, &mut |to: &Path| {
+        r.moved_to = Some(to.display().to_string());
+        let name = to.file_name().unwrap_or_default().to_string_lossy();
+        r.write_sidecars(&dir, &name)
+    });
     let stored = match moved {
         Ok(p) => Some(p),
         Err(e) => {

@@ -181,32 +181,14 @@ pub fn dry_run(
     } else {
         Exit::Ok
     };
-    if ui.json {
-        let summary = Summary {
-            command: command.to_string(),
-            run_id,
-            dry_run: true,
-            files: reports,
-            totals,
-            exit_code: exit.code(),
-        };
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&summary).expect("summary serialises")
-        );
-    } else if !ui.quiet {
-        if totals.files == 0 {
-            println!("nothing to check");
-        } else {
-            println!(
-                "{} files: {} valid, {} invalid; {} documents, {} invalid",
-                totals.files,
-                totals.files_ok,
-                totals.files_failed,
-                totals.documents,
-                totals.invalid
-            );
-        }
+    Summary {
+        command: command.to_string(),
+        run_id,
+        dry_run: true,
+        files: reports,
+        totals,
+        exit_code: exit.code(),
     }
+    .print(ui);
     Ok(exit)
 }
