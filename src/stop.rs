@@ -19,32 +19,43 @@ impl Stop {
         Arc::new(Stop::default())
     }
 
-    /// A stop triggered by SIGINT and SIGTERM.
+    /// A stop triggered by SIGINT and SIGTERM (on Unix).
     pub fn on_signals() -> Arc<Stop> {
         let stop = Stop::new();
-        let s = stop.clone();
-        match signal_hook::iterator::Signals::new([
-            signal_hook::consts::SIGINT,
-            signal_hook::consts::SIGTERM,
-        ]) {
-            Ok(mut signals) => {
-                std::thread::spawn(move || {
-                    for sig in signals.forever() {
-                        if s.finish_file.swap(true, Ordering::SeqCst) {
-                            tracing::warn!(
-                                signal = sig,
-                                "second stop signal: stopping after the document in flight"
-                            );
-                            s.now.store(true, Ordering::SeqCst);
-                        } else {
-                            tracing::info!(signal = sig, "stop signal: finishing the file in hand, then exiting (signal again to stop sooner)");
+        #[cfg(unix)]
+        {
+            let s = stop.clone();
+            match signal_hook::iterator::Signals::new([
+                signal_hook::consts::SIGINT,
+                signal_hook::consts::SIGTERM,
+            ]) {
+                Ok(mut signals) => {
+                    std::thread::spawn(move || {
+                        for sig in signals.forever() {
+                            s.signalled(sig);
                         }
-                    }
-                });
+                    });
+                }
+                Err(e) => tracing::warn!("cannot watch for SIGINT/SIGTERM: {e}"),
             }
-            Err(e) => tracing::warn!("cannot watch for SIGINT/SIGTERM: {e}"),
         }
+        // Elsewhere (Windows) Ctrl-C ends the process at once; the next run returns
+        // the file in processing/ to the inbox and the ledger keeps what was accepted.
         stop
+    }
+
+    /// Counts a signal: the first finishes the file in hand, the second stops sooner.
+    #[cfg_attr(not(unix), allow(dead_code))]
+    fn signalled(&self, sig: i32) {
+        if self.finish_file.swap(true, Ordering::SeqCst) {
+            tracing::warn!(
+                signal = sig,
+                "second stop signal: stopping after the document in flight"
+            );
+            self.now.store(true, Ordering::SeqCst);
+        } else {
+            tracing::info!(signal = sig, "stop signal: finishing the file in hand, then exiting (signal again to stop sooner)");
+        }
     }
 
     /// Asks for a stop after the file in hand.
