@@ -201,8 +201,8 @@ pub fn run_pass_locked(
         };
         match readiness(&file, settle, marker_rule, now) {
             Ok(()) => {}
-            Err(NotReady::Settling(left)) => {
-                tracing::info!(file = %name, "not settled yet (modified less than {}s ago); next run", cfg.settle_seconds.max(left.as_secs()));
+            Err(NotReady::Settling(_)) => {
+                tracing::info!(file = %name, "not settled yet (modified less than {}s ago); next run", cfg.settle_seconds);
                 continue;
             }
             Err(NotReady::NoMarker(m)) => {
@@ -231,8 +231,22 @@ pub fn run_pass_locked(
         ) {
             Ok(end) => end,
             Err(e) => {
-                let _ = return_to_inbox(&claimed, folders);
-                return Err(ledger_failure(e));
+                // The ledger cannot be written: submitting more would break the
+                // exactly-once promise. The file waits in the inbox, as if the target
+                // were down.
+                let back = return_to_inbox(&claimed, folders);
+                return Err(Failure {
+                    exit: Exit::TargetDown,
+                    message: format!(
+                        "{e}; stopped submitting, {} is {}",
+                        claimed.name,
+                        if back.is_ok() {
+                            "back in the inbox"
+                        } else {
+                            "in processing/ until the next run"
+                        }
+                    ),
+                });
             }
         };
         if !ui.json && !ui.quiet {
