@@ -287,6 +287,25 @@ impl Ledger {
         Ok(())
     }
 
+    /// Runs `f` in one transaction (one commit for many documents); rolled back when
+    /// `f` fails.
+    pub fn in_transaction<T>(
+        &self,
+        f: impl FnOnce() -> Result<T, LedgerError>,
+    ) -> Result<T, LedgerError> {
+        self.conn.execute_batch("BEGIN").map_err(|e| self.sql(e))?;
+        match f() {
+            Ok(v) => {
+                self.conn.execute_batch("COMMIT").map_err(|e| self.sql(e))?;
+                Ok(v)
+            }
+            Err(e) => {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                Err(e)
+            }
+        }
+    }
+
     /// What the ledger knows of a document.
     pub fn document(&self, mapping: &str, key: &str) -> Result<Option<DocRecord>, LedgerError> {
         self.conn

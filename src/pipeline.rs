@@ -6,6 +6,7 @@
 use crate::config::mapping::SourceFormat;
 use crate::mapping::{MappedDocument, Mapping};
 use crate::problem::{Code, Problem};
+use crate::problem_log::ProblemLog;
 use crate::source::csv::{CsvSource, Grouping};
 use crate::source::decode::Tap;
 use crate::source::{DocumentSource, SourceError};
@@ -19,7 +20,7 @@ use std::path::Path;
 use std::rc::Rc;
 
 /// What checking a file found.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct FileCheck {
     pub name: String,
     pub mapping: String,
@@ -31,7 +32,8 @@ pub struct FileCheck {
     pub invalid: u64,
     /// Documents the ledger says were already accepted with the same content.
     pub already_imported: u64,
-    pub problems: Vec<Problem>,
+    /// Every problem, in order (the first ones in memory, the rest in a temporary file).
+    pub problems: ProblemLog,
     /// The whole file is unusable (a `read` problem with no document).
     pub fatal: bool,
     pub started: DateTime<Utc>,
@@ -61,6 +63,18 @@ pub struct CheckOptions<'a> {
     pub classify: &'a mut dyn FnMut(&MappedDocument) -> Verdict,
 }
 
+/// How a file is read: one pass usually; a second one when the first found that the
+/// file is not grouped by key (CSV), or that keys repeat far apart (XML).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Pass {
+    /// Streamed, one document at a time.
+    Stream,
+    /// CSV rows of one key are not adjacent: sorted by key.
+    Ungrouped,
+    /// XML: these keys (hashes) occur more than once.
+    Repeats(Vec<u64>),
+}
+
 /// Opens the mapping's source on a file.
 pub fn open_source(
     mapping: &Mapping,
@@ -68,6 +82,24 @@ pub fn open_source(
     tap: Rc<RefCell<Tap>>,
     grouping: Grouping,
 ) -> Result<Box<dyn DocumentSource>, Problem> {
+    let pass = match grouping {
+        Grouping::Grouped => Pass::Stream,
+        Grouping::Ungrouped => Pass::Ungrouped,
+    };
+    open_source_for(mapping, path, tap, pass)
+}
+
+/// Opens the mapping's source on a file for a pass.
+pub fn open_source_for(
+    mapping: &Mapping,
+    path: &Path,
+    tap: Rc<RefCell<Tap>>,
+    pass: Pass,
+) -> Result<Box<dyn DocumentSource>, Problem> {
+    let grouping = match pass {
+        Pass::Ungrouped => Grouping::Ungrouped,
+        _ => Grouping::Grouped,
+    };
     let file = File::open(path)
         .map_err(|e| Problem::file(Code::Io, None, format!("The file could not be opened: {e}")))?;
     match mapping.source.format {
@@ -78,12 +110,14 @@ pub fn open_source(
             &mapping.slots,
             grouping,
         )?)),
-        SourceFormat::Xml => Ok(Box::new(crate::source::xml::XmlSource::open(
-            file,
-            tap,
-            &mapping.source,
-            &mapping.slots,
-        )?)),
+        SourceFormat::Xml => {
+            let src =
+                crate::source::xml::XmlSource::open(file, tap, &mapping.source, &mapping.slots)?;
+            Ok(match pass {
+                Pass::Repeats(r) => Box::new(src.with_repeats(r)),
+                _ => Box::new(src),
+            })
+        }
     }
 }
 
@@ -109,13 +143,14 @@ pub fn check_file(
         valid: 0,
         invalid: 0,
         already_imported: 0,
-        problems: Vec::new(),
+        problems: ProblemLog::new(),
         fatal: false,
         started: Utc::now(),
         finished: Utc::now(),
     };
-    let mut tap = Rc::new(RefCell::new(Tap::default()));
-    for grouping in [Grouping::Grouped, Grouping::Ungrouped] {
+    let mut tap = Tap::default();
+    let mut pass = Pass::Stream;
+    loop {
         check.rows = 0;
         check.documents = 0;
         check.valid = 0;
@@ -131,8 +166,9 @@ pub fn check_file(
                 );
             }
         }
-        tap = Rc::new(RefCell::new(Tap::default()));
-        let mut source = match open_source(mapping, path, tap.clone(), grouping) {
+        let mut again: Option<Pass> = None;
+        let shared = Rc::new(RefCell::new(Tap::default()));
+        let mut source = match open_source_for(mapping, path, shared.clone(), pass.clone()) {
             Ok(s) => s,
             Err(p) => {
                 check.problems.push(p);
@@ -140,12 +176,12 @@ pub fn check_file(
                 break;
             }
         };
-        let mut regroup = false;
         let mut n = 0u64;
         while let Some(item) = source.next_document() {
             match item {
                 Ok(raw) => {
-                    let doc = mapping.map_document(&raw, &name, opts.run_id);
+                    // a payload is built only where it goes somewhere
+                    let doc = mapping.map_document_with(&raw, &name, opts.run_id, spool.is_some());
                     check.rows += doc.rows;
                     check.documents += 1;
                     if doc.is_valid() {
@@ -179,11 +215,15 @@ pub fn check_file(
                         check.problems.extend(doc.problems);
                     }
                 }
-                Err(SourceError::Ungrouped) if grouping == Grouping::Grouped => {
-                    regroup = true;
+                Err(SourceError::Ungrouped) if pass == Pass::Stream => {
+                    again = Some(Pass::Ungrouped);
                     break;
                 }
-                Err(SourceError::Ungrouped) => {}
+                Err(SourceError::Repeated(r)) if pass == Pass::Stream => {
+                    again = Some(Pass::Repeats(r));
+                    break;
+                }
+                Err(SourceError::Ungrouped | SourceError::Repeated(_)) => {}
                 Err(SourceError::Fatal(p)) => {
                     check.problems.push(p);
                     check.fatal = true;
@@ -196,10 +236,22 @@ pub fn check_file(
             }
         }
         (opts.progress)(source.bytes_read());
-        if !regroup {
-            break;
+        drop(source);
+        tap = std::mem::take(&mut *shared.borrow_mut());
+        match again {
+            None => break,
+            Some(p) => {
+                match &p {
+                    Pass::Ungrouped => {
+                        tracing::debug!(file = %name, "a document key comes back after other keys: reading the file again, grouped by key")
+                    }
+                    _ => {
+                        tracing::debug!(file = %name, "document keys repeat far apart: reading the file again to report them")
+                    }
+                }
+                pass = p;
+            }
         }
-        tracing::debug!(file = %name, "a document key comes back after other keys: reading the file again, grouped by key");
     }
     if check.fatal {
         // Nothing of an unusable file counts: what was read of it is invalid.
@@ -210,7 +262,7 @@ pub fn check_file(
             let _ = s.clear();
         }
     }
-    check.sha256 = finish_hash(path, &tap);
+    check.sha256 = finish_hash(path, tap);
     check.finished = Utc::now();
     check
 }
@@ -224,8 +276,7 @@ fn fatal(mut check: FileCheck, p: Problem) -> FileCheck {
 }
 
 /// The file's sha256: what the reader hashed, plus whatever it did not reach.
-fn finish_hash(path: &Path, tap: &Rc<RefCell<Tap>>) -> String {
-    let t = std::mem::take(&mut *tap.borrow_mut());
+fn finish_hash(path: &Path, t: Tap) -> String {
     let mut hasher = t.hasher;
     if let Ok(mut f) = File::open(path) {
         if f.seek(SeekFrom::Start(t.bytes)).is_ok() {

@@ -1,9 +1,9 @@
 //! Reports: `FILE.errors.json`, `FILE.errors.csv`, `FILE.report.json`, and the summary
 //! printed to the user.
 
-use crate::fsutil::write_atomic;
+use crate::fsutil::write_atomic_with;
 use crate::pipeline::FileCheck;
-use crate::problem::Problem;
+use crate::problem_log::{ProblemLog, SpillLog};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 use std::io::{self, Write};
@@ -48,7 +48,7 @@ pub struct Counts {
 }
 
 /// The contents of `FILE.errors.json` and `FILE.report.json`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Serialize)]
 pub struct FileReport {
     pub file: String,
     pub sha256: String,
@@ -61,14 +61,15 @@ pub struct FileReport {
     /// Where the file went (run only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub moved_to: Option<String>,
-    pub errors: Vec<Problem>,
+    /// Every problem (streamed from a temporary file when there are many).
+    pub errors: ProblemLog,
     /// The documents the target accepted in this run, with the ERP's ids.
-    #[serde(skip_serializing_if = "Vec::is_empty", default)]
-    pub documents: Vec<AcceptedDoc>,
+    #[serde(skip_serializing_if = "SpillLog::is_empty")]
+    pub documents: SpillLog<AcceptedDoc>,
 }
 
 /// A document the target accepted.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct AcceptedDoc {
     pub document: String,
     pub line: u64,
@@ -82,7 +83,8 @@ pub fn timestamp(t: DateTime<Utc>) -> String {
 
 impl FileReport {
     /// A report of a check, with counts for a dry run (`accepted` stays 0).
-    pub fn from_check(check: &FileCheck, run: &str, outcome: Outcome) -> FileReport {
+    /// The check's problems move into the report.
+    pub fn from_check(check: &mut FileCheck, run: &str, outcome: Outcome) -> FileReport {
         FileReport {
             file: check.name.clone(),
             sha256: check.sha256.clone(),
@@ -100,8 +102,8 @@ impl FileReport {
                 already_imported: check.already_imported,
             },
             moved_to: None,
-            errors: check.problems.clone(),
-            documents: Vec::new(),
+            errors: std::mem::take(&mut check.problems),
+            documents: SpillLog::new(),
         }
     }
 
@@ -109,8 +111,8 @@ impl FileReport {
     pub fn write_errors(&self, dir: &Path, name: &str) -> io::Result<(PathBuf, PathBuf)> {
         let json = dir.join(format!("{name}.errors.json"));
         let csv = dir.join(format!("{name}.errors.csv"));
-        write_atomic(&json, &self.to_json())?;
-        write_atomic(&csv, &self.errors_csv()?)?;
+        write_atomic_with(&json, &mut |w| self.write_json(w))?;
+        write_atomic_with(&csv, &mut |w| self.write_errors_csv(w))?;
         Ok((json, csv))
     }
 
@@ -126,27 +128,39 @@ impl FileReport {
     /// Writes `NAME.report.json` into `dir`.
     pub fn write_done(&self, dir: &Path, name: &str) -> io::Result<PathBuf> {
         let path = dir.join(format!("{name}.report.json"));
-        write_atomic(&path, &self.to_json())?;
+        write_atomic_with(&path, &mut |w| self.write_json(w))?;
         Ok(path)
     }
 
     pub fn to_json(&self) -> Vec<u8> {
-        let mut v = serde_json::to_vec_pretty(self).expect("a report serialises");
-        v.push(b'\n');
+        let mut v = Vec::new();
+        self.write_json(&mut v).expect("a report serialises");
         v
+    }
+
+    /// Writes the report as pretty JSON and a newline, streaming the problems.
+    pub fn write_json<W: Write + ?Sized>(&self, out: &mut W) -> io::Result<()> {
+        serde_json::to_writer_pretty(&mut *out, self).map_err(io::Error::other)?;
+        out.write_all(b"\n")
     }
 
     /// The error rows as CSV for a spreadsheet (UTF-8 with BOM, so Excel reads it right).
     pub fn errors_csv(&self) -> io::Result<Vec<u8>> {
         let mut out = Vec::new();
-        out.extend_from_slice("\u{feff}".as_bytes());
+        self.write_errors_csv(&mut out)?;
+        Ok(out)
+    }
+
+    /// Writes the error rows as CSV, streaming the problems.
+    pub fn write_errors_csv<W: Write + ?Sized>(&self, out: &mut W) -> io::Result<()> {
+        out.write_all("\u{feff}".as_bytes())?;
         {
-            let mut w = csv::Writer::from_writer(&mut out);
+            let mut w = csv::Writer::from_writer(&mut *out);
             w.write_record([
                 "stage", "document", "line", "column", "field", "value", "code", "message",
                 "status",
             ])?;
-            for p in &self.errors {
+            for p in self.errors.iter() {
                 w.write_record([
                     p.stage.as_str(),
                     p.document.as_deref().unwrap_or(""),
@@ -161,7 +175,7 @@ impl FileReport {
             }
             w.flush()?;
         }
-        Ok(out)
+        Ok(())
     }
 }
 
@@ -193,17 +207,17 @@ pub fn print_file_summary<W: Write>(out: &mut W, r: &FileReport) -> io::Result<(
         write!(out, ", {} already imported", c.already_imported)?;
     }
     writeln!(out)?;
-    for p in r.errors.iter().take(SHOWN) {
+    for p in r.errors.first().iter().take(SHOWN) {
         match &p.document {
             Some(d) => writeln!(out, "  {d}: {} [{}]", p.message, p.code)?,
             None => writeln!(out, "  {} [{}]", p.message, p.code)?,
         }
     }
-    if r.errors.len() > SHOWN {
+    if r.errors.len() > SHOWN as u64 {
         writeln!(
             out,
             "  ... and {} more problems (see the report)",
-            r.errors.len() - SHOWN
+            r.errors.len() - SHOWN as u64
         )?;
     }
     Ok(())
@@ -242,7 +256,7 @@ impl Totals {
 }
 
 /// The JSON printed by `--json`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Serialize)]
 pub struct Summary {
     pub command: String,
     pub run_id: String,
@@ -257,10 +271,13 @@ impl Summary {
     /// line (nothing with `-q`).
     pub fn print(&self, ui: &crate::ui::Ui) {
         if ui.json {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(self).expect("summary serialises")
-            );
+            // streamed: a file's problems may be many
+            let stdout = io::stdout();
+            let mut out = io::BufWriter::with_capacity(64 * 1024, stdout.lock());
+            let _ = serde_json::to_writer_pretty(&mut out, self)
+                .map_err(io::Error::other)
+                .and_then(|()| out.write_all(b"\n"))
+                .and_then(|()| out.flush());
             return;
         }
         if ui.quiet {
@@ -299,8 +316,8 @@ mod tests {
             outcome: Outcome::Failed,
             counts: Counts::default(),
             moved_to: None,
-            errors: vec![Problem::file(Code::Empty, None, "The file is empty")],
-            documents: vec![],
+            errors: vec![Problem::file(Code::Empty, None, "The file is empty")].into(),
+            documents: Default::default(),
         };
         let v: serde_json::Value = serde_json::from_slice(&r.to_json()).unwrap();
         for k in [

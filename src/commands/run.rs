@@ -301,8 +301,10 @@ pub fn run_pass_locked(
     Ok(exit)
 }
 
-/// Removes `.erpdrop-*.tmp` files (half-written payloads or reports of a killed run).
+/// Removes `.erpdrop-*.tmp` files (half-written payloads or reports of a killed run),
+/// and payloads a killed run left waiting for their durability barrier.
 fn remove_stale_temp_files(dir: &Path) {
+    crate::fsutil::remove_staging(dir);
     let Ok(rd) = std::fs::read_dir(dir) else {
         return;
     };
@@ -431,7 +433,7 @@ fn handle_file(
 
     let mut accepted = 0u64;
     let mut rejected = 0u64;
-    let mut accepted_docs = Vec::new();
+    let mut accepted_docs = Default::default();
     let mut target_down = false;
     let mut interrupted = false;
     let submit =
@@ -467,18 +469,23 @@ fn handle_file(
         interrupted = sent.interrupted;
     }
 
-    // Record invalid documents, so that `status` can say which failed and why.
-    let mut seen = HashSet::new();
-    for p in &check.problems {
-        if let Some(key) = &p.document {
-            if p.stage != Stage::Submit && p.code != Code::Conflict && seen.insert(key.clone()) {
-                ledger.mark_invalid(&mapping.name, key, &p.message, &claimed.name, run_id)?;
+    // Record invalid documents, so that `status` can say which failed and why. A
+    // document's problems stand together, so its first one is the one recorded.
+    let mut last: Option<String> = None;
+    for p in check.problems.iter() {
+        if let Some(key) = p.document {
+            if p.stage != Stage::Submit
+                && p.code != Code::Conflict
+                && last.as_deref() != Some(key.as_str())
+            {
+                ledger.mark_invalid(&mapping.name, &key, &p.message, &claimed.name, run_id)?;
+                last = Some(key);
             }
         }
     }
 
     let finished = chrono::Utc::now();
-    let mut report = FileReport::from_check(&check, run_id, Outcome::Done);
+    let mut report = FileReport::from_check(&mut check, run_id, Outcome::Done);
     report.counts.accepted = accepted;
     report.counts.rejected = rejected;
     report.documents = accepted_docs;
@@ -559,7 +566,7 @@ fn record_file(
         already_imported: check.already_imported,
         started: report.started.clone(),
         finished: report.finished.clone(),
-        first_error: report.errors.first().map(|p| p.message.clone()),
+        first_error: report.errors.first().first().map(|p| p.message.clone()),
     })
 }
 
@@ -575,8 +582,8 @@ fn unavailable_report(c: &Claimed, mapping: &Mapping, run_id: &str) -> FileRepor
         outcome: Outcome::Unavailable,
         counts: Default::default(),
         moved_to: None,
-        errors: Vec::new(),
-        documents: Vec::new(),
+        errors: Default::default(),
+        documents: Default::default(),
     }
 }
 

@@ -6,7 +6,7 @@ use crate::cli::DryRunOutputs;
 use crate::config::mapping::OnInvalid;
 use crate::config::Config;
 use crate::exit::{Exit, Failure};
-use crate::fsutil::write_atomic;
+use crate::fsutil::DurableBatch;
 use crate::ledger::Ledger;
 use crate::lifecycle::scan::list_files;
 use crate::mapping::Mapping;
@@ -124,7 +124,7 @@ pub fn dry_run(
         let progress = |b: u64| bar.set_position(b);
         let mut classify =
             |d: &crate::mapping::MappedDocument| super::run::classify(ledger.as_ref(), &mapping, d);
-        let check = check_file(
+        let mut check = check_file(
             &path,
             &mapping,
             spool.as_mut(),
@@ -140,7 +140,7 @@ pub fn dry_run(
         } else {
             Outcome::Invalid
         };
-        let report = FileReport::from_check(&check, &run_id, outcome);
+        let report = FileReport::from_check(&mut check, &run_id, outcome);
         if let Some(dir) = &out.report {
             report.write_errors(dir, &check.name).map_err(|e| {
                 Failure::usage(format!(
@@ -154,15 +154,23 @@ pub fn dry_run(
                 let docs = spool
                     .replay()
                     .map_err(|e| Failure::usage(format!("cannot read the spool file: {e}")))?;
+                // Written in batches behind one durability barrier each, not one
+                // flush per file.
+                let mut files = DurableBatch::new();
+                let cannot = |e: std::io::Error| {
+                    Failure::usage(format!("cannot write into {}: {e}", dir.display()))
+                };
                 for doc in docs {
                     let doc = doc
                         .map_err(|e| Failure::usage(format!("cannot read the spool file: {e}")))?;
                     let name =
                         payload_file_name(&mapping.document_type, &doc.key, cfg.target.format);
-                    write_atomic(&dir.join(name), &doc.body).map_err(|e| {
-                        Failure::usage(format!("cannot write into {}: {e}", dir.display()))
-                    })?;
+                    files.stage(&dir.join(name), &doc.body).map_err(cannot)?;
+                    if files.len() >= 256 {
+                        files.commit().map_err(cannot)?;
+                    }
                 }
+                files.commit().map_err(cannot)?;
             }
         }
         tracing::debug!(

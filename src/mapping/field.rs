@@ -375,7 +375,9 @@ impl Field {
                 for p in parts {
                     match p {
                         Part::Lit(s) => out.push_str(s),
-                        Part::Slot(i) => out.push_str(ctx.row.get(*i).unwrap_or("").trim()),
+                        Part::Slot(i) => {
+                            out.push_str(crate::source::trim(ctx.row.get(*i).unwrap_or("")))
+                        }
                         Part::File => out.push_str(ctx.file),
                         Part::Line => out.push_str(&ctx.row.line.to_string()),
                         Part::Run => out.push_str(ctx.run),
@@ -389,7 +391,11 @@ impl Field {
     /// Runs the pipeline on one row.
     pub fn eval(&self, ctx: &EvalCtx<'_>) -> Result<Value, FieldError> {
         let raw = self.raw(ctx);
-        let mut text: &str = if self.trim { raw.trim() } else { &raw };
+        let mut text: &str = if self.trim {
+            crate::source::trim(&raw)
+        } else {
+            &raw
+        };
         if let Some(map) = &self.map {
             if let Some(m) = map.get(text) {
                 text = m;
@@ -408,15 +414,20 @@ impl Field {
         }
         let mut value = self.convert(text)?;
         if let (Some(case), Value::Str(s)) = (self.case, &mut value) {
-            *s = match case {
-                Case::Upper => s.to_uppercase(),
-                Case::Lower => s.to_lowercase(),
-            };
+            // most values are in the wanted case already: no new string for them
+            match case {
+                Case::Upper if s.is_ascii() => s.make_ascii_uppercase(),
+                Case::Lower if s.is_ascii() => s.make_ascii_lowercase(),
+                Case::Upper => *s = s.to_uppercase(),
+                Case::Lower => *s = s.to_lowercase(),
+            }
         }
         if let Some(max) = self.max_length {
-            let t = value.to_text();
-            let len = t.chars().count();
+            let t = value.text();
+            // a text of at most `max` bytes has at most `max` characters
+            let len = if t.len() <= max { 0 } else { t.chars().count() };
             if len > max {
+                let t = t.into_owned();
                 match (&mut value, self.truncate) {
                     (Value::Str(s), true) => {
                         let cut = s.char_indices().nth(max).map(|(i, _)| i).unwrap_or(s.len());
@@ -437,7 +448,7 @@ impl Field {
             }
         }
         if let Some((re, src)) = &self.pattern {
-            let t = value.to_text();
+            let t = value.text();
             if !re.is_match(&t) {
                 return Err(self.fail(
                     Code::Pattern,
@@ -479,11 +490,11 @@ impl Field {
             }
         }
         if let Some(lookup) = &self.lookup {
-            let t = value.to_text();
-            match lookup.get(&t) {
-                Some(v) => value = Value::Str(v.to_string()),
-                None => {
-                    return Err(self.fail(
+            let found = {
+                let t = value.text();
+                match lookup.get(&t) {
+                    Some(v) => Ok(v.to_string()),
+                    None => Err(self.fail(
                         Code::Lookup,
                         &t,
                         format!(
@@ -492,33 +503,33 @@ impl Field {
                             quote(&t),
                             lookup.display
                         ),
-                    ))
+                    )),
                 }
-            }
+            };
+            value = Value::Str(found?);
         }
         if let Some(allowed) = &self.allowed {
-            let t = value.to_text();
-            let (ok, msg) = match allowed {
-                AllowedSet::List(list) => (
-                    list.contains(&t),
-                    format!(
+            let t = value.text();
+            let ok = match allowed {
+                AllowedSet::List(list) => list.iter().any(|a| *a == *t),
+                AllowedSet::Lookup(l) => l.contains(&t),
+            };
+            if !ok {
+                // the sentence is made only for a value that fails
+                let msg = match allowed {
+                    AllowedSet::List(list) => format!(
                         "{} {} is not one of {}",
                         self.code_label(),
                         quote(&t),
                         list.join(", ")
                     ),
-                ),
-                AllowedSet::Lookup(l) => (
-                    l.contains(&t),
-                    format!(
+                    AllowedSet::Lookup(l) => format!(
                         "{} {} is not in {}",
                         self.code_label(),
                         quote(&t),
                         l.display
                     ),
-                ),
-            };
-            if !ok {
+                };
                 return Err(self.fail(Code::NotAllowed, &t, msg));
             }
         }

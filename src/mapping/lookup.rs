@@ -16,7 +16,33 @@ pub struct Lookup {
     pub path: PathBuf,
     pub has_value: bool,
     ignore_case: bool,
-    entries: HashMap<String, String>,
+    entries: HashMap<String, String, FastHash>,
+}
+
+/// The lookup tables' hasher: their keys come from the configuration's files, so a
+/// fast hash (FNV-1a) is safe and much cheaper than SipHash for the short codes looked
+/// up once per field and row.
+type FastHash = std::hash::BuildHasherDefault<Fnv>;
+
+#[derive(Default)]
+pub struct Fnv(u64);
+
+impl std::hash::Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for &b in bytes {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = h;
+    }
 }
 
 impl Lookup {
@@ -83,7 +109,7 @@ impl Lookup {
             Some(v) => Some(find(v)?),
             None => None,
         };
-        let mut entries = HashMap::new();
+        let mut entries: HashMap<String, String, FastHash> = HashMap::default();
         for rec in rdr.records() {
             let rec = rec.map_err(|e| format!("{} is not valid CSV: {e}", spec.file))?;
             let line = rec.position().map(|p| p.line()).unwrap_or(0);

@@ -482,6 +482,19 @@ impl Mapping {
 
     /// Maps one document. Never fails: what is wrong becomes the document's problems.
     pub fn map_document(&self, raw: &RawDocument, file: &str, run: &str) -> MappedDocument {
+        self.map_document_with(raw, file, run, true)
+    }
+
+    /// Maps one document; without `payload` only its problems are found (a check with
+    /// nothing to emit or submit builds no payload tree).
+    pub fn map_document_with(
+        &self,
+        raw: &RawDocument,
+        file: &str,
+        run: &str,
+        payload: bool,
+    ) -> MappedDocument {
+        let build = payload;
         let key = raw.key_display();
         let doc_key = (!key.is_empty()).then(|| key.clone());
         let mut problems: Vec<Problem> = raw
@@ -507,7 +520,9 @@ impl Mapping {
             match f.eval(&ctx) {
                 Ok(v) => {
                     header_values[i] = v.as_decimal();
-                    header_nodes.push((i, v.to_node(f.json_number)));
+                    if build {
+                        header_nodes.push((i, v.into_node(f.json_number)));
+                    }
                 }
                 Err(e) => {
                     let line = f.slot().map(|s| raw.header.line_of(s)).unwrap_or(raw.line);
@@ -517,10 +532,14 @@ impl Mapping {
         }
         if !self.line_fields.is_empty() {
             let mut sums: Vec<Option<Decimal>> = vec![Some(Decimal::ZERO); self.checks.len()];
-            let mut lines = Vec::with_capacity(raw.lines.len());
+            let mut lines = Vec::with_capacity(if build { raw.lines.len() } else { 0 });
             for row in &raw.lines {
                 let ctx = EvalCtx { row, file, run };
-                let mut obj = Node::obj();
+                let mut obj = Node::Obj(Vec::with_capacity(if build {
+                    self.line_fields.len()
+                } else {
+                    0
+                }));
                 for (fi, f) in self.line_fields.iter().enumerate() {
                     match f.eval(&ctx) {
                         Ok(v) => {
@@ -534,7 +553,9 @@ impl Mapping {
                                     };
                                 }
                             }
-                            obj.insert_path(&f.path, v.to_node(f.json_number));
+                            if build {
+                                obj.insert_path(&f.path, v.into_node(f.json_number));
+                            }
                         }
                         Err(e) => {
                             for (ci, c) in self.checks.iter().enumerate() {
@@ -547,7 +568,9 @@ impl Mapping {
                         }
                     }
                 }
-                lines.push(obj);
+                if build {
+                    lines.push(obj);
+                }
             }
             for (ci, c) in self.checks.iter().enumerate() {
                 let (Some(sum), Some(expected)) = (sums[ci], header_values[c.header_field]) else {
@@ -592,7 +615,9 @@ impl Mapping {
                 ])]),
                 None => Node::Arr(lines),
             };
-            lines_node = Some(lines);
+            if build {
+                lines_node = Some(lines);
+            }
         }
         let mut payload = Node::obj();
         if self.lines_first {
@@ -695,7 +720,7 @@ fn content_hash(raw: &RawDocument) -> String {
         h.update([0x1e]);
         for i in 0..r.len() {
             match r.get(i) {
-                Some(v) => h.update(v.trim().as_bytes()),
+                Some(v) => h.update(crate::source::trim(v).as_bytes()),
                 None => h.update([0x00]),
             }
             h.update([0x1f]);

@@ -5,6 +5,7 @@ use super::payload::Node;
 use chrono::format::{Item, Parsed, StrftimeItems};
 use chrono::{NaiveDate, NaiveDateTime};
 use rust_decimal::Decimal;
+use std::borrow::Cow;
 use std::cmp::Ordering;
 use std::str::FromStr;
 
@@ -41,6 +42,14 @@ impl Value {
         }
     }
 
+    /// The value as text, borrowed where it is a string already.
+    pub fn text(&self) -> Cow<'_, str> {
+        match self {
+            Value::Str(s) => Cow::Borrowed(s),
+            other => Cow::Owned(other.to_text()),
+        }
+    }
+
     pub fn is_null(&self) -> bool {
         matches!(self, Value::Null)
     }
@@ -56,6 +65,14 @@ impl Value {
             Value::Str(s) => Node::Str(s.clone()),
             Value::Bool(b) => Node::Bool(*b),
             other => Node::Str(other.to_text()),
+        }
+    }
+
+    /// The payload node, taking the value (no copy of a string).
+    pub fn into_node(self, json_number: bool) -> Node {
+        match self {
+            Value::Str(s) if !(json_number && is_json_number(&s)) => Node::Str(s),
+            other => other.to_node(json_number),
         }
     }
 
@@ -223,6 +240,78 @@ pub struct DateFormat {
     items: Vec<Item<'static>>,
     pub text: String,
     pub human: String,
+    /// For an all-numeric date format (`%d.%m.%Y`, `%Y-%m-%d`, `%m/%d/%Y`...): where
+    /// day, month and year stand when every part has its full width, read without
+    /// chrono. Anything else (a one-digit day, spaces, a bad date) goes to chrono.
+    fixed: Option<FixedDate>,
+}
+
+/// Byte layout of a date whose parts have fixed widths.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct FixedDate {
+    len: usize,
+    day: usize,
+    month: usize,
+    year: usize,
+    /// Literal bytes and their positions.
+    literals: Vec<(usize, u8)>,
+}
+
+impl FixedDate {
+    /// The layout of `fmt` when it is made of `%d`, `%m`, `%Y` (each once) and ASCII
+    /// punctuation.
+    fn of(fmt: &str) -> Option<FixedDate> {
+        let b = fmt.as_bytes();
+        let (mut i, mut pos) = (0, 0);
+        let (mut day, mut month, mut year) = (None, None, None);
+        let mut literals = Vec::new();
+        while i < b.len() {
+            if b[i] == b'%' {
+                let slot = match b.get(i + 1)? {
+                    b'd' => &mut day,
+                    b'm' => &mut month,
+                    b'Y' => &mut year,
+                    _ => return None,
+                };
+                if slot.is_some() {
+                    return None;
+                }
+                *slot = Some(pos);
+                pos += if b[i + 1] == b'Y' { 4 } else { 2 };
+                i += 2;
+            } else if b[i].is_ascii_punctuation() {
+                literals.push((pos, b[i]));
+                pos += 1;
+                i += 1;
+            } else {
+                return None;
+            }
+        }
+        Some(FixedDate {
+            len: pos,
+            day: day?,
+            month: month?,
+            year: year?,
+            literals,
+        })
+    }
+
+    fn parse(&self, s: &str) -> Option<NaiveDate> {
+        let b = s.as_bytes();
+        if b.len() != self.len || self.literals.iter().any(|&(p, c)| b[p] != c) {
+            return None;
+        }
+        let num = |at: usize, n: usize| -> Option<u32> {
+            b[at..at + n].iter().try_fold(0u32, |acc, &d| {
+                d.is_ascii_digit().then(|| acc * 10 + u32::from(d - b'0'))
+            })
+        };
+        NaiveDate::from_ymd_opt(
+            num(self.year, 4)? as i32,
+            num(self.month, 2)?,
+            num(self.day, 2)?,
+        )
+    }
 }
 
 impl DateFormat {
@@ -237,6 +326,7 @@ impl DateFormat {
             items,
             text: fmt.to_string(),
             human: human_format(fmt),
+            fixed: if datetime { None } else { FixedDate::of(fmt) },
         };
         // The format must be able to read back what it writes, and hold a whole date.
         let sample = NaiveDate::from_ymd_opt(2026, 11, 25)
@@ -271,6 +361,13 @@ impl DateFormat {
     }
 
     pub fn parse_date(&self, s: &str) -> Option<NaiveDate> {
+        if let Some(d) = self.fixed.as_ref().and_then(|f| f.parse(s)) {
+            return Some(d);
+        }
+        self.parse_date_chrono(s)
+    }
+
+    fn parse_date_chrono(&self, s: &str) -> Option<NaiveDate> {
         let mut p = Parsed::new();
         chrono::format::parse(&mut p, s, self.items.iter()).ok()?;
         p.to_naive_date().ok()
@@ -441,6 +538,40 @@ mod tests {
         assert_eq!(f.parse_date("31.02.2026"), None);
         assert_eq!(f.parse_date("2026-01-05"), None);
         assert_eq!(f.human, "DD.MM.YYYY");
+    }
+
+    #[test]
+    fn the_fixed_width_reader_agrees_with_chrono() {
+        for fmt in ["%d.%m.%Y", "%Y-%m-%d", "%m/%d/%Y", "%Y%m%d", "%d-%m-%Y"] {
+            let f = DateFormat::compile(fmt, false).unwrap();
+            assert!(f.fixed.is_some(), "{fmt}");
+            for s in [
+                "05.01.2026",
+                "31.12.1999",
+                "29.02.2024",
+                "29.02.2026",
+                "5.01.2026",
+                "05.1.2026",
+                " 05.01.2026",
+                "05.01.26",
+                "2026-01-05",
+                "2026-1-5",
+                "20260105",
+                "01/05/2026",
+                "00.01.2026",
+                "32.01.2026",
+                "05.13.2026",
+                "aa.bb.cccc",
+                "05-01-2026",
+                "05.01.20266",
+                "",
+            ] {
+                assert_eq!(f.parse_date(s), f.parse_date_chrono(s), "{fmt} {s:?}");
+            }
+        }
+        for fmt in ["%e.%m.%Y", "%d %b %Y", "%d.%m.%y", "%d.%m.%Y %H"] {
+            assert!(FixedDate::of(fmt).is_none(), "{fmt}");
+        }
     }
 
     #[test]

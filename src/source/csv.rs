@@ -7,13 +7,25 @@
 
 use super::decode::{encoding_error, hex_bytes, DecodeReader, Tap, TapReader};
 use super::{RawDocument, RawRow, Slots, SourceError};
+use crate::extsort::{Sorted, Sorter};
+use crate::keylog::{key_hash, KeyLog};
 use crate::problem::{quote, with_location, Code, Problem, Stage};
 use encoding_rs::Encoding;
 use std::cell::RefCell;
-use std::collections::{HashMap, HashSet, VecDeque};
-use std::hash::{BuildHasher, RandomState};
+use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read};
 use std::rc::Rc;
+
+/// Memory for each of the two sorts of ungrouped mode before they spill to disk
+/// (`ERPDROP_SORT_MEMORY`, in bytes, overrides it, for tests).
+const SORT_BUDGET: usize = 8 << 20;
+
+fn sort_budget() -> usize {
+    std::env::var("ERPDROP_SORT_MEMORY")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(SORT_BUDGET)
+}
 
 /// How to read a CSV file.
 #[derive(Debug, Clone)]
@@ -125,13 +137,19 @@ pub struct CsvSource<R: Read> {
     line_idx: Vec<usize>,
     key_idx: Vec<usize>,
     wants_lines: bool,
+    /// The buffer rows are read into.
     record: csv::ByteRecord,
+    /// The current row, checked as UTF-8 field by field (its fields are `&str` at no
+    /// further cost); its buffer goes back to reading when the next row is read.
+    row: Option<csv::StringRecord>,
+    spare: Option<csv::ByteRecord>,
     pending: Option<RawDocument>,
     queue: VecDeque<RawDocument>,
-    seen: HashSet<u64>,
-    hasher: RandomState,
+    /// Grouped mode: the keys seen, to find one that comes back (taken at the end).
+    keys: Option<KeyLog>,
     grouping: Grouping,
-    collected: Option<std::vec::IntoIter<RawDocument>>,
+    /// Ungrouped mode: the documents, sorted back into the order of their first rows.
+    sorted: Option<Sorted>,
     finished: bool,
     tap: Rc<RefCell<Tap>>,
 }
@@ -255,12 +273,13 @@ impl<R: Read> CsvSource<R> {
             key_idx,
             wants_lines: slots.wants_lines || !slots.lines.is_empty(),
             record,
+            row: None,
+            spare: None,
             pending: None,
             queue: VecDeque::new(),
-            seen: HashSet::new(),
-            hasher: RandomState::new(),
+            keys: (grouping == Grouping::Grouped).then(KeyLog::new),
             grouping,
-            collected: None,
+            sorted: None,
             finished: false,
             tap,
         })
@@ -273,8 +292,11 @@ impl<R: Read> CsvSource<R> {
             .unwrap_or_else(|| (idx + 1).to_string())
     }
 
-    /// Reads the next non-blank row into `self.record`; `Ok(false)` at the end.
+    /// Reads the next non-blank row into `self.row`; `Ok(false)` at the end.
     fn read_row(&mut self) -> Result<bool, Problem> {
+        if let Some(old) = self.row.take() {
+            self.spare = Some(old.into_byte_record());
+        }
         loop {
             let got = self
                 .rdr
@@ -289,53 +311,86 @@ impl<R: Read> CsvSource<R> {
             if unclosed_quote(&self.record) {
                 return Err(unclosed_quote_problem(self.row_line()));
             }
-            if let Err(e) = std::str::from_utf8(self.record.as_slice()) {
-                // Find the field, and the physical line inside a quoted multi-line value.
-                let bad_at = e.valid_up_to();
-                let line = self.row_line();
-                let mut offset = 0;
-                let mut extra_lines = 0;
-                for (i, field) in self.record.iter().enumerate() {
-                    if bad_at < offset + field.len() {
-                        let within = bad_at - offset;
-                        extra_lines +=
-                            field[..within].iter().filter(|&&b| b == b'\n').count() as u64;
-                        let err = std::str::from_utf8(field).unwrap_err();
-                        return Err(utf8_problem(
-                            line + extra_lines,
-                            &self.column_name(i),
-                            field,
-                            err,
-                            encoding_rs::UTF_8,
-                        ));
-                    }
-                    extra_lines += field.iter().filter(|&&b| b == b'\n').count() as u64;
-                    offset += field.len();
+            let spare = self.spare.take().unwrap_or_default();
+            let bytes = std::mem::replace(&mut self.record, spare);
+            match csv::StringRecord::from_byte_record(bytes) {
+                Ok(row) => {
+                    self.row = Some(row);
+                    return Ok(true);
+                }
+                Err(e) => {
+                    self.spare = Some(std::mem::replace(&mut self.record, e.into_byte_record()));
                 }
             }
-            return Ok(true);
+            // Find the field, and the physical line inside a quoted multi-line value.
+            let line = self.row_line();
+            let mut extra_lines = 0;
+            for (i, field) in self.record.iter().enumerate() {
+                if let Err(err) = std::str::from_utf8(field) {
+                    let within = err.valid_up_to();
+                    extra_lines += field[..within].iter().filter(|&&b| b == b'\n').count() as u64;
+                    return Err(utf8_problem(
+                        line + extra_lines,
+                        &self.column_name(i),
+                        field,
+                        err,
+                        encoding_rs::UTF_8,
+                    ));
+                }
+                extra_lines += field.iter().filter(|&&b| b == b'\n').count() as u64;
+            }
+            return Err(Problem::file(
+                Code::Encoding,
+                Some(line),
+                with_location("The row is not valid UTF-8", Some(line), None),
+            ));
+        }
+    }
+
+    /// The bytes of the current row (while it is read: of the read buffer).
+    fn current(&self) -> &csv::ByteRecord {
+        match &self.row {
+            Some(r) => r.as_byte_record(),
+            None => &self.record,
         }
     }
 
     fn row_line(&self) -> u64 {
-        record_line(&self.rdr, &self.record, self.line_offset)
+        record_line(&self.rdr, self.current(), self.line_offset)
     }
 
     fn field(&self, idx: usize) -> Option<&str> {
-        // Valid UTF-8 was checked for the whole record in `read_row`.
-        let mut b = self.record.get(idx)?;
-        if idx + 1 == self.record.len() {
+        let row = self.row.as_ref()?;
+        let f = row.get(idx)?;
+        if idx + 1 == row.len() {
             // the `\r` of a CRLF line end
-            b = b.strip_suffix(b"\r").unwrap_or(b);
+            return Some(f.strip_suffix('\r').unwrap_or(f));
         }
-        Some(std::str::from_utf8(b).unwrap_or_default())
+        Some(f)
+    }
+
+    /// How many fields the current row has.
+    fn fields(&self) -> usize {
+        self.current().len()
+    }
+
+    /// Whether the current row's key is `key` (no allocation: the usual case of the
+    /// next line of the same document).
+    fn row_has_key(&self, key: &[String]) -> bool {
+        !key.is_empty()
+            && key.len() == self.key_idx.len()
+            && self
+                .key_idx
+                .iter()
+                .zip(key)
+                .all(|(&i, k)| super::trim(self.field(i).unwrap_or("")) == k)
     }
 
     fn key_of_row(&self) -> Vec<String> {
         let parts: Vec<String> = self
             .key_idx
             .iter()
-            .map(|&i| self.field(i).unwrap_or("").trim().to_string())
+            .map(|&i| super::trim(self.field(i).unwrap_or("")).to_string())
             .collect();
         if parts.iter().all(|p| p.is_empty()) {
             Vec::new()
@@ -345,7 +400,7 @@ impl<R: Read> CsvSource<R> {
     }
 
     fn slot_row(&self, idx: &[usize], line: u64) -> RawRow {
-        let mut row = RawRow::new(line);
+        let mut row = RawRow::with_capacity(line, idx.len(), self.current().as_slice().len());
         for &i in idx {
             row.push(Some(self.field(i).unwrap_or("")));
         }
@@ -353,13 +408,13 @@ impl<R: Read> CsvSource<R> {
     }
 
     /// A problem with the current row's shape, if any.
-    fn shape_problem(&self, line: u64, key: &[String]) -> Option<Problem> {
-        if self.columns.is_empty() || self.record.len() == self.columns.len() {
+    fn shape_problem(&self, line: u64, key: &[String], fields: usize) -> Option<Problem> {
+        if self.columns.is_empty() || fields == self.columns.len() {
             return None;
         }
         let msg = format!(
             "This row has {} fields but the header has {}: a delimiter inside an unquoted value, or a missing one",
-            self.record.len(),
+            fields,
             self.columns.len()
         );
         Some(Problem {
@@ -368,7 +423,7 @@ impl<R: Read> CsvSource<R> {
             line: Some(line),
             column: None,
             field: None,
-            value: Some(self.record.len().to_string()),
+            value: Some(fields.to_string()),
             code: Code::Malformed,
             message: with_location(&msg, Some(line), None),
             status: None,
@@ -377,16 +432,32 @@ impl<R: Read> CsvSource<R> {
 
     /// Builds a new document from the current row.
     fn start_document(&self, key: Vec<String>, line: u64) -> RawDocument {
+        let header = self.slot_row(&self.header_idx, line);
+        let line_row = self
+            .wants_lines
+            .then(|| self.slot_row(&self.line_idx, line));
+        self.new_document(key, line, header, line_row, self.fields())
+    }
+
+    /// Builds a new document from a row's values (`fields`: how many the row had).
+    fn new_document(
+        &self,
+        key: Vec<String>,
+        line: u64,
+        header: RawRow,
+        line_row: Option<RawRow>,
+        fields: usize,
+    ) -> RawDocument {
         let mut doc = RawDocument {
             line,
-            header: self.slot_row(&self.header_idx, line),
+            header,
             rows: 1,
             ..RawDocument::default()
         };
-        if self.wants_lines {
-            doc.lines.push(self.slot_row(&self.line_idx, line));
+        if let Some(l) = line_row {
+            doc.lines.push(l);
         }
-        if let Some(p) = self.shape_problem(line, &key) {
+        if let Some(p) = self.shape_problem(line, &key, fields) {
             doc.problems.push(p);
         }
         if key.is_empty() {
@@ -418,16 +489,34 @@ impl<R: Read> CsvSource<R> {
     /// Adds the current row to an existing document as a line; reports header values
     /// that differ from the document's first row.
     fn extend_document(&self, doc: &mut RawDocument, line: u64) {
+        let line_row = self
+            .wants_lines
+            .then(|| self.slot_row(&self.line_idx, line));
+        self.add_row(doc, line, line_row, self.fields(), |col| {
+            self.field(col).unwrap_or("")
+        });
+    }
+
+    /// Adds a row to a document: its line values, its shape problem, and a problem for
+    /// a header value (`header_value` of a column) that differs from the first row's.
+    fn add_row<'v>(
+        &self,
+        doc: &mut RawDocument,
+        line: u64,
+        line_row: Option<RawRow>,
+        fields: usize,
+        header_value: impl Fn(usize) -> &'v str,
+    ) {
         doc.rows += 1;
-        if self.wants_lines {
-            doc.lines.push(self.slot_row(&self.line_idx, line));
+        if let Some(l) = line_row {
+            doc.lines.push(l);
         }
-        if let Some(p) = self.shape_problem(line, &doc.key) {
+        if let Some(p) = self.shape_problem(line, &doc.key, fields) {
             doc.problems.push(p);
         }
         for (slot, &col) in self.header_idx.iter().enumerate() {
-            let new = self.field(col).unwrap_or("").trim();
-            let first = doc.header.get(slot).unwrap_or("").trim();
+            let new = super::trim(header_value(col));
+            let first = super::trim(doc.header.get(slot).unwrap_or(""));
             if !new.is_empty() && !first.is_empty() && new != first {
                 let column = self.column_name(col);
                 let msg = format!(
@@ -470,13 +559,29 @@ impl<R: Read> CsvSource<R> {
                 Ok(false) => {
                     self.finished = true;
                     if let Some(d) = self.pending.take() {
-                        return Some(Ok(d));
+                        self.queue.push_back(d);
                     }
-                    return None;
+                    // A key that came back after the window of recent keys shows now.
+                    if let Some(keys) = self.keys.take() {
+                        match keys.repeated() {
+                            Ok((_, false)) => {}
+                            Ok((_, true)) => return Some(Err(SourceError::Ungrouped)),
+                            Err(e) => return Some(Err(SourceError::Fatal(temp_problem(&e)))),
+                        }
+                    }
+                    continue;
                 }
                 Ok(true) => {}
             }
             let line = self.row_line();
+            if let Some(mut p) = self.pending.take() {
+                if self.row_has_key(&p.key) {
+                    self.extend_document(&mut p, line);
+                    self.pending = Some(p);
+                    continue;
+                }
+                self.pending = Some(p);
+            }
             let key = self.key_of_row();
             if key.is_empty() {
                 let doc = self.start_document(key, line);
@@ -486,17 +591,10 @@ impl<R: Read> CsvSource<R> {
                 self.queue.push_back(doc);
                 continue;
             }
-            if let Some(p) = self.pending.as_mut() {
-                if p.key == key {
-                    let mut p = self.pending.take().unwrap();
-                    self.extend_document(&mut p, line);
-                    self.pending = Some(p);
-                    continue;
+            if let Some(keys) = self.keys.as_mut() {
+                if keys.insert(key_hash(&key), line).is_some() {
+                    return Some(Err(SourceError::Ungrouped));
                 }
-            }
-            let h = self.hasher.hash_one(&key);
-            if !self.seen.insert(h) {
-                return Some(Err(SourceError::Ungrouped));
             }
             let doc = self.start_document(key, line);
             if let Some(p) = self.pending.replace(doc) {
@@ -505,48 +603,151 @@ impl<R: Read> CsvSource<R> {
         }
     }
 
-    fn collect_all(&mut self) -> Result<Vec<RawDocument>, Problem> {
-        let mut docs: Vec<RawDocument> = Vec::new();
-        let mut index: HashMap<Vec<String>, usize> = HashMap::new();
+    /// Ungrouped mode: sorts the rows by key (stably, so a document's rows keep their
+    /// order), builds each document, and sorts the documents back into the order of
+    /// their first rows. Both sorts keep at most [`SORT_BUDGET`] bytes in memory and
+    /// spill the rest to temporary files, so memory stays flat whatever the file's size.
+    fn sort_documents(&mut self) -> Result<Sorted, Problem> {
+        let io = |e: std::io::Error| temp_problem(&e);
+        let mut rows = Sorter::new(sort_budget());
+        let mut docs = Sorter::new(sort_budget());
+        let (mut kbuf, mut rbuf) = (Vec::new(), Vec::new());
         while self.read_row()? {
             let line = self.row_line();
             let key = self.key_of_row();
             if key.is_empty() {
-                docs.push(self.start_document(key, line));
+                let doc = self.start_document(key, line);
+                rbuf.clear();
+                doc.encode(&mut rbuf);
+                docs.push(&line.to_be_bytes(), &rbuf).map_err(io)?;
                 continue;
             }
-            match index.get(&key) {
-                Some(&i) => {
-                    let mut d = std::mem::take(&mut docs[i]);
-                    self.extend_document(&mut d, line);
-                    docs[i] = d;
+            kbuf.clear();
+            for k in &key {
+                kbuf.extend_from_slice(&(k.len() as u32).to_be_bytes());
+                kbuf.extend_from_slice(k.as_bytes());
+            }
+            rbuf.clear();
+            rbuf.extend_from_slice(&line.to_le_bytes());
+            rbuf.extend_from_slice(&(self.fields() as u64).to_le_bytes());
+            self.slot_row(&self.header_idx, line).encode(&mut rbuf);
+            if self.wants_lines {
+                self.slot_row(&self.line_idx, line).encode(&mut rbuf);
+            }
+            rows.push(&kbuf, &rbuf).map_err(io)?;
+        }
+        let mut sorted = rows.finish().map_err(io)?;
+        let mut current: Option<(Vec<u8>, RawDocument)> = None;
+        let flush = |doc: RawDocument, docs: &mut Sorter, buf: &mut Vec<u8>| {
+            buf.clear();
+            doc.encode(buf);
+            docs.push(&doc.line.to_be_bytes(), buf)
+        };
+        let mut out = Vec::new();
+        while sorted.next_into(&mut kbuf, &mut rbuf).map_err(io)? {
+            let bad = || temp_problem(&std::io::Error::other("a sorted row is damaged"));
+            let mut r: &[u8] = &rbuf;
+            let line = take_u64(&mut r).ok_or_else(bad)?;
+            let fields = take_u64(&mut r).ok_or_else(bad)? as usize;
+            let header = RawRow::decode(&mut r).ok_or_else(bad)?;
+            let line_row = if self.wants_lines {
+                Some(RawRow::decode(&mut r).ok_or_else(bad)?)
+            } else {
+                None
+            };
+            match current.as_mut() {
+                Some((k, doc)) if *k == kbuf => {
+                    self.add_row(doc, line, line_row, fields, |col| {
+                        let slot = self.header_idx.iter().position(|&c| c == col);
+                        slot.and_then(|s| header.get(s)).unwrap_or("")
+                    });
                 }
-                None => {
-                    index.insert(key.clone(), docs.len());
-                    docs.push(self.start_document(key, line));
+                _ => {
+                    if let Some((_, doc)) = current.take() {
+                        flush(doc, &mut docs, &mut out).map_err(io)?;
+                    }
+                    let key = decode_key(&kbuf).ok_or_else(bad)?;
+                    let doc = self.new_document(key, line, header, line_row, fields);
+                    current = Some((kbuf.clone(), doc));
                 }
             }
         }
-        Ok(docs)
+        if let Some((_, doc)) = current.take() {
+            flush(doc, &mut docs, &mut out).map_err(io)?;
+        }
+        drop(sorted);
+        docs.finish().map_err(io)
     }
+
+    /// Ungrouped mode: the next document of the sort.
+    fn next_sorted(&mut self) -> Option<Result<RawDocument, SourceError>> {
+        if self.sorted.is_none() {
+            if self.finished {
+                return None;
+            }
+            self.finished = true;
+            match self.sort_documents() {
+                Ok(s) => self.sorted = Some(s),
+                Err(p) => return Some(Err(SourceError::Fatal(p))),
+            }
+        }
+        let sorted = self.sorted.as_mut()?;
+        let (mut k, mut r) = (Vec::new(), Vec::new());
+        match sorted.next_into(&mut k, &mut r) {
+            Ok(true) => match RawDocument::decode(&r) {
+                Some(d) => Some(Ok(d)),
+                None => {
+                    self.sorted = None;
+                    Some(Err(SourceError::Fatal(temp_problem(
+                        &std::io::Error::other("a sorted document is damaged"),
+                    ))))
+                }
+            },
+            Ok(false) => {
+                self.sorted = None;
+                None
+            }
+            Err(e) => {
+                self.sorted = None;
+                Some(Err(SourceError::Fatal(temp_problem(&e))))
+            }
+        }
+    }
+}
+
+/// A temporary file for sorting or key bookkeeping could not be written or read.
+fn temp_problem(e: &std::io::Error) -> Problem {
+    Problem::file(
+        Code::Io,
+        None,
+        format!("Cannot use a temporary file while reading the file (is the temporary folder full?): {e}"),
+    )
+}
+
+fn take_u64(r: &mut &[u8]) -> Option<u64> {
+    let (b, rest) = r.split_first_chunk::<8>()?;
+    *r = rest;
+    Some(u64::from_le_bytes(*b))
+}
+
+/// The key parts of a sort key (each a big-endian length and its bytes).
+fn decode_key(mut b: &[u8]) -> Option<Vec<String>> {
+    let mut parts = Vec::new();
+    while !b.is_empty() {
+        let (len, rest) = b.split_first_chunk::<4>()?;
+        let len = u32::from_be_bytes(*len) as usize;
+        let part = rest.get(..len)?;
+        parts.push(String::from_utf8(part.to_vec()).ok()?);
+        b = &rest[len..];
+    }
+    Some(parts)
 }
 
 impl<R: Read> super::DocumentSource for CsvSource<R> {
     fn next_document(&mut self) -> Option<Result<RawDocument, SourceError>> {
         match self.grouping {
             Grouping::Grouped => self.next_grouped(),
-            Grouping::Ungrouped => {
-                if self.collected.is_none() {
-                    match self.collect_all() {
-                        Ok(docs) => self.collected = Some(docs.into_iter()),
-                        Err(p) => {
-                            self.collected = Some(Vec::new().into_iter());
-                            return Some(Err(SourceError::Fatal(p)));
-                        }
-                    }
-                }
-                self.collected.as_mut().and_then(|it| it.next()).map(Ok)
-            }
+            Grouping::Ungrouped => self.next_sorted(),
         }
     }
 

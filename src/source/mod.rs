@@ -39,6 +39,18 @@ impl Slots {
 
 const ABSENT: u32 = u32::MAX;
 
+/// `str::trim`, without its per-character scan for the usual value that starts and
+/// ends with a visible ASCII character.
+#[inline]
+pub fn trim(s: &str) -> &str {
+    let b = s.as_bytes();
+    let plain = |c: u8| c.is_ascii() && !matches!(c, b'\t'..=b'\r' | b' ');
+    match (b.first(), b.last()) {
+        (Some(&f), Some(&l)) if plain(f) && plain(l) => s,
+        _ => s.trim(),
+    }
+}
+
 /// The values of one row (or element) for a list of slots, in one buffer.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RawRow {
@@ -77,6 +89,63 @@ impl RawRow {
         }
         self.push(value);
         self.slot_lines.push(line);
+    }
+
+    /// An empty row with room for `slots` values of `bytes` bytes in all.
+    pub fn with_capacity(line: u64, slots: usize, bytes: usize) -> RawRow {
+        RawRow {
+            line,
+            text: String::with_capacity(bytes),
+            bounds: Vec::with_capacity(slots),
+            slot_lines: Vec::new(),
+        }
+    }
+
+    /// Room for `n` per-slot lines (XML).
+    pub fn reserve_lines(&mut self, n: usize) {
+        self.slot_lines.reserve(n);
+    }
+
+    /// Appends the row to `out` in a compact binary form (for temporary files).
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.line.to_le_bytes());
+        put_bytes(out, self.text.as_bytes());
+        out.extend_from_slice(&(self.bounds.len() as u32).to_le_bytes());
+        for &(s, e) in &self.bounds {
+            out.extend_from_slice(&s.to_le_bytes());
+            out.extend_from_slice(&e.to_le_bytes());
+        }
+        out.extend_from_slice(&(self.slot_lines.len() as u32).to_le_bytes());
+        for l in &self.slot_lines {
+            out.extend_from_slice(&l.to_le_bytes());
+        }
+    }
+
+    /// Reads a row written by [`encode`](RawRow::encode) from the front of `buf`.
+    pub fn decode(buf: &mut &[u8]) -> Option<RawRow> {
+        let line = take_u64(buf)?;
+        let text = String::from_utf8(take_bytes(buf)?.to_vec()).ok()?;
+        let n = take_u32(buf)? as usize;
+        let mut bounds = Vec::with_capacity(n);
+        for _ in 0..n {
+            let s = take_u32(buf)?;
+            let e = take_u32(buf)?;
+            if s != ABSENT && (s > e || e as usize > text.len()) {
+                return None;
+            }
+            bounds.push((s, e));
+        }
+        let n = take_u32(buf)? as usize;
+        let mut slot_lines = Vec::with_capacity(n);
+        for _ in 0..n {
+            slot_lines.push(take_u64(buf)?);
+        }
+        Some(RawRow {
+            line,
+            text,
+            bounds,
+            slot_lines,
+        })
     }
 
     pub fn get(&self, slot: usize) -> Option<&str> {
@@ -122,6 +191,80 @@ impl RawDocument {
     pub fn key_display(&self) -> String {
         self.key.join("/")
     }
+
+    /// Appends the document to `out` in a compact binary form (for temporary files).
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&(self.key.len() as u32).to_le_bytes());
+        for k in &self.key {
+            put_bytes(out, k.as_bytes());
+        }
+        out.extend_from_slice(&self.line.to_le_bytes());
+        out.extend_from_slice(&self.rows.to_le_bytes());
+        self.header.encode(out);
+        out.extend_from_slice(&(self.lines.len() as u32).to_le_bytes());
+        for l in &self.lines {
+            l.encode(out);
+        }
+        out.extend_from_slice(&(self.problems.len() as u32).to_le_bytes());
+        for p in &self.problems {
+            put_bytes(out, &serde_json::to_vec(p).expect("a problem serialises"));
+        }
+    }
+
+    /// Reads a document written by [`encode`](RawDocument::encode).
+    pub fn decode(mut buf: &[u8]) -> Option<RawDocument> {
+        let b = &mut buf;
+        let n = take_u32(b)? as usize;
+        let mut key = Vec::with_capacity(n);
+        for _ in 0..n {
+            key.push(String::from_utf8(take_bytes(b)?.to_vec()).ok()?);
+        }
+        let line = take_u64(b)?;
+        let rows = take_u64(b)?;
+        let header = RawRow::decode(b)?;
+        let n = take_u32(b)? as usize;
+        let mut lines = Vec::with_capacity(n);
+        for _ in 0..n {
+            lines.push(RawRow::decode(b)?);
+        }
+        let n = take_u32(b)? as usize;
+        let mut problems = Vec::with_capacity(n);
+        for _ in 0..n {
+            problems.push(serde_json::from_slice(take_bytes(b)?).ok()?);
+        }
+        Some(RawDocument {
+            key,
+            line,
+            header,
+            lines,
+            problems,
+            rows,
+        })
+    }
+}
+
+fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
+    out.extend_from_slice(&(b.len() as u32).to_le_bytes());
+    out.extend_from_slice(b);
+}
+
+fn take_u32(buf: &mut &[u8]) -> Option<u32> {
+    let (b, rest) = buf.split_first_chunk::<4>()?;
+    *buf = rest;
+    Some(u32::from_le_bytes(*b))
+}
+
+fn take_u64(buf: &mut &[u8]) -> Option<u64> {
+    let (b, rest) = buf.split_first_chunk::<8>()?;
+    *buf = rest;
+    Some(u64::from_le_bytes(*b))
+}
+
+fn take_bytes<'a>(buf: &mut &'a [u8]) -> Option<&'a [u8]> {
+    let n = take_u32(buf)? as usize;
+    let (b, rest) = (buf.get(..n)?, buf.get(n..)?);
+    *buf = rest;
+    Some(b)
 }
 
 /// Why a source stopped.
@@ -131,6 +274,10 @@ pub enum SourceError {
     Fatal(Problem),
     /// A key appeared again after other keys: the file must be read in ungrouped mode.
     Ungrouped,
+    /// XML: keys (by [`key_hash`](crate::keylog::key_hash)) that occur more than once,
+    /// found only at the end of the file: it must be read again knowing them, so that
+    /// each repeat is reported on its record.
+    Repeated(Vec<u64>),
 }
 
 /// A stream of documents read from one file.

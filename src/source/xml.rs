@@ -28,6 +28,7 @@
 use super::decode::{encoding_error, encoding_for_label, hex_bytes, DecodeReader, EncodingError};
 use super::decode::{Tap, TapReader};
 use super::{DocumentSource, RawDocument, RawRow, Slots, SourceError};
+use crate::keylog::{key_hash, KeyLog};
 use crate::mapping::SourceOptions;
 use crate::problem::{quote, with_location, Code, Problem, Stage};
 use encoding_rs::{Encoding, UTF_16BE, UTF_16LE, UTF_8};
@@ -42,8 +43,7 @@ use std::cell::RefCell;
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::fmt;
-use std::hash::{BuildHasher, RandomState};
-use std::io::{self, BufRead, BufReader, Chain, Cursor, Read};
+use std::io::{self, BufRead, Chain, Cursor, Read};
 use std::rc::Rc;
 
 /// How deep elements may nest before the file is refused as malformed.
@@ -78,9 +78,11 @@ struct NameTest {
 }
 
 impl NameTest {
-    fn matches_element(&self, name: QName, res: &ResolveResult) -> bool {
+    /// Whether the element `name` (local part `local`, namespace resolved by `res` when
+    /// some test needs it) passes this test.
+    fn matches_element(&self, name: QName, local: &[u8], res: &ResolveResult) -> bool {
         if let Some(l) = &self.local {
-            if name.local_name().as_ref() != l.as_slice() {
+            if local != l.as_slice() {
                 return false;
             }
         }
@@ -379,7 +381,12 @@ impl<R: Read> Read for Utf8Check<R> {
 /// [`RING`] bytes to place errors, and refuses a single event longer than
 /// [`MAX_EVENT_BYTES`].
 struct LineCounter<R> {
-    inner: BufReader<R>,
+    inner: R,
+    /// The bytes read and not yet consumed are `buf[pos..end]`; `buf[..pos]` were
+    /// consumed, and are kept until the next refill (for `locate`).
+    buf: Box<[u8]>,
+    pos: usize,
+    end: usize,
     consumed: u64,
     newlines: u64,
     ring: Box<[u8]>,
@@ -391,7 +398,10 @@ struct LineCounter<R> {
 impl<R: Read> LineCounter<R> {
     fn new(inner: R) -> Self {
         LineCounter {
-            inner: BufReader::with_capacity(64 * 1024, inner),
+            inner,
+            buf: vec![0; 64 * 1024].into_boxed_slice(),
+            pos: 0,
+            end: 0,
             consumed: 0,
             newlines: 0,
             ring: vec![0; RING].into_boxed_slice(),
@@ -417,10 +427,16 @@ impl<R: Read> LineCounter<R> {
         if self.consumed - pos > RING as u64 {
             return (self.mark_line, None);
         }
-        let idx = |p: u64| (p % RING as u64) as usize;
-        let after = (pos..self.consumed)
-            .filter(|&p| self.ring[idx(p)] == b'\n')
-            .count() as u64;
+        // consumed bytes of the current buffer are there; older ones are in the ring
+        let buf_start = self.consumed - self.pos as u64;
+        let byte = |p: u64| {
+            if p >= buf_start {
+                self.buf[(p - buf_start) as usize]
+            } else {
+                self.ring[(p % RING as u64) as usize]
+            }
+        };
+        let after = (pos..self.consumed).filter(|&p| byte(p) == b'\n').count() as u64;
         let line = self.newlines + 1 - after;
         let floor = self.consumed.saturating_sub(RING as u64);
         let mut chars = 0u64;
@@ -432,7 +448,7 @@ impl<R: Read> LineCounter<R> {
             if p == floor {
                 break None;
             }
-            let b = self.ring[idx(p - 1)];
+            let b = byte(p - 1);
             if b == b'\n' {
                 break Some(chars + 1);
             }
@@ -463,20 +479,33 @@ impl<R: Read> BufRead for LineCounter<R> {
         if self.consumed - self.mark > MAX_EVENT_BYTES {
             return Err(io::Error::new(io::ErrorKind::InvalidData, TooLarge));
         }
-        self.inner.fill_buf()
+        if self.pos == self.end {
+            // Keep the last consumed bytes in the ring before the buffer is reused: one
+            // copy of at most RING bytes per refill, not one per event.
+            let tail = &self.buf[self.end.saturating_sub(RING)..self.end];
+            let from = self.consumed - tail.len() as u64;
+            let start = (from % RING as u64) as usize;
+            let first = (RING - start).min(tail.len());
+            self.ring[start..start + first].copy_from_slice(&tail[..first]);
+            self.ring[..tail.len() - first].copy_from_slice(&tail[first..]);
+            self.pos = 0;
+            self.end = 0;
+            self.end = loop {
+                match self.inner.read(&mut self.buf) {
+                    Ok(n) => break n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            };
+        }
+        Ok(&self.buf[self.pos..self.end])
     }
 
     fn consume(&mut self, amt: usize) {
-        let data = &self.inner.buffer()[..amt];
-        self.newlines += count_newlines(data);
-        let skip = amt.saturating_sub(RING);
-        let tail = &data[skip..];
-        let start = ((self.consumed + skip as u64) % RING as u64) as usize;
-        let first = (RING - start).min(tail.len());
-        self.ring[start..start + first].copy_from_slice(&tail[..first]);
-        self.ring[..tail.len() - first].copy_from_slice(&tail[first..]);
+        let amt = amt.min(self.end - self.pos);
+        self.newlines += count_newlines(&self.buf[self.pos..self.pos + amt]);
+        self.pos += amt;
         self.consumed += amt as u64;
-        self.inner.consume(amt);
     }
 }
 
@@ -651,9 +680,13 @@ struct State {
     alive: Vec<u32>,
     rec: Option<RecordState>,
     captures: Vec<Capture>,
-    /// Hash of each document key seen -> line of its record.
-    seen: HashMap<u64, u64>,
-    hasher: RandomState,
+    /// Some element test names a namespace URI: elements must be resolved.
+    uses_ns: bool,
+    /// The document keys seen (by hash), with the line of their record.
+    keys: KeyLog,
+    /// Second pass over a file with keys that repeat outside the key log's window:
+    /// those keys' hashes, and the line of the first record of each.
+    repeats: Option<(Vec<u64>, HashMap<u64, u64>)>,
     root_seen: bool,
     root_closed: bool,
     root_name: String,
@@ -735,6 +768,11 @@ impl<R: Read> XmlSource<R> {
             .filter(|&i| paths[i as usize].at_line)
             .collect();
 
+        let uses_ns = record
+            .steps
+            .iter()
+            .chain(paths.iter().flat_map(|c| c.path.steps.iter()))
+            .any(|t| matches!(t.ns, NsTest::Uri(_)));
         let mut input = TapReader::new(input, tap.clone());
         let mut head = vec![0u8; HEAD];
         let mut got = 0;
@@ -780,8 +818,9 @@ impl<R: Read> XmlSource<R> {
                 alive: Vec::new(),
                 rec: None,
                 captures: Vec::new(),
-                seen: HashMap::new(),
-                hasher: RandomState::new(),
+                keys: KeyLog::new(),
+                repeats: None,
+                uses_ns,
                 root_seen: false,
                 root_closed: false,
                 root_name: String::new(),
@@ -791,6 +830,17 @@ impl<R: Read> XmlSource<R> {
             },
             tap,
         })
+    }
+}
+
+impl<R: Read> XmlSource<R> {
+    /// For a second pass over a file: the keys (hashes) that occur more than once, as
+    /// [`SourceError::Repeated`] gave them; each record after the first with such a key
+    /// gets a `duplicate` problem naming the first one's line.
+    pub fn with_repeats(mut self, mut repeats: Vec<u64>) -> XmlSource<R> {
+        repeats.sort_unstable();
+        self.st.repeats = Some((repeats, HashMap::new()));
+        self
     }
 }
 
@@ -812,7 +862,22 @@ impl<R: Read> DocumentSource for XmlSource<R> {
                 Ok(Event::DocType(d)) => self.st.doctype(&d, line).map(|_| None),
                 Ok(Event::Eof) => {
                     self.st.finished = true;
-                    return self.st.eof(line).err().map(|p| Err(SourceError::Fatal(p)));
+                    if let Err(p) = self.st.eof(line) {
+                        return Some(Err(SourceError::Fatal(p)));
+                    }
+                    if self.st.repeats.is_some() {
+                        return None;
+                    }
+                    // keys that came back after leaving the key log's window
+                    return match std::mem::take(&mut self.st.keys).repeated() {
+                        Ok((r, true)) => Some(Err(SourceError::Repeated(r))),
+                        Ok(_) => None,
+                        Err(e) => Some(Err(SourceError::Fatal(Problem::file(
+                            Code::Io,
+                            None,
+                            format!("Cannot read a temporary file while reading the file: {e}"),
+                        )))),
+                    };
                 }
                 Ok(Event::Decl(_) | Event::PI(_) | Event::Comment(_)) => Ok(None),
                 Err(e) => Err(self.st.xml_error(e, &self.reader)),
@@ -1064,7 +1129,14 @@ impl State {
             self.root_name = lossy(qname.as_ref());
         }
         self.check_attributes(e, line)?;
-        let (res, _) = rd.resolve_element(qname);
+        // the local name once per element; the namespace only where a path asks for one
+        let local = qname.local_name();
+        let local = local.as_ref();
+        let res = if self.uses_ns {
+            rd.resolve_element(qname).0
+        } else {
+            ResolveResult::Unbound
+        };
 
         let mut rec_bits = 0u64;
         let mut starts_record = false;
@@ -1077,7 +1149,7 @@ impl State {
                 } else {
                     parent & (1 << (k - 1)) != 0
                 };
-                if prev && self.record.steps[k].matches_element(qname, &res) {
+                if prev && self.record.steps[k].matches_element(qname, local, &res) {
                     rec_bits |= 1 << k;
                     self.best = self.best.max(k + 1);
                 }
@@ -1125,7 +1197,7 @@ impl State {
                 let base = if c.at_line { line_depth } else { record_depth };
                 let r = depth.saturating_sub(base);
                 let steps = &c.path.steps;
-                if r >= 1 && r <= steps.len() && steps[r - 1].matches_element(qname, &res) {
+                if r >= 1 && r <= steps.len() && steps[r - 1].matches_element(qname, local, &res) {
                     let full = r == steps.len();
                     self.alive.push(p);
                     if full {
@@ -1386,18 +1458,30 @@ impl State {
                 status: None,
             });
         } else {
-            let h = self.hasher.hash_one(&key);
-            match self.seen.entry(h) {
-                Entry::Vacant(v) => {
-                    v.insert(rec.line);
-                }
-                Entry::Occupied(o) => {
+            let h = key_hash(&key);
+            let first = match self.repeats.as_mut() {
+                // second pass: only the keys known to repeat are followed
+                Some((known, lines)) => match known.binary_search(&h) {
+                    Ok(_) => match lines.entry(h) {
+                        Entry::Vacant(v) => {
+                            v.insert(rec.line);
+                            None
+                        }
+                        Entry::Occupied(o) => Some(*o.get()),
+                    },
+                    Err(_) => None,
+                },
+                None => self.keys.insert(h, rec.line),
+            };
+            match first {
+                None => {}
+                Some(first) => {
                     let shown = key.join("/");
                     let msg = format!(
                         "Document {} appears twice in the file: this <{}> has the same key as the one on line {}",
                         shown,
                         rname,
-                        o.get()
+                        first
                     );
                     doc.problems.push(Problem {
                         stage: Stage::Validate,
@@ -1474,7 +1558,15 @@ impl State {
 }
 
 fn row_of(vals: &[Val], line: u64) -> RawRow {
-    let mut row = RawRow::new(line);
+    let bytes = vals
+        .iter()
+        .map(|v| match v {
+            Val::Set(s, _) => s.len(),
+            _ => 0,
+        })
+        .sum();
+    let mut row = RawRow::with_capacity(line, vals.len(), bytes);
+    row.reserve_lines(vals.len());
     for v in vals {
         match v {
             Val::Set(s, l) => row.push_at(Some(s), *l),
@@ -1529,6 +1621,7 @@ mod tests {
                 Ok(d) => out.push(d),
                 Err(SourceError::Fatal(p)) => return Err(p),
                 Err(SourceError::Ungrouped) => panic!("XML is never regrouped"),
+                Err(SourceError::Repeated(_)) => panic!("the test files are small"),
             }
         }
         Ok(out)

@@ -273,6 +273,10 @@ impl Target for HttpTarget {
     fn concurrency(&self) -> usize {
         self.cfg.concurrency
     }
+
+    fn threaded(&self) -> bool {
+        true
+    }
 }
 
 fn read_body(resp: ureq::Response) -> String {

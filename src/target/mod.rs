@@ -39,4 +39,21 @@ pub trait Target: Sync {
     fn concurrency(&self) -> usize {
         1
     }
+    /// How many documents are marked in flight (one ledger commit) before they are
+    /// submitted, and recorded (one commit) after, for a target that is not
+    /// [`threaded`](Target::threaded): a dead run leaves at most this many in flight.
+    fn batch_size(&self) -> usize {
+        32
+    }
+    /// Whether documents are submitted from worker threads while the ledger is kept
+    /// (a remote target, whose answers take a network round trip).
+    fn threaded(&self) -> bool {
+        false
+    }
+    /// Makes what [`submit`](Target::submit) accepted since the last flush durable; a
+    /// document is recorded as accepted only after this succeeded. `Err`: the target
+    /// is unavailable and those documents were not delivered.
+    fn flush(&self) -> Result<(), String> {
+        Ok(())
+    }
 }

@@ -3,10 +3,14 @@
 
 use super::{DocContext, SubmitOutcome, Target};
 use crate::config::PayloadFormat;
-use crate::fsutil::write_atomic;
+use crate::fsutil::{sync_dir, DurableBatch};
 use crate::spool::SpooledDoc;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+/// Payload files written between two durability barriers.
+const BATCH: usize = 256;
 
 /// A key made safe for a file name. Characters other than letters, digits, `.`, `_` and
 /// `-` become `_`; when anything was changed, a short hash of the real key is appended
@@ -48,9 +52,13 @@ pub fn payload_file_name(document_type: &str, key: &str, format: PayloadFormat) 
     )
 }
 
+/// Writes payload files in batches: each file is staged under a temporary name and
+/// the batch is made durable with one barrier ([`DurableBatch`]) at
+/// [`flush`](Target::flush), before the ledger records the documents as accepted.
 pub struct Outbox {
     dir: PathBuf,
     format: PayloadFormat,
+    staged: Mutex<DurableBatch>,
 }
 
 impl Outbox {
@@ -58,6 +66,7 @@ impl Outbox {
         Outbox {
             dir: dir.to_path_buf(),
             format,
+            staged: Mutex::new(DurableBatch::new()),
         }
     }
 
@@ -70,7 +79,11 @@ impl Outbox {
 impl Target for Outbox {
     fn submit(&self, ctx: &DocContext<'_>, doc: &SpooledDoc) -> SubmitOutcome {
         let path = self.path_of(ctx.document_type, &doc.key);
-        match write_atomic(&path, &doc.body) {
+        let staged = match self.staged.lock() {
+            Ok(mut b) => b.stage(&path, &doc.body),
+            Err(_) => Err(std::io::Error::other("the outbox batch is poisoned")),
+        };
+        match staged {
             Ok(()) => SubmitOutcome::Accepted {
                 id: Some(
                     path.file_name()
@@ -85,9 +98,26 @@ impl Target for Outbox {
     }
 
     fn already_there(&self, ctx: &DocContext<'_>, doc: &SpooledDoc) -> bool {
-        std::fs::read(self.path_of(ctx.document_type, &doc.key))
-            .map(|b| b == doc.body)
-            .unwrap_or(false)
+        let path = self.path_of(ctx.document_type, &doc.key);
+        let same = std::fs::read(&path).map(|b| b == doc.body).unwrap_or(false);
+        // A dead run's file is visible; make sure it is durable before it counts.
+        same && std::fs::File::open(&path)
+            .and_then(|f| f.sync_all())
+            .map(|()| sync_dir(&self.dir))
+            .is_ok()
+    }
+
+    fn batch_size(&self) -> usize {
+        BATCH
+    }
+
+    fn flush(&self) -> Result<(), String> {
+        let mut b = self
+            .staged
+            .lock()
+            .map_err(|_| "the outbox batch is poisoned".to_string())?;
+        b.commit()
+            .map_err(|e| format!("cannot write into {}: {e}", self.dir.display()))
     }
 }
 

@@ -1,0 +1,224 @@
+//! The problems of one file (and the documents a run delivered), in bounded memory.
+//!
+//! A file in which every row fails has as many problems as rows. [`ProblemLog`] keeps
+//! the first [`IN_MEMORY`] in memory (enough for the printed summary and for most
+//! files, which then never touch the disk) and writes the rest to a temporary file as
+//! JSON lines; the reports are streamed from it ([`SpillLog::iter`]), in the order the
+//! problems were added. The accepted documents of a file (its done report) are kept the
+//! same way.
+
+use crate::problem::Problem;
+use serde::de::DeserializeOwned;
+use serde::ser::{Serialize, SerializeSeq, Serializer};
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Seek, SeekFrom, Write};
+
+/// The problems of one file.
+pub type ProblemLog = SpillLog<Problem>;
+
+/// How many entries stay in memory before the rest go to a temporary file.
+pub const IN_MEMORY: usize = 1000;
+
+/// Bytes of spilled problems collected before they are written out.
+const PENDING: usize = 64 * 1024;
+
+/// A list that keeps its first entries in memory and the rest in a temporary file.
+#[derive(Debug)]
+pub struct SpillLog<T> {
+    first: Vec<T>,
+    len: u64,
+    /// The problems after the first [`IN_MEMORY`], as JSON lines.
+    spill: Option<File>,
+    /// Spilled problems not yet written to `spill`.
+    pending: Vec<u8>,
+    /// A write to the temporary file failed: problems after it are counted only.
+    lost: Option<String>,
+}
+
+impl<T> Default for SpillLog<T> {
+    fn default() -> Self {
+        SpillLog {
+            first: Vec::new(),
+            len: 0,
+            spill: None,
+            pending: Vec::new(),
+            lost: None,
+        }
+    }
+}
+
+impl<T: Serialize + DeserializeOwned + Clone> SpillLog<T> {
+    pub fn new() -> SpillLog<T> {
+        SpillLog::default()
+    }
+
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The first entries (at most [`IN_MEMORY`]).
+    pub fn first(&self) -> &[T] {
+        &self.first
+    }
+
+    pub fn push(&mut self, p: T) {
+        self.len += 1;
+        if self.first.len() < IN_MEMORY {
+            self.first.push(p);
+            return;
+        }
+        if self.lost.is_some() {
+            return;
+        }
+        serde_json::to_writer(&mut self.pending, &p).expect("an entry serialises");
+        self.pending.push(b'\n');
+        if self.pending.len() >= PENDING {
+            if let Err(e) = self.write_pending() {
+                tracing::error!(
+                    "cannot write to a temporary file: {e}; the report will lack some rows"
+                );
+                self.lost = Some(e.to_string());
+                self.pending = Vec::new();
+            }
+        }
+    }
+
+    fn write_pending(&mut self) -> io::Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let file = match &mut self.spill {
+            Some(f) => f,
+            None => self.spill.insert(tempfile::tempfile()?),
+        };
+        file.seek(SeekFrom::End(0))?;
+        file.write_all(&self.pending)?;
+        self.pending.clear();
+        Ok(())
+    }
+
+    pub fn clear(&mut self) {
+        *self = SpillLog::default();
+    }
+
+    /// Every entry, in order. The spilled ones are read back from the temporary file.
+    pub fn iter(&self) -> SpillIter<'_, T> {
+        let spilled = self.spill.as_ref().and_then(|f| {
+            let mut f: &File = f;
+            f.seek(SeekFrom::Start(0)).ok()?;
+            Some(BufReader::with_capacity(64 * 1024, f))
+        });
+        SpillIter {
+            log: self,
+            next_first: 0,
+            spilled,
+            pending_at: 0,
+            line: String::new(),
+        }
+    }
+}
+
+impl<T: Serialize + DeserializeOwned + Clone> Extend<T> for SpillLog<T> {
+    fn extend<I: IntoIterator<Item = T>>(&mut self, iter: I) {
+        for p in iter {
+            self.push(p);
+        }
+    }
+}
+
+impl<T: Serialize + DeserializeOwned + Clone> From<Vec<T>> for SpillLog<T> {
+    fn from(v: Vec<T>) -> SpillLog<T> {
+        let mut log = SpillLog::new();
+        log.extend(v);
+        log
+    }
+}
+
+/// Iterates a [`SpillLog`]: the first entries, then the spilled ones.
+pub struct SpillIter<'a, T> {
+    log: &'a SpillLog<T>,
+    next_first: usize,
+    spilled: Option<BufReader<&'a File>>,
+    pending_at: usize,
+    line: String,
+}
+
+impl<T: DeserializeOwned + Clone> Iterator for SpillIter<'_, T> {
+    type Item = T;
+
+    fn next(&mut self) -> Option<T> {
+        if let Some(p) = self.log.first.get(self.next_first) {
+            self.next_first += 1;
+            return Some(p.clone());
+        }
+        if let Some(r) = self.spilled.as_mut() {
+            self.line.clear();
+            match r.read_line(&mut self.line) {
+                Ok(n) if n > 0 => {
+                    return serde_json::from_str(self.line.trim_end()).ok();
+                }
+                _ => self.spilled = None,
+            }
+        }
+        let rest = &self.log.pending[self.pending_at..];
+        if rest.is_empty() {
+            return None;
+        }
+        let end = rest.iter().position(|&b| b == b'\n').unwrap_or(rest.len());
+        self.pending_at += end + 1;
+        serde_json::from_slice(&rest[..end]).ok()
+    }
+}
+
+impl<T: Serialize + DeserializeOwned + Clone> Serialize for SpillLog<T> {
+    /// As a JSON array of every entry, streamed.
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(Some(self.len as usize))?;
+        for p in self.iter() {
+            seq.serialize_element(&p)?;
+        }
+        seq.end()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::problem::Code;
+
+    fn problem(i: usize) -> Problem {
+        Problem::file(
+            Code::Malformed,
+            Some(i as u64),
+            format!("problem \"{i}\"\nx"),
+        )
+    }
+
+    #[test]
+    fn many_problems_come_back_in_order_and_serialise_as_a_vec_would() {
+        let n = IN_MEMORY * 3 + 17;
+        let all: Vec<Problem> = (0..n).map(problem).collect();
+        let mut log = ProblemLog::new();
+        log.extend(all.iter().cloned());
+        assert_eq!(log.len(), n as u64);
+        assert_eq!(log.first().len(), IN_MEMORY);
+        assert!(log.spill.is_some());
+        assert_eq!(log.iter().collect::<Vec<_>>(), all);
+        // twice: reading does not consume
+        assert_eq!(log.iter().count(), n);
+        assert_eq!(
+            serde_json::to_string_pretty(&log).unwrap(),
+            serde_json::to_string_pretty(&all).unwrap()
+        );
+        let small = ProblemLog::from(vec![problem(1)]);
+        assert_eq!(
+            serde_json::to_string(&small).unwrap(),
+            serde_json::to_string(&vec![problem(1)]).unwrap()
+        );
+        assert_eq!(serde_json::to_string(&ProblemLog::new()).unwrap(), "[]");
+    }
+}
