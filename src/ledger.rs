@@ -452,17 +452,26 @@ impl Ledger {
             .map_err(|e| self.sql(e))
     }
 
+    /// Runs a query and collects its rows.
+    fn rows<T>(
+        &self,
+        sql: &str,
+        params: impl rusqlite::Params,
+        row: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<Vec<T>, LedgerError> {
+        self.conn
+            .prepare(sql)
+            .and_then(|mut st| st.query_map(params, row)?.collect())
+            .map_err(|e| self.sql(e))
+    }
+
     /// The most recent runs, newest first.
     pub fn recent_runs(&self, limit: usize) -> Result<Vec<RunRecord>, LedgerError> {
-        let mut st = self
-            .conn
-            .prepare(
-                "SELECT id, command, started, finished, files, accepted, rejected, invalid, already_imported, exit_code
-                 FROM runs ORDER BY started DESC, id DESC LIMIT ?1",
-            )
-            .map_err(|e| self.sql(e))?;
-        let rows = st
-            .query_map(params![limit as i64], |r| {
+        self.rows(
+            "SELECT id, command, started, finished, files, accepted, rejected, invalid, already_imported, exit_code
+             FROM runs ORDER BY started DESC, id DESC LIMIT ?1",
+            params![limit as i64],
+            |r| {
                 Ok(RunRecord {
                     id: r.get(0)?,
                     command: r.get(1)?,
@@ -475,27 +484,18 @@ impl Ledger {
                     already_imported: r.get(8)?,
                     exit_code: r.get(9)?,
                 })
-            })
-            .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-            .map_err(|e| self.sql(e))?;
-        Ok(rows)
+            },
+        )
     }
 
     /// The files of recent runs, newest first.
-    pub fn recent_files(
-        &self,
-        limit: usize,
-        failed_only: bool,
-    ) -> Result<Vec<FileRecord>, LedgerError> {
-        let sql = format!(
+    pub fn recent_files(&self, limit: usize) -> Result<Vec<FileRecord>, LedgerError> {
+        self.rows(
             "SELECT run_id, name, stored_as, sha256, mapping, outcome, rows, documents, accepted, rejected,
                invalid, already_imported, started, finished, first_error
-             FROM files {} ORDER BY finished DESC, id DESC LIMIT ?1",
-            if failed_only { "WHERE outcome = 'failed'" } else { "" }
-        );
-        let mut st = self.conn.prepare(&sql).map_err(|e| self.sql(e))?;
-        let rows = st
-            .query_map(params![limit as i64], |r| {
+             FROM files ORDER BY finished DESC, id DESC LIMIT ?1",
+            params![limit as i64],
+            |r| {
                 Ok(FileRecord {
                     run_id: r.get(0)?,
                     name: r.get(1)?,
@@ -513,39 +513,27 @@ impl Ledger {
                     finished: r.get(13)?,
                     first_error: r.get(14)?,
                 })
-            })
-            .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-            .map_err(|e| self.sql(e))?;
-        Ok(rows)
+            },
+        )
     }
 
     /// Documents that are not accepted (rejected, invalid, in flight), newest first.
     pub fn failed_documents(&self, limit: usize) -> Result<Vec<DocRecord>, LedgerError> {
-        let mut st = self
-            .conn
-            .prepare(
-                "SELECT mapping, key, content_hash, state, target_id, attempts, last_error, last_status, file, run_id, updated
-                 FROM documents WHERE state <> 'accepted' ORDER BY updated DESC LIMIT ?1",
-            )
-            .map_err(|e| self.sql(e))?;
-        let rows = st
-            .query_map(params![limit as i64], row_to_doc)
-            .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-            .map_err(|e| self.sql(e))?;
-        Ok(rows)
+        self.rows(
+            "SELECT mapping, key, content_hash, state, target_id, attempts, last_error, last_status, file, run_id, updated
+             FROM documents WHERE state <> 'accepted' ORDER BY updated DESC LIMIT ?1",
+            params![limit as i64],
+            row_to_doc,
+        )
     }
 
     /// Counts of documents by state.
     pub fn document_counts(&self) -> Result<Vec<(String, i64)>, LedgerError> {
-        let mut st = self
-            .conn
-            .prepare("SELECT state, count(*) FROM documents GROUP BY state ORDER BY state")
-            .map_err(|e| self.sql(e))?;
-        let rows = st
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-            .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-            .map_err(|e| self.sql(e))?;
-        Ok(rows)
+        self.rows(
+            "SELECT state, count(*) FROM documents GROUP BY state ORDER BY state",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
     }
 }
 

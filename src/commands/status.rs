@@ -56,7 +56,7 @@ pub fn status(cfg: &Config, ui: &Ui, failed_only: bool) -> Result<Exit, Failure>
     };
     let files: Vec<FileRecord> = match &ledger {
         Some(l) => l
-            .recent_files(500, false)
+            .recent_files(500)
             .map_err(|e| Failure::usage(e.to_string()))?,
         None => Vec::new(),
     };
