@@ -42,15 +42,18 @@ impl Ui {
 }
 
 /// Sets up tracing on stderr: `-q` errors only, default info, `-v` debug, `-vv` trace;
-/// `RUST_LOG` overrides.
+/// `RUST_LOG` overrides. The levels above `warn` are erpdrop's own: a library's debug
+/// output is not for users, and an HTTP client's would print every request's headers,
+/// custom credential headers included (it hides only `Authorization` and `Cookie`),
+/// and cost more than the request.
 pub fn init_logging(cli: &Cli) {
     let level = if cli.quiet {
         "error"
     } else {
         match cli.verbose {
-            0 => "info",
-            1 => "debug",
-            _ => "trace",
+            0 => "warn,erpdrop=info",
+            1 => "warn,erpdrop=debug",
+            _ => "warn,erpdrop=trace",
         }
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));

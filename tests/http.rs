@@ -445,3 +445,45 @@ fn a_second_signal_stops_after_the_document_in_flight() {
         created as u64
     );
 }
+
+#[test]
+fn verbose_logs_never_show_credentials_or_the_http_client_internals() {
+    // A custom credential header is not one the HTTP client knows to hide; at -vv its
+    // debug output would print every request's headers. erpdrop's own debug output is
+    // there, the library's is not (RUST_LOG can still ask for it explicitly).
+    let erp = FakeErp::start(Behaviour::default());
+    let t = setup(
+        &erp,
+        "concurrency = 2\n[target.headers]\nX-Api-Key = { env = \"ERP_KEY\" }\n",
+    );
+    let cfg = t
+        .read("erpdrop.toml")
+        .replace("headers = { Accept", "# headers = { Accept");
+    t.write("erpdrop.toml", cfg);
+    t.write("drop/inbox/INV_1.csv", invoices_csv(20, 2));
+    for flag in ["-v", "-vv"] {
+        let o = t
+            .cmd()
+            .env("ERP_TOKEN", TOKEN)
+            .env("ERP_KEY", "k3y-that-must-stay-secret")
+            .env_remove("RUST_LOG")
+            .args([flag, "run"])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(0), "{err}");
+        assert!(!err.contains("k3y-that-must-stay-secret"), "{err}");
+        assert!(!err.contains(TOKEN), "{err}");
+        assert!(!err.contains("writing prelude"), "{err}");
+        if flag == "-v" {
+            assert!(err.contains("submitted"), "{err}");
+            assert!(err.contains("accepted=20"), "{err}");
+        }
+        t.write("drop/inbox/INV_1.csv", invoices_csv(20, 2));
+    }
+    let seen = erp.requests();
+    assert_eq!(
+        seen[0].header("X-Api-Key"),
+        Some("k3y-that-must-stay-secret")
+    );
+}

@@ -459,7 +459,15 @@ fn handle_file(
             file: &claimed.name,
             run_id,
         };
+        let started = std::time::Instant::now();
         let sent = submit_all(docs, target, ledger, &batch, stop.now_flag())?;
+        let secs = started.elapsed().as_secs_f64();
+        tracing::info!(
+            file = %claimed.name, accepted = sent.accepted, rejected = sent.rejected,
+            already_imported = sent.already_imported, seconds = format_args!("{secs:.3}"),
+            per_second = format_args!("{:.0}", (sent.accepted + sent.rejected) as f64 / secs.max(1e-9)),
+            "submitted"
+        );
         accepted = sent.accepted;
         rejected = sent.rejected;
         check.already_imported += sent.already_imported;
