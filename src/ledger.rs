@@ -340,6 +340,35 @@ impl Ledger {
             .map_err(|e| self.sql(e))
     }
 
+    /// Marks a document in flight unless the ledger has it accepted with the same
+    /// content: one statement instead of [`document`](Ledger::document) and
+    /// [`mark_in_flight`](Ledger::mark_in_flight), for a target that cannot tell
+    /// whether it already has a document left in flight. `false`: already imported,
+    /// nothing changed.
+    pub fn claim(
+        &self,
+        mapping: &str,
+        key: &str,
+        content_hash: &str,
+        file: &str,
+        run_id: &str,
+    ) -> Result<bool, LedgerError> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO documents (mapping, key, content_hash, state, attempts, file, run_id, updated)
+                 VALUES (?1, ?2, ?3, 'in_flight', 1, ?4, ?5, ?6)
+                 ON CONFLICT (mapping, key) DO UPDATE SET
+                   content_hash = excluded.content_hash, state = 'in_flight',
+                   attempts = documents.attempts + 1, file = excluded.file,
+                   run_id = excluded.run_id, updated = excluded.updated
+                 WHERE NOT (documents.state = 'accepted'
+                            AND documents.content_hash = excluded.content_hash)",
+            )
+            .and_then(|mut st| st.execute(params![mapping, key, content_hash, file, run_id, now()]))
+            .map(|changed| changed > 0)
+            .map_err(|e| self.sql(e))
+    }
+
     /// Records the target's answer for a document in flight.
     pub fn mark_outcome(
         &self,
@@ -579,6 +608,52 @@ mod tests {
             l.document("m", "K1").unwrap().unwrap().state,
             DocState::Accepted
         );
+    }
+
+    #[test]
+    fn claim_skips_only_what_is_accepted_with_the_same_content() {
+        let d = tempfile::tempdir().unwrap();
+        let l = Ledger::open(&d.path().join("ledger.sqlite")).unwrap();
+        let get = |k: &str| l.document("m", k).unwrap().unwrap();
+        // new: marked in flight
+        assert!(l.claim("m", "K1", "h1", "f.csv", "r1").unwrap());
+        assert_eq!(get("K1").state, DocState::InFlight);
+        assert_eq!(get("K1").attempts, 1);
+        // left in flight: sent again, one more attempt
+        assert!(l.claim("m", "K1", "h1", "g.csv", "r2").unwrap());
+        assert_eq!(
+            (get("K1").attempts, get("K1").file.as_deref()),
+            (2, Some("g.csv"))
+        );
+        // accepted with the same content: untouched
+        l.mark_outcome("m", "K1", DocState::Accepted, Some("7"), None, None)
+            .unwrap();
+        let before = get("K1");
+        assert!(!l.claim("m", "K1", "h1", "h.csv", "r3").unwrap());
+        let after = get("K1");
+        assert_eq!(after.state, DocState::Accepted);
+        assert_eq!(
+            (after.attempts, after.file.clone()),
+            (before.attempts, before.file)
+        );
+        assert_eq!(after.run_id.as_deref(), Some("r2"));
+        // accepted with other content: claimed (the caller decided to send it)
+        assert!(l.claim("m", "K1", "h2", "h.csv", "r3").unwrap());
+        assert_eq!(
+            (get("K1").state, get("K1").content_hash),
+            (DocState::InFlight, "h2".into())
+        );
+        // rejected or invalid with the same content: sent again
+        l.mark_outcome("m", "K1", DocState::Rejected, None, Some("no"), Some(400))
+            .unwrap();
+        assert!(l.claim("m", "K1", "h2", "h.csv", "r4").unwrap());
+        l.mark_invalid("m", "K2", "bad", "f.csv", "r1").unwrap();
+        assert!(l.claim("m", "K2", "h9", "f.csv", "r5").unwrap());
+        assert_eq!(get("K2").state, DocState::InFlight);
+        // another mapping's document of the same key is another document
+        l.mark_outcome("m", "K2", DocState::Accepted, None, None, None)
+            .unwrap();
+        assert!(l.claim("n", "K2", "h9", "f.csv", "r5").unwrap());
     }
 
     #[test]

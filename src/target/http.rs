@@ -270,6 +270,10 @@ impl Target for HttpTarget {
         false
     }
 
+    fn checks_delivery(&self) -> bool {
+        false
+    }
+
     fn concurrency(&self) -> usize {
         self.cfg.concurrency
     }

@@ -35,6 +35,12 @@ pub trait Target: Sync {
     /// Whether this document is already at the target (settles a document that a dead
     /// run left in flight without sending it again).
     fn already_there(&self, ctx: &DocContext<'_>, doc: &SpooledDoc) -> bool;
+    /// Whether [`already_there`](Target::already_there) can ever say yes. When it
+    /// cannot, a document left in flight is simply sent again, and the ledger decides
+    /// in one statement.
+    fn checks_delivery(&self) -> bool {
+        true
+    }
     /// How many documents may be in flight at once.
     fn concurrency(&self) -> usize {
         1

@@ -14,9 +14,10 @@ use crate::ledger::{DocState, Ledger, LedgerError};
 use crate::problem::{quote, with_location, Code, Problem, Stage};
 use crate::report::AcceptedDoc;
 use crate::spool::SpooledDoc;
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc;
-use std::sync::Mutex;
+use std::sync::{Condvar, Mutex, MutexGuard};
+use std::time::Duration;
 
 /// What submitting a file's documents gave.
 #[derive(Debug, Default)]
@@ -110,8 +111,13 @@ fn submit_in_batches(
 
 /// A remote target (HTTP): worker threads submit, `concurrency` documents at a time,
 /// while this thread keeps the ledger: it marks documents in flight ahead of the
-/// workers and records their outcomes as they come, a few per commit, so that the
-/// ledger's work overlaps the network's.
+/// workers and records their outcomes as they come, a few dozen per commit, so that
+/// the ledger's work overlaps the network's.
+///
+/// The threads meet in a [`Queue`] under one lock. The workers wake this thread only
+/// when it has something to do (the queue is down to half its window, half a window of
+/// answers waits, the target is down, a stop signal came, or everything is answered):
+/// on a machine with few cores, a wake-up per document costs more than the ledger.
 fn submit_threaded(
     mut docs: impl Iterator<Item = std::io::Result<SpooledDoc>>,
     target: &dyn Target,
@@ -121,109 +127,191 @@ fn submit_threaded(
 ) -> Result<Submitted, LedgerError> {
     let mut out = Submitted::default();
     let workers = target.concurrency().max(1);
-    // documents marked in flight and handed to the workers, not yet answered
+    // documents marked in flight and handed to the workers, not yet recorded
     let window = (workers * 16).max(64);
-    let (job_tx, job_rx) = mpsc::sync_channel::<SpooledDoc>(window);
-    let job_rx = Mutex::new(job_rx);
-    let (res_tx, res_rx) = mpsc::channel::<Option<Sent>>();
-    // set when a document found the target unavailable: queued ones are not tried
-    let down = AtomicBool::new(false);
+    let half = window / 2;
+    let shared = Shared {
+        queue: Mutex::new(Queue::default()),
+        work: Condvar::new(),
+        answers: Condvar::new(),
+        half,
+        down: AtomicBool::new(false),
+        stop,
+    };
     std::thread::scope(|s| -> Result<(), LedgerError> {
         for _ in 0..workers {
-            let res_tx = res_tx.clone();
-            let (job_rx, down) = (&job_rx, &down);
-            s.spawn(move || loop {
-                let job = job_rx.lock().map(|rx| rx.recv());
-                let Ok(Ok(doc)) = job else { break };
-                if down.load(Ordering::SeqCst) || stop.load(Ordering::SeqCst) {
-                    // not submitted: it stays in flight, for the next run
-                    if res_tx.send(None).is_err() {
-                        break;
-                    }
-                    continue;
-                }
-                let outcome = target.submit(&batch.ctx, &doc);
-                if matches!(outcome, SubmitOutcome::Unavailable { .. }) {
-                    down.store(true, Ordering::SeqCst);
-                }
-                let sent = Sent {
-                    key: doc.key,
-                    line: doc.line,
-                    outcome,
-                };
-                if res_tx.send(Some(sent)).is_err() {
-                    break;
-                }
-            });
+            let shared = &shared;
+            s.spawn(move || shared.work_loop(target, &batch.ctx));
         }
-        drop(res_tx);
         let result = (|| {
             let mut exhausted = false;
-            let mut in_flight = 0usize;
+            // answered, not yet recorded
             let mut answered: Vec<Sent> = Vec::new();
             loop {
-                let more = !exhausted && !out.target_down && !out.interrupted;
-                if more && in_flight + answered.len() <= window / 2 {
-                    let room = window - in_flight - answered.len();
-                    let chosen = pick(
+                // Record the answers and mark the next documents in flight: one commit.
+                let outstanding = shared.lock().outstanding;
+                let refill = outstanding <= half;
+                flush_results(&mut answered, target);
+                let chosen = ledger.in_transaction(|| {
+                    for sent in answered.drain(..) {
+                        record(ledger, batch, sent, &mut out)?;
+                    }
+                    let more = !exhausted && !out.target_down && !out.interrupted;
+                    if !(more && refill) {
+                        return Ok(Vec::new());
+                    }
+                    choose(
                         &mut docs,
-                        room,
+                        window - outstanding,
                         &mut exhausted,
                         target,
                         ledger,
                         batch,
                         stop,
                         &mut out,
-                    )?;
-                    for doc in chosen {
-                        if job_tx.send(doc).is_err() {
-                            break;
-                        }
-                        in_flight += 1;
-                    }
+                    )
+                })?;
+                if !chosen.is_empty() {
+                    let mut q = shared.lock();
+                    q.outstanding += chosen.len();
+                    q.jobs.extend(chosen);
+                    drop(q);
+                    shared.work.notify_all();
                 }
-                if in_flight == 0 {
-                    settle(
-                        std::mem::take(&mut answered),
-                        target,
-                        ledger,
-                        batch,
-                        &mut out,
-                    )?;
-                    if exhausted || out.target_down || out.interrupted {
-                        break;
-                    }
-                    continue;
-                }
-                let Ok(first) = res_rx.recv() else { break };
-                for r in std::iter::once(first).chain(res_rx.try_iter()) {
-                    in_flight -= 1;
+                let more = !exhausted && !out.target_down && !out.interrupted;
+                // once the target is down or a stop came, only the last answers matter
+                let quiet = !more || shared.down.load(Ordering::SeqCst);
+                let (results, outstanding) =
+                    shared.wait_for_answers(if more { half } else { 0 }, quiet);
+                for r in results {
                     match r {
                         Some(sent) => answered.push(sent),
                         None if stop.load(Ordering::SeqCst) => out.interrupted = true,
                         None => {}
                     }
                 }
-                // outcomes are recorded a few at a time: each commit costs a write
-                if answered.len() >= window / 2
-                    || down.load(Ordering::SeqCst)
-                    || stop.load(Ordering::SeqCst)
-                {
-                    settle(
-                        std::mem::take(&mut answered),
-                        target,
-                        ledger,
-                        batch,
-                        &mut out,
-                    )?;
+                if stop.load(Ordering::SeqCst) {
+                    out.interrupted = true;
+                }
+                let more = !exhausted && !out.target_down && !out.interrupted;
+                if outstanding == 0 && !more {
+                    return settle(answered, target, ledger, batch, &mut out);
                 }
             }
-            settle(answered, target, ledger, batch, &mut out)
         })();
-        drop(job_tx);
+        shared.close();
         result
     })?;
     Ok(out)
+}
+
+/// What the ledger thread and the workers share.
+struct Shared<'a> {
+    queue: Mutex<Queue>,
+    /// Signalled when jobs arrive or the queue closes.
+    work: Condvar,
+    /// Signalled when the ledger thread has something to do.
+    answers: Condvar,
+    /// Half the window: the ledger thread refills and records in steps of this size.
+    half: usize,
+    /// Set when a document found the target unavailable: queued ones are not tried.
+    down: AtomicBool,
+    stop: &'a AtomicBool,
+}
+
+#[derive(Default)]
+struct Queue {
+    /// Marked in flight, not yet taken by a worker.
+    jobs: VecDeque<SpooledDoc>,
+    /// Answers not yet taken by the ledger thread; `None`: not submitted (down or
+    /// stopping), it stays in flight for the next run.
+    results: Vec<Option<Sent>>,
+    /// Jobs queued or being submitted.
+    outstanding: usize,
+    /// No more jobs: the workers leave.
+    closed: bool,
+    /// The ledger thread is waiting for `outstanding` to fall to this or below.
+    wake_at: usize,
+}
+
+impl Shared<'_> {
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        // a worker that panicked cannot leave the queue inconsistent: every update
+        // is a push, a pop or a counter
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn work_loop(&self, target: &dyn Target, ctx: &DocContext<'_>) {
+        loop {
+            let doc = {
+                let mut q = self.lock();
+                loop {
+                    if let Some(d) = q.jobs.pop_front() {
+                        break d;
+                    }
+                    if q.closed {
+                        return;
+                    }
+                    q = self.work.wait(q).unwrap_or_else(|e| e.into_inner());
+                }
+            };
+            let result = if self.down.load(Ordering::SeqCst) || self.stop.load(Ordering::SeqCst) {
+                None
+            } else {
+                let outcome = target.submit(ctx, &doc);
+                if matches!(outcome, SubmitOutcome::Unavailable { .. }) {
+                    self.down.store(true, Ordering::SeqCst);
+                }
+                Some(Sent {
+                    key: doc.key,
+                    line: doc.line,
+                    outcome,
+                })
+            };
+            let mut q = self.lock();
+            q.results.push(result);
+            q.outstanding -= 1;
+            let wake = q.outstanding <= q.wake_at
+                || q.results.len() >= self.half
+                || self.down.load(Ordering::SeqCst)
+                || self.stop.load(Ordering::SeqCst);
+            drop(q);
+            if wake {
+                self.answers.notify_one();
+            }
+        }
+    }
+
+    /// Waits until there is something to do: what is outstanding is down to `wake_at`,
+    /// half a window of answers waits, or (unless `quiet`: the ledger thread knows
+    /// already) the target is down or a stop came. Returns the answers and what is
+    /// still outstanding.
+    fn wait_for_answers(&self, wake_at: usize, quiet: bool) -> (Vec<Option<Sent>>, usize) {
+        let mut q = self.lock();
+        q.wake_at = wake_at;
+        loop {
+            let ready = q.outstanding <= wake_at
+                || q.results.len() >= self.half
+                || (!quiet
+                    && (self.down.load(Ordering::SeqCst) || self.stop.load(Ordering::SeqCst)));
+            if ready {
+                break;
+            }
+            // a stop signal sets its flag without waking anyone: look again now and then
+            q = self
+                .answers
+                .wait_timeout(q, Duration::from_millis(100))
+                .map(|(q, _)| q)
+                .unwrap_or_else(|e| e.into_inner().0);
+        }
+        (std::mem::take(&mut q.results), q.outstanding)
+    }
+
+    /// No more jobs: the workers finish what they hold and leave.
+    fn close(&self) {
+        self.lock().closed = true;
+        self.work.notify_all();
+    }
 }
 
 /// Up to `n` documents to submit, marked in flight in one commit.
@@ -238,21 +326,33 @@ fn pick(
     stop: &AtomicBool,
     out: &mut Submitted,
 ) -> Result<Vec<SpooledDoc>, LedgerError> {
+    ledger.in_transaction(|| choose(docs, n, exhausted, target, ledger, batch, stop, out))
+}
+
+/// Up to `n` documents to submit, marked in flight (in the caller's transaction).
+#[allow(clippy::too_many_arguments)]
+fn choose(
+    docs: &mut impl Iterator<Item = std::io::Result<SpooledDoc>>,
+    n: usize,
+    exhausted: &mut bool,
+    target: &dyn Target,
+    ledger: &Ledger,
+    batch: &Batch<'_>,
+    stop: &AtomicBool,
+    out: &mut Submitted,
+) -> Result<Vec<SpooledDoc>, LedgerError> {
     let mut chosen = Vec::with_capacity(n.min(1024));
-    ledger.in_transaction(|| {
-        while chosen.len() < n {
-            let Some(doc) = docs.next() else {
-                *exhausted = true;
-                break;
-            };
-            match next_to_send(doc, target, ledger, batch, stop, out)? {
-                Some(d) => chosen.push(d),
-                None if out.target_down || out.interrupted => break,
-                None => {}
-            }
+    while chosen.len() < n {
+        let Some(doc) = docs.next() else {
+            *exhausted = true;
+            break;
+        };
+        match next_to_send(doc, target, ledger, batch, stop, out)? {
+            Some(d) => chosen.push(d),
+            None if out.target_down || out.interrupted => break,
+            None => {}
         }
-        Ok(())
-    })?;
+    }
     Ok(chosen)
 }
 
@@ -268,8 +368,23 @@ fn settle(
     if results.is_empty() {
         return Ok(());
     }
+    flush_results(&mut results, target);
+    ledger.in_transaction(|| {
+        for r in results {
+            record(ledger, batch, r, out)?;
+        }
+        Ok(())
+    })
+}
+
+/// Makes what the target accepted durable there (`flush`); if it cannot, those
+/// documents were not delivered: the target is unavailable.
+fn flush_results(results: &mut [Sent], target: &dyn Target) {
+    if results.is_empty() {
+        return;
+    }
     if let Err(message) = target.flush() {
-        for r in &mut results {
+        for r in results {
             if matches!(r.outcome, SubmitOutcome::Accepted { .. }) {
                 r.outcome = SubmitOutcome::Unavailable {
                     message: message.clone(),
@@ -277,12 +392,6 @@ fn settle(
             }
         }
     }
-    ledger.in_transaction(|| {
-        for r in results {
-            record(ledger, batch, r, out)?;
-        }
-        Ok(())
-    })
 }
 
 /// Decides about the next spooled document: `Some` to send it (marked in flight).
@@ -307,6 +416,20 @@ fn next_to_send(
         }
     };
     let mapping = batch.ctx.mapping;
+    if !target.checks_delivery() {
+        // one statement: marked in flight unless already accepted with this content
+        if ledger.claim(
+            mapping,
+            &doc.key,
+            &doc.content_hash,
+            batch.file,
+            batch.run_id,
+        )? {
+            return Ok(Some(doc));
+        }
+        out.already_imported += 1;
+        return Ok(None);
+    }
     if let Some(rec) = ledger.document(mapping, &doc.key)? {
         if rec.content_hash == doc.content_hash {
             if rec.state == DocState::Accepted {
