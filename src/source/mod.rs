@@ -101,6 +101,36 @@ impl RawRow {
         }
     }
 
+    /// A row from the text of its values and, per slot, the range of its value in `text`
+    /// and the line it was found on (`None`: absent; its line is the row's) (XML).
+    pub fn from_parts(
+        line: u64,
+        text: &str,
+        slots: impl ExactSizeIterator<Item = Option<(u32, u32, u64)>>,
+    ) -> RawRow {
+        let mut bounds = Vec::with_capacity(slots.len());
+        let mut slot_lines = Vec::with_capacity(slots.len());
+        for s in slots {
+            match s {
+                Some((start, end, l)) => {
+                    debug_assert!(start <= end && end as usize <= text.len());
+                    bounds.push((start, end));
+                    slot_lines.push(l);
+                }
+                None => {
+                    bounds.push((ABSENT, ABSENT));
+                    slot_lines.push(line);
+                }
+            }
+        }
+        RawRow {
+            line,
+            text: text.to_string(),
+            bounds,
+            slot_lines,
+        }
+    }
+
     /// Room for `n` per-slot lines (XML).
     pub fn reserve_lines(&mut self, n: usize) {
         self.slot_lines.reserve(n);

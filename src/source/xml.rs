@@ -36,8 +36,8 @@ use indexmap::IndexMap;
 use quick_xml::errors::{Error as XmlError, IllFormedError, SyntaxError};
 use quick_xml::escape::{unescape, EscapeError};
 use quick_xml::events::{BytesStart, Event};
-use quick_xml::name::{QName, ResolveResult};
-use quick_xml::NsReader;
+use quick_xml::name::{NamespaceError, PrefixDeclaration, QName, ResolveResult};
+use quick_xml::{NsReader, Reader};
 use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::hash_map::Entry;
@@ -74,17 +74,18 @@ enum NsTest {
 struct NameTest {
     /// `None` for `*`.
     local: Option<Vec<u8>>,
+    /// The number of `local` in the reader's [`NameIds`] (element steps only).
+    id: u32,
     ns: NsTest,
 }
 
 impl NameTest {
-    /// Whether the element `name` (local part `local`, namespace resolved by `res` when
-    /// some test needs it) passes this test.
-    fn matches_element(&self, name: QName, local: &[u8], res: &ResolveResult) -> bool {
-        if let Some(l) = &self.local {
-            if local != l.as_slice() {
-                return false;
-            }
+    /// Whether the element `name` (local part numbered `id` in [`NameIds`], namespace
+    /// resolved by `res` when some test needs it) passes this test.
+    #[inline]
+    fn matches_element(&self, name: QName, id: u32, res: &ResolveResult) -> bool {
+        if self.local.is_some() && self.id != id {
+            return false;
         }
         match &self.ns {
             NsTest::Any => true,
@@ -155,7 +156,11 @@ fn parse_name(s: &str, ns: &IndexMap<String, String>) -> Result<NameTest, String
             }
         }
     };
-    Ok(NameTest { local, ns })
+    Ok(NameTest {
+        local,
+        id: NO_ID,
+        ns,
+    })
 }
 
 /// Parses a field or lines path (relative to the record or line element).
@@ -280,32 +285,18 @@ impl fmt::Display for TooLarge {
 
 impl std::error::Error for TooLarge {}
 
-/// Checks that a stream is UTF-8, passing on the valid bytes before an invalid sequence
-/// and failing only when the reader reaches it, so that the error is raised inside the
-/// element that holds the bad bytes.
-struct Utf8Check<R> {
-    inner: R,
-    buf: Vec<u8>,
-    start: usize,
-    valid_end: usize,
-    end: usize,
-    /// Newlines in the bytes handed out so far.
-    newlines: u64,
-    error: Option<EncodingError>,
-    eof: bool,
+/// The bytes quick-xml reads: the file itself when it is UTF-8 (a UTF-8 byte-order mark
+/// skipped), else the file decoded into UTF-8 ([`DecodeReader`]).
+enum Input<R: Read> {
+    Raw(Chain<Cursor<Vec<u8>>, TapReader<R>>),
+    Decoded(DecodeReader<Chain<Cursor<Vec<u8>>, TapReader<R>>>),
 }
 
-impl<R: Read> Utf8Check<R> {
-    fn new(inner: R) -> Self {
-        Utf8Check {
-            inner,
-            buf: vec![0; 64 * 1024],
-            start: 0,
-            valid_end: 0,
-            end: 0,
-            newlines: 0,
-            error: None,
-            eof: false,
+impl<R: Read> Read for Input<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Input::Raw(r) => r.read(buf),
+            Input::Decoded(r) => r.read(buf),
         }
     }
 }
@@ -314,85 +305,59 @@ fn count_newlines(b: &[u8]) -> u64 {
     b.iter().filter(|&&c| c == b'\n').count() as u64
 }
 
-impl<R: Read> Read for Utf8Check<R> {
-    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        if out.is_empty() {
-            return Ok(0);
+/// Appends the positions of the newlines of `b` to `out`.
+fn index_newlines(b: &[u8], out: &mut Vec<u32>) {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    let mut chunks = b.chunks_exact(8);
+    let mut base = 0u32;
+    for c in &mut chunks {
+        // eight bytes at a time: a byte of `v` is zero where `c` has a newline
+        let v = u64::from_le_bytes(c.try_into().expect("8 bytes")) ^ (ONES * u64::from(b'\n'));
+        if v.wrapping_sub(ONES) & !v & (ONES << 7) != 0 {
+            for (j, &x) in c.iter().enumerate() {
+                if x == b'\n' {
+                    out.push(base + j as u32);
+                }
+            }
         }
-        loop {
-            if self.start < self.valid_end {
-                let n = (self.valid_end - self.start).min(out.len());
-                let chunk = &self.buf[self.start..self.start + n];
-                out[..n].copy_from_slice(chunk);
-                self.newlines += count_newlines(chunk);
-                self.start += n;
-                return Ok(n);
-            }
-            if let Some(e) = self.error.take() {
-                self.eof = true;
-                self.end = 0;
-                self.valid_end = 0;
-                self.start = 0;
-                return Err(io::Error::new(io::ErrorKind::InvalidData, e));
-            }
-            if self.eof {
-                return Ok(0);
-            }
-            // Keep an incomplete sequence (at most 3 bytes) and read more after it.
-            self.buf.copy_within(self.valid_end..self.end, 0);
-            self.end -= self.valid_end;
-            self.start = 0;
-            self.valid_end = 0;
-            let n = self.inner.read(&mut self.buf[self.end..])?;
-            if n == 0 {
-                self.eof = true;
-                if self.end > 0 {
-                    self.error = Some(EncodingError {
-                        encoding: "UTF-8",
-                        line: self.newlines + 1,
-                        bytes: self.buf[..self.end].to_vec(),
-                    });
-                    self.end = 0;
-                }
-                continue;
-            }
-            self.end += n;
-            match std::str::from_utf8(&self.buf[..self.end]) {
-                Ok(_) => self.valid_end = self.end,
-                Err(e) => {
-                    self.valid_end = e.valid_up_to();
-                    if let Some(len) = e.error_len() {
-                        let at = self.valid_end;
-                        self.error = Some(EncodingError {
-                            encoding: "UTF-8",
-                            line: self.newlines + count_newlines(&self.buf[..at]) + 1,
-                            bytes: self.buf[at..at + len].to_vec(),
-                        });
-                        self.end = at;
-                    }
-                }
-            }
+        base += 8;
+    }
+    for (j, &x) in chunks.remainder().iter().enumerate() {
+        if x == b'\n' {
+            out.push(base + j as u32);
         }
     }
 }
 
-/// The buffered reader quick-xml reads from: counts the newlines of what quick-xml
-/// consumes (so the line of every event is known without rescanning), keeps the last
-/// [`RING`] bytes to place errors, and refuses a single event longer than
-/// [`MAX_EVENT_BYTES`].
+/// The buffered reader quick-xml reads from. It checks that the bytes are UTF-8 as it
+/// reads them, handing out the valid bytes before an invalid sequence and failing only
+/// when quick-xml reaches it (so that the error is raised inside the element that holds
+/// the bad bytes); it knows the line of every position it handed out (the newlines of
+/// each buffer are indexed once, when it is read), keeps the last [`RING`] bytes to place
+/// errors, and refuses a single event longer than [`MAX_EVENT_BYTES`].
 struct LineCounter<R> {
     inner: R,
-    /// The bytes read and not yet consumed are `buf[pos..end]`; `buf[..pos]` were
-    /// consumed, and are kept until the next refill (for `locate`).
+    /// `buf[..valid]` is checked UTF-8: `buf[pos..valid]` is not consumed yet,
+    /// `buf[..pos]` was (kept until the next refill, for `locate`); `buf[valid..end]`
+    /// is the start of a character whose other bytes are not read yet.
     buf: Box<[u8]>,
     pos: usize,
+    valid: usize,
     end: usize,
     consumed: u64,
-    newlines: u64,
+    /// Positions of the newlines of `buf[..valid]`.
+    nl: Vec<u32>,
+    /// How many of `nl` are before the last position asked for (`mark`).
+    nl_seen: usize,
+    /// Newlines before `buf[0]`.
+    nl_base: u64,
     ring: Box<[u8]>,
     /// `consumed` and the line when the current event started.
     mark: u64,
     mark_line: u64,
+    /// Bytes that are not UTF-8 at `buf[valid]`: raised when quick-xml gets there.
+    error: Option<EncodingError>,
+    eof: bool,
 }
 
 impl<R: Read> LineCounter<R> {
@@ -401,23 +366,41 @@ impl<R: Read> LineCounter<R> {
             inner,
             buf: vec![0; 64 * 1024].into_boxed_slice(),
             pos: 0,
+            valid: 0,
             end: 0,
             consumed: 0,
-            newlines: 0,
+            nl: Vec::new(),
+            nl_seen: 0,
+            nl_base: 0,
             ring: vec![0; RING].into_boxed_slice(),
             mark: 0,
             mark_line: 1,
+            error: None,
+            eof: false,
         }
     }
 
     /// The line of the next byte to be consumed.
     fn line(&self) -> u64 {
-        self.newlines + 1
+        let pos = self.pos as u32;
+        self.nl_base + self.nl.partition_point(|&p| p < pos) as u64 + 1
     }
 
+    /// The current event starts here.
+    #[inline]
     fn mark(&mut self) {
         self.mark = self.consumed;
-        self.mark_line = self.line();
+        let pos = self.pos as u32;
+        while self.nl_seen < self.nl.len() && self.nl[self.nl_seen] < pos {
+            self.nl_seen += 1;
+        }
+        self.mark_line = self.nl_base + self.nl_seen as u64 + 1;
+    }
+
+    /// The line of the start of the current event.
+    #[inline]
+    fn mark_line(&self) -> u64 {
+        self.mark_line
     }
 
     /// Line and (character) column of a position already consumed. Positions further
@@ -437,7 +420,7 @@ impl<R: Read> LineCounter<R> {
             }
         };
         let after = (pos..self.consumed).filter(|&p| byte(p) == b'\n').count() as u64;
-        let line = self.newlines + 1 - after;
+        let line = self.line() - after;
         let floor = self.consumed.saturating_sub(RING as u64);
         let mut chars = 0u64;
         let mut p = pos;
@@ -459,6 +442,75 @@ impl<R: Read> LineCounter<R> {
         };
         (line, col)
     }
+
+    /// Reads the next bytes, once all the bytes handed out were consumed.
+    fn refill(&mut self) -> io::Result<()> {
+        // Keep the last consumed bytes in the ring before the buffer is reused: one copy
+        // of at most RING bytes per refill, not one per event.
+        let tail = &self.buf[self.valid.saturating_sub(RING)..self.valid];
+        let from = self.consumed - tail.len() as u64;
+        let start = (from % RING as u64) as usize;
+        let first = (RING - start).min(tail.len());
+        self.ring[start..start + first].copy_from_slice(&tail[..first]);
+        self.ring[..tail.len() - first].copy_from_slice(&tail[first..]);
+        self.nl_base += self.nl.len() as u64;
+        self.nl.clear();
+        self.nl_seen = 0;
+        // Keep an incomplete character (at most 3 bytes) and read more after it.
+        self.buf.copy_within(self.valid..self.end, 0);
+        self.end -= self.valid;
+        self.pos = 0;
+        self.valid = 0;
+        loop {
+            if let Some(e) = self.error.take() {
+                self.eof = true;
+                self.end = 0;
+                return Err(io::Error::new(io::ErrorKind::InvalidData, e));
+            }
+            if self.eof {
+                return Ok(());
+            }
+            let n = loop {
+                match self.inner.read(&mut self.buf[self.end..]) {
+                    Ok(n) => break n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            };
+            if n == 0 {
+                self.eof = true;
+                if self.end > 0 {
+                    self.error = Some(EncodingError {
+                        encoding: "UTF-8",
+                        line: self.nl_base + 1,
+                        bytes: self.buf[..self.end].to_vec(),
+                    });
+                    self.end = 0;
+                }
+                continue;
+            }
+            self.end += n;
+            match std::str::from_utf8(&self.buf[..self.end]) {
+                Ok(_) => self.valid = self.end,
+                Err(e) => {
+                    self.valid = e.valid_up_to();
+                    if let Some(len) = e.error_len() {
+                        let at = self.valid;
+                        self.error = Some(EncodingError {
+                            encoding: "UTF-8",
+                            line: self.nl_base + count_newlines(&self.buf[..at]) + 1,
+                            bytes: self.buf[at..at + len].to_vec(),
+                        });
+                        self.end = at;
+                    }
+                }
+            }
+            if self.valid > 0 {
+                index_newlines(&self.buf[..self.valid], &mut self.nl);
+                return Ok(());
+            }
+        }
+    }
 }
 
 impl<R: Read> Read for LineCounter<R> {
@@ -475,35 +527,20 @@ impl<R: Read> Read for LineCounter<R> {
 }
 
 impl<R: Read> BufRead for LineCounter<R> {
+    #[inline]
     fn fill_buf(&mut self) -> io::Result<&[u8]> {
         if self.consumed - self.mark > MAX_EVENT_BYTES {
             return Err(io::Error::new(io::ErrorKind::InvalidData, TooLarge));
         }
-        if self.pos == self.end {
-            // Keep the last consumed bytes in the ring before the buffer is reused: one
-            // copy of at most RING bytes per refill, not one per event.
-            let tail = &self.buf[self.end.saturating_sub(RING)..self.end];
-            let from = self.consumed - tail.len() as u64;
-            let start = (from % RING as u64) as usize;
-            let first = (RING - start).min(tail.len());
-            self.ring[start..start + first].copy_from_slice(&tail[..first]);
-            self.ring[..tail.len() - first].copy_from_slice(&tail[first..]);
-            self.pos = 0;
-            self.end = 0;
-            self.end = loop {
-                match self.inner.read(&mut self.buf) {
-                    Ok(n) => break n,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => return Err(e),
-                }
-            };
+        if self.pos == self.valid {
+            self.refill()?;
         }
-        Ok(&self.buf[self.pos..self.end])
+        Ok(&self.buf[self.pos..self.valid])
     }
 
+    #[inline]
     fn consume(&mut self, amt: usize) {
-        let amt = amt.min(self.end - self.pos);
-        self.newlines += count_newlines(&self.buf[self.pos..self.pos + amt]);
+        let amt = amt.min(self.valid - self.pos);
         self.pos += amt;
         self.consumed += amt as u64;
     }
@@ -599,11 +636,100 @@ struct Compiled {
     at_line: bool,
 }
 
-#[derive(Debug)]
-enum Val {
-    Unset,
-    Capturing,
-    Set(String, u64),
+const UNSET: u8 = 0;
+const CAPTURING: u8 = 1;
+const SET: u8 = 2;
+
+/// A slot's value: not found yet, being collected, or found: `text[start..end]` of its
+/// row's [`RowBuf`], found on `line`.
+#[derive(Debug, Clone, Copy)]
+struct SlotVal {
+    state: u8,
+    start: u32,
+    end: u32,
+    line: u64,
+}
+
+const UNSET_VAL: SlotVal = SlotVal {
+    state: UNSET,
+    start: 0,
+    end: 0,
+    line: 0,
+};
+
+/// The values of the record (header or key slots) or line being read, in one buffer
+/// reused from row to row: values are written into it as they are found. The bytes are
+/// UTF-8 (LineCounter hands out nothing else, and text is cut at `<`), checked once per
+/// row.
+#[derive(Debug, Default)]
+struct RowBuf {
+    text: Vec<u8>,
+    vals: Vec<SlotVal>,
+}
+
+impl RowBuf {
+    fn new(n: usize) -> RowBuf {
+        RowBuf {
+            text: Vec::new(),
+            vals: vec![UNSET_VAL; n],
+        }
+    }
+
+    fn reset(&mut self) {
+        self.text.clear();
+        if self.text.capacity() > 1 << 20 {
+            // after a huge value, do not keep its buffer for the rest of the file
+            self.text.shrink_to(1 << 12);
+        }
+        self.vals.fill(UNSET_VAL);
+    }
+
+    fn set(&mut self, slot: usize, value: &[u8], line: u64) {
+        if let Some(v) = self.vals.get_mut(slot) {
+            let start = self.text.len() as u32;
+            self.text.extend_from_slice(value);
+            *v = SlotVal {
+                state: SET,
+                start,
+                end: self.text.len() as u32,
+                line,
+            };
+        }
+    }
+
+    fn get(&self, slot: usize) -> Option<Cow<'_, str>> {
+        let v = self.vals.get(slot)?;
+        (v.state == SET)
+            .then(|| String::from_utf8_lossy(&self.text[v.start as usize..v.end as usize]))
+    }
+
+    fn row(&self, line: u64) -> RawRow {
+        match std::str::from_utf8(&self.text) {
+            Ok(text) => RawRow::from_parts(
+                line,
+                text,
+                self.vals
+                    .iter()
+                    .map(|v| (v.state == SET).then_some((v.start, v.end, v.line))),
+            ),
+            Err(_) => {
+                // not reached (the bytes are checked as they are read); each value
+                // on its own, lossily, if it were
+                let mut text = String::new();
+                let mut ranges = Vec::with_capacity(self.vals.len());
+                for v in &self.vals {
+                    ranges.push((v.state == SET).then(|| {
+                        let start = text.len() as u32;
+                        text.push_str(&String::from_utf8_lossy(
+                            &self.text[v.start as usize..v.end as usize],
+                        ));
+                        (start, text.len() as u32, v.line)
+                    }));
+                }
+                RawRow::from_parts(line, &text, ranges.into_iter())
+            }
+        }
+    }
 }
 
 /// Text being collected for a slot while its element is open.
@@ -613,7 +739,7 @@ struct Capture {
     slot: usize,
     depth: usize,
     own: bool,
-    text: String,
+    text: Vec<u8>,
     line: u64,
 }
 
@@ -621,15 +747,14 @@ struct Capture {
 struct LineState {
     depth: usize,
     line: u64,
-    vals: Vec<Val>,
 }
 
+/// The record being read; its values are in `State::header`, `State::key` and (the
+/// current line's) `State::line`.
 #[derive(Debug)]
 struct RecordState {
     depth: usize,
     line: u64,
-    header: Vec<Val>,
-    key: Vec<Val>,
     lines: Vec<RawRow>,
     current: Option<LineState>,
 }
@@ -647,8 +772,89 @@ struct Level {
     alive_end: u32,
 }
 
-fn unset(n: usize) -> Vec<Val> {
-    (0..n).map(|_| Val::Unset).collect()
+/// No name of the mapping's paths.
+const NO_ID: u32 = u32::MAX;
+
+/// The local names of the mapping's element steps, numbered, so that an element's name
+/// is looked up once and then compared as a number with each path step.
+#[derive(Debug, Default)]
+struct NameIds {
+    /// Open addressing, a power of two long; `NO_ID` marks a free entry.
+    table: Vec<(u32, Box<[u8]>)>,
+    names: Vec<Box<[u8]>>,
+}
+
+/// A hash of a name from its length and three of its bytes: O(1) per element, and
+/// enough to tell a mapping's few names apart (the table compares the names anyway).
+#[inline]
+fn name_hash(b: &[u8]) -> usize {
+    let Some(&last) = b.last() else {
+        return 0;
+    };
+    let x = (b.len() as u32) << 24 | u32::from(b[0]) << 16 | u32::from(b[b.len() / 2]) << 8;
+    ((x | u32::from(last)).wrapping_mul(0x9E37_79B1) >> 7) as usize
+}
+
+/// `a == b`, without a call to `memcmp` for the usual short names.
+#[inline]
+fn same_name(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    if (8..=16).contains(&n) {
+        let word =
+            |x: &[u8], i: usize| u64::from_le_bytes(x[i..i + 8].try_into().expect("8 bytes"));
+        return word(a, 0) == word(b, 0) && word(a, n - 8) == word(b, n - 8);
+    }
+    a.iter().zip(b).all(|(x, y)| x == y)
+}
+
+impl NameIds {
+    /// The number of `name`, given a new one when it has none.
+    fn intern(&mut self, name: &[u8]) -> u32 {
+        match self.names.iter().position(|n| &**n == name) {
+            Some(i) => i as u32,
+            None => {
+                self.names.push(name.into());
+                (self.names.len() - 1) as u32
+            }
+        }
+    }
+
+    fn build(&mut self) {
+        let size = (self.names.len() * 4).next_power_of_two().max(8);
+        self.table = vec![(NO_ID, Box::default()); size];
+        for (id, n) in self.names.iter().enumerate() {
+            let mut i = name_hash(n) & (size - 1);
+            while self.table[i].0 != NO_ID {
+                i = (i + 1) & (size - 1);
+            }
+            self.table[i] = (id as u32, n.clone());
+        }
+    }
+
+    #[inline]
+    fn get(&self, name: &[u8]) -> u32 {
+        let mask = self.table.len() - 1;
+        let mut i = name_hash(name) & mask;
+        loop {
+            let (id, n) = &self.table[i];
+            if *id == NO_ID || same_name(n, name) {
+                return *id;
+            }
+            i = (i + 1) & mask;
+        }
+    }
+}
+
+/// The local part of an element or attribute name (after the prefix's `:`).
+#[inline]
+fn local_part(name: &[u8]) -> &[u8] {
+    match name.iter().position(|&c| c == b':') {
+        Some(i) => &name[i + 1..],
+        None => name,
+    }
 }
 
 fn lossy(b: &[u8]) -> String {
@@ -672,14 +878,29 @@ struct State {
     record_anchored: Vec<u32>,
     line_anchored: Vec<u32>,
     key_names: Vec<String>,
-    n_header: usize,
-    n_key: usize,
-    n_line: usize,
+    /// The local names of the element steps.
+    ids: NameIds,
+    /// The values of the record being read, and of its current line.
+    header: RowBuf,
+    key: RowBuf,
+    line: RowBuf,
+    /// How many lines the last record had (to size the next one's).
+    last_lines: usize,
     levels: Vec<Level>,
     names: Vec<u8>,
-    alive: Vec<u32>,
+    /// The paths alive at each open element (see `Level`), each with the `reach` it had
+    /// before, to restore when the element closes.
+    alive: Vec<(u32, u32)>,
+    /// Per path: the depth of the deepest open element at which it is alive, 0 if none.
+    reach: Vec<u32>,
+    /// Per name number: the (path, step) pairs whose step tests that name.
+    by_name: Vec<Vec<(u32, u32)>>,
+    /// The (path, step) pairs whose step is `*`.
+    wild: Vec<(u32, u32)>,
     rec: Option<RecordState>,
     captures: Vec<Capture>,
+    /// Buffers of finished captures, for the next ones.
+    spare: Vec<Vec<u8>>,
     /// Some element test names a namespace URI: elements must be resolved.
     uses_ns: bool,
     /// The document keys seen (by hash), with the line of their record.
@@ -696,11 +917,181 @@ struct State {
     finished: bool,
 }
 
-type Stack<R> = LineCounter<Utf8Check<DecodeReader<Chain<Cursor<Vec<u8>>, TapReader<R>>>>>;
+type Stack<R> = LineCounter<Input<R>>;
+
+/// quick-xml's reader: plain when no path names a namespace URI (nothing needs to be
+/// resolved), else namespace-resolving. Both give the same events; the plain one checks
+/// namespace declarations as the other does ([`check_ns_declarations`]).
+enum XmlReader<S: BufRead> {
+    Plain(Reader<S>),
+    Ns(NsReader<S>),
+}
+
+impl<S: BufRead> XmlReader<S> {
+    #[cfg(test)]
+    fn is_plain(&self) -> bool {
+        matches!(self, XmlReader::Plain(_))
+    }
+}
+
+/// What the event loop needs of a quick-xml reader, plain or namespace-resolving; the
+/// loop is compiled once for each, so that no event pays for the choice.
+trait Events {
+    type Source: BufRead;
+    /// The plain reader: namespace declarations are checked by [`check_ns_declarations`].
+    const PLAIN: bool;
+    fn read_event_into<'b>(&mut self, buf: &'b mut Vec<u8>) -> Result<Event<'b>, XmlError>;
+    fn get_ref(&self) -> &Self::Source;
+    fn get_mut(&mut self) -> &mut Self::Source;
+    fn buffer_position(&self) -> u64;
+    fn error_position(&self) -> u64;
+    /// The namespace of an element (the plain reader is only used when no path asks).
+    fn resolve_element(&self, name: QName) -> ResolveResult<'_>;
+    /// The namespace of an attribute (the plain reader is only used when no path asks).
+    fn resolve_attribute(&self, name: QName) -> ResolveResult<'_>;
+}
+
+impl<S: BufRead> Events for Reader<S> {
+    type Source = S;
+    const PLAIN: bool = true;
+    #[inline]
+    fn read_event_into<'b>(&mut self, buf: &'b mut Vec<u8>) -> Result<Event<'b>, XmlError> {
+        Reader::read_event_into(self, buf)
+    }
+    fn get_ref(&self) -> &S {
+        Reader::get_ref(self)
+    }
+    fn get_mut(&mut self) -> &mut S {
+        Reader::get_mut(self)
+    }
+    fn buffer_position(&self) -> u64 {
+        Reader::buffer_position(self)
+    }
+    fn error_position(&self) -> u64 {
+        Reader::error_position(self)
+    }
+    fn resolve_element(&self, _: QName) -> ResolveResult<'_> {
+        ResolveResult::Unbound
+    }
+    fn resolve_attribute(&self, _: QName) -> ResolveResult<'_> {
+        ResolveResult::Unbound
+    }
+}
+
+impl<S: BufRead> Events for NsReader<S> {
+    type Source = S;
+    const PLAIN: bool = false;
+    #[inline]
+    fn read_event_into<'b>(&mut self, buf: &'b mut Vec<u8>) -> Result<Event<'b>, XmlError> {
+        NsReader::read_event_into(self, buf)
+    }
+    fn get_ref(&self) -> &S {
+        let r: &Reader<S> = self;
+        r.get_ref()
+    }
+    fn get_mut(&mut self) -> &mut S {
+        NsReader::get_mut(self)
+    }
+    fn buffer_position(&self) -> u64 {
+        let r: &Reader<S> = self;
+        r.buffer_position()
+    }
+    fn error_position(&self) -> u64 {
+        let r: &Reader<S> = self;
+        r.error_position()
+    }
+    fn resolve_element(&self, name: QName) -> ResolveResult<'_> {
+        NsReader::resolve_element(self, name).0
+    }
+    fn resolve_attribute(&self, name: QName) -> ResolveResult<'_> {
+        NsReader::resolve_attribute(self, name).0
+    }
+}
+
+/// How the event loop stopped.
+enum Step {
+    Document(RawDocument),
+    /// The end of the file, on this line.
+    Eof(u64),
+    Fatal(Problem),
+}
+
+/// Reads events until a record ends, the file ends, or it turns out to be unusable.
+fn pump<C: Read, Rd: Events<Source = LineCounter<C>>>(
+    rd: &mut Rd,
+    buf: &mut Vec<u8>,
+    st: &mut State,
+) -> Step {
+    loop {
+        let counter = rd.get_mut();
+        counter.mark();
+        let line = counter.mark_line();
+        buf.clear();
+        let step = match rd.read_event_into(buf) {
+            Ok(Event::Start(e)) => match Rd::PLAIN.then(|| check_ns_declarations(&e)) {
+                Some(Err(err)) => Err(st.xml_error(XmlError::Namespace(err), rd)),
+                _ => st.start(&e, false, line, rd),
+            },
+            Ok(Event::Empty(e)) => match Rd::PLAIN.then(|| check_ns_declarations(&e)) {
+                Some(Err(err)) => Err(st.xml_error(XmlError::Namespace(err), rd)),
+                _ => st.start(&e, true, line, rd),
+            },
+            Ok(Event::End(_)) => Ok(st.end_element()),
+            Ok(Event::Text(t)) => st.text(&t, false, line).map(|_| None),
+            Ok(Event::CData(t)) => st.text(&t, true, line).map(|_| None),
+            Ok(Event::DocType(d)) => st.doctype(&d, line).map(|_| None),
+            Ok(Event::Eof) => return Step::Eof(line),
+            Ok(Event::Decl(_) | Event::PI(_) | Event::Comment(_)) => Ok(None),
+            Err(e) => Err(st.xml_error(e, rd)),
+        };
+        match step {
+            Ok(Some(doc)) => return Step::Document(doc),
+            Ok(None) => {}
+            Err(p) => return Step::Fatal(p),
+        }
+    }
+}
+
+const XML_NAMESPACE: &[u8] = b"http://www.w3.org/XML/1998/namespace";
+const XMLNS_NAMESPACE: &[u8] = b"http://www.w3.org/2000/xmlns/";
+
+/// The checks quick-xml's `NsReader` makes of the namespace declarations of a start tag
+/// (its `NamespaceResolver::push`), for the plain reader: the same errors, in the same
+/// order.
+#[inline]
+fn check_ns_declarations(e: &BytesStart) -> Result<(), NamespaceError> {
+    let raw = e.attributes_raw();
+    if raw.is_empty() || !raw.windows(5).any(|w| w == b"xmlns") {
+        return Ok(());
+    }
+    for a in e.attributes().with_checks(false) {
+        let Ok(a) = a else { break };
+        let v = &*a.value;
+        match a.key.as_namespace_binding() {
+            Some(PrefixDeclaration::Named(b"xml")) => {
+                if v != XML_NAMESPACE {
+                    return Err(NamespaceError::InvalidXmlPrefixBind(v.to_vec()));
+                }
+            }
+            Some(PrefixDeclaration::Named(b"xmlns")) => {
+                return Err(NamespaceError::InvalidXmlnsPrefixBind(v.to_vec()));
+            }
+            Some(PrefixDeclaration::Named(prefix)) => {
+                if v == XML_NAMESPACE {
+                    return Err(NamespaceError::InvalidPrefixForXml(prefix.to_vec()));
+                } else if v == XMLNS_NAMESPACE {
+                    return Err(NamespaceError::InvalidPrefixForXmlns(prefix.to_vec()));
+                }
+            }
+            Some(PrefixDeclaration::Default) | None => {}
+        }
+    }
+    Ok(())
+}
 
 /// An XML export read as a stream of documents.
 pub struct XmlSource<R: Read> {
-    reader: NsReader<Stack<R>>,
+    reader: XmlReader<Stack<R>>,
     buf: Vec<u8>,
     st: State,
     tap: Rc<RefCell<Tap>>,
@@ -714,6 +1105,18 @@ impl<R: Read> XmlSource<R> {
         tap: Rc<RefCell<Tap>>,
         opts: &SourceOptions,
         slots: &Slots,
+    ) -> Result<XmlSource<R>, Problem> {
+        Self::open_with(input, tap, opts, slots, false)
+    }
+
+    /// [`open`](XmlSource::open); `resolve`: use the namespace-resolving reader even when
+    /// no path needs it (tests compare the two readers).
+    fn open_with(
+        input: R,
+        tap: Rc<RefCell<Tap>>,
+        opts: &SourceOptions,
+        slots: &Slots,
+        resolve: bool,
     ) -> Result<XmlSource<R>, Problem> {
         let ns = &opts.namespaces;
         let bad_path = |path: &str, what: &str, msg: String| {
@@ -773,6 +1176,35 @@ impl<R: Read> XmlSource<R> {
             .iter()
             .chain(paths.iter().flat_map(|c| c.path.steps.iter()))
             .any(|t| matches!(t.ns, NsTest::Uri(_)));
+        // an attribute in a namespace needs the resolving reader too
+        let resolve = resolve
+            || uses_ns
+            || paths.iter().any(
+                |c| matches!(&c.path.target, Target::Attr(t) if matches!(t.ns, NsTest::Uri(_))),
+            );
+        let mut record = record;
+        let mut ids = NameIds::default();
+        for t in record
+            .steps
+            .iter_mut()
+            .chain(paths.iter_mut().flat_map(|c| c.path.steps.iter_mut()))
+        {
+            if let Some(l) = &t.local {
+                t.id = ids.intern(l);
+            }
+        }
+        ids.build();
+        let n_paths = paths.len();
+        let mut by_name = vec![Vec::new(); ids.names.len()];
+        let mut wild = Vec::new();
+        for (p, c) in paths.iter().enumerate() {
+            for (k, t) in c.path.steps.iter().enumerate() {
+                match t.local {
+                    Some(_) => by_name[t.id as usize].push((p as u32, k as u32)),
+                    None => wild.push((p as u32, k as u32)),
+                }
+            }
+        }
         let mut input = TapReader::new(input, tap.clone());
         let mut head = vec![0u8; HEAD];
         let mut got = 0;
@@ -792,9 +1224,26 @@ impl<R: Read> XmlSource<R> {
         }
         head.truncate(got);
         let encoding = sniff(&head, opts)?;
-        let decoded = DecodeReader::new(Cursor::new(head).chain(input), encoding);
-        let mut reader = NsReader::from_reader(LineCounter::new(Utf8Check::new(decoded)));
-        let cfg = reader.config_mut();
+        let input = if encoding == UTF_8 {
+            // UTF-8 is read as it is (the byte-order mark skipped), checked by LineCounter
+            let mut head = Cursor::new(head);
+            if head.get_ref().starts_with(&[0xEF, 0xBB, 0xBF]) {
+                head.set_position(3);
+            }
+            Input::Raw(head.chain(input))
+        } else {
+            Input::Decoded(DecodeReader::new(Cursor::new(head).chain(input), encoding))
+        };
+        let counter = LineCounter::new(input);
+        let mut reader = if resolve {
+            XmlReader::Ns(NsReader::from_reader(counter))
+        } else {
+            XmlReader::Plain(Reader::from_reader(counter))
+        };
+        let cfg = match &mut reader {
+            XmlReader::Plain(r) => r.config_mut(),
+            XmlReader::Ns(r) => r.config_mut(),
+        };
         cfg.trim_text(false);
         cfg.expand_empty_elements = false;
         cfg.check_end_names = true;
@@ -810,14 +1259,20 @@ impl<R: Read> XmlSource<R> {
                 record_anchored,
                 line_anchored,
                 key_names: slots.key.clone(),
-                n_header: slots.header.len(),
-                n_key: slots.key.len(),
-                n_line: slots.lines.len(),
+                ids,
+                header: RowBuf::new(slots.header.len()),
+                key: RowBuf::new(slots.key.len()),
+                line: RowBuf::new(slots.lines.len()),
+                last_lines: 0,
                 levels: Vec::new(),
                 names: Vec::new(),
                 alive: Vec::new(),
+                reach: vec![0; n_paths],
+                by_name,
+                wild,
                 rec: None,
                 captures: Vec::new(),
+                spare: Vec::new(),
                 keys: KeyLog::new(),
                 repeats: None,
                 uses_ns,
@@ -849,45 +1304,33 @@ impl<R: Read> DocumentSource for XmlSource<R> {
         if self.st.finished {
             return None;
         }
-        loop {
-            self.reader.get_mut().mark();
-            let line = self.reader.get_ref().line();
-            self.buf.clear();
-            let step = match self.reader.read_event_into(&mut self.buf) {
-                Ok(Event::Start(e)) => self.st.start(&e, false, line, &self.reader),
-                Ok(Event::Empty(e)) => self.st.start(&e, true, line, &self.reader),
-                Ok(Event::End(_)) => Ok(self.st.end_element()),
-                Ok(Event::Text(t)) => self.st.text(&t, false, line).map(|_| None),
-                Ok(Event::CData(t)) => self.st.text(&t, true, line).map(|_| None),
-                Ok(Event::DocType(d)) => self.st.doctype(&d, line).map(|_| None),
-                Ok(Event::Eof) => {
-                    self.st.finished = true;
-                    if let Err(p) = self.st.eof(line) {
-                        return Some(Err(SourceError::Fatal(p)));
-                    }
-                    if self.st.repeats.is_some() {
-                        return None;
-                    }
-                    // keys that came back after leaving the key log's window
-                    return match std::mem::take(&mut self.st.keys).repeated() {
-                        Ok((r, true)) => Some(Err(SourceError::Repeated(r))),
-                        Ok(_) => None,
-                        Err(e) => Some(Err(SourceError::Fatal(Problem::file(
-                            Code::Io,
-                            None,
-                            format!("Cannot read a temporary file while reading the file: {e}"),
-                        )))),
-                    };
-                }
-                Ok(Event::Decl(_) | Event::PI(_) | Event::Comment(_)) => Ok(None),
-                Err(e) => Err(self.st.xml_error(e, &self.reader)),
-            };
-            match step {
-                Ok(Some(doc)) => return Some(Ok(doc)),
-                Ok(None) => {}
-                Err(p) => {
-                    self.st.finished = true;
+        let step = match &mut self.reader {
+            XmlReader::Plain(r) => pump(r, &mut self.buf, &mut self.st),
+            XmlReader::Ns(r) => pump(r, &mut self.buf, &mut self.st),
+        };
+        match step {
+            Step::Document(doc) => Some(Ok(doc)),
+            Step::Fatal(p) => {
+                self.st.finished = true;
+                Some(Err(SourceError::Fatal(p)))
+            }
+            Step::Eof(line) => {
+                self.st.finished = true;
+                if let Err(p) = self.st.eof(line) {
                     return Some(Err(SourceError::Fatal(p)));
+                }
+                if self.st.repeats.is_some() {
+                    return None;
+                }
+                // keys that came back after leaving the key log's window
+                match std::mem::take(&mut self.st.keys).repeated() {
+                    Ok((r, true)) => Some(Err(SourceError::Repeated(r))),
+                    Ok(_) => None,
+                    Err(e) => Some(Err(SourceError::Fatal(Problem::file(
+                        Code::Io,
+                        None,
+                        format!("Cannot read a temporary file while reading the file: {e}"),
+                    )))),
                 }
             }
         }
@@ -985,7 +1428,11 @@ impl State {
         )
     }
 
-    fn xml_error<C: Read>(&self, err: XmlError, rd: &NsReader<LineCounter<C>>) -> Problem {
+    fn xml_error<C: Read, Rd: Events<Source = LineCounter<C>>>(
+        &self,
+        err: XmlError,
+        rd: &Rd,
+    ) -> Problem {
         let counter = rd.get_ref();
         let lag = counter.consumed.saturating_sub(rd.buffer_position());
         let (line, col) = counter.locate(rd.error_position() + lag);
@@ -1095,12 +1542,12 @@ impl State {
         Ok(())
     }
 
-    fn start<C: BufRead>(
+    fn start<Rd: Events>(
         &mut self,
         e: &BytesStart,
         empty: bool,
         line: u64,
-        rd: &NsReader<C>,
+        rd: &Rd,
     ) -> Result<Option<RawDocument>, Problem> {
         let depth = self.levels.len() + 1;
         let qname = e.name();
@@ -1128,12 +1575,24 @@ impl State {
             self.root_seen = true;
             self.root_name = lossy(qname.as_ref());
         }
-        self.check_attributes(e, line)?;
-        // the local name once per element; the namespace only where a path asks for one
-        let local = qname.local_name();
-        let local = local.as_ref();
-        let res = if self.uses_ns {
-            rd.resolve_element(qname).0
+        if !e.attributes_raw().is_empty() {
+            self.check_attributes(e, line)?;
+        }
+        // the paths that may continue below the parent
+        let (from, to) = match self.levels.last() {
+            Some(parent) if self.rec.is_some() => (parent.alive_start, parent.alive_end),
+            _ => (0, 0),
+        };
+        // the element's name is looked up (and its namespace resolved) once, and only
+        // when some path may match it
+        let test = self.rec.is_none() || from < to;
+        let id = if test {
+            self.ids.get(local_part(qname.as_ref()))
+        } else {
+            NO_ID
+        };
+        let res = if test && self.uses_ns {
+            rd.resolve_element(qname)
         } else {
             ResolveResult::Unbound
         };
@@ -1149,7 +1608,7 @@ impl State {
                 } else {
                     parent & (1 << (k - 1)) != 0
                 };
-                if prev && self.record.steps[k].matches_element(qname, local, &res) {
+                if prev && self.record.steps[k].matches_element(qname, id, &res) {
                     rec_bits |= 1 << k;
                     self.best = self.best.max(k + 1);
                 }
@@ -1172,34 +1631,42 @@ impl State {
             self.rec = Some(RecordState {
                 depth,
                 line,
-                header: unset(self.n_header),
-                key: unset(self.n_key),
-                lines: Vec::new(),
+                lines: Vec::with_capacity(self.last_lines),
                 current: None,
             });
+            self.header.reset();
+            self.key.reset();
             for i in 0..self.record_anchored.len() {
                 let p = self.record_anchored[i];
-                self.alive.push(p);
+                self.make_alive(p, depth);
                 if self.paths[p as usize].path.steps.is_empty() {
                     self.full_match(p, e, line, depth, rd)?;
                 }
             }
-        } else if let Some(rec) = &self.rec {
+        } else if from < to {
+            let Some(rec) = &self.rec else {
+                unreachable!("paths are alive only inside a record")
+            };
             let record_depth = rec.depth;
             let line_depth = rec.current.as_ref().map_or(usize::MAX, |l| l.depth);
-            let (from, to) = {
-                let parent = &self.levels[depth - 2];
-                (parent.alive_start, parent.alive_end)
-            };
-            for i in from..to {
-                let p = self.alive[i as usize];
+            // Only the steps that test this name (or `*`) can match: for each, whether
+            // its path is alive at the parent and this element is its step's depth.
+            let named = self.by_name.get(id as usize).map_or(0, Vec::len);
+            for i in 0..named + self.wild.len() {
+                let (p, k) = match i.checked_sub(named) {
+                    None => self.by_name[id as usize][i],
+                    Some(w) => self.wild[w],
+                };
+                if self.reach[p as usize] as usize != depth - 1 {
+                    continue;
+                }
                 let c = &self.paths[p as usize];
                 let base = if c.at_line { line_depth } else { record_depth };
                 let r = depth.saturating_sub(base);
                 let steps = &c.path.steps;
-                if r >= 1 && r <= steps.len() && steps[r - 1].matches_element(qname, local, &res) {
+                if r == k as usize + 1 && steps[k as usize].matches_element(qname, id, &res) {
                     let full = r == steps.len();
-                    self.alive.push(p);
+                    self.make_alive(p, depth);
                     if full {
                         self.full_match(p, e, line, depth, rd)?;
                     }
@@ -1215,71 +1682,87 @@ impl State {
         Ok(None)
     }
 
-    fn val(&mut self, space: Space, slot: usize) -> Option<&mut Val> {
-        let rec = self.rec.as_mut()?;
+    /// Path `p` is alive at the element being opened, at `depth`.
+    #[inline]
+    fn make_alive(&mut self, p: u32, depth: usize) {
+        let r = &mut self.reach[p as usize];
+        self.alive.push((p, *r));
+        *r = depth as u32;
+    }
+
+    /// Where the values of `space` go, while its record (or line) is being read.
+    #[inline]
+    fn row_buf(&mut self, space: Space) -> Option<&mut RowBuf> {
+        let rec = self.rec.as_ref()?;
         match space {
-            Space::Header => rec.header.get_mut(slot),
-            Space::Key => rec.key.get_mut(slot),
-            Space::Line => rec.current.as_mut()?.vals.get_mut(slot),
+            Space::Header => Some(&mut self.header),
+            Space::Key => Some(&mut self.key),
+            Space::Line => {
+                rec.current.as_ref()?;
+                Some(&mut self.line)
+            }
         }
     }
 
     /// Path `p` reaches element `e`.
-    fn full_match<C: BufRead>(
+    fn full_match<Rd: Events>(
         &mut self,
         p: u32,
         e: &BytesStart,
         line: u64,
         depth: usize,
-        rd: &NsReader<C>,
+        rd: &Rd,
     ) -> Result<(), Problem> {
         let role = self.paths[p as usize].role;
         match role {
             Role::Lines => {
-                let n_line = self.n_line;
                 let Some(rec) = self.rec.as_mut() else {
                     return Ok(());
                 };
                 if rec.current.is_some() {
                     return Ok(());
                 }
-                rec.current = Some(LineState {
-                    depth,
-                    line,
-                    vals: unset(n_line),
-                });
+                rec.current = Some(LineState { depth, line });
+                self.line.reset();
                 for j in 0..self.line_anchored.len() {
                     let q = self.line_anchored[j];
-                    self.alive.push(q);
+                    self.make_alive(q, depth);
                     if self.paths[q as usize].path.steps.is_empty() {
                         self.full_match(q, e, line, depth, rd)?;
                     }
                 }
             }
             Role::Slot(space, slot) => {
-                if !matches!(self.val(space, slot), Some(Val::Unset)) {
+                let unset = self
+                    .row_buf(space)
+                    .and_then(|b| b.vals.get(slot))
+                    .is_some_and(|v| v.state == UNSET);
+                if !unset {
                     return Ok(());
                 }
-                let value = match &self.paths[p as usize].path.target {
+                match &self.paths[p as usize].path.target {
                     Target::Element | Target::OwnText => {
                         let own = self.paths[p as usize].path.target == Target::OwnText;
+                        let text = self.spare.pop().unwrap_or_default();
                         self.captures.push(Capture {
                             space,
                             slot,
                             depth,
                             own,
-                            text: String::new(),
+                            text,
                             line,
                         });
-                        Val::Capturing
+                        if let Some(v) = self.row_buf(space).and_then(|b| b.vals.get_mut(slot)) {
+                            v.state = CAPTURING;
+                        }
                     }
-                    Target::Attr(test) => match self.find_attr(e, test, rd, line)? {
-                        Some(v) => Val::Set(v, line),
-                        None => return Ok(()),
-                    },
-                };
-                if let Some(v) = self.val(space, slot) {
-                    *v = value;
+                    Target::Attr(test) => {
+                        if let Some(v) = self.find_attr(e, test, rd, line)? {
+                            if let Some(b) = self.row_buf(space) {
+                                b.set(slot, v.as_bytes(), line);
+                            }
+                        }
+                    }
                 }
             }
         }
@@ -1288,11 +1771,11 @@ impl State {
 
     /// The value of the attribute of `e` that `test` names; an unprefixed attribute wins
     /// over a prefixed one with the same local name.
-    fn find_attr<C: BufRead>(
+    fn find_attr<Rd: Events>(
         &self,
         e: &BytesStart,
         test: &NameTest,
-        rd: &NsReader<C>,
+        rd: &Rd,
         line: u64,
     ) -> Result<Option<String>, Problem> {
         let mut found = None;
@@ -1309,7 +1792,7 @@ impl State {
             }
             let ok = match &test.ns {
                 NsTest::Any => true,
-                NsTest::Uri(u) => matches!(rd.resolve_attribute(key).0,
+                NsTest::Uri(u) => matches!(rd.resolve_attribute(key),
                     ResolveResult::Bound(n) if n.as_ref() == u.as_slice()),
                 NsTest::Prefix(p) => prefix.is_some_and(|x| x.as_ref() == p.as_slice()),
             };
@@ -1358,6 +1841,16 @@ impl State {
         if self.captures.is_empty() && !has_amp {
             return Ok(());
         }
+        let depth = self.levels.len();
+        if !has_amp && !raw.contains(&b'\r') {
+            // the usual value: taken as it is (UTF-8, checked with its row)
+            for c in &mut self.captures {
+                if !c.own || c.depth == depth {
+                    c.text.extend_from_slice(raw);
+                }
+            }
+            return Ok(());
+        }
         let s = String::from_utf8_lossy(raw);
         let s = normalize_newlines(&s);
         let unescaped;
@@ -1367,10 +1860,9 @@ impl State {
         } else {
             &s
         };
-        let depth = self.levels.len();
         for c in &mut self.captures {
             if !c.own || c.depth == depth {
-                c.text.push_str(text);
+                c.text.extend_from_slice(text.as_bytes());
             }
         }
         Ok(())
@@ -1382,9 +1874,13 @@ impl State {
         let mut i = 0;
         while i < self.captures.len() {
             if self.captures[i].depth == depth {
-                let c = self.captures.swap_remove(i);
-                if let Some(v) = self.val(c.space, c.slot) {
-                    *v = Val::Set(c.text, c.line);
+                let mut c = self.captures.swap_remove(i);
+                if let Some(b) = self.row_buf(c.space) {
+                    b.set(c.slot, &c.text, c.line);
+                }
+                c.text.clear();
+                if c.text.capacity() <= 1 << 20 {
+                    self.spare.push(c.text);
                 }
             } else {
                 i += 1;
@@ -1394,13 +1890,16 @@ impl State {
         if let Some(rec) = self.rec.as_mut() {
             if rec.current.as_ref().is_some_and(|l| l.depth == depth) {
                 let l = rec.current.take().expect("a current line");
-                rec.lines.push(row_of(&l.vals, l.line));
+                rec.lines.push(self.line.row(l.line));
             }
             if rec.depth == depth {
                 doc = Some(self.finish_record());
             }
         }
         if let Some(lvl) = self.levels.pop() {
+            for &(p, prev) in self.alive[lvl.alive_start as usize..].iter().rev() {
+                self.reach[p as usize] = prev;
+            }
             self.alive.truncate(lvl.alive_start as usize);
         }
         self.names
@@ -1417,12 +1916,12 @@ impl State {
 
     fn finish_record(&mut self) -> RawDocument {
         let rec = self.rec.take().expect("a record");
-        let parts: Vec<String> = rec
-            .key
-            .iter()
-            .map(|v| match v {
-                Val::Set(s, _) => s.trim().to_string(),
-                _ => String::new(),
+        self.last_lines = rec.lines.len();
+        let parts: Vec<String> = (0..self.key.vals.len())
+            .map(|i| {
+                self.key
+                    .get(i)
+                    .map_or_else(String::new, |s| s.trim().to_string())
             })
             .collect();
         let key = if parts.iter().all(String::is_empty) {
@@ -1433,7 +1932,7 @@ impl State {
         let mut doc = RawDocument {
             key: Vec::new(),
             line: rec.line,
-            header: row_of(&rec.header, rec.line),
+            header: self.header.row(rec.line),
             lines: rec.lines,
             problems: Vec::new(),
             rows: 1,
@@ -1555,25 +2054,6 @@ impl State {
         }
         Ok(())
     }
-}
-
-fn row_of(vals: &[Val], line: u64) -> RawRow {
-    let bytes = vals
-        .iter()
-        .map(|v| match v {
-            Val::Set(s, _) => s.len(),
-            _ => 0,
-        })
-        .sum();
-    let mut row = RawRow::with_capacity(line, vals.len(), bytes);
-    row.reserve_lines(vals.len());
-    for v in vals {
-        match v {
-            Val::Set(s, l) => row.push_at(Some(s), *l),
-            _ => row.push_at(None, line),
-        }
-    }
-    row
 }
 
 #[cfg(test)]
@@ -2082,6 +2562,142 @@ mod tests {
             .unwrap();
         assert_eq!(p.column.as_deref(), Some("A//B"));
         assert!(p.message.contains("empty step"), "{}", p.message);
+    }
+
+    /// Reads `bytes` with the plain reader and with the namespace-resolving one: the
+    /// documents (or the fatal problem) must be the same, to the line and character.
+    fn both_readers(bytes: &[u8], o: &SourceOptions, s: &Slots) -> String {
+        let run = |resolve: bool| -> (bool, String) {
+            let tap = Rc::new(RefCell::new(Tap::default()));
+            let mut src = match XmlSource::open_with(bytes, tap, o, s, resolve) {
+                Ok(src) => src,
+                Err(p) => return (false, format!("{p:?}")),
+            };
+            assert_eq!(src.reader.is_plain(), !resolve);
+            let mut out = String::new();
+            while let Some(d) = src.next_document() {
+                match d {
+                    Ok(d) => out.push_str(&format!("{d:?}\n")),
+                    Err(SourceError::Fatal(p)) => out.push_str(&format!("fatal {p:?}\n")),
+                    Err(_) => out.push_str("other\n"),
+                }
+            }
+            (true, out)
+        };
+        let (plain, ns) = (run(false), run(true));
+        assert_eq!(plain, ns, "the two readers differ");
+        plain.1
+    }
+
+    #[test]
+    fn the_plain_reader_reads_as_the_resolving_one() {
+        let invoices = slots(
+            &[
+                "Number",
+                "@type",
+                "Customer/@code",
+                "Customer/Name",
+                "Missing",
+                ".",
+            ],
+            &["@no", "Item", "Qty", "text()"],
+            &["@id"],
+        );
+        let o = opts("/Export/Invoices/Invoice", Some("Lines/Line"), &[]);
+        let out = both_readers(INVOICES.as_bytes(), &o, &invoices);
+        assert!(out.contains("Acme & Sons"), "{out}");
+        let s = slots(&["N", "@a", "text()"], &[], &["@id"]);
+        let o = opts("/R/D", None, &[]);
+        let cases: Vec<&[u8]> = vec![
+            // prefixes matched as written, and namespace declarations
+            br#"<x:R xmlns:x="urn:x" xmlns="urn:d"><x:D id="1" x:a="2"><x:N>v</x:N></x:D><D id="2"><N>w</N></D></x:R>"#,
+            // declarations quick-xml refuses (the resolving reader's errors)
+            br#"<R><D id="1" xmlns:xml="urn:wrong"><N>v</N></D></R>"#,
+            br#"<R><D id="1" xmlns:xml="http://www.w3.org/XML/1998/namespace"><N>v</N></D></R>"#,
+            br#"<R><D id="1" xmlns:xmlns="urn:x"/></R>"#,
+            br#"<R xmlns:p="http://www.w3.org/XML/1998/namespace"><D id="1"/></R>"#,
+            br#"<R><D id="1"/><D id="2" xmlns:q="http://www.w3.org/2000/xmlns/"/></R>"#,
+            b"<R>\n<D id=\"1\">\n  <N>1</Nx>\n</D></R>",
+            b"<R>\n<D id=\"1\"><N>one\ntwo &nbsp; three</N></D></R>",
+            b"<R><D id=\"1\" x=noquotes/></R>",
+            b"<R>\r\n<D id=\"1\" a=\"x\r\ny&#10;z\">\r\n<N>one\r\ntwo &lt;&#x41;&gt;<![CDATA[a\r\nb]]></N></D></R>",
+            b"<R>\n<D id=\"1\">\n<N>ok</N>\n<Name>\xCE\xCE</Name></D></R>",
+            b"<R><D id=\"1\"/></R>\n\xD0",
+            b"<R>\n<D id=\"1\">\n<N>1</N\n",
+            b"<R/>\n<R/>",
+            b"\xEF\xBB\xBF<R><D id=\"1\"><N>\xD0\x96</N></D></R>",
+        ];
+        for xml in cases {
+            both_readers(xml, &o, &s);
+        }
+        let out = both_readers(br#"<R><D id="1" xmlns:xml="urn:wrong"/></R>"#, &o, &s);
+        assert!(out.contains("a namespace declaration is wrong"), "{out}");
+        // a path with a namespace URI needs the resolving reader
+        let o = opts("/e:Export/e:Doc", None, &[("e", "urn:export")]);
+        let tap = Rc::new(RefCell::new(Tap::default()));
+        let src = XmlSource::open(&b"<x:Export xmlns:x='urn:export'/>"[..], tap, &o, &s).unwrap();
+        assert!(!src.reader.is_plain());
+        let o = opts("/R/D", None, &[("m", "urn:m")]);
+        let tap = Rc::new(RefCell::new(Tap::default()));
+        let src =
+            XmlSource::open(&b"<R/>"[..], tap, &o, &slots(&["@m:id"], &[], &["@id"])).unwrap();
+        assert!(!src.reader.is_plain(), "an attribute in a namespace");
+        let tap = Rc::new(RefCell::new(Tap::default()));
+        let src = XmlSource::open(&b"<R/>"[..], tap, &o, &s).unwrap();
+        assert!(src.reader.is_plain());
+    }
+
+    #[test]
+    fn newlines_are_indexed_in_any_position() {
+        for len in [0usize, 1, 7, 8, 9, 31, 64, 100] {
+            let b: Vec<u8> = (0..len)
+                .map(|i| {
+                    if i % 3 == 0 || i % 7 == 6 {
+                        b'\n'
+                    } else {
+                        b'a'
+                    }
+                })
+                .collect();
+            let mut nl = Vec::new();
+            index_newlines(&b, &mut nl);
+            let want: Vec<u32> = (0..len as u32)
+                .filter(|&i| b[i as usize] == b'\n')
+                .collect();
+            assert_eq!(nl, want, "{len}");
+        }
+    }
+
+    #[test]
+    fn names_are_found_by_number() {
+        let mut ids = NameIds::default();
+        let names: Vec<&[u8]> = vec![
+            b"InvoiceNo",
+            b"InvoiceDate",
+            b"Line",
+            b"LineNo",
+            b"LineTotal",
+            b"A",
+            b"\xD0\x96",
+            b"VeryLongElementNameIndeed",
+        ];
+        for n in &names {
+            ids.intern(n);
+        }
+        ids.build();
+        for (i, n) in names.iter().enumerate() {
+            assert_eq!(ids.get(n), i as u32);
+        }
+        for n in [
+            &b"InvoiceN0"[..],
+            b"Lin",
+            b"",
+            b"B",
+            b"LineTota1",
+            b"VeryLongElementNameIndeeD",
+        ] {
+            assert_eq!(ids.get(n), NO_ID, "{n:?}");
+        }
     }
 
     /// Input that makes its records as they are read, counting the bytes handed out.
