@@ -46,8 +46,8 @@ pub trait Target: Sync {
         1
     }
     /// How many documents are marked in flight (one ledger commit) before they are
-    /// submitted, and recorded (one commit) after, for a target that is not
-    /// [`threaded`](Target::threaded): a dead run leaves at most this many in flight.
+    /// submitted, for a target that is not [`threaded`](Target::threaded): a dead run
+    /// leaves at most this many in flight.
     fn batch_size(&self) -> usize {
         32
     }

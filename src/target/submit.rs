@@ -61,9 +61,11 @@ pub fn submit_all(
     }
 }
 
-/// A target that writes locally (the outbox): batches of documents are marked in
-/// flight (one commit), submitted, made durable together (`flush`), then recorded (one
-/// commit).
+/// One document at a time from this thread, in batches (the target's `batch_size`):
+/// a batch is marked in flight in one commit, submitted, made durable at the target
+/// (`flush`: the outbox's one durability barrier for all its files), and its outcomes
+/// are recorded in the same commit that marks the next batch in flight: a target that
+/// writes locally (the outbox).
 fn submit_in_batches(
     mut docs: impl Iterator<Item = std::io::Result<SpooledDoc>>,
     target: &dyn Target,
@@ -74,18 +76,31 @@ fn submit_in_batches(
     let mut out = Submitted::default();
     let per = target.batch_size().max(1);
     let mut exhausted = false;
-    while !exhausted && !out.target_down && !out.interrupted {
-        let chosen = pick(
-            &mut docs,
-            per,
-            &mut exhausted,
-            target,
-            ledger,
-            batch,
-            stop,
-            &mut out,
-        )?;
-        let mut results: Vec<Sent> = Vec::with_capacity(chosen.len());
+    let mut results: Vec<Sent> = Vec::with_capacity(per.min(1024));
+    loop {
+        // Nothing is recorded as accepted before it is durable at the target.
+        flush_results(&mut results, target);
+        let chosen = ledger.in_transaction(|| {
+            for sent in results.drain(..) {
+                record(ledger, batch, sent, &mut out)?;
+            }
+            if exhausted || out.target_down || out.interrupted {
+                return Ok(Vec::new());
+            }
+            choose(
+                &mut docs,
+                per,
+                &mut exhausted,
+                target,
+                ledger,
+                batch,
+                stop,
+                &mut out,
+            )
+        })?;
+        if chosen.is_empty() {
+            return Ok(out);
+        }
         for doc in chosen {
             // a stop signal ends the batch early: what was not submitted stays in
             // flight, for the next run
@@ -104,9 +119,7 @@ fn submit_in_batches(
                 break;
             }
         }
-        settle(results, target, ledger, batch, &mut out)?;
     }
-    Ok(out)
 }
 
 /// A remote target (HTTP): worker threads submit, `concurrency` documents at a time,
@@ -312,21 +325,6 @@ impl Shared<'_> {
         self.lock().closed = true;
         self.work.notify_all();
     }
-}
-
-/// Up to `n` documents to submit, marked in flight in one commit.
-#[allow(clippy::too_many_arguments)]
-fn pick(
-    docs: &mut impl Iterator<Item = std::io::Result<SpooledDoc>>,
-    n: usize,
-    exhausted: &mut bool,
-    target: &dyn Target,
-    ledger: &Ledger,
-    batch: &Batch<'_>,
-    stop: &AtomicBool,
-    out: &mut Submitted,
-) -> Result<Vec<SpooledDoc>, LedgerError> {
-    ledger.in_transaction(|| choose(docs, n, exhausted, target, ledger, batch, stop, out))
 }
 
 /// Up to `n` documents to submit, marked in flight (in the caller's transaction).
