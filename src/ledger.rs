@@ -326,6 +326,20 @@ impl Ledger {
         }
     }
 
+    /// Runs `f`, a series of reads, in one read transaction: one consistent view, and
+    /// one lock for all of them instead of one per statement (validating a file looks
+    /// up each of its documents). Outside a transaction only; if the transaction cannot
+    /// begin, `f` still runs, each read on its own.
+    pub fn snapshot<T>(&self, f: impl FnOnce() -> T) -> T {
+        let began = self.conn.is_autocommit() && self.conn.execute_batch("BEGIN").is_ok();
+        let v = f();
+        if began {
+            // nothing was written: ending the read transaction cannot lose anything
+            let _ = self.conn.execute_batch("COMMIT");
+        }
+        v
+    }
+
     /// The time to record: the transaction's, or now.
     fn now(&self) -> String {
         self.stamp.borrow().clone().unwrap_or_else(now)
@@ -715,6 +729,30 @@ mod tests {
             .unwrap();
         assert!(l.document("m", "K1").unwrap().unwrap().updated > a);
         assert!(l.stamp.borrow().is_none());
+    }
+
+    #[test]
+    fn a_snapshot_reads_and_leaves_no_transaction_open() {
+        let d = tempfile::tempdir().unwrap();
+        let l = Ledger::open(&d.path().join("ledger.sqlite")).unwrap();
+        l.claim("m", "K1", "h", "f.csv", "r").unwrap();
+        let state = l.snapshot(|| l.document("m", "K1").unwrap().unwrap().state);
+        assert_eq!(state, DocState::InFlight);
+        assert!(l.conn.is_autocommit());
+        // inside a transaction it neither begins nor ends one
+        l.in_transaction(|| {
+            l.snapshot(|| assert!(!l.conn.is_autocommit()));
+            assert!(!l.conn.is_autocommit());
+            l.claim("m", "K2", "h", "f.csv", "r").map(|_| ())
+        })
+        .unwrap();
+        assert!(l.document("m", "K2").unwrap().is_some());
+        // a read-only ledger takes snapshots too
+        let r = Ledger::open_read_only(&d.path().join("ledger.sqlite"))
+            .unwrap()
+            .unwrap();
+        assert!(r.snapshot(|| r.document("m", "K2").unwrap().is_some()));
+        assert!(r.conn.is_autocommit());
     }
 
     #[test]

@@ -417,16 +417,19 @@ fn handle_file(
         }
     };
     let mut classify_doc = |d: &MappedDocument| classify(Some(ledger), mapping, d);
-    let mut check = check_file(
-        &claimed.path,
-        mapping,
-        Some(&mut spool),
-        CheckOptions {
-            run_id,
-            progress: &progress,
-            classify: &mut classify_doc,
-        },
-    );
+    // every document is looked up: in one read transaction
+    let mut check = ledger.snapshot(|| {
+        check_file(
+            &claimed.path,
+            mapping,
+            Some(&mut spool),
+            CheckOptions {
+                run_id,
+                progress: &progress,
+                classify: &mut classify_doc,
+            },
+        )
+    });
     bar.finish_and_clear();
     // The check ran on the file in processing/; reports name it as it arrived.
     check.name = claimed.name.clone();

@@ -124,16 +124,23 @@ pub fn dry_run(
         let progress = |b: u64| bar.set_position(b);
         let mut classify =
             |d: &crate::mapping::MappedDocument| super::run::classify(ledger.as_ref(), &mapping, d);
-        let mut check = check_file(
-            &path,
-            &mapping,
-            spool.as_mut(),
-            CheckOptions {
-                run_id: &run_id,
-                progress: &progress,
-                classify: &mut classify,
-            },
-        );
+        let mut check_it = || {
+            check_file(
+                &path,
+                &mapping,
+                spool.as_mut(),
+                CheckOptions {
+                    run_id: &run_id,
+                    progress: &progress,
+                    classify: &mut classify,
+                },
+            )
+        };
+        // every document is looked up: in one read transaction
+        let mut check = match &ledger {
+            Some(l) => l.snapshot(check_it),
+            None => check_it(),
+        };
         bar.finish_and_clear();
         let outcome = if check.is_clean() {
             Outcome::Valid
