@@ -329,6 +329,30 @@ fn index_newlines(b: &[u8], out: &mut Vec<u32>) {
     }
 }
 
+/// Whether `b` holds a `&` and whether it holds a `\r`, in one pass (eight bytes at a
+/// time: text events are short and many).
+#[inline]
+fn amp_and_cr(b: &[u8]) -> (bool, bool) {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = ONES << 7;
+    let zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
+    let (mut amp, mut cr) = (0u64, 0u64);
+    let mut chunks = b.chunks_exact(8);
+    for c in &mut chunks {
+        let w = u64::from_le_bytes(c.try_into().expect("8 bytes"));
+        amp |= zero(w ^ (ONES * u64::from(b'&')));
+        cr |= zero(w ^ (ONES * u64::from(b'\r')));
+    }
+    // the last bytes, padded with zeros (which are neither)
+    let rest = chunks.remainder();
+    let mut last = [0u8; 8];
+    last[..rest.len()].copy_from_slice(rest);
+    let w = u64::from_le_bytes(last);
+    amp |= zero(w ^ (ONES * u64::from(b'&')));
+    cr |= zero(w ^ (ONES * u64::from(b'\r')));
+    (amp != 0, cr != 0)
+}
+
 /// The buffered reader quick-xml reads from. It checks that the bytes are UTF-8 as it
 /// reads them, handing out the valid bytes before an invalid sequence and failing only
 /// when quick-xml reaches it (so that the error is raised inside the element that holds
@@ -364,7 +388,7 @@ impl<R: Read> LineCounter<R> {
     fn new(inner: R) -> Self {
         LineCounter {
             inner,
-            buf: vec![0; 64 * 1024].into_boxed_slice(),
+            buf: vec![0; 256 * 1024].into_boxed_slice(),
             pos: 0,
             valid: 0,
             end: 0,
@@ -697,6 +721,19 @@ impl RowBuf {
         }
     }
 
+    /// The value of `slot` is `text[start..]`, written there by a direct capture.
+    #[inline]
+    fn close(&mut self, slot: usize, start: u32, line: u64) {
+        if let Some(v) = self.vals.get_mut(slot) {
+            *v = SlotVal {
+                state: SET,
+                start,
+                end: self.text.len() as u32,
+                line,
+            };
+        }
+    }
+
     fn get(&self, slot: usize) -> Option<Cow<'_, str>> {
         let v = self.vals.get(slot)?;
         (v.state == SET)
@@ -739,6 +776,10 @@ struct Capture {
     slot: usize,
     depth: usize,
     own: bool,
+    /// The only capture: its text goes straight into its row's buffer, from `start`
+    /// on (see [`State::spill`]); else into `text`.
+    direct: bool,
+    start: u32,
     text: Vec<u8>,
     line: u64,
 }
@@ -762,8 +803,11 @@ struct RecordState {
 /// One open element.
 #[derive(Debug)]
 struct Level {
-    /// End of this element's `/name` in `State::names`.
-    name_end: usize,
+    /// The element's name: the mapping's name with this number (an element whose
+    /// name is one of the mapping's, unprefixed, is not copied), or, if `NO_ID`,
+    /// `State::names[previous level's name_end..name_end]`.
+    name: u32,
+    name_end: u32,
     line: u64,
     /// Bit k: this element matches the record path's steps up to k.
     rec: u64,
@@ -887,6 +931,8 @@ struct State {
     /// How many lines the last record had (to size the next one's).
     last_lines: usize,
     levels: Vec<Level>,
+    /// The names of the open elements that are not the mapping's, one after the other
+    /// (see `Level::name`); the element path is built from them only for a message.
     names: Vec<u8>,
     /// The paths alive at each open element (see `Level`), each with the `reach` it had
     /// before, to restore when the element closes.
@@ -898,6 +944,8 @@ struct State {
     /// The (path, step) pairs whose step is `*`.
     wild: Vec<(u32, u32)>,
     rec: Option<RecordState>,
+    /// The record that has just ended, until the event loop hands it out.
+    ready: Option<RawDocument>,
     captures: Vec<Capture>,
     /// Buffers of finished captures, for the next ones.
     spare: Vec<Vec<u8>>,
@@ -1037,16 +1085,19 @@ fn pump<C: Read, Rd: Events<Source = LineCounter<C>>>(
                 _ => st.start(&e, true, line, rd),
             },
             Ok(Event::End(_)) => Ok(st.end_element()),
-            Ok(Event::Text(t)) => st.text(&t, false, line).map(|_| None),
-            Ok(Event::CData(t)) => st.text(&t, true, line).map(|_| None),
-            Ok(Event::DocType(d)) => st.doctype(&d, line).map(|_| None),
+            Ok(Event::Text(t)) => st.text(&t, false, line).map(|_| false),
+            Ok(Event::CData(t)) => st.text(&t, true, line).map(|_| false),
+            Ok(Event::DocType(d)) => st.doctype(&d, line).map(|_| false),
             Ok(Event::Eof) => return Step::Eof(line),
-            Ok(Event::Decl(_) | Event::PI(_) | Event::Comment(_)) => Ok(None),
+            Ok(Event::Decl(_) | Event::PI(_) | Event::Comment(_)) => Ok(false),
             Err(e) => Err(st.xml_error(e, rd)),
         };
+        // (a finished record waits in `st.ready`: no event moves a document around)
         match step {
-            Ok(Some(doc)) => return Step::Document(doc),
-            Ok(None) => {}
+            Ok(true) => {
+                return Step::Document(st.ready.take().expect("a finished record"));
+            }
+            Ok(false) => {}
             Err(p) => return Step::Fatal(p),
         }
     }
@@ -1271,6 +1322,7 @@ impl<R: Read> XmlSource<R> {
                 by_name,
                 wild,
                 rec: None,
+                ready: None,
                 captures: Vec::new(),
                 spare: Vec::new(),
                 keys: KeyLog::new(),
@@ -1344,7 +1396,25 @@ impl<R: Read> DocumentSource for XmlSource<R> {
 impl State {
     /// The open elements as a path, `/Export/Invoice/Lines`.
     fn element_path(&self) -> Option<String> {
-        (!self.names.is_empty()).then(|| lossy(&self.names))
+        if self.levels.is_empty() {
+            return None;
+        }
+        let mut path = Vec::new();
+        for i in 0..self.levels.len() {
+            path.push(b'/');
+            path.extend_from_slice(self.level_name(i));
+        }
+        Some(lossy(&path))
+    }
+
+    /// The name of the open element `levels[i]`.
+    fn level_name(&self, i: usize) -> &[u8] {
+        let l = &self.levels[i];
+        if l.name != NO_ID {
+            return &self.ids.names[l.name as usize];
+        }
+        let start = i.checked_sub(1).map_or(0, |j| self.levels[j].name_end);
+        &self.names[start as usize..l.name_end as usize]
     }
 
     fn malformed(&self, line: u64, col: Option<u64>, what: &str, value: Option<String>) -> Problem {
@@ -1548,7 +1618,7 @@ impl State {
         empty: bool,
         line: u64,
         rd: &Rd,
-    ) -> Result<Option<RawDocument>, Problem> {
+    ) -> Result<bool, Problem> {
         let depth = self.levels.len() + 1;
         let qname = e.name();
         if self.root_closed {
@@ -1586,11 +1656,9 @@ impl State {
         // the element's name is looked up (and its namespace resolved) once, and only
         // when some path may match it
         let test = self.rec.is_none() || from < to;
-        let id = if test {
-            self.ids.get(local_part(qname.as_ref()))
-        } else {
-            NO_ID
-        };
+        let local = local_part(qname.as_ref());
+        let local_len = local.len();
+        let id = if test { self.ids.get(local) } else { NO_ID };
         let res = if test && self.uses_ns {
             rd.resolve_element(qname)
         } else {
@@ -1616,11 +1684,17 @@ impl State {
             starts_record = rec_bits & (1 << (n - 1)) != 0;
         }
 
-        self.names.push(b'/');
-        self.names.extend_from_slice(qname.as_ref());
+        // a name of the mapping is kept as its number, any other is copied
+        let name = if id != NO_ID && local_len == qname.as_ref().len() {
+            id
+        } else {
+            self.names.extend_from_slice(qname.as_ref());
+            NO_ID
+        };
         let alive_start = self.alive.len() as u32;
         self.levels.push(Level {
-            name_end: self.names.len(),
+            name,
+            name_end: self.names.len() as u32,
             line,
             rec: rec_bits,
             alive_start,
@@ -1679,7 +1753,7 @@ impl State {
         if empty {
             return Ok(self.end_element());
         }
-        Ok(None)
+        Ok(false)
     }
 
     /// Path `p` is alive at the element being opened, at `depth`.
@@ -1702,6 +1776,24 @@ impl State {
                 Some(&mut self.line)
             }
         }
+    }
+
+    /// Moves the text of a direct capture (there is at most one, and its text is at the
+    /// end of its row's buffer) into a buffer of its own, before anything else is
+    /// written into a row.
+    fn spill(&mut self) {
+        let Some(i) = self.captures.iter().position(|c| c.direct) else {
+            return;
+        };
+        let mut text = self.spare.pop().unwrap_or_default();
+        let (space, start) = (self.captures[i].space, self.captures[i].start as usize);
+        if let Some(b) = self.row_buf(space) {
+            text.extend_from_slice(&b.text[start..]);
+            b.text.truncate(start);
+        }
+        let c = &mut self.captures[i];
+        c.direct = false;
+        c.text = text;
     }
 
     /// Path `p` reaches element `e`.
@@ -1743,12 +1835,23 @@ impl State {
                 match &self.paths[p as usize].path.target {
                     Target::Element | Target::OwnText => {
                         let own = self.paths[p as usize].path.target == Target::OwnText;
-                        let text = self.spare.pop().unwrap_or_default();
+                        // the only capture writes into its row directly; a second one
+                        // takes the first one's text out of the row
+                        let direct = self.captures.is_empty();
+                        let (text, start) = if direct {
+                            let start = self.row_buf(space).map_or(0, |b| b.text.len() as u32);
+                            (Vec::new(), start)
+                        } else {
+                            self.spill();
+                            (self.spare.pop().unwrap_or_default(), 0)
+                        };
                         self.captures.push(Capture {
                             space,
                             slot,
                             depth,
                             own,
+                            direct,
+                            start,
                             text,
                             line,
                         });
@@ -1758,6 +1861,7 @@ impl State {
                     }
                     Target::Attr(test) => {
                         if let Some(v) = self.find_attr(e, test, rd, line)? {
+                            self.spill();
                             if let Some(b) = self.row_buf(space) {
                                 b.set(slot, v.as_bytes(), line);
                             }
@@ -1837,18 +1941,15 @@ impl State {
             };
             return Err(self.malformed(line, None, what, Some(shown.trim().to_string())));
         }
-        let has_amp = !cdata && raw.contains(&b'&');
+        let (amp, has_cr) = amp_and_cr(raw);
+        let has_amp = !cdata && amp;
         if self.captures.is_empty() && !has_amp {
             return Ok(());
         }
         let depth = self.levels.len();
-        if !has_amp && !raw.contains(&b'\r') {
+        if !has_amp && !has_cr {
             // the usual value: taken as it is (UTF-8, checked with its row)
-            for c in &mut self.captures {
-                if !c.own || c.depth == depth {
-                    c.text.extend_from_slice(raw);
-                }
-            }
+            self.append(raw, depth);
             return Ok(());
         }
         let s = String::from_utf8_lossy(raw);
@@ -1860,21 +1961,42 @@ impl State {
         } else {
             &s
         };
-        for c in &mut self.captures {
-            if !c.own || c.depth == depth {
-                c.text.extend_from_slice(text.as_bytes());
-            }
-        }
+        self.append(text.as_bytes(), depth);
         Ok(())
     }
 
-    /// Closes the innermost element; returns the document when it was a record.
-    fn end_element(&mut self) -> Option<RawDocument> {
+    /// Adds text (of an element at `depth`) to the captures that take it.
+    #[inline]
+    fn append(&mut self, text: &[u8], depth: usize) {
+        for c in &mut self.captures {
+            if !c.own || c.depth == depth {
+                if c.direct {
+                    let b = match c.space {
+                        Space::Header => &mut self.header,
+                        Space::Key => &mut self.key,
+                        Space::Line => &mut self.line,
+                    };
+                    b.text.extend_from_slice(text);
+                } else {
+                    c.text.extend_from_slice(text);
+                }
+            }
+        }
+    }
+
+    /// Closes the innermost element; true when it was a record (then in `ready`).
+    fn end_element(&mut self) -> bool {
         let depth = self.levels.len();
         let mut i = 0;
         while i < self.captures.len() {
             if self.captures[i].depth == depth {
                 let mut c = self.captures.swap_remove(i);
+                if c.direct {
+                    if let Some(b) = self.row_buf(c.space) {
+                        b.close(c.slot, c.start, c.line);
+                    }
+                    continue;
+                }
                 if let Some(b) = self.row_buf(c.space) {
                     b.set(c.slot, &c.text, c.line);
                 }
@@ -1886,14 +2008,16 @@ impl State {
                 i += 1;
             }
         }
-        let mut doc = None;
+        let mut done = false;
         if let Some(rec) = self.rec.as_mut() {
             if rec.current.as_ref().is_some_and(|l| l.depth == depth) {
                 let l = rec.current.take().expect("a current line");
                 rec.lines.push(self.line.row(l.line));
             }
             if rec.depth == depth {
-                doc = Some(self.finish_record());
+                let doc = self.finish_record();
+                self.ready = Some(doc);
+                done = true;
             }
         }
         if let Some(lvl) = self.levels.pop() {
@@ -1903,11 +2027,11 @@ impl State {
             self.alive.truncate(lvl.alive_start as usize);
         }
         self.names
-            .truncate(self.levels.last().map_or(0, |l| l.name_end));
+            .truncate(self.levels.last().map_or(0, |l| l.name_end as usize));
         if self.levels.is_empty() {
             self.root_closed = true;
         }
-        doc
+        done
     }
 
     fn record_name(&self) -> &str {
@@ -2002,12 +2126,7 @@ impl State {
 
     fn eof(&self, line: u64) -> Result<(), Problem> {
         if let Some(top) = self.levels.last() {
-            let start = self
-                .levels
-                .len()
-                .checked_sub(2)
-                .map_or(0, |i| self.levels[i].name_end);
-            let name = lossy(&self.names[start + 1..top.name_end]);
+            let name = lossy(self.level_name(self.levels.len() - 1));
             return Err(self.malformed(
                 top.line,
                 None,
@@ -2201,6 +2320,24 @@ mod tests {
         assert_eq!(h.get(3), Some("x<y z"));
         assert_eq!(h.get(4), Some(""), "an empty element is present and empty");
         assert_eq!(h.get(5), Some("1"));
+    }
+
+    #[test]
+    fn a_value_being_collected_is_kept_when_others_are_found_inside_it() {
+        // `.` is collected straight into the record's values until `B/@x`, `B` and the
+        // lines' values are found inside it; each value stays whole
+        let xml = b"<R><Doc>a<B x='7'>b</B>c<Ls><L>1<M>m</M></L><L>2</L></Ls>d</Doc></R>";
+        let s = slots(&[".", "B/@x", "B", "Ls"], &[".", "M"], &["B/@x"]);
+        let o = opts("/R/Doc", Some("Ls/L"), &[]);
+        let docs = read_with(xml, &o, &s).unwrap();
+        let h = &docs[0].header;
+        assert_eq!(h.get(0), Some("abc1m2d"));
+        assert_eq!(h.get(1), Some("7"));
+        assert_eq!(h.get(2), Some("b"));
+        assert_eq!(h.get(3), Some("1m2"));
+        let lines: Vec<_> = docs[0].lines.iter().map(|l| (l.get(0), l.get(1))).collect();
+        assert_eq!(lines, [(Some("1m"), Some("m")), (Some("2"), None)]);
+        both_readers(xml, &o, &s);
     }
 
     #[test]
