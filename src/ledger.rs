@@ -169,6 +169,19 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX documents_open ON documents(state, updated) WHERE state <> 'accepted';",
 ];
 
+/// Marks a document in flight, one more attempt: mapping, key, content hash, file,
+/// run, time.
+macro_rules! in_flight_upsert {
+    () => {
+        "INSERT INTO documents (mapping, key, content_hash, state, attempts, file, run_id, updated)
+         VALUES (?1, ?2, ?3, 'in_flight', 1, ?4, ?5, ?6)
+         ON CONFLICT (mapping, key) DO UPDATE SET
+           content_hash = excluded.content_hash, state = 'in_flight',
+           attempts = documents.attempts + 1, file = excluded.file,
+           run_id = excluded.run_id, updated = excluded.updated"
+    };
+}
+
 fn now() -> String {
     crate::report::timestamp(chrono::Utc::now())
 }
@@ -365,18 +378,11 @@ impl Ledger {
         file: &str,
         run_id: &str,
     ) -> Result<(), LedgerError> {
-        self.conn
-            .prepare_cached(
-                "INSERT INTO documents (mapping, key, content_hash, state, attempts, file, run_id, updated)
-                 VALUES (?1, ?2, ?3, 'in_flight', 1, ?4, ?5, ?6)
-                 ON CONFLICT (mapping, key) DO UPDATE SET
-                   content_hash = excluded.content_hash, state = 'in_flight',
-                   attempts = documents.attempts + 1, file = excluded.file,
-                   run_id = excluded.run_id, updated = excluded.updated",
-            )
-            .and_then(|mut st| st.execute(params![mapping, key, content_hash, file, run_id, self.now()]))
-            .map(|_| ())
-            .map_err(|e| self.sql(e))
+        self.upsert_in_flight(
+            in_flight_upsert!(),
+            [mapping, key, content_hash, file, run_id],
+        )
+        .map(|_| ())
     }
 
     /// Marks a document in flight unless the ledger has it accepted with the same
@@ -392,19 +398,26 @@ impl Ledger {
         file: &str,
         run_id: &str,
     ) -> Result<bool, LedgerError> {
+        self.upsert_in_flight(
+            concat!(
+                in_flight_upsert!(),
+                " WHERE NOT (documents.state = 'accepted'
+                            AND documents.content_hash = excluded.content_hash)"
+            ),
+            [mapping, key, content_hash, file, run_id],
+        )
+        .map(|changed| changed > 0)
+    }
+
+    /// Runs an [`in_flight_upsert!`] statement; the number of rows it changed.
+    fn upsert_in_flight(
+        &self,
+        sql: &str,
+        [mapping, key, hash, file, run_id]: [&str; 5],
+    ) -> Result<usize, LedgerError> {
         self.conn
-            .prepare_cached(
-                "INSERT INTO documents (mapping, key, content_hash, state, attempts, file, run_id, updated)
-                 VALUES (?1, ?2, ?3, 'in_flight', 1, ?4, ?5, ?6)
-                 ON CONFLICT (mapping, key) DO UPDATE SET
-                   content_hash = excluded.content_hash, state = 'in_flight',
-                   attempts = documents.attempts + 1, file = excluded.file,
-                   run_id = excluded.run_id, updated = excluded.updated
-                 WHERE NOT (documents.state = 'accepted'
-                            AND documents.content_hash = excluded.content_hash)",
-            )
-            .and_then(|mut st| st.execute(params![mapping, key, content_hash, file, run_id, self.now()]))
-            .map(|changed| changed > 0)
+            .prepare_cached(sql)
+            .and_then(|mut st| st.execute(params![mapping, key, hash, file, run_id, self.now()]))
             .map_err(|e| self.sql(e))
     }
 

@@ -78,26 +78,17 @@ fn submit_in_batches(
     let mut exhausted = false;
     let mut results: Vec<Sent> = Vec::with_capacity(per.min(1024));
     loop {
-        // Nothing is recorded as accepted before it is durable at the target.
-        flush_results(&mut results, target);
-        let chosen = ledger.in_transaction(|| {
-            for sent in results.drain(..) {
-                record(ledger, batch, sent, &mut out)?;
-            }
-            if exhausted || out.target_down || out.interrupted {
-                return Ok(Vec::new());
-            }
-            choose(
-                &mut docs,
-                per,
-                &mut exhausted,
-                target,
-                ledger,
-                batch,
-                stop,
-                &mut out,
-            )
-        })?;
+        let chosen = record_then_choose(
+            &mut results,
+            &mut docs,
+            per,
+            &mut exhausted,
+            target,
+            ledger,
+            batch,
+            stop,
+            &mut out,
+        )?;
         if chosen.is_empty() {
             return Ok(out);
         }
@@ -163,27 +154,22 @@ fn submit_threaded(
             loop {
                 // Record the answers and mark the next documents in flight: one commit.
                 let outstanding = shared.lock().outstanding;
-                let refill = outstanding <= half;
-                flush_results(&mut answered, target);
-                let chosen = ledger.in_transaction(|| {
-                    for sent in answered.drain(..) {
-                        record(ledger, batch, sent, &mut out)?;
-                    }
-                    let more = !exhausted && !out.target_down && !out.interrupted;
-                    if !(more && refill) {
-                        return Ok(Vec::new());
-                    }
-                    choose(
-                        &mut docs,
-                        window - outstanding,
-                        &mut exhausted,
-                        target,
-                        ledger,
-                        batch,
-                        stop,
-                        &mut out,
-                    )
-                })?;
+                let room = if outstanding <= half {
+                    window - outstanding
+                } else {
+                    0
+                };
+                let chosen = record_then_choose(
+                    &mut answered,
+                    &mut docs,
+                    room,
+                    &mut exhausted,
+                    target,
+                    ledger,
+                    batch,
+                    stop,
+                    &mut out,
+                )?;
                 if !chosen.is_empty() {
                     let mut q = shared.lock();
                     q.outstanding += chosen.len();
@@ -325,6 +311,35 @@ impl Shared<'_> {
         self.lock().closed = true;
         self.work.notify_all();
     }
+}
+
+/// Makes the answers durable at the target and records them, then marks up to `n`
+/// next documents in flight (none when `n` is 0, the documents are exhausted, the
+/// target is down or a stop came): one commit. Nothing is recorded as accepted before
+/// it is durable at the target, and no document is handed out before its mark is
+/// committed.
+#[allow(clippy::too_many_arguments)]
+fn record_then_choose(
+    answered: &mut Vec<Sent>,
+    docs: &mut impl Iterator<Item = std::io::Result<SpooledDoc>>,
+    n: usize,
+    exhausted: &mut bool,
+    target: &dyn Target,
+    ledger: &Ledger,
+    batch: &Batch<'_>,
+    stop: &AtomicBool,
+    out: &mut Submitted,
+) -> Result<Vec<SpooledDoc>, LedgerError> {
+    flush_results(answered, target);
+    ledger.in_transaction(|| {
+        for sent in answered.drain(..) {
+            record(ledger, batch, sent, out)?;
+        }
+        if n == 0 || *exhausted || out.target_down || out.interrupted {
+            return Ok(Vec::new());
+        }
+        choose(docs, n, exhausted, target, ledger, batch, stop, out)
+    })
 }
 
 /// Up to `n` documents to submit, marked in flight (in the caller's transaction).
