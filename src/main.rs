@@ -5,6 +5,11 @@ use clap::Parser;
 use erpdrop::cli::Cli;
 use std::process::ExitCode;
 
+/// mimalloc: memory freed by another thread than the one that took it (documents read
+/// ahead, payloads handed to HTTP workers) is cheap there (see Cargo.toml).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     erpdrop::ui::init_logging(&cli);
