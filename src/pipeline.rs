@@ -9,7 +9,7 @@ use crate::problem::{Code, Problem};
 use crate::problem_log::ProblemLog;
 use crate::source::csv::{CsvSource, Grouping};
 use crate::source::decode::Tap;
-use crate::source::{DocumentSource, SourceError};
+use crate::source::{DocumentSource, RawDocument, SourceError};
 use crate::spool::Spool;
 use chrono::{DateTime, Utc};
 use sha2::Digest;
@@ -126,7 +126,7 @@ pub fn check_file(
     path: &Path,
     mapping: &Mapping,
     mut spool: Option<&mut Spool>,
-    opts: CheckOptions<'_>,
+    mut opts: CheckOptions<'_>,
 ) -> FileCheck {
     let name = path
         .file_name()
@@ -148,7 +148,7 @@ pub fn check_file(
         started: Utc::now(),
         finished: Utc::now(),
     };
-    let mut tap = Tap::default();
+    let mut tap;
     let mut pass = Pass::Stream;
     loop {
         check.rows = 0;
@@ -166,78 +166,54 @@ pub fn check_file(
                 );
             }
         }
-        let mut again: Option<Pass> = None;
-        let shared = Rc::new(RefCell::new(Tap::default()));
-        let mut source = match open_source_for(mapping, path, shared.clone(), pass.clone()) {
-            Ok(s) => s,
-            Err(p) => {
+        // XML is read on a second thread while this one maps and validates: its parser
+        // costs about as much as the mapping (see [`ReadAhead`])
+        let ahead = mapping.source.format == SourceFormat::Xml && read_ahead_enabled();
+        let (flow, pass_tap) = std::thread::scope(|s| {
+            let shared = Rc::new(RefCell::new(Tap::default()));
+            let (mut source, producer): (Box<dyn DocumentSource>, _) = if ahead {
+                let (ra, handle) = ReadAhead::start(s, mapping, path, pass.clone());
+                (Box::new(ra), Some(handle))
+            } else {
+                match open_source_for(mapping, path, shared.clone(), pass.clone()) {
+                    Ok(src) => (src, None),
+                    Err(p) => return (Flow::Fatal(p), Tap::default()),
+                }
+            };
+            let flow = read_documents(
+                &mut *source,
+                mapping,
+                &name,
+                &pass,
+                &mut check,
+                spool.as_deref_mut(),
+                &mut opts,
+            );
+            (opts.progress)(source.bytes_read());
+            drop(source);
+            let t = match producer {
+                // a panic of the reader is this thread's, as if it had read the file
+                Some(h) => h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)),
+                None => std::mem::take(&mut *shared.borrow_mut()),
+            };
+            (flow, t)
+        });
+        tap = pass_tap;
+        let again = match flow {
+            Flow::Done => None,
+            Flow::Again(p) => Some(p),
+            Flow::Fatal(p) => {
                 check.problems.push(p);
                 check.fatal = true;
-                break;
+                None
+            }
+            Flow::SpoolError(e) => {
+                return fatal(
+                    check,
+                    Problem::file(Code::Io, None, format!("Cannot write the spool file: {e}")),
+                );
             }
         };
-        let mut n = 0u64;
-        while let Some(item) = source.next_document() {
-            match item {
-                Ok(raw) => {
-                    // a payload is built only where it goes somewhere
-                    let doc = mapping.map_document_with(&raw, &name, opts.run_id, spool.is_some());
-                    check.rows += doc.rows;
-                    check.documents += 1;
-                    if doc.is_valid() {
-                        match (opts.classify)(&doc) {
-                            Verdict::Take => {
-                                check.valid += 1;
-                                if let Some(s) = spool.as_deref_mut() {
-                                    if let Err(e) = s.push(&doc) {
-                                        return fatal(
-                                            check,
-                                            Problem::file(
-                                                Code::Io,
-                                                None,
-                                                format!("Cannot write the spool file: {e}"),
-                                            ),
-                                        );
-                                    }
-                                }
-                            }
-                            Verdict::AlreadyImported => {
-                                check.valid += 1;
-                                check.already_imported += 1;
-                            }
-                            Verdict::Reject(p) => {
-                                check.invalid += 1;
-                                check.problems.push(p);
-                            }
-                        }
-                    } else {
-                        check.invalid += 1;
-                        check.problems.extend(doc.problems);
-                    }
-                }
-                Err(SourceError::Ungrouped) if pass == Pass::Stream => {
-                    again = Some(Pass::Ungrouped);
-                    break;
-                }
-                Err(SourceError::Repeated(r)) if pass == Pass::Stream => {
-                    again = Some(Pass::Repeats(r));
-                    break;
-                }
-                Err(SourceError::Ungrouped | SourceError::Repeated(_)) => {}
-                Err(SourceError::Fatal(p)) => {
-                    check.problems.push(p);
-                    check.fatal = true;
-                    break;
-                }
-            }
-            n += 1;
-            if n.is_multiple_of(1024) {
-                (opts.progress)(source.bytes_read());
-            }
-        }
-        (opts.progress)(source.bytes_read());
-        drop(source);
-        tap = std::mem::take(&mut *shared.borrow_mut());
         match again {
             None => break,
             Some(p) => {
@@ -273,6 +249,170 @@ fn fatal(mut check: FileCheck, p: Problem) -> FileCheck {
     check.valid = 0;
     check.finished = Utc::now();
     check
+}
+
+/// How reading a file's documents ended.
+enum Flow {
+    /// The end of the file.
+    Done,
+    /// Read it again this way.
+    Again(Pass),
+    /// The file cannot be used.
+    Fatal(Problem),
+    /// The spool file could not be written.
+    SpoolError(std::io::Error),
+}
+
+/// Maps, validates, classifies and spools the documents of one pass.
+fn read_documents(
+    source: &mut dyn DocumentSource,
+    mapping: &Mapping,
+    name: &str,
+    pass: &Pass,
+    check: &mut FileCheck,
+    mut spool: Option<&mut Spool>,
+    opts: &mut CheckOptions<'_>,
+) -> Flow {
+    let mut n = 0u64;
+    while let Some(item) = source.next_document() {
+        match item {
+            Ok(raw) => {
+                // a payload is built only where it goes somewhere
+                let doc = mapping.map_document_with(&raw, name, opts.run_id, spool.is_some());
+                drop(raw);
+                check.rows += doc.rows;
+                check.documents += 1;
+                if doc.is_valid() {
+                    match (opts.classify)(&doc) {
+                        Verdict::Take => {
+                            check.valid += 1;
+                            if let Some(s) = spool.as_deref_mut() {
+                                if let Err(e) = s.push(&doc) {
+                                    return Flow::SpoolError(e);
+                                }
+                            }
+                        }
+                        Verdict::AlreadyImported => {
+                            check.valid += 1;
+                            check.already_imported += 1;
+                        }
+                        Verdict::Reject(p) => {
+                            check.invalid += 1;
+                            check.problems.push(p);
+                        }
+                    }
+                } else {
+                    check.invalid += 1;
+                    check.problems.extend(doc.problems);
+                }
+            }
+            Err(SourceError::Ungrouped) if *pass == Pass::Stream => {
+                return Flow::Again(Pass::Ungrouped);
+            }
+            Err(SourceError::Repeated(r)) if *pass == Pass::Stream => {
+                return Flow::Again(Pass::Repeats(r));
+            }
+            Err(SourceError::Ungrouped | SourceError::Repeated(_)) => {}
+            Err(SourceError::Fatal(p)) => return Flow::Fatal(p),
+        }
+        n += 1;
+        if n.is_multiple_of(1024) {
+            (opts.progress)(source.bytes_read());
+        }
+    }
+    Flow::Done
+}
+
+/// `ERPDROP_READ_AHEAD=0` reads XML on the checking thread (for tests that compare).
+fn read_ahead_enabled() -> bool {
+    std::env::var_os("ERPDROP_READ_AHEAD").is_none_or(|v| v != "0")
+}
+
+/// Documents per hand-over between the reading and the checking thread, and hand-overs
+/// that may wait: at most `AHEAD_BATCH x (AHEAD_QUEUE + 2)` documents in memory.
+const AHEAD_BATCH: usize = 64;
+const AHEAD_QUEUE: usize = 2;
+
+struct Chunk {
+    docs: Vec<Result<RawDocument, SourceError>>,
+    /// Bytes of the file read when the chunk was handed over.
+    bytes: u64,
+}
+
+/// A source read on another thread: it opens the source there, reads documents in
+/// chunks and hands them over through a short queue; this side gives them out one by
+/// one. The reader stops at the end of the file, at a fatal problem, or when this side
+/// is dropped; it returns its [`Tap`] (bytes read and their hash) when joined.
+struct ReadAhead {
+    rx: std::sync::mpsc::Receiver<Chunk>,
+    current: std::vec::IntoIter<Result<RawDocument, SourceError>>,
+    bytes: u64,
+}
+
+impl ReadAhead {
+    fn start<'scope, 'env: 'scope>(
+        s: &'scope std::thread::Scope<'scope, 'env>,
+        mapping: &'env Mapping,
+        path: &'env Path,
+        pass: Pass,
+    ) -> (ReadAhead, std::thread::ScopedJoinHandle<'scope, Tap>) {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Chunk>(AHEAD_QUEUE);
+        let handle = s.spawn(move || {
+            let shared = Rc::new(RefCell::new(Tap::default()));
+            let mut source = match open_source_for(mapping, path, shared.clone(), pass) {
+                Ok(src) => src,
+                Err(p) => {
+                    let _ = tx.send(Chunk {
+                        docs: vec![Err(SourceError::Fatal(p))],
+                        bytes: 0,
+                    });
+                    return Tap::default();
+                }
+            };
+            let mut docs = Vec::with_capacity(AHEAD_BATCH);
+            loop {
+                let item = source.next_document();
+                let end = matches!(item, None | Some(Err(SourceError::Fatal(_))));
+                docs.extend(item);
+                if end || docs.len() >= AHEAD_BATCH {
+                    let chunk = Chunk {
+                        docs: std::mem::replace(&mut docs, Vec::with_capacity(AHEAD_BATCH)),
+                        bytes: source.bytes_read(),
+                    };
+                    let gone = tx.send(chunk).is_err();
+                    if end || gone {
+                        break;
+                    }
+                }
+            }
+            drop(source);
+            let tap = std::mem::take(&mut *shared.borrow_mut());
+            tap
+        });
+        let ra = ReadAhead {
+            rx,
+            current: Vec::new().into_iter(),
+            bytes: 0,
+        };
+        (ra, handle)
+    }
+}
+
+impl DocumentSource for ReadAhead {
+    fn next_document(&mut self) -> Option<Result<RawDocument, SourceError>> {
+        loop {
+            if let Some(d) = self.current.next() {
+                return Some(d);
+            }
+            let chunk = self.rx.recv().ok()?;
+            self.bytes = chunk.bytes;
+            self.current = chunk.docs.into_iter();
+        }
+    }
+
+    fn bytes_read(&self) -> u64 {
+        self.bytes
+    }
 }
 
 /// The file's sha256: what the reader hashed, plus whatever it did not reach.

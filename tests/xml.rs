@@ -605,3 +605,108 @@ fn check_reports_a_bad_xml_path_before_any_file_arrives() {
     assert!(out.stderr.contains("mappings/x.toml"), "{}", out.stderr);
     assert!(out.stderr.contains("Lines/Line[2]"), "{}", out.stderr);
 }
+
+/// What `validate --json --report --emit` says and writes, without run ids and times.
+fn validate_outputs(t: &TestDir, env: &[(&str, &str)], file: &str) -> Vec<(String, String)> {
+    let _ = std::fs::remove_dir_all(t.join("rep"));
+    let _ = std::fs::remove_dir_all(t.join("out"));
+    let mut cmd = t.cmd();
+    cmd.args([
+        "--json", "validate", "--report", "rep", "--emit", "out", file,
+    ]);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let o = cmd.output().unwrap();
+    let scrub = |s: &str| -> String {
+        let re = regex::Regex::new(r#""(run_id|started|finished)": ?"[^"]*""#).unwrap();
+        re.replace_all(s, r#""$1": "-""#).into_owned()
+    };
+    let mut all = vec![
+        ("exit".to_string(), format!("{:?}", o.status.code())),
+        (
+            "stdout".to_string(),
+            scrub(&String::from_utf8_lossy(&o.stdout)),
+        ),
+    ];
+    for dir in ["rep", "out"] {
+        for name in t.ls(dir) {
+            let rel = format!("{dir}/{name}");
+            all.push((rel.clone(), scrub(&t.read(&rel))));
+        }
+    }
+    all
+}
+
+#[test]
+fn reading_ahead_on_a_second_thread_changes_nothing() {
+    // XML is parsed on a second thread while the first maps and validates; the
+    // results must be those of one thread, whatever the file: errors, a second pass
+    // for keys that repeat far apart, a file broken in the middle, many chunks
+    let t = TestDir::new();
+    t.copy_from_repo("fixtures/xml/invoices");
+    let good = fixture_invoices();
+    let mut big = String::new();
+    let (head, rest) = good.split_at(good.find("<Invoice ").unwrap());
+    let (records, tail) = rest.split_at(rest.rfind("</Invoice>").unwrap() + "</Invoice>".len());
+    big.push_str(head);
+    for i in 0..120 {
+        big.push_str(&records.replace("id=\"", &format!("id=\"{i:03}-")));
+    }
+    big.push_str(tail);
+    let broken = big[..big.len() * 2 / 3].to_string();
+    let bad_values = big.replacen("<Quantity unit=\"EA\">", "<Quantity unit=\"EA\">x", 3);
+    // the first invoice again at the end: a duplicate found late (a second pass when
+    // the key window is small)
+    let first = &records[..records.find("</Invoice>").unwrap() + "</Invoice>".len()];
+    let repeated = big.replacen(
+        tail,
+        &format!("{}{tail}", first.replace("id=\"", "id=\"000-")),
+        1,
+    );
+    let files = [
+        ("good.xml", good.clone(), "valid"),
+        ("big.xml", big.clone(), "valid"),
+        ("broken.xml", broken, "malformed"),
+        ("bad_values.xml", bad_values, "type"),
+        ("repeated.xml", repeated, "duplicate"),
+    ];
+    for (name, text, expect) in &files {
+        let rel = format!("drop/inbox/InvoiceExport_{name}");
+        t.write(&rel, text);
+        for window in [None, Some("4")] {
+            let mut env = vec![];
+            if let Some(w) = window {
+                env.push(("ERPDROP_KEY_WINDOW", w));
+            }
+            let one = validate_outputs(
+                &t,
+                &[env.clone(), vec![("ERPDROP_READ_AHEAD", "0")]].concat(),
+                &rel,
+            );
+            let two = validate_outputs(&t, &env, &rel);
+            assert_eq!(one, two, "{name}, key window {window:?}");
+            // and the case is the one meant
+            let summary: Value = serde_json::from_str(&two[1].1).unwrap();
+            let f = &summary["files"][0];
+            if *expect == "valid" {
+                assert_eq!(f["outcome"], "valid", "{name}: {f:#}");
+                if *name == "big.xml" {
+                    // many hand-overs between the threads
+                    assert!(t.ls("out").len() > 3 * 64, "{}", t.ls("out").len());
+                }
+            } else {
+                let rep = two
+                    .iter()
+                    .find(|(k, _)| k.ends_with(".errors.json"))
+                    .unwrap();
+                assert!(
+                    rep.1.contains(&format!("\"code\": \"{expect}\"")),
+                    "{name}: {}",
+                    rep.1
+                );
+            }
+        }
+        std::fs::remove_file(t.join(&rel)).unwrap();
+    }
+}
