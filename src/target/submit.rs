@@ -10,7 +10,7 @@
 //! submit while this thread keeps the ledger (SQLite is used from one thread only).
 
 use super::{DocContext, SubmitOutcome, Target};
-use crate::ledger::{DocState, Ledger, LedgerError};
+use crate::ledger::{DocState, DocWriter, Ledger, LedgerError};
 use crate::problem::{quote, with_location, Code, Problem, Stage};
 use crate::report::AcceptedDoc;
 use crate::spool::SpooledDoc;
@@ -74,6 +74,7 @@ fn submit_in_batches(
     stop: &AtomicBool,
 ) -> Result<Submitted, LedgerError> {
     let mut out = Submitted::default();
+    let mut w = ledger.doc_writer()?;
     let per = target.batch_size().max(1);
     let mut exhausted = false;
     let mut results: Vec<Sent> = Vec::with_capacity(per.min(1024));
@@ -84,7 +85,7 @@ fn submit_in_batches(
             per,
             &mut exhausted,
             target,
-            ledger,
+            &mut w,
             batch,
             stop,
             &mut out,
@@ -130,9 +131,10 @@ fn submit_threaded(
     stop: &AtomicBool,
 ) -> Result<Submitted, LedgerError> {
     let mut out = Submitted::default();
+    let mut w = ledger.doc_writer()?;
     let workers = target.concurrency().max(1);
     // documents marked in flight and handed to the workers, not yet recorded
-    let window = (workers * 16).max(64);
+    let window = (workers * 32).max(64);
     let half = window / 2;
     let shared = Shared {
         queue: Mutex::new(Queue::default()),
@@ -165,7 +167,7 @@ fn submit_threaded(
                     room,
                     &mut exhausted,
                     target,
-                    ledger,
+                    &mut w,
                     batch,
                     stop,
                     &mut out,
@@ -194,7 +196,7 @@ fn submit_threaded(
                 }
                 let more = !exhausted && !out.target_down && !out.interrupted;
                 if outstanding == 0 && !more {
-                    return settle(answered, target, ledger, batch, &mut out);
+                    return settle(answered, target, &mut w, batch, &mut out);
                 }
             }
         })();
@@ -325,20 +327,21 @@ fn record_then_choose(
     n: usize,
     exhausted: &mut bool,
     target: &dyn Target,
-    ledger: &Ledger,
+    w: &mut DocWriter<'_>,
     batch: &Batch<'_>,
     stop: &AtomicBool,
     out: &mut Submitted,
 ) -> Result<Vec<SpooledDoc>, LedgerError> {
     flush_results(answered, target);
+    let ledger = w.ledger;
     ledger.in_transaction(|| {
         for sent in answered.drain(..) {
-            record(ledger, batch, sent, out)?;
+            record(w, batch, sent, out)?;
         }
         if n == 0 || *exhausted || out.target_down || out.interrupted {
             return Ok(Vec::new());
         }
-        choose(docs, n, exhausted, target, ledger, batch, stop, out)
+        choose(docs, n, exhausted, target, w, batch, stop, out)
     })
 }
 
@@ -349,7 +352,7 @@ fn choose(
     n: usize,
     exhausted: &mut bool,
     target: &dyn Target,
-    ledger: &Ledger,
+    w: &mut DocWriter<'_>,
     batch: &Batch<'_>,
     stop: &AtomicBool,
     out: &mut Submitted,
@@ -360,7 +363,7 @@ fn choose(
             *exhausted = true;
             break;
         };
-        match next_to_send(doc, target, ledger, batch, stop, out)? {
+        match next_to_send(doc, target, w, batch, stop, out)? {
             Some(d) => chosen.push(d),
             None if out.target_down || out.interrupted => break,
             None => {}
@@ -369,12 +372,33 @@ fn choose(
     Ok(chosen)
 }
 
+/// The spooled document, unless a stop came (`interrupted`) or the spool cannot be
+/// read (the run stops as if the target were down).
+fn readable(
+    doc: std::io::Result<SpooledDoc>,
+    stop: &AtomicBool,
+    out: &mut Submitted,
+) -> Option<SpooledDoc> {
+    if stop.load(Ordering::SeqCst) {
+        out.interrupted = true;
+        return None;
+    }
+    match doc {
+        Ok(d) => Some(d),
+        Err(e) => {
+            tracing::error!("cannot read the spool file: {e}");
+            out.target_down = true;
+            None
+        }
+    }
+}
+
 /// Makes the submitted documents durable at the target (`flush`), then records their
 /// outcomes in one commit: nothing is recorded as accepted before it is delivered.
 fn settle(
     mut results: Vec<Sent>,
     target: &dyn Target,
-    ledger: &Ledger,
+    w: &mut DocWriter<'_>,
     batch: &Batch<'_>,
     out: &mut Submitted,
 ) -> Result<(), LedgerError> {
@@ -382,9 +406,10 @@ fn settle(
         return Ok(());
     }
     flush_results(&mut results, target);
+    let ledger = w.ledger;
     ledger.in_transaction(|| {
         for r in results {
-            record(ledger, batch, r, out)?;
+            record(w, batch, r, out)?;
         }
         Ok(())
     })
@@ -411,27 +436,18 @@ fn flush_results(results: &mut [Sent], target: &dyn Target) {
 fn next_to_send(
     doc: std::io::Result<SpooledDoc>,
     target: &dyn Target,
-    ledger: &Ledger,
+    w: &mut DocWriter<'_>,
     batch: &Batch<'_>,
     stop: &AtomicBool,
     out: &mut Submitted,
 ) -> Result<Option<SpooledDoc>, LedgerError> {
-    if stop.load(Ordering::SeqCst) {
-        out.interrupted = true;
+    let Some(doc) = readable(doc, stop, out) else {
         return Ok(None);
-    }
-    let doc = match doc {
-        Ok(d) => d,
-        Err(e) => {
-            tracing::error!("cannot read the spool file: {e}");
-            out.target_down = true;
-            return Ok(None);
-        }
     };
     let mapping = batch.ctx.mapping;
     if !target.checks_delivery() {
         // one statement: marked in flight unless already accepted with this content
-        if ledger.claim(
+        if w.claim(
             mapping,
             &doc.key,
             &doc.content_hash,
@@ -443,6 +459,7 @@ fn next_to_send(
         out.already_imported += 1;
         return Ok(None);
     }
+    let ledger = w.ledger;
     if let Some(rec) = ledger.document(mapping, &doc.key)? {
         if rec.content_hash == doc.content_hash {
             if rec.state == DocState::Accepted {
@@ -452,7 +469,7 @@ fn next_to_send(
             if rec.state == DocState::InFlight && target.already_there(&batch.ctx, &doc) {
                 // A dead run delivered it and the target has it: settle it. It was
                 // imported before this run, so it counts as already imported.
-                ledger.mark_outcome(
+                w.mark_outcome(
                     mapping,
                     &doc.key,
                     DocState::Accepted,
@@ -476,7 +493,7 @@ fn next_to_send(
 }
 
 fn record(
-    ledger: &Ledger,
+    w: &mut DocWriter<'_>,
     batch: &Batch<'_>,
     sent: Sent,
     out: &mut Submitted,
@@ -484,7 +501,7 @@ fn record(
     let mapping = batch.ctx.mapping;
     match sent.outcome {
         SubmitOutcome::Accepted { id } => {
-            ledger.mark_outcome(
+            w.mark_outcome(
                 mapping,
                 &sent.key,
                 DocState::Accepted,
@@ -500,7 +517,7 @@ fn record(
             });
         }
         SubmitOutcome::Rejected { status, message } => {
-            ledger.mark_outcome(
+            w.mark_outcome(
                 mapping,
                 &sent.key,
                 DocState::Rejected,
@@ -524,7 +541,7 @@ fn record(
         }
         SubmitOutcome::Unavailable { message } => {
             // Left in flight: the next run resends it with the same idempotency key.
-            ledger.mark_outcome(
+            w.mark_outcome(
                 mapping,
                 &sent.key,
                 DocState::InFlight,
