@@ -106,10 +106,10 @@ impl Iterator for SpoolReader {
         }
         self.left -= 1;
         let mut read = || -> io::Result<SpooledDoc> {
-            let key = String::from_utf8_lossy(&read_chunk(&mut self.file)?).into_owned();
+            let key = text(read_chunk(&mut self.file)?);
             let mut line = [0u8; 8];
             self.file.read_exact(&mut line)?;
-            let content_hash = String::from_utf8_lossy(&read_chunk(&mut self.file)?).into_owned();
+            let content_hash = text(read_chunk(&mut self.file)?);
             let body = read_chunk(&mut self.file)?;
             Ok(SpooledDoc {
                 key,
@@ -125,6 +125,12 @@ impl Iterator for SpoolReader {
 fn write_chunk<W: Write>(w: &mut W, bytes: &[u8]) -> io::Result<()> {
     w.write_all(&(bytes.len() as u64).to_le_bytes())?;
     w.write_all(bytes)
+}
+
+/// A chunk as text: the spool holds what erpdrop wrote, UTF-8, so this takes the bytes
+/// without a copy.
+fn text(bytes: Vec<u8>) -> String {
+    String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 fn read_chunk<R: Read>(r: &mut R) -> io::Result<Vec<u8>> {
