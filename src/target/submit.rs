@@ -34,6 +34,19 @@ pub struct Submitted {
     pub interrupted: bool,
 }
 
+/// Payload bytes a submission holds at most (documents chosen and not yet answered),
+/// beside its count of documents: a file of very large documents must not multiply
+/// its memory by the window.
+const WINDOW_BYTES: usize = 8 << 20;
+
+/// How many more documents may be chosen: a count and a payload budget (at least one
+/// document is always chosen, however large).
+#[derive(Debug, Clone, Copy)]
+struct Room {
+    docs: usize,
+    bytes: usize,
+}
+
 /// Who is submitting: mapping, file and run, for the ledger.
 pub struct Batch<'a> {
     pub ctx: DocContext<'a>,
@@ -82,7 +95,10 @@ fn submit_in_batches(
         let chosen = record_then_choose(
             &mut results,
             &mut docs,
-            per,
+            Room {
+                docs: per,
+                bytes: WINDOW_BYTES,
+            },
             &mut exhausted,
             target,
             &mut w,
@@ -155,11 +171,17 @@ fn submit_threaded(
             let mut answered: Vec<Sent> = Vec::new();
             loop {
                 // Record the answers and mark the next documents in flight: one commit.
-                let outstanding = shared.lock().outstanding;
-                let room = if outstanding <= half {
-                    window - outstanding
+                let (outstanding, bytes) = {
+                    let q = shared.lock();
+                    (q.outstanding, q.bytes)
+                };
+                let room = if outstanding <= half && bytes <= WINDOW_BYTES / 2 {
+                    Room {
+                        docs: window - outstanding,
+                        bytes: WINDOW_BYTES - bytes,
+                    }
                 } else {
-                    0
+                    Room { docs: 0, bytes: 0 }
                 };
                 let chosen = record_then_choose(
                     &mut answered,
@@ -175,6 +197,7 @@ fn submit_threaded(
                 if !chosen.is_empty() {
                     let mut q = shared.lock();
                     q.outstanding += chosen.len();
+                    q.bytes += chosen.iter().map(|d| d.body.len()).sum::<usize>();
                     q.jobs.extend(chosen);
                     drop(q);
                     shared.work.notify_all();
@@ -182,8 +205,7 @@ fn submit_threaded(
                 let more = !exhausted && !out.target_down && !out.interrupted;
                 // once the target is down or a stop came, only the last answers matter
                 let quiet = !more || shared.down.load(Ordering::SeqCst);
-                let (results, outstanding) =
-                    shared.wait_for_answers(if more { half } else { 0 }, quiet);
+                let (results, outstanding) = shared.wait_for_answers(more, quiet);
                 for r in results {
                     match r {
                         Some(sent) => answered.push(sent),
@@ -229,10 +251,25 @@ struct Queue {
     results: Vec<Option<Sent>>,
     /// Jobs queued or being submitted.
     outstanding: usize,
+    /// Their payload bytes.
+    bytes: usize,
     /// No more jobs: the workers leave.
     closed: bool,
-    /// The ledger thread is waiting for `outstanding` to fall to this or below.
-    wake_at: usize,
+    /// The ledger thread waits for room for more documents (`true`), or for everything
+    /// to be answered.
+    wants_room: bool,
+}
+
+impl Queue {
+    /// What the ledger thread waits for: room to choose more documents (half the
+    /// window free, by count and by bytes), or nothing outstanding.
+    fn room_or_done(&self, half: usize) -> bool {
+        if self.wants_room {
+            self.outstanding <= half && self.bytes <= WINDOW_BYTES / 2
+        } else {
+            self.outstanding == 0
+        }
+    }
 }
 
 impl Shared<'_> {
@@ -256,6 +293,7 @@ impl Shared<'_> {
                     q = self.work.wait(q).unwrap_or_else(|e| e.into_inner());
                 }
             };
+            let size = doc.body.len();
             let result = if self.down.load(Ordering::SeqCst) || self.stop.load(Ordering::SeqCst) {
                 None
             } else {
@@ -272,7 +310,8 @@ impl Shared<'_> {
             let mut q = self.lock();
             q.results.push(result);
             q.outstanding -= 1;
-            let wake = q.outstanding <= q.wake_at
+            q.bytes -= size;
+            let wake = q.room_or_done(self.half)
                 || q.results.len() >= self.half
                 || self.down.load(Ordering::SeqCst)
                 || self.stop.load(Ordering::SeqCst);
@@ -283,15 +322,15 @@ impl Shared<'_> {
         }
     }
 
-    /// Waits until there is something to do: what is outstanding is down to `wake_at`,
-    /// half a window of answers waits, or (unless `quiet`: the ledger thread knows
-    /// already) the target is down or a stop came. Returns the answers and what is
-    /// still outstanding.
-    fn wait_for_answers(&self, wake_at: usize, quiet: bool) -> (Vec<Option<Sent>>, usize) {
+    /// Waits until there is something to do: room to choose more documents (when
+    /// `more` are to come) or nothing outstanding, half a window of answers, or (unless
+    /// `quiet`: the ledger thread knows already) the target down or a stop. Returns the
+    /// answers and what is still outstanding.
+    fn wait_for_answers(&self, more: bool, quiet: bool) -> (Vec<Option<Sent>>, usize) {
         let mut q = self.lock();
-        q.wake_at = wake_at;
+        q.wants_room = more;
         loop {
-            let ready = q.outstanding <= wake_at
+            let ready = q.room_or_done(self.half)
                 || q.results.len() >= self.half
                 || (!quiet
                     && (self.down.load(Ordering::SeqCst) || self.stop.load(Ordering::SeqCst)));
@@ -315,16 +354,16 @@ impl Shared<'_> {
     }
 }
 
-/// Makes the answers durable at the target and records them, then marks up to `n`
-/// next documents in flight (none when `n` is 0, the documents are exhausted, the
-/// target is down or a stop came): one commit. Nothing is recorded as accepted before
-/// it is durable at the target, and no document is handed out before its mark is
-/// committed.
+/// Makes the answers durable at the target and records them, then marks as many next
+/// documents in flight as there is `room` for (none when there is none, the documents
+/// are exhausted, the target is down or a stop came): one commit. Nothing is recorded
+/// as accepted before it is durable at the target, and no document is handed out
+/// before its mark is committed.
 #[allow(clippy::too_many_arguments)]
 fn record_then_choose(
     answered: &mut Vec<Sent>,
     docs: &mut impl Iterator<Item = std::io::Result<SpooledDoc>>,
-    n: usize,
+    room: Room,
     exhausted: &mut bool,
     target: &dyn Target,
     w: &mut DocWriter<'_>,
@@ -338,18 +377,19 @@ fn record_then_choose(
         for sent in answered.drain(..) {
             record(w, batch, sent, out)?;
         }
-        if n == 0 || *exhausted || out.target_down || out.interrupted {
+        if room.docs == 0 || *exhausted || out.target_down || out.interrupted {
             return Ok(Vec::new());
         }
-        choose(docs, n, exhausted, target, w, batch, stop, out)
+        choose(docs, room, exhausted, target, w, batch, stop, out)
     })
 }
 
-/// Up to `n` documents to submit, marked in flight (in the caller's transaction).
+/// Documents to submit, as many as there is `room` for, marked in flight (in the
+/// caller's transaction).
 #[allow(clippy::too_many_arguments)]
 fn choose(
     docs: &mut impl Iterator<Item = std::io::Result<SpooledDoc>>,
-    n: usize,
+    room: Room,
     exhausted: &mut bool,
     target: &dyn Target,
     w: &mut DocWriter<'_>,
@@ -357,14 +397,18 @@ fn choose(
     stop: &AtomicBool,
     out: &mut Submitted,
 ) -> Result<Vec<SpooledDoc>, LedgerError> {
-    let mut chosen = Vec::with_capacity(n.min(1024));
-    while chosen.len() < n {
+    let mut chosen = Vec::with_capacity(room.docs.min(1024));
+    let mut bytes = 0;
+    while chosen.len() < room.docs && (chosen.is_empty() || bytes < room.bytes) {
         let Some(doc) = docs.next() else {
             *exhausted = true;
             break;
         };
         match next_to_send(doc, target, w, batch, stop, out)? {
-            Some(d) => chosen.push(d),
+            Some(d) => {
+                bytes += d.body.len();
+                chosen.push(d);
+            }
             None if out.target_down || out.interrupted => break,
             None => {}
         }
@@ -556,4 +600,109 @@ fn record(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A target that accepts everything and cannot tell what it already has.
+    struct Sink;
+
+    impl Target for Sink {
+        fn submit(&self, _: &DocContext<'_>, _: &SpooledDoc) -> SubmitOutcome {
+            SubmitOutcome::Accepted { id: None }
+        }
+        fn already_there(&self, _: &DocContext<'_>, _: &SpooledDoc) -> bool {
+            false
+        }
+        fn checks_delivery(&self) -> bool {
+            false
+        }
+    }
+
+    fn docs(
+        prefix: &'static str,
+        n: usize,
+        size: usize,
+    ) -> impl Iterator<Item = std::io::Result<SpooledDoc>> {
+        (0..n).map(move |i| {
+            Ok(SpooledDoc {
+                key: format!("{prefix}{i}"),
+                line: i as u64 + 2,
+                content_hash: format!("h{i}"),
+                body: vec![b'x'; size],
+            })
+        })
+    }
+
+    #[test]
+    fn documents_are_chosen_by_count_and_by_payload_bytes() {
+        let d = tempfile::tempdir().unwrap();
+        let ledger = Ledger::open(&d.path().join("ledger.sqlite")).unwrap();
+        let mut w = ledger.doc_writer().unwrap();
+        let batch = Batch {
+            ctx: DocContext {
+                mapping: "m",
+                document_type: "d",
+            },
+            file: "f.csv",
+            run_id: "r",
+        };
+        let stop = AtomicBool::new(false);
+        let mut pick = |docs: &mut dyn Iterator<Item = std::io::Result<SpooledDoc>>, room: Room| {
+            let mut out = Submitted::default();
+            let mut exhausted = false;
+            let chosen = ledger
+                .in_transaction(|| {
+                    choose(
+                        &mut &mut *docs,
+                        room,
+                        &mut exhausted,
+                        &Sink,
+                        &mut w,
+                        &batch,
+                        &stop,
+                        &mut out,
+                    )
+                })
+                .unwrap();
+            chosen.iter().map(|d| d.key.clone()).collect::<Vec<_>>()
+        };
+        // small documents: the count decides
+        let mut small = docs("S", 100, 1_000);
+        let got = pick(
+            &mut small,
+            Room {
+                docs: 10,
+                bytes: WINDOW_BYTES,
+            },
+        );
+        assert_eq!(got.len(), 10);
+        // large ones: the bytes decide (the budget is passed by the last one taken)
+        let mut large = docs("L", 100, 3 << 20);
+        let got = pick(
+            &mut large,
+            Room {
+                docs: 100,
+                bytes: 8 << 20,
+            },
+        );
+        assert_eq!(got, ["L0", "L1", "L2"]);
+        // and the next ones follow where it stopped
+        let got = pick(
+            &mut large,
+            Room {
+                docs: 100,
+                bytes: 1,
+            },
+        );
+        assert_eq!(got, ["L3"], "at least one document, however large");
+        // each chosen document is in flight in the ledger
+        assert_eq!(
+            ledger.document("m", "L3").unwrap().unwrap().state,
+            DocState::InFlight
+        );
+        assert!(ledger.document("m", "L4").unwrap().is_none());
+    }
 }
