@@ -382,68 +382,14 @@ impl Ledger {
             .map_err(|e| self.sql(e))
     }
 
-    /// Marks a document in flight (one more attempt) before it is submitted.
-    pub fn mark_in_flight(
-        &self,
-        mapping: &str,
-        key: &str,
-        content_hash: &str,
-        file: &str,
-        run_id: &str,
-    ) -> Result<(), LedgerError> {
-        self.conn
-            .prepare_cached(in_flight_upsert!())
-            .and_then(|mut st| {
-                st.execute(params![
-                    mapping,
-                    key,
-                    content_hash,
-                    file,
-                    run_id,
-                    self.now()
-                ])
-            })
-            .map(|_| ())
-            .map_err(|e| self.sql(e))
-    }
-
-    /// Marks a document in flight unless the ledger has it accepted with the same
-    /// content: one statement instead of [`document`](Ledger::document) and
-    /// [`mark_in_flight`](Ledger::mark_in_flight), for a target that cannot tell
-    /// whether it already has a document left in flight. `false`: already imported,
-    /// nothing changed.
-    pub fn claim(
-        &self,
-        mapping: &str,
-        key: &str,
-        content_hash: &str,
-        file: &str,
-        run_id: &str,
-    ) -> Result<bool, LedgerError> {
-        self.doc_writer()?
-            .claim(mapping, key, content_hash, file, run_id)
-    }
-
-    /// Records the target's answer for a document in flight.
-    pub fn mark_outcome(
-        &self,
-        mapping: &str,
-        key: &str,
-        state: DocState,
-        target_id: Option<&str>,
-        error: Option<&str>,
-        status: Option<u16>,
-    ) -> Result<(), LedgerError> {
-        self.doc_writer()?
-            .mark_outcome(mapping, key, state, target_id, error, status)
-    }
-
-    /// The two statements a submission runs for each document, prepared once for it
-    /// (looking a statement up in the cache per document was a sixth of their time).
+    /// The statements that write a document's state, prepared once for a whole
+    /// submission (looking a statement up in the cache per document was a sixth of
+    /// their time).
     pub fn doc_writer(&self) -> Result<DocWriter<'_>, LedgerError> {
         let prepare = |sql| self.conn.prepare_cached(sql).map_err(|e| self.sql(e));
         Ok(DocWriter {
             ledger: self,
+            in_flight: prepare(in_flight_upsert!())?,
             claim: prepare(CLAIM)?,
             outcome: prepare(OUTCOME)?,
         })
@@ -628,15 +574,34 @@ impl Ledger {
 }
 
 /// Marks documents in flight and records their outcomes with statements prepared once
-/// (see [`Ledger::doc_writer`]); the ledger's other calls go through `ledger`.
+/// (see [`Ledger::doc_writer`]); reads and the ledger's other writes go through
+/// `ledger`.
 pub struct DocWriter<'a> {
     pub ledger: &'a Ledger,
+    in_flight: rusqlite::CachedStatement<'a>,
     claim: rusqlite::CachedStatement<'a>,
     outcome: rusqlite::CachedStatement<'a>,
 }
 
 impl DocWriter<'_> {
-    /// See [`Ledger::claim`].
+    /// Marks a document in flight (one more attempt) before it is submitted.
+    pub fn mark_in_flight(
+        &mut self,
+        mapping: &str,
+        key: &str,
+        content_hash: &str,
+        file: &str,
+        run_id: &str,
+    ) -> Result<(), LedgerError> {
+        let doc = [mapping, key, content_hash, file, run_id];
+        upsert_in_flight(self.ledger, &mut self.in_flight, doc).map(|_| ())
+    }
+
+    /// Marks a document in flight unless the ledger has it accepted with the same
+    /// content: one statement instead of [`Ledger::document`] and
+    /// [`mark_in_flight`](DocWriter::mark_in_flight), for a target that cannot tell
+    /// whether it already has a document left in flight. `false`: already imported,
+    /// nothing changed.
     pub fn claim(
         &mut self,
         mapping: &str,
@@ -645,14 +610,11 @@ impl DocWriter<'_> {
         file: &str,
         run_id: &str,
     ) -> Result<bool, LedgerError> {
-        let now = self.ledger.now();
-        self.claim
-            .execute(params![mapping, key, content_hash, file, run_id, now])
-            .map(|changed| changed > 0)
-            .map_err(|e| self.ledger.sql(e))
+        let doc = [mapping, key, content_hash, file, run_id];
+        upsert_in_flight(self.ledger, &mut self.claim, doc).map(|changed| changed > 0)
     }
 
-    /// See [`Ledger::mark_outcome`].
+    /// Records the target's answer for a document in flight.
     pub fn mark_outcome(
         &mut self,
         mapping: &str,
@@ -676,6 +638,17 @@ impl DocWriter<'_> {
             .map(|_| ())
             .map_err(|e| self.ledger.sql(e))
     }
+}
+
+/// Runs an [`in_flight_upsert!`] statement (mapping, key, content hash, file, run);
+/// the number of rows it changed.
+fn upsert_in_flight(
+    ledger: &Ledger,
+    st: &mut rusqlite::CachedStatement<'_>,
+    [mapping, key, hash, file, run_id]: [&str; 5],
+) -> Result<usize, LedgerError> {
+    st.execute(params![mapping, key, hash, file, run_id, ledger.now()])
+        .map_err(|e| ledger.sql(e))
 }
 
 fn row_to_doc(r: &rusqlite::Row<'_>) -> rusqlite::Result<DocRecord> {
@@ -703,12 +676,17 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let l = Ledger::open(&d.path().join("ledger.sqlite")).unwrap();
         assert!(l.document("m", "K1").unwrap().is_none());
-        l.mark_in_flight("m", "K1", "h1", "f.csv", "r1").unwrap();
+        l.doc_writer()
+            .unwrap()
+            .mark_in_flight("m", "K1", "h1", "f.csv", "r1")
+            .unwrap();
         assert_eq!(
             l.document("m", "K1").unwrap().unwrap().state,
             DocState::InFlight
         );
-        l.mark_outcome("m", "K1", DocState::Accepted, Some("42"), None, None)
+        l.doc_writer()
+            .unwrap()
+            .mark_outcome("m", "K1", DocState::Accepted, Some("42"), None, None)
             .unwrap();
         let rec = l.document("m", "K1").unwrap().unwrap();
         assert_eq!(rec.state, DocState::Accepted);
@@ -728,20 +706,34 @@ mod tests {
         let l = Ledger::open(&d.path().join("ledger.sqlite")).unwrap();
         let get = |k: &str| l.document("m", k).unwrap().unwrap();
         // new: marked in flight
-        assert!(l.claim("m", "K1", "h1", "f.csv", "r1").unwrap());
+        assert!(l
+            .doc_writer()
+            .unwrap()
+            .claim("m", "K1", "h1", "f.csv", "r1")
+            .unwrap());
         assert_eq!(get("K1").state, DocState::InFlight);
         assert_eq!(get("K1").attempts, 1);
         // left in flight: sent again, one more attempt
-        assert!(l.claim("m", "K1", "h1", "g.csv", "r2").unwrap());
+        assert!(l
+            .doc_writer()
+            .unwrap()
+            .claim("m", "K1", "h1", "g.csv", "r2")
+            .unwrap());
         assert_eq!(
             (get("K1").attempts, get("K1").file.as_deref()),
             (2, Some("g.csv"))
         );
         // accepted with the same content: untouched
-        l.mark_outcome("m", "K1", DocState::Accepted, Some("7"), None, None)
+        l.doc_writer()
+            .unwrap()
+            .mark_outcome("m", "K1", DocState::Accepted, Some("7"), None, None)
             .unwrap();
         let before = get("K1");
-        assert!(!l.claim("m", "K1", "h1", "h.csv", "r3").unwrap());
+        assert!(!l
+            .doc_writer()
+            .unwrap()
+            .claim("m", "K1", "h1", "h.csv", "r3")
+            .unwrap());
         let after = get("K1");
         assert_eq!(after.state, DocState::Accepted);
         assert_eq!(
@@ -750,22 +742,42 @@ mod tests {
         );
         assert_eq!(after.run_id.as_deref(), Some("r2"));
         // accepted with other content: claimed (the caller decided to send it)
-        assert!(l.claim("m", "K1", "h2", "h.csv", "r3").unwrap());
+        assert!(l
+            .doc_writer()
+            .unwrap()
+            .claim("m", "K1", "h2", "h.csv", "r3")
+            .unwrap());
         assert_eq!(
             (get("K1").state, get("K1").content_hash),
             (DocState::InFlight, "h2".into())
         );
         // rejected or invalid with the same content: sent again
-        l.mark_outcome("m", "K1", DocState::Rejected, None, Some("no"), Some(400))
+        l.doc_writer()
+            .unwrap()
+            .mark_outcome("m", "K1", DocState::Rejected, None, Some("no"), Some(400))
             .unwrap();
-        assert!(l.claim("m", "K1", "h2", "h.csv", "r4").unwrap());
+        assert!(l
+            .doc_writer()
+            .unwrap()
+            .claim("m", "K1", "h2", "h.csv", "r4")
+            .unwrap());
         l.mark_invalid("m", "K2", "bad", "f.csv", "r1").unwrap();
-        assert!(l.claim("m", "K2", "h9", "f.csv", "r5").unwrap());
+        assert!(l
+            .doc_writer()
+            .unwrap()
+            .claim("m", "K2", "h9", "f.csv", "r5")
+            .unwrap());
         assert_eq!(get("K2").state, DocState::InFlight);
         // another mapping's document of the same key is another document
-        l.mark_outcome("m", "K2", DocState::Accepted, None, None, None)
+        l.doc_writer()
+            .unwrap()
+            .mark_outcome("m", "K2", DocState::Accepted, None, None, None)
             .unwrap();
-        assert!(l.claim("n", "K2", "h9", "f.csv", "r5").unwrap());
+        assert!(l
+            .doc_writer()
+            .unwrap()
+            .claim("n", "K2", "h9", "f.csv", "r5")
+            .unwrap());
     }
 
     #[test]
@@ -773,9 +785,13 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let l = Ledger::open(&d.path().join("ledger.sqlite")).unwrap();
         l.in_transaction(|| {
-            l.claim("m", "K1", "h", "f.csv", "r")?;
+            l.doc_writer()
+                .unwrap()
+                .claim("m", "K1", "h", "f.csv", "r")?;
             std::thread::sleep(std::time::Duration::from_millis(5));
-            l.claim("m", "K2", "h", "f.csv", "r")?;
+            l.doc_writer()
+                .unwrap()
+                .claim("m", "K2", "h", "f.csv", "r")?;
             Ok(())
         })
         .unwrap();
@@ -786,7 +802,9 @@ mod tests {
         assert_eq!(a, b);
         // outside a transaction each statement takes the time it runs at
         std::thread::sleep(std::time::Duration::from_millis(5));
-        l.mark_outcome("m", "K1", DocState::Accepted, None, None, None)
+        l.doc_writer()
+            .unwrap()
+            .mark_outcome("m", "K1", DocState::Accepted, None, None, None)
             .unwrap();
         assert!(l.document("m", "K1").unwrap().unwrap().updated > a);
         assert!(l.stamp.borrow().is_none());
@@ -796,7 +814,10 @@ mod tests {
     fn a_snapshot_reads_and_leaves_no_transaction_open() {
         let d = tempfile::tempdir().unwrap();
         let l = Ledger::open(&d.path().join("ledger.sqlite")).unwrap();
-        l.claim("m", "K1", "h", "f.csv", "r").unwrap();
+        l.doc_writer()
+            .unwrap()
+            .claim("m", "K1", "h", "f.csv", "r")
+            .unwrap();
         let state = l.snapshot(|| l.document("m", "K1").unwrap().unwrap().state);
         assert_eq!(state, DocState::InFlight);
         assert!(l.conn.is_autocommit());
@@ -804,7 +825,10 @@ mod tests {
         l.in_transaction(|| {
             l.snapshot(|| assert!(!l.conn.is_autocommit()));
             assert!(!l.conn.is_autocommit());
-            l.claim("m", "K2", "h", "f.csv", "r").map(|_| ())
+            l.doc_writer()
+                .unwrap()
+                .claim("m", "K2", "h", "f.csv", "r")
+                .map(|_| ())
         })
         .unwrap();
         assert!(l.document("m", "K2").unwrap().is_some());
@@ -904,7 +928,9 @@ mod tests {
             .collect();
         assert_eq!(failed, ["R2", "F1", "I1", "R1"]);
         // a document accepted later leaves the open index and the failures
-        l.mark_outcome("m", "R2", DocState::Accepted, None, None, None)
+        l.doc_writer()
+            .unwrap()
+            .mark_outcome("m", "R2", DocState::Accepted, None, None, None)
             .unwrap();
         assert_eq!(l.failed_documents(10).unwrap().len(), 3);
         assert!(l

@@ -170,6 +170,7 @@ pub fn check_file(
         // costs about as much as the mapping (see [`ReadAhead`])
         let ahead = mapping.source.format == SourceFormat::Xml && read_ahead_enabled();
         let (flow, pass_tap) = std::thread::scope(|s| {
+            // the tap of a source read here; a source read ahead returns its own
             let shared = Rc::new(RefCell::new(Tap::default()));
             let (mut source, producer): (Box<dyn DocumentSource>, _) = if ahead {
                 let (ra, handle) = ReadAhead::start(s, mapping, path, pass.clone());

@@ -526,7 +526,7 @@ fn next_to_send(
             }
         }
     }
-    ledger.mark_in_flight(
+    w.mark_in_flight(
         mapping,
         &doc.key,
         &doc.content_hash,
