@@ -19,6 +19,7 @@ pub mod keylog;
 pub mod ledger;
 pub mod lifecycle;
 pub mod mapping;
+pub mod output;
 pub mod pipeline;
 pub mod problem;
 pub mod problem_log;

@@ -1,8 +1,9 @@
-//! The erpdrop binary: parse arguments, set up logging, run the command, exit with
-//! SPEC's code.
+//! The binary: parse arguments, set up logging, run the command, exit with SPEC's code.
 
 use clap::Parser;
 use erpdrop::cli::Cli;
+
+use std::io::Write;
 use std::process::ExitCode;
 
 /// mimalloc: memory freed by another thread than the one that took it (documents read
@@ -13,11 +14,26 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     erpdrop::ui::init_logging(&cli);
-    match erpdrop::commands::dispatch(&cli) {
-        Ok(exit) => exit.into(),
+    let mut exit = match erpdrop::commands::dispatch(&cli) {
+        Ok(exit) => exit,
         Err(failure) => {
-            eprintln!("error: {}", failure.message.replace('\n', "\nerror: "));
-            failure.exit.into()
+            error(&failure.message);
+            failure.exit()
         }
+    };
+    if let Err(e) = erpdrop::output::finish() {
+        error(&format!("cannot write the output: {e}"));
+        exit = exit.with_output_lost();
     }
+    exit.into()
+}
+
+/// An error line on stderr (every line of a multi-line message marked); a closed
+/// stderr is no reason to panic.
+fn error(message: &str) {
+    let _ = writeln!(
+        std::io::stderr(),
+        "error: {}",
+        message.replace('\n', "\nerror: ")
+    );
 }

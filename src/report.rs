@@ -140,7 +140,8 @@ impl FileReport {
 
     /// Writes the report as pretty JSON and a newline, streaming the problems.
     pub fn write_json<W: Write + ?Sized>(&self, out: &mut W) -> io::Result<()> {
-        serde_json::to_writer_pretty(&mut *out, self).map_err(io::Error::other)?;
+        // an I/O error comes back as itself (a full disk stays a full disk)
+        serde_json::to_writer_pretty(&mut *out, self)?;
         out.write_all(b"\n")
     }
 
@@ -183,7 +184,7 @@ impl FileReport {
 const SHOWN: usize = 5;
 
 /// Prints one file's summary line and its first problems.
-pub fn print_file_summary<W: Write>(out: &mut W, r: &FileReport) -> io::Result<()> {
+pub fn print_file_summary<W: Write + ?Sized>(out: &mut W, r: &FileReport) -> io::Result<()> {
     let c = &r.counts;
     write!(
         out,
@@ -272,12 +273,12 @@ impl Summary {
     pub fn print(&self, ui: &crate::ui::Ui) {
         if ui.json {
             // streamed: a file's problems may be many
-            let stdout = io::stdout();
-            let mut out = io::BufWriter::with_capacity(64 * 1024, stdout.lock());
-            let _ = serde_json::to_writer_pretty(&mut out, self)
-                .map_err(io::Error::other)
-                .and_then(|()| out.write_all(b"\n"))
-                .and_then(|()| out.flush());
+            crate::output::write_with(|w| {
+                let mut out = io::BufWriter::with_capacity(64 * 1024, w);
+                serde_json::to_writer_pretty(&mut out, self)?;
+                out.write_all(b"\n")?;
+                out.flush()
+            });
             return;
         }
         if ui.quiet {
@@ -285,13 +286,13 @@ impl Summary {
         }
         let t = &self.totals;
         match (t.files, self.dry_run) {
-            (0, true) => println!("nothing to check"),
-            (0, false) => println!("nothing to do"),
-            (_, true) => println!(
+            (0, true) => crate::outln!("nothing to check"),
+            (0, false) => crate::outln!("nothing to do"),
+            (_, true) => crate::outln!(
                 "{} files: {} valid, {} invalid; {} documents, {} invalid",
                 t.files, t.files_ok, t.files_failed, t.documents, t.invalid
             ),
-            (_, false) => println!(
+            (_, false) => crate::outln!(
                 "{} files: {} done, {} failed, {} back in the inbox; {} documents accepted, {} rejected, {} invalid, {} already imported",
                 t.files, t.files_ok, t.files_failed, t.files_waiting, t.accepted, t.rejected, t.invalid, t.already_imported
             ),

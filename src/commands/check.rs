@@ -61,20 +61,17 @@ pub fn check(cli: &Cli, ui: &Ui) -> Result<Exit, Failure> {
             "problems": problems,
             "target_error": unreachable,
         });
-        println!("{}", serde_json::to_string_pretty(&v).expect("json"));
+        crate::outln!("{}", serde_json::to_string_pretty(&v).expect("json"));
     } else if !ui.quiet {
         for l in &lines {
-            println!("{l}");
+            crate::outln!("{l}");
         }
     }
     if !problems.is_empty() {
         return Err(Failure::usage(problems.join("\n")));
     }
     if let Some(msg) = unreachable {
-        return Err(Failure {
-            exit: Exit::TargetDown,
-            message: msg,
-        });
+        return Err(Failure::unavailable(msg));
     }
     Ok(Exit::Ok)
 }

@@ -88,12 +88,12 @@ pub fn init(dir: &Path, force: bool, quiet: bool) -> Result<Exit, Failure> {
         }
     }
     if !quiet {
-        println!("wrote a starter in {}:", dir.display());
-        println!("  erpdrop.toml             folders, scan and target settings");
-        println!("  mappings/invoices.toml   how INV_*.csv becomes sales_invoice documents");
-        println!("  xref/, ref/              lookups: customer cross-reference, terms, items, GL accounts");
-        println!("  drop/inbox/              a sample billing export");
-        println!(
+        crate::outln!("wrote a starter in {}:", dir.display());
+        crate::outln!("  erpdrop.toml             folders, scan and target settings");
+        crate::outln!("  mappings/invoices.toml   how INV_*.csv becomes sales_invoice documents");
+        crate::outln!("  xref/, ref/              lookups: customer cross-reference, terms, items, GL accounts");
+        crate::outln!("  drop/inbox/              a sample billing export");
+        crate::outln!(
             "next: cd {} && erpdrop validate && erpdrop run",
             dir.display()
         );

@@ -60,7 +60,7 @@ pub fn reprocess(cfg: &Config, ui: &Ui, files: &[PathBuf], all: bool) -> Result<
     };
     if chosen.is_empty() {
         if !ui.quiet {
-            println!("nothing to reprocess in {}", failed.display());
+            crate::outln!("nothing to reprocess in {}", failed.display());
         }
         return Ok(Exit::Ok);
     }

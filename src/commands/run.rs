@@ -53,13 +53,6 @@ struct FileEnd {
     interrupted: bool,
 }
 
-fn ledger_failure(e: LedgerError) -> Failure {
-    Failure {
-        exit: Exit::Usage,
-        message: e.to_string(),
-    }
-}
-
 /// Builds the configured target.
 pub fn make_target(cfg: &Config, stop: &Arc<Stop>) -> Box<dyn Target> {
     match (&cfg.target.kind, &cfg.target.http) {
@@ -125,11 +118,9 @@ pub fn run_pass_locked(
             ))
         })?;
     }
-    let ledger = Ledger::open(&folders.state.join("ledger.sqlite")).map_err(ledger_failure)?;
+    let ledger = Ledger::open(&folders.state.join("ledger.sqlite"))?;
     let run_id = new_run_id();
-    ledger
-        .begin_run(&run_id, opts.command)
-        .map_err(ledger_failure)?;
+    ledger.begin_run(&run_id, opts.command)?;
 
     match recover_processing(folders) {
         Ok(moved) => {
@@ -171,7 +162,6 @@ pub fn run_pass_locked(
         Duration::from_secs(cfg.settle_seconds)
     };
     let now = SystemTime::now();
-    let stdout = std::io::stdout();
     for file in files {
         if stop.requested() {
             tracing::info!("stop requested: no more files in this pass");
@@ -235,22 +225,19 @@ pub fn run_pass_locked(
                 // exactly-once promise. The file waits in the inbox, as if the target
                 // were down.
                 let back = return_to_inbox(&claimed, folders);
-                return Err(Failure {
-                    exit: Exit::TargetDown,
-                    message: format!(
-                        "{e}; stopped submitting, {} is {}",
-                        claimed.name,
-                        if back.is_ok() {
-                            "back in the inbox"
-                        } else {
-                            "in processing/ until the next run"
-                        }
-                    ),
-                });
+                return Err(Failure::unavailable(format!(
+                    "{e}; stopped submitting, {} is {}",
+                    claimed.name,
+                    if back.is_ok() {
+                        "back in the inbox"
+                    } else {
+                        "in processing/ until the next run"
+                    }
+                )));
             }
         };
         if !ui.json && !ui.quiet {
-            let _ = print_file_summary(&mut stdout.lock(), &end.report);
+            crate::output::write_with(|w| print_file_summary(w, &end.report));
         }
         totals.add(&end.report);
         reports.push(end.report);
@@ -270,19 +257,17 @@ pub fn run_pass_locked(
     } else {
         Exit::Ok
     };
-    ledger
-        .finish_run(&RunRecord {
-            id: run_id.clone(),
-            command: opts.command.to_string(),
-            files: totals.files as i64,
-            accepted: totals.accepted as i64,
-            rejected: totals.rejected as i64,
-            invalid: totals.invalid as i64,
-            already_imported: totals.already_imported as i64,
-            exit_code: Some(exit.code() as i64),
-            ..RunRecord::default()
-        })
-        .map_err(ledger_failure)?;
+    ledger.finish_run(&RunRecord {
+        id: run_id.clone(),
+        command: opts.command.to_string(),
+        files: totals.files as i64,
+        accepted: totals.accepted as i64,
+        rejected: totals.rejected as i64,
+        invalid: totals.invalid as i64,
+        already_imported: totals.already_imported as i64,
+        exit_code: Some(exit.code() as i64),
+        ..RunRecord::default()
+    })?;
     tracing::info!(
         run = %run_id, files = totals.files, done = totals.files_ok, failed = totals.files_failed,
         waiting = totals.files_waiting, accepted = totals.accepted, rejected = totals.rejected,

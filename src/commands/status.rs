@@ -46,32 +46,21 @@ struct Status {
 }
 
 pub fn status(cfg: &Config, ui: &Ui, failed_only: bool) -> Result<Exit, Failure> {
-    let ledger = Ledger::open_read_only(&cfg.folders.state.join("ledger.sqlite"))
-        .map_err(|e| Failure::usage(e.to_string()))?;
+    let ledger = Ledger::open_read_only(&cfg.folders.state.join("ledger.sqlite"))?;
     let runs = match &ledger {
-        Some(l) if !failed_only => l
-            .recent_runs(10)
-            .map_err(|e| Failure::usage(e.to_string()))?,
+        Some(l) if !failed_only => l.recent_runs(10)?,
         _ => Vec::new(),
     };
     let files: Vec<FileRecord> = match &ledger {
-        Some(l) => l
-            .recent_files(500)
-            .map_err(|e| Failure::usage(e.to_string()))?,
+        Some(l) => l.recent_files(500)?,
         None => Vec::new(),
     };
     let docs: Vec<DocRecord> = match &ledger {
-        Some(l) => l
-            .failed_documents(50)
-            .map_err(|e| Failure::usage(e.to_string()))?,
+        Some(l) => l.failed_documents(50)?,
         None => Vec::new(),
     };
     let counts = match &ledger {
-        Some(l) => l
-            .document_counts()
-            .map_err(|e| Failure::usage(e.to_string()))?
-            .into_iter()
-            .collect(),
+        Some(l) => l.document_counts()?.into_iter().collect(),
         None => Default::default(),
     };
 
@@ -166,7 +155,7 @@ pub fn status(cfg: &Config, ui: &Ui, failed_only: bool) -> Result<Exit, Failure>
         documents: counts,
     };
     if ui.json {
-        println!(
+        crate::outln!(
             "{}",
             serde_json::to_string_pretty(&st).expect("status serialises")
         );
@@ -208,16 +197,16 @@ fn duration(r: &RunRecord) -> String {
 
 fn print_text(st: &Status, failed_only: bool, no_ledger: bool) {
     if no_ledger {
-        println!("No runs yet (no ledger).");
+        crate::outln!("No runs yet (no ledger).");
     }
     if !failed_only {
-        println!("Recent runs");
+        crate::outln!("Recent runs");
         if st.runs.is_empty() {
-            println!("  none");
+            crate::outln!("  none");
         }
         for r in &st.runs {
             // 80 columns: "  11-25 04:33:53   0.2s run         1 files      3 ok    0 rej    1 inv exit 1"
-            println!(
+            crate::outln!(
                 "  {} {:>6} {:<9} {:>3} files {:>6} ok {:>4} rej {:>4} inv exit {}",
                 short_time(&r.started).get(5..).unwrap_or_default(),
                 duration(r),
@@ -231,37 +220,37 @@ fn print_text(st: &Status, failed_only: bool, no_ledger: bool) {
                     .unwrap_or_else(|| "-".into())
             );
         }
-        println!();
-        println!("Waiting in the inbox");
+        crate::outln!();
+        crate::outln!("Waiting in the inbox");
         if st.waiting.is_empty() {
-            println!("  none");
+            crate::outln!("  none");
         }
         for w in &st.waiting {
-            println!("  {:<30} {}", cut(&w.file, 30), cut(&w.reason, 46));
+            crate::outln!("  {:<30} {}", cut(&w.file, 30), cut(&w.reason, 46));
         }
-        println!();
+        crate::outln!();
     }
-    println!("Failed files");
+    crate::outln!("Failed files");
     if st.failed_files.is_empty() {
-        println!("  none");
+        crate::outln!("  none");
     }
     for f in &st.failed_files {
-        println!(
+        crate::outln!(
             "  {:<30} {}",
             cut(&f.file, 30),
             f.finished.as_deref().map(short_time).unwrap_or_default()
         );
         if let Some(e) = &f.first_error {
-            println!("    {}", cut(e, 74));
+            crate::outln!("    {}", cut(e, 74));
         }
     }
-    println!();
-    println!("Failed documents (newest first)");
+    crate::outln!();
+    crate::outln!("Failed documents (newest first)");
     if st.failed_documents.is_empty() {
-        println!("  none");
+        crate::outln!("  none");
     }
     for d in &st.failed_documents {
-        println!(
+        crate::outln!(
             "  {:<20} {:<10} attempts {:<3} {}",
             cut(&d.document, 20),
             d.state,
@@ -270,7 +259,7 @@ fn print_text(st: &Status, failed_only: bool, no_ledger: bool) {
         );
         if let Some(e) = &d.last_error {
             let status = d.status.map(|s| format!("[{s}] ")).unwrap_or_default();
-            println!("    {}", cut(&format!("{status}{e}"), 74));
+            crate::outln!("    {}", cut(&format!("{status}{e}"), 74));
         }
     }
 }

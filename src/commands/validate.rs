@@ -104,11 +104,9 @@ pub fn dry_run(
             .map_err(|e| Failure::usage(format!("cannot create {}: {e}", dir.display())))?;
     }
     // The ledger is read (already imported, conflicts), never written.
-    let ledger = Ledger::open_read_only(&cfg.folders.state.join("ledger.sqlite"))
-        .map_err(|e| Failure::usage(e.to_string()))?;
+    let ledger = Ledger::open_read_only(&cfg.folders.state.join("ledger.sqlite"))?;
     let mut reports = Vec::new();
     let mut totals = Totals::default();
-    let stdout = std::io::stdout();
     for (path, mapping) in files {
         let bar = ui.file_bar(
             &path.file_name().unwrap_or_default().to_string_lossy(),
@@ -186,7 +184,7 @@ pub fn dry_run(
             "checked"
         );
         if !ui.json && !ui.quiet {
-            let _ = print_file_summary(&mut stdout.lock(), &report);
+            crate::output::write_with(|w| print_file_summary(w, &report));
         }
         totals.add(&report);
         reports.push(report);

@@ -42,6 +42,11 @@ pub fn watch(
                 f.message
             ),
         }
+        if crate::output::closed() {
+            // `watch | head`: the reader has what it wanted
+            tracing::info!("standard output was closed; stopping");
+            return Ok(Exit::Ok);
+        }
         while started.elapsed() < interval {
             if stop.requested() {
                 tracing::info!("stopped");
