@@ -36,6 +36,10 @@ pub struct FileCheck {
     pub problems: ProblemLog,
     /// The whole file is unusable (a `read` problem with no document).
     pub fatal: bool,
+    /// The check could not finish for a reason outside the file (a temporary or spool
+    /// file could not be written): nothing about the file is known, it waits in the
+    /// inbox.
+    pub environment: Option<String>,
     pub started: DateTime<Utc>,
     pub finished: DateTime<Utc>,
 }
@@ -145,6 +149,7 @@ pub fn check_file(
         already_imported: 0,
         problems: ProblemLog::new(),
         fatal: false,
+        environment: None,
         started: Utc::now(),
         finished: Utc::now(),
     };
@@ -160,10 +165,7 @@ pub fn check_file(
         check.fatal = false;
         if let Some(s) = spool.as_deref_mut() {
             if let Err(e) = s.clear() {
-                return fatal(
-                    check,
-                    Problem::file(Code::Io, None, format!("Cannot write the spool file: {e}")),
-                );
+                return environment(check, format!("cannot write the spool file: {e}"));
             }
         }
         // XML is read on a second thread while this one maps and validates: its parser
@@ -208,12 +210,7 @@ pub fn check_file(
                 check.fatal = true;
                 None
             }
-            Flow::SpoolError(e) => {
-                return fatal(
-                    check,
-                    Problem::file(Code::Io, None, format!("Cannot write the spool file: {e}")),
-                );
-            }
+            Flow::Environment(reason) => return environment(check, reason),
         };
         match again {
             None => break,
@@ -230,6 +227,11 @@ pub fn check_file(
             }
         }
     }
+    if let Some(e) = check.problems.failure() {
+        // a report without all its rows would be a lie
+        let reason = format!("cannot keep the file's problems in a temporary file: {e}");
+        return environment(check, reason);
+    }
     if check.fatal {
         // Nothing of an unusable file counts: what was read of it is invalid.
         check.valid = 0;
@@ -244,9 +246,9 @@ pub fn check_file(
     check
 }
 
-fn fatal(mut check: FileCheck, p: Problem) -> FileCheck {
-    check.problems.push(p);
-    check.fatal = true;
+/// Ends a check that could not finish for a reason outside the file.
+fn environment(mut check: FileCheck, reason: String) -> FileCheck {
+    check.environment = Some(reason);
     check.valid = 0;
     check.finished = Utc::now();
     check
@@ -260,8 +262,9 @@ enum Flow {
     Again(Pass),
     /// The file cannot be used.
     Fatal(Problem),
-    /// The spool file could not be written.
-    SpoolError(std::io::Error),
+    /// Reading could not go on for a reason outside the file (a temporary or spool
+    /// file could not be written or read).
+    Environment(String),
 }
 
 /// Maps, validates, classifies and spools the documents of one pass.
@@ -289,7 +292,9 @@ fn read_documents(
                             check.valid += 1;
                             if let Some(s) = spool.as_deref_mut() {
                                 if let Err(e) = s.push(&doc) {
-                                    return Flow::SpoolError(e);
+                                    return Flow::Environment(format!(
+                                        "cannot write the spool file: {e}"
+                                    ));
                                 }
                             }
                         }
@@ -315,6 +320,7 @@ fn read_documents(
             }
             Err(SourceError::Ungrouped | SourceError::Repeated(_)) => {}
             Err(SourceError::Fatal(p)) => return Flow::Fatal(p),
+            Err(SourceError::Environment(reason)) => return Flow::Environment(reason),
         }
         n += 1;
         if n.is_multiple_of(1024) {
@@ -394,7 +400,10 @@ fn hand_over(source: &mut dyn DocumentSource, tx: &std::sync::mpsc::SyncSender<C
     let mut lines = 0;
     loop {
         let item = source.next_document();
-        let end = matches!(item, None | Some(Err(SourceError::Fatal(_))));
+        let end = matches!(
+            item,
+            None | Some(Err(SourceError::Fatal(_) | SourceError::Environment(_)))
+        );
         if let Some(Ok(d)) = &item {
             lines += d.lines.len();
         }

@@ -31,7 +31,8 @@ pub struct SpillLog<T> {
     spill: Option<File>,
     /// Spilled problems not yet written to `spill`.
     pending: Vec<u8>,
-    /// A write to the temporary file failed: problems after it are counted only.
+    /// A write to the temporary file failed: the log is not whole, and no report may be
+    /// made of it ([`failure`](SpillLog::failure)).
     lost: Option<String>,
 }
 
@@ -60,6 +61,11 @@ impl<T: Serialize + DeserializeOwned + Clone> SpillLog<T> {
         self.len == 0
     }
 
+    /// Why the log is not whole (a write to its temporary file failed), if it is not.
+    pub fn failure(&self) -> Option<&str> {
+        self.lost.as_deref()
+    }
+
     /// The first entries (at most [`IN_MEMORY`]).
     pub fn first(&self) -> &[T] {
         &self.first
@@ -78,9 +84,6 @@ impl<T: Serialize + DeserializeOwned + Clone> SpillLog<T> {
         self.pending.push(b'\n');
         if self.pending.len() >= PENDING {
             if let Err(e) = self.write_pending() {
-                tracing::error!(
-                    "cannot write to a temporary file: {e}; the report will lack some rows"
-                );
                 self.lost = Some(e.to_string());
                 self.pending = Vec::new();
             }
@@ -175,11 +178,26 @@ impl<T: DeserializeOwned + Clone> Iterator for SpillIter<'_, T> {
 }
 
 impl<T: Serialize + DeserializeOwned + Clone> Serialize for SpillLog<T> {
-    /// As a JSON array of every entry, streamed.
+    /// As a JSON array of every entry, streamed; an error, never a shorter array, when
+    /// the log is not whole or cannot be read back.
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::Error;
+        if let Some(e) = &self.lost {
+            return Err(S::Error::custom(format!(
+                "a temporary file could not be written: {e}"
+            )));
+        }
         let mut seq = s.serialize_seq(Some(self.len as usize))?;
+        let mut n = 0u64;
         for p in self.iter() {
             seq.serialize_element(&p)?;
+            n += 1;
+        }
+        if n != self.len {
+            return Err(S::Error::custom(format!(
+                "a temporary file gave back {n} of {} entries",
+                self.len
+            )));
         }
         seq.end()
     }

@@ -112,7 +112,11 @@ impl FileReport {
         let json = dir.join(format!("{name}.errors.json"));
         let csv = dir.join(format!("{name}.errors.csv"));
         write_atomic_with(&json, &mut |w| self.write_json(w))?;
-        write_atomic_with(&csv, &mut |w| self.write_errors_csv(w))?;
+        if let Err(e) = write_atomic_with(&csv, &mut |w| self.write_errors_csv(w)) {
+            // the two reports go together, or neither
+            let _ = std::fs::remove_file(&json);
+            return Err(e);
+        }
         Ok((json, csv))
     }
 
@@ -154,7 +158,13 @@ impl FileReport {
 
     /// Writes the error rows as CSV, streaming the problems.
     pub fn write_errors_csv<W: Write + ?Sized>(&self, out: &mut W) -> io::Result<()> {
+        if let Some(e) = self.errors.failure() {
+            return Err(io::Error::other(format!(
+                "a temporary file could not be written: {e}"
+            )));
+        }
         out.write_all("\u{feff}".as_bytes())?;
+        let mut n = 0u64;
         {
             let mut w = csv::Writer::from_writer(&mut *out);
             w.write_record([
@@ -162,6 +172,7 @@ impl FileReport {
                 "status",
             ])?;
             for p in self.errors.iter() {
+                n += 1;
                 w.write_record([
                     p.stage.as_str(),
                     p.document.as_deref().unwrap_or(""),
@@ -175,6 +186,12 @@ impl FileReport {
                 ])?;
             }
             w.flush()?;
+        }
+        if n != self.errors.len() {
+            return Err(io::Error::other(format!(
+                "a temporary file gave back {n} of {} problems",
+                self.errors.len()
+            )));
         }
         Ok(())
     }

@@ -5,7 +5,7 @@ mod util;
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};
-use util::{invoices_csv, TestDir, INVOICE_MAPPING};
+use util::{invoices_csv, TestDir, INVOICE_HEADER, INVOICE_MAPPING};
 
 fn setup() -> TestDir {
     let t = TestDir::new();
@@ -125,5 +125,128 @@ fn an_output_that_cannot_be_written_is_an_error_never_exit_0() {
     }
     // validate touched nothing
     assert_eq!(t.ls("drop/inbox"), vec!["INV_1.csv"]);
+}
+
+// ------------------------------------------------ temporary space and disk
+
+#[test]
+fn an_unusable_temporary_folder_is_not_bad_data_and_reports_are_never_cut_short() {
+    let t = setup();
+    // 1,500 invalid invoices: more problems than are kept in memory
+    let bad = invoices_csv(1500, 1).replace(";C1;", ";C9;");
+    t.write("drop/inbox/INV_bad.csv", &bad);
+    let nowhere = t.join("no-such-folder");
+    let out = t
+        .cmd()
+        .env("TMPDIR", &nowhere)
+        .args(["run"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("temporary file"), "{stderr}");
+    assert!(stderr.contains("back in the inbox"), "{stderr}");
+    assert_eq!(t.ls("drop/inbox"), vec!["INV_bad.csv"]);
+    assert!(t.ls("drop/failed").is_empty(), "{:?}", t.ls("drop/failed"));
+    assert!(t.ls("drop/processing").is_empty());
+
+    // a dry run says the same, and writes no partial report
+    let out = t
+        .cmd()
+        .env("TMPDIR", &nowhere)
+        .args(["validate", "--report", "rep"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    assert!(t.ls("rep").is_empty(), "{:?}", t.ls("rep"));
+
+    // with room again, the report is whole: every one of the 1,500
+    let out = t.run(&["run"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    let report = t.read_json("drop/failed/INV_bad.csv.errors.json");
+    assert_eq!(report["errors"].as_array().unwrap().len(), 1500);
+    assert_eq!(report["counts"]["invalid"], 1500);
+    let csv = t.read("drop/failed/INV_bad.csv.errors.csv");
+    assert_eq!(csv.lines().count(), 1501);
+}
+
+#[test]
+fn a_done_report_that_cannot_be_whole_leaves_the_file_in_the_inbox() {
+    let t = setup();
+    // more accepted documents than the report keeps in memory
+    t.write("drop/inbox/INV_1.csv", invoices_csv(3000, 1));
+    let out = t
+        .cmd()
+        .env("TMPDIR", t.join("no-such-folder"))
+        .args(["run"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    assert_eq!(t.ls("drop/inbox"), vec!["INV_1.csv"]);
+    assert!(!t.exists(&format!("drop/done/{}", today())));
+    // what was delivered stays delivered: the next run sends nothing again
+    assert_eq!(t.ls("drop/outbox").len(), 3000);
+    let out = t.run(&["run", "--json"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let s = out.json();
+    assert_eq!(s["files"][0]["counts"]["already_imported"], 3000);
+    assert_eq!(s["files"][0]["counts"]["accepted"], 0);
+    assert_eq!(t.ls("drop/outbox").len(), 3000);
+}
+
+/// erpdrop with writes past `bytes` in any one file failing as on a full disk
+/// (RLIMIT_FSIZE, with SIGXFSZ ignored so that the write fails instead of killing).
+#[cfg(unix)]
+fn run_with_file_size_limit(t: &TestDir, bytes: u64, args: &[&str]) -> util::Out {
+    use std::os::unix::process::CommandExt;
+    let mut c = t.spawn_cmd();
+    c.args(args);
+    // SAFETY: between fork and exec only async-signal-safe calls: signal, setrlimit.
+    unsafe {
+        c.pre_exec(move || {
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            let lim = libc::rlimit {
+                rlim_cur: bytes as libc::rlim_t,
+                rlim_max: bytes as libc::rlim_t,
+            };
+            if libc::setrlimit(libc::RLIMIT_FSIZE, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let o = c.output().unwrap();
+    util::Out {
+        code: o.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn a_full_disk_while_writing_a_report_is_exit_3_with_nothing_half_written() {
+    let t = setup();
+    // 150 invalid invoices whose reports are far larger than the limit, while the
+    // ledger's records of them stay small
+    let long = "Z".repeat(900);
+    let mut csv = String::from(INVOICE_HEADER);
+    for i in 0..150 {
+        csv.push_str(&format!(
+            "INV{i:06};20.11.2026;C1;{long};1,50;ITEM;{long}\n"
+        ));
+    }
+    t.write("drop/inbox/INV_1.csv", &csv);
+    let out = run_with_file_size_limit(&t, 200 * 1024, &["run"]);
+    assert_eq!(out.code, 3, "{out:?}");
+    assert!(out.stderr.contains("back in the inbox"), "{}", out.stderr);
+    assert_eq!(t.ls("drop/inbox"), vec!["INV_1.csv"]);
+    assert!(t.ls("drop/failed").is_empty(), "{:?}", t.ls("drop/failed"));
+    assert!(t.ls("drop/processing").is_empty());
+    // and without the limit the same file is what it is: bad data
+    let out = t.run(&["run"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    let report = t.read_json("drop/failed/INV_1.csv.errors.json");
+    assert_eq!(report["counts"]["invalid"], 150);
 }
 

@@ -389,16 +389,12 @@ fn handle_file(
     ) {
         Ok(s) => s,
         Err(e) => {
-            tracing::error!(
+            let reason = format!(
                 "cannot create a spool file in {}: {e}",
                 folders.state.display()
             );
-            let _ = return_to_inbox(claimed, folders);
-            return Ok(FileEnd {
-                report: unavailable_report(claimed, mapping, run_id),
-                target_down: true,
-                interrupted: false,
-            });
+            let report = unavailable_report(claimed, mapping, run_id);
+            return Ok(cannot_finish(claimed, folders, report, &reason));
         }
     };
     let mut classify_doc = |d: &MappedDocument| classify(Some(ledger), mapping, d);
@@ -418,6 +414,10 @@ fn handle_file(
     bar.finish_and_clear();
     // The check ran on the file in processing/; reports name it as it arrived.
     check.name = claimed.name.clone();
+    if let Some(reason) = check.environment.take() {
+        let report = unavailable_report(claimed, mapping, run_id);
+        return Ok(cannot_finish(claimed, folders, report, &reason));
+    }
 
     let mut accepted = 0u64;
     let mut rejected = 0u64;
@@ -430,13 +430,9 @@ fn handle_file(
         let docs = match spool.replay() {
             Ok(d) => d,
             Err(e) => {
-                tracing::error!("cannot read the spool file: {e}");
-                let _ = return_to_inbox(claimed, folders);
-                return Ok(FileEnd {
-                    report: unavailable_report(claimed, mapping, run_id),
-                    target_down: true,
-                    interrupted: false,
-                });
+                let reason = format!("cannot read the spool file: {e}");
+                let report = unavailable_report(claimed, mapping, run_id);
+                return Ok(cannot_finish(claimed, folders, report, &reason));
             }
         };
         let batch = Batch {
@@ -486,6 +482,12 @@ fn handle_file(
     report.counts.rejected = rejected;
     report.documents = accepted_docs;
     report.finished = timestamp(finished);
+    if let Some(e) = report.errors.failure().or(report.documents.failure()) {
+        // what was delivered is in the ledger; the report would not be whole
+        let reason = format!("cannot keep the file's report in a temporary file: {e}");
+        record_file(ledger, &check, &report, None)?;
+        return Ok(cannot_finish(claimed, folders, report, &reason));
+    }
 
     if target_down || interrupted {
         report.outcome = Outcome::Unavailable;
@@ -521,12 +523,19 @@ fn handle_file(
         r.write_sidecars(&dir, &name)
     });
     let stored = match moved {
-        Ok(p) => Some(p),
+        Ok(p) => p,
         Err(e) => {
-            tracing::error!(file = %claimed.name, "cannot move the file out of processing/: {e}; the next run returns it to the inbox");
-            None
+            // No report was left behind (each is written whole or not at all); what
+            // was delivered is in the ledger, so the next run skips it.
+            let reason = format!(
+                "cannot write the report or move the file into {}: {e}",
+                dir.display()
+            );
+            record_file(ledger, &check, &report, None)?;
+            return Ok(cannot_finish(claimed, folders, report, &reason));
         }
     };
+    let stored = Some(stored);
     tracing::info!(
         file = %claimed.name, outcome = report.outcome.as_str(), documents = check.documents,
         accepted, rejected, invalid = check.invalid, already_imported = check.already_imported,
@@ -564,6 +573,31 @@ fn record_file(
         finished: report.finished.clone(),
         first_error: report.errors.first().first().map(|p| p.message.clone()),
     })
+}
+
+/// A file whose handling could not finish for a reason outside it (a temporary file,
+/// the spool or a report could not be written): back to the inbox, untouched, and the
+/// pass stops (exit 3) instead of calling it bad data.
+fn cannot_finish(
+    claimed: &Claimed,
+    folders: &crate::config::Folders,
+    mut report: FileReport,
+    reason: &str,
+) -> FileEnd {
+    report.outcome = Outcome::Unavailable;
+    match return_to_inbox(claimed, folders) {
+        Ok(_) => {
+            tracing::error!(file = %claimed.name, "cannot finish this file: {reason}; it is back in the inbox for the next run")
+        }
+        Err(e) => {
+            tracing::error!(file = %claimed.name, "cannot finish this file: {reason}; and cannot return it to the inbox ({e}): it stays in processing/ and the next run returns it")
+        }
+    }
+    FileEnd {
+        report,
+        target_down: true,
+        interrupted: false,
+    }
 }
 
 fn unavailable_report(c: &Claimed, mapping: &Mapping, run_id: &str) -> FileReport {

@@ -114,8 +114,9 @@ pub fn dry_run(
         );
         let mut spool = match &out.emit {
             Some(_) => Some(
-                Spool::new(None, cfg.target.format, &mapping.document_type)
-                    .map_err(|e| Failure::usage(format!("cannot create a temporary file: {e}")))?,
+                Spool::new(None, cfg.target.format, &mapping.document_type).map_err(|e| {
+                    Failure::unavailable(format!("cannot create a temporary file: {e}"))
+                })?,
             ),
             None => None,
         };
@@ -140,6 +141,12 @@ pub fn dry_run(
             None => check_it(),
         };
         bar.finish_and_clear();
+        if let Some(reason) = check.environment.take() {
+            return Err(Failure::unavailable(format!(
+                "{}: the check could not finish: {reason}",
+                path.display()
+            )));
+        }
         let outcome = if check.is_clean() {
             Outcome::Valid
         } else {
@@ -148,7 +155,7 @@ pub fn dry_run(
         let report = FileReport::from_check(&mut check, &run_id, outcome);
         if let Some(dir) = &out.report {
             report.write_errors(dir, &check.name).map_err(|e| {
-                Failure::usage(format!(
+                Failure::unavailable(format!(
                     "cannot write the report into {}: {e}",
                     dir.display()
                 ))
@@ -156,18 +163,19 @@ pub fn dry_run(
         }
         if let (Some(dir), Some(spool)) = (&out.emit, spool) {
             if would_submit(&mapping, check.fatal, check.invalid) {
-                let docs = spool
-                    .replay()
-                    .map_err(|e| Failure::usage(format!("cannot read the spool file: {e}")))?;
+                let docs = spool.replay().map_err(|e| {
+                    Failure::unavailable(format!("cannot read the spool file: {e}"))
+                })?;
                 // Written in batches behind one durability barrier each, not one
                 // flush per file.
                 let mut files = DurableBatch::new();
                 let cannot = |e: std::io::Error| {
-                    Failure::usage(format!("cannot write into {}: {e}", dir.display()))
+                    Failure::unavailable(format!("cannot write into {}: {e}", dir.display()))
                 };
                 for doc in docs {
-                    let doc = doc
-                        .map_err(|e| Failure::usage(format!("cannot read the spool file: {e}")))?;
+                    let doc = doc.map_err(|e| {
+                        Failure::unavailable(format!("cannot read the spool file: {e}"))
+                    })?;
                     let name =
                         payload_file_name(&mapping.document_type, &doc.key, cfg.target.format);
                     files.stage(&dir.join(name), &doc.body).map_err(cannot)?;

@@ -566,7 +566,7 @@ impl<R: Read> CsvSource<R> {
                         match keys.repeated() {
                             Ok((_, false)) => {}
                             Ok((_, true)) => return Some(Err(SourceError::Ungrouped)),
-                            Err(e) => return Some(Err(SourceError::Fatal(temp_problem(&e)))),
+                            Err(e) => return Some(Err(temp_failure(&e))),
                         }
                     }
                     continue;
@@ -607,8 +607,8 @@ impl<R: Read> CsvSource<R> {
     /// order), builds each document, and sorts the documents back into the order of
     /// their first rows. Both sorts keep at most [`SORT_BUDGET`] bytes in memory and
     /// spill the rest to temporary files, so memory stays flat whatever the file's size.
-    fn sort_documents(&mut self) -> Result<Sorted, Problem> {
-        let io = |e: std::io::Error| temp_problem(&e);
+    fn sort_documents(&mut self) -> Result<Sorted, SourceError> {
+        let io = |e: std::io::Error| temp_failure(&e);
         let mut rows = Sorter::new(sort_budget());
         let mut docs = Sorter::new(sort_budget());
         let (mut kbuf, mut rbuf) = (Vec::new(), Vec::new());
@@ -645,7 +645,7 @@ impl<R: Read> CsvSource<R> {
         };
         let mut out = Vec::new();
         while sorted.next_into(&mut kbuf, &mut rbuf).map_err(io)? {
-            let bad = || temp_problem(&std::io::Error::other("a sorted row is damaged"));
+            let bad = || temp_failure(&std::io::Error::other("a sorted row is damaged"));
             let mut r: &[u8] = &rbuf;
             let line = take_u64(&mut r).ok_or_else(bad)?;
             let fields = take_u64(&mut r).ok_or_else(bad)? as usize;
@@ -688,7 +688,7 @@ impl<R: Read> CsvSource<R> {
             self.finished = true;
             match self.sort_documents() {
                 Ok(s) => self.sorted = Some(s),
-                Err(p) => return Some(Err(SourceError::Fatal(p))),
+                Err(e) => return Some(Err(e)),
             }
         }
         let sorted = self.sorted.as_mut()?;
@@ -698,8 +698,8 @@ impl<R: Read> CsvSource<R> {
                 Some(d) => Some(Ok(d)),
                 None => {
                     self.sorted = None;
-                    Some(Err(SourceError::Fatal(temp_problem(
-                        &std::io::Error::other("a sorted document is damaged"),
+                    Some(Err(temp_failure(&std::io::Error::other(
+                        "a sorted document is damaged",
                     ))))
                 }
             },
@@ -709,19 +709,18 @@ impl<R: Read> CsvSource<R> {
             }
             Err(e) => {
                 self.sorted = None;
-                Some(Err(SourceError::Fatal(temp_problem(&e))))
+                Some(Err(temp_failure(&e)))
             }
         }
     }
 }
 
-/// A temporary file for sorting or key bookkeeping could not be written or read.
-fn temp_problem(e: &std::io::Error) -> Problem {
-    Problem::file(
-        Code::Io,
-        None,
-        format!("Cannot use a temporary file while reading the file (is the temporary folder full?): {e}"),
-    )
+/// A temporary file for sorting or key bookkeeping could not be written or read: a
+/// failure outside the file, never a problem of its data.
+fn temp_failure(e: &std::io::Error) -> SourceError {
+    SourceError::Environment(format!(
+        "cannot use a temporary file while reading the file (is the temporary folder full?): {e}"
+    ))
 }
 
 fn take_u64(r: &mut &[u8]) -> Option<u64> {

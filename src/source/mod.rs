@@ -304,10 +304,19 @@ pub enum SourceError {
     Fatal(Problem),
     /// A key appeared again after other keys: the file must be read in ungrouped mode.
     Ungrouped,
+    /// Reading could not go on for a reason outside the file (a temporary file could not
+    /// be written or read back): the file is not at fault and waits for the next run.
+    Environment(String),
     /// XML: keys (by [`key_hash`](crate::keylog::key_hash)) that occur more than once,
     /// found only at the end of the file: it must be read again knowing them, so that
     /// each repeat is reported on its record.
     Repeated(Vec<u64>),
+}
+
+impl From<Problem> for SourceError {
+    fn from(p: Problem) -> SourceError {
+        SourceError::Fatal(p)
+    }
 }
 
 /// A stream of documents read from one file.

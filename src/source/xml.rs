@@ -1378,10 +1378,8 @@ impl<R: Read> DocumentSource for XmlSource<R> {
                 match std::mem::take(&mut self.st.keys).repeated() {
                     Ok((r, true)) => Some(Err(SourceError::Repeated(r))),
                     Ok(_) => None,
-                    Err(e) => Some(Err(SourceError::Fatal(Problem::file(
-                        Code::Io,
-                        None,
-                        format!("Cannot read a temporary file while reading the file: {e}"),
+                    Err(e) => Some(Err(SourceError::Environment(format!(
+                        "cannot read a temporary file while reading the file: {e}"
                     )))),
                 }
             }
@@ -2221,6 +2219,7 @@ mod tests {
                 Err(SourceError::Fatal(p)) => return Err(p),
                 Err(SourceError::Ungrouped) => panic!("XML is never regrouped"),
                 Err(SourceError::Repeated(_)) => panic!("the test files are small"),
+                Err(SourceError::Environment(e)) => panic!("a temporary file failed: {e}"),
             }
         }
         Ok(out)
