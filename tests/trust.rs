@@ -250,3 +250,27 @@ fn a_full_disk_while_writing_a_report_is_exit_3_with_nothing_half_written() {
     assert_eq!(report["counts"]["invalid"], 150);
 }
 
+// ------------------------------------------------------------- outbox names
+
+#[test]
+fn a_long_key_in_any_script_makes_a_valid_outbox_name_and_blocks_nothing() {
+    let t = setup();
+    let key = "請求書".repeat(30); // 90 characters, 270 bytes
+    t.write(
+        "drop/inbox/INV_1.csv",
+        format!("{INVOICE_HEADER}{key};20.11.2026;C1;N30;1,50;X;1,50\n"),
+    );
+    t.write("drop/inbox/INV_2.csv", invoices_csv(2, 1));
+    let mapping = INVOICE_MAPPING.replace("max_length = 10", "max_length = 100");
+    t.write("mappings/inv.toml", mapping);
+    let out = t.run(&["run"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let names = t.ls("drop/outbox");
+    assert_eq!(names.len(), 3, "{names:?}");
+    assert!(names.iter().all(|n| n.len() <= 255), "{names:?}");
+    let long = names.iter().find(|n| n.contains("請求書")).unwrap();
+    let payload: serde_json::Value =
+        serde_json::from_str(&t.read(&format!("drop/outbox/{long}"))).unwrap();
+    assert_eq!(payload["number"], key.as_str());
+}
+

@@ -12,29 +12,41 @@ use std::sync::Mutex;
 /// Payload files written between two durability barriers.
 const BATCH: usize = 256;
 
-/// A key made safe for a file name. Characters other than letters, digits, `.`, `_` and
-/// `-` become `_`; when anything was changed, a short hash of the real key is appended
-/// so that `A/1` and `A_1` cannot meet in one file.
+/// Bytes of a document key in an outbox file name, and of a document type: with the
+/// hash, the separators and the extension a name stays far below the 255 bytes that
+/// file systems allow, whatever the script of the key (a CJK character is 3 bytes).
+const KEY_BYTES: usize = 120;
+const TYPE_BYTES: usize = 60;
+
+/// A key made safe for a file name of at most `max` bytes (plus 9 for the hash).
+/// Characters other than letters, digits, `.`, `_` and `-` become `_`; when anything
+/// was changed or cut, a short hash of the real key is appended so that `A/1` and
+/// `A_1` cannot meet in one file.
 pub fn safe_key(key: &str) -> String {
-    let mut out: String = key
-        .chars()
-        .map(|c| {
-            if c.is_alphanumeric() || matches!(c, '.' | '_' | '-') {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    if out.starts_with('.') {
-        out = out.replacen('.', "_", 1);
+    safe_part(key, KEY_BYTES)
+}
+
+fn safe_part(key: &str, max: usize) -> String {
+    let mut out = String::with_capacity(key.len().min(max));
+    let mut changed = false;
+    for c in key.chars() {
+        let c = if c.is_alphanumeric() || matches!(c, '.' | '_' | '-') {
+            c
+        } else {
+            changed = true;
+            '_'
+        };
+        if out.len() + c.len_utf8() > max {
+            changed = true;
+            break;
+        }
+        out.push(c);
     }
-    let mut changed = out != key || out.is_empty();
-    if out.chars().count() > 100 {
-        out = out.chars().take(100).collect();
+    if out.starts_with('.') {
+        out.replace_range(..1, "_");
         changed = true;
     }
-    if changed {
+    if changed || out.is_empty() {
         let h = hex::encode(Sha256::digest(key.as_bytes()));
         out.push('-');
         out.push_str(&h[..8]);
@@ -46,7 +58,7 @@ pub fn safe_key(key: &str) -> String {
 pub fn payload_file_name(document_type: &str, key: &str, format: PayloadFormat) -> String {
     format!(
         "{}-{}.{}",
-        safe_key(document_type),
+        safe_part(document_type, TYPE_BYTES),
         safe_key(key),
         format.extension()
     )
@@ -134,5 +146,19 @@ mod tests {
         assert!(a.starts_with("A_1-"), "{a}");
         assert!(!safe_key("../etc").contains('/'));
         assert!(!safe_key("..").starts_with(".."));
+    }
+
+    #[test]
+    fn names_are_bounded_in_bytes_whatever_the_script() {
+        let cjk = "請求書".repeat(30); // 90 characters, 270 bytes
+        let long_type = "型".repeat(100);
+        let name = payload_file_name(&long_type, &cjk, PayloadFormat::Json);
+        assert!(name.len() <= 255, "{} bytes", name.len());
+        assert!(name.ends_with(".json"));
+        // two long keys that share their first 40 characters stay apart
+        let other = format!("{}X", "請求書".repeat(40));
+        assert_ne!(safe_key(&"請求書".repeat(41)), safe_key(&other));
+        // a short key is kept as it is
+        assert_eq!(safe_key("請求書-1"), "請求書-1");
     }
 }
