@@ -94,6 +94,28 @@ pub enum Command {
     },
     /// Load the config, every mapping and lookup, and say exactly what is wrong
     Check,
+    /// Settle a document that is in doubt: an earlier attempt was in flight when a run
+    /// stopped, and it arrived again with other content. Check the ERP first
+    #[command(group(clap::ArgGroup::new("decision").required(true).args(["accepted", "not_sent"])))]
+    Resolve {
+        /// The document's key, as reports and `status` show it
+        key: String,
+        /// The mapping of the document (needed when several have this key)
+        #[arg(long)]
+        mapping: Option<String>,
+        /// The ERP has the document (the earlier attempt reached it)
+        #[arg(long)]
+        accepted: bool,
+        /// The ERP's id for it, where known
+        #[arg(long, requires = "accepted")]
+        id: Option<String>,
+        /// The ERP does not have it: the next run sends the file's content
+        #[arg(long)]
+        not_sent: bool,
+        /// Who decided, for the ledger [default: the user running the command]
+        #[arg(long, value_name = "NAME")]
+        by: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, clap::Args)]

@@ -86,7 +86,8 @@ impl From<crate::ledger::LedgerError> for Failure {
     /// cannot be read or written is unavailable, whenever it happens.
     fn from(e: crate::ledger::LedgerError) -> Failure {
         match e {
-            crate::ledger::LedgerError::TooNew { .. } => Failure::usage(e.to_string()),
+            crate::ledger::LedgerError::TooNew { .. }
+            | crate::ledger::LedgerError::NotFound { .. } => Failure::usage(e.to_string()),
             crate::ledger::LedgerError::Sql { .. } => Failure::unavailable(e.to_string()),
         }
     }

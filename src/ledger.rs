@@ -10,7 +10,7 @@ use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use std::path::Path;
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// A document's state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,7 +18,15 @@ pub enum DocState {
     Accepted,
     Rejected,
     Invalid,
+    /// Marked before it was submitted; the outcome is not known yet (or a run died).
     InFlight,
+    /// Was in flight when a run died and then arrived with other content: whether the
+    /// ERP has the first version is unknown, so neither is sent until an operator
+    /// (`erpdrop resolve`) or the ERP says.
+    InDoubt,
+    /// An operator confirmed that the ERP does not have it: the next run sends the
+    /// file's content as a new document.
+    NotSent,
 }
 
 impl DocState {
@@ -28,16 +36,28 @@ impl DocState {
             DocState::Rejected => "rejected",
             DocState::Invalid => "invalid",
             DocState::InFlight => "in_flight",
+            DocState::InDoubt => "in_doubt",
+            DocState::NotSent => "not_sent",
         }
     }
 
-    fn parse(s: &str) -> DocState {
-        match s {
+    /// A state as stored; `None` for a text this build does not know.
+    pub fn parse(s: &str) -> Option<DocState> {
+        Some(match s {
             "accepted" => DocState::Accepted,
             "rejected" => DocState::Rejected,
             "invalid" => DocState::Invalid,
-            _ => DocState::InFlight,
-        }
+            "in_flight" => DocState::InFlight,
+            "in_doubt" => DocState::InDoubt,
+            "not_sent" => DocState::NotSent,
+            _ => return None,
+        })
+    }
+
+    /// Whether an earlier attempt of the document may have reached the ERP without its
+    /// answer being known: its content may not change before that is settled.
+    pub fn is_unsettled(self) -> bool {
+        matches!(self, DocState::InFlight | DocState::InDoubt)
     }
 }
 
@@ -55,6 +75,36 @@ pub struct DocRecord {
     pub file: Option<String>,
     pub run_id: Option<String>,
     pub updated: String,
+}
+
+/// An operator's decision on a document in doubt ([`Ledger::resolve`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resolution {
+    /// The ERP has it, with this id where known.
+    Accepted { id: Option<String> },
+    /// The ERP does not have it.
+    NotSent,
+}
+
+/// One operation in a document's history.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct HistoryRecord {
+    pub time: String,
+    pub run_id: Option<String>,
+    pub file: Option<String>,
+    pub mapping: String,
+    pub key: String,
+    /// `create`, `update`, `delete`, or `resolve` (an operator's decision).
+    pub operation: String,
+    pub content_hash: Option<String>,
+    pub outcome: String,
+    pub status: Option<i64>,
+    /// The ERP's id.
+    pub id: Option<String>,
+    pub message: Option<String>,
+    /// Who decided, for an operator's decision.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub actor: Option<String>,
 }
 
 /// A file's line in the ledger.
@@ -96,6 +146,8 @@ pub struct RunRecord {
 pub enum LedgerError {
     #[error("the ledger {path} was written by a newer erpdrop (schema version {found}, this build knows {SCHEMA_VERSION}); upgrade erpdrop")]
     TooNew { path: String, found: i64 },
+    #[error("the ledger has no document {key:?} of mapping {mapping:?}")]
+    NotFound { mapping: String, key: String },
     #[error("the ledger {path}: {source}")]
     Sql {
         path: String,
@@ -167,27 +219,61 @@ const MIGRATIONS: &[&str] = &[
     // fifth of the ledger's time per submitted document
     "DROP INDEX documents_state;
     CREATE INDEX documents_open ON documents(state, updated) WHERE state <> 'accepted';",
+    // 4: every operation on a document, and the operators' decisions, kept for good
+    "CREATE TABLE history (
+        seq INTEGER PRIMARY KEY,
+        time TEXT NOT NULL,
+        run_id TEXT,
+        file TEXT,
+        mapping TEXT NOT NULL,
+        key TEXT NOT NULL,
+        operation TEXT NOT NULL,
+        content_hash TEXT,
+        outcome TEXT NOT NULL,
+        status INTEGER,
+        erp_id TEXT,
+        message TEXT,
+        actor TEXT
+    );
+    CREATE INDEX history_document ON history(mapping, key, seq);
+    CREATE INDEX history_file ON history(file, seq);
+    ALTER TABLE documents ADD COLUMN prior_state TEXT;",
 ];
 
 /// Marks a document in flight, one more attempt: mapping, key, content hash, file,
-/// run, time.
+/// run, time. The state it had is kept in `prior_state`, so that an attempt that is
+/// then known not to have been made ([`NOT_SENT`]) does not forget an earlier one whose
+/// outcome is unknown.
 macro_rules! in_flight_upsert {
     () => {
         "INSERT INTO documents (mapping, key, content_hash, state, attempts, file, run_id, updated)
          VALUES (?1, ?2, ?3, 'in_flight', 1, ?4, ?5, ?6)
          ON CONFLICT (mapping, key) DO UPDATE SET
+           prior_state = documents.state,
            content_hash = excluded.content_hash, state = 'in_flight',
            attempts = documents.attempts + 1, file = excluded.file,
            run_id = excluded.run_id, updated = excluded.updated"
     };
 }
 
-/// Marks a document in flight unless it is accepted with the same content.
+/// Marks a document in flight unless it is accepted with the same content, or an
+/// earlier attempt with other content has no known outcome (in doubt: never sent again
+/// under another idempotency key).
 const CLAIM: &str = concat!(
     in_flight_upsert!(),
     " WHERE NOT (documents.state = 'accepted'
-                AND documents.content_hash = excluded.content_hash)"
+                AND documents.content_hash = excluded.content_hash)
+        AND NOT (documents.state IN ('in_flight', 'in_doubt')
+                AND documents.content_hash <> excluded.content_hash)"
 );
+
+/// A document marked in flight was not delivered (the target was down, or the run
+/// stopped, before it went out): not sent, unless an earlier attempt's outcome is still
+/// unknown (then it stays in flight). Mapping, key, reason, time.
+const NOT_SENT: &str = "UPDATE documents SET
+       state = CASE WHEN prior_state IN ('in_flight', 'in_doubt') THEN 'in_flight' ELSE 'not_sent' END,
+       last_error = ?3, last_status = NULL, updated = ?4
+     WHERE mapping = ?1 AND key = ?2";
 
 /// Records the target's answer: mapping, key, state, target id (kept when none),
 /// error, HTTP status, time.
@@ -392,10 +478,12 @@ impl Ledger {
             in_flight: prepare(in_flight_upsert!())?,
             claim: prepare(CLAIM)?,
             outcome: prepare(OUTCOME)?,
+            not_sent: prepare(NOT_SENT)?,
         })
     }
 
-    /// Records a document that failed validation (never over an accepted one).
+    /// Records a document that failed validation (never over an accepted one, nor over
+    /// one whose earlier attempt has no known outcome: that must stay known).
     pub fn mark_invalid(
         &self,
         mapping: &str,
@@ -411,11 +499,144 @@ impl Ledger {
                  ON CONFLICT (mapping, key) DO UPDATE SET
                    state = 'invalid', last_error = excluded.last_error, last_status = NULL,
                    file = excluded.file, run_id = excluded.run_id, updated = excluded.updated
-                 WHERE documents.state <> 'accepted'",
+                 WHERE documents.state NOT IN ('accepted', 'in_flight', 'in_doubt')",
             )
             .and_then(|mut st| st.execute(params![mapping, key, error, file, run_id, self.now()]))
             .map(|_| ())
             .map_err(|e| self.sql(e))
+    }
+
+    /// Marks a document whose earlier attempt has no known outcome as in doubt (it
+    /// arrived with other content); `message` says what to do.
+    pub fn mark_in_doubt(
+        &self,
+        mapping: &str,
+        key: &str,
+        message: &str,
+        file: &str,
+        run_id: &str,
+    ) -> Result<(), LedgerError> {
+        self.conn
+            .prepare_cached(
+                "UPDATE documents SET state = 'in_doubt', last_error = ?3, updated = ?4
+                 WHERE mapping = ?1 AND key = ?2 AND state IN ('in_flight', 'in_doubt')",
+            )
+            .and_then(|mut st| st.execute(params![mapping, key, message, self.now()]))
+            .map(|_| ())
+            .map_err(|e| self.sql(e))?;
+        tracing::debug!(mapping, key, file, run = run_id, "in doubt");
+        Ok(())
+    }
+
+    /// The documents of every mapping with this key.
+    pub fn documents_with_key(&self, key: &str) -> Result<Vec<DocRecord>, LedgerError> {
+        self.rows(
+            "SELECT mapping, key, content_hash, state, target_id, attempts, last_error, last_status, file, run_id, updated
+             FROM documents WHERE key = ?1 ORDER BY mapping",
+            params![key],
+            row_to_doc,
+        )
+    }
+
+    /// An operator's decision on a document whose earlier attempt has no known outcome:
+    /// the ERP has it (`accepted`, with its id where known) or it does not (the next
+    /// run sends the file's content). Recorded in the document and in its history, with
+    /// who decided and when, in one transaction.
+    pub fn resolve(
+        &self,
+        mapping: &str,
+        key: &str,
+        decision: Resolution,
+        actor: &str,
+    ) -> Result<DocRecord, LedgerError> {
+        self.in_transaction(|| {
+            let Some(doc) = self.document(mapping, key)? else {
+                return Err(LedgerError::NotFound {
+                    mapping: mapping.to_string(),
+                    key: key.to_string(),
+                });
+            };
+            let when = self.now();
+            let (state, id, outcome, message) = match &decision {
+                Resolution::Accepted { id } => (
+                    DocState::Accepted,
+                    id.clone(),
+                    "accepted",
+                    format!("resolved by {actor} on {when}: the ERP has it"),
+                ),
+                Resolution::NotSent => (
+                    DocState::NotSent,
+                    None,
+                    "not_sent",
+                    format!(
+                        "resolved by {actor} on {when}: the ERP does not have it; the next run sends the file's content"
+                    ),
+                ),
+            };
+            let last_error = (state != DocState::Accepted).then_some(message.as_str());
+            self.conn
+                .execute(
+                    "UPDATE documents SET state = ?3, target_id = coalesce(?4, target_id),
+                       last_error = ?5, last_status = NULL, updated = ?6
+                     WHERE mapping = ?1 AND key = ?2",
+                    params![mapping, key, state.as_str(), id, last_error, when],
+                )
+                .map_err(|e| self.sql(e))?;
+            self.record_history(&HistoryRecord {
+                time: when.clone(),
+                run_id: None,
+                file: doc.file.clone(),
+                mapping: mapping.to_string(),
+                key: key.to_string(),
+                operation: "resolve".to_string(),
+                content_hash: Some(doc.content_hash.clone()),
+                outcome: outcome.to_string(),
+                status: None,
+                id: id.or(doc.target_id.clone()),
+                message: Some(message),
+                actor: Some(actor.to_string()),
+            })?;
+            Ok(self.document(mapping, key)?.unwrap_or(doc))
+        })
+    }
+
+    /// Appends one operation to the history.
+    pub fn record_history(&self, h: &HistoryRecord) -> Result<(), LedgerError> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO history (time, run_id, file, mapping, key, operation, content_hash,
+                   outcome, status, erp_id, message, actor)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+            )
+            .and_then(|mut st| {
+                st.execute(params![
+                    h.time,
+                    h.run_id,
+                    h.file,
+                    h.mapping,
+                    h.key,
+                    h.operation,
+                    h.content_hash,
+                    h.outcome,
+                    h.status,
+                    h.id,
+                    h.message,
+                    h.actor
+                ])
+            })
+            .map(|_| ())
+            .map_err(|e| self.sql(e))
+    }
+
+    /// The history of a document, oldest first.
+    pub fn history_of(&self, mapping: &str, key: &str) -> Result<Vec<HistoryRecord>, LedgerError> {
+        self.rows(
+            "SELECT time, run_id, file, mapping, key, operation, content_hash, outcome, status, erp_id,
+               message, actor
+             FROM history WHERE mapping = ?1 AND key = ?2 ORDER BY seq",
+            params![mapping, key],
+            row_to_history,
+        )
     }
 
     pub fn begin_run(&self, id: &str, command: &str) -> Result<(), LedgerError> {
@@ -581,6 +802,7 @@ pub struct DocWriter<'a> {
     in_flight: rusqlite::CachedStatement<'a>,
     claim: rusqlite::CachedStatement<'a>,
     outcome: rusqlite::CachedStatement<'a>,
+    not_sent: rusqlite::CachedStatement<'a>,
 }
 
 impl DocWriter<'_> {
@@ -598,10 +820,11 @@ impl DocWriter<'_> {
     }
 
     /// Marks a document in flight unless the ledger has it accepted with the same
-    /// content: one statement instead of [`Ledger::document`] and
+    /// content, or an earlier attempt with other content has no known outcome: one
+    /// statement instead of [`Ledger::document`] and
     /// [`mark_in_flight`](DocWriter::mark_in_flight), for a target that cannot tell
-    /// whether it already has a document left in flight. `false`: already imported,
-    /// nothing changed.
+    /// whether it already has a document left in flight. Nothing changes unless the
+    /// answer is [`Claim::Send`].
     pub fn claim(
         &mut self,
         mapping: &str,
@@ -609,9 +832,32 @@ impl DocWriter<'_> {
         content_hash: &str,
         file: &str,
         run_id: &str,
-    ) -> Result<bool, LedgerError> {
+    ) -> Result<Claim, LedgerError> {
         let doc = [mapping, key, content_hash, file, run_id];
-        upsert_in_flight(self.ledger, &mut self.claim, doc).map(|changed| changed > 0)
+        if upsert_in_flight(self.ledger, &mut self.claim, doc)? > 0 {
+            return Ok(Claim::Send);
+        }
+        // not claimed: which of the two reasons (rare: validation saw it first)
+        Ok(match self.ledger.document(mapping, key)? {
+            Some(r) if r.state == DocState::Accepted && r.content_hash == content_hash => {
+                Claim::AlreadyImported
+            }
+            _ => Claim::InDoubt,
+        })
+    }
+
+    /// Records that a document marked in flight did not go out (see [`NOT_SENT`]).
+    pub fn mark_not_sent(
+        &mut self,
+        mapping: &str,
+        key: &str,
+        reason: &str,
+    ) -> Result<(), LedgerError> {
+        let now = self.ledger.now();
+        self.not_sent
+            .execute(params![mapping, key, reason, now])
+            .map(|_| ())
+            .map_err(|e| self.ledger.sql(e))
     }
 
     /// Records the target's answer for a document in flight.
@@ -640,6 +886,17 @@ impl DocWriter<'_> {
     }
 }
 
+/// What [`DocWriter::claim`] decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// Marked in flight: send it.
+    Send,
+    /// Accepted before with the same content.
+    AlreadyImported,
+    /// An earlier attempt with other content has no known outcome.
+    InDoubt,
+}
+
 /// Runs an [`in_flight_upsert!`] statement (mapping, key, content hash, file, run);
 /// the number of rows it changed.
 fn upsert_in_flight(
@@ -652,11 +909,19 @@ fn upsert_in_flight(
 }
 
 fn row_to_doc(r: &rusqlite::Row<'_>) -> rusqlite::Result<DocRecord> {
+    let state: String = r.get(3)?;
+    let state = DocState::parse(&state).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(
+            3,
+            rusqlite::types::Type::Text,
+            format!("unknown document state {state:?} (a newer erpdrop wrote it?)").into(),
+        )
+    })?;
     Ok(DocRecord {
         mapping: r.get(0)?,
         key: r.get(1)?,
         content_hash: r.get(2)?,
-        state: DocState::parse(&r.get::<_, String>(3)?),
+        state,
         target_id: r.get(4)?,
         attempts: r.get(5)?,
         last_error: r.get(6)?,
@@ -664,6 +929,23 @@ fn row_to_doc(r: &rusqlite::Row<'_>) -> rusqlite::Result<DocRecord> {
         file: r.get(8)?,
         run_id: r.get(9)?,
         updated: r.get(10)?,
+    })
+}
+
+fn row_to_history(r: &rusqlite::Row<'_>) -> rusqlite::Result<HistoryRecord> {
+    Ok(HistoryRecord {
+        time: r.get(0)?,
+        run_id: r.get(1)?,
+        file: r.get(2)?,
+        mapping: r.get(3)?,
+        key: r.get(4)?,
+        operation: r.get(5)?,
+        content_hash: r.get(6)?,
+        outcome: r.get(7)?,
+        status: r.get(8)?,
+        id: r.get(9)?,
+        message: r.get(10)?,
+        actor: r.get(11)?,
     })
 }
 
@@ -705,20 +987,15 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let l = Ledger::open(&d.path().join("ledger.sqlite")).unwrap();
         let get = |k: &str| l.document("m", k).unwrap().unwrap();
+        let claim = |k: &str, h: &str, f: &str, r: &str| {
+            l.doc_writer().unwrap().claim("m", k, h, f, r).unwrap()
+        };
         // new: marked in flight
-        assert!(l
-            .doc_writer()
-            .unwrap()
-            .claim("m", "K1", "h1", "f.csv", "r1")
-            .unwrap());
+        assert_eq!(claim("K1", "h1", "f.csv", "r1"), Claim::Send);
         assert_eq!(get("K1").state, DocState::InFlight);
         assert_eq!(get("K1").attempts, 1);
         // left in flight: sent again, one more attempt
-        assert!(l
-            .doc_writer()
-            .unwrap()
-            .claim("m", "K1", "h1", "g.csv", "r2")
-            .unwrap());
+        assert_eq!(claim("K1", "h1", "g.csv", "r2"), Claim::Send);
         assert_eq!(
             (get("K1").attempts, get("K1").file.as_deref()),
             (2, Some("g.csv"))
@@ -729,11 +1006,7 @@ mod tests {
             .mark_outcome("m", "K1", DocState::Accepted, Some("7"), None, None)
             .unwrap();
         let before = get("K1");
-        assert!(!l
-            .doc_writer()
-            .unwrap()
-            .claim("m", "K1", "h1", "h.csv", "r3")
-            .unwrap());
+        assert_eq!(claim("K1", "h1", "h.csv", "r3"), Claim::AlreadyImported);
         let after = get("K1");
         assert_eq!(after.state, DocState::Accepted);
         assert_eq!(
@@ -742,11 +1015,7 @@ mod tests {
         );
         assert_eq!(after.run_id.as_deref(), Some("r2"));
         // accepted with other content: claimed (the caller decided to send it)
-        assert!(l
-            .doc_writer()
-            .unwrap()
-            .claim("m", "K1", "h2", "h.csv", "r3")
-            .unwrap());
+        assert_eq!(claim("K1", "h2", "h.csv", "r3"), Claim::Send);
         assert_eq!(
             (get("K1").state, get("K1").content_hash),
             (DocState::InFlight, "h2".into())
@@ -756,28 +1025,112 @@ mod tests {
             .unwrap()
             .mark_outcome("m", "K1", DocState::Rejected, None, Some("no"), Some(400))
             .unwrap();
-        assert!(l
-            .doc_writer()
-            .unwrap()
-            .claim("m", "K1", "h2", "h.csv", "r4")
-            .unwrap());
+        assert_eq!(claim("K1", "h2", "h.csv", "r4"), Claim::Send);
         l.mark_invalid("m", "K2", "bad", "f.csv", "r1").unwrap();
-        assert!(l
-            .doc_writer()
-            .unwrap()
-            .claim("m", "K2", "h9", "f.csv", "r5")
-            .unwrap());
+        assert_eq!(claim("K2", "h9", "f.csv", "r5"), Claim::Send);
         assert_eq!(get("K2").state, DocState::InFlight);
         // another mapping's document of the same key is another document
         l.doc_writer()
             .unwrap()
             .mark_outcome("m", "K2", DocState::Accepted, None, None, None)
             .unwrap();
-        assert!(l
-            .doc_writer()
-            .unwrap()
-            .claim("n", "K2", "h9", "f.csv", "r5")
-            .unwrap());
+        assert_eq!(
+            l.doc_writer()
+                .unwrap()
+                .claim("n", "K2", "h9", "f.csv", "r5")
+                .unwrap(),
+            Claim::Send
+        );
+    }
+
+    #[test]
+    fn other_content_after_an_unknown_outcome_is_in_doubt_until_resolved() {
+        let d = tempfile::tempdir().unwrap();
+        let l = Ledger::open(&d.path().join("ledger.sqlite")).unwrap();
+        let claim = |k: &str, h: &str| {
+            l.doc_writer()
+                .unwrap()
+                .claim("m", k, h, "f.csv", "r")
+                .unwrap()
+        };
+        let get = |k: &str| l.document("m", k).unwrap().unwrap();
+        // a dead run left K1 in flight with h1
+        assert_eq!(claim("K1", "h1"), Claim::Send);
+        // the same content is sent again (same idempotency key); other content is not
+        assert_eq!(claim("K1", "h1"), Claim::Send);
+        assert_eq!(claim("K1", "h2"), Claim::InDoubt);
+        assert_eq!(
+            get("K1").content_hash,
+            "h1",
+            "the ledger keeps what was in flight"
+        );
+        // it stays in doubt: validation never marks it invalid over that
+        l.mark_in_doubt("m", "K1", "check the ERP", "f.csv", "r")
+            .unwrap();
+        l.mark_invalid("m", "K1", "bad", "g.csv", "r2").unwrap();
+        assert_eq!(get("K1").state, DocState::InDoubt);
+        assert_eq!(claim("K1", "h3"), Claim::InDoubt);
+        // an operator: the ERP does not have it; then the new content goes
+        let r = l.resolve("m", "K1", Resolution::NotSent, "alice").unwrap();
+        assert_eq!(r.state, DocState::NotSent);
+        assert_eq!(claim("K1", "h3"), Claim::Send);
+        assert_eq!(get("K1").content_hash, "h3");
+        // or: the ERP has it, with its id; then it counts as accepted
+        assert_eq!(claim("K2", "h1"), Claim::Send);
+        let r = l
+            .resolve(
+                "m",
+                "K2",
+                Resolution::Accepted {
+                    id: Some("77".into()),
+                },
+                "bob",
+            )
+            .unwrap();
+        assert_eq!(
+            (r.state, r.target_id.as_deref()),
+            (DocState::Accepted, Some("77"))
+        );
+        assert_eq!(claim("K2", "h1"), Claim::AlreadyImported);
+        // both decisions are in the history, with who made them
+        let h = l.history_of("m", "K2").unwrap();
+        assert_eq!(h.len(), 1);
+        assert_eq!(
+            (h[0].operation.as_str(), h[0].outcome.as_str()),
+            ("resolve", "accepted")
+        );
+        assert_eq!(h[0].actor.as_deref(), Some("bob"));
+        assert_eq!(h[0].id.as_deref(), Some("77"));
+        assert!(matches!(
+            l.resolve("m", "nope", Resolution::NotSent, "x"),
+            Err(LedgerError::NotFound { .. })
+        ));
+    }
+
+    #[test]
+    fn a_document_that_did_not_go_out_keeps_an_earlier_unknown_outcome() {
+        let d = tempfile::tempdir().unwrap();
+        let l = Ledger::open(&d.path().join("ledger.sqlite")).unwrap();
+        let mut w = l.doc_writer().unwrap();
+        // new, claimed, not sent: known not sent, other content may go next time
+        assert_eq!(w.claim("m", "K1", "h1", "f", "r1").unwrap(), Claim::Send);
+        w.mark_not_sent("m", "K1", "down").unwrap();
+        assert_eq!(
+            l.document("m", "K1").unwrap().unwrap().state,
+            DocState::NotSent
+        );
+        assert_eq!(w.claim("m", "K1", "h2", "f", "r2").unwrap(), Claim::Send);
+        // in flight after a timeout, claimed again and not sent: still in flight
+        assert_eq!(w.claim("m", "K2", "h1", "f", "r1").unwrap(), Claim::Send);
+        w.mark_outcome("m", "K2", DocState::InFlight, None, Some("timeout"), None)
+            .unwrap();
+        assert_eq!(w.claim("m", "K2", "h1", "f", "r2").unwrap(), Claim::Send);
+        w.mark_not_sent("m", "K2", "down").unwrap();
+        assert_eq!(
+            l.document("m", "K2").unwrap().unwrap().state,
+            DocState::InFlight
+        );
+        assert_eq!(w.claim("m", "K2", "h9", "f", "r3").unwrap(), Claim::InDoubt);
     }
 
     #[test]
@@ -908,7 +1261,7 @@ mod tests {
         }
         drop(c);
         let l = Ledger::open(&p).unwrap();
-        assert_eq!(l.version().unwrap(), 3);
+        assert_eq!(l.version().unwrap(), SCHEMA_VERSION);
         let counts = l.document_counts().unwrap();
         let want: Vec<(String, i64)> = [
             ("accepted", 3),

@@ -42,6 +42,9 @@ pub enum Code {
     Sum,
     Duplicate,
     Conflict,
+    /// An earlier attempt has no known outcome and the document arrived with other
+    /// content: not sent until that is settled.
+    InDoubt,
     Rejected,
     Unavailable,
     Encoding,
@@ -65,6 +68,7 @@ impl Code {
             Code::Sum => "sum",
             Code::Duplicate => "duplicate",
             Code::Conflict => "conflict",
+            Code::InDoubt => "in_doubt",
             Code::Rejected => "rejected",
             Code::Unavailable => "unavailable",
             Code::Encoding => "encoding",

@@ -5,6 +5,7 @@ mod util;
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};
+use util::erp::{Behaviour, FakeErp};
 use util::{invoices_csv, TestDir, INVOICE_HEADER, INVOICE_MAPPING};
 
 fn setup() -> TestDir {
@@ -227,14 +228,12 @@ fn run_with_file_size_limit(t: &TestDir, bytes: u64, args: &[&str]) -> util::Out
 #[test]
 fn a_full_disk_while_writing_a_report_is_exit_3_with_nothing_half_written() {
     let t = setup();
-    // 150 invalid invoices whose reports are far larger than the limit, while the
-    // ledger's records of them stay small
+    // one invoice of 250 lines with bad amounts: its reports are far larger than the
+    // limit, while the ledger's record of it (its first problem) stays small
     let long = "Z".repeat(900);
     let mut csv = String::from(INVOICE_HEADER);
-    for i in 0..150 {
-        csv.push_str(&format!(
-            "INV{i:06};20.11.2026;C1;{long};1,50;ITEM;{long}\n"
-        ));
+    for _ in 0..250 {
+        csv.push_str(&format!("INV000001;20.11.2026;C1;N30;1,50;ITEM;{long}\n"));
     }
     t.write("drop/inbox/INV_1.csv", &csv);
     let out = run_with_file_size_limit(&t, 200 * 1024, &["run"]);
@@ -247,7 +246,8 @@ fn a_full_disk_while_writing_a_report_is_exit_3_with_nothing_half_written() {
     let out = t.run(&["run"]);
     assert_eq!(out.code, 1, "{out:?}");
     let report = t.read_json("drop/failed/INV_1.csv.errors.json");
-    assert_eq!(report["counts"]["invalid"], 150);
+    assert_eq!(report["counts"]["invalid"], 1);
+    assert_eq!(report["errors"].as_array().unwrap().len(), 250);
 }
 
 // ------------------------------------------------------------- outbox names
@@ -274,3 +274,197 @@ fn a_long_key_in_any_script_makes_a_valid_outbox_name_and_blocks_nothing() {
     assert_eq!(payload["number"], key.as_str());
 }
 
+// ------------------------------------------------------------------ in doubt
+
+fn http_setup(erp: &FakeErp) -> TestDir {
+    let t = setup();
+    t.write(
+        "erpdrop.toml",
+        format!(
+            "[scan]\nsettle_seconds = 0\n[target]\nkind = \"http\"\nurl = \"{}/api/{{document}}\"\n\
+             timeout_seconds = 5\nconcurrency = 1\nid_pointer = \"/id\"\n\
+             retry = {{ attempts = 1, backoff_ms = 10 }}\n",
+            erp.base()
+        ),
+    );
+    t
+}
+
+const ONE: &str = "INV000000;20.11.2026;C1;N30;1,50;ITEM0;1,50\n";
+const ONE_CHANGED: &str = "INV000000;20.11.2026;C1;N30;2,50;ITEM0;2,50\n";
+
+fn ledger_history(t: &TestDir, key: &str) -> Vec<(String, String, Option<String>)> {
+    let c = rusqlite::Connection::open(t.join("drop/.erpdrop/ledger.sqlite")).unwrap();
+    let mut st = c
+        .prepare("SELECT operation, outcome, actor FROM history WHERE key = ?1 ORDER BY seq")
+        .unwrap();
+    st.query_map([key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+#[test]
+fn other_content_after_an_unanswered_attempt_is_in_doubt_and_never_sent_under_a_new_key() {
+    let erp = FakeErp::start(Behaviour {
+        drop_next: 1, // the request reaches the ERP; the answer never comes back
+        ..Behaviour::default()
+    });
+    let t = http_setup(&erp);
+    t.write("drop/inbox/INV_1.csv", format!("{INVOICE_HEADER}{ONE}"));
+    let out = t.run(&["run"]);
+    assert_eq!(out.code, 3, "{out:?}");
+    assert_eq!(erp.request_count(), 1);
+    // the export is corrected and dropped again
+    t.write(
+        "drop/inbox/INV_1.csv",
+        format!("{INVOICE_HEADER}{ONE_CHANGED}"),
+    );
+    let out = t.run(&["run", "--json"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert_eq!(erp.request_count(), 1, "nothing sent while in doubt");
+    let report = t.read_json("drop/failed/INV_1.csv.errors.json");
+    let row = &report["errors"][0];
+    assert_eq!(row["code"], "in_doubt");
+    assert_eq!(row["document"], "INV000000");
+    let msg = row["message"].as_str().unwrap();
+    assert!(
+        msg.contains("erpdrop resolve INV000000 --mapping inv"),
+        "{msg}"
+    );
+    // a dry run sees it too
+    let out = t.run(&["validate", "drop/failed/INV_1.csv", "--json"]);
+    assert_eq!(out.json()["files"][0]["errors"][0]["code"], "in_doubt");
+    // status lists it, with what to do
+    let st = t.run(&["status", "--json"]).json();
+    let doc = &st["failed_documents"][0];
+    assert_eq!(doc["state"], "in_doubt");
+    assert!(doc["last_error"].as_str().unwrap().contains("resolve"));
+    let text = t.run(&["status"]).stdout;
+    assert!(text.contains("in_doubt"), "{text}");
+
+    // the operator looks in the ERP: it does not have it
+    let out = t.run(&["resolve", "INV000000", "--not-sent", "--by", "alice"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("not sent"), "{}", out.stdout);
+    let out = t.run(&["reprocess", "--all"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(erp.created(), (1, 1));
+    let reqs = erp.requests();
+    assert_eq!(reqs.len(), 2);
+    assert!(reqs[1].body.contains("\"2.50\""), "{}", reqs[1].body);
+    assert_ne!(
+        reqs[0].header("Idempotency-Key"),
+        reqs[1].header("Idempotency-Key"),
+        "other content goes under its own key, once the first is known not sent"
+    );
+    assert_eq!(
+        ledger_history(&t, "INV000000"),
+        vec![("resolve".into(), "not_sent".into(), Some("alice".into()))]
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn a_run_killed_while_the_erp_was_creating_leaves_it_in_doubt_until_resolved() {
+    let erp = FakeErp::start(Behaviour {
+        delay: Duration::from_millis(1500),
+        ..Behaviour::default()
+    });
+    let t = http_setup(&erp);
+    t.write("drop/inbox/INV_1.csv", format!("{INVOICE_HEADER}{ONE}"));
+    let mut child = t
+        .spawn_cmd()
+        .args(["-q", "run"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while erp.request_count() < 1 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().unwrap(); // SIGKILL while the ERP works on it
+    child.wait().unwrap();
+    while erp.created().0 < 1 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(erp.created(), (1, 1), "the ERP created it after all");
+    // the source system corrects it and drops it again
+    std::fs::remove_file(t.join("drop/processing/INV_1.csv")).unwrap();
+    t.write(
+        "drop/inbox/INV_1.csv",
+        format!("{INVOICE_HEADER}{ONE_CHANGED}"),
+    );
+    let out = t.run(&["run"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert_eq!(erp.request_count(), 1, "not sent a second time");
+    assert_eq!(
+        t.read_json("drop/failed/INV_1.csv.errors.json")["errors"][0]["code"],
+        "in_doubt"
+    );
+    // only a document in doubt can be resolved, and only one that exists
+    assert_eq!(t.run(&["resolve", "NOPE", "--accepted"]).code, 2);
+    // the ERP has it, as id 1001
+    let out = t.run(&[
+        "resolve",
+        "INV000000",
+        "--mapping",
+        "inv",
+        "--accepted",
+        "--id",
+        "1001",
+        "--by",
+        "bob",
+        "--json",
+    ]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let v = out.json();
+    assert_eq!(
+        (v["state"].as_str(), v["id"].as_str()),
+        (Some("accepted"), Some("1001"))
+    );
+    assert_eq!(t.run(&["resolve", "INV000000", "--accepted"]).code, 2);
+    let st = t.run(&["status", "--json"]).json();
+    assert!(st["failed_documents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|d| d["document"] != "INV000000"));
+    // the corrected file is now a conflict with what the ERP has: never a second invoice
+    let out = t.run(&["reprocess", "--all"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert_eq!(
+        t.read_json("drop/failed/INV_1.csv.errors.json")["errors"][0]["code"],
+        "conflict"
+    );
+    assert_eq!(erp.request_count(), 1);
+    assert_eq!(erp.created(), (1, 1));
+    assert_eq!(
+        ledger_history(&t, "INV000000"),
+        vec![("resolve".into(), "accepted".into(), Some("bob".into()))]
+    );
+}
+
+#[test]
+fn documents_the_target_never_got_are_not_in_doubt() {
+    // the ERP answers 503 (it is down, nothing was taken): corrected content simply
+    // goes next time, under its own key
+    let erp = FakeErp::start(Behaviour {
+        down: true,
+        ..Behaviour::default()
+    });
+    let t = http_setup(&erp);
+    t.write("drop/inbox/INV_1.csv", invoices_csv(20, 1));
+    assert_eq!(t.run(&["run"]).code, 3);
+    erp.set(|b| b.down = false);
+    t.write(
+        "drop/inbox/INV_1.csv",
+        invoices_csv(20, 1).replace(";ITEM0;", ";ITEM9;"),
+    );
+    let out = t.run(&["run"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(erp.created(), (20, 1));
+    let st = t.run(&["status", "--json"]).json();
+    assert_eq!(st["failed_documents"].as_array().unwrap().len(), 0, "{st}");
+}

@@ -3,6 +3,7 @@
 pub mod check;
 pub mod init;
 pub mod reprocess;
+pub mod resolve;
 pub mod run;
 pub mod status;
 pub mod validate;
@@ -53,6 +54,22 @@ pub fn dispatch(cli: &Cli) -> Result<Exit, Failure> {
             status::status(&cfg, &ui, *failed)
         }
         Command::Check => check::check(cli, &ui),
+        Command::Resolve {
+            key,
+            mapping,
+            accepted: _,
+            id,
+            not_sent,
+            by,
+        } => {
+            let cfg = load_config(cli)?;
+            let decision = if *not_sent {
+                crate::ledger::Resolution::NotSent
+            } else {
+                crate::ledger::Resolution::Accepted { id: id.clone() }
+            };
+            resolve::resolve(&cfg, &ui, key, mapping.as_deref(), decision, by.as_deref())
+        }
         Command::Init { dir, force } => init::init(
             dir.as_deref().unwrap_or(std::path::Path::new(".")),
             *force,

@@ -338,6 +338,9 @@ pub fn classify(ledger: Option<&Ledger>, mapping: &Mapping, doc: &MappedDocument
         Some(r) if r.state == DocState::Accepted && r.content_hash == doc.content_hash => {
             Verdict::AlreadyImported
         }
+        Some(r) if r.state.is_unsettled() && r.content_hash != doc.content_hash => Verdict::Reject(
+            crate::target::submit::in_doubt_problem(&mapping.name, &doc.key, doc.line, Some(&r)),
+        ),
         Some(r) if r.state == DocState::Accepted => {
             let when = r.updated.get(..10).unwrap_or(&r.updated).to_string();
             let from = r
@@ -455,6 +458,7 @@ fn handle_file(
         accepted = sent.accepted;
         rejected = sent.rejected;
         check.already_imported += sent.already_imported;
+        check.invalid += sent.in_doubt;
         check.problems.extend(sent.problems);
         accepted_docs = sent.documents;
         target_down = sent.target_down;
@@ -465,15 +469,19 @@ fn handle_file(
     // document's problems stand together, so its first one is the one recorded.
     let mut last: Option<String> = None;
     for p in check.problems.iter() {
-        if let Some(key) = p.document {
-            if p.stage != Stage::Submit
-                && p.code != Code::Conflict
-                && last.as_deref() != Some(key.as_str())
-            {
-                ledger.mark_invalid(&mapping.name, &key, &p.message, &claimed.name, run_id)?;
-                last = Some(key);
-            }
+        let Some(key) = p.document else { continue };
+        if p.stage == Stage::Submit || last.as_deref() == Some(key.as_str()) {
+            continue;
         }
+        match p.code {
+            // the ledger keeps what it knew of the document
+            Code::Conflict => continue,
+            Code::InDoubt => {
+                ledger.mark_in_doubt(&mapping.name, &key, &p.message, &claimed.name, run_id)?
+            }
+            _ => ledger.mark_invalid(&mapping.name, &key, &p.message, &claimed.name, run_id)?,
+        }
+        last = Some(key);
     }
 
     let finished = chrono::Utc::now();

@@ -32,6 +32,11 @@ enum Attempt {
     Transient {
         message: String,
         retry_after: Option<Duration>,
+        /// Whether the ERP may have taken the document although no answer says so (a
+        /// timeout or a connection lost after the request went out, a gateway error);
+        /// not when the connection was never made or the ERP said it took nothing
+        /// (429, 503).
+        maybe_delivered: bool,
     },
 }
 
@@ -145,6 +150,7 @@ impl HttpTarget {
                     Attempt::Transient {
                         message: format!("HTTP {code}: {message}"),
                         retry_after,
+                        maybe_delivered: !matches!(code, 429 | 503),
                     }
                 } else {
                     Attempt::Done(SubmitOutcome::Rejected {
@@ -156,6 +162,14 @@ impl HttpTarget {
             Err(ureq::Error::Transport(t)) => Attempt::Transient {
                 message: transport_message(&t, &url),
                 retry_after: None,
+                maybe_delivered: !matches!(
+                    t.kind(),
+                    ureq::ErrorKind::ConnectionFailed
+                        | ureq::ErrorKind::Dns
+                        | ureq::ErrorKind::InvalidUrl
+                        | ureq::ErrorKind::UnknownScheme
+                        | ureq::ErrorKind::InsecureRequestHttpsOnly
+                ),
             },
         }
     }
@@ -232,6 +246,7 @@ impl Target for HttpTarget {
     fn submit(&self, ctx: &DocContext<'_>, doc: &SpooledDoc) -> SubmitOutcome {
         let attempts = self.cfg.retry.attempts.max(1);
         let mut last = String::new();
+        let mut maybe = false;
         for attempt in 1..=attempts {
             if attempt > 1 && self.stopping() {
                 break;
@@ -241,7 +256,9 @@ impl Target for HttpTarget {
                 Attempt::Transient {
                     message,
                     retry_after,
+                    maybe_delivered,
                 } => {
+                    maybe |= maybe_delivered;
                     tracing::debug!(document = %doc.key, attempt, "transient target error: {message}");
                     last = message;
                     if attempt < attempts {
@@ -256,6 +273,7 @@ impl Target for HttpTarget {
         }
         self.down.store(true, Ordering::SeqCst);
         SubmitOutcome::Unavailable {
+            maybe_delivered: maybe,
             message: if last.is_empty() {
                 "the target is down (another document exhausted its retries)".to_string()
             } else {

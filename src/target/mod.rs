@@ -17,8 +17,16 @@ pub enum SubmitOutcome {
         status: Option<u16>,
         message: String,
     },
-    /// Not reachable after retries: stop submitting.
-    Unavailable { message: String },
+    /// Not reachable after retries: stop submitting. `maybe_delivered`: whether an
+    /// attempt may have reached the target without its answer being known (a timeout
+    /// or a dropped connection after the request went out); then the document stays in
+    /// flight, else it is known not to have been delivered.
+    Unavailable {
+        message: String,
+        maybe_delivered: bool,
+    },
+    /// Not attempted: the target went down, or a stop came, before its turn.
+    Skipped { reason: &'static str },
 }
 
 /// Which mapping a document comes from.

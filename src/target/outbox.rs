@@ -103,8 +103,10 @@ impl Target for Outbox {
                         .unwrap_or_default(),
                 ),
             },
+            // only staged: nothing is visible in the outbox
             Err(e) => SubmitOutcome::Unavailable {
                 message: format!("cannot write {}: {e}", path.display()),
+                maybe_delivered: false,
             },
         }
     }

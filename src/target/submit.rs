@@ -10,7 +10,7 @@
 //! submit while this thread keeps the ledger (SQLite is used from one thread only).
 
 use super::{DocContext, SubmitOutcome, Target};
-use crate::ledger::{DocState, DocWriter, Ledger, LedgerError};
+use crate::ledger::{Claim, DocState, DocWriter, Ledger, LedgerError};
 use crate::problem::{quote, with_location, Code, Problem, Stage};
 use crate::report::AcceptedDoc;
 use crate::spool::SpooledDoc;
@@ -25,6 +25,8 @@ pub struct Submitted {
     pub accepted: u64,
     pub rejected: u64,
     pub already_imported: u64,
+    /// Not sent: an earlier attempt with other content has no known outcome.
+    pub in_doubt: u64,
     pub problems: Vec<Problem>,
     /// The accepted documents with the ERP's ids.
     pub documents: crate::problem_log::SpillLog<AcceptedDoc>,
@@ -32,6 +34,15 @@ pub struct Submitted {
     pub target_down: bool,
     /// A stop signal arrived.
     pub interrupted: bool,
+}
+
+impl Submitted {
+    /// A document not sent because an earlier attempt is in doubt (validation saw it
+    /// first, unless the ledger changed since).
+    fn in_doubt(&mut self, p: Problem) {
+        self.in_doubt += 1;
+        self.problems.push(p);
+    }
 }
 
 /// Payload bytes a submission holds at most (documents chosen and not yet answered),
@@ -109,23 +120,26 @@ fn submit_in_batches(
         if chosen.is_empty() {
             return Ok(out);
         }
+        let mut skip = None;
         for doc in chosen {
-            // a stop signal ends the batch early: what was not submitted stays in
-            // flight, for the next run
-            if stop.load(Ordering::SeqCst) {
+            // a stop signal or the target going down ends the batch early: the rest is
+            // recorded as not sent
+            if skip.is_none() && stop.load(Ordering::SeqCst) {
                 out.interrupted = true;
-                break;
+                skip = Some("not sent: the run was stopped");
             }
-            let outcome = target.submit(&batch.ctx, &doc);
-            let down = matches!(outcome, SubmitOutcome::Unavailable { .. });
+            let outcome = match skip {
+                Some(reason) => SubmitOutcome::Skipped { reason },
+                None => target.submit(&batch.ctx, &doc),
+            };
+            if matches!(outcome, SubmitOutcome::Unavailable { .. }) {
+                skip = Some("not sent: the target was unavailable");
+            }
             results.push(Sent {
                 key: doc.key,
                 line: doc.line,
                 outcome,
             });
-            if down {
-                break;
-            }
         }
     }
 }
@@ -206,13 +220,7 @@ fn submit_threaded(
                 // once the target is down or a stop came, only the last answers matter
                 let quiet = !more || shared.down.load(Ordering::SeqCst);
                 let (results, outstanding) = shared.wait_for_answers(more, quiet);
-                for r in results {
-                    match r {
-                        Some(sent) => answered.push(sent),
-                        None if stop.load(Ordering::SeqCst) => out.interrupted = true,
-                        None => {}
-                    }
-                }
+                answered.extend(results);
                 if stop.load(Ordering::SeqCst) {
                     out.interrupted = true;
                 }
@@ -246,9 +254,9 @@ struct Shared<'a> {
 struct Queue {
     /// Marked in flight, not yet taken by a worker.
     jobs: VecDeque<SpooledDoc>,
-    /// Answers not yet taken by the ledger thread; `None`: not submitted (down or
-    /// stopping), it stays in flight for the next run.
-    results: Vec<Option<Sent>>,
+    /// Answers not yet taken by the ledger thread (a document not attempted because
+    /// the target was down or a stop came is `Skipped`).
+    results: Vec<Sent>,
     /// Jobs queued or being submitted.
     outstanding: usize,
     /// Their payload bytes.
@@ -294,18 +302,25 @@ impl Shared<'_> {
                 }
             };
             let size = doc.body.len();
-            let result = if self.down.load(Ordering::SeqCst) || self.stop.load(Ordering::SeqCst) {
-                None
+            let outcome = if self.down.load(Ordering::SeqCst) {
+                SubmitOutcome::Skipped {
+                    reason: "not sent: the target was unavailable",
+                }
+            } else if self.stop.load(Ordering::SeqCst) {
+                SubmitOutcome::Skipped {
+                    reason: "not sent: the run was stopped",
+                }
             } else {
                 let outcome = target.submit(ctx, &doc);
                 if matches!(outcome, SubmitOutcome::Unavailable { .. }) {
                     self.down.store(true, Ordering::SeqCst);
                 }
-                Some(Sent {
-                    key: doc.key,
-                    line: doc.line,
-                    outcome,
-                })
+                outcome
+            };
+            let result = Sent {
+                key: doc.key,
+                line: doc.line,
+                outcome,
             };
             let mut q = self.lock();
             q.results.push(result);
@@ -326,7 +341,7 @@ impl Shared<'_> {
     /// `more` are to come) or nothing outstanding, half a window of answers, or (unless
     /// `quiet`: the ledger thread knows already) the target down or a stop. Returns the
     /// answers and what is still outstanding.
-    fn wait_for_answers(&self, more: bool, quiet: bool) -> (Vec<Option<Sent>>, usize) {
+    fn wait_for_answers(&self, more: bool, quiet: bool) -> (Vec<Sent>, usize) {
         let mut q = self.lock();
         q.wants_room = more;
         loop {
@@ -468,8 +483,10 @@ fn flush_results(results: &mut [Sent], target: &dyn Target) {
     if let Err(message) = target.flush() {
         for r in results {
             if matches!(r.outcome, SubmitOutcome::Accepted { .. }) {
+                // some files may have reached the outbox before the failure
                 r.outcome = SubmitOutcome::Unavailable {
                     message: message.clone(),
+                    maybe_delivered: true,
                 };
             }
         }
@@ -490,21 +507,30 @@ fn next_to_send(
     };
     let mapping = batch.ctx.mapping;
     if !target.checks_delivery() {
-        // one statement: marked in flight unless already accepted with this content
-        if w.claim(
+        // one statement: marked in flight unless already accepted with this content,
+        // or in doubt
+        match w.claim(
             mapping,
             &doc.key,
             &doc.content_hash,
             batch.file,
             batch.run_id,
         )? {
-            return Ok(Some(doc));
+            Claim::Send => return Ok(Some(doc)),
+            Claim::AlreadyImported => out.already_imported += 1,
+            Claim::InDoubt => {
+                let rec = w.ledger.document(mapping, &doc.key)?;
+                out.in_doubt(in_doubt_problem(mapping, &doc.key, doc.line, rec.as_ref()));
+            }
         }
-        out.already_imported += 1;
         return Ok(None);
     }
     let ledger = w.ledger;
     if let Some(rec) = ledger.document(mapping, &doc.key)? {
+        if rec.state.is_unsettled() && rec.content_hash != doc.content_hash {
+            out.in_doubt(in_doubt_problem(mapping, &doc.key, doc.line, Some(&rec)));
+            return Ok(None);
+        }
         if rec.content_hash == doc.content_hash {
             if rec.state == DocState::Accepted {
                 out.already_imported += 1;
@@ -534,6 +560,44 @@ fn next_to_send(
         batch.run_id,
     )?;
     Ok(Some(doc))
+}
+
+/// The problem of a document whose earlier attempt has no known outcome and that
+/// arrived with other content: what happened and how to settle it.
+pub fn in_doubt_problem(
+    mapping: &str,
+    key: &str,
+    line: u64,
+    earlier: Option<&crate::ledger::DocRecord>,
+) -> Problem {
+    let when = earlier
+        .map(|r| {
+            let file = r
+                .file
+                .as_deref()
+                .map(|f| format!(" from {f}"))
+                .unwrap_or_default();
+            format!(
+                " (on {}{file})",
+                r.updated.get(..19).unwrap_or(&r.updated).replace('T', " ")
+            )
+        })
+        .unwrap_or_default();
+    let msg = format!(
+        "Document {k} was being sent{when} when that run stopped, and now arrives with different content; it is not known whether the ERP has the first version, so neither is sent. Check the ERP, then run `erpdrop resolve {key} --mapping {mapping} --accepted` (the ERP has it; add --id ID) or `--not-sent` (it does not), and reprocess the file",
+        k = quote(key),
+    );
+    Problem {
+        stage: Stage::Validate,
+        document: Some(key.to_string()),
+        line: Some(line),
+        column: None,
+        field: None,
+        value: None,
+        code: Code::InDoubt,
+        message: with_location(&msg, Some(line), None),
+        status: None,
+    }
 }
 
 fn record(
@@ -583,21 +647,31 @@ fn record(
                 status,
             });
         }
-        SubmitOutcome::Unavailable { message } => {
-            // Left in flight: the next run resends it with the same idempotency key.
-            w.mark_outcome(
-                mapping,
-                &sent.key,
-                DocState::InFlight,
-                None,
-                Some(&message),
-                None,
-            )?;
+        SubmitOutcome::Unavailable {
+            message,
+            maybe_delivered,
+        } => {
+            // Maybe delivered: left in flight, the next run resends it with the same
+            // idempotency key (and other content is in doubt). Known not delivered:
+            // nothing to settle.
+            if maybe_delivered {
+                w.mark_outcome(
+                    mapping,
+                    &sent.key,
+                    DocState::InFlight,
+                    None,
+                    Some(&message),
+                    None,
+                )?;
+            } else {
+                w.mark_not_sent(mapping, &sent.key, &message)?;
+            }
             if !out.target_down {
                 tracing::error!(file = %batch.file, document = %sent.key, "the target is unavailable: {message}");
             }
             out.target_down = true;
         }
+        SubmitOutcome::Skipped { reason } => w.mark_not_sent(mapping, &sent.key, reason)?,
     }
     Ok(())
 }
