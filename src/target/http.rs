@@ -1,11 +1,14 @@
 //! The HTTP target: POST each document to an ERP's REST API.
 //!
-//! Transient failures (connection refused or reset, timeout, 408, 429, 5xx) are retried
-//! with exponential backoff and jitter, honouring `Retry-After`; when they persist, the
-//! target is down and every thread stops at once. Permanent failures (other 4xx, or a 2xx
-//! whose body carries an error at `error_pointer`) reject the document with the ERP's own
-//! message. Each request carries an `Idempotency-Key` derived from mapping, key and
-//! content hash, so a resend after a crash is safe where the ERP honours it.
+//! Only a 2xx answer is delivery. Transient failures (connection refused or reset,
+//! timeout, 408, 429, 5xx) are retried with exponential backoff and jitter, honouring
+//! `Retry-After`; when they persist, the target is down and every thread stops at once.
+//! A redirect (never followed), any other answer that is not 2xx, and refused
+//! credentials (401, 403) make the target unavailable at once, without retries: they
+//! will not fix themselves. Permanent failures (other 4xx, or a 2xx whose body carries
+//! an error at `error_pointer`) reject the document with the ERP's own message. Each
+//! request carries an `Idempotency-Key` derived from mapping, key and content hash, so
+//! a resend after a crash is safe where the ERP honours it.
 
 use super::{DocContext, SubmitOutcome, Target};
 use crate::config::{HttpConfig, PayloadFormat};
@@ -19,7 +22,7 @@ pub struct HttpTarget {
     agent: ureq::Agent,
     cfg: HttpConfig,
     content_type: &'static str,
-    /// Set once a document exhausted its retries: the others stop retrying.
+    /// Set once a document found the target unavailable: the others stop retrying.
     down: AtomicBool,
     /// A second stop signal: no new attempts.
     stop: Option<std::sync::Arc<crate::stop::Stop>>,
@@ -32,6 +35,11 @@ enum Attempt {
     Transient {
         message: String,
         retry_after: Option<Duration>,
+    },
+    /// The target is unavailable and retrying cannot help (a redirect, refused
+    /// credentials): every thread stops now.
+    Down {
+        message: String,
     },
 }
 
@@ -59,9 +67,16 @@ fn url_segment(s: &str) -> String {
     out
 }
 
+/// At most this many characters of a header the ERP sent go into a message.
+const HEADER_SHOWN: usize = 500;
+
 impl HttpTarget {
     pub fn new(cfg: &HttpConfig, format: PayloadFormat) -> HttpTarget {
         let agent = ureq::AgentBuilder::new()
+            // A redirect is never followed: ureq would resend a POST as a GET without
+            // its body (301, 302, 303), or hand back the 3xx (307, 308); either way the
+            // ERP never got the document. A 3xx is the target being unavailable.
+            .redirects(0)
             .timeout(cfg.timeout)
             .max_idle_connections_per_host(cfg.concurrency.max(1) * 2)
             .user_agent(concat!("erpdrop/", env!("CARGO_PKG_VERSION")))
@@ -116,6 +131,9 @@ impl HttpTarget {
                 &idempotency_key(ctx.mapping, &doc.key, &doc.content_hash),
             );
         match req.send_bytes(&doc.body) {
+            Ok(resp) if !(200..300).contains(&resp.status()) => Attempt::Down {
+                message: not_delivery(&url, &resp),
+            },
             Ok(resp) => {
                 let status = resp.status();
                 let body = read_body(resp);
@@ -141,7 +159,15 @@ impl HttpTarget {
                     .map(Duration::from_secs);
                 let body = read_body(resp);
                 let message = self.error_message(code, &body);
-                if code == 408 || code == 429 || code >= 500 {
+                if code == 401 || code == 403 {
+                    // the credentials, not the document: no document is at fault, and
+                    // no retry will change the answer
+                    Attempt::Down {
+                        message: format!(
+                            "HTTP {code} from {url}: the ERP refused the credentials: {message} (check target.auth and the environment variables it names)"
+                        ),
+                    }
+                } else if code == 408 || code == 429 || code >= 500 {
                     Attempt::Transient {
                         message: format!("HTTP {code}: {message}"),
                         retry_after,
@@ -216,6 +242,7 @@ impl HttpTarget {
             .clone()
             .unwrap_or_else(|| base_url(&self.cfg.url));
         match self.request("GET", &url).call() {
+            Ok(r) if !(200..300).contains(&r.status()) => Err(not_delivery(&url, &r)),
             Ok(r) => Ok(format!("{url} answered {}", r.status())),
             Err(ureq::Error::Status(code @ (401 | 403), r)) => Err(format!(
                 "{url} refused the credentials: HTTP {code} {}",
@@ -238,6 +265,10 @@ impl Target for HttpTarget {
             }
             match self.attempt(ctx, doc) {
                 Attempt::Done(outcome) => return outcome,
+                Attempt::Down { message } => {
+                    self.down.store(true, Ordering::SeqCst);
+                    return SubmitOutcome::Unavailable { message };
+                }
                 Attempt::Transient {
                     message,
                     retry_after,
@@ -257,7 +288,7 @@ impl Target for HttpTarget {
         self.down.store(true, Ordering::SeqCst);
         SubmitOutcome::Unavailable {
             message: if last.is_empty() {
-                "the target is down (another document exhausted its retries)".to_string()
+                "the target is down (another document found it unavailable)".to_string()
             } else {
                 format!("{last} (after {attempts} attempts)")
             },
@@ -304,6 +335,27 @@ fn scalar_text(v: &serde_json::Value) -> Option<String> {
         serde_json::Value::String(s) => Some(s.clone()),
         serde_json::Value::Number(n) => Some(n.to_string()),
         _ => None,
+    }
+}
+
+/// Why an answer that ureq took for a success (a 1xx or 3xx: redirects are not
+/// followed) is not delivery; a redirect names where the ERP points.
+fn not_delivery(url: &str, resp: &ureq::Response) -> String {
+    let code = resp.status();
+    if (300..400).contains(&code) {
+        match resp.header("Location") {
+            Some(to) => {
+                let to: String = to.chars().take(HEADER_SHOWN).collect();
+                format!(
+                    "HTTP {code} from {url}: the ERP redirects to {to}; erpdrop never follows a redirect (a write would be lost): fix target.url"
+                )
+            }
+            None => format!(
+                "HTTP {code} from {url}: a redirect without a Location; erpdrop never follows a redirect: check target.url"
+            ),
+        }
+    } else {
+        format!("HTTP {code} from {url}: not an answer erpdrop takes as delivery (only a 2xx is)")
     }
 }
 

@@ -28,6 +28,11 @@ pub struct Behaviour {
     pub delay: Duration,
     /// The bearer token required (401 otherwise).
     pub token: Option<String>,
+    /// With `token`: the status that refuses other credentials (default 401).
+    pub refuse_status: Option<u16>,
+    /// Answer every request with this redirect status and `Location`, except requests
+    /// whose path starts with `/moved` (answered as usual: a followed redirect succeeds).
+    pub redirect: Option<(u16, String)>,
 }
 
 #[derive(Debug, Clone)]
@@ -201,9 +206,22 @@ fn serve(conn: TcpStream, state: Arc<Mutex<State>>) {
 fn answer(seen: &Seen, state: &Arc<Mutex<State>>) -> (u16, String, String) {
     let mut s = state.lock().unwrap();
     let b = s.behaviour.clone();
+    if let Some((status, location)) = &b.redirect {
+        if !seen.path.starts_with("/moved") {
+            return (
+                *status,
+                format!("Location: {location}\r\n"),
+                r#"{"message":"moved"}"#.into(),
+            );
+        }
+    }
     if let Some(t) = &b.token {
         if seen.header("Authorization") != Some(&format!("Bearer {t}")) {
-            return (401, String::new(), r#"{"message":"invalid token"}"#.into());
+            return (
+                b.refuse_status.unwrap_or(401),
+                String::new(),
+                r#"{"message":"invalid token"}"#.into(),
+            );
         }
     }
     if b.down {

@@ -1,0 +1,168 @@
+//! The HTTP target against hostile or misconfigured ERPs (issue 11): a redirect is
+//! never delivery, refused credentials are the target being unavailable.
+mod util;
+
+use util::erp::{Behaviour, FakeErp};
+use util::{invoices_csv, TestDir, INVOICE_MAPPING};
+
+const TOKEN: &str = "s3cret-t0ken-value";
+
+/// An http target at `url` (`{base}` is the fake ERP) with `auth` and `extra` lines.
+fn setup(erp: &FakeErp, url: &str, auth: &str, extra: &str) -> TestDir {
+    let t = TestDir::new();
+    t.invoice_setup(INVOICE_MAPPING);
+    let url = url.replace("{base}", &erp.base());
+    t.write(
+        "erpdrop.toml",
+        format!(
+            "[folders]\nroot = \"drop\"\n[scan]\nsettle_seconds = 0\n[target]\nkind = \"http\"\n\
+             url = \"{url}\"\n{auth}\ntimeout_seconds = 5\nid_pointer = \"/id\"\n{extra}\n"
+        ),
+    );
+    t
+}
+
+fn run_env(t: &TestDir, env: &[(&str, &str)], args: &[&str]) -> util::Out {
+    let mut c = t.cmd();
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let o = c.args(args).output().unwrap();
+    util::Out {
+        code: o.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+    }
+}
+
+fn today() -> String {
+    chrono::Local::now().format("%Y-%m-%d").to_string()
+}
+
+/// The `documents` counts of `status --json` (state -> count).
+fn doc_counts(t: &TestDir, env: &[(&str, &str)]) -> serde_json::Value {
+    let st = run_env(t, env, &["status", "--json"]);
+    assert_eq!(st.code, 0, "{st:?}");
+    st.json()["documents"].clone()
+}
+
+#[test]
+fn a_redirect_is_never_delivery_and_the_file_waits_in_the_inbox() {
+    let env = [("ERP_TOKEN", TOKEN)];
+    for code in [301u16, 302, 303, 307, 308] {
+        let erp = FakeErp::start(Behaviour::default());
+        // the ERP moved: a followed redirect would reach a server that answers 200
+        let location = format!("{}/moved/api/sales_invoice", erp.base());
+        erp.set(|b| b.redirect = Some((code, location.clone())));
+        let t = setup(
+            &erp,
+            "{base}/api/{document}",
+            "auth = { bearer_env = \"ERP_TOKEN\" }",
+            "concurrency = 2\nretry = { attempts = 4, backoff_ms = 10 }",
+        );
+        t.write("drop/inbox/INV_1.csv", invoices_csv(6, 1));
+        let out = run_env(&t, &env, &["run"]);
+        assert_eq!(out.code, 3, "HTTP {code}: {out:?}");
+        assert_eq!(t.ls("drop/inbox"), vec!["INV_1.csv"], "HTTP {code}");
+        assert!(t.ls("drop/failed").is_empty(), "HTTP {code}");
+        assert!(t.ls("drop/done").is_empty(), "HTTP {code}");
+        assert!(t.ls("drop/processing").is_empty(), "HTTP {code}");
+        // never followed, never retried: at most one request per worker
+        let reqs = erp.requests();
+        assert!(
+            reqs.iter()
+                .all(|r| r.method == "POST" && r.path == "/api/sales_invoice"),
+            "HTTP {code}: {reqs:?}"
+        );
+        assert!(reqs.len() <= 2, "HTTP {code}: {} requests", reqs.len());
+        // the message names the status and where the ERP points
+        assert!(
+            out.stderr.contains(&format!("HTTP {code}")),
+            "{}",
+            out.stderr
+        );
+        assert!(out.stderr.contains(&location), "{}", out.stderr);
+        assert!(out.stderr.contains("target.url"), "{}", out.stderr);
+        // nothing is recorded as accepted
+        let counts = doc_counts(&t, &env);
+        assert!(counts.get("accepted").is_none(), "HTTP {code}: {counts}");
+        assert_eq!(erp.created(), (0, 0));
+
+        // the URL is fixed (here: the ERP stops redirecting): the next run sends it
+        erp.set(|b| b.redirect = None);
+        let out = run_env(&t, &env, &["run"]);
+        assert_eq!(out.code, 0, "HTTP {code}: {out:?}");
+        assert_eq!(erp.created(), (6, 1), "HTTP {code}");
+        assert_eq!(
+            t.ls(&format!("drop/done/{}", today())),
+            vec!["INV_1.csv", "INV_1.csv.report.json"]
+        );
+        assert_eq!(doc_counts(&t, &env)["accepted"], 6);
+    }
+}
+
+#[test]
+fn check_reports_a_redirect_as_a_problem() {
+    let erp = FakeErp::start(Behaviour::default());
+    // a followed redirect would reach a server that answers 200
+    let location = format!("{}/moved/health", erp.base());
+    erp.set(|b| b.redirect = Some((301, location.clone())));
+    let t = setup(
+        &erp,
+        "{base}/api/{document}",
+        &format!("health_url = \"{}/health\"", erp.base()),
+        "",
+    );
+    let out = run_env(&t, &[], &["check"]);
+    assert_eq!(out.code, 3, "{out:?}");
+    assert!(out.stderr.contains("HTTP 301"), "{}", out.stderr);
+    assert!(out.stderr.contains(&location), "{}", out.stderr);
+    assert_eq!(erp.request_count(), 1, "the redirect was not followed");
+}
+
+#[test]
+fn refused_credentials_are_the_target_unavailable_not_the_documents() {
+    for code in [401u16, 403] {
+        let erp = FakeErp::start(Behaviour {
+            token: Some(TOKEN.into()),
+            refuse_status: Some(code),
+            ..Behaviour::default()
+        });
+        let t = setup(
+            &erp,
+            "{base}/api/{document}",
+            "auth = { bearer_env = \"ERP_TOKEN\" }",
+            "concurrency = 2\nretry = { attempts = 4, backoff_ms = 10 }",
+        );
+        t.write("drop/inbox/INV_1.csv", invoices_csv(20, 1));
+        t.write(
+            "drop/inbox/INV_2.csv",
+            invoices_csv(3, 1).replace("INV0", "B0"),
+        );
+        let wrong = [("ERP_TOKEN", "expired-t0ken")];
+        let out = run_env(&t, &wrong, &["run"]);
+        assert_eq!(out.code, 3, "HTTP {code}: {out:?}");
+        assert_eq!(t.ls("drop/inbox"), vec!["INV_1.csv", "INV_2.csv"]);
+        assert!(t.ls("drop/failed").is_empty(), "HTTP {code}");
+        // no retries, every worker stops: one request per worker at most
+        assert!(
+            erp.request_count() <= 2,
+            "HTTP {code}: {} requests",
+            erp.request_count()
+        );
+        assert!(
+            out.stderr.contains(&format!("HTTP {code}")),
+            "{}",
+            out.stderr
+        );
+        assert!(out.stderr.contains("invalid token"), "{}", out.stderr);
+        assert!(out.stderr.contains("credentials"), "{}", out.stderr);
+        assert!(!out.stderr.contains("expired-t0ken"), "{}", out.stderr);
+        let counts = doc_counts(&t, &wrong);
+        assert!(counts.get("rejected").is_none(), "HTTP {code}: {counts}");
+
+        let out = run_env(&t, &[("ERP_TOKEN", TOKEN)], &["run"]);
+        assert_eq!(out.code, 0, "HTTP {code}: {out:?}");
+        assert_eq!(erp.created(), (23, 1));
+    }
+}
