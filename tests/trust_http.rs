@@ -1,9 +1,10 @@
 //! The HTTP target against hostile or misconfigured ERPs (issue 11): a redirect is
-//! never delivery, refused credentials are the target being unavailable.
+//! never delivery, refused credentials are the target being unavailable, a key cannot
+//! change the request's path.
 mod util;
 
 use util::erp::{Behaviour, FakeErp};
-use util::{invoices_csv, TestDir, INVOICE_MAPPING};
+use util::{invoices_csv, TestDir, INVOICE_HEADER, INVOICE_MAPPING};
 
 const TOKEN: &str = "s3cret-t0ken-value";
 
@@ -164,5 +165,48 @@ fn refused_credentials_are_the_target_unavailable_not_the_documents() {
         let out = run_env(&t, &[("ERP_TOKEN", TOKEN)], &["run"]);
         assert_eq!(out.code, 0, "HTTP {code}: {out:?}");
         assert_eq!(erp.created(), (23, 1));
+    }
+}
+
+#[test]
+fn dot_keys_never_change_the_request_path() {
+    let erp = FakeErp::start(Behaviour::default());
+    let t = setup(&erp, "{base}/api/{document}/{key}", "", "concurrency = 1");
+    let mut csv = String::from(INVOICE_HEADER);
+    for key in ["A1", ".", "..", "...", "%2e%2e", "B2"] {
+        csv.push_str(&format!("{key};20.11.2026;C1;N30;1,50;X;1,50\n"));
+    }
+    t.write("drop/inbox/INV_1.csv", csv);
+    let out = run_env(&t, &[], &["run"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    let mut paths: Vec<String> = erp.requests().into_iter().map(|r| r.path).collect();
+    paths.sort();
+    // `...` is no dot segment and `%` is encoded: both reach their own path
+    assert_eq!(
+        paths,
+        [
+            "/api/sales_invoice/%252e%252e",
+            "/api/sales_invoice/...",
+            "/api/sales_invoice/A1",
+            "/api/sales_invoice/B2"
+        ]
+    );
+    let report = t.read_json("drop/failed/INV_1.csv.errors.json");
+    assert_eq!(report["counts"]["accepted"], 4);
+    assert_eq!(report["counts"]["rejected"], 2);
+    let rows = report["errors"].as_array().unwrap();
+    let mut docs: Vec<&str> = rows
+        .iter()
+        .map(|r| r["document"].as_str().unwrap())
+        .collect();
+    docs.sort();
+    assert_eq!(docs, [".", ".."]);
+    for r in rows {
+        assert_eq!(r["code"], "rejected", "{r}");
+        assert_eq!(r["stage"], "submit", "{r}");
+        assert!(r.get("status").is_none(), "never sent: {r}");
+        let msg = r["message"].as_str().unwrap();
+        assert!(msg.contains("URL path segment"), "{msg}");
+        assert!(msg.contains("line "), "{msg}");
     }
 }

@@ -54,7 +54,9 @@ pub fn idempotency_key(mapping: &str, key: &str, content_hash: &str) -> String {
     hex::encode(h.finalize())
 }
 
-/// Percent-encodes a key for a URL path segment.
+/// Percent-encodes a key for a URL path segment. `.` and `..` stay as they are: no
+/// encoding of them survives a URL parser (WHATWG URL treats `%2e` as `.`), so such a
+/// key is refused before sending (see [`key_changes_path`]).
 fn url_segment(s: &str) -> String {
     let mut out = String::new();
     for b in s.bytes() {
@@ -65,6 +67,44 @@ fn url_segment(s: &str) -> String {
         }
     }
     out
+}
+
+/// Whether a path segment is a dot segment as a URL parser sees it (`.`, `..`, or the
+/// same with `%2e`): it would be normalised away, changing the path.
+fn is_dot_segment(seg: &str) -> bool {
+    let seg = seg.to_ascii_lowercase();
+    matches!(
+        seg.as_str(),
+        "." | ".." | "%2e" | ".%2e" | "%2e." | "%2e%2e"
+    )
+}
+
+/// The path segments of a URL (after `scheme://host`, before `?` or `#`).
+fn path_segments(url: &str) -> impl Iterator<Item = &str> {
+    let after_scheme = url.find("://").map(|i| i + 3).unwrap_or(0);
+    let rest = &url[after_scheme..];
+    let path = rest.find('/').map(|i| &rest[i..]).unwrap_or("");
+    let path = path.split(['?', '#']).next().unwrap_or("");
+    path.split('/').skip(1)
+}
+
+/// Whether `url`, made with a document's key, has a path that the same URL made with
+/// a plain key (`x`) does not: a key of `.` or `..` (a dot segment, normalised away) or
+/// an empty key (an empty segment) would send the document to another resource.
+fn key_changes_path(url: &str, plain: &str) -> bool {
+    let mut a = path_segments(url);
+    let mut b = path_segments(plain);
+    loop {
+        match (a.next(), b.next()) {
+            (None, None) => return false,
+            (Some(x), Some(y)) => {
+                if (is_dot_segment(x) && !is_dot_segment(y)) || (x.is_empty() && !y.is_empty()) {
+                    return true;
+                }
+            }
+            _ => return true,
+        }
+    }
 }
 
 /// At most this many characters of a header the ERP sent go into a message.
@@ -119,6 +159,23 @@ impl HttpTarget {
             r = r.set(&h.name, &h.value);
         }
         r
+    }
+
+    /// Why a document's key cannot go into `{key}` of the URL, if it cannot: it would
+    /// change the request's path.
+    fn key_problem(&self, ctx: &DocContext<'_>, key: &str) -> Option<String> {
+        // a key that is neither empty nor has a dot cannot make a dot segment
+        if (!key.is_empty() && !key.contains('.')) || !self.cfg.url.contains("{key}") {
+            return None;
+        }
+        let url = self.url_for(ctx, key);
+        key_changes_path(&url, &self.url_for(ctx, "x")).then(|| {
+            format!(
+                "its key {} cannot be a URL path segment of target.url ({}): as `.`, `..` or empty it would change the request's path, to another resource of the ERP",
+                crate::problem::quote(key),
+                self.cfg.url
+            )
+        })
     }
 
     fn attempt(&self, ctx: &DocContext<'_>, doc: &SpooledDoc) -> Attempt {
@@ -257,6 +314,12 @@ impl HttpTarget {
 
 impl Target for HttpTarget {
     fn submit(&self, ctx: &DocContext<'_>, doc: &SpooledDoc) -> SubmitOutcome {
+        if let Some(message) = self.key_problem(ctx, &doc.key) {
+            return SubmitOutcome::Rejected {
+                status: None,
+                message,
+            };
+        }
         let attempts = self.cfg.retry.attempts.max(1);
         let mut last = String::new();
         for attempt in 1..=attempts {
@@ -406,6 +469,23 @@ mod tests {
         );
         assert_eq!(base_url("https://erp.example"), "https://erp.example/");
         assert_eq!(url_segment("INV 1/2"), "INV%201%2F2");
+    }
+
+    #[test]
+    fn only_a_key_that_would_change_the_path_is_refused() {
+        let t = "http://h:1/api/{key}/lines?ref={key}";
+        let url = |k: &str| t.replace("{key}", &url_segment(k));
+        let changes = |k: &str| key_changes_path(&url(k), &url("x"));
+        for k in [".", "..", ""] {
+            assert!(changes(k), "{k:?}");
+        }
+        for k in ["...", "a.b", ".a", "%2e", "%2E%2E", "a/..", "x"] {
+            assert!(!changes(k), "{k:?}");
+        }
+        // in the query only: no path to change
+        let q = |k: &str| format!("http://h:1/api?ref={}", url_segment(k));
+        assert!(!key_changes_path(&q(".."), &q("x")));
+        assert!(is_dot_segment("%2E%2e") && is_dot_segment(".%2E") && !is_dot_segment("..."));
     }
 
     #[test]
