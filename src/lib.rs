@@ -22,6 +22,7 @@ pub mod mapping;
 pub mod pipeline;
 pub mod problem;
 pub mod problem_log;
+pub mod redact;
 pub mod report;
 pub mod source;
 pub mod spool;

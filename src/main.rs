@@ -16,7 +16,8 @@ fn main() -> ExitCode {
     match erpdrop::commands::dispatch(&cli) {
         Ok(exit) => exit.into(),
         Err(failure) => {
-            eprintln!("error: {}", failure.message.replace('\n', "\nerror: "));
+            let message = erpdrop::redact::redact(&failure.message);
+            eprintln!("error: {}", message.replace('\n', "\nerror: "));
             failure.exit.into()
         }
     }

@@ -57,9 +57,10 @@ pub fn init_logging(cli: &Cli) {
         }
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    let json = cli.log_format == LogFormat::Json;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(LogSink { json })
         .with_target(false);
     let _ = match cli.log_format {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
@@ -67,4 +68,94 @@ pub fn init_logging(cli: &Cli) {
             .with_ansi(std::io::stderr().is_terminal())
             .try_init(),
     };
+}
+
+/// Where log events go (stderr): each event is masked of secrets
+/// ([`crate::redact`], [`log_line`]).
+#[derive(Debug, Clone, Copy)]
+struct LogSink {
+    json: bool,
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogSink {
+    type Writer = EventWriter;
+
+    fn make_writer(&'a self) -> EventWriter {
+        EventWriter {
+            sink: *self,
+            buf: Vec::new(),
+        }
+    }
+}
+
+/// Collects one event (tracing-subscriber formats an event whole, then writes it with
+/// one `write_all` to a writer of its own) and writes it to stderr when dropped.
+struct EventWriter {
+    sink: LogSink,
+    buf: Vec<u8>,
+}
+
+impl std::io::Write for EventWriter {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(b);
+        Ok(b.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let text = String::from_utf8_lossy(&self.buf);
+        let line = log_line(&text, self.sink.json);
+        let r = std::io::stderr().lock().write_all(line.as_bytes());
+        self.buf.clear();
+        r
+    }
+}
+
+impl Drop for EventWriter {
+    fn drop(&mut self) {
+        let _ = std::io::Write::flush(self);
+    }
+}
+
+/// One formatted event as it is written: every secret masked. A JSON event that holds
+/// a secret is parsed, masked string by string, and written again.
+pub fn log_line(event: &str, json: bool) -> std::borrow::Cow<'_, str> {
+    use std::borrow::Cow;
+    if json {
+        if !crate::redact::in_json_text(event) {
+            return Cow::Borrowed(event);
+        }
+        return match serde_json::from_str::<serde_json::Value>(event.trim_end()) {
+            Ok(mut v) => {
+                crate::redact::redact_json(&mut v);
+                Cow::Owned(format!("{v}\n"))
+            }
+            Err(_) => Cow::Owned(crate::redact::redact(event).into_owned()),
+        };
+    }
+    crate::redact::redact(event)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_lines_are_masked_of_secrets_in_text_and_in_json() {
+        crate::redact::add("l0g-secret");
+        assert_eq!(
+            log_line("ERROR echo: Bearer l0g-secret\n", false),
+            "ERROR echo: Bearer ***\n"
+        );
+        let json = log_line(
+            "{\"level\":\"ERROR\",\"message\":\"echo l0g-secret\",\"file\":\"a.csv\"}\n",
+            true,
+        );
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(v["message"], "echo ***");
+        assert_eq!(v["file"], "a.csv");
+        assert!(json.ends_with("}\n"));
+    }
 }

@@ -1,12 +1,13 @@
 //! The HTTP target against hostile or misconfigured ERPs (issue 11): a redirect is
-//! never delivery, refused credentials are the target being unavailable, a key cannot
-//! change the request's path.
+//! never delivery, refused credentials are the target being unavailable, secrets echoed
+//! by the ERP are stored and printed nowhere, a key cannot change the request's path.
 mod util;
 
 use util::erp::{Behaviour, FakeErp};
 use util::{invoices_csv, TestDir, INVOICE_HEADER, INVOICE_MAPPING};
 
 const TOKEN: &str = "s3cret-t0ken-value";
+const KEY: &str = "k3y-that-must-stay-secret";
 
 /// An http target at `url` (`{base}` is the fake ERP) with `auth` and `extra` lines.
 fn setup(erp: &FakeErp, url: &str, auth: &str, extra: &str) -> TestDir {
@@ -209,4 +210,197 @@ fn dot_keys_never_change_the_request_path() {
         assert!(msg.contains("URL path segment"), "{msg}");
         assert!(msg.contains("line "), "{msg}");
     }
+}
+
+/// Every file under `dir`, recursively, as text.
+fn files_under(t: &TestDir, dir: &str) -> Vec<(String, String)> {
+    walkdir::WalkDir::new(t.join(dir))
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file())
+        .map(|e| {
+            let bytes = std::fs::read(e.path()).unwrap();
+            (
+                e.path().display().to_string(),
+                String::from_utf8_lossy(&bytes).into_owned(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn secrets_echoed_by_the_erp_are_stored_and_printed_nowhere() {
+    use base64::Engine as _;
+    let user = "erp-api-user";
+    let password = "pa55-w0rd-for-the-erp";
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    // (the auth lines, the environment, the secrets that must appear nowhere)
+    type Flavour<'a> = (&'a str, Vec<(&'a str, &'a str)>, Vec<String>);
+    let flavours: [Flavour<'_>; 2] = [
+        (
+            "auth = { bearer_env = \"ERP_TOKEN\" }\nheaders = { X-Api-Key = { env = \"ERP_KEY\" } }",
+            vec![("ERP_TOKEN", TOKEN), ("ERP_KEY", KEY)],
+            vec![TOKEN.to_string(), KEY.to_string()],
+        ),
+        (
+            "auth = { basic_user_env = \"ERP_USER\", basic_password_env = \"ERP_PASSWORD\", \
+             header = \"X-Api-Key\", header_env = \"ERP_KEY\" }",
+            vec![("ERP_USER", user), ("ERP_PASSWORD", password), ("ERP_KEY", KEY)],
+            vec![
+                user.to_string(),
+                password.to_string(),
+                basic.clone(),
+                KEY.to_string(),
+            ],
+        ),
+    ];
+    for (auth, env, secrets) in flavours {
+        let erp = FakeErp::start(Behaviour {
+            reject: ["INV000001".to_string(), "B000001".to_string()].into(),
+            echo_headers: true,
+            ..Behaviour::default()
+        });
+        let t = setup(
+            &erp,
+            "{base}/api/{document}",
+            auth,
+            "concurrency = 1\nretry = { attempts = 2, backoff_ms = 10 }",
+        );
+        let mut seen = Vec::new();
+        // a 400 echoing the headers: text summary and text logs
+        t.write("drop/inbox/INV_1.csv", invoices_csv(3, 1));
+        let out = run_env(&t, &env, &["run"]);
+        assert_eq!(out.code, 1, "{out:?}");
+        seen.push(("run", out));
+        // the same in JSON: the summary and the logs
+        t.write(
+            "drop/inbox/INV_2.csv",
+            invoices_csv(3, 1).replace("INV0", "B0"),
+        );
+        let out = run_env(&t, &env, &["--log-format", "json", "run", "--json"]);
+        assert_eq!(out.code, 1, "{out:?}");
+        assert!(out.json()["files"][0]["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("you sent Authorization: "));
+        seen.push(("run --json", out));
+        // a 500 echoing them: the document in flight keeps it as its last error, the
+        // ERROR log line says it, in text and in JSON
+        erp.set(|b| {
+            b.down = true;
+            b.down_status = Some(500);
+        });
+        t.write(
+            "drop/inbox/INV_3.csv",
+            invoices_csv(2, 1).replace("INV0", "C0"),
+        );
+        for args in [&["run"][..], &["--log-format", "json", "run"][..]] {
+            let out = run_env(&t, &env, args);
+            assert_eq!(out.code, 3, "{out:?}");
+            assert!(out.stderr.contains("you sent Authorization: "), "{out:?}");
+            seen.push(("run (down)", out));
+        }
+        // the rejected files again: their reports go to failed/.history
+        erp.set(|b| b.down = false);
+        let out = run_env(&t, &env, &["reprocess", "--all"]);
+        assert_eq!(out.code, 1, "{out:?}");
+        seen.push(("reprocess", out));
+        for args in [
+            &["status"][..],
+            &["status", "--json"][..],
+            &["status", "--failed"][..],
+        ] {
+            let out = run_env(&t, &env, args);
+            assert_eq!(out.code, 0, "{out:?}");
+            seen.push(("status", out));
+        }
+        let status = run_env(&t, &env, &["status", "--json"]).json();
+        let docs = status["failed_documents"].as_array().unwrap();
+        assert!(
+            docs.iter().any(|d| d["state"] == "in_flight"
+                && d["last_error"].as_str().unwrap().contains("you sent")),
+            "{status}"
+        );
+
+        let mut texts: Vec<(String, String)> = Vec::new();
+        for (what, out) in seen {
+            texts.push((format!("{what}: stdout"), out.stdout));
+            texts.push((format!("{what}: stderr"), out.stderr));
+        }
+        let failed = files_under(&t, "drop/failed");
+        assert!(
+            failed.iter().any(|(p, _)| p.contains(".history")),
+            "{failed:?}"
+        );
+        let reports: Vec<_> = failed
+            .iter()
+            .filter(|(p, _)| p.ends_with(".errors.json") || p.ends_with(".errors.csv"))
+            .collect();
+        assert_eq!(reports.len(), 8, "{failed:?}");
+        for (p, text) in &reports {
+            // the ERP's echo is there, with the secrets masked
+            assert!(text.contains("you sent Authorization: "), "{p}: {text}");
+            assert!(text.contains("***"), "{p}: {text}");
+        }
+        texts.extend(failed);
+        texts.extend(files_under(&t, "drop/.erpdrop"));
+        for (what, text) in &texts {
+            for s in &secrets {
+                assert!(!text.contains(s.as_str()), "{s} in {what}:\n{text}");
+            }
+        }
+    }
+}
+
+#[test]
+fn a_secret_that_reaches_a_report_by_another_path_is_masked_there_too() {
+    // The second line of defence: the sinks mask what did not come through the
+    // target (here a cell of the file that holds the token).
+    let erp = FakeErp::start(Behaviour::default());
+    let t = setup(
+        &erp,
+        "{base}/api/{document}",
+        "auth = { bearer_env = \"ERP_TOKEN\" }",
+        "",
+    );
+    let env = [("ERP_TOKEN", TOKEN)];
+    t.write(
+        "drop/inbox/INV_1.csv",
+        format!("{INVOICE_HEADER}A1;20.11.2026;C1;{TOKEN};1,50;X;1,50\n"),
+    );
+    let mut texts = Vec::new();
+    let out = run_env(&t, &env, &["run"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stdout.contains("Terms code \"***\""), "{}", out.stdout);
+    texts.push(out.stdout);
+    texts.push(out.stderr);
+    t.write(
+        "drop/inbox/INV_2.csv",
+        format!("{INVOICE_HEADER}B1;20.11.2026;C1;{TOKEN};1,50;X;1,50\n"),
+    );
+    let out = run_env(&t, &env, &["run", "--json"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert_eq!(out.json()["files"][0]["errors"][0]["value"], "***");
+    texts.push(out.stdout);
+    for args in [&["status"][..], &["status", "--json"][..]] {
+        let out = run_env(&t, &env, args);
+        assert_eq!(out.code, 0, "{out:?}");
+        texts.push(out.stdout);
+    }
+    let report = t.read_json("drop/failed/INV_1.csv.errors.json");
+    assert_eq!(report["errors"][0]["code"], "not_allowed", "{report}");
+    assert_eq!(report["errors"][0]["value"], "***", "{report}");
+    // the reports (the file itself is the user's data, as it came)
+    let reports: Vec<String> = files_under(&t, "drop/failed")
+        .into_iter()
+        .filter(|(p, _)| p.contains(".errors."))
+        .map(|(_, t)| t)
+        .collect();
+    assert_eq!(reports.len(), 4);
+    texts.extend(reports);
+    texts.extend(files_under(&t, "drop/.erpdrop").into_iter().map(|(_, t)| t));
+    for text in &texts {
+        assert!(!text.contains(TOKEN), "{text}");
+    }
+    assert_eq!(erp.request_count(), 0);
 }

@@ -139,7 +139,10 @@ pub fn status(cfg: &Config, ui: &Ui, failed_only: bool) -> Result<Exit, Failure>
             file: name,
             run: rec.map(|r| r.run_id.clone()),
             finished: rec.map(|r| r.finished.clone()),
-            first_error: rec.and_then(|r| r.first_error.clone()),
+            // masked as it is printed too: a ledger written before a secret was known
+            first_error: rec
+                .and_then(|r| r.first_error.clone())
+                .map(crate::redact::redact_string),
         });
     }
     failed_files.sort_by(|a, b| b.finished.cmp(&a.finished));
@@ -153,7 +156,7 @@ pub fn status(cfg: &Config, ui: &Ui, failed_only: bool) -> Result<Exit, Failure>
             file: d.file,
             attempts: d.attempts,
             status: d.last_status,
-            last_error: d.last_error,
+            last_error: d.last_error.map(crate::redact::redact_string),
             updated: d.updated,
         })
         .collect();

@@ -9,6 +9,9 @@
 //! an error at `error_pointer`) reject the document with the ERP's own message. Each
 //! request carries an `Idempotency-Key` derived from mapping, key and content hash, so
 //! a resend after a crash is safe where the ERP honours it.
+//!
+//! Every message made of the ERP's answer (its body, a header) or of a transport error
+//! has the secrets masked ([`crate::redact`]) before it leaves this module.
 
 use super::{DocContext, SubmitOutcome, Target};
 use crate::config::{HttpConfig, PayloadFormat};
@@ -199,12 +202,15 @@ impl HttpTarget {
                     if let Some(msg) = j.pointer(p).and_then(error_text) {
                         return Attempt::Done(SubmitOutcome::Rejected {
                             status: Some(status),
-                            message: msg,
+                            message: crate::redact::redact_string(msg),
                         });
                     }
                 }
                 let id = match (&self.cfg.id_pointer, &json) {
-                    (Some(p), Some(j)) => j.pointer(p).and_then(scalar_text),
+                    (Some(p), Some(j)) => j
+                        .pointer(p)
+                        .and_then(scalar_text)
+                        .map(crate::redact::redact_string),
                     _ => None,
                 };
                 Attempt::Done(SubmitOutcome::Accepted { id })
@@ -244,8 +250,13 @@ impl HttpTarget {
     }
 
     /// The ERP's own words for an error: the body at `error_pointer`, or a usual place
-    /// (`/message`, `/error/message`, `/error`, `/detail`, `/title`), or the body text.
+    /// (`/message`, `/error/message`, `/error`, `/detail`, `/title`), or the body text;
+    /// secrets masked.
     fn error_message(&self, code: u16, body: &str) -> String {
+        crate::redact::redact_string(self.error_words(code, body))
+    }
+
+    fn error_words(&self, code: u16, body: &str) -> String {
         if let Ok(j) = serde_json::from_str::<serde_json::Value>(body) {
             let mut pointers: Vec<&str> = Vec::new();
             if let Some(p) = &self.cfg.error_pointer {
@@ -409,9 +420,9 @@ fn not_delivery(url: &str, resp: &ureq::Response) -> String {
         match resp.header("Location") {
             Some(to) => {
                 let to: String = to.chars().take(HEADER_SHOWN).collect();
-                format!(
+                crate::redact::redact_string(format!(
                     "HTTP {code} from {url}: the ERP redirects to {to}; erpdrop never follows a redirect (a write would be lost): fix target.url"
-                )
+                ))
             }
             None => format!(
                 "HTTP {code} from {url}: a redirect without a Location; erpdrop never follows a redirect: check target.url"
@@ -423,6 +434,10 @@ fn not_delivery(url: &str, resp: &ureq::Response) -> String {
 }
 
 fn transport_message(t: &ureq::Transport, url: &str) -> String {
+    crate::redact::redact_string(transport_words(t, url))
+}
+
+fn transport_words(t: &ureq::Transport, url: &str) -> String {
     // The kind, ureq's message and the cause (e.g. "timed out", "Connection refused");
     // never the request's headers.
     let mut msg = format!("{url}: {}", t.kind());
