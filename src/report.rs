@@ -225,9 +225,10 @@ impl FileReport {
 /// How many problems of a file the text summary shows.
 const SHOWN: usize = 5;
 
-/// A text for the printed summary: secrets masked.
+/// A text for the printed summary: secrets masked, control characters escaped (one
+/// line stays one line).
 fn shown(text: &str) -> String {
-    crate::redact::redact(text).into_owned()
+    crate::ui::escape_controls(&crate::redact::redact(text), false).into_owned()
 }
 
 /// Prints one file's summary line and its first problems.

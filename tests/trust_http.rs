@@ -1,6 +1,7 @@
 //! The HTTP target against hostile or misconfigured ERPs (issue 11): a redirect is
 //! never delivery, refused credentials are the target being unavailable, secrets echoed
-//! by the ERP are stored and printed nowhere, a key cannot change the request's path.
+//! by the ERP are stored and printed nowhere, a key cannot change the request's path,
+//! and text logs keep one event per line whatever a file name or an ERP message holds.
 mod util;
 
 use util::erp::{Behaviour, FakeErp};
@@ -349,6 +350,61 @@ fn secrets_echoed_by_the_erp_are_stored_and_printed_nowhere() {
                 assert!(!text.contains(s.as_str()), "{s} in {what}:\n{text}");
             }
         }
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn text_logs_keep_one_event_per_line() {
+    let erp = FakeErp::start(Behaviour {
+        down: true,
+        error_text: Some("maintenance\nERROR forged: all documents posted\r\x1b[2K".into()),
+        ..Behaviour::default()
+    });
+    let t = setup(
+        &erp,
+        "{base}/api/{document}",
+        "",
+        "concurrency = 1\nretry = { attempts = 1 }",
+    );
+    let name = "INV_x\nERROR forged: file accepted.csv";
+    t.write(&format!("drop/inbox/{name}"), invoices_csv(2, 1));
+    let out = run_env(&t, &[], &["run"]);
+    assert_eq!(out.code, 3, "{out:?}");
+    assert_eq!(t.ls("drop/inbox"), vec![name.to_string()]);
+    let event =
+        regex::Regex::new(r"^\d{4}-\d\d-\d\dT\S+\s+(TRACE|DEBUG|INFO|WARN|ERROR) ").unwrap();
+    for line in out.stderr.lines() {
+        assert!(
+            event.is_match(line),
+            "a forged log line: {line:?}\n{}",
+            out.stderr
+        );
+    }
+    assert!(!out.stderr.contains('\r') && !out.stderr.contains('\x1b'));
+    // the file and the ERP's message are there, escaped
+    assert!(
+        out.stderr
+            .contains(r"INV_x\nERROR forged: file accepted.csv"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .contains(r"maintenance\nERROR forged: all documents posted\r\x1b[2K"),
+        "{}",
+        out.stderr
+    );
+    // the summary on stdout too: one line per file, its problems indented
+    for line in out.stdout.lines() {
+        assert!(!line.starts_with("ERROR"), "{line:?}\n{}", out.stdout);
+    }
+    // JSON logs escape by their nature: every line is one event
+    let out = run_env(&t, &[], &["--log-format", "json", "run"]);
+    assert_eq!(out.code, 3, "{out:?}");
+    for line in out.stderr.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert!(v.get("level").is_some(), "{line}");
     }
 }
 
