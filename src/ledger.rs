@@ -501,7 +501,10 @@ impl Ledger {
                    file = excluded.file, run_id = excluded.run_id, updated = excluded.updated
                  WHERE documents.state NOT IN ('accepted', 'in_flight', 'in_doubt')",
             )
-            .and_then(|mut st| st.execute(params![mapping, key, error, file, run_id, self.now()]))
+            .and_then(|mut st| {
+                let error = crate::redact::redact(error);
+                st.execute(params![mapping, key, error, file, run_id, self.now()])
+            })
             .map(|_| ())
             .map_err(|e| self.sql(e))
     }
@@ -690,7 +693,7 @@ impl Ledger {
                     f.already_imported as i64,
                     f.started,
                     f.finished,
-                    f.first_error
+                    f.first_error.as_deref().map(crate::redact::redact)
                 ],
             )
             .map(|_| ())
@@ -871,6 +874,9 @@ impl DocWriter<'_> {
         status: Option<u16>,
     ) -> Result<(), LedgerError> {
         let now = self.ledger.now();
+        // the ERP's words and id: secrets masked (the target masks them already)
+        let target_id = target_id.map(crate::redact::redact);
+        let error = error.map(crate::redact::redact);
         self.outcome
             .execute(params![
                 mapping,
@@ -1302,6 +1308,46 @@ mod tests {
             plan.iter().any(|d| d.contains("documents_open")),
             "{plan:?}"
         );
+    }
+
+    #[test]
+    fn stored_texts_have_the_secrets_masked() {
+        crate::redact::add("ledg3r-secret");
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("ledger.sqlite");
+        let l = Ledger::open(&path).unwrap();
+        let mut w = l.doc_writer().unwrap();
+        w.mark_in_flight("m", "K1", "h", "f.csv", "r").unwrap();
+        w.mark_outcome(
+            "m",
+            "K1",
+            DocState::Rejected,
+            Some("id ledg3r-secret"),
+            Some("echo: Bearer ledg3r-secret"),
+            Some(400),
+        )
+        .unwrap();
+        drop(w);
+        l.mark_invalid("m", "K2", "bad ledg3r-secret", "f.csv", "r")
+            .unwrap();
+        l.record_file(&FileRecord {
+            name: "f.csv".into(),
+            first_error: Some("first ledg3r-secret".into()),
+            ..FileRecord::default()
+        })
+        .unwrap();
+        let k1 = l.document("m", "K1").unwrap().unwrap();
+        assert_eq!(k1.last_error.as_deref(), Some("echo: Bearer ***"));
+        assert_eq!(k1.target_id.as_deref(), Some("id ***"));
+        let k2 = l.document("m", "K2").unwrap().unwrap();
+        assert_eq!(k2.last_error.as_deref(), Some("bad ***"));
+        let f = l.recent_files(1).unwrap();
+        assert_eq!(f[0].first_error.as_deref(), Some("first ***"));
+        drop(l);
+        for file in std::fs::read_dir(d.path()).unwrap() {
+            let bytes = std::fs::read(file.unwrap().path()).unwrap();
+            assert!(!String::from_utf8_lossy(&bytes).contains("ledg3r-secret"));
+        }
     }
 
     #[test]

@@ -23,6 +23,7 @@ pub mod output;
 pub mod pipeline;
 pub mod problem;
 pub mod problem_log;
+pub mod redact;
 pub mod report;
 pub mod source;
 pub mod spool;

@@ -31,6 +31,7 @@ fn main() -> ExitCode {
 /// An error line on stderr (every line of a multi-line message marked); a closed
 /// stderr is no reason to panic.
 fn error(message: &str) {
+    let message = erpdrop::redact::redact(message);
     let _ = writeln!(
         std::io::stderr(),
         "error: {}",

@@ -1,8 +1,13 @@
 //! Reports: `FILE.errors.json`, `FILE.errors.csv`, `FILE.report.json`, and the summary
 //! printed to the user.
+//!
+//! Every text of a report and of a summary has the secrets masked as it is written
+//! ([`crate::redact`]): the second line of defence behind the target's own masking of
+//! what the ERP sends back.
 
 use crate::fsutil::write_atomic_with;
 use crate::pipeline::FileCheck;
+use crate::problem::Problem;
 use crate::problem_log::{ProblemLog, SpillLog};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
@@ -50,6 +55,7 @@ pub struct Counts {
 /// The contents of `FILE.errors.json` and `FILE.report.json`.
 #[derive(Debug, Serialize)]
 pub struct FileReport {
+    #[serde(serialize_with = "masked")]
     pub file: String,
     pub sha256: String,
     pub mapping: String,
@@ -59,9 +65,10 @@ pub struct FileReport {
     pub outcome: Outcome,
     pub counts: Counts,
     /// Where the file went (run only).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "masked_opt")]
     pub moved_to: Option<String>,
     /// Every problem (streamed from a temporary file when there are many).
+    #[serde(serialize_with = "masked_problems")]
     pub errors: ProblemLog,
     /// The documents the target accepted in this run, with the ERP's ids.
     #[serde(skip_serializing_if = "SpillLog::is_empty")]
@@ -75,6 +82,41 @@ pub struct AcceptedDoc {
     pub line: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
+}
+
+fn masked<S: serde::Serializer>(text: &str, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&crate::redact::redact(text))
+}
+
+fn masked_opt<S: serde::Serializer>(text: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+    match text {
+        Some(t) => masked(t, s),
+        None => s.serialize_none(),
+    }
+}
+
+/// A problem with the secrets masked in its texts.
+fn mask_problem(p: &mut Problem) {
+    use crate::redact::{redact_in_place, redact_opt};
+    if !crate::redact::any() {
+        return;
+    }
+    redact_in_place(&mut p.message);
+    redact_opt(&mut p.document);
+    redact_opt(&mut p.column);
+    redact_opt(&mut p.field);
+    redact_opt(&mut p.value);
+}
+
+/// The problems as a JSON array, streamed, each masked.
+fn masked_problems<S: serde::Serializer>(log: &ProblemLog, s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeSeq;
+    let mut seq = s.serialize_seq(Some(log.len() as usize))?;
+    for mut p in log.iter() {
+        mask_problem(&mut p);
+        seq.serialize_element(&p)?;
+    }
+    seq.end()
 }
 
 pub fn timestamp(t: DateTime<Utc>) -> String {
@@ -171,8 +213,9 @@ impl FileReport {
                 "stage", "document", "line", "column", "field", "value", "code", "message",
                 "status",
             ])?;
-            for p in self.errors.iter() {
+            for mut p in self.errors.iter() {
                 n += 1;
+                mask_problem(&mut p);
                 w.write_record([
                     p.stage.as_str(),
                     p.document.as_deref().unwrap_or(""),
@@ -200,6 +243,12 @@ impl FileReport {
 /// How many problems of a file the text summary shows.
 const SHOWN: usize = 5;
 
+/// A text for the printed summary: secrets masked, control characters escaped (one
+/// line stays one line).
+fn shown(text: &str) -> String {
+    crate::ui::escape_controls(&crate::redact::redact(text), false).into_owned()
+}
+
 /// Prints one file's summary line and its first problems.
 pub fn print_file_summary<W: Write + ?Sized>(out: &mut W, r: &FileReport) -> io::Result<()> {
     let c = &r.counts;
@@ -207,7 +256,7 @@ pub fn print_file_summary<W: Write + ?Sized>(out: &mut W, r: &FileReport) -> io:
         out,
         "{}: {} ({}): {} rows, {} documents",
         r.outcome.as_str(),
-        r.file,
+        shown(&r.file),
         r.mapping,
         c.rows,
         c.documents
@@ -227,8 +276,8 @@ pub fn print_file_summary<W: Write + ?Sized>(out: &mut W, r: &FileReport) -> io:
     writeln!(out)?;
     for p in r.errors.first().iter().take(SHOWN) {
         match &p.document {
-            Some(d) => writeln!(out, "  {d}: {} [{}]", p.message, p.code)?,
-            None => writeln!(out, "  {} [{}]", p.message, p.code)?,
+            Some(d) => writeln!(out, "  {}: {} [{}]", shown(d), shown(&p.message), p.code)?,
+            None => writeln!(out, "  {} [{}]", shown(&p.message), p.code)?,
         }
     }
     if r.errors.len() > SHOWN as u64 {
@@ -320,7 +369,7 @@ impl Summary {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::problem::{Code, Problem};
+    use crate::problem::Code;
 
     #[test]
     fn errors_json_has_spec_keys_and_csv_has_spec_columns() {

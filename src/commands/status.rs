@@ -128,7 +128,10 @@ pub fn status(cfg: &Config, ui: &Ui, failed_only: bool) -> Result<Exit, Failure>
             file: name,
             run: rec.map(|r| r.run_id.clone()),
             finished: rec.map(|r| r.finished.clone()),
-            first_error: rec.and_then(|r| r.first_error.clone()),
+            // masked as it is printed too: a ledger written before a secret was known
+            first_error: rec
+                .and_then(|r| r.first_error.clone())
+                .map(crate::redact::redact_string),
         });
     }
     failed_files.sort_by(|a, b| b.finished.cmp(&a.finished));
@@ -142,7 +145,7 @@ pub fn status(cfg: &Config, ui: &Ui, failed_only: bool) -> Result<Exit, Failure>
             file: d.file,
             attempts: d.attempts,
             status: d.last_status,
-            last_error: d.last_error,
+            last_error: d.last_error.map(crate::redact::redact_string),
             updated: d.updated,
         })
         .collect();
@@ -170,7 +173,10 @@ fn short_time(ts: &str) -> String {
     ts.get(..19).unwrap_or(ts).replace('T', " ")
 }
 
+/// A text for one line of the listing: control characters escaped (a file name or an
+/// ERP message cannot break the layout or forge a line), cut to `n` characters.
 fn cut(s: &str, n: usize) -> String {
+    let s = crate::ui::escape_controls(s, false);
     if s.chars().count() <= n {
         s.to_string()
     } else {

@@ -389,9 +389,14 @@ fn resolve_http(path: &Path, loc: &KeyLocator, t: &TargetSpec) -> Result<HttpCon
         full.extend_from_slice(keys);
         ConfigError::at(path, loc.line(&full), &full.join("."), msg).into()
     };
+    // Every value the target takes from the environment is a secret: masked from now
+    // on in everything erpdrop prints, logs or stores.
     let env = |keys: &[&str], var: &str| -> Result<String, ConfigErrors> {
         match std::env::var(var) {
-            Ok(v) if !v.is_empty() => Ok(v),
+            Ok(v) if !v.is_empty() => {
+                crate::redact::add(&v);
+                Ok(v)
+            }
             _ => Err(err(
                 keys,
                 format!("the environment variable {var} is not set (secrets come from the environment, never the file)"),
@@ -444,12 +449,12 @@ fn resolve_http(path: &Path, loc: &KeyLocator, t: &TargetSpec) -> Result<HttpCon
             (Some(u), Some(p)) => {
                 let user = env(&["auth", "basic_user_env"], u)?;
                 let pass = env(&["auth", "basic_password_env"], p)?;
+                let encoded =
+                    base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
+                crate::redact::add(&encoded);
                 headers.push(Header {
                     name: "Authorization".into(),
-                    value: format!(
-                        "Basic {}",
-                        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"))
-                    ),
+                    value: format!("Basic {encoded}"),
                     secret: true,
                 });
             }

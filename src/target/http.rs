@@ -1,11 +1,17 @@
 //! The HTTP target: POST each document to an ERP's REST API.
 //!
-//! Transient failures (connection refused or reset, timeout, 408, 429, 5xx) are retried
-//! with exponential backoff and jitter, honouring `Retry-After`; when they persist, the
-//! target is down and every thread stops at once. Permanent failures (other 4xx, or a 2xx
-//! whose body carries an error at `error_pointer`) reject the document with the ERP's own
-//! message. Each request carries an `Idempotency-Key` derived from mapping, key and
-//! content hash, so a resend after a crash is safe where the ERP honours it.
+//! Only a 2xx answer is delivery. Transient failures (connection refused or reset,
+//! timeout, 408, 429, 5xx) are retried with exponential backoff and jitter, honouring
+//! `Retry-After`; when they persist, the target is down and every thread stops at once.
+//! A redirect (never followed), any other answer that is not 2xx, and refused
+//! credentials (401, 403) make the target unavailable at once, without retries: they
+//! will not fix themselves. Permanent failures (other 4xx, or a 2xx whose body carries
+//! an error at `error_pointer`) reject the document with the ERP's own message. Each
+//! request carries an `Idempotency-Key` derived from mapping, key and content hash, so
+//! a resend after a crash is safe where the ERP honours it.
+//!
+//! Every message made of the ERP's answer (its body, a header) or of a transport error
+//! has the secrets masked ([`crate::redact`]) before it leaves this module.
 
 use super::{DocContext, SubmitOutcome, Target};
 use crate::config::{HttpConfig, PayloadFormat};
@@ -19,7 +25,7 @@ pub struct HttpTarget {
     agent: ureq::Agent,
     cfg: HttpConfig,
     content_type: &'static str,
-    /// Set once a document exhausted its retries: the others stop retrying.
+    /// Set once a document found the target unavailable: the others stop retrying.
     down: AtomicBool,
     /// A second stop signal: no new attempts.
     stop: Option<std::sync::Arc<crate::stop::Stop>>,
@@ -38,6 +44,11 @@ enum Attempt {
         /// (429, 503).
         maybe_delivered: bool,
     },
+    /// The target is unavailable and retrying cannot help (a redirect, refused
+    /// credentials): every thread stops now.
+    Down {
+        message: String,
+    },
 }
 
 /// The `Idempotency-Key` of a document.
@@ -51,7 +62,9 @@ pub fn idempotency_key(mapping: &str, key: &str, content_hash: &str) -> String {
     hex::encode(h.finalize())
 }
 
-/// Percent-encodes a key for a URL path segment.
+/// Percent-encodes a key for a URL path segment. `.` and `..` stay as they are: no
+/// encoding of them survives a URL parser (WHATWG URL treats `%2e` as `.`), so such a
+/// key is refused before sending (see [`key_changes_path`]).
 fn url_segment(s: &str) -> String {
     let mut out = String::new();
     for b in s.bytes() {
@@ -64,9 +77,54 @@ fn url_segment(s: &str) -> String {
     out
 }
 
+/// Whether a path segment is a dot segment as a URL parser sees it (`.`, `..`, or the
+/// same with `%2e`): it would be normalised away, changing the path.
+fn is_dot_segment(seg: &str) -> bool {
+    let seg = seg.to_ascii_lowercase();
+    matches!(
+        seg.as_str(),
+        "." | ".." | "%2e" | ".%2e" | "%2e." | "%2e%2e"
+    )
+}
+
+/// The path segments of a URL (after `scheme://host`, before `?` or `#`).
+fn path_segments(url: &str) -> impl Iterator<Item = &str> {
+    let after_scheme = url.find("://").map(|i| i + 3).unwrap_or(0);
+    let rest = &url[after_scheme..];
+    let path = rest.find('/').map(|i| &rest[i..]).unwrap_or("");
+    let path = path.split(['?', '#']).next().unwrap_or("");
+    path.split('/').skip(1)
+}
+
+/// Whether `url`, made with a document's key, has a path that the same URL made with
+/// a plain key (`x`) does not: a key of `.` or `..` (a dot segment, normalised away) or
+/// an empty key (an empty segment) would send the document to another resource.
+fn key_changes_path(url: &str, plain: &str) -> bool {
+    let mut a = path_segments(url);
+    let mut b = path_segments(plain);
+    loop {
+        match (a.next(), b.next()) {
+            (None, None) => return false,
+            (Some(x), Some(y)) => {
+                if (is_dot_segment(x) && !is_dot_segment(y)) || (x.is_empty() && !y.is_empty()) {
+                    return true;
+                }
+            }
+            _ => return true,
+        }
+    }
+}
+
+/// At most this many characters of a header the ERP sent go into a message.
+const HEADER_SHOWN: usize = 500;
+
 impl HttpTarget {
     pub fn new(cfg: &HttpConfig, format: PayloadFormat) -> HttpTarget {
         let agent = ureq::AgentBuilder::new()
+            // A redirect is never followed: ureq would resend a POST as a GET without
+            // its body (301, 302, 303), or hand back the 3xx (307, 308); either way the
+            // ERP never got the document. A 3xx is the target being unavailable.
+            .redirects(0)
             .timeout(cfg.timeout)
             .max_idle_connections_per_host(cfg.concurrency.max(1) * 2)
             .user_agent(concat!("erpdrop/", env!("CARGO_PKG_VERSION")))
@@ -111,6 +169,23 @@ impl HttpTarget {
         r
     }
 
+    /// Why a document's key cannot go into `{key}` of the URL, if it cannot: it would
+    /// change the request's path.
+    fn key_problem(&self, ctx: &DocContext<'_>, key: &str) -> Option<String> {
+        // a key that is neither empty nor has a dot cannot make a dot segment
+        if (!key.is_empty() && !key.contains('.')) || !self.cfg.url.contains("{key}") {
+            return None;
+        }
+        let url = self.url_for(ctx, key);
+        key_changes_path(&url, &self.url_for(ctx, "x")).then(|| {
+            format!(
+                "its key {} cannot be a URL path segment of target.url ({}): as `.`, `..` or empty it would change the request's path, to another resource of the ERP",
+                crate::problem::quote(key),
+                self.cfg.url
+            )
+        })
+    }
+
     fn attempt(&self, ctx: &DocContext<'_>, doc: &SpooledDoc) -> Attempt {
         let url = self.url_for(ctx, &doc.key);
         let req = self
@@ -121,6 +196,9 @@ impl HttpTarget {
                 &idempotency_key(ctx.mapping, &doc.key, &doc.content_hash),
             );
         match req.send_bytes(&doc.body) {
+            Ok(resp) if !(200..300).contains(&resp.status()) => Attempt::Down {
+                message: not_delivery(&url, &resp),
+            },
             Ok(resp) => {
                 let status = resp.status();
                 let body = read_body(resp);
@@ -129,12 +207,15 @@ impl HttpTarget {
                     if let Some(msg) = j.pointer(p).and_then(error_text) {
                         return Attempt::Done(SubmitOutcome::Rejected {
                             status: Some(status),
-                            message: msg,
+                            message: crate::redact::redact_string(msg),
                         });
                     }
                 }
                 let id = match (&self.cfg.id_pointer, &json) {
-                    (Some(p), Some(j)) => j.pointer(p).and_then(scalar_text),
+                    (Some(p), Some(j)) => j
+                        .pointer(p)
+                        .and_then(scalar_text)
+                        .map(crate::redact::redact_string),
                     _ => None,
                 };
                 Attempt::Done(SubmitOutcome::Accepted { id })
@@ -146,7 +227,15 @@ impl HttpTarget {
                     .map(Duration::from_secs);
                 let body = read_body(resp);
                 let message = self.error_message(code, &body);
-                if code == 408 || code == 429 || code >= 500 {
+                if code == 401 || code == 403 {
+                    // the credentials, not the document: no document is at fault, and
+                    // no retry will change the answer
+                    Attempt::Down {
+                        message: format!(
+                            "HTTP {code} from {url}: the ERP refused the credentials: {message} (check target.auth and the environment variables it names)"
+                        ),
+                    }
+                } else if code == 408 || code == 429 || code >= 500 {
                     Attempt::Transient {
                         message: format!("HTTP {code}: {message}"),
                         retry_after,
@@ -175,8 +264,13 @@ impl HttpTarget {
     }
 
     /// The ERP's own words for an error: the body at `error_pointer`, or a usual place
-    /// (`/message`, `/error/message`, `/error`, `/detail`, `/title`), or the body text.
+    /// (`/message`, `/error/message`, `/error`, `/detail`, `/title`), or the body text;
+    /// secrets masked.
     fn error_message(&self, code: u16, body: &str) -> String {
+        crate::redact::redact_string(self.error_words(code, body))
+    }
+
+    fn error_words(&self, code: u16, body: &str) -> String {
         if let Ok(j) = serde_json::from_str::<serde_json::Value>(body) {
             let mut pointers: Vec<&str> = Vec::new();
             if let Some(p) = &self.cfg.error_pointer {
@@ -230,6 +324,7 @@ impl HttpTarget {
             .clone()
             .unwrap_or_else(|| base_url(&self.cfg.url));
         match self.request("GET", &url).call() {
+            Ok(r) if !(200..300).contains(&r.status()) => Err(not_delivery(&url, &r)),
             Ok(r) => Ok(format!("{url} answered {}", r.status())),
             Err(ureq::Error::Status(code @ (401 | 403), r)) => Err(format!(
                 "{url} refused the credentials: HTTP {code} {}",
@@ -244,6 +339,12 @@ impl HttpTarget {
 
 impl Target for HttpTarget {
     fn submit(&self, ctx: &DocContext<'_>, doc: &SpooledDoc) -> SubmitOutcome {
+        if let Some(message) = self.key_problem(ctx, &doc.key) {
+            return SubmitOutcome::Rejected {
+                status: None,
+                message,
+            };
+        }
         let attempts = self.cfg.retry.attempts.max(1);
         let mut last = String::new();
         let mut maybe = false;
@@ -253,6 +354,15 @@ impl Target for HttpTarget {
             }
             match self.attempt(ctx, doc) {
                 Attempt::Done(outcome) => return outcome,
+                Attempt::Down { message } => {
+                    self.down.store(true, Ordering::SeqCst);
+                    // a redirect or refused credentials: this request was not taken,
+                    // an earlier one that timed out may have been
+                    return SubmitOutcome::Unavailable {
+                        message,
+                        maybe_delivered: maybe,
+                    };
+                }
                 Attempt::Transient {
                     message,
                     retry_after,
@@ -275,7 +385,7 @@ impl Target for HttpTarget {
         SubmitOutcome::Unavailable {
             maybe_delivered: maybe,
             message: if last.is_empty() {
-                "the target is down (another document exhausted its retries)".to_string()
+                "the target is down (another document found it unavailable)".to_string()
             } else {
                 format!("{last} (after {attempts} attempts)")
             },
@@ -325,7 +435,32 @@ fn scalar_text(v: &serde_json::Value) -> Option<String> {
     }
 }
 
+/// Why an answer that ureq took for a success (a 1xx or 3xx: redirects are not
+/// followed) is not delivery; a redirect names where the ERP points.
+fn not_delivery(url: &str, resp: &ureq::Response) -> String {
+    let code = resp.status();
+    if (300..400).contains(&code) {
+        match resp.header("Location") {
+            Some(to) => {
+                let to: String = to.chars().take(HEADER_SHOWN).collect();
+                crate::redact::redact_string(format!(
+                    "HTTP {code} from {url}: the ERP redirects to {to}; erpdrop never follows a redirect (a write would be lost): fix target.url"
+                ))
+            }
+            None => format!(
+                "HTTP {code} from {url}: a redirect without a Location; erpdrop never follows a redirect: check target.url"
+            ),
+        }
+    } else {
+        format!("HTTP {code} from {url}: not an answer erpdrop takes as delivery (only a 2xx is)")
+    }
+}
+
 fn transport_message(t: &ureq::Transport, url: &str) -> String {
+    crate::redact::redact_string(transport_words(t, url))
+}
+
+fn transport_words(t: &ureq::Transport, url: &str) -> String {
     // The kind, ureq's message and the cause (e.g. "timed out", "Connection refused");
     // never the request's headers.
     let mut msg = format!("{url}: {}", t.kind());
@@ -372,6 +507,23 @@ mod tests {
         );
         assert_eq!(base_url("https://erp.example"), "https://erp.example/");
         assert_eq!(url_segment("INV 1/2"), "INV%201%2F2");
+    }
+
+    #[test]
+    fn only_a_key_that_would_change_the_path_is_refused() {
+        let t = "http://h:1/api/{key}/lines?ref={key}";
+        let url = |k: &str| t.replace("{key}", &url_segment(k));
+        let changes = |k: &str| key_changes_path(&url(k), &url("x"));
+        for k in [".", "..", ""] {
+            assert!(changes(k), "{k:?}");
+        }
+        for k in ["...", "a.b", ".a", "%2e", "%2E%2E", "a/..", "x"] {
+            assert!(!changes(k), "{k:?}");
+        }
+        // in the query only: no path to change
+        let q = |k: &str| format!("http://h:1/api?ref={}", url_segment(k));
+        assert!(!key_changes_path(&q(".."), &q("x")));
+        assert!(is_dot_segment("%2E%2e") && is_dot_segment(".%2E") && !is_dot_segment("..."));
     }
 
     #[test]

@@ -634,7 +634,11 @@ fn record(
                 status,
             )?;
             out.rejected += 1;
-            let msg = format!("The ERP rejected document {}: {message}", quote(&sent.key));
+            // no status: the target refused it without asking the ERP
+            let msg = match status {
+                Some(_) => format!("The ERP rejected document {}: {message}", quote(&sent.key)),
+                None => format!("Document {} was not sent: {message}", quote(&sent.key)),
+            };
             out.problems.push(Problem {
                 stage: Stage::Submit,
                 document: Some(sent.key),

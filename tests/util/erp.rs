@@ -28,6 +28,18 @@ pub struct Behaviour {
     pub delay: Duration,
     /// The bearer token required (401 otherwise).
     pub token: Option<String>,
+    /// With `token`: the status that refuses other credentials (default 401).
+    pub refuse_status: Option<u16>,
+    /// Answer every request with this redirect status and `Location`, except requests
+    /// whose path starts with `/moved` (answered as usual: a followed redirect succeeds).
+    pub redirect: Option<(u16, String)>,
+    /// With `down`: this status instead of 503.
+    pub down_status: Option<u16>,
+    /// The message of every error answer (400, 401/403, 5xx), instead of the usual one.
+    pub error_text: Option<String>,
+    /// Error answers echo the request's `Authorization` and `X-Api-Key` headers in
+    /// their message, as a careless ERP does.
+    pub echo_headers: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -198,16 +210,48 @@ fn serve(conn: TcpStream, state: Arc<Mutex<State>>) {
     }
 }
 
+/// The message of an error answer, as a JSON string.
+fn error_message(b: &Behaviour, seen: &Seen, usual: &str) -> String {
+    let mut m = b.error_text.clone().unwrap_or_else(|| usual.to_string());
+    if b.echo_headers {
+        m.push_str(&format!(
+            " (you sent Authorization: {}; X-Api-Key: {})",
+            seen.header("Authorization").unwrap_or("-"),
+            seen.header("X-Api-Key").unwrap_or("-")
+        ));
+    }
+    serde_json::to_string(&m).unwrap()
+}
+
 fn answer(seen: &Seen, state: &Arc<Mutex<State>>) -> (u16, String, String) {
     let mut s = state.lock().unwrap();
     let b = s.behaviour.clone();
+    if let Some((status, location)) = &b.redirect {
+        if !seen.path.starts_with("/moved") {
+            return (
+                *status,
+                format!("Location: {location}\r\n"),
+                r#"{"message":"moved"}"#.into(),
+            );
+        }
+    }
     if let Some(t) = &b.token {
         if seen.header("Authorization") != Some(&format!("Bearer {t}")) {
-            return (401, String::new(), r#"{"message":"invalid token"}"#.into());
+            let msg = error_message(&b, seen, "invalid token");
+            return (
+                b.refuse_status.unwrap_or(401),
+                String::new(),
+                format!(r#"{{"message":{msg}}}"#),
+            );
         }
     }
     if b.down {
-        return (503, String::new(), r#"{"message":"maintenance"}"#.into());
+        let msg = error_message(&b, seen, "maintenance");
+        return (
+            b.down_status.unwrap_or(503),
+            String::new(),
+            format!(r#"{{"message":{msg}}}"#),
+        );
     }
     if b.fail_next > 0 {
         s.behaviour.fail_next -= 1;
@@ -223,10 +267,11 @@ fn answer(seen: &Seen, state: &Arc<Mutex<State>>) -> (u16, String, String) {
     let doc: serde_json::Value = serde_json::from_str(&seen.body).unwrap_or_default();
     let number = doc["number"].as_str().unwrap_or("").to_string();
     if b.reject.contains(&number) {
+        let msg = error_message(&b, seen, &format!("Unknown GL account on invoice {number}"));
         return (
             400,
             String::new(),
-            format!(r#"{{"error":{{"message":"Unknown GL account on invoice {number}"}}}}"#),
+            format!(r#"{{"error":{{"message":{msg}}}}}"#),
         );
     }
     if b.ok_but_error.contains(&number) {
