@@ -4,15 +4,28 @@ use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
+/// The temporary files that become files a user or another program reads (payloads,
+/// reports): created with the mode a plain `File::create` would get (0666 less the
+/// process's umask), not the 0600 that `tempfile` gives, so that an ERP importer running
+/// as another user can read the outbox where the umask says it may.
+fn visible_temp_file() -> tempfile::Builder<'static, 'static> {
+    let mut b = tempfile::Builder::new();
+    b.prefix(".erpdrop-").suffix(".tmp");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        b.permissions(fs::Permissions::from_mode(0o666));
+    }
+    b
+}
+
 /// Writes `bytes` to `path` through a temporary file in the same folder, flushed to disk
-/// and renamed over, so that a reader never sees half a file.
+/// and renamed over, so that a reader never sees half a file. The file's mode follows
+/// the umask.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     fs::create_dir_all(dir)?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".erpdrop-")
-        .suffix(".tmp")
-        .tempfile_in(dir)?;
+    let mut tmp = visible_temp_file().tempfile_in(dir)?;
     tmp.write_all(bytes)?;
     tmp.as_file().sync_all()?;
     tmp.persist(path).map_err(|e| e.error)?;
@@ -27,10 +40,7 @@ pub fn write_atomic_with(
 ) -> io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     fs::create_dir_all(dir)?;
-    let tmp = tempfile::Builder::new()
-        .prefix(".erpdrop-")
-        .suffix(".tmp")
-        .tempfile_in(dir)?;
+    let tmp = visible_temp_file().tempfile_in(dir)?;
     let mut w = io::BufWriter::with_capacity(256 * 1024, tmp);
     fill(&mut w)?;
     let tmp = w.into_inner().map_err(|e| e.into_error())?;
@@ -54,7 +64,8 @@ pub fn remove_staging(dir: &Path) {
     let _ = fs::remove_dir(&staging);
 }
 
-/// Files written atomically, many at a time, behind one durability barrier.
+/// Files written atomically, many at a time, behind one durability barrier; their modes
+/// follow the umask.
 ///
 /// Each file is written to a temporary name in [`STAGING`] below its folder
 /// ([`stage`](Self::stage)), so that the folder shows only whole files.
@@ -86,18 +97,11 @@ impl DurableBatch {
     pub fn stage(&mut self, path: &Path, bytes: &[u8]) -> io::Result<()> {
         let dir = path.parent().unwrap_or(Path::new(".")).join(STAGING);
         let dir = dir.as_path();
-        let mut tmp = match tempfile::Builder::new()
-            .prefix(".erpdrop-")
-            .suffix(".tmp")
-            .tempfile_in(dir)
-        {
+        let mut tmp = match visible_temp_file().tempfile_in(dir) {
             Ok(t) => t,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 fs::create_dir_all(dir)?;
-                tempfile::Builder::new()
-                    .prefix(".erpdrop-")
-                    .suffix(".tmp")
-                    .tempfile_in(dir)?
+                visible_temp_file().tempfile_in(dir)?
             }
             Err(e) => return Err(e),
         };

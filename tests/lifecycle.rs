@@ -1,0 +1,89 @@
+//! The drop folders under attack and after faults: file modes and the umask, folders
+//! that are symbolic links, names swapped between scan and claim, the run lock removed
+//! mid-run, a final move cut short, runs that never ended, a ledger that went missing.
+mod util;
+
+use util::{TestDir, INVOICE_HEADER, INVOICE_MAPPING};
+
+fn setup() -> TestDir {
+    let t = TestDir::new();
+    t.invoice_setup(INVOICE_MAPPING);
+    t
+}
+
+fn today() -> String {
+    chrono::Local::now().format("%Y-%m-%d").to_string()
+}
+
+const GOOD: &str = "A1;20.11.2026;C1;N30;1,50;X;1,50\n";
+const BAD: &str = "B1;20.11.2026;C1;F99;1,50;X;1,50\n";
+
+/// Runs the binary with these arguments under a umask (through `sh`).
+#[cfg(unix)]
+fn run_with_umask(t: &TestDir, umask: &str, args: &[&str]) -> util::Out {
+    let bin = assert_cmd::cargo::cargo_bin("erpdrop");
+    let o = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("umask {umask}; exec \"$0\" \"$@\""))
+        .arg(bin)
+        .args(args)
+        .current_dir(t.path())
+        .env_remove("ERPDROP_CONFIG")
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    util::Out {
+        code: o.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+    }
+}
+
+#[cfg(unix)]
+fn mode(t: &TestDir, rel: &str) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(t.join(rel))
+        .unwrap_or_else(|e| panic!("{rel}: {e}"))
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+#[cfg(unix)]
+#[test]
+fn payloads_and_reports_follow_the_umask() {
+    for (umask, want) in [("022", 0o644), ("077", 0o600), ("002", 0o664)] {
+        let t = setup();
+        t.write("drop/inbox/INV_1.csv", format!("{INVOICE_HEADER}{GOOD}"));
+        t.write("drop/inbox/INV_2.csv", format!("{INVOICE_HEADER}{BAD}"));
+        let out = run_with_umask(&t, umask, &["run"]);
+        assert_eq!(out.code, 1, "{out:?}");
+        let day = format!("drop/done/{}", today());
+        for rel in [
+            "drop/outbox/sales_invoice-A1.json".to_string(),
+            format!("{day}/INV_1.csv.report.json"),
+            "drop/failed/INV_2.csv.errors.json".into(),
+            "drop/failed/INV_2.csv.errors.csv".into(),
+        ] {
+            assert_eq!(mode(&t, &rel), want, "{rel} under umask {umask}");
+        }
+        // what validate writes on request, too (a document the run did not import)
+        t.write(
+            "check/INV_3.csv",
+            format!("{INVOICE_HEADER}V1;20.11.2026;C1;N30;1,50;X;1,50\n"),
+        );
+        let out = run_with_umask(
+            &t,
+            umask,
+            &["validate", "check", "--report", "rep", "--emit", "em"],
+        );
+        assert_eq!(out.code, 0, "{out:?}");
+        for rel in [
+            "rep/INV_3.csv.errors.json",
+            "rep/INV_3.csv.errors.csv",
+            "em/sales_invoice-V1.json",
+        ] {
+            assert_eq!(mode(&t, rel), want, "{rel} under umask {umask}");
+        }
+    }
+}
