@@ -53,9 +53,18 @@ pub fn write_atomic_with(
 /// their barrier (a dot folder: readers of an outbox ignore it).
 pub const STAGING: &str = ".erpdrop-staging";
 
-/// Removes what a killed run left in `dir`'s [`STAGING`] folder.
+/// Removes what a killed run left in `dir`'s [`STAGING`] folder. A staging "folder"
+/// that is a symbolic link is removed itself: what it points at is never emptied.
 pub fn remove_staging(dir: &Path) {
     let staging = dir.join(STAGING);
+    match staging.symlink_metadata() {
+        Ok(m) if m.is_dir() => {}
+        Ok(_) => {
+            let _ = fs::remove_file(&staging);
+            return;
+        }
+        Err(_) => return,
+    }
     if let Ok(rd) = fs::read_dir(&staging) {
         for e in rd.filter_map(Result::ok) {
             let _ = fs::remove_file(e.path());
@@ -265,6 +274,24 @@ mod tests {
         drop(c);
         remove_staging(d.path());
         assert_eq!(fs::read_dir(d.path()).unwrap().count(), 2);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_staging_folder_that_is_a_link_is_removed_not_emptied() {
+        let d = tempfile::tempdir().unwrap();
+        let elsewhere = d.path().join("elsewhere");
+        fs::create_dir(&elsewhere).unwrap();
+        fs::write(elsewhere.join("keep.txt"), "mine").unwrap();
+        let outbox = d.path().join("outbox");
+        fs::create_dir(&outbox).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, outbox.join(STAGING)).unwrap();
+        remove_staging(&outbox);
+        assert_eq!(
+            fs::read_to_string(elsewhere.join("keep.txt")).unwrap(),
+            "mine"
+        );
+        assert!(outbox.join(STAGING).symlink_metadata().is_err());
     }
 
     #[test]

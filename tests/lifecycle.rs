@@ -3,6 +3,8 @@
 //! mid-run, a final move cut short, runs that never ended, a ledger that went missing.
 mod util;
 
+use std::process::Stdio;
+use std::time::{Duration, Instant};
 use util::{TestDir, INVOICE_HEADER, INVOICE_MAPPING};
 
 fn setup() -> TestDir {
@@ -85,5 +87,96 @@ fn payloads_and_reports_follow_the_umask() {
         ] {
             assert_eq!(mode(&t, rel), want, "{rel} under umask {umask}");
         }
+    }
+}
+
+/// Runs erpdrop with these arguments, killed after `limit` (code -1 then).
+fn run_for(t: &TestDir, args: &[&str], limit: Duration) -> util::Out {
+    let mut child = t
+        .spawn_cmd()
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + limit;
+    while child.try_wait().unwrap().is_none() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let o = child.wait_with_output().unwrap();
+    util::Out {
+        code: o.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+    }
+}
+
+/// Every file below `dir`, recursively (to show that nothing was written there).
+fn tree(dir: &std::path::Path) -> Vec<String> {
+    let mut v: Vec<String> = walkdir::WalkDir::new(dir)
+        .min_depth(1)
+        .into_iter()
+        .filter_map(Result::ok)
+        .map(|e| e.path().strip_prefix(dir).unwrap().display().to_string())
+        .collect();
+    v.sort();
+    v
+}
+
+#[cfg(unix)]
+#[test]
+fn folders_under_the_root_that_are_symbolic_links_are_refused() {
+    let day = format!("drop/done/{}", today());
+    for (folder, command) in [
+        ("drop/done", "run"),
+        ("drop/failed", "run"),
+        (day.as_str(), "run"),
+        ("drop/failed/.history", "reprocess"),
+        ("drop/processing", "run"),
+        ("drop/inbox", "run"),
+        ("drop/.erpdrop", "run"),
+        ("drop/outbox", "run"),
+        ("drop/done", "watch"),
+        ("drop/failed", "status"),
+    ] {
+        let t = setup();
+        // a real drop with history, so that nothing else stops the run
+        t.write("drop/inbox/INV_0.csv", format!("{INVOICE_HEADER}{GOOD}"));
+        assert_eq!(t.run(&["run"]).code, 0);
+        t.write("drop/inbox/INV_1.csv", format!("{INVOICE_HEADER}{BAD}"));
+        t.write(
+            "drop/inbox/INV_2.csv",
+            format!("{INVOICE_HEADER}A2;20.11.2026;C1;N30;1,50;X;1,50\n"),
+        );
+        if command == "reprocess" {
+            assert_eq!(t.run(&["run"]).code, 1);
+        }
+        // the folder (and what it holds) moves outside the root, a link takes its place
+        let outside = t.join("elsewhere");
+        let link = t.join(folder);
+        if link.exists() {
+            std::fs::rename(&link, &outside).unwrap();
+        } else {
+            std::fs::create_dir_all(&outside).unwrap();
+            std::fs::create_dir_all(link.parent().unwrap()).unwrap();
+        }
+        std::os::unix::fs::symlink(&outside, &link).unwrap();
+        let before_outside = tree(&outside);
+        let before_drop = tree(&t.join("drop"));
+        let args: Vec<&str> = match command {
+            "reprocess" => vec!["reprocess", "--all"],
+            "watch" => vec!["watch", "--interval", "1s"],
+            c => vec![c],
+        };
+        let out = run_for(&t, &args, Duration::from_secs(20));
+        assert_eq!(out.code, 2, "{folder} with {command}: {out:?}");
+        assert!(
+            out.stderr.contains(&format!("{folder} is a symbolic link")),
+            "{folder}: {}",
+            out.stderr
+        );
+        assert_eq!(tree(&outside), before_outside, "{folder}: written outside");
+        assert_eq!(tree(&t.join("drop")), before_drop, "{folder}: touched");
     }
 }

@@ -11,8 +11,8 @@ use crate::exit::{Exit, Failure};
 use crate::ledger::{DocState, FileRecord, Ledger, LedgerError, RunRecord};
 use crate::lifecycle::scan::{list_files, marker_path, readiness, NotReady};
 use crate::lifecycle::{
-    claim, ensure_folders, recover_processing, return_to_inbox, settle_with, try_lock, Claimed,
-    RunLock, DONE_SIDECARS, FAILED_SIDECARS,
+    claim, ensure_folders, linked_folder, recover_processing, return_to_inbox, settle_with,
+    try_lock, Claimed, RunLock, DONE_SIDECARS, FAILED_SIDECARS,
 };
 use crate::mapping::{MappedDocument, Mapping};
 use crate::pipeline::{check_file, CheckOptions, FileCheck, Verdict};
@@ -70,10 +70,24 @@ pub fn make_target(cfg: &Config, stop: &Arc<Stop>) -> Box<dyn Target> {
     }
 }
 
-/// Creates the drop folders and takes the run lock; `Ok(None)` when another run holds
-/// it (logged).
+/// Refuses (exit 2) a drop whose folders under the root include a symbolic link.
+pub fn refuse_linked_folders(cfg: &Config) -> Result<(), Failure> {
+    let outbox = (cfg.target.kind == TargetKind::Outbox).then_some(cfg.target.dir.as_path());
+    match linked_folder(&cfg.folders, outbox) {
+        Some(p) => Err(Failure::usage(format!(
+            "{} is a symbolic link: erpdrop never reads or writes through a link under the drop root {} (files and reports would land elsewhere); make it a real folder",
+            p.display(),
+            cfg.folders.root.display()
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// Checks the drop folders (no symbolic links), creates those missing and takes the run
+/// lock; `Ok(None)` when another run holds it (logged).
 pub fn lock_drop(cfg: &Config) -> Result<Option<RunLock>, Failure> {
     let folders = &cfg.folders;
+    refuse_linked_folders(cfg)?;
     ensure_folders(folders).map_err(|e| {
         Failure::usage(format!(
             "cannot create the drop folders under {}: {e}",
@@ -150,8 +164,11 @@ pub fn run_pass_locked(
         remove_stale_temp_files(dir);
     }
     if let Ok(days) = std::fs::read_dir(&folders.done) {
+        // real folders only: an old day folder made a link is not emptied through it
         for d in days.filter_map(Result::ok) {
-            remove_stale_temp_files(&d.path());
+            if d.file_type().is_ok_and(|t| t.is_dir()) {
+                remove_stale_temp_files(&d.path());
+            }
         }
     }
 

@@ -46,6 +46,8 @@ struct Status {
 }
 
 pub fn status(cfg: &Config, ui: &Ui, failed_only: bool) -> Result<Exit, Failure> {
+    // a linked inbox or failed/ would list files from elsewhere
+    super::run::refuse_linked_folders(cfg)?;
     let ledger = Ledger::open_read_only(&cfg.folders.state.join("ledger.sqlite"))
         .map_err(|e| Failure::usage(e.to_string()))?;
     let runs = match &ledger {

@@ -13,8 +13,9 @@ pub fn watch(
     interval: Duration,
 ) -> Result<Exit, Failure> {
     let stop = Stop::on_signals();
-    // A broken config at start is the user's to fix now; later, a pass logs it and waits.
-    load()?;
+    // A broken config (or a folder that is a symbolic link) at start is the user's to
+    // fix now; later, a pass logs it and waits.
+    super::run::refuse_linked_folders(&load()?)?;
     tracing::info!(
         "watching every {}; stop with Ctrl-C or SIGTERM",
         humantime::format_duration(interval)

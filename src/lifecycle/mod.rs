@@ -17,6 +17,53 @@ pub const FAILED_SIDECARS: &[&str] = &[".errors.json", ".errors.csv"];
 /// The sidecar suffix of a file in done/.
 pub const DONE_SIDECARS: &[&str] = &[".report.json"];
 
+/// The first folder under the drop root that is a symbolic link, if any: inbox/,
+/// processing/, done/ and today's folder in it, failed/ and failed/.history/,
+/// .erpdrop/, and every folder from the root down to `outbox` when the outbox is under
+/// the root. erpdrop never reads or writes through such a link (files and reports would
+/// land outside the drop); the root itself may be one.
+pub fn linked_folder(f: &Folders, outbox: Option<&Path>) -> Option<PathBuf> {
+    let day = f
+        .done
+        .join(chrono::Local::now().format("%Y-%m-%d").to_string());
+    let history = f.failed.join(".history");
+    let dirs: [&Path; 7] = [
+        &f.inbox,
+        &f.processing,
+        &f.done,
+        &day,
+        &f.failed,
+        &history,
+        &f.state,
+    ];
+    if let Some(d) = dirs.iter().find(|d| is_link(d)) {
+        return Some(d.to_path_buf());
+    }
+    let rel = outbox.and_then(|o| o.strip_prefix(&f.root).ok())?;
+    let mut at = f.root.clone();
+    for c in rel.components() {
+        at.push(c);
+        if is_link(&at) {
+            return Some(at);
+        }
+    }
+    None
+}
+
+fn is_link(p: &Path) -> bool {
+    p.symlink_metadata()
+        .map(|m| m.file_type().is_symlink())
+        .unwrap_or(false)
+}
+
+/// An error for a folder that is a symbolic link.
+fn linked(dir: &Path) -> io::Error {
+    io::Error::other(format!(
+        "{} is a symbolic link; erpdrop never writes through one",
+        dir.display()
+    ))
+}
+
 /// Creates the drop folders that are missing.
 pub fn ensure_folders(f: &Folders) -> io::Result<()> {
     for d in [&f.inbox, &f.processing, &f.done, &f.failed, &f.state] {
@@ -122,6 +169,10 @@ pub fn settle_with(
     before: &mut dyn FnMut(&Path) -> io::Result<()>,
 ) -> io::Result<PathBuf> {
     fs::create_dir_all(dir)?;
+    // a day folder made a link since the run's start is refused like the others
+    if is_link(dir) {
+        return Err(linked(dir));
+    }
     loop {
         let to = free_name(dir, &c.name, sidecars);
         before(&to)?;
