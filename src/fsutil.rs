@@ -4,6 +4,81 @@ use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
+/// What tells one file from another: its device and inode on Unix, and its birth time
+/// where the file system records one (an inode number freed by a deleted file is often
+/// given at once to the next file created). Elsewhere every regular file compares
+/// equal, and only the file type is checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FileId {
+    dev: u64,
+    ino: u64,
+    born: Option<std::time::SystemTime>,
+}
+
+impl FileId {
+    pub fn of(md: &fs::Metadata) -> FileId {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            FileId {
+                dev: md.dev(),
+                ino: md.ino(),
+                born: md.created().ok(),
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = md;
+            FileId::default()
+        }
+    }
+}
+
+/// Opens a file to read it, never through a symbolic link (`O_NOFOLLOW` on Unix: a
+/// link at `path` is an error, not followed), and only when it is a regular file and,
+/// with `expect`, the very file that was checked (compared on the open descriptor, so a
+/// name swapped after the check is refused rather than read).
+pub fn open_regular(path: &Path, expect: Option<FileId>) -> io::Result<File> {
+    let mut o = fs::OpenOptions::new();
+    o.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.custom_flags(libc::O_NOFOLLOW);
+    }
+    let file = match o.open(path) {
+        Ok(f) => f,
+        Err(e) if is_link(path) => {
+            return Err(io::Error::other(format!(
+                "{} is a symbolic link, which erpdrop never follows ({e})",
+                path.display()
+            )))
+        }
+        Err(e) => return Err(e),
+    };
+    let md = file.metadata()?;
+    if !md.is_file() {
+        return Err(io::Error::other(format!(
+            "{} is not a regular file",
+            path.display()
+        )));
+    }
+    if expect.is_some_and(|id| id != FileId::of(&md)) {
+        return Err(io::Error::other(format!(
+            "{} is no longer the file that was claimed (it was replaced); it was not read",
+            path.display()
+        )));
+    }
+    Ok(file)
+}
+
+/// Whether `path` itself is a symbolic link.
+pub fn is_link(path: &Path) -> bool {
+    path.symlink_metadata()
+        .map(|m| m.file_type().is_symlink())
+        .unwrap_or(false)
+}
+
 /// The temporary files that become files a user or another program reads (payloads,
 /// reports): created with the mode a plain `File::create` would get (0666 less the
 /// process's umask), not the 0600 that `tempfile` gives, so that an ERP importer running
@@ -292,6 +367,29 @@ mod tests {
             "mine"
         );
         assert!(outbox.join(STAGING).symlink_metadata().is_err());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn open_regular_refuses_links_and_replaced_files() {
+        let d = tempfile::tempdir().unwrap();
+        let a = d.path().join("a");
+        fs::write(&a, "A").unwrap();
+        let id = FileId::of(&fs::symlink_metadata(&a).unwrap());
+        assert!(open_regular(&a, Some(id)).is_ok());
+        assert!(open_regular(&a, None).is_ok());
+        // a link to the very same file is still a link
+        let l = d.path().join("l");
+        std::os::unix::fs::symlink(&a, &l).unwrap();
+        let e = open_regular(&l, None).unwrap_err();
+        assert!(e.to_string().contains("symbolic link"), "{e}");
+        // another file under the same name
+        fs::remove_file(&a).unwrap();
+        fs::write(&a, "B").unwrap();
+        let e = open_regular(&a, Some(id)).unwrap_err();
+        assert!(e.to_string().contains("no longer the file"), "{e}");
+        // a folder
+        assert!(open_regular(d.path(), None).is_err());
     }
 
     #[test]

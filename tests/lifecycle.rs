@@ -180,3 +180,85 @@ fn folders_under_the_root_that_are_symbolic_links_are_refused() {
         assert_eq!(tree(&t.join("drop")), before_drop, "{folder}: touched");
     }
 }
+
+/// Waits until `rel` lists `name` (a run has claimed a file); panics after a minute.
+fn wait_for(t: &TestDir, rel: &str, name: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !t.ls(rel).iter().any(|n| n == name) {
+        assert!(Instant::now() < deadline, "{name} never appeared in {rel}");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn a_name_swapped_after_the_scan_is_not_followed_or_taken() {
+    let t = setup();
+    t.write("drop/inbox/INV_a.csv", util::invoices_csv(3_000, 1));
+    t.write("drop/inbox/INV_b.csv", format!("{INVOICE_HEADER}{GOOD}"));
+    t.write(
+        "drop/inbox/INV_c.csv",
+        format!("{INVOICE_HEADER}C1;20.11.2026;C1;N30;1,50;X;1,50\n"),
+    );
+    let secret = t.write(
+        "elsewhere/INV_secret.csv",
+        format!("{INVOICE_HEADER}S1;20.11.2026;C1;N30;1,50;X;1,50\n"),
+    );
+    let secret_mtime = std::fs::metadata(&secret).unwrap().modified().unwrap();
+    let child = t
+        .spawn_cmd()
+        .args(["run", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // the pass listed the inbox and is busy with the first file: swap the others
+    wait_for(&t, "drop/processing", "INV_a.csv");
+    std::fs::remove_file(t.join("drop/inbox/INV_b.csv")).unwrap();
+    std::os::unix::fs::symlink(&secret, t.join("drop/inbox/INV_b.csv")).unwrap();
+    std::fs::remove_file(t.join("drop/inbox/INV_c.csv")).unwrap();
+    t.write(
+        "drop/inbox/INV_c.csv",
+        format!("{INVOICE_HEADER}R1;20.11.2026;C1;N30;1,50;X;1,50\n"),
+    );
+    assert!(
+        t.ls("drop/processing").contains(&"INV_a.csv".to_string()),
+        "the first file finished before the swap: the test proves nothing"
+    );
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let outbox = t.ls("drop/outbox");
+    assert_eq!(outbox.len(), 3_000, "only the first file's documents");
+    assert!(
+        !outbox.iter().any(|n| n.contains("S1")),
+        "the outside file was imported"
+    );
+    assert!(
+        !outbox.iter().any(|n| n.contains("R1")),
+        "a file the scan never saw was taken"
+    );
+    let day = format!("drop/done/{}", today());
+    assert_eq!(t.ls(&day), ["INV_a.csv", "INV_a.csv.report.json"]);
+    assert!(t.ls("drop/processing").is_empty());
+    // the link and the other file are back in the inbox as they were
+    assert!(std::fs::symlink_metadata(t.join("drop/inbox/INV_b.csv"))
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert!(t.read("drop/inbox/INV_c.csv").contains("R1;"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("INV_b.csv"), "{stderr}");
+    // nothing outside changed
+    assert_eq!(tree(&t.join("elsewhere")), ["INV_secret.csv"]);
+    assert!(t.read("elsewhere/INV_secret.csv").contains("S1;"));
+    assert_eq!(
+        std::fs::metadata(&secret).unwrap().modified().unwrap(),
+        secret_mtime
+    );
+    // the next pass takes the new file, never the link
+    let out = t.run(&["run"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(t.ls("drop/outbox").iter().any(|n| n.contains("R1")));
+    assert!(!t.ls("drop/outbox").iter().any(|n| n.contains("S1")));
+    assert_eq!(t.ls("drop/inbox"), ["INV_b.csv"]);
+}

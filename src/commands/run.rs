@@ -9,7 +9,7 @@ use crate::config::mapping::OnInvalid;
 use crate::config::{Config, TargetKind};
 use crate::exit::{Exit, Failure};
 use crate::ledger::{DocState, FileRecord, Ledger, LedgerError, RunRecord};
-use crate::lifecycle::scan::{list_files, marker_path, readiness, NotReady};
+use crate::lifecycle::scan::{list_files_with_ids, marker_path, readiness, NotReady};
 use crate::lifecycle::{
     claim, ensure_folders, linked_folder, recover_processing, return_to_inbox, settle_with,
     try_lock, Claimed, RunLock, DONE_SIDECARS, FAILED_SIDECARS,
@@ -176,7 +176,7 @@ pub fn run_pass_locked(
     let mut totals = Totals::default();
     let mut reports = Vec::new();
     let mut target_down = false;
-    let files = list_files(&folders.inbox).map_err(|e| {
+    let files = list_files_with_ids(&folders.inbox).map_err(|e| {
         Failure::usage(format!(
             "cannot read the inbox {}: {e}",
             folders.inbox.display()
@@ -189,7 +189,7 @@ pub fn run_pass_locked(
     };
     let now = SystemTime::now();
     let stdout = std::io::stdout();
-    for file in files {
+    for (file, seen) in files {
         if stop.requested() {
             tracing::info!("stop requested: no more files in this pass");
             break;
@@ -228,7 +228,7 @@ pub fn run_pass_locked(
             }
         }
         let marker = cfg.ready_marker.as_deref().map(|p| marker_path(&file, p));
-        let claimed = match claim(&file, folders, marker.as_deref()) {
+        let claimed = match claim(&file, seen, folders, marker.as_deref()) {
             Ok(Some(c)) => c,
             Ok(None) => continue,
             Err(e) => {
@@ -409,7 +409,7 @@ fn handle_file(
     stop: &Stop,
 ) -> Result<FileEnd, LedgerError> {
     let folders = &cfg.folders;
-    let size = std::fs::metadata(&claimed.path)
+    let size = std::fs::symlink_metadata(&claimed.path)
         .map(|m| m.len())
         .unwrap_or(0);
     let bar = ui.file_bar(&claimed.name, size);
@@ -444,6 +444,7 @@ fn handle_file(
                 run_id,
                 progress: &progress,
                 classify: &mut classify_doc,
+                file_id: Some(claimed.id),
             },
         )
     });

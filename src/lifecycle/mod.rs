@@ -7,7 +7,7 @@
 pub mod scan;
 
 use crate::config::Folders;
-use crate::fsutil::{free_name, move_no_clobber, sync_dir};
+use crate::fsutil::{free_name, is_link, move_no_clobber, sync_dir, FileId};
 use std::fs::{self, File};
 use std::io;
 use std::path::{Path, PathBuf};
@@ -48,12 +48,6 @@ pub fn linked_folder(f: &Folders, outbox: Option<&Path>) -> Option<PathBuf> {
         }
     }
     None
-}
-
-fn is_link(p: &Path) -> bool {
-    p.symlink_metadata()
-        .map(|m| m.file_type().is_symlink())
-        .unwrap_or(false)
 }
 
 /// An error for a folder that is a symbolic link.
@@ -100,13 +94,23 @@ pub struct Claimed {
     pub name: String,
     /// Where it is now (in processing/).
     pub path: PathBuf,
+    /// The regular file that was claimed: the only one that is read and moved.
+    pub id: FileId,
     /// Its ready marker, moved along (in processing/).
     pub marker: Option<PathBuf>,
 }
 
-/// Claims a file: one atomic rename into processing/, then its marker.
-/// `Ok(None)` when the file is gone (taken by someone else, or deleted).
-pub fn claim(file: &Path, folders: &Folders, marker: Option<&Path>) -> io::Result<Option<Claimed>> {
+/// Claims a file that the scan saw as the regular file `seen`: one atomic rename into
+/// processing/, then its marker. `Ok(None)` when the file is gone (taken by someone
+/// else, or deleted), or when the name no longer is that file: swapped for a symbolic
+/// link, something that is not a regular file, or another file since the scan. Such an
+/// entry goes back to the inbox untouched (logged), never opened.
+pub fn claim(
+    file: &Path,
+    seen: FileId,
+    folders: &Folders,
+    marker: Option<&Path>,
+) -> io::Result<Option<Claimed>> {
     let name = file
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -116,6 +120,31 @@ pub fn claim(file: &Path, folders: &Folders, marker: Option<&Path>) -> io::Resul
         Ok(()) => {}
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e),
+    }
+    // a rename moves whatever the name held: look at what was moved, without following
+    let md = fs::symlink_metadata(&to)?;
+    if !md.is_file() || FileId::of(&md) != seen {
+        let what = if md.file_type().is_symlink() {
+            "a symbolic link"
+        } else if !md.is_file() {
+            "not a regular file"
+        } else {
+            "another file than the one listed"
+        };
+        let back = put_back(&to, &folders.inbox, &name);
+        match &back {
+            Ok(p) => tracing::warn!(
+                file = %name,
+                "the name became {what} after the inbox was listed; not read, left in the inbox as {}",
+                p.display()
+            ),
+            Err(e) => tracing::error!(
+                file = %name,
+                "the name became {what} after the inbox was listed; not read, and it cannot go back to the inbox ({e}): it stays in processing/"
+            ),
+        }
+        sync_dir(&folders.inbox);
+        return Ok(None);
     }
     let marker = match marker {
         Some(m) if m.exists() => {
@@ -138,8 +167,22 @@ pub fn claim(file: &Path, folders: &Folders, marker: Option<&Path>) -> io::Resul
     Ok(Some(Claimed {
         name,
         path: to,
+        id: FileId::of(&md),
         marker,
     }))
+}
+
+/// Moves an entry (a link itself, never what it points at) into `dir` under a free
+/// name built from `name`, never overwriting.
+fn put_back(from: &Path, dir: &Path, name: &str) -> io::Result<PathBuf> {
+    loop {
+        let to = free_name(dir, name, &[]);
+        match move_no_clobber(from, &to) {
+            Ok(()) => return Ok(to),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// The part of a marker's name after its file's name (`.ok` for `INV.csv.ok`), or the
@@ -172,6 +215,17 @@ pub fn settle_with(
     // a day folder made a link since the run's start is refused like the others
     if is_link(dir) {
         return Err(linked(dir));
+    }
+    // only the file that was claimed leaves processing/
+    match fs::symlink_metadata(&c.path) {
+        Ok(md) if md.is_file() && FileId::of(&md) == c.id => {}
+        Ok(_) => {
+            return Err(io::Error::other(format!(
+                "{} is no longer the file that was claimed; it is left where it is",
+                c.path.display()
+            )))
+        }
+        Err(e) => return Err(e),
     }
     loop {
         let to = free_name(dir, &c.name, sidecars);
@@ -239,4 +293,57 @@ pub fn recover_processing(f: &Folders) -> io::Result<Vec<String>> {
 /// Puts a claimed file back into the inbox, untouched (target down, or a stop signal).
 pub fn return_to_inbox(c: &Claimed, f: &Folders) -> io::Result<PathBuf> {
     settle_into(c, &f.inbox, &[])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(super) fn folders(root: &Path) -> Folders {
+        let f = Folders {
+            root: root.to_path_buf(),
+            inbox: root.join("inbox"),
+            processing: root.join("processing"),
+            done: root.join("done"),
+            failed: root.join("failed"),
+            state: root.join(".erpdrop"),
+        };
+        ensure_folders(&f).unwrap();
+        f
+    }
+
+    fn id(p: &Path) -> FileId {
+        FileId::of(&fs::symlink_metadata(p).unwrap())
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_claim_takes_only_the_file_that_was_listed() {
+        let d = tempfile::tempdir().unwrap();
+        let f = folders(d.path());
+        let a = f.inbox.join("A.csv");
+        fs::write(&a, "listed").unwrap();
+        let seen = id(&a);
+        // swapped for a link: back in the inbox, still a link, target untouched
+        let outside = d.path().join("outside.csv");
+        fs::write(&outside, "secret").unwrap();
+        fs::remove_file(&a).unwrap();
+        std::os::unix::fs::symlink(&outside, &a).unwrap();
+        assert!(claim(&a, seen, &f, None).unwrap().is_none());
+        assert!(fs::symlink_metadata(&a).unwrap().file_type().is_symlink());
+        assert_eq!(fs::read_dir(&f.processing).unwrap().count(), 0);
+        // swapped for another file: back, unread
+        fs::remove_file(&a).unwrap();
+        fs::write(&a, "other").unwrap();
+        assert!(claim(&a, seen, &f, None).unwrap().is_none());
+        assert_eq!(fs::read_to_string(&a).unwrap(), "other");
+        // the listed file itself is claimed; replaced in processing/, it is not moved
+        let c = claim(&a, id(&a), &f, None).unwrap().unwrap();
+        assert_eq!(c.id, id(&c.path));
+        fs::remove_file(&c.path).unwrap();
+        fs::write(&c.path, "planted").unwrap();
+        let e = settle_into(&c, &f.failed, FAILED_SIDECARS).unwrap_err();
+        assert!(e.to_string().contains("no longer the file"), "{e}");
+        assert_eq!(fs::read_dir(&f.failed).unwrap().count(), 0);
+    }
 }
