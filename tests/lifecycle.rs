@@ -262,3 +262,82 @@ fn a_name_swapped_after_the_scan_is_not_followed_or_taken() {
     assert!(!t.ls("drop/outbox").iter().any(|n| n.contains("S1")));
     assert_eq!(t.ls("drop/inbox"), ["INV_b.csv"]);
 }
+
+const TOKEN: &str = "s3cret-t0ken-value";
+
+/// The invoice setup against a loopback ERP, one document at a time.
+fn http_setup(erp: &util::erp::FakeErp) -> TestDir {
+    let t = setup();
+    t.write(
+        "erpdrop.toml",
+        format!(
+            r#"[folders]
+root = "drop"
+[scan]
+settle_seconds = 0
+[target]
+kind = "http"
+url = "{}/api/{{document}}"
+auth = {{ bearer_env = "ERP_TOKEN" }}
+timeout_seconds = 5
+concurrency = 1
+id_pointer = "/id"
+"#,
+            erp.base()
+        ),
+    );
+    t
+}
+
+fn posts(erp: &util::erp::FakeErp) -> usize {
+    erp.requests().iter().filter(|r| r.method == "POST").count()
+}
+
+#[cfg(unix)]
+#[test]
+fn removing_or_replacing_the_lock_file_lets_no_second_run_in() {
+    let erp = util::erp::FakeErp::start(util::erp::Behaviour {
+        delay: Duration::from_millis(40),
+        ..Default::default()
+    });
+    let t = http_setup(&erp);
+    let n = 80;
+    t.write("drop/inbox/INV_1.csv", util::invoices_csv(n, 1));
+    let first = t
+        .spawn_cmd()
+        .env("ERP_TOKEN", TOKEN)
+        .args(["-q", "run"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while erp.created().0 < 5 {
+        assert!(Instant::now() < deadline, "the first run never submitted");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let lock = t.join("drop/.erpdrop/lock");
+    let second = |what: &str| {
+        let o = t.cmd().env("ERP_TOKEN", TOKEN).arg("run").output().unwrap();
+        assert_eq!(o.status.code(), Some(4), "lock {what}: {o:?}");
+        assert_eq!(t.ls("drop/processing"), ["INV_1.csv"], "lock {what}");
+        assert!(t.ls("drop/inbox").is_empty(), "lock {what}");
+    };
+    // removed
+    std::fs::remove_file(&lock).unwrap();
+    second("removed");
+    // replaced by another file under the name
+    std::fs::remove_file(&lock).unwrap_or(());
+    t.write("drop/.erpdrop/lock.new", "");
+    std::fs::rename(t.join("drop/.erpdrop/lock.new"), &lock).unwrap();
+    second("replaced");
+    assert!(
+        erp.created().0 < n,
+        "the first run finished meanwhile: the test proves nothing"
+    );
+    let first = first.wait_with_output().unwrap();
+    assert_eq!(first.status.code(), Some(0), "{first:?}");
+    assert_eq!(erp.created(), (n, 1));
+    assert_eq!(posts(&erp), n, "no document posted twice");
+    assert_eq!(t.ls(&format!("drop/done/{}", today())).len(), 2);
+}
