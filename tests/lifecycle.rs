@@ -341,3 +341,53 @@ fn removing_or_replacing_the_lock_file_lets_no_second_run_in() {
     assert_eq!(posts(&erp), n, "no document posted twice");
     assert_eq!(t.ls(&format!("drop/done/{}", today())).len(), 2);
 }
+
+#[cfg(unix)]
+#[test]
+fn a_killed_run_shows_as_interrupted_after_the_next_run() {
+    let t = setup();
+    t.write("drop/inbox/INV_big.csv", util::invoices_csv(5_000, 1));
+    let mut child = t
+        .spawn_cmd()
+        .args(["-q", "run"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while t.ls("drop/outbox").len() < 100 {
+        assert!(Instant::now() < deadline, "the run never wrote a payload");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    child.kill().unwrap(); // SIGKILL: the run's end is never recorded
+    child.wait().unwrap();
+    assert_eq!(t.ls("drop/processing"), ["INV_big.csv"], "killed too late");
+
+    let out = t.run(&["run"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stderr.contains("interrupted"), "{}", out.stderr);
+    let status = t.run(&["status", "--json"]);
+    assert_eq!(status.code, 0, "{status:?}");
+    let runs = status.json()["runs"].as_array().unwrap().clone();
+    assert_eq!(runs.len(), 2, "{runs:#?}");
+    // newest first: the run that finished, then the one that was killed
+    assert_eq!(runs[0]["state"], "finished", "{runs:#?}");
+    assert_eq!(runs[0]["exit_code"], 0);
+    assert_eq!(runs[1]["state"], "interrupted", "{runs:#?}");
+    assert!(runs[1]["exit_code"].is_null());
+    let text = t.run(&["status"]);
+    assert!(!text.stdout.contains("running"), "{}", text.stdout);
+    let lines: Vec<&str> = text.stdout.lines().collect();
+    assert!(
+        lines[2].contains(" run ") && lines[2].ends_with("exit -"),
+        "{}",
+        text.stdout
+    );
+    assert!(lines[3].starts_with("    interrupted"), "{}", text.stdout);
+    assert!(lines[1].ends_with("exit 0"), "{}", text.stdout);
+    assert!(
+        lines.iter().all(|l| l.chars().count() <= 80),
+        "{}",
+        text.stdout
+    );
+}

@@ -144,7 +144,82 @@ pub fn run_pass_locked(
     ledger
         .begin_run(&run_id, opts.command)
         .map_err(ledger_failure)?;
+    // Under the lock no other run is alive: one without an end died.
+    match ledger.mark_interrupted_runs(&run_id) {
+        Ok(ids) => {
+            for id in ids {
+                tracing::warn!(run = %id, "an earlier run ended without recording its end (killed, or stopped by an error): marked interrupted");
+            }
+        }
+        Err(e) => return Err(ledger_failure(e)),
+    }
+    let mut totals = Totals::default();
+    let mut reports = Vec::new();
+    let result = pass(
+        cfg,
+        ui,
+        opts,
+        stop,
+        &ledger,
+        &run_id,
+        &mut totals,
+        &mut reports,
+    );
+    let record = |exit: Exit| RunRecord {
+        id: run_id.clone(),
+        command: opts.command.to_string(),
+        files: totals.files as i64,
+        accepted: totals.accepted as i64,
+        rejected: totals.rejected as i64,
+        invalid: totals.invalid as i64,
+        already_imported: totals.already_imported as i64,
+        exit_code: Some(exit.code() as i64),
+        ..RunRecord::default()
+    };
+    let exit = match result {
+        Ok(exit) => exit,
+        Err(f) => {
+            // the run's end is recorded where the ledger still takes it; otherwise the
+            // next run marks it interrupted
+            if let Err(e) = ledger.finish_run(&record(f.exit)) {
+                tracing::debug!("the run's end could not be recorded: {e}");
+            }
+            return Err(f);
+        }
+    };
+    ledger.finish_run(&record(exit)).map_err(ledger_failure)?;
+    tracing::info!(
+        run = %run_id, files = totals.files, done = totals.files_ok, failed = totals.files_failed,
+        waiting = totals.files_waiting, accepted = totals.accepted, rejected = totals.rejected,
+        invalid = totals.invalid, already_imported = totals.already_imported, exit = exit.code(),
+        "run finished"
+    );
+    Summary {
+        command: opts.command.to_string(),
+        run_id,
+        dry_run: false,
+        files: reports,
+        totals,
+        exit_code: exit.code(),
+    }
+    .print(ui);
+    Ok(exit)
+}
 
+/// The work of a pass, with the ledger open and the run begun; `totals` and `reports`
+/// hold what was done, also when it ends in a failure.
+#[allow(clippy::too_many_arguments)]
+fn pass(
+    cfg: &Config,
+    ui: &Ui,
+    opts: &PassOptions,
+    stop: &Arc<Stop>,
+    ledger: &Ledger,
+    run_id: &str,
+    totals: &mut Totals,
+    reports: &mut Vec<FileReport>,
+) -> Result<Exit, Failure> {
+    let folders = &cfg.folders;
     match recover_processing(folders) {
         Ok(moved) => {
             for name in moved {
@@ -173,8 +248,6 @@ pub fn run_pass_locked(
     }
 
     let target = make_target(cfg, stop);
-    let mut totals = Totals::default();
-    let mut reports = Vec::new();
     let mut target_down = false;
     let files = list_files_with_ids(&folders.inbox).map_err(|e| {
         Failure::usage(format!(
@@ -239,11 +312,11 @@ pub fn run_pass_locked(
         let end = match handle_file(
             cfg,
             ui,
-            &ledger,
+            ledger,
             target.as_ref(),
             &claimed,
             &mapping,
-            &run_id,
+            run_id,
             stop,
         ) {
             Ok(end) => end,
@@ -280,42 +353,13 @@ pub fn run_pass_locked(
         }
     }
 
-    let exit = if target_down {
+    Ok(if target_down {
         Exit::TargetDown
     } else if totals.files_failed > 0 {
         Exit::DataErrors
     } else {
         Exit::Ok
-    };
-    ledger
-        .finish_run(&RunRecord {
-            id: run_id.clone(),
-            command: opts.command.to_string(),
-            files: totals.files as i64,
-            accepted: totals.accepted as i64,
-            rejected: totals.rejected as i64,
-            invalid: totals.invalid as i64,
-            already_imported: totals.already_imported as i64,
-            exit_code: Some(exit.code() as i64),
-            ..RunRecord::default()
-        })
-        .map_err(ledger_failure)?;
-    tracing::info!(
-        run = %run_id, files = totals.files, done = totals.files_ok, failed = totals.files_failed,
-        waiting = totals.files_waiting, accepted = totals.accepted, rejected = totals.rejected,
-        invalid = totals.invalid, already_imported = totals.already_imported, exit = exit.code(),
-        "run finished"
-    );
-    Summary {
-        command: opts.command.to_string(),
-        run_id,
-        dry_run: false,
-        files: reports,
-        totals,
-        exit_code: exit.code(),
-    }
-    .print(ui);
-    Ok(exit)
+    })
 }
 
 /// Removes `.erpdrop-*.tmp` files (half-written payloads or reports of a killed run),

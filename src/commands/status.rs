@@ -4,7 +4,7 @@
 
 use crate::config::Config;
 use crate::exit::{Exit, Failure};
-use crate::ledger::{DocRecord, FileRecord, Ledger, RunRecord};
+use crate::ledger::{DocRecord, FileRecord, Ledger, RunRecord, RunState};
 use crate::lifecycle::scan::{list_files, readiness, NotReady};
 use crate::ui::Ui;
 use serde::Serialize;
@@ -194,6 +194,10 @@ fn cut(s: &str, n: usize) -> String {
 }
 
 fn duration(r: &RunRecord) -> String {
+    if r.state == RunState::Interrupted {
+        // how long it lasted is not known
+        return "-".to_string();
+    }
     let parse = |s: &str| chrono::DateTime::parse_from_rfc3339(s).ok();
     match (parse(&r.started), r.finished.as_deref().and_then(parse)) {
         (Some(a), Some(b)) => {
@@ -232,6 +236,11 @@ fn print_text(st: &Status, failed_only: bool, no_ledger: bool) {
                     .map(|c| c.to_string())
                     .unwrap_or_else(|| "-".into())
             );
+            if r.state == RunState::Interrupted {
+                println!(
+                    "    interrupted: its end was never recorded (killed, or stopped by an error)"
+                );
+            }
         }
         println!();
         println!("Waiting in the inbox");
