@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 /// where the file system records one (an inode number freed by a deleted file is often
 /// given at once to the next file created). Elsewhere every regular file compares
 /// equal, and only the file type is checked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct FileId {
     dev: u64,
     ino: u64,

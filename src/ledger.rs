@@ -528,6 +528,15 @@ impl Ledger {
             .map_err(|e| self.sql(e))
     }
 
+    /// Forgets the file lines that say a file was stored as `stored_as`: a move that a
+    /// dead run recorded and never made (see `lifecycle::recover_move`).
+    pub fn forget_file(&self, stored_as: &str) -> Result<(), LedgerError> {
+        self.conn
+            .execute("DELETE FROM files WHERE stored_as = ?1", params![stored_as])
+            .map(|_| ())
+            .map_err(|e| self.sql(e))
+    }
+
     /// Runs a query and collects its rows.
     fn rows<T>(
         &self,

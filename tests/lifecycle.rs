@@ -391,3 +391,118 @@ fn a_killed_run_shows_as_interrupted_after_the_next_run() {
         text.stdout
     );
 }
+
+const THREE: &str = "M1;20.11.2026;C1;N30;1,50;X;1,50\nM2;20.11.2026;C1;N30;1,50;X;1,50\nM3;20.11.2026;C2;N30;1,50;X;1,50\n";
+
+/// The ledger's file rows for a name: (run, stored as).
+fn file_rows(t: &TestDir, name: &str) -> Vec<(String, Option<String>)> {
+    let c = rusqlite::Connection::open(t.join("drop/.erpdrop/ledger.sqlite")).unwrap();
+    let mut st = c
+        .prepare("SELECT run_id, stored_as FROM files WHERE name = ?1 ORDER BY id")
+        .unwrap();
+    st.query_map([name], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+/// Handles INV_1.csv once, then returns its day folder (relative to the test folder).
+fn handled_once(t: &TestDir) -> String {
+    t.write("drop/inbox/INV_1.csv", format!("{INVOICE_HEADER}{THREE}"));
+    let out = t.run(&["run"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(t.ls("drop/outbox").len(), 3);
+    assert_eq!(file_rows(t, "INV_1.csv").len(), 1);
+    format!("drop/done/{}", today())
+}
+
+/// The record a run writes before a file's reports and its move out of processing/.
+fn write_intent(t: &TestDir, day: &str) {
+    let day = day.strip_prefix("drop/").unwrap();
+    t.write(
+        "drop/.erpdrop/moving.json",
+        serde_json::json!({
+            "from": "processing/INV_1.csv",
+            "to": format!("{day}/INV_1.csv"),
+            "reports": [format!("{day}/INV_1.csv.report.json")],
+            "marker": null,
+            "marker_to": null,
+        })
+        .to_string(),
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn a_run_killed_between_link_and_unlink_does_not_handle_the_file_twice() {
+    let t = setup();
+    let day = handled_once(&t);
+    // the state kill -9 leaves after the file's link in done/, before its old name went
+    std::fs::hard_link(
+        t.join(&format!("{day}/INV_1.csv")),
+        t.join("drop/processing/INV_1.csv"),
+    )
+    .unwrap();
+    write_intent(&t, &day);
+    let report_before = t.read(&format!("{day}/INV_1.csv.report.json"));
+
+    let out = t.run(&["run", "--json"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(out.json()["totals"]["files"], 0, "nothing handled again");
+    assert_eq!(t.ls(&day), ["INV_1.csv", "INV_1.csv.report.json"]);
+    assert_eq!(
+        t.read(&format!("{day}/INV_1.csv.report.json")),
+        report_before
+    );
+    assert!(t.ls("drop/processing").is_empty());
+    assert!(t.ls("drop/inbox").is_empty());
+    assert!(!t.exists("drop/.erpdrop/moving.json"));
+    assert_eq!(t.ls("drop/outbox").len(), 3);
+    assert_eq!(
+        file_rows(&t, "INV_1.csv").len(),
+        1,
+        "one file in the ledger"
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn a_run_killed_after_the_report_before_the_move_leaves_no_orphan_report() {
+    let t = setup();
+    let day = handled_once(&t);
+    let first_run = file_rows(&t, "INV_1.csv")[0].0.clone();
+    // the state kill -9 leaves after the report (and the ledger's line), before the link
+    std::fs::rename(
+        t.join(&format!("{day}/INV_1.csv")),
+        t.join("drop/processing/INV_1.csv"),
+    )
+    .unwrap();
+    write_intent(&t, &day);
+
+    let out = t.run(&["run", "--json"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let summary = out.json();
+    assert_eq!(summary["totals"]["files"], 1, "{summary:#}");
+    let counts = &summary["files"][0]["counts"];
+    assert_eq!(
+        (
+            counts["accepted"].as_u64(),
+            counts["already_imported"].as_u64()
+        ),
+        (Some(0), Some(3))
+    );
+    // one copy, under its own name, with a report that names it and this run
+    assert_eq!(t.ls(&day), ["INV_1.csv", "INV_1.csv.report.json"]);
+    let report = t.read_json(&format!("{day}/INV_1.csv.report.json"));
+    let run = summary["run_id"].as_str().unwrap();
+    assert_eq!(report["run_id"], run);
+    assert!(t.ls("drop/processing").is_empty());
+    assert!(t.ls("drop/inbox").is_empty());
+    assert!(!t.exists("drop/.erpdrop/moving.json"));
+    assert_eq!(t.ls("drop/outbox").len(), 3);
+    // the ledger forgot the move that never happened
+    let rows = file_rows(&t, "INV_1.csv");
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_ne!(rows[0].0, first_run);
+    assert_eq!(rows[0].0, run);
+}

@@ -11,8 +11,8 @@ use crate::exit::{Exit, Failure};
 use crate::ledger::{DocState, FileRecord, Ledger, LedgerError, RunRecord};
 use crate::lifecycle::scan::{list_files_with_ids, marker_path, readiness, NotReady};
 use crate::lifecycle::{
-    claim, ensure_folders, linked_folder, recover_processing, return_to_inbox, settle_with,
-    try_lock, Claimed, RunLock, DONE_SIDECARS, FAILED_SIDECARS,
+    claim, ensure_folders, linked_folder, recover_move, recover_processing, return_to_inbox,
+    settle_with, try_lock, Claimed, Recovered, RunLock, DONE_SIDECARS, FAILED_SIDECARS, MOVING,
 };
 use crate::mapping::{MappedDocument, Mapping};
 use crate::pipeline::{check_file, CheckOptions, FileCheck, Verdict};
@@ -220,6 +220,26 @@ fn pass(
     reports: &mut Vec<FileReport>,
 ) -> Result<Exit, Failure> {
     let folders = &cfg.folders;
+    // A move out of processing/ that a dead run left half done comes first: finished if
+    // the file had reached its place, else undone (reports and ledger line removed).
+    match recover_move(folders) {
+        Ok(None) => {}
+        Ok(Some(Recovered::Finished { file, to })) => {
+            tracing::warn!(file = %file.display(), to = %to.display(), "a previous run stopped while moving this file out of processing/; the move is finished, the file is not handled again");
+        }
+        Ok(Some(Recovered::Undone { file, to })) => {
+            ledger
+                .forget_file(&to.display().to_string())
+                .map_err(ledger_failure)?;
+            tracing::warn!(file = %file.display(), to = %to.display(), "a previous run stopped before moving this file out of processing/; the reports it wrote are removed and the file is handled again");
+        }
+        Err(e) => {
+            return Err(Failure::usage(format!(
+                "cannot finish the move that a previous run left in {}: {e}",
+                folders.state.join(MOVING).display()
+            )))
+        }
+    }
     match recover_processing(folders) {
         Ok(moved) => {
             for name in moved {
@@ -592,15 +612,44 @@ fn handle_file(
         (folders.done.join(day), DONE_SIDECARS)
     };
     let r = &mut report;
-    let moved = settle_with(claimed, &dir, sidecars, &mut |to: &Path| {
+    // The file's line goes into the ledger with its reports, before the file appears:
+    // a run killed after the move has it; one killed before has the move undone, line
+    // and reports, by the next run (see recover_move).
+    let mut recorded: Option<String> = None;
+    let mut ledger_error: Option<LedgerError> = None;
+    let moved = settle_with(claimed, folders, &dir, sidecars, &mut |to: &Path| {
+        // called again (the name was taken meanwhile): the line of the first name goes
+        if let Some(prev) = recorded.take() {
+            if let Err(e) = ledger.forget_file(&prev) {
+                let m = e.to_string();
+                ledger_error = Some(e);
+                return Err(std::io::Error::other(m));
+            }
+        }
         r.moved_to = Some(to.display().to_string());
         let name = to.file_name().unwrap_or_default().to_string_lossy();
-        r.write_sidecars(&dir, &name)
+        r.write_sidecars(&dir, &name)?;
+        if let Err(e) = record_file(ledger, &check, r, Some(to)) {
+            let m = e.to_string();
+            ledger_error = Some(e);
+            return Err(std::io::Error::other(m));
+        }
+        recorded = Some(to.display().to_string());
+        Ok(())
     });
     let stored = match moved {
         Ok(p) => Some(p),
         Err(e) => {
+            // the reports are gone again, and so goes the line that named the move
+            if let Some(prev) = recorded.take() {
+                ledger.forget_file(&prev)?;
+            }
+            if let Some(e) = ledger_error {
+                return Err(e);
+            }
+            report.moved_to = None;
             tracing::error!(file = %claimed.name, "cannot move the file out of processing/: {e}; the next run returns it to the inbox");
+            record_file(ledger, &check, &report, None)?;
             None
         }
     };
@@ -610,7 +659,6 @@ fn handle_file(
         to = %stored.as_deref().map(|p| p.display().to_string()).unwrap_or_default(),
         "file handled"
     );
-    record_file(ledger, &check, &report, stored.as_deref())?;
     Ok(FileEnd {
         report,
         target_down: false,
