@@ -506,3 +506,76 @@ fn a_run_killed_after_the_report_before_the_move_leaves_no_orphan_report() {
     assert_ne!(rows[0].0, first_run);
     assert_eq!(rows[0].0, run);
 }
+
+/// Removes the ledger with its WAL files.
+fn remove_ledger(t: &TestDir) {
+    for f in ["ledger.sqlite", "ledger.sqlite-wal", "ledger.sqlite-shm"] {
+        let _ = std::fs::remove_file(t.join(&format!("drop/.erpdrop/{f}")));
+    }
+}
+
+fn mtimes(t: &TestDir, rel: &str) -> Vec<(String, std::time::SystemTime)> {
+    t.ls(rel)
+        .into_iter()
+        .map(|n| {
+            let m = std::fs::metadata(t.join(&format!("{rel}/{n}")))
+                .unwrap()
+                .modified()
+                .unwrap();
+            (n, m)
+        })
+        .collect()
+}
+
+#[test]
+fn a_lost_ledger_next_to_history_is_refused_until_a_new_one_is_asked_for() {
+    let t = setup();
+    let day = handled_once(&t);
+    t.write("drop/inbox/INV_2.csv", format!("{INVOICE_HEADER}{BAD}"));
+    assert_eq!(t.run(&["run"]).code, 1);
+    let outbox = mtimes(&t, "drop/outbox");
+    for how in ["deleted", "emptied"] {
+        remove_ledger(&t);
+        if how == "emptied" {
+            t.write("drop/.erpdrop/ledger.sqlite", "");
+        }
+        // the same file dropped again
+        t.write("drop/inbox/INV_1.csv", format!("{INVOICE_HEADER}{THREE}"));
+        for args in [
+            &["run"][..],
+            &["reprocess", "--all"],
+            &["watch", "--interval", "1s"],
+        ] {
+            let out = run_for(&t, args, Duration::from_secs(20));
+            assert_eq!(out.code, 2, "ledger {how}, {args:?}: {out:?}");
+            for words in ["ledger.sqlite", "done", "again", "--new-ledger"] {
+                assert!(out.stderr.contains(words), "{words}: {}", out.stderr);
+            }
+            assert_eq!(t.ls("drop/inbox"), ["INV_1.csv"]);
+            assert_eq!(
+                t.ls("drop/failed"),
+                ["INV_2.csv", "INV_2.csv.errors.csv", "INV_2.csv.errors.json"]
+            );
+            assert_eq!(t.ls(&day), ["INV_1.csv", "INV_1.csv.report.json"]);
+            assert_eq!(mtimes(&t, "drop/outbox"), outbox, "nothing submitted");
+            let ledger = t.join("drop/.erpdrop/ledger.sqlite");
+            match how {
+                "deleted" => assert!(!ledger.exists()),
+                _ => assert_eq!(std::fs::metadata(&ledger).unwrap().len(), 0),
+            }
+        }
+    }
+    // deliberately: a new ledger, and the file is submitted again
+    let out = t.run(&["run", "--new-ledger", "--json"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(out.json()["totals"]["accepted"], 3);
+    // from then on the new ledger is the ledger
+    t.write("drop/inbox/INV_1.csv", format!("{INVOICE_HEADER}{THREE}"));
+    let out = t.run(&["run", "--json"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(out.json()["totals"]["already_imported"], 3);
+    // a first run in a new drop needs no flag
+    let fresh = setup();
+    fresh.write("drop/inbox/INV_1.csv", format!("{INVOICE_HEADER}{THREE}"));
+    assert_eq!(fresh.run(&["run"]).code, 0);
+}

@@ -42,6 +42,9 @@ pub struct PassOptions {
     pub ignore_marker: bool,
     /// The command recorded in the ledger.
     pub command: &'static str,
+    /// A missing or empty ledger next to done/ or failed/ with history may be started
+    /// anew (`--new-ledger`); otherwise that is refused (see [`refuse_lost_ledger`]).
+    pub new_ledger: bool,
 }
 
 /// How a file ended in this pass.
@@ -81,6 +84,56 @@ pub fn refuse_linked_folders(cfg: &Config) -> Result<(), Failure> {
         ))),
         None => Ok(()),
     }
+}
+
+/// The ledger's path.
+pub fn ledger_path(cfg: &Config) -> std::path::PathBuf {
+    cfg.folders.state.join("ledger.sqlite")
+}
+
+/// Refuses (exit 2) to start a new ledger where one was lost: the ledger is missing or
+/// empty (a zero-length file, no WAL) while done/ or failed/ hold files that were
+/// handled, so a new one would submit again a file dropped again. `allow_new`
+/// (`--new-ledger`) starts one deliberately.
+pub fn refuse_lost_ledger(cfg: &Config, allow_new: bool) -> Result<(), Failure> {
+    let path = ledger_path(cfg);
+    let len = |p: &Path| std::fs::metadata(p).map(|m| m.len()).ok();
+    let wal = path.with_file_name("ledger.sqlite-wal");
+    let how = match len(&path) {
+        None => "missing",
+        Some(0) if len(&wal).unwrap_or(0) == 0 => "empty (zero length)",
+        Some(_) => return Ok(()),
+    };
+    let Some(handled) = handled_before(cfg) else {
+        return Ok(());
+    };
+    if allow_new {
+        tracing::warn!(ledger = %path.display(), "the ledger is {how} and {} was handled before: starting a new ledger as asked (--new-ledger); documents dropped again will be submitted again", handled.display());
+        return Ok(());
+    }
+    Err(Failure::usage(format!(
+        "the ledger {} is {how}, but {} holds files handled before (e.g. {}): with a new ledger, a file dropped again would be submitted again. If the ledger was lost, put it back from a backup; to start a new ledger deliberately, run once with --new-ledger",
+        path.display(),
+        if handled.starts_with(&cfg.folders.failed) { "failed/" } else { "done/" },
+        handled.display()
+    )))
+}
+
+/// A file in done/ (in a day folder) or failed/, if there is one.
+fn handled_before(cfg: &Config) -> Option<std::path::PathBuf> {
+    let f = &cfg.folders;
+    let days = std::fs::read_dir(&f.done).into_iter().flatten().flatten();
+    for d in days.filter(|d| d.file_type().is_ok_and(|t| t.is_dir())) {
+        if let Some(p) = crate::lifecycle::scan::list_files(&d.path())
+            .ok()
+            .and_then(|v| v.into_iter().next())
+        {
+            return Some(p);
+        }
+    }
+    crate::lifecycle::scan::list_files(&f.failed)
+        .ok()
+        .and_then(|v| v.into_iter().next())
 }
 
 /// Checks the drop folders (no symbolic links), creates those missing and takes the run
@@ -130,7 +183,7 @@ pub fn run_pass_locked(
     stop: &Arc<Stop>,
     _lock: RunLock,
 ) -> Result<Exit, Failure> {
-    let folders = &cfg.folders;
+    refuse_lost_ledger(cfg, opts.new_ledger)?;
     if cfg.target.kind == TargetKind::Outbox {
         std::fs::create_dir_all(&cfg.target.dir).map_err(|e| {
             Failure::usage(format!(
@@ -139,7 +192,7 @@ pub fn run_pass_locked(
             ))
         })?;
     }
-    let ledger = Ledger::open(&folders.state.join("ledger.sqlite")).map_err(ledger_failure)?;
+    let ledger = Ledger::open(&ledger_path(cfg)).map_err(ledger_failure)?;
     let run_id = new_run_id();
     ledger
         .begin_run(&run_id, opts.command)
@@ -709,13 +762,14 @@ fn unavailable_report(c: &Claimed, mapping: &Mapping, run_id: &str) -> FileRepor
 }
 
 /// `erpdrop run`.
-pub fn run(cfg: &Config, ui: &Ui) -> Result<Exit, Failure> {
+pub fn run(cfg: &Config, ui: &Ui, new_ledger: bool) -> Result<Exit, Failure> {
     let stop = Stop::on_signals();
     run_pass(
         cfg,
         ui,
         &PassOptions {
             command: "run",
+            new_ledger,
             ..PassOptions::default()
         },
         &stop,
