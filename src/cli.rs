@@ -58,6 +58,10 @@ pub enum Command {
         /// Parse, map and validate only: submit nothing, move nothing (as `validate`)
         #[arg(long)]
         dry_run: bool,
+        /// Start a new, empty ledger although done/ or failed/ hold files handled before
+        /// (the old ledger is lost: documents dropped again are submitted again)
+        #[arg(long, conflicts_with = "dry_run")]
+        new_ledger: bool,
         #[command(flatten)]
         out: DryRunOutputs,
     },
@@ -79,6 +83,9 @@ pub enum Command {
         /// Every file in failed/
         #[arg(long)]
         all: bool,
+        /// Start a new, empty ledger although done/ or failed/ hold files handled before
+        #[arg(long)]
+        new_ledger: bool,
     },
     /// The integration monitor: recent runs, waiting files, failed files and documents
     Status {
@@ -91,6 +98,10 @@ pub enum Command {
         /// Time between passes (30s, 5m, 1h)
         #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
         interval: std::time::Duration,
+        /// Start a new, empty ledger on the first pass although done/ or failed/ hold
+        /// files handled before (a ledger lost later stops the passes again)
+        #[arg(long)]
+        new_ledger: bool,
     },
     /// Load the config, every mapping and lookup, and say exactly what is wrong
     Check,

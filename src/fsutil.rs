@@ -4,15 +4,103 @@ use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
+/// What tells one file from another: its device and inode on Unix, and its birth time
+/// where the file system records one (an inode number freed by a deleted file is often
+/// given at once to the next file created). Elsewhere every regular file compares
+/// equal, and only the file type is checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub struct FileId {
+    dev: u64,
+    ino: u64,
+    born: Option<std::time::SystemTime>,
+}
+
+impl FileId {
+    pub fn of(md: &fs::Metadata) -> FileId {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            FileId {
+                dev: md.dev(),
+                ino: md.ino(),
+                born: md.created().ok(),
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = md;
+            FileId::default()
+        }
+    }
+}
+
+/// Opens a file to read it, never through a symbolic link (`O_NOFOLLOW` on Unix: a
+/// link at `path` is an error, not followed), and only when it is a regular file and,
+/// with `expect`, the very file that was checked (compared on the open descriptor, so a
+/// name swapped after the check is refused rather than read).
+pub fn open_regular(path: &Path, expect: Option<FileId>) -> io::Result<File> {
+    let mut o = fs::OpenOptions::new();
+    o.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.custom_flags(libc::O_NOFOLLOW);
+    }
+    let file = match o.open(path) {
+        Ok(f) => f,
+        Err(e) if is_link(path) => {
+            return Err(io::Error::other(format!(
+                "{} is a symbolic link, which erpdrop never follows ({e})",
+                path.display()
+            )))
+        }
+        Err(e) => return Err(e),
+    };
+    let md = file.metadata()?;
+    if !md.is_file() {
+        return Err(io::Error::other(format!(
+            "{} is not a regular file",
+            path.display()
+        )));
+    }
+    if expect.is_some_and(|id| id != FileId::of(&md)) {
+        return Err(io::Error::other(format!(
+            "{} is no longer the file that was claimed (it was replaced); it was not read",
+            path.display()
+        )));
+    }
+    Ok(file)
+}
+
+/// Whether `path` itself is a symbolic link.
+pub fn is_link(path: &Path) -> bool {
+    path.symlink_metadata()
+        .map(|m| m.file_type().is_symlink())
+        .unwrap_or(false)
+}
+
+/// The temporary files that become files a user or another program reads (payloads,
+/// reports): created with the mode a plain `File::create` would get (0666 less the
+/// process's umask), not the 0600 that `tempfile` gives, so that an ERP importer running
+/// as another user can read the outbox where the umask says it may.
+fn visible_temp_file() -> tempfile::Builder<'static, 'static> {
+    let mut b = tempfile::Builder::new();
+    b.prefix(".erpdrop-").suffix(".tmp");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        b.permissions(fs::Permissions::from_mode(0o666));
+    }
+    b
+}
+
 /// Writes `bytes` to `path` through a temporary file in the same folder, flushed to disk
-/// and renamed over, so that a reader never sees half a file.
+/// and renamed over, so that a reader never sees half a file. The file's mode follows
+/// the umask.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     fs::create_dir_all(dir)?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".erpdrop-")
-        .suffix(".tmp")
-        .tempfile_in(dir)?;
+    let mut tmp = visible_temp_file().tempfile_in(dir)?;
     tmp.write_all(bytes)?;
     tmp.as_file().sync_all()?;
     tmp.persist(path).map_err(|e| e.error)?;
@@ -27,10 +115,7 @@ pub fn write_atomic_with(
 ) -> io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     fs::create_dir_all(dir)?;
-    let tmp = tempfile::Builder::new()
-        .prefix(".erpdrop-")
-        .suffix(".tmp")
-        .tempfile_in(dir)?;
+    let tmp = visible_temp_file().tempfile_in(dir)?;
     let mut w = io::BufWriter::with_capacity(256 * 1024, tmp);
     fill(&mut w)?;
     let tmp = w.into_inner().map_err(|e| e.into_error())?;
@@ -43,9 +128,18 @@ pub fn write_atomic_with(
 /// their barrier (a dot folder: readers of an outbox ignore it).
 pub const STAGING: &str = ".erpdrop-staging";
 
-/// Removes what a killed run left in `dir`'s [`STAGING`] folder.
+/// Removes what a killed run left in `dir`'s [`STAGING`] folder. A staging "folder"
+/// that is a symbolic link is removed itself: what it points at is never emptied.
 pub fn remove_staging(dir: &Path) {
     let staging = dir.join(STAGING);
+    match staging.symlink_metadata() {
+        Ok(m) if m.is_dir() => {}
+        Ok(_) => {
+            let _ = fs::remove_file(&staging);
+            return;
+        }
+        Err(_) => return,
+    }
     if let Ok(rd) = fs::read_dir(&staging) {
         for e in rd.filter_map(Result::ok) {
             let _ = fs::remove_file(e.path());
@@ -54,7 +148,8 @@ pub fn remove_staging(dir: &Path) {
     let _ = fs::remove_dir(&staging);
 }
 
-/// Files written atomically, many at a time, behind one durability barrier.
+/// Files written atomically, many at a time, behind one durability barrier; their modes
+/// follow the umask.
 ///
 /// Each file is written to a temporary name in [`STAGING`] below its folder
 /// ([`stage`](Self::stage)), so that the folder shows only whole files.
@@ -86,18 +181,11 @@ impl DurableBatch {
     pub fn stage(&mut self, path: &Path, bytes: &[u8]) -> io::Result<()> {
         let dir = path.parent().unwrap_or(Path::new(".")).join(STAGING);
         let dir = dir.as_path();
-        let mut tmp = match tempfile::Builder::new()
-            .prefix(".erpdrop-")
-            .suffix(".tmp")
-            .tempfile_in(dir)
-        {
+        let mut tmp = match visible_temp_file().tempfile_in(dir) {
             Ok(t) => t,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 fs::create_dir_all(dir)?;
-                tempfile::Builder::new()
-                    .prefix(".erpdrop-")
-                    .suffix(".tmp")
-                    .tempfile_in(dir)?
+                visible_temp_file().tempfile_in(dir)?
             }
             Err(e) => return Err(e),
         };
@@ -261,6 +349,47 @@ mod tests {
         drop(c);
         remove_staging(d.path());
         assert_eq!(fs::read_dir(d.path()).unwrap().count(), 2);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_staging_folder_that_is_a_link_is_removed_not_emptied() {
+        let d = tempfile::tempdir().unwrap();
+        let elsewhere = d.path().join("elsewhere");
+        fs::create_dir(&elsewhere).unwrap();
+        fs::write(elsewhere.join("keep.txt"), "mine").unwrap();
+        let outbox = d.path().join("outbox");
+        fs::create_dir(&outbox).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, outbox.join(STAGING)).unwrap();
+        remove_staging(&outbox);
+        assert_eq!(
+            fs::read_to_string(elsewhere.join("keep.txt")).unwrap(),
+            "mine"
+        );
+        assert!(outbox.join(STAGING).symlink_metadata().is_err());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn open_regular_refuses_links_and_replaced_files() {
+        let d = tempfile::tempdir().unwrap();
+        let a = d.path().join("a");
+        fs::write(&a, "A").unwrap();
+        let id = FileId::of(&fs::symlink_metadata(&a).unwrap());
+        assert!(open_regular(&a, Some(id)).is_ok());
+        assert!(open_regular(&a, None).is_ok());
+        // a link to the very same file is still a link
+        let l = d.path().join("l");
+        std::os::unix::fs::symlink(&a, &l).unwrap();
+        let e = open_regular(&l, None).unwrap_err();
+        assert!(e.to_string().contains("symbolic link"), "{e}");
+        // another file under the same name
+        fs::remove_file(&a).unwrap();
+        fs::write(&a, "B").unwrap();
+        let e = open_regular(&a, Some(id)).unwrap_err();
+        assert!(e.to_string().contains("no longer the file"), "{e}");
+        // a folder
+        assert!(open_regular(d.path(), None).is_err());
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! to the spooled documents afterwards differs.
 
 use crate::config::mapping::SourceFormat;
+use crate::fsutil::{open_regular, FileId};
 use crate::mapping::{MappedDocument, Mapping};
 use crate::problem::{Code, Problem};
 use crate::problem_log::ProblemLog;
@@ -14,7 +15,6 @@ use crate::spool::Spool;
 use chrono::{DateTime, Utc};
 use sha2::Digest;
 use std::cell::RefCell;
-use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 use std::rc::Rc;
@@ -65,6 +65,8 @@ pub struct CheckOptions<'a> {
     pub progress: &'a dyn Fn(u64),
     /// Called for each valid document before it is spooled.
     pub classify: &'a mut dyn FnMut(&MappedDocument) -> Verdict,
+    /// The file that was claimed: every open of the path must find that file.
+    pub file_id: Option<FileId>,
 }
 
 /// How a file is read: one pass usually; a second one when the first found that the
@@ -90,13 +92,15 @@ pub fn open_source(
         Grouping::Grouped => Pass::Stream,
         Grouping::Ungrouped => Pass::Ungrouped,
     };
-    open_source_for(mapping, path, tap, pass)
+    open_source_for(mapping, path, None, tap, pass)
 }
 
-/// Opens the mapping's source on a file for a pass.
+/// Opens the mapping's source on a file for a pass; with `id`, only if the path still
+/// holds that file (see [`open_regular`]).
 pub fn open_source_for(
     mapping: &Mapping,
     path: &Path,
+    id: Option<FileId>,
     tap: Rc<RefCell<Tap>>,
     pass: Pass,
 ) -> Result<Box<dyn DocumentSource>, Problem> {
@@ -104,7 +108,7 @@ pub fn open_source_for(
         Pass::Ungrouped => Grouping::Ungrouped,
         _ => Grouping::Grouped,
     };
-    let file = File::open(path)
+    let file = open_regular(path, id)
         .map_err(|e| Problem::file(Code::Io, None, format!("The file could not be opened: {e}")))?;
     match mapping.source.format {
         SourceFormat::Csv => Ok(Box::new(CsvSource::open(
@@ -136,7 +140,10 @@ pub fn check_file(
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    let size = std::fs::symlink_metadata(path)
+        .map(|m| m.len())
+        .unwrap_or(0);
+    let id = opts.file_id;
     let mut check = FileCheck {
         name: name.clone(),
         mapping: mapping.name.clone(),
@@ -175,10 +182,10 @@ pub fn check_file(
             // the tap of a source read here; a source read ahead returns its own
             let shared = Rc::new(RefCell::new(Tap::default()));
             let (mut source, producer): (Box<dyn DocumentSource>, _) = if ahead {
-                let (ra, handle) = ReadAhead::start(s, mapping, path, pass.clone());
+                let (ra, handle) = ReadAhead::start(s, mapping, path, id, pass.clone());
                 (Box::new(ra), Some(handle))
             } else {
-                match open_source_for(mapping, path, shared.clone(), pass.clone()) {
+                match open_source_for(mapping, path, id, shared.clone(), pass.clone()) {
                     Ok(src) => (src, None),
                     Err(p) => return (Flow::Fatal(p), Tap::default()),
                 }
@@ -241,7 +248,7 @@ pub fn check_file(
             let _ = s.clear();
         }
     }
-    check.sha256 = finish_hash(path, tap);
+    check.sha256 = finish_hash(path, id, tap);
     check.finished = Utc::now();
     check
 }
@@ -363,12 +370,13 @@ impl ReadAhead {
         s: &'scope std::thread::Scope<'scope, 'env>,
         mapping: &'env Mapping,
         path: &'env Path,
+        id: Option<FileId>,
         pass: Pass,
     ) -> (ReadAhead, std::thread::ScopedJoinHandle<'scope, Tap>) {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Chunk>(AHEAD_QUEUE);
         let handle = s.spawn(move || {
             let shared = Rc::new(RefCell::new(Tap::default()));
-            let mut source = match open_source_for(mapping, path, shared.clone(), pass) {
+            let mut source = match open_source_for(mapping, path, id, shared.clone(), pass) {
                 Ok(src) => src,
                 Err(p) => {
                     let _ = tx.send(Chunk {
@@ -440,9 +448,9 @@ impl DocumentSource for ReadAhead {
 }
 
 /// The file's sha256: what the reader hashed, plus whatever it did not reach.
-fn finish_hash(path: &Path, t: Tap) -> String {
+fn finish_hash(path: &Path, id: Option<FileId>, t: Tap) -> String {
     let mut hasher = t.hasher;
-    if let Ok(mut f) = File::open(path) {
+    if let Ok(mut f) = open_regular(path, id) {
         if f.seek(SeekFrom::Start(t.bytes)).is_ok() {
             let mut buf = vec![0u8; 256 * 1024];
             while let Ok(n) = f.read(&mut buf) {

@@ -27,7 +27,9 @@ pub fn dispatch(cli: &Cli) -> Result<Exit, Failure> {
             let files = validate::collect(&cfg, paths, mapping.as_deref())?;
             validate::dry_run(&cfg, files, out, &ui, "validate")
         }
-        Command::Run { dry_run: true, out } => {
+        Command::Run {
+            dry_run: true, out, ..
+        } => {
             let cfg = load_config(cli)?;
             let files = validate::collect(&cfg, &[], None)?;
             validate::dry_run(&cfg, files, out, &ui, "run")
@@ -35,6 +37,7 @@ pub fn dispatch(cli: &Cli) -> Result<Exit, Failure> {
         Command::Run {
             dry_run: false,
             out,
+            new_ledger,
         } => {
             if out.report.is_some() || out.emit.is_some() {
                 return Err(Failure::usage(
@@ -42,12 +45,19 @@ pub fn dispatch(cli: &Cli) -> Result<Exit, Failure> {
                 ));
             }
             let cfg = load_config(cli)?;
-            run::run(&cfg, &ui)
+            run::run(&cfg, &ui, *new_ledger)
         }
-        Command::Watch { interval } => watch::watch(&|| load_config(cli), &ui, *interval),
-        Command::Reprocess { files, all } => {
+        Command::Watch {
+            interval,
+            new_ledger,
+        } => watch::watch(&|| load_config(cli), &ui, *interval, *new_ledger),
+        Command::Reprocess {
+            files,
+            all,
+            new_ledger,
+        } => {
             let cfg = load_config(cli)?;
-            reprocess::reprocess(&cfg, &ui, files, *all)
+            reprocess::reprocess(&cfg, &ui, files, *all, *new_ledger)
         }
         Command::Status { failed } => {
             let cfg = load_config(cli)?;

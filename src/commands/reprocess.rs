@@ -2,7 +2,7 @@
 //! Their old reports go to `failed/.history/<time>/`; documents the ERP already accepted
 //! are not submitted again (the ledger skips them); only the failed ones are.
 
-use super::run::{lock_drop, run_pass_locked, PassOptions};
+use super::run::{lock_drop, refuse_lost_ledger, run_pass_locked, PassOptions};
 use crate::config::Config;
 use crate::exit::{Exit, Failure};
 use crate::fsutil::{free_name, move_no_clobber};
@@ -13,7 +13,13 @@ use crate::ui::Ui;
 use std::collections::HashSet;
 use std::path::PathBuf;
 
-pub fn reprocess(cfg: &Config, ui: &Ui, files: &[PathBuf], all: bool) -> Result<Exit, Failure> {
+pub fn reprocess(
+    cfg: &Config,
+    ui: &Ui,
+    files: &[PathBuf],
+    all: bool,
+    new_ledger: bool,
+) -> Result<Exit, Failure> {
     if files.is_empty() && !all {
         return Err(Failure::usage(
             "name the files to reprocess (as they are in failed/), or use --all",
@@ -58,6 +64,8 @@ pub fn reprocess(cfg: &Config, ui: &Ui, files: &[PathBuf], all: bool) -> Result<
     let Some(lock) = lock_drop(cfg)? else {
         return Ok(Exit::Locked);
     };
+    // before anything moves: the pass would refuse a lost ledger too late
+    refuse_lost_ledger(cfg, new_ledger)?;
     if chosen.is_empty() {
         if !ui.quiet {
             crate::outln!("nothing to reprocess in {}", failed.display());
@@ -113,6 +121,7 @@ pub fn reprocess(cfg: &Config, ui: &Ui, files: &[PathBuf], all: bool) -> Result<
             ignore_settle: true,
             ignore_marker: true,
             command: "reprocess",
+            new_ledger,
         },
         &stop,
         lock,

@@ -9,10 +9,10 @@ use crate::config::mapping::OnInvalid;
 use crate::config::{Config, TargetKind};
 use crate::exit::{Exit, Failure};
 use crate::ledger::{DocState, FileRecord, Ledger, LedgerError, RunRecord};
-use crate::lifecycle::scan::{list_files, marker_path, readiness, NotReady};
+use crate::lifecycle::scan::{list_files_with_ids, marker_path, readiness, NotReady};
 use crate::lifecycle::{
-    claim, ensure_folders, recover_processing, return_to_inbox, settle_with, try_lock, Claimed,
-    RunLock, DONE_SIDECARS, FAILED_SIDECARS,
+    claim, ensure_folders, linked_folder, recover_move, recover_processing, return_to_inbox,
+    settle_with, try_lock, Claimed, Recovered, RunLock, DONE_SIDECARS, FAILED_SIDECARS, MOVING,
 };
 use crate::mapping::{MappedDocument, Mapping};
 use crate::pipeline::{check_file, CheckOptions, FileCheck, Verdict};
@@ -42,6 +42,9 @@ pub struct PassOptions {
     pub ignore_marker: bool,
     /// The command recorded in the ledger.
     pub command: &'static str,
+    /// A missing or empty ledger next to done/ or failed/ with history may be started
+    /// anew (`--new-ledger`); otherwise that is refused (see [`refuse_lost_ledger`]).
+    pub new_ledger: bool,
 }
 
 /// How a file ended in this pass.
@@ -63,10 +66,74 @@ pub fn make_target(cfg: &Config, stop: &Arc<Stop>) -> Box<dyn Target> {
     }
 }
 
-/// Creates the drop folders and takes the run lock; `Ok(None)` when another run holds
-/// it (logged).
+/// Refuses (exit 2) a drop whose folders under the root include a symbolic link.
+pub fn refuse_linked_folders(cfg: &Config) -> Result<(), Failure> {
+    let outbox = (cfg.target.kind == TargetKind::Outbox).then_some(cfg.target.dir.as_path());
+    match linked_folder(&cfg.folders, outbox) {
+        Some(p) => Err(Failure::usage(format!(
+            "{} is a symbolic link: erpdrop never reads or writes through a link under the drop root {} (files and reports would land elsewhere); make it a real folder",
+            p.display(),
+            cfg.folders.root.display()
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// The ledger's path.
+pub fn ledger_path(cfg: &Config) -> std::path::PathBuf {
+    cfg.folders.state.join("ledger.sqlite")
+}
+
+/// Refuses (exit 2) to start a new ledger where one was lost: the ledger is missing or
+/// empty (a zero-length file, no WAL) while done/ or failed/ hold files that were
+/// handled, so a new one would submit again a file dropped again. `allow_new`
+/// (`--new-ledger`) starts one deliberately.
+pub fn refuse_lost_ledger(cfg: &Config, allow_new: bool) -> Result<(), Failure> {
+    let path = ledger_path(cfg);
+    let len = |p: &Path| std::fs::metadata(p).map(|m| m.len()).ok();
+    let wal = path.with_file_name("ledger.sqlite-wal");
+    let how = match len(&path) {
+        None => "missing",
+        Some(0) if len(&wal).unwrap_or(0) == 0 => "empty (zero length)",
+        Some(_) => return Ok(()),
+    };
+    let Some(handled) = handled_before(cfg) else {
+        return Ok(());
+    };
+    if allow_new {
+        tracing::warn!(ledger = %path.display(), "the ledger is {how} and {} was handled before: starting a new ledger as asked (--new-ledger); documents dropped again will be submitted again", handled.display());
+        return Ok(());
+    }
+    Err(Failure::usage(format!(
+        "the ledger {} is {how}, but {} holds files handled before (e.g. {}): with a new ledger, a file dropped again would be submitted again. If the ledger was lost, put it back from a backup; to start a new ledger deliberately, run once with --new-ledger",
+        path.display(),
+        if handled.starts_with(&cfg.folders.failed) { "failed/" } else { "done/" },
+        handled.display()
+    )))
+}
+
+/// A file in done/ (in a day folder) or failed/, if there is one.
+fn handled_before(cfg: &Config) -> Option<std::path::PathBuf> {
+    let f = &cfg.folders;
+    let days = std::fs::read_dir(&f.done).into_iter().flatten().flatten();
+    for d in days.filter(|d| d.file_type().is_ok_and(|t| t.is_dir())) {
+        if let Some(p) = crate::lifecycle::scan::list_files(&d.path())
+            .ok()
+            .and_then(|v| v.into_iter().next())
+        {
+            return Some(p);
+        }
+    }
+    crate::lifecycle::scan::list_files(&f.failed)
+        .ok()
+        .and_then(|v| v.into_iter().next())
+}
+
+/// Checks the drop folders (no symbolic links), creates those missing and takes the run
+/// lock; `Ok(None)` when another run holds it (logged).
 pub fn lock_drop(cfg: &Config) -> Result<Option<RunLock>, Failure> {
     let folders = &cfg.folders;
+    refuse_linked_folders(cfg)?;
     ensure_folders(folders).map_err(|e| {
         Failure::usage(format!(
             "cannot create the drop folders under {}: {e}",
@@ -109,7 +176,7 @@ pub fn run_pass_locked(
     stop: &Arc<Stop>,
     _lock: RunLock,
 ) -> Result<Exit, Failure> {
-    let folders = &cfg.folders;
+    refuse_lost_ledger(cfg, opts.new_ledger)?;
     if cfg.target.kind == TargetKind::Outbox {
         std::fs::create_dir_all(&cfg.target.dir).map_err(|e| {
             Failure::usage(format!(
@@ -118,10 +185,103 @@ pub fn run_pass_locked(
             ))
         })?;
     }
-    let ledger = Ledger::open(&folders.state.join("ledger.sqlite"))?;
+    let ledger = Ledger::open(&ledger_path(cfg))?;
     let run_id = new_run_id();
     ledger.begin_run(&run_id, opts.command)?;
+    // Under the lock no other run is alive: one without an end died.
+    match ledger.mark_interrupted_runs(&run_id) {
+        Ok(ids) => {
+            for id in ids {
+                tracing::warn!(run = %id, "an earlier run ended without recording its end (killed, or stopped by an error): marked interrupted");
+            }
+        }
+        Err(e) => return Err(e.into()),
+    }
+    let mut totals = Totals::default();
+    let mut reports = Vec::new();
+    let result = pass(
+        cfg,
+        ui,
+        opts,
+        stop,
+        &ledger,
+        &run_id,
+        &mut totals,
+        &mut reports,
+    );
+    let record = |exit: Exit| RunRecord {
+        id: run_id.clone(),
+        command: opts.command.to_string(),
+        files: totals.files as i64,
+        accepted: totals.accepted as i64,
+        rejected: totals.rejected as i64,
+        invalid: totals.invalid as i64,
+        already_imported: totals.already_imported as i64,
+        exit_code: Some(exit.code() as i64),
+        ..RunRecord::default()
+    };
+    let exit = match result {
+        Ok(exit) => exit,
+        Err(f) => {
+            // the run's end is recorded where the ledger still takes it; otherwise the
+            // next run marks it interrupted
+            if let Err(e) = ledger.finish_run(&record(f.exit())) {
+                tracing::debug!("the run's end could not be recorded: {e}");
+            }
+            return Err(f);
+        }
+    };
+    ledger.finish_run(&record(exit))?;
+    tracing::info!(
+        run = %run_id, files = totals.files, done = totals.files_ok, failed = totals.files_failed,
+        waiting = totals.files_waiting, accepted = totals.accepted, rejected = totals.rejected,
+        invalid = totals.invalid, already_imported = totals.already_imported, exit = exit.code(),
+        "run finished"
+    );
+    Summary {
+        command: opts.command.to_string(),
+        run_id,
+        dry_run: false,
+        files: reports,
+        totals,
+        exit_code: exit.code(),
+    }
+    .print(ui);
+    Ok(exit)
+}
 
+/// The work of a pass, with the ledger open and the run begun; `totals` and `reports`
+/// hold what was done, also when it ends in a failure.
+#[allow(clippy::too_many_arguments)]
+fn pass(
+    cfg: &Config,
+    ui: &Ui,
+    opts: &PassOptions,
+    stop: &Arc<Stop>,
+    ledger: &Ledger,
+    run_id: &str,
+    totals: &mut Totals,
+    reports: &mut Vec<FileReport>,
+) -> Result<Exit, Failure> {
+    let folders = &cfg.folders;
+    // A move out of processing/ that a dead run left half done comes first: finished if
+    // the file had reached its place, else undone (reports and ledger line removed).
+    match recover_move(folders) {
+        Ok(None) => {}
+        Ok(Some(Recovered::Finished { file, to })) => {
+            tracing::warn!(file = %file.display(), to = %to.display(), "a previous run stopped while moving this file out of processing/; the move is finished, the file is not handled again");
+        }
+        Ok(Some(Recovered::Undone { file, to })) => {
+            ledger.forget_file(&to.display().to_string())?;
+            tracing::warn!(file = %file.display(), to = %to.display(), "a previous run stopped before moving this file out of processing/; the reports it wrote are removed and the file is handled again");
+        }
+        Err(e) => {
+            return Err(Failure::usage(format!(
+                "cannot finish the move that a previous run left in {}: {e}",
+                folders.state.join(MOVING).display()
+            )))
+        }
+    }
     match recover_processing(folders) {
         Ok(moved) => {
             for name in moved {
@@ -141,16 +301,17 @@ pub fn run_pass_locked(
         remove_stale_temp_files(dir);
     }
     if let Ok(days) = std::fs::read_dir(&folders.done) {
+        // real folders only: an old day folder made a link is not emptied through it
         for d in days.filter_map(Result::ok) {
-            remove_stale_temp_files(&d.path());
+            if d.file_type().is_ok_and(|t| t.is_dir()) {
+                remove_stale_temp_files(&d.path());
+            }
         }
     }
 
     let target = make_target(cfg, stop);
-    let mut totals = Totals::default();
-    let mut reports = Vec::new();
     let mut target_down = false;
-    let files = list_files(&folders.inbox).map_err(|e| {
+    let files = list_files_with_ids(&folders.inbox).map_err(|e| {
         Failure::usage(format!(
             "cannot read the inbox {}: {e}",
             folders.inbox.display()
@@ -162,7 +323,7 @@ pub fn run_pass_locked(
         Duration::from_secs(cfg.settle_seconds)
     };
     let now = SystemTime::now();
-    for file in files {
+    for (file, seen) in files {
         if stop.requested() {
             tracing::info!("stop requested: no more files in this pass");
             break;
@@ -201,7 +362,7 @@ pub fn run_pass_locked(
             }
         }
         let marker = cfg.ready_marker.as_deref().map(|p| marker_path(&file, p));
-        let claimed = match claim(&file, folders, marker.as_deref()) {
+        let claimed = match claim(&file, seen, folders, marker.as_deref()) {
             Ok(Some(c)) => c,
             Ok(None) => continue,
             Err(e) => {
@@ -212,11 +373,11 @@ pub fn run_pass_locked(
         let end = match handle_file(
             cfg,
             ui,
-            &ledger,
+            ledger,
             target.as_ref(),
             &claimed,
             &mapping,
-            &run_id,
+            run_id,
             stop,
         ) {
             Ok(end) => end,
@@ -250,40 +411,13 @@ pub fn run_pass_locked(
         }
     }
 
-    let exit = if target_down {
+    Ok(if target_down {
         Exit::TargetDown
     } else if totals.files_failed > 0 {
         Exit::DataErrors
     } else {
         Exit::Ok
-    };
-    ledger.finish_run(&RunRecord {
-        id: run_id.clone(),
-        command: opts.command.to_string(),
-        files: totals.files as i64,
-        accepted: totals.accepted as i64,
-        rejected: totals.rejected as i64,
-        invalid: totals.invalid as i64,
-        already_imported: totals.already_imported as i64,
-        exit_code: Some(exit.code() as i64),
-        ..RunRecord::default()
-    })?;
-    tracing::info!(
-        run = %run_id, files = totals.files, done = totals.files_ok, failed = totals.files_failed,
-        waiting = totals.files_waiting, accepted = totals.accepted, rejected = totals.rejected,
-        invalid = totals.invalid, already_imported = totals.already_imported, exit = exit.code(),
-        "run finished"
-    );
-    Summary {
-        command: opts.command.to_string(),
-        run_id,
-        dry_run: false,
-        files: reports,
-        totals,
-        exit_code: exit.code(),
-    }
-    .print(ui);
-    Ok(exit)
+    })
 }
 
 /// Removes `.erpdrop-*.tmp` files (half-written payloads or reports of a killed run),
@@ -380,7 +514,7 @@ fn handle_file(
     stop: &Stop,
 ) -> Result<FileEnd, LedgerError> {
     let folders = &cfg.folders;
-    let size = std::fs::metadata(&claimed.path)
+    let size = std::fs::symlink_metadata(&claimed.path)
         .map(|m| m.len())
         .unwrap_or(0);
     let bar = ui.file_bar(&claimed.name, size);
@@ -411,6 +545,7 @@ fn handle_file(
                 run_id,
                 progress: &progress,
                 classify: &mut classify_doc,
+                file_id: Some(claimed.id),
             },
         )
     });
@@ -525,16 +660,44 @@ fn handle_file(
         (folders.done.join(day), DONE_SIDECARS)
     };
     let r = &mut report;
-    let moved = settle_with(claimed, &dir, sidecars, &mut |to: &Path| {
+    // The file's line goes into the ledger with its reports, before the file appears:
+    // a run killed after the move has it; one killed before has the move undone, line
+    // and reports, by the next run (see recover_move).
+    let mut recorded: Option<String> = None;
+    let mut ledger_error: Option<LedgerError> = None;
+    let moved = settle_with(claimed, folders, &dir, sidecars, &mut |to: &Path| {
+        // called again (the name was taken meanwhile): the line of the first name goes
+        if let Some(prev) = recorded.take() {
+            if let Err(e) = ledger.forget_file(&prev) {
+                let m = e.to_string();
+                ledger_error = Some(e);
+                return Err(std::io::Error::other(m));
+            }
+        }
         r.moved_to = Some(to.display().to_string());
         let name = to.file_name().unwrap_or_default().to_string_lossy();
-        r.write_sidecars(&dir, &name)
+        r.write_sidecars(&dir, &name)?;
+        if let Err(e) = record_file(ledger, &check, r, Some(to)) {
+            let m = e.to_string();
+            ledger_error = Some(e);
+            return Err(std::io::Error::other(m));
+        }
+        recorded = Some(to.display().to_string());
+        Ok(())
     });
     let stored = match moved {
-        Ok(p) => p,
+        Ok(p) => Some(p),
         Err(e) => {
+            // the reports are gone again, and so goes the line that named the move
+            if let Some(prev) = recorded.take() {
+                ledger.forget_file(&prev)?;
+            }
+            if let Some(e) = ledger_error {
+                return Err(e);
+            }
             // No report was left behind (each is written whole or not at all); what
             // was delivered is in the ledger, so the next run skips it.
+            report.moved_to = None;
             let reason = format!(
                 "cannot write the report or move the file into {}: {e}",
                 dir.display()
@@ -543,14 +706,12 @@ fn handle_file(
             return Ok(cannot_finish(claimed, folders, report, &reason));
         }
     };
-    let stored = Some(stored);
     tracing::info!(
         file = %claimed.name, outcome = report.outcome.as_str(), documents = check.documents,
         accepted, rejected, invalid = check.invalid, already_imported = check.already_imported,
         to = %stored.as_deref().map(|p| p.display().to_string()).unwrap_or_default(),
         "file handled"
     );
-    record_file(ledger, &check, &report, stored.as_deref())?;
     Ok(FileEnd {
         report,
         target_down: false,
@@ -626,13 +787,14 @@ fn unavailable_report(c: &Claimed, mapping: &Mapping, run_id: &str) -> FileRepor
 }
 
 /// `erpdrop run`.
-pub fn run(cfg: &Config, ui: &Ui) -> Result<Exit, Failure> {
+pub fn run(cfg: &Config, ui: &Ui, new_ledger: bool) -> Result<Exit, Failure> {
     let stop = Stop::on_signals();
     run_pass(
         cfg,
         ui,
         &PassOptions {
             command: "run",
+            new_ledger,
             ..PassOptions::default()
         },
         &stop,

@@ -4,7 +4,7 @@
 
 use crate::config::Config;
 use crate::exit::{Exit, Failure};
-use crate::ledger::{DocRecord, FileRecord, Ledger, RunRecord};
+use crate::ledger::{DocRecord, FileRecord, Ledger, RunRecord, RunState};
 use crate::lifecycle::scan::{list_files, readiness, NotReady};
 use crate::ui::Ui;
 use serde::Serialize;
@@ -46,6 +46,8 @@ struct Status {
 }
 
 pub fn status(cfg: &Config, ui: &Ui, failed_only: bool) -> Result<Exit, Failure> {
+    // a linked inbox or failed/ would list files from elsewhere
+    super::run::refuse_linked_folders(cfg)?;
     let ledger = Ledger::open_read_only(&cfg.folders.state.join("ledger.sqlite"))?;
     let runs = match &ledger {
         Some(l) if !failed_only => l.recent_runs(10)?,
@@ -187,6 +189,10 @@ fn cut(s: &str, n: usize) -> String {
 }
 
 fn duration(r: &RunRecord) -> String {
+    if r.state == RunState::Interrupted {
+        // how long it lasted is not known
+        return "-".to_string();
+    }
     let parse = |s: &str| chrono::DateTime::parse_from_rfc3339(s).ok();
     match (parse(&r.started), r.finished.as_deref().and_then(parse)) {
         (Some(a), Some(b)) => {
@@ -225,6 +231,11 @@ fn print_text(st: &Status, failed_only: bool, no_ledger: bool) {
                     .map(|c| c.to_string())
                     .unwrap_or_else(|| "-".into())
             );
+            if r.state == RunState::Interrupted {
+                crate::outln!(
+                    "    interrupted: its end was never recorded (killed, or stopped by an error)"
+                );
+            }
         }
         crate::outln!();
         crate::outln!("Waiting in the inbox");

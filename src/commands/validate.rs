@@ -132,6 +132,7 @@ pub fn dry_run(
                     run_id: &run_id,
                     progress: &progress,
                     classify: &mut classify,
+                    file_id: None,
                 },
             )
         };

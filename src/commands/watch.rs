@@ -11,10 +11,16 @@ pub fn watch(
     load: &dyn Fn() -> Result<crate::config::Config, Failure>,
     ui: &Ui,
     interval: Duration,
+    new_ledger: bool,
 ) -> Result<Exit, Failure> {
     let stop = Stop::on_signals();
-    // A broken config at start is the user's to fix now; later, a pass logs it and waits.
-    load()?;
+    // A broken config (or a folder that is a symbolic link, or a lost ledger) at start
+    // is the user's to fix now; later, a pass logs it and waits.
+    let cfg = load()?;
+    super::run::refuse_linked_folders(&cfg)?;
+    super::run::refuse_lost_ledger(&cfg, new_ledger)?;
+    // --new-ledger is for the first pass only: a ledger lost later is refused again
+    let mut new_ledger = new_ledger;
     tracing::info!(
         "watching every {}; stop with Ctrl-C or SIGTERM",
         humantime::format_duration(interval)
@@ -27,6 +33,7 @@ pub fn watch(
                 ui,
                 &PassOptions {
                     command: "watch",
+                    new_ledger: std::mem::take(&mut new_ledger),
                     ..Default::default()
                 },
                 &stop,

@@ -1,5 +1,6 @@
 //! Which files in a folder are candidates, and which of them are ready.
 
+use crate::fsutil::FileId;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -20,6 +21,15 @@ pub fn is_ignored_name(name: &str) -> bool {
 /// Regular files directly in `dir` (no symbolic links, no folders, no ignored names),
 /// sorted by name.
 pub fn list_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    Ok(list_files_with_ids(dir)?
+        .into_iter()
+        .map(|(p, _)| p)
+        .collect())
+}
+
+/// As [`list_files`], with the identity of each file as listed, so that a claim can
+/// tell whether its name still holds that file.
+pub fn list_files_with_ids(dir: &Path) -> std::io::Result<Vec<(PathBuf, FileId)>> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
@@ -39,9 +49,11 @@ pub fn list_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
         if is_ignored_name(name) {
             continue;
         }
-        out.push(entry.path());
+        // metadata() of an entry does not follow links either
+        let Ok(md) = entry.metadata() else { continue };
+        out.push((entry.path(), FileId::of(&md)));
     }
-    out.sort();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(out)
 }
 
