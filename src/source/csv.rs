@@ -47,15 +47,21 @@ pub enum Grouping {
 type Inner<R> = EndWithNewline<BufReader<DecodeReader<TapReader<R>>>>;
 
 /// Makes sure the text ends with `\n`, so that every record is terminated the same way
-/// and its physical line can be computed from the reader's position; then appends
-/// [`SENTINEL`], a record of its own after a well-formed file, but the tail of the last
-/// value when a quote is still open at the end (a truncated or malformed file).
+/// and its physical line can be computed from the reader's position; then appends one
+/// more `\n`. After a well-formed file that is a blank line, which the CSV reader skips;
+/// when a quote is still open at the end (a truncated or malformed file) it becomes the
+/// tail of the last value, and the record that holds it ends past
+/// [`tail_start`](EndWithNewline::tail_start). The end is known by position, never by
+/// content: no bytes of a file can pass for it.
 pub struct EndWithNewline<R> {
     inner: R,
     last: u8,
-    seen: bool,
-    /// How much of the tail (`\n` where needed, then the sentinel) was given out.
-    tail: Option<(Vec<u8>, usize)>,
+    /// Bytes of the text given out (the `\n` added after it included).
+    given: u64,
+    /// How much of the tail (`\n` where needed, then the extra `\n`) was given out.
+    tail: Option<([u8; 2], usize, usize)>,
+    /// Where the extra `\n` starts, once the text has ended.
+    tail_start: Option<u64>,
 }
 
 impl<R> EndWithNewline<R> {
@@ -63,57 +69,53 @@ impl<R> EndWithNewline<R> {
         EndWithNewline {
             inner,
             last: 0,
-            seen: false,
+            given: 0,
             tail: None,
+            tail_start: None,
         }
     }
-}
 
-/// What [`EndWithNewline`] appends after the text; no export holds NUL bytes.
-const SENTINEL: &[u8] = b"\0erpdrop:end-of-file\0\n";
+    /// Whether a record that ends at byte `end` of the reader's input swallowed the tail:
+    /// a quote opened in it is never closed.
+    fn past_the_text(&self, end: u64) -> bool {
+        self.tail_start.is_some_and(|t| end > t)
+    }
+}
 
 impl<R: Read> Read for EndWithNewline<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         if self.tail.is_none() {
             let n = self.inner.read(buf)?;
             if n > 0 {
-                self.seen = true;
+                self.given += n as u64;
                 self.last = buf[n - 1];
                 return Ok(n);
             }
             if buf.is_empty() {
                 return Ok(0);
             }
-            let mut tail = Vec::new();
-            if self.seen {
-                if self.last != b'\n' {
-                    tail.push(b'\n');
-                }
-                tail.extend_from_slice(SENTINEL);
+            // an empty file stays empty
+            let mut tail = ([b'\n'; 2], 0, 0);
+            if self.given > 0 {
+                tail.2 = if self.last == b'\n' { 1 } else { 2 };
+                self.tail_start = Some(self.given + tail.2 as u64 - 1);
             }
-            self.tail = Some((tail, 0));
+            self.tail = Some(tail);
         }
-        let Some((tail, pos)) = self.tail.as_mut() else {
+        let Some((tail, pos, len)) = self.tail.as_mut() else {
             return Ok(0);
         };
-        let n = (tail.len() - *pos).min(buf.len());
+        let n = (*len - *pos).min(buf.len());
         buf[..n].copy_from_slice(&tail[*pos..*pos + n]);
         *pos += n;
         Ok(n)
     }
 }
 
-/// The record [`EndWithNewline`] adds after a well-formed file.
-fn is_sentinel(record: &csv::ByteRecord) -> bool {
-    record.len() == 1 && Some(&SENTINEL[..SENTINEL.len() - 1]) == record.get(0)
-}
-
-/// A record that swallowed the sentinel: a quote opened on its lines is never closed.
-fn unclosed_quote(record: &csv::ByteRecord) -> bool {
-    record
-        .iter()
-        .next_back()
-        .is_some_and(|f| f.ends_with(SENTINEL))
+/// Whether the record just read holds the end of the input: a quote opened on its lines
+/// is never closed.
+fn unclosed_quote<R: Read>(rdr: &csv::Reader<Inner<R>>) -> bool {
+    rdr.get_ref().past_the_text(rdr.position().byte())
 }
 
 /// The problem of a quote that is not closed before the end of the file.
@@ -192,7 +194,7 @@ impl<R: Read> CsvSource<R> {
                 let got = rdr
                     .read_byte_record(&mut record)
                     .map_err(|e| csv_problem(e, skipped))?;
-                if !got || is_sentinel(&record) {
+                if !got {
                     return Err(Problem::file(
                         Code::Empty,
                         None,
@@ -203,8 +205,12 @@ impl<R: Read> CsvSource<R> {
                     continue;
                 }
                 let line = record_line(&rdr, &record, skipped);
-                if unclosed_quote(&record) {
+                if unclosed_quote(&rdr) {
                     return Err(unclosed_quote_problem(line));
+                }
+                if let Some(p) = nul_problem(&record, line, |i| format!("header column {}", i + 1))
+                {
+                    return Err(p);
                 }
                 for (i, field) in record.iter().enumerate() {
                     match std::str::from_utf8(field) {
@@ -302,14 +308,17 @@ impl<R: Read> CsvSource<R> {
                 .rdr
                 .read_byte_record(&mut self.record)
                 .map_err(|e| csv_problem(e, self.line_offset))?;
-            if !got || is_sentinel(&self.record) {
+            if !got {
                 return Ok(false);
             }
             if is_blank(&self.record) {
                 continue;
             }
-            if unclosed_quote(&self.record) {
+            if unclosed_quote(&self.rdr) {
                 return Err(unclosed_quote_problem(self.row_line()));
+            }
+            if let Some(p) = nul_problem(&self.record, self.row_line(), |i| self.column_name(i)) {
+                return Err(p);
             }
             let spare = self.spare.take().unwrap_or_default();
             let bytes = std::mem::replace(&mut self.record, spare);
@@ -759,9 +768,9 @@ impl<R: Read> super::DocumentSource for CsvSource<R> {
 /// The physical line where the record just read starts: the reader stands at the start
 /// of the line after the record's `\n`; newlines inside quoted values move it down. A
 /// record with an unclosed quote has no `\n` of its own: its last one is inside.
-fn record_line<R: Read>(rdr: &csv::Reader<R>, record: &csv::ByteRecord, offset: u64) -> u64 {
+fn record_line<R: Read>(rdr: &csv::Reader<Inner<R>>, record: &csv::ByteRecord, offset: u64) -> u64 {
     let inside = record.as_slice().iter().filter(|&&b| b == b'\n').count() as u64;
-    let terminator = u64::from(!unclosed_quote(record));
+    let terminator = u64::from(!unclosed_quote(rdr));
     rdr.position()
         .line()
         .saturating_sub(terminator + inside)
@@ -809,6 +818,47 @@ fn the_bytes(bytes: &[u8]) -> String {
     } else {
         format!("The bytes {} are", hex_bytes(bytes))
     }
+}
+
+/// NUL is no character of any text: a CSV value that holds one is damaged, or the file
+/// is in another encoding (UTF-16 read as UTF-8 is half NUL bytes). `line`: where the
+/// record starts; the problem names the physical line of the byte.
+fn nul_problem(
+    record: &csv::ByteRecord,
+    line: u64,
+    column: impl Fn(usize) -> String,
+) -> Option<Problem> {
+    // one memchr over the record's bytes; a field is looked for only when there is one
+    if !record.as_slice().contains(&0) {
+        return None;
+    }
+    let mut line = line;
+    for (i, field) in record.iter().enumerate() {
+        match field.iter().position(|&b| b == 0) {
+            Some(at) => {
+                line += count_newlines(&field[..at]);
+                let column = column(i);
+                let msg = "The byte 0x00 (NUL) is not text: the file is damaged, in another encoding (UTF-16 without a byte-order mark? set source.encoding in the mapping) or not a text file";
+                return Some(Problem {
+                    stage: Stage::Read,
+                    document: None,
+                    line: Some(line),
+                    column: Some(column.clone()),
+                    field: None,
+                    value: Some(hex_bytes(&[0])),
+                    code: Code::Encoding,
+                    message: with_location(msg, Some(line), Some(&column)),
+                    status: None,
+                });
+            }
+            None => line += count_newlines(field),
+        }
+    }
+    None
+}
+
+fn count_newlines(b: &[u8]) -> u64 {
+    b.iter().filter(|&&c| c == b'\n').count() as u64
 }
 
 fn utf8_problem(
@@ -992,6 +1042,52 @@ mod tests {
             assert_eq!(docs.len(), 1);
             assert_eq!(docs[0].header.get(0), Some("a\nb"));
         }
+    }
+
+    /// Each record of `text` as the reader under [`CsvSource`] sees it: its fields and
+    /// whether it holds the end of the input (a quote left open).
+    fn records(text: &[u8]) -> Vec<(Vec<Vec<u8>>, bool)> {
+        let mut rdr = csv::ReaderBuilder::new()
+            .delimiter(b';')
+            .has_headers(false)
+            .flexible(true)
+            .terminator(csv::Terminator::Any(b'\n'))
+            .from_reader(EndWithNewline::new(BufReader::new(DecodeReader::new(
+                TapReader::new(text, Rc::new(RefCell::new(Tap::default()))),
+                encoding_rs::UTF_8,
+            ))));
+        let mut out = Vec::new();
+        let mut r = csv::ByteRecord::new();
+        while rdr.read_byte_record(&mut r).unwrap() {
+            out.push((r.iter().map(<[u8]>::to_vec).collect(), unclosed_quote(&rdr)));
+        }
+        out
+    }
+
+    #[test]
+    fn the_end_of_the_input_is_known_by_position_not_by_content() {
+        // the record erpdrop once appended to find the end, as a row of the file
+        let old = "\0erpdrop:end-of-file\0";
+        for text in [
+            format!("a;b\n{old}\nc;d\n"),
+            format!("a;b\n\"{old}\"\nc;d"),
+            format!("a;b\n\"x{old}\n\"\n\n"),
+            format!("a;b\n{old}"),
+        ] {
+            let recs = records(text.as_bytes());
+            assert!(recs.iter().all(|(_, open)| !open), "{text:?}: {recs:?}");
+            assert!(recs.len() >= 2, "{text:?}: {recs:?}");
+            assert_eq!(recs[0].0, vec![b"a".to_vec(), b"b".to_vec()]);
+        }
+        assert_eq!(records(format!("a;b\n{old}\nc;d\n").as_bytes()).len(), 3);
+        // a quote left open holds the end, with or without the last newline
+        for text in ["a;b\nc;\"d\n", "a;b\nc;\"d", "a;b\r\nc;\"d\r\ne\r\n"] {
+            let recs = records(text.as_bytes());
+            assert_eq!(recs.len(), 2, "{text:?}");
+            assert!(!recs[0].1 && recs[1].1, "{text:?}: {recs:?}");
+        }
+        assert!(records(b"").is_empty());
+        assert!(records(b"\n\n").is_empty());
     }
 
     #[test]
