@@ -110,3 +110,64 @@ fn a_quote_left_open_at_the_end_is_still_malformed_at_its_row() {
         );
     }
 }
+
+// ---------------------------------------------------------------- CSV: duplicate header names
+
+#[test]
+fn a_column_the_mapping_reads_that_the_header_names_twice_is_an_error_naming_both() {
+    let t = TestDir::new();
+    t.invoice_setup(INVOICE_MAPPING);
+    // the first column used to win silently: C1 here, while the export meant C2
+    let header = "No;Date;Cust;Terms;Total;Item;Amount;Cust\n";
+    let c = t.check_file(
+        "INV_1.csv",
+        format!("{header}A1;20.11.2026;C1;N30;1,50;X;1,50;C2\n"),
+    );
+    assert_eq!(c.out.code, 1, "{c:#?}");
+    assert!(c.emitted.is_empty());
+    assert_eq!(
+        c.only_error(),
+        &json!({"stage": "read", "line": 1, "column": "Cust", "value": "Cust", "code": "duplicate",
+                "message": "The header row names two columns \"Cust\" (columns 3 and 8) and the mapping reads \"Cust\": rename one in the export, or read it by number (from = 3 or from = 8) (line 1, column Cust)"})
+    );
+    // without regard to case, as names are matched
+    let c = t.check_file(
+        "INV_2.csv",
+        "NO;Date;Cust;Terms;Total;Item;Amount;no\nA1;20.11.2026;C1;N30;1,50;X;1,50;A1\n",
+    );
+    let e = c.only_error();
+    assert_eq!(
+        (&e["code"], &e["column"]),
+        (&json!("duplicate"), &json!("NO"))
+    );
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("The header row names two columns \"NO\" and \"no\" (columns 1 and 8) and the mapping reads \"No\""),
+        "{e}"
+    );
+    // a run sends the file to failed/ and posts nothing
+    t.write(
+        "drop/inbox/INV_3.csv",
+        format!("{header}A1;20.11.2026;C1;N30;1,50;X;1,50;C2\n"),
+    );
+    let out = t.run(&["run"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(t.ls("drop/outbox").is_empty());
+    assert!(t.exists("drop/failed/INV_3.csv.errors.json"));
+}
+
+#[test]
+fn repeated_header_names_that_the_mapping_does_not_read_are_fine() {
+    let t = TestDir::new();
+    t.invoice_setup(INVOICE_MAPPING);
+    // two blank trailing cells (a spreadsheet export), a repeated column nobody reads,
+    // and an exact name that wins over one that differs in case only
+    let c = t.check_file(
+        "INV_1.csv",
+        "No;Date;Cust;Terms;Total;Item;Amount;Note;Note;CUST;;\nA1;20.11.2026;C1;N30;1,50;X;1,50;a;b;C2;;\n",
+    );
+    assert_eq!(c.out.code, 0, "{c:#?}");
+    assert_eq!(c.doc("sales_invoice-A1.json")["customer"], "CUST-1");
+}

@@ -230,11 +230,17 @@ impl<R: Read> CsvSource<R> {
             }
         }
         let mut missing = Vec::new();
+        let mut twice = None;
         let mut resolve = |names: &[String]| -> Vec<usize> {
             names
                 .iter()
                 .map(|n| match resolve_column(&columns, n, opts.header) {
-                    Some(i) => i,
+                    Some(i) => {
+                        if twice.is_none() && opts.header {
+                            twice = second_match(&columns, n, i).map(|j| (n.clone(), i, j));
+                        }
+                        i
+                    }
                     None => {
                         if !missing.contains(n) {
                             missing.push(n.clone());
@@ -269,6 +275,9 @@ impl<R: Read> CsvSource<R> {
             return Err(
                 Problem::file(Code::MissingColumn, line, msg).with_value(missing.join(", "))
             );
+        }
+        if let Some((name, i, j)) = twice {
+            return Err(ambiguous_column(&columns, &name, i, j, 1 + skipped));
         }
         Ok(CsvSource {
             rdr,
@@ -809,6 +818,53 @@ fn resolve_column(columns: &[String], name: &str, header: bool) -> Option<usize>
                 .filter(|&n| n >= 1 && n <= columns.len())
                 .map(|n| n - 1)
         })
+}
+
+/// Another column than `found` (the first) that `name` matches the same way: by its exact
+/// name, or without regard to case and blanks. A column number is never ambiguous.
+fn second_match(columns: &[String], name: &str, found: usize) -> Option<usize> {
+    let exact = columns[found] == name;
+    let same = |c: &String| {
+        if exact {
+            c == name
+        } else {
+            c.trim().eq_ignore_ascii_case(name.trim())
+        }
+    };
+    if !exact && !same(&columns[found]) {
+        return None;
+    }
+    (found + 1..columns.len()).find(|&j| same(&columns[j]))
+}
+
+/// The header names the column that the mapping reads as `name` twice (columns `i` and
+/// `j`, 0-based): whichever erpdrop took, it might be the wrong one.
+fn ambiguous_column(columns: &[String], name: &str, i: usize, j: usize, line: u64) -> Problem {
+    let (a, b) = (&columns[i], &columns[j]);
+    let names = if a == b {
+        quote(a)
+    } else {
+        format!("{} and {}", quote(a), quote(b))
+    };
+    let msg = format!(
+        "The header row names two columns {names} (columns {} and {}) and the mapping reads {}: rename one in the export, or read it by number (from = {} or from = {})",
+        i + 1,
+        j + 1,
+        quote(name),
+        i + 1,
+        j + 1
+    );
+    Problem {
+        stage: Stage::Read,
+        document: None,
+        line: Some(line),
+        column: Some(a.clone()),
+        field: None,
+        value: Some(name.to_string()),
+        code: Code::Duplicate,
+        message: with_location(&msg, Some(line), Some(a)),
+        status: None,
+    }
 }
 
 /// "The byte 0x98 is" / "The bytes 0xD0 0xFF are", for messages.
