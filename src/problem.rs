@@ -164,6 +164,19 @@ pub fn quote(value: &str) -> String {
     out
 }
 
+/// `52428731` as `52,428,731`, for messages.
+pub fn group_digits(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, d) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(d);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -180,6 +193,15 @@ mod tests {
         );
         assert_eq!(with_location("x", Some(3), None), "x (line 3)");
         assert_eq!(with_location("x", None, None), "x");
+    }
+
+    #[test]
+    fn digits_are_grouped_by_thousands() {
+        assert_eq!(group_digits(0), "0");
+        assert_eq!(group_digits(999), "999");
+        assert_eq!(group_digits(1000), "1,000");
+        assert_eq!(group_digits(52_428_731), "52,428,731");
+        assert_eq!(group_digits(100_000), "100,000");
     }
 
     #[test]
