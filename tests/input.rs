@@ -385,3 +385,200 @@ fn a_tag_with_many_attributes_takes_time_in_proportion() {
     let took = started.elapsed();
     assert!(took < std::time::Duration::from_secs(20), "{took:?}");
 }
+
+// ---------------------------------------------------------------- bounded values and messages
+
+/// Grouped by thousands: `1,999,030`.
+fn grouped(n: usize) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// What `status --json` says, and how long its text is.
+fn status_json(t: &TestDir) -> (Value, usize) {
+    let out = t.run(&["status", "--json"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    (out.json(), out.stdout.len())
+}
+
+fn size(t: &TestDir, rel: &str) -> u64 {
+    std::fs::metadata(t.join(rel)).unwrap().len()
+}
+
+#[test]
+fn a_header_of_many_columns_gives_bounded_reports_ledger_and_status() {
+    // 850 KB of header: the message listing the columns was as long, in both reports,
+    // the ledger and `status --json`
+    let t = TestDir::new();
+    t.invoice_setup(INVOICE_MAPPING);
+    let cols: Vec<String> = (0..120_000).map(|i| format!("c{i}")).collect();
+    let header = format!("No;Date;Cust;Terms;Total;Item;{}\n", cols.join(";"));
+    t.write(
+        "drop/inbox/INV_1.csv",
+        format!("{header}{}", invoice_row("A1")),
+    );
+    let out = t.run(&["run"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stdout.len() < 10_000, "{}", out.stdout.len());
+    let rep = t.read_json("drop/failed/INV_1.csv.errors.json");
+    let e = &errors(&rep)[0];
+    assert_eq!(e["code"], "missing_column");
+    let msg = e["message"].as_str().unwrap();
+    assert!(msg.chars().count() <= 4000, "{}", msg.len());
+    assert!(
+        msg.starts_with(
+            "The header row has no column \"Amount\"; its columns are \"No\", \"Date\""
+        ),
+        "{msg}"
+    );
+    assert!(msg.contains(" more"), "{msg}");
+    assert!(size(&t, "drop/failed/INV_1.csv.errors.json") < 10_000);
+    assert!(size(&t, "drop/failed/INV_1.csv.errors.csv") < 10_000);
+    let (status, len) = status_json(&t);
+    assert!(len < 20_000, "{len}");
+    let first = status.to_string();
+    assert!(first.contains("its columns are"), "{first}");
+}
+
+#[test]
+fn a_header_row_longer_than_a_mebibyte_is_malformed() {
+    // read whole, a 50 MB header line took 440 MB of memory; no export has such a header
+    let t = TestDir::new();
+    t.invoice_setup(INVOICE_MAPPING);
+    for (name, header) in [
+        (
+            "INV_1.csv",
+            format!("No;Date;Cust;Terms;Total;Item;{}", "A".repeat(3 << 20)),
+        ),
+        (
+            "INV_2.csv",
+            format!(
+                "\n\nNo;Date;Cust;Terms;Total;Item;Amount;\"{}",
+                "A".repeat(2 << 20)
+            ),
+        ),
+    ] {
+        let c = t.check_file(name, format!("{header}\n{}", invoice_row("A1")));
+        assert_eq!(
+            c.only_error(),
+            &json!({"stage": "read", "line": 1, "code": "malformed",
+                    "message": "The header row is longer than 1 MiB: it is not the header of an export (or a quote in it is never closed) (line 1)"}),
+            "{name}"
+        );
+    }
+    // a long header row below the bound is read
+    let cols: Vec<String> = (0..50_000).map(|i| format!("Extra{i}")).collect();
+    let c = t.check_file(
+        "INV_3.csv",
+        format!(
+            "No;Date;Cust;Terms;Total;Item;Amount;{}\n{}",
+            cols.join(";"),
+            invoice_row("A1")
+        ),
+    );
+    assert_eq!(c.codes(), vec!["malformed"], "{:#?}", c.errors);
+    assert!(c.errors[0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("fields but the header has 50007"));
+}
+
+#[test]
+fn a_long_value_is_cut_in_the_report_saying_how_much() {
+    let t = TestDir::new();
+    t.invoice_setup(INVOICE_MAPPING);
+    let total = format!("{}x", "9".repeat(2_000_000));
+    t.write(
+        "drop/inbox/INV_1.csv",
+        format!("{INVOICE_HEADER}A1;20.11.2026;C1;N30;{total};X;1,50\n"),
+    );
+    let out = t.run(&["run"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    let rep = t.read_json("drop/failed/INV_1.csv.errors.json");
+    let e = &errors(&rep)[0];
+    assert_eq!(
+        (&e["code"], &e["column"]),
+        (&json!("type"), &json!("Total"))
+    );
+    // 1,000 characters, the note included
+    let note = format!("… ({} more characters)", grouped(2_000_001 - 971));
+    assert_eq!(e["value"], format!("{}{note}", "9".repeat(971)));
+    assert!(size(&t, "drop/failed/INV_1.csv.errors.json") < 10_000);
+    assert!(size(&t, "drop/failed/INV_1.csv.errors.csv") < 10_000);
+    // a key longer than 1,000 characters cannot name its document: invalid, cut in the
+    // report, never in the ledger
+    let key = "K".repeat(1_500_000);
+    t.write(
+        "drop/inbox/INV_2.csv",
+        format!("{INVOICE_HEADER}{}{}", invoice_row(&key), invoice_row("A2")),
+    );
+    let out = t.run(&["run"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        t.ls("drop/outbox").is_empty(),
+        "a reject-file mapping posts nothing"
+    );
+    let rep = t.read_json("drop/failed/INV_2.csv.errors.json");
+    let e = &errors(&rep)[0];
+    assert_eq!(e["code"], "max_length", "{e:#}");
+    assert_eq!(e["line"], 2);
+    assert!(e.get("document").is_none(), "{e:#}");
+    assert_eq!(
+        e["message"],
+        "The document key is 1,500,000 characters long; a key may have at most 1,000 (line 2, column No)"
+    );
+    assert_eq!(e["value"].as_str().unwrap().chars().count(), 1000);
+    assert!(size(&t, "drop/failed/INV_2.csv.errors.json") < 20_000);
+    let (_, len) = status_json(&t);
+    assert!(len < 20_000, "{len}");
+    assert!(size(&t, "drop/.erpdrop/ledger.sqlite") < 1_000_000);
+}
+
+#[test]
+fn a_long_erp_message_is_cut_in_the_report_the_ledger_and_status() {
+    let erp = util::erp::FakeErp::start(util::erp::Behaviour {
+        reject: ["A1".to_string()].into(),
+        reject_message: Some(format!("Rejected: {}", "z".repeat(100_000))),
+        ..Default::default()
+    });
+    let t = TestDir::new();
+    t.invoice_setup(INVOICE_MAPPING);
+    t.write(
+        "erpdrop.toml",
+        format!(
+            "[folders]\nroot = \"drop\"\n[scan]\nsettle_seconds = 0\n[target]\nkind = \"http\"\nurl = \"{}/api/{{document}}\"\ntimeout_seconds = 5\nid_pointer = \"/id\"\nerror_pointer = \"/error/message\"\n",
+            erp.base()
+        ),
+    );
+    t.write(
+        "drop/inbox/INV_1.csv",
+        format!("{INVOICE_HEADER}{}{}", invoice_row("A1"), invoice_row("A2")),
+    );
+    let out = t.run(&["run"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stdout.len() + out.stderr.len() < 20_000, "{out:?}");
+    let rep = t.read_json("drop/failed/INV_1.csv.errors.json");
+    let e = &errors(&rep)[0];
+    assert_eq!(
+        (&e["code"], &e["document"]),
+        (&json!("rejected"), &json!("A1"))
+    );
+    let msg = e["message"].as_str().unwrap();
+    assert_eq!(msg.chars().count(), 4000, "{msg}");
+    assert!(msg.contains("Rejected: zzz"), "{msg}");
+    assert!(msg.ends_with(" more characters)"), "{msg}");
+    let (status, len) = status_json(&t);
+    assert!(len < 20_000, "{len}");
+    let text = status.to_string();
+    assert!(
+        text.contains("Rejected: zzz") && text.contains(" more characters)"),
+        "{text}"
+    );
+}

@@ -6,6 +6,7 @@ use crate::config::Config;
 use crate::exit::{Exit, Failure};
 use crate::ledger::{DocRecord, FileRecord, Ledger, RunRecord};
 use crate::lifecycle::scan::{list_files, readiness, NotReady};
+use crate::problem::{bound, MAX_MESSAGE_CHARS};
 use crate::ui::Ui;
 use serde::Serialize;
 use std::time::{Duration, SystemTime};
@@ -139,7 +140,8 @@ pub fn status(cfg: &Config, ui: &Ui, failed_only: bool) -> Result<Exit, Failure>
             file: name,
             run: rec.map(|r| r.run_id.clone()),
             finished: rec.map(|r| r.finished.clone()),
-            first_error: rec.and_then(|r| r.first_error.clone()),
+            // (bounded when written; also what an older erpdrop wrote)
+            first_error: rec.and_then(|r| r.first_error.as_deref().map(bounded_message)),
         });
     }
     failed_files.sort_by(|a, b| b.finished.cmp(&a.finished));
@@ -153,7 +155,7 @@ pub fn status(cfg: &Config, ui: &Ui, failed_only: bool) -> Result<Exit, Failure>
             file: d.file,
             attempts: d.attempts,
             status: d.last_status,
-            last_error: d.last_error,
+            last_error: d.last_error.as_deref().map(bounded_message),
             updated: d.updated,
         })
         .collect();
@@ -273,4 +275,8 @@ fn print_text(st: &Status, failed_only: bool, no_ledger: bool) {
             println!("    {}", cut(&format!("{status}{e}"), 74));
         }
     }
+}
+
+fn bounded_message(e: &str) -> String {
+    bound(e, MAX_MESSAGE_CHARS).into_owned()
 }

@@ -9,7 +9,8 @@ use super::decode::{encoding_error, hex_bytes, DecodeReader, Tap, TapReader};
 use super::{RawDocument, RawRow, Slots, SourceError};
 use crate::extsort::{Sorted, Sorter};
 use crate::keylog::{key_hash, KeyLog};
-use crate::problem::{quote, with_location, Code, Problem, Stage};
+use crate::problem::MAX_MESSAGE_CHARS;
+use crate::problem::{group_digits, quote, with_location, Code, Problem, Stage};
 use encoding_rs::Encoding;
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -62,6 +63,43 @@ pub struct EndWithNewline<R> {
     tail: Option<([u8; 2], usize, usize)>,
     /// Where the extra `\n` starts, once the text has ended.
     tail_start: Option<u64>,
+    /// How many bytes of text it may give out (while the header is read).
+    cap: Option<u64>,
+}
+
+/// The longest header row read (1 MiB): a longer one is no export's header, and reading
+/// it whole would hold all of it (50 MB of header took 440 MB of memory).
+pub const MAX_HEADER_BYTES: u64 = 1 << 20;
+
+/// The header row did not end within [`MAX_HEADER_BYTES`].
+#[derive(Debug)]
+struct HeaderTooLong;
+
+impl std::fmt::Display for HeaderTooLong {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the header row is longer than {MAX_HEADER_BYTES} bytes")
+    }
+}
+
+impl std::error::Error for HeaderTooLong {}
+
+fn is_header_too_long(e: &csv::Error) -> bool {
+    matches!(e.kind(), csv::ErrorKind::Io(io) if io.get_ref().is_some_and(|x| x.is::<HeaderTooLong>()))
+}
+
+fn header_too_long_problem(line: u64) -> Problem {
+    Problem::file(
+        Code::Malformed,
+        Some(line),
+        with_location(
+            &format!(
+                "The header row is longer than {} MiB: it is not the header of an export (or a quote in it is never closed)",
+                MAX_HEADER_BYTES >> 20
+            ),
+            Some(line),
+            None,
+        ),
+    )
 }
 
 impl<R> EndWithNewline<R> {
@@ -72,6 +110,7 @@ impl<R> EndWithNewline<R> {
             given: 0,
             tail: None,
             tail_start: None,
+            cap: None,
         }
     }
 
@@ -85,6 +124,18 @@ impl<R> EndWithNewline<R> {
 impl<R: Read> Read for EndWithNewline<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         if self.tail.is_none() {
+            let mut buf = &mut *buf;
+            if let Some(cap) = self.cap {
+                let left = cap.saturating_sub(self.given);
+                if left == 0 && !buf.is_empty() {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        HeaderTooLong,
+                    ));
+                }
+                let n = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+                buf = &mut buf[..n];
+            }
             let n = self.inner.read(buf)?;
             if n > 0 {
                 self.given += n as u64;
@@ -190,10 +241,15 @@ impl<R: Read> CsvSource<R> {
         let mut record = csv::ByteRecord::new();
         let mut columns: Vec<String> = Vec::new();
         if opts.header {
+            rdr.get_mut().cap = Some(MAX_HEADER_BYTES);
             loop {
-                let got = rdr
-                    .read_byte_record(&mut record)
-                    .map_err(|e| csv_problem(e, skipped))?;
+                let got = rdr.read_byte_record(&mut record).map_err(|e| {
+                    if is_header_too_long(&e) {
+                        header_too_long_problem(skipped + 1)
+                    } else {
+                        csv_problem(e, skipped)
+                    }
+                })?;
                 if !got {
                     return Err(Problem::file(
                         Code::Empty,
@@ -228,6 +284,9 @@ impl<R: Read> CsvSource<R> {
                 }
                 break;
             }
+            rdr.get_mut().cap = None;
+            // the header's buffer, as long as the header, is not needed for the rows
+            record = csv::ByteRecord::new();
         }
         let mut missing = Vec::new();
         let mut twice = None;
@@ -262,11 +321,7 @@ impl<R: Read> CsvSource<R> {
             let msg = if opts.header {
                 format!(
                     "The header row has no column {list}; its columns are {}",
-                    columns
-                        .iter()
-                        .map(|c| format!("{c:?}"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    list_columns(&columns)
                 )
             } else {
                 format!("Column {list} is not a column number (the mapping says header = false, so `from` must be 1, 2, 3...)")
@@ -818,6 +873,26 @@ fn resolve_column(columns: &[String], name: &str, header: bool) -> Option<usize>
                 .filter(|&n| n >= 1 && n <= columns.len())
                 .map(|n| n - 1)
         })
+}
+
+/// The header's columns for a message, quoted: as many as fit in a message, then how
+/// many more there are (a header line can be 50 MB long).
+fn list_columns(columns: &[String]) -> String {
+    let mut out = String::new();
+    for (i, c) in columns.iter().enumerate() {
+        if out.len() > MAX_MESSAGE_CHARS / 2 {
+            out.push_str(&format!(
+                " and {} more",
+                group_digits((columns.len() - i) as u64)
+            ));
+            break;
+        }
+        if i > 0 {
+            out.push_str(", ");
+        }
+        out.push_str(&quote(c));
+    }
+    out
 }
 
 /// Another column than `found` (the first) that `name` matches the same way: by its exact

@@ -594,6 +594,7 @@ fn record(
                 None,
             )?;
             if !out.target_down {
+                let message = crate::problem::bound(&message, crate::problem::MAX_MESSAGE_CHARS);
                 tracing::error!(file = %batch.file, document = %sent.key, "the target is unavailable: {message}");
             }
             out.target_down = true;

@@ -14,6 +14,8 @@ use std::time::Duration;
 pub struct Behaviour {
     /// Documents (by `number`) answered 400 with an error message.
     pub reject: HashSet<String>,
+    /// The message of those answers, instead of the usual one.
+    pub reject_message: Option<String>,
     /// Documents answered 200 with an error in the body (`/error/message`).
     pub ok_but_error: HashSet<String>,
     /// Answer 503 to the next N requests.
@@ -223,10 +225,14 @@ fn answer(seen: &Seen, state: &Arc<Mutex<State>>) -> (u16, String, String) {
     let doc: serde_json::Value = serde_json::from_str(&seen.body).unwrap_or_default();
     let number = doc["number"].as_str().unwrap_or("").to_string();
     if b.reject.contains(&number) {
+        let message = b
+            .reject_message
+            .clone()
+            .unwrap_or_else(|| format!("Unknown GL account on invoice {number}"));
         return (
             400,
             String::new(),
-            format!(r#"{{"error":{{"message":"Unknown GL account on invoice {number}"}}}}"#),
+            serde_json::json!({"error": {"message": message}}).to_string(),
         );
     }
     if b.ok_but_error.contains(&number) {
