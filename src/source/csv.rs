@@ -65,6 +65,9 @@ pub struct EndWithNewline<R> {
     tail_start: Option<u64>,
     /// How many bytes of text it may give out (while the header is read).
     cap: Option<u64>,
+    /// Where the first NUL byte of the text is: the record that holds it is an
+    /// `encoding` error (one memchr per buffer, not one per row).
+    nul: Option<u64>,
 }
 
 /// The longest header row read (1 MiB): a longer one is no export's header, and reading
@@ -111,6 +114,7 @@ impl<R> EndWithNewline<R> {
             tail: None,
             tail_start: None,
             cap: None,
+            nul: None,
         }
     }
 
@@ -118,6 +122,11 @@ impl<R> EndWithNewline<R> {
     /// a quote opened in it is never closed.
     fn past_the_text(&self, end: u64) -> bool {
         self.tail_start.is_some_and(|t| end > t)
+    }
+
+    /// Whether the bytes before `end` hold a NUL.
+    fn nul_before(&self, end: u64) -> bool {
+        self.nul.is_some_and(|at| at < end)
     }
 }
 
@@ -138,6 +147,12 @@ impl<R: Read> Read for EndWithNewline<R> {
             }
             let n = self.inner.read(buf)?;
             if n > 0 {
+                if self.nul.is_none() && buf[..n].contains(&0) {
+                    self.nul = buf[..n]
+                        .iter()
+                        .position(|&b| b == 0)
+                        .map(|i| self.given + i as u64);
+                }
                 self.given += n as u64;
                 self.last = buf[n - 1];
                 return Ok(n);
@@ -264,9 +279,11 @@ impl<R: Read> CsvSource<R> {
                 if unclosed_quote(&rdr) {
                     return Err(unclosed_quote_problem(line));
                 }
-                if let Some(p) = nul_problem(&record, line, |i| format!("header column {}", i + 1))
-                {
-                    return Err(p);
+                if rdr.get_ref().nul_before(rdr.position().byte()) {
+                    let column = |i: usize| format!("header column {}", i + 1);
+                    if let Some(p) = nul_problem(&record, line, column) {
+                        return Err(p);
+                    }
                 }
                 for (i, field) in record.iter().enumerate() {
                     match std::str::from_utf8(field) {
@@ -381,8 +398,11 @@ impl<R: Read> CsvSource<R> {
             if unclosed_quote(&self.rdr) {
                 return Err(unclosed_quote_problem(self.row_line()));
             }
-            if let Some(p) = nul_problem(&self.record, self.row_line(), |i| self.column_name(i)) {
-                return Err(p);
+            if self.rdr.get_ref().nul_before(self.rdr.position().byte()) {
+                let line = self.row_line();
+                if let Some(p) = nul_problem(&self.record, line, |i| self.column_name(i)) {
+                    return Err(p);
+                }
             }
             let spare = self.spare.take().unwrap_or_default();
             let bytes = std::mem::replace(&mut self.record, spare);
@@ -959,10 +979,6 @@ fn nul_problem(
     line: u64,
     column: impl Fn(usize) -> String,
 ) -> Option<Problem> {
-    // one memchr over the record's bytes; a field is looked for only when there is one
-    if !record.as_slice().contains(&0) {
-        return None;
-    }
     let mut line = line;
     for (i, field) in record.iter().enumerate() {
         match field.iter().position(|&b| b == 0) {
@@ -1219,6 +1235,26 @@ mod tests {
         }
         assert!(records(b"").is_empty());
         assert!(records(b"\n\n").is_empty());
+    }
+
+    #[test]
+    fn a_nul_far_into_the_file_names_its_row_in_either_mode() {
+        let mut text = b"No;Item\n".to_vec();
+        for i in 0..40_000 {
+            text.extend_from_slice(format!("{};item {i}\n", i / 3).as_bytes());
+        }
+        text.extend_from_slice(b"9;a\xC3\xA9\0b\n1;x\n");
+        let s = slots(&["No"], &["Item"], &["No"]);
+        for g in [Grouping::Grouped, Grouping::Ungrouped] {
+            let Err(SourceError::Fatal(p)) = read_all(&text, &s, g) else {
+                panic!("{g:?}: no error")
+            };
+            assert_eq!(
+                (p.code, p.line, p.column.as_deref(), p.value.as_deref()),
+                (Code::Encoding, Some(40_002), Some("Item"), Some("0x00")),
+                "{g:?}"
+            );
+        }
     }
 
     #[test]
