@@ -299,6 +299,20 @@ fn characters_that_xml_forbids_are_malformed_with_their_line_and_character() {
             .unwrap();
         assert_eq!(e["value"], format!("U+{:04X}", ch as u32), "{what}: {e:#}");
     }
+    // or that a character reference names
+    for (from, to, at) in [
+        ("Net 30 days", "Net 30&#1;days", "&#1;"),
+        ("scheme=\"EIN\"", "scheme=\"E&#x1B;IN\"", "&#x1B;"),
+    ] {
+        let text = good.replacen(from, to, 1);
+        let e = xml_error(&text);
+        assert_at(
+            &e,
+            "malformed",
+            place_of(&text, at),
+            "a character reference names U+00",
+        );
+    }
     // the path of the open element, when the character is inside one
     let text = good.replacen("Net 30 days", "Net 30\0days", 1);
     assert_eq!(

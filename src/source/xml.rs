@@ -352,6 +352,14 @@ fn index_bytes(c: &[u8], base: usize, out: &mut Vec<u32>) -> Option<usize> {
     None
 }
 
+/// The first character of `s` that XML 1.0 does not allow (see [`index_newlines`]); for
+/// text that character references produced.
+fn forbidden_char(s: &str) -> Option<char> {
+    s.chars().find(|&c| {
+        matches!(c, '\0'..='\u{8}' | '\u{B}' | '\u{C}' | '\u{E}'..='\u{1F}' | '\u{FFFE}' | '\u{FFFF}')
+    })
+}
+
 /// A character that XML 1.0 does not allow anywhere in a document, where it is.
 #[derive(Debug)]
 struct ForbiddenChar {
@@ -1862,12 +1870,29 @@ impl State {
             }
             if v.contains(&b'&') {
                 let s = String::from_utf8_lossy(v);
-                if let Err(err) = unescape(&s) {
-                    return Err(self.escape_problem(err, &s, line));
+                match unescape(&s) {
+                    Err(err) => return Err(self.escape_problem(err, &s, line)),
+                    Ok(Cow::Owned(u)) => {
+                        if let Some(ch) = forbidden_char(&u) {
+                            let at = offset(v) + s.find("&#").unwrap_or(0);
+                            let (l, c) = place(at);
+                            return Err(self.forbidden_reference(ch, l, c));
+                        }
+                    }
+                    Ok(Cow::Borrowed(_)) => {}
                 }
             }
         }
         Ok(())
+    }
+
+    /// A character reference (`&#1;`) to a character that XML 1.0 forbids.
+    fn forbidden_reference(&self, ch: char, line: u64, col: Option<u64>) -> Problem {
+        let what = format!(
+            "a character reference names U+{:04X}, a character XML does not allow (XML 1.0 allows no control character but tab, line feed and carriage return, nor U+FFFE and U+FFFF)",
+            ch as u32
+        );
+        self.malformed(line, col, &what, Some(format!("U+{:04X}", ch as u32)))
     }
 
     fn start<C: Read, Rd: Events<Source = LineCounter<C>>>(
@@ -2254,6 +2279,13 @@ impl State {
         let unescaped;
         let text: &str = if has_amp {
             unescaped = unescape(&s).map_err(|e| self.escape_problem(e, &s, line))?;
+            if let Cow::Owned(u) = &unescaped {
+                if let Some(ch) = forbidden_char(u) {
+                    let at = raw.windows(2).position(|w| w == b"&#").unwrap_or(0);
+                    let (l, c) = counter.place_in_text(at, line + count_newlines(&raw[..at]));
+                    return Err(self.forbidden_reference(ch, l, c));
+                }
+            }
             &unescaped
         } else {
             &s
