@@ -6,6 +6,7 @@
 //! moment leaves the ledger telling the truth (`synchronous = NORMAL`: safe against a
 //! killed process; a power cut may lose the last few commits, never corrupt the file).
 
+use crate::problem::{bound, MAX_MESSAGE_CHARS};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use std::path::Path;
 
@@ -532,6 +533,7 @@ impl Ledger {
             )
             .and_then(|mut st| {
                 let error = crate::redact::redact(error);
+                let error = bound(&error, MAX_MESSAGE_CHARS);
                 st.execute(params![mapping, key, error, file, run_id, self.now()])
             })
             .map(|_| ())
@@ -745,7 +747,9 @@ impl Ledger {
                     f.already_imported as i64,
                     f.started,
                     f.finished,
-                    f.first_error.as_deref().map(crate::redact::redact)
+                    f.first_error
+                        .as_deref()
+                        .map(|e| bound(&crate::redact::redact(e), MAX_MESSAGE_CHARS).into_owned())
                 ],
             )
             .map(|_| ())
@@ -947,7 +951,7 @@ impl DocWriter<'_> {
                 key,
                 state.as_str(),
                 target_id,
-                error,
+                error.as_deref().map(|e| bound(e, MAX_MESSAGE_CHARS)),
                 status.map(i64::from),
                 now
             ])
@@ -1050,6 +1054,32 @@ mod tests {
             l.document("m", "K1").unwrap().unwrap().state,
             DocState::Accepted
         );
+    }
+
+    #[test]
+    fn errors_are_stored_bounded() {
+        let d = tempfile::tempdir().unwrap();
+        let l = Ledger::open(&d.path().join("ledger.sqlite")).unwrap();
+        let long = "e".repeat(50_000);
+        let bounded = |s: Option<String>| {
+            let s = s.unwrap();
+            assert_eq!(s.chars().count(), MAX_MESSAGE_CHARS);
+            assert!(s.ends_with(" more characters)"), "{s}");
+        };
+        l.mark_invalid("m", "K1", &long, "f.csv", "r1").unwrap();
+        bounded(l.document("m", "K1").unwrap().unwrap().last_error);
+        let mut w = l.doc_writer().unwrap();
+        w.mark_in_flight("m", "K2", "h", "f.csv", "r1").unwrap();
+        w.mark_outcome("m", "K2", DocState::Rejected, None, Some(&long), Some(400))
+            .unwrap();
+        drop(w);
+        bounded(l.document("m", "K2").unwrap().unwrap().last_error);
+        l.record_file(&FileRecord {
+            first_error: Some(long.clone()),
+            ..FileRecord::default()
+        })
+        .unwrap();
+        bounded(l.recent_files(1).unwrap().remove(0).first_error);
     }
 
     #[test]

@@ -4,7 +4,14 @@
 //! [`Problem`], so that reports, summaries and exit codes agree without string matching.
 
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::fmt;
+
+/// The longest value (a cell, a key, a column or field name) that a report, the ledger or
+/// a log keeps, in characters, the note of what was cut included.
+pub const MAX_VALUE_CHARS: usize = 1_000;
+/// The longest message that a report, the ledger or a log keeps, in characters.
+pub const MAX_MESSAGE_CHARS: usize = 4_000;
 
 /// Where in the pipeline a problem was found (SPEC: "the stage").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -133,6 +140,67 @@ impl Problem {
         self.value = Some(value.into());
         self
     }
+
+    /// The problem as reports and the ledger keep it: its values cut to
+    /// [`MAX_VALUE_CHARS`] and its message to [`MAX_MESSAGE_CHARS`], each saying how much
+    /// was cut. Every problem that enters a report goes through here.
+    pub fn bounded(mut self) -> Problem {
+        for v in [
+            &mut self.document,
+            &mut self.column,
+            &mut self.field,
+            &mut self.value,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            bound_in_place(v, MAX_VALUE_CHARS);
+        }
+        bound_in_place(&mut self.message, MAX_MESSAGE_CHARS);
+        self
+    }
+}
+
+/// `text` cut to at most `max` characters, the note of how many more there were
+/// included: `INV-0001 AAAA… (52,428,731 more characters)`.
+pub fn bound(text: &str, max: usize) -> Cow<'_, str> {
+    match cut_at(text, max) {
+        None => Cow::Borrowed(text),
+        Some((at, note)) => Cow::Owned(format!("{}{note}", &text[..at])),
+    }
+}
+
+/// [`bound`], in place.
+pub fn bound_in_place(text: &mut String, max: usize) {
+    if let Some((at, note)) = cut_at(text, max) {
+        text.truncate(at);
+        text.push_str(&note);
+        text.shrink_to_fit();
+    }
+}
+
+/// Where to cut `text` so that it and the note fit in `max` characters, and the note;
+/// `None` when it fits as it is.
+fn cut_at(text: &str, max: usize) -> Option<(usize, String)> {
+    // a text of at most `max` bytes has at most `max` characters: the usual case
+    if text.len() <= max {
+        return None;
+    }
+    let (at, _) = text.char_indices().nth(max)?;
+    let total = max + text[at..].chars().count();
+    let mut keep = max;
+    loop {
+        let note = format!(
+            "… ({} more characters)",
+            group_digits((total - keep) as u64)
+        );
+        let fits = max.saturating_sub(note.chars().count());
+        if fits >= keep {
+            let at = text.char_indices().nth(keep).map_or(text.len(), |(i, _)| i);
+            return Some((at, note));
+        }
+        keep = fits;
+    }
 }
 
 /// Appends SPEC's location suffix, e.g. ` (line 137, column Terms)`, to a message.
@@ -168,6 +236,19 @@ pub fn quote(value: &str) -> String {
     out
 }
 
+/// `52428731` as `52,428,731`, for messages.
+pub fn group_digits(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, d) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(d);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -184,6 +265,51 @@ mod tests {
         );
         assert_eq!(with_location("x", Some(3), None), "x (line 3)");
         assert_eq!(with_location("x", None, None), "x");
+    }
+
+    #[test]
+    fn long_texts_are_cut_saying_how_much() {
+        assert_eq!(bound("short", 10), "short");
+        assert_eq!(bound(&"x".repeat(1000), 1000).len(), 1000);
+        let long = "é".repeat(52_428_800);
+        let cut = bound(&long, MAX_VALUE_CHARS);
+        assert_eq!(cut.chars().count(), MAX_VALUE_CHARS);
+        let kept = MAX_VALUE_CHARS - "… (52,427,830 more characters)".chars().count();
+        assert_eq!(
+            cut,
+            format!("{}… (52,427,830 more characters)", "é".repeat(kept))
+        );
+        // the note's length changes with the number it gives
+        for n in [1001, 1005, 1040, 1041, 1042, 1050, 2000, 100_000] {
+            let text = "y".repeat(n);
+            let cut = bound(&text, 1000);
+            assert_eq!(cut.chars().count(), 1000, "{n}");
+            let kept = cut.chars().take_while(|&c| c == 'y').count();
+            assert!(
+                cut.ends_with(&format!(
+                    "… ({} more characters)",
+                    group_digits((n - kept) as u64)
+                )),
+                "{n}: {cut}"
+            );
+        }
+        let p = Problem::file(Code::Malformed, Some(1), "m".repeat(5000))
+            .with_value("v".repeat(1001))
+            .with_column("c".repeat(1000))
+            .bounded();
+        assert_eq!(p.message.chars().count(), MAX_MESSAGE_CHARS);
+        assert!(p.message.ends_with("more characters)"));
+        assert_eq!(p.value.as_ref().unwrap().chars().count(), MAX_VALUE_CHARS);
+        assert_eq!(p.column.as_deref(), Some("c".repeat(1000).as_str()));
+    }
+
+    #[test]
+    fn digits_are_grouped_by_thousands() {
+        assert_eq!(group_digits(0), "0");
+        assert_eq!(group_digits(999), "999");
+        assert_eq!(group_digits(1000), "1,000");
+        assert_eq!(group_digits(52_428_731), "52,428,731");
+        assert_eq!(group_digits(100_000), "100,000");
     }
 
     #[test]

@@ -16,6 +16,18 @@ use std::io::{self, BufRead, BufReader, Seek, SeekFrom, Write};
 /// The problems of one file.
 pub type ProblemLog = SpillLog<Problem>;
 
+/// An entry of a report: kept as [`bounded`](Entry::bounded) gives it.
+pub trait Entry {
+    /// The entry with its texts bounded (see [`Problem::bounded`]).
+    fn bounded(self) -> Self;
+}
+
+impl Entry for Problem {
+    fn bounded(self) -> Problem {
+        Problem::bounded(self)
+    }
+}
+
 /// How many entries stay in memory before the rest go to a temporary file.
 pub const IN_MEMORY: usize = 1000;
 
@@ -48,7 +60,7 @@ impl<T> Default for SpillLog<T> {
     }
 }
 
-impl<T: Serialize + DeserializeOwned + Clone> SpillLog<T> {
+impl<T: Serialize + DeserializeOwned + Clone + Entry> SpillLog<T> {
     pub fn new() -> SpillLog<T> {
         SpillLog::default()
     }
@@ -71,7 +83,9 @@ impl<T: Serialize + DeserializeOwned + Clone> SpillLog<T> {
         &self.first
     }
 
+    /// Adds an entry, its texts bounded: a report never holds a 50 MB value.
     pub fn push(&mut self, p: T) {
+        let p = p.bounded();
         self.len += 1;
         if self.first.len() < IN_MEMORY {
             self.first.push(p);
@@ -125,7 +139,7 @@ impl<T: Serialize + DeserializeOwned + Clone> SpillLog<T> {
     }
 }
 
-impl<T: Serialize + DeserializeOwned + Clone> Extend<T> for SpillLog<T> {
+impl<T: Serialize + DeserializeOwned + Clone + Entry> Extend<T> for SpillLog<T> {
     fn extend<I: IntoIterator<Item = T>>(&mut self, iter: I) {
         for p in iter {
             self.push(p);
@@ -133,7 +147,7 @@ impl<T: Serialize + DeserializeOwned + Clone> Extend<T> for SpillLog<T> {
     }
 }
 
-impl<T: Serialize + DeserializeOwned + Clone> From<Vec<T>> for SpillLog<T> {
+impl<T: Serialize + DeserializeOwned + Clone + Entry> From<Vec<T>> for SpillLog<T> {
     fn from(v: Vec<T>) -> SpillLog<T> {
         let mut log = SpillLog::new();
         log.extend(v);
@@ -177,7 +191,7 @@ impl<T: DeserializeOwned + Clone> Iterator for SpillIter<'_, T> {
     }
 }
 
-impl<T: Serialize + DeserializeOwned + Clone> Serialize for SpillLog<T> {
+impl<T: Serialize + DeserializeOwned + Clone + Entry> Serialize for SpillLog<T> {
     /// As a JSON array of every entry, streamed; an error, never a shorter array, when
     /// the log is not whole or cannot be read back.
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {

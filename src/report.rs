@@ -7,7 +7,7 @@
 
 use crate::fsutil::write_atomic_with;
 use crate::pipeline::FileCheck;
-use crate::problem::Problem;
+use crate::problem::{bound_in_place, Problem, MAX_VALUE_CHARS};
 use crate::problem_log::{ProblemLog, SpillLog};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
@@ -117,6 +117,18 @@ fn masked_problems<S: serde::Serializer>(log: &ProblemLog, s: S) -> Result<S::Ok
         seq.serialize_element(&p)?;
     }
     seq.end()
+}
+
+impl crate::problem_log::Entry for AcceptedDoc {
+    /// The key and the ERP's id as the done report shows them (bounded; the ledger keeps
+    /// the id whole).
+    fn bounded(mut self) -> AcceptedDoc {
+        bound_in_place(&mut self.document, MAX_VALUE_CHARS);
+        if let Some(id) = &mut self.id {
+            bound_in_place(id, MAX_VALUE_CHARS);
+        }
+        self
+    }
 }
 
 pub fn timestamp(t: DateTime<Utc>) -> String {

@@ -6,6 +6,7 @@ use crate::config::Config;
 use crate::exit::{Exit, Failure};
 use crate::ledger::{DocRecord, FileRecord, Ledger, RunRecord, RunState};
 use crate::lifecycle::scan::{list_files, readiness, NotReady};
+use crate::problem::{bound, MAX_MESSAGE_CHARS};
 use crate::ui::Ui;
 use serde::Serialize;
 use std::time::{Duration, SystemTime};
@@ -130,10 +131,11 @@ pub fn status(cfg: &Config, ui: &Ui, failed_only: bool) -> Result<Exit, Failure>
             file: name,
             run: rec.map(|r| r.run_id.clone()),
             finished: rec.map(|r| r.finished.clone()),
-            // masked as it is printed too: a ledger written before a secret was known
+            // masked and bounded as it is printed too: what an older erpdrop wrote, or
+            // before a secret was known
             first_error: rec
-                .and_then(|r| r.first_error.clone())
-                .map(crate::redact::redact_string),
+                .and_then(|r| r.first_error.as_deref())
+                .map(|e| bounded_message(&crate::redact::redact(e))),
         });
     }
     failed_files.sort_by(|a, b| b.finished.cmp(&a.finished));
@@ -147,7 +149,10 @@ pub fn status(cfg: &Config, ui: &Ui, failed_only: bool) -> Result<Exit, Failure>
             file: d.file,
             attempts: d.attempts,
             status: d.last_status,
-            last_error: d.last_error.map(crate::redact::redact_string),
+            last_error: d
+                .last_error
+                .as_deref()
+                .map(|e| bounded_message(&crate::redact::redact(e))),
             updated: d.updated,
         })
         .collect();
@@ -279,4 +284,8 @@ fn print_text(st: &Status, failed_only: bool, no_ledger: bool) {
             crate::outln!("    {}", cut(&format!("{status}{e}"), 74));
         }
     }
+}
+
+fn bounded_message(e: &str) -> String {
+    bound(e, MAX_MESSAGE_CHARS).into_owned()
 }

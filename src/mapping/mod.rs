@@ -11,7 +11,7 @@ pub mod value;
 
 use crate::config::mapping::{CheckKind, MappingSpec, OnInvalid, SourceFormat};
 use crate::config::{parse_toml, ConfigError, ConfigErrors, KeyLocator};
-use crate::problem::{with_location, Code, Problem, Stage};
+use crate::problem::{bound, group_digits, with_location, Code, Problem, Stage, MAX_VALUE_CHARS};
 use crate::source::csv::CsvOptions;
 use crate::source::decode::encoding_for_label;
 use crate::source::{RawDocument, Slots};
@@ -496,18 +496,24 @@ impl Mapping {
     ) -> MappedDocument {
         let build = payload;
         let key = raw.key_display();
-        let doc_key = (!key.is_empty()).then(|| key.clone());
+        // A key longer than a report or the ledger keeps whole cannot name its document:
+        // the document is invalid, like one without a key.
+        let too_long = key.len() > MAX_VALUE_CHARS && key.chars().count() > MAX_VALUE_CHARS;
+        let doc_key = (!key.is_empty() && !too_long).then(|| key.clone());
         let mut problems: Vec<Problem> = raw
             .problems
             .iter()
             .cloned()
             .map(|mut p| {
-                if p.document.is_none() {
+                if p.document.is_none() || too_long {
                     p.document = doc_key.clone();
                 }
                 p
             })
             .collect();
+        if too_long {
+            problems.insert(0, self.key_too_long(&key, raw.line));
+        }
         let mut header_nodes: Vec<(usize, Node)> = Vec::with_capacity(self.header.len());
         let mut lines_node: Option<Node> = None;
         let mut header_values: Vec<Option<Decimal>> = vec![None; self.header.len()];
@@ -689,6 +695,29 @@ fn dotted_name_hint(mut e: ConfigError, text: &str) -> ConfigError {
         name.join(".")
     );
     e
+}
+
+impl Mapping {
+    /// The problem of a document key longer than [`MAX_VALUE_CHARS`].
+    fn key_too_long(&self, key: &str, line: u64) -> Problem {
+        let column = self.key.join(", ");
+        let msg = format!(
+            "The document key is {} characters long; a key may have at most {}",
+            group_digits(key.chars().count() as u64),
+            group_digits(MAX_VALUE_CHARS as u64)
+        );
+        Problem {
+            stage: Stage::Map,
+            document: None,
+            line: Some(line),
+            column: Some(column.clone()),
+            field: None,
+            value: Some(bound(key, MAX_VALUE_CHARS).into_owned()),
+            code: Code::MaxLength,
+            message: with_location(&msg, Some(line), Some(&column)),
+            status: None,
+        }
+    }
 }
 
 fn field_problem(f: &Field, e: field::FieldError, doc: &Option<String>, line: u64) -> Problem {

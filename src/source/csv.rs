@@ -9,7 +9,8 @@ use super::decode::{encoding_error, hex_bytes, DecodeReader, Tap, TapReader};
 use super::{RawDocument, RawRow, Slots, SourceError};
 use crate::extsort::{Sorted, Sorter};
 use crate::keylog::{key_hash, KeyLog};
-use crate::problem::{quote, with_location, Code, Problem, Stage};
+use crate::problem::MAX_MESSAGE_CHARS;
+use crate::problem::{group_digits, quote, with_location, Code, Problem, Stage};
 use encoding_rs::Encoding;
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -47,15 +48,61 @@ pub enum Grouping {
 type Inner<R> = EndWithNewline<BufReader<DecodeReader<TapReader<R>>>>;
 
 /// Makes sure the text ends with `\n`, so that every record is terminated the same way
-/// and its physical line can be computed from the reader's position; then appends
-/// [`SENTINEL`], a record of its own after a well-formed file, but the tail of the last
-/// value when a quote is still open at the end (a truncated or malformed file).
+/// and its physical line can be computed from the reader's position; then appends one
+/// more `\n`. After a well-formed file that is a blank line, which the CSV reader skips;
+/// when a quote is still open at the end (a truncated or malformed file) it becomes the
+/// tail of the last value, and the record that holds it ends past
+/// [`tail_start`](EndWithNewline::tail_start). The end is known by position, never by
+/// content: no bytes of a file can pass for it.
 pub struct EndWithNewline<R> {
     inner: R,
     last: u8,
-    seen: bool,
-    /// How much of the tail (`\n` where needed, then the sentinel) was given out.
-    tail: Option<(Vec<u8>, usize)>,
+    /// Bytes of the text given out (the `\n` added after it included).
+    given: u64,
+    /// How much of the tail (`\n` where needed, then the extra `\n`) was given out.
+    tail: Option<([u8; 2], usize, usize)>,
+    /// Where the extra `\n` starts, once the text has ended.
+    tail_start: Option<u64>,
+    /// How many bytes of text it may give out (while the header is read).
+    cap: Option<u64>,
+    /// Where the first NUL byte of the text is: the record that holds it is an
+    /// `encoding` error (one memchr per buffer, not one per row).
+    nul: Option<u64>,
+}
+
+/// The longest header row read (1 MiB): a longer one is no export's header, and reading
+/// it whole would hold all of it (50 MB of header took 440 MB of memory).
+pub const MAX_HEADER_BYTES: u64 = 1 << 20;
+
+/// The header row did not end within [`MAX_HEADER_BYTES`].
+#[derive(Debug)]
+struct HeaderTooLong;
+
+impl std::fmt::Display for HeaderTooLong {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the header row is longer than {MAX_HEADER_BYTES} bytes")
+    }
+}
+
+impl std::error::Error for HeaderTooLong {}
+
+fn is_header_too_long(e: &csv::Error) -> bool {
+    matches!(e.kind(), csv::ErrorKind::Io(io) if io.get_ref().is_some_and(|x| x.is::<HeaderTooLong>()))
+}
+
+fn header_too_long_problem(line: u64) -> Problem {
+    Problem::file(
+        Code::Malformed,
+        Some(line),
+        with_location(
+            &format!(
+                "The header row is longer than {} MiB: it is not the header of an export (or a quote in it is never closed)",
+                MAX_HEADER_BYTES >> 20
+            ),
+            Some(line),
+            None,
+        ),
+    )
 }
 
 impl<R> EndWithNewline<R> {
@@ -63,57 +110,78 @@ impl<R> EndWithNewline<R> {
         EndWithNewline {
             inner,
             last: 0,
-            seen: false,
+            given: 0,
             tail: None,
+            tail_start: None,
+            cap: None,
+            nul: None,
         }
     }
-}
 
-/// What [`EndWithNewline`] appends after the text; no export holds NUL bytes.
-const SENTINEL: &[u8] = b"\0erpdrop:end-of-file\0\n";
+    /// Whether a record that ends at byte `end` of the reader's input swallowed the tail:
+    /// a quote opened in it is never closed.
+    fn past_the_text(&self, end: u64) -> bool {
+        self.tail_start.is_some_and(|t| end > t)
+    }
+
+    /// Whether the bytes before `end` hold a NUL.
+    fn nul_before(&self, end: u64) -> bool {
+        self.nul.is_some_and(|at| at < end)
+    }
+}
 
 impl<R: Read> Read for EndWithNewline<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         if self.tail.is_none() {
+            let mut buf = &mut *buf;
+            if let Some(cap) = self.cap {
+                let left = cap.saturating_sub(self.given);
+                if left == 0 && !buf.is_empty() {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        HeaderTooLong,
+                    ));
+                }
+                let n = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+                buf = &mut buf[..n];
+            }
             let n = self.inner.read(buf)?;
             if n > 0 {
-                self.seen = true;
+                if self.nul.is_none() && buf[..n].contains(&0) {
+                    self.nul = buf[..n]
+                        .iter()
+                        .position(|&b| b == 0)
+                        .map(|i| self.given + i as u64);
+                }
+                self.given += n as u64;
                 self.last = buf[n - 1];
                 return Ok(n);
             }
             if buf.is_empty() {
                 return Ok(0);
             }
-            let mut tail = Vec::new();
-            if self.seen {
-                if self.last != b'\n' {
-                    tail.push(b'\n');
-                }
-                tail.extend_from_slice(SENTINEL);
+            // an empty file stays empty
+            let mut tail = ([b'\n'; 2], 0, 0);
+            if self.given > 0 {
+                tail.2 = if self.last == b'\n' { 1 } else { 2 };
+                self.tail_start = Some(self.given + tail.2 as u64 - 1);
             }
-            self.tail = Some((tail, 0));
+            self.tail = Some(tail);
         }
-        let Some((tail, pos)) = self.tail.as_mut() else {
+        let Some((tail, pos, len)) = self.tail.as_mut() else {
             return Ok(0);
         };
-        let n = (tail.len() - *pos).min(buf.len());
+        let n = (*len - *pos).min(buf.len());
         buf[..n].copy_from_slice(&tail[*pos..*pos + n]);
         *pos += n;
         Ok(n)
     }
 }
 
-/// The record [`EndWithNewline`] adds after a well-formed file.
-fn is_sentinel(record: &csv::ByteRecord) -> bool {
-    record.len() == 1 && Some(&SENTINEL[..SENTINEL.len() - 1]) == record.get(0)
-}
-
-/// A record that swallowed the sentinel: a quote opened on its lines is never closed.
-fn unclosed_quote(record: &csv::ByteRecord) -> bool {
-    record
-        .iter()
-        .next_back()
-        .is_some_and(|f| f.ends_with(SENTINEL))
+/// Whether the record just read holds the end of the input: a quote opened on its lines
+/// is never closed.
+fn unclosed_quote<R: Read>(rdr: &csv::Reader<Inner<R>>) -> bool {
+    rdr.get_ref().past_the_text(rdr.position().byte())
 }
 
 /// The problem of a quote that is not closed before the end of the file.
@@ -188,11 +256,16 @@ impl<R: Read> CsvSource<R> {
         let mut record = csv::ByteRecord::new();
         let mut columns: Vec<String> = Vec::new();
         if opts.header {
+            rdr.get_mut().cap = Some(MAX_HEADER_BYTES);
             loop {
-                let got = rdr
-                    .read_byte_record(&mut record)
-                    .map_err(|e| csv_problem(e, skipped))?;
-                if !got || is_sentinel(&record) {
+                let got = rdr.read_byte_record(&mut record).map_err(|e| {
+                    if is_header_too_long(&e) {
+                        header_too_long_problem(skipped + 1)
+                    } else {
+                        csv_problem(e, skipped)
+                    }
+                })?;
+                if !got {
                     return Err(Problem::file(
                         Code::Empty,
                         None,
@@ -203,8 +276,14 @@ impl<R: Read> CsvSource<R> {
                     continue;
                 }
                 let line = record_line(&rdr, &record, skipped);
-                if unclosed_quote(&record) {
+                if unclosed_quote(&rdr) {
                     return Err(unclosed_quote_problem(line));
+                }
+                if rdr.get_ref().nul_before(rdr.position().byte()) {
+                    let column = |i: usize| format!("header column {}", i + 1);
+                    if let Some(p) = nul_problem(&record, line, column) {
+                        return Err(p);
+                    }
                 }
                 for (i, field) in record.iter().enumerate() {
                     match std::str::from_utf8(field) {
@@ -222,13 +301,22 @@ impl<R: Read> CsvSource<R> {
                 }
                 break;
             }
+            rdr.get_mut().cap = None;
+            // the header's buffer, as long as the header, is not needed for the rows
+            record = csv::ByteRecord::new();
         }
         let mut missing = Vec::new();
+        let mut twice = None;
         let mut resolve = |names: &[String]| -> Vec<usize> {
             names
                 .iter()
                 .map(|n| match resolve_column(&columns, n, opts.header) {
-                    Some(i) => i,
+                    Some(i) => {
+                        if twice.is_none() && opts.header {
+                            twice = second_match(&columns, n, i).map(|j| (n.clone(), i, j));
+                        }
+                        i
+                    }
                     None => {
                         if !missing.contains(n) {
                             missing.push(n.clone());
@@ -250,11 +338,7 @@ impl<R: Read> CsvSource<R> {
             let msg = if opts.header {
                 format!(
                     "The header row has no column {list}; its columns are {}",
-                    columns
-                        .iter()
-                        .map(|c| format!("{c:?}"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    list_columns(&columns)
                 )
             } else {
                 format!("Column {list} is not a column number (the mapping says header = false, so `from` must be 1, 2, 3...)")
@@ -263,6 +347,9 @@ impl<R: Read> CsvSource<R> {
             return Err(
                 Problem::file(Code::MissingColumn, line, msg).with_value(missing.join(", "))
             );
+        }
+        if let Some((name, i, j)) = twice {
+            return Err(ambiguous_column(&columns, &name, i, j, 1 + skipped));
         }
         Ok(CsvSource {
             rdr,
@@ -302,14 +389,20 @@ impl<R: Read> CsvSource<R> {
                 .rdr
                 .read_byte_record(&mut self.record)
                 .map_err(|e| csv_problem(e, self.line_offset))?;
-            if !got || is_sentinel(&self.record) {
+            if !got {
                 return Ok(false);
             }
             if is_blank(&self.record) {
                 continue;
             }
-            if unclosed_quote(&self.record) {
+            if unclosed_quote(&self.rdr) {
                 return Err(unclosed_quote_problem(self.row_line()));
+            }
+            if self.rdr.get_ref().nul_before(self.rdr.position().byte()) {
+                let line = self.row_line();
+                if let Some(p) = nul_problem(&self.record, line, |i| self.column_name(i)) {
+                    return Err(p);
+                }
             }
             let spare = self.spare.take().unwrap_or_default();
             let bytes = std::mem::replace(&mut self.record, spare);
@@ -758,9 +851,9 @@ impl<R: Read> super::DocumentSource for CsvSource<R> {
 /// The physical line where the record just read starts: the reader stands at the start
 /// of the line after the record's `\n`; newlines inside quoted values move it down. A
 /// record with an unclosed quote has no `\n` of its own: its last one is inside.
-fn record_line<R: Read>(rdr: &csv::Reader<R>, record: &csv::ByteRecord, offset: u64) -> u64 {
+fn record_line<R: Read>(rdr: &csv::Reader<Inner<R>>, record: &csv::ByteRecord, offset: u64) -> u64 {
     let inside = record.as_slice().iter().filter(|&&b| b == b'\n').count() as u64;
-    let terminator = u64::from(!unclosed_quote(record));
+    let terminator = u64::from(!unclosed_quote(rdr));
     rdr.position()
         .line()
         .saturating_sub(terminator + inside)
@@ -801,6 +894,73 @@ fn resolve_column(columns: &[String], name: &str, header: bool) -> Option<usize>
         })
 }
 
+/// The header's columns for a message, quoted: as many as fit in a message, then how
+/// many more there are (a header line can be 50 MB long).
+fn list_columns(columns: &[String]) -> String {
+    let mut out = String::new();
+    for (i, c) in columns.iter().enumerate() {
+        if out.len() > MAX_MESSAGE_CHARS / 2 {
+            out.push_str(&format!(
+                " and {} more",
+                group_digits((columns.len() - i) as u64)
+            ));
+            break;
+        }
+        if i > 0 {
+            out.push_str(", ");
+        }
+        out.push_str(&quote(c));
+    }
+    out
+}
+
+/// Another column than `found` (the first) that `name` matches the same way: by its exact
+/// name, or without regard to case and blanks. A column number is never ambiguous.
+fn second_match(columns: &[String], name: &str, found: usize) -> Option<usize> {
+    let exact = columns[found] == name;
+    let same = |c: &String| {
+        if exact {
+            c == name
+        } else {
+            c.trim().eq_ignore_ascii_case(name.trim())
+        }
+    };
+    if !exact && !same(&columns[found]) {
+        return None;
+    }
+    (found + 1..columns.len()).find(|&j| same(&columns[j]))
+}
+
+/// The header names the column that the mapping reads as `name` twice (columns `i` and
+/// `j`, 0-based): whichever erpdrop took, it might be the wrong one.
+fn ambiguous_column(columns: &[String], name: &str, i: usize, j: usize, line: u64) -> Problem {
+    let (a, b) = (&columns[i], &columns[j]);
+    let names = if a == b {
+        quote(a)
+    } else {
+        format!("{} and {}", quote(a), quote(b))
+    };
+    let msg = format!(
+        "The header row names two columns {names} (columns {} and {}) and the mapping reads {}: rename one in the export, or read it by number (from = {} or from = {})",
+        i + 1,
+        j + 1,
+        quote(name),
+        i + 1,
+        j + 1
+    );
+    Problem {
+        stage: Stage::Read,
+        document: None,
+        line: Some(line),
+        column: Some(a.clone()),
+        field: None,
+        value: Some(name.to_string()),
+        code: Code::Duplicate,
+        message: with_location(&msg, Some(line), Some(a)),
+        status: None,
+    }
+}
+
 /// "The byte 0x98 is" / "The bytes 0xD0 0xFF are", for messages.
 fn the_bytes(bytes: &[u8]) -> String {
     if bytes.len() == 1 {
@@ -808,6 +968,43 @@ fn the_bytes(bytes: &[u8]) -> String {
     } else {
         format!("The bytes {} are", hex_bytes(bytes))
     }
+}
+
+/// NUL is no character of any text: a CSV value that holds one is damaged, or the file
+/// is in another encoding (UTF-16 read as UTF-8 is half NUL bytes). `line`: where the
+/// record starts; the problem names the physical line of the byte.
+fn nul_problem(
+    record: &csv::ByteRecord,
+    line: u64,
+    column: impl Fn(usize) -> String,
+) -> Option<Problem> {
+    let mut line = line;
+    for (i, field) in record.iter().enumerate() {
+        match field.iter().position(|&b| b == 0) {
+            Some(at) => {
+                line += count_newlines(&field[..at]);
+                let column = column(i);
+                let msg = "The byte 0x00 (NUL) is not text: the file is damaged, in another encoding (UTF-16 without a byte-order mark? set source.encoding in the mapping) or not a text file";
+                return Some(Problem {
+                    stage: Stage::Read,
+                    document: None,
+                    line: Some(line),
+                    column: Some(column.clone()),
+                    field: None,
+                    value: Some(hex_bytes(&[0])),
+                    code: Code::Encoding,
+                    message: with_location(msg, Some(line), Some(&column)),
+                    status: None,
+                });
+            }
+            None => line += count_newlines(field),
+        }
+    }
+    None
+}
+
+fn count_newlines(b: &[u8]) -> u64 {
+    b.iter().filter(|&&c| c == b'\n').count() as u64
 }
 
 fn utf8_problem(
@@ -990,6 +1187,72 @@ mod tests {
             let docs = read_all(text, &s, Grouping::Grouped).unwrap();
             assert_eq!(docs.len(), 1);
             assert_eq!(docs[0].header.get(0), Some("a\nb"));
+        }
+    }
+
+    /// Each record of `text` as the reader under [`CsvSource`] sees it: its fields and
+    /// whether it holds the end of the input (a quote left open).
+    fn records(text: &[u8]) -> Vec<(Vec<Vec<u8>>, bool)> {
+        let mut rdr = csv::ReaderBuilder::new()
+            .delimiter(b';')
+            .has_headers(false)
+            .flexible(true)
+            .terminator(csv::Terminator::Any(b'\n'))
+            .from_reader(EndWithNewline::new(BufReader::new(DecodeReader::new(
+                TapReader::new(text, Rc::new(RefCell::new(Tap::default()))),
+                encoding_rs::UTF_8,
+            ))));
+        let mut out = Vec::new();
+        let mut r = csv::ByteRecord::new();
+        while rdr.read_byte_record(&mut r).unwrap() {
+            out.push((r.iter().map(<[u8]>::to_vec).collect(), unclosed_quote(&rdr)));
+        }
+        out
+    }
+
+    #[test]
+    fn the_end_of_the_input_is_known_by_position_not_by_content() {
+        // the record erpdrop once appended to find the end, as a row of the file
+        let old = "\0erpdrop:end-of-file\0";
+        for text in [
+            format!("a;b\n{old}\nc;d\n"),
+            format!("a;b\n\"{old}\"\nc;d"),
+            format!("a;b\n\"x{old}\n\"\n\n"),
+            format!("a;b\n{old}"),
+        ] {
+            let recs = records(text.as_bytes());
+            assert!(recs.iter().all(|(_, open)| !open), "{text:?}: {recs:?}");
+            assert!(recs.len() >= 2, "{text:?}: {recs:?}");
+            assert_eq!(recs[0].0, vec![b"a".to_vec(), b"b".to_vec()]);
+        }
+        assert_eq!(records(format!("a;b\n{old}\nc;d\n").as_bytes()).len(), 3);
+        // a quote left open holds the end, with or without the last newline
+        for text in ["a;b\nc;\"d\n", "a;b\nc;\"d", "a;b\r\nc;\"d\r\ne\r\n"] {
+            let recs = records(text.as_bytes());
+            assert_eq!(recs.len(), 2, "{text:?}");
+            assert!(!recs[0].1 && recs[1].1, "{text:?}: {recs:?}");
+        }
+        assert!(records(b"").is_empty());
+        assert!(records(b"\n\n").is_empty());
+    }
+
+    #[test]
+    fn a_nul_far_into_the_file_names_its_row_in_either_mode() {
+        let mut text = b"No;Item\n".to_vec();
+        for i in 0..40_000 {
+            text.extend_from_slice(format!("{};item {i}\n", i / 3).as_bytes());
+        }
+        text.extend_from_slice(b"9;a\xC3\xA9\0b\n1;x\n");
+        let s = slots(&["No"], &["Item"], &["No"]);
+        for g in [Grouping::Grouped, Grouping::Ungrouped] {
+            let Err(SourceError::Fatal(p)) = read_all(&text, &s, g) else {
+                panic!("{g:?}: no error")
+            };
+            assert_eq!(
+                (p.code, p.line, p.column.as_deref(), p.value.as_deref()),
+                (Code::Encoding, Some(40_002), Some("Item"), Some("0x00")),
+                "{g:?}"
+            );
         }
     }
 

@@ -30,7 +30,7 @@ use super::decode::{Tap, TapReader};
 use super::{DocumentSource, RawDocument, RawRow, Slots, SourceError};
 use crate::keylog::{key_hash, KeyLog};
 use crate::mapping::SourceOptions;
-use crate::problem::{quote, with_location, Code, Problem, Stage};
+use crate::problem::{group_digits, quote, with_location, Code, Problem, Stage};
 use encoding_rs::{Encoding, UTF_16BE, UTF_16LE, UTF_8};
 use indexmap::IndexMap;
 use quick_xml::errors::{Error as XmlError, IllFormedError, SyntaxError};
@@ -41,11 +41,16 @@ use quick_xml::{NsReader, Reader};
 use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::hash_map::Entry;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::io::{self, BufRead, Chain, Cursor, Read};
 use std::rc::Rc;
 
+/// The most attributes one element may have; more is `malformed`.
+pub const MAX_ATTRIBUTES: usize = 10_000;
+/// What an XML name is, for messages.
+const NAME_RULE: &str =
+    "a name starts with a letter, `_` or `:`, then letters, digits, `-`, `.`, `_` or `:`";
 /// How deep elements may nest before the file is refused as malformed.
 pub const MAX_DEPTH: usize = 256;
 /// The longest single tag, text run, comment or CDATA section read (64 MiB).
@@ -305,52 +310,173 @@ fn count_newlines(b: &[u8]) -> u64 {
     b.iter().filter(|&&c| c == b'\n').count() as u64
 }
 
-/// Appends the positions of the newlines of `b` to `out`.
-fn index_newlines(b: &[u8], out: &mut Vec<u32>) {
+/// Appends the positions of the newlines of `b` (checked UTF-8) to `out`, up to the
+/// first character that XML 1.0 forbids, whose position it returns: a control character
+/// other than tab, line feed and carriage return, or U+FFFE, U+FFFF (the surrogates are
+/// not UTF-8). Every byte of the file goes through here once.
+fn index_newlines(b: &[u8], out: &mut Vec<u32>) -> Option<usize> {
+    // U+FFFE and U+FFFF are EF BF BE and EF BF BF: the lead byte is rare, and memchr
+    // finds it at a fraction of a cycle a byte
+    let nonchar = memchr::memchr_iter(0xEF, b)
+        .find(|&at| b.get(at + 1) == Some(&0xBF) && matches!(b.get(at + 2), Some(0xBE | 0xBF)));
+    let b = &b[..nonchar.unwrap_or(b.len())];
     const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = ONES << 7;
     let mut chunks = b.chunks_exact(8);
-    let mut base = 0u32;
+    let mut base = 0usize;
     for c in &mut chunks {
-        // eight bytes at a time: a byte of `v` is zero where `c` has a newline
-        let v = u64::from_le_bytes(c.try_into().expect("8 bytes")) ^ (ONES * u64::from(b'\n'));
-        if v.wrapping_sub(ONES) & !v & (ONES << 7) != 0 {
-            for (j, &x) in c.iter().enumerate() {
-                if x == b'\n' {
-                    out.push(base + j as u32);
-                }
+        // eight bytes at a time: a byte below 0x20 (line feeds among them) sends the
+        // chunk to the byte-wise look
+        let w = u64::from_le_bytes(c.try_into().expect("8 bytes"));
+        if w.wrapping_sub(ONES * 0x20) & !w & HIGH != 0 {
+            if let Some(at) = index_bytes(c, base, out) {
+                return Some(at);
             }
         }
         base += 8;
     }
-    for (j, &x) in chunks.remainder().iter().enumerate() {
-        if x == b'\n' {
-            out.push(base + j as u32);
+    index_bytes(chunks.remainder(), base, out).or(nonchar)
+}
+
+/// [`index_newlines`] of `c`, which starts at `base`, byte by byte.
+#[inline]
+fn index_bytes(c: &[u8], base: usize, out: &mut Vec<u32>) -> Option<usize> {
+    for (j, &x) in c.iter().enumerate() {
+        match x {
+            b'\n' => out.push((base + j) as u32),
+            b'\t' | b'\r' => {}
+            0..=0x1F => return Some(base + j),
+            _ => {}
         }
+    }
+    None
+}
+
+/// The first character of `s` that XML 1.0 does not allow (see [`index_newlines`]); for
+/// text that character references produced.
+fn forbidden_char(s: &str) -> Option<char> {
+    s.chars().find(|&c| {
+        matches!(c, '\0'..='\u{8}' | '\u{B}' | '\u{C}' | '\u{E}'..='\u{1F}' | '\u{FFFE}' | '\u{FFFF}')
+    })
+}
+
+/// A character that XML 1.0 does not allow anywhere in a document, where it is.
+#[derive(Debug)]
+struct ForbiddenChar {
+    ch: char,
+    line: u64,
+    col: Option<u64>,
+}
+
+impl fmt::Display for ForbiddenChar {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "the character U+{:04X} on line {} is not allowed in XML",
+            self.ch as u32, self.line
+        )
     }
 }
 
-/// Whether `b` holds a `&` and whether it holds a `\r`, in one pass (eight bytes at a
-/// time: text events are short and many).
+impl std::error::Error for ForbiddenChar {}
+
+/// What stops the bytes that [`LineCounter`] hands out, once quick-xml gets there.
+#[derive(Debug)]
+enum Stop {
+    /// Bytes that are not UTF-8.
+    Encoding(EncodingError),
+    /// A character XML forbids.
+    Forbidden(char),
+}
+
+/// Whether `b` holds a `&`, a `\r` and a `]`, in one pass (eight bytes at a time: text
+/// events are short and many).
 #[inline]
-fn amp_and_cr(b: &[u8]) -> (bool, bool) {
+fn amp_cr_bracket(b: &[u8]) -> (bool, bool, bool) {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = ONES << 7;
     let zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
-    let (mut amp, mut cr) = (0u64, 0u64);
+    let (mut amp, mut cr, mut bracket) = (0u64, 0u64, 0u64);
     let mut chunks = b.chunks_exact(8);
     for c in &mut chunks {
         let w = u64::from_le_bytes(c.try_into().expect("8 bytes"));
         amp |= zero(w ^ (ONES * u64::from(b'&')));
         cr |= zero(w ^ (ONES * u64::from(b'\r')));
+        bracket |= zero(w ^ (ONES * u64::from(b']')));
     }
-    // the last bytes, padded with zeros (which are neither)
+    // the last bytes, padded with zeros (which are none of them)
     let rest = chunks.remainder();
     let mut last = [0u8; 8];
     last[..rest.len()].copy_from_slice(rest);
     let w = u64::from_le_bytes(last);
     amp |= zero(w ^ (ONES * u64::from(b'&')));
     cr |= zero(w ^ (ONES * u64::from(b'\r')));
-    (amp != 0, cr != 0)
+    bracket |= zero(w ^ (ONES * u64::from(b']')));
+    (amp != 0, cr != 0, bracket != 0)
+}
+
+/// How a byte may stand in an XML name: 2 anywhere, 1 not first, 0 never (XML 1.0,
+/// `NameStartChar` and `NameChar`); 3: a byte of a character outside ASCII.
+const NAME_BYTES: [u8; 256] = {
+    let mut t = [3u8; 256];
+    let mut b = 0;
+    while b < 128 {
+        let c = b as u8;
+        t[b] = if c.is_ascii_alphabetic() || c == b'_' || c == b':' {
+            2
+        } else if c.is_ascii_digit() || c == b'-' || c == b'.' {
+            1
+        } else {
+            0
+        };
+        b += 1;
+    }
+    t
+};
+
+/// Whether a character outside ASCII may start an XML name (`NameStartChar`), or stand
+/// in one after the first (`NameChar`, with `first` false).
+fn name_char(c: char, first: bool) -> bool {
+    let start = matches!(c,
+        '\u{C0}'..='\u{D6}' | '\u{D8}'..='\u{F6}' | '\u{F8}'..='\u{2FF}' | '\u{370}'..='\u{37D}'
+        | '\u{37F}'..='\u{1FFF}' | '\u{200C}'..='\u{200D}' | '\u{2070}'..='\u{218F}'
+        | '\u{2C00}'..='\u{2FEF}' | '\u{3001}'..='\u{D7FF}' | '\u{F900}'..='\u{FDCF}'
+        | '\u{FDF0}'..='\u{FFFD}' | '\u{10000}'..='\u{EFFFF}');
+    start || (!first && matches!(c, '\u{B7}' | '\u{300}'..='\u{36F}' | '\u{203F}'..='\u{2040}'))
+}
+
+/// Whether `name` (checked UTF-8) is an XML name: `Invoice`, `b:Amount`, `x-id`, `Счёт`;
+/// not `,status`, `1st` or the empty name.
+#[inline]
+fn is_xml_name(name: &[u8]) -> bool {
+    // the usual name is ASCII: a table look per byte
+    let Some(&first) = name.first() else {
+        return false;
+    };
+    match NAME_BYTES[first as usize] {
+        2 => {}
+        3 => return is_xml_name_beyond_ascii(name),
+        _ => return false,
+    }
+    for &b in &name[1..] {
+        match NAME_BYTES[b as usize] {
+            0 => return false,
+            3 => return is_xml_name_beyond_ascii(name),
+            _ => {}
+        }
+    }
+    true
+}
+
+/// [`is_xml_name`] of a name with characters outside ASCII.
+fn is_xml_name_beyond_ascii(name: &[u8]) -> bool {
+    let Ok(s) = std::str::from_utf8(name) else {
+        return false;
+    };
+    s.chars().enumerate().all(|(i, c)| match u8::try_from(c) {
+        Ok(b) if b < 128 => NAME_BYTES[b as usize] > u8::from(i == 0),
+        _ => name_char(c, i == 0),
+    })
 }
 
 /// The buffered reader quick-xml reads from. It checks that the bytes are UTF-8 as it
@@ -379,8 +505,9 @@ struct LineCounter<R> {
     /// `consumed` and the line when the current event started.
     mark: u64,
     mark_line: u64,
-    /// Bytes that are not UTF-8 at `buf[valid]`: raised when quick-xml gets there.
-    error: Option<EncodingError>,
+    /// Bytes that are not UTF-8, or a character XML forbids, at `buf[valid]`: raised
+    /// when quick-xml gets there.
+    error: Option<Stop>,
     eof: bool,
 }
 
@@ -425,6 +552,28 @@ impl<R: Read> LineCounter<R> {
     #[inline]
     fn mark_line(&self) -> u64 {
         self.mark_line
+    }
+
+    /// Line and character of the byte `at` bytes into a text event (which starts where
+    /// the event starts), on `line`: the character only while the bytes before it are
+    /// kept.
+    fn place_in_text(&self, at: usize, line: u64) -> (u64, Option<u64>) {
+        self.place(self.mark + at as u64, line)
+    }
+
+    /// Line and character of `tag[at]`, of the start tag just read (`tag`: its bytes
+    /// after `<`, without `/>` or `>`), on `line`. quick-xml stops right after the `>`;
+    /// the `<` may have been consumed with the text before it.
+    fn place_in_tag(&self, tag: &[u8], empty: bool, at: usize, line: u64) -> (u64, Option<u64>) {
+        let back = 1 + u64::from(empty) + (tag.len() - at.min(tag.len())) as u64;
+        self.place(self.consumed.saturating_sub(back), line)
+    }
+
+    fn place(&self, pos: u64, line: u64) -> (u64, Option<u64>) {
+        match self.locate(pos) {
+            (l, Some(c)) if l == line => (l, Some(c)),
+            _ => (line, None),
+        }
     }
 
     /// Line and (character) column of a position already consumed. Positions further
@@ -489,7 +638,15 @@ impl<R: Read> LineCounter<R> {
             if let Some(e) = self.error.take() {
                 self.eof = true;
                 self.end = 0;
-                return Err(io::Error::new(io::ErrorKind::InvalidData, e));
+                return Err(match e {
+                    Stop::Encoding(e) => io::Error::new(io::ErrorKind::InvalidData, e),
+                    Stop::Forbidden(ch) => {
+                        // every byte before it was consumed: it is where the reader stands
+                        let (line, col) = self.locate(self.consumed);
+                        let e = ForbiddenChar { ch, line, col };
+                        io::Error::new(io::ErrorKind::InvalidData, e)
+                    }
+                });
             }
             if self.eof {
                 return Ok(());
@@ -504,11 +661,11 @@ impl<R: Read> LineCounter<R> {
             if n == 0 {
                 self.eof = true;
                 if self.end > 0 {
-                    self.error = Some(EncodingError {
+                    self.error = Some(Stop::Encoding(EncodingError {
                         encoding: "UTF-8",
                         line: self.nl_base + 1,
                         bytes: self.buf[..self.end].to_vec(),
-                    });
+                    }));
                     self.end = 0;
                 }
                 continue;
@@ -520,17 +677,26 @@ impl<R: Read> LineCounter<R> {
                     self.valid = e.valid_up_to();
                     if let Some(len) = e.error_len() {
                         let at = self.valid;
-                        self.error = Some(EncodingError {
+                        self.error = Some(Stop::Encoding(EncodingError {
                             encoding: "UTF-8",
                             line: self.nl_base + count_newlines(&self.buf[..at]) + 1,
                             bytes: self.buf[at..at + len].to_vec(),
-                        });
+                        }));
                         self.end = at;
                     }
                 }
             }
+            if let Some(at) = index_newlines(&self.buf[..self.valid], &mut self.nl) {
+                // handed out up to the character, which stops quick-xml where it is
+                let ch = std::str::from_utf8(&self.buf[at..self.valid])
+                    .ok()
+                    .and_then(|s| s.chars().next())
+                    .unwrap_or('\0');
+                self.error = Some(Stop::Forbidden(ch));
+                self.valid = at;
+                self.end = at;
+            }
             if self.valid > 0 {
-                index_newlines(&self.buf[..self.valid], &mut self.nl);
                 return Ok(());
             }
         }
@@ -826,6 +992,8 @@ struct NameIds {
     /// Open addressing, a power of two long; `NO_ID` marks a free entry.
     table: Vec<(u32, Box<[u8]>)>,
     names: Vec<Box<[u8]>>,
+    /// Per name: whether it is an XML name (checked once, not at every element).
+    xml: Vec<bool>,
 }
 
 /// A hash of a name from its length and three of its bytes: O(1) per element, and
@@ -876,6 +1044,7 @@ impl NameIds {
             }
             self.table[i] = (id as u32, n.clone());
         }
+        self.xml = self.names.iter().map(|n| is_xml_name(n)).collect();
     }
 
     #[inline]
@@ -1085,8 +1254,8 @@ fn pump<C: Read, Rd: Events<Source = LineCounter<C>>>(
                 _ => st.start(&e, true, line, rd),
             },
             Ok(Event::End(_)) => Ok(st.end_element()),
-            Ok(Event::Text(t)) => st.text(&t, false, line).map(|_| false),
-            Ok(Event::CData(t)) => st.text(&t, true, line).map(|_| false),
+            Ok(Event::Text(t)) => st.text(&t, false, line, rd.get_ref()).map(|_| false),
+            Ok(Event::CData(t)) => st.text(&t, true, line, rd.get_ref()).map(|_| false),
             Ok(Event::DocType(d)) => st.doctype(&d, line).map(|_| false),
             Ok(Event::Eof) => return Step::Eof(line),
             Ok(Event::Decl(_) | Event::PI(_) | Event::Comment(_)) => Ok(false),
@@ -1478,6 +1647,13 @@ impl State {
                 status: None,
             };
         }
+        if let Some(f) = e.get_ref().and_then(|x| x.downcast_ref::<ForbiddenChar>()) {
+            let what = format!(
+                "the character U+{:04X} is not allowed in XML (XML 1.0 allows no control character but tab, line feed and carriage return, nor U+FFFE and U+FFFF): the file is damaged or not XML",
+                f.ch as u32
+            );
+            return self.malformed(f.line, f.col, &what, Some(format!("U+{:04X}", f.ch as u32)));
+        }
         if e.get_ref().is_some_and(|x| x.is::<TooLarge>()) {
             return self.malformed(
                 line,
@@ -1584,33 +1760,140 @@ impl State {
         Ok(())
     }
 
-    fn check_attributes(&self, e: &BytesStart, line: u64) -> Result<(), Problem> {
-        for a in e.attributes() {
-            match a {
-                Err(err) => {
-                    return Err(self.malformed(
-                        line,
-                        None,
-                        &format!(
-                            "an attribute of <{}> is malformed: {err}",
-                            lossy(e.name().as_ref())
-                        ),
-                        None,
-                    ))
+    /// The attributes of a start tag: well-formed (names that are XML names, a space
+    /// before each, no `<` in a value, entities that exist), each name once, at most
+    /// [`MAX_ATTRIBUTES`]. Linear: past a few attributes, names are looked up in a set.
+    fn check_attributes<C: Read>(
+        &self,
+        e: &BytesStart,
+        empty: bool,
+        line: u64,
+        counter: &LineCounter<C>,
+    ) -> Result<(), Problem> {
+        // the tag's bytes after `<`: its name, then the attributes, which borrow from it
+        let tag: &[u8] = e;
+        let offset = |part: &[u8]| {
+            (part.as_ptr() as usize)
+                .checked_sub(tag.as_ptr() as usize)
+                .filter(|&o| o <= tag.len())
+                .unwrap_or(0)
+        };
+        let place = |at: usize| {
+            let line = line + count_newlines(&tag[..at]);
+            counter.place_in_tag(tag, empty, at, line)
+        };
+        let element = || lossy(e.name().as_ref());
+        const FEW: usize = 8;
+        let mut few: [&[u8]; FEW] = [&[]; FEW];
+        let mut set: HashSet<&[u8]> = HashSet::new();
+        let mut n = 0usize;
+        let mut attrs = e.attributes();
+        attrs.with_checks(false);
+        for a in attrs {
+            let a = a.map_err(|err| {
+                self.malformed(
+                    line,
+                    None,
+                    &format!("an attribute of <{}> is malformed: {err}", element()),
+                    None,
+                )
+            })?;
+            let key = a.key.into_inner();
+            let at = offset(key);
+            let bad = |what: String, at: usize| {
+                let (l, c) = place(at);
+                self.malformed(l, c, &what, Some(lossy(key)))
+            };
+            if !is_xml_name(key) {
+                return Err(bad(
+                    format!(
+                        "the attribute name `{}` in <{}> is not an XML name ({NAME_RULE})",
+                        lossy(key),
+                        element()
+                    ),
+                    at,
+                ));
+            }
+            if at > 0 && !matches!(tag[at - 1], b' ' | b'\t' | b'\r' | b'\n') {
+                return Err(bad(
+                    format!(
+                        "there is no space before the attribute {} of <{}>",
+                        lossy(key),
+                        element()
+                    ),
+                    at,
+                ));
+            }
+            n += 1;
+            let repeated = if n <= FEW {
+                let seen = few[..n - 1].contains(&key);
+                few[n - 1] = key;
+                if n == FEW {
+                    set.extend(few);
                 }
-                Ok(a) if a.value.contains(&b'&') => {
-                    let s = String::from_utf8_lossy(&a.value);
-                    if let Err(err) = unescape(&s) {
-                        return Err(self.escape_problem(err, &s, line));
+                seen
+            } else {
+                !set.insert(key)
+            };
+            if repeated {
+                return Err(bad(
+                    format!(
+                        "the attribute {} appears twice in <{}>",
+                        lossy(key),
+                        element()
+                    ),
+                    at,
+                ));
+            }
+            if n > MAX_ATTRIBUTES {
+                return Err(bad(
+                    format!(
+                        "<{}> has more than {} attributes, more than erpdrop reads on one element",
+                        element(),
+                        group_digits(MAX_ATTRIBUTES as u64)
+                    ),
+                    at,
+                ));
+            }
+            let v: &[u8] = &a.value;
+            if let Some(lt) = v.iter().position(|&b| b == b'<') {
+                return Err(bad(
+                    format!(
+                        "the value of the attribute {} of <{}> holds a `<` (write it &lt;)",
+                        lossy(key),
+                        element()
+                    ),
+                    offset(v) + lt,
+                ));
+            }
+            if v.contains(&b'&') {
+                let s = String::from_utf8_lossy(v);
+                match unescape(&s) {
+                    Err(err) => return Err(self.escape_problem(err, &s, line)),
+                    Ok(Cow::Owned(u)) => {
+                        if let Some(ch) = forbidden_char(&u) {
+                            let at = offset(v) + s.find("&#").unwrap_or(0);
+                            let (l, c) = place(at);
+                            return Err(self.forbidden_reference(ch, l, c));
+                        }
                     }
+                    Ok(Cow::Borrowed(_)) => {}
                 }
-                Ok(_) => {}
             }
         }
         Ok(())
     }
 
-    fn start<Rd: Events>(
+    /// A character reference (`&#1;`) to a character that XML 1.0 forbids.
+    fn forbidden_reference(&self, ch: char, line: u64, col: Option<u64>) -> Problem {
+        let what = format!(
+            "a character reference names U+{:04X}, a character XML does not allow (XML 1.0 allows no control character but tab, line feed and carriage return, nor U+FFFE and U+FFFF)",
+            ch as u32
+        );
+        self.malformed(line, col, &what, Some(format!("U+{:04X}", ch as u32)))
+    }
+
+    fn start<C: Read, Rd: Events<Source = LineCounter<C>>>(
         &mut self,
         e: &BytesStart,
         empty: bool,
@@ -1643,9 +1926,6 @@ impl State {
             self.root_seen = true;
             self.root_name = lossy(qname.as_ref());
         }
-        if !e.attributes_raw().is_empty() {
-            self.check_attributes(e, line)?;
-        }
         // the paths that may continue below the parent
         let (from, to) = match self.levels.last() {
             Some(parent) if self.rec.is_some() => (parent.alive_start, parent.alive_end),
@@ -1657,6 +1937,28 @@ impl State {
         let local = local_part(qname.as_ref());
         let local_len = local.len();
         let id = if test { self.ids.get(local) } else { NO_ID };
+        // a name of the mapping's was checked once
+        let mapped = id != NO_ID && local_len == qname.as_ref().len();
+        let named = if mapped {
+            self.ids.xml[id as usize]
+        } else {
+            is_xml_name(qname.as_ref())
+        };
+        if !named {
+            let (l, c) = rd.get_ref().place_in_tag(e, empty, 0, line);
+            return Err(self.malformed(
+                l,
+                c,
+                &format!(
+                    "the element name `{}` is not an XML name ({NAME_RULE})",
+                    lossy(qname.as_ref())
+                ),
+                Some(lossy(qname.as_ref())),
+            ));
+        }
+        if !e.attributes_raw().is_empty() {
+            self.check_attributes(e, empty, line, rd.get_ref())?;
+        }
         let res = if test && self.uses_ns {
             rd.resolve_element(qname)
         } else {
@@ -1881,7 +2183,10 @@ impl State {
         line: u64,
     ) -> Result<Option<String>, Problem> {
         let mut found = None;
-        for a in e.attributes().flatten() {
+        // (checked when the element was opened: no need to look for duplicates again)
+        let mut attrs = e.attributes();
+        attrs.with_checks(false);
+        for a in attrs.flatten() {
             let key = a.key;
             let prefix = key.prefix();
             if key.as_ref() == b"xmlns" || prefix.is_some_and(|p| p.as_ref() == b"xmlns") {
@@ -1921,7 +2226,13 @@ impl State {
         }
     }
 
-    fn text(&mut self, raw: &[u8], cdata: bool, line: u64) -> Result<(), Problem> {
+    fn text<C: Read>(
+        &mut self,
+        raw: &[u8],
+        cdata: bool,
+        line: u64,
+        counter: &LineCounter<C>,
+    ) -> Result<(), Problem> {
         if self.levels.is_empty() {
             if raw.iter().all(u8::is_ascii_whitespace) {
                 return Ok(());
@@ -1939,7 +2250,18 @@ impl State {
             };
             return Err(self.malformed(line, None, what, Some(shown.trim().to_string())));
         }
-        let (amp, has_cr) = amp_and_cr(raw);
+        let (amp, has_cr, bracket) = amp_cr_bracket(raw);
+        if bracket && !cdata {
+            if let Some(at) = raw.windows(3).position(|w| w == b"]]>") {
+                let (l, c) = counter.place_in_text(at, line + count_newlines(&raw[..at]));
+                return Err(self.malformed(
+                    l,
+                    c,
+                    "`]]>` stands in text, outside a CDATA section (write it ]]&gt;)",
+                    Some("]]>".to_string()),
+                ));
+            }
+        }
         let has_amp = !cdata && amp;
         if self.captures.is_empty() && !has_amp {
             return Ok(());
@@ -1955,6 +2277,13 @@ impl State {
         let unescaped;
         let text: &str = if has_amp {
             unescaped = unescape(&s).map_err(|e| self.escape_problem(e, &s, line))?;
+            if let Cow::Owned(u) = &unescaped {
+                if let Some(ch) = forbidden_char(u) {
+                    let at = raw.windows(2).position(|w| w == b"&#").unwrap_or(0);
+                    let (l, c) = counter.place_in_text(at, line + count_newlines(&raw[..at]));
+                    return Err(self.forbidden_reference(ch, l, c));
+                }
+            }
             &unescaped
         } else {
             &s
@@ -2801,6 +3130,58 @@ mod tests {
                 .filter(|&i| b[i as usize] == b'\n')
                 .collect();
             assert_eq!(nl, want, "{len}");
+        }
+    }
+
+    #[test]
+    fn forbidden_characters_are_found_in_any_position_and_stop_the_index() {
+        let text = "ab\tc\r\nd€\u{fffd}\u{efbf}x\ny ﻿\n".repeat(3);
+        let mut nl = Vec::new();
+        // tab, CR, U+FFFD and other characters with the lead byte 0xEF are allowed
+        assert_eq!(index_newlines(text.as_bytes(), &mut nl), None);
+        assert_eq!(nl.len(), 9);
+        for bad in [
+            "\0", "\u{1}", "\u{b}", "\u{c}", "\u{1f}", "\u{fffe}", "\u{ffff}",
+        ] {
+            for at in 0..20 {
+                let mut t = text.clone();
+                let at = (0..=at).rev().find(|&i| t.is_char_boundary(i)).unwrap();
+                t.insert_str(at, bad);
+                let mut nl = Vec::new();
+                assert_eq!(
+                    index_newlines(t.as_bytes(), &mut nl),
+                    Some(at),
+                    "{bad:?} at {at}"
+                );
+                let want: Vec<u32> = (0..at as u32)
+                    .filter(|&i| t.as_bytes()[i as usize] == b'\n')
+                    .collect();
+                assert_eq!(nl, want, "{bad:?} at {at}");
+            }
+        }
+    }
+
+    #[test]
+    fn xml_names() {
+        for good in [
+            "Invoice", "b:Amount", "x-id", "_a", "a.b", "Счёт", "a·b", "A1", ":x", "日付",
+        ] {
+            assert!(is_xml_name(good.as_bytes()), "{good:?}");
+        }
+        for bad in [
+            "",
+            ",status",
+            "1st",
+            "-a",
+            ".a",
+            "a b",
+            "a,b",
+            "·a",
+            "a\u{2000}",
+            "a\"",
+            "a=b",
+        ] {
+            assert!(!is_xml_name(bad.as_bytes()), "{bad:?}");
         }
     }
 

@@ -671,6 +671,7 @@ fn record(
                 w.mark_not_sent(mapping, &sent.key, &message)?;
             }
             if !out.target_down {
+                let message = crate::problem::bound(&message, crate::problem::MAX_MESSAGE_CHARS);
                 tracing::error!(file = %batch.file, document = %sent.key, "the target is unavailable: {message}");
             }
             out.target_down = true;

@@ -14,6 +14,8 @@ use std::time::Duration;
 pub struct Behaviour {
     /// Documents (by `number`) answered 400 with an error message.
     pub reject: HashSet<String>,
+    /// The message of those answers, instead of the usual one.
+    pub reject_message: Option<String>,
     /// Documents answered 200 with an error in the body (`/error/message`).
     pub ok_but_error: HashSet<String>,
     /// Answer 503 to the next N requests.
@@ -267,7 +269,11 @@ fn answer(seen: &Seen, state: &Arc<Mutex<State>>) -> (u16, String, String) {
     let doc: serde_json::Value = serde_json::from_str(&seen.body).unwrap_or_default();
     let number = doc["number"].as_str().unwrap_or("").to_string();
     if b.reject.contains(&number) {
-        let msg = error_message(&b, seen, &format!("Unknown GL account on invoice {number}"));
+        let usual = b
+            .reject_message
+            .clone()
+            .unwrap_or_else(|| format!("Unknown GL account on invoice {number}"));
+        let msg = error_message(&b, seen, &usual);
         return (
             400,
             String::new(),
