@@ -95,7 +95,11 @@ impl fmt::Display for Code {
 
 /// One row of `FILE.errors.json` / `FILE.errors.csv`.
 ///
-/// Fields that do not apply are `None` and are left out of the JSON (empty in the CSV).
+/// Built with [`Problem::new`] (or [`Problem::read`] for the whole file) and the
+/// `with_*` setters. The sentence for a finance user is kept without its location:
+/// [`message`](Problem::message) adds `(line 137, column Terms)` from the problem's own
+/// line and column when it is shown, so the two can never disagree. Fields that do not
+/// apply are `None`: left out of the JSON, empty in the CSV.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Problem {
     pub stage: Stage,
@@ -103,6 +107,9 @@ pub struct Problem {
     pub document: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub line: Option<u64>,
+    /// Where on the line, in characters, for a problem of the file's syntax (XML).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub character: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub column: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
@@ -110,29 +117,83 @@ pub struct Problem {
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub value: Option<String>,
     pub code: Code,
-    pub message: String,
+    /// What went wrong, without where (see [`message`](Problem::message)).
+    pub text: String,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub status: Option<u16>,
+    /// The text says where in words of its own ("The header row has no column…"):
+    /// [`message`](Problem::message) adds no location.
+    #[serde(skip_serializing_if = "std::ops::Not::not", default)]
+    pub placed_in_text: bool,
 }
 
 impl Problem {
-    /// A problem with the whole file (no document).
-    pub fn file(code: Code, line: Option<u64>, message: impl Into<String>) -> Problem {
+    /// A problem found at `stage`.
+    pub fn new(stage: Stage, code: Code, text: impl Into<String>) -> Problem {
         Problem {
-            stage: Stage::Read,
+            stage,
             document: None,
-            line,
+            line: None,
+            character: None,
             column: None,
             field: None,
             value: None,
             code,
-            message: message.into(),
+            text: text.into(),
             status: None,
+            placed_in_text: false,
         }
+    }
+
+    /// A problem with the whole file (stage `read`, no document).
+    pub fn read(code: Code, text: impl Into<String>) -> Problem {
+        Problem::new(Stage::Read, code, text)
+    }
+
+    /// A problem with the whole file, on a line where known.
+    pub fn file(code: Code, line: Option<u64>, text: impl Into<String>) -> Problem {
+        Problem::read(code, text).with_line(line)
+    }
+
+    pub fn with_document(mut self, key: impl Into<String>) -> Problem {
+        self.document = Some(key.into());
+        self
+    }
+
+    /// The document, where there is one (a row without its key has none).
+    pub fn with_document_opt(mut self, key: Option<String>) -> Problem {
+        self.document = key;
+        self
+    }
+
+    pub fn with_line(mut self, line: impl Into<Option<u64>>) -> Problem {
+        self.line = line.into();
+        self
+    }
+
+    /// The character on the line where the file's syntax breaks.
+    pub fn with_character(mut self, character: Option<u64>) -> Problem {
+        self.character = character;
+        self
     }
 
     pub fn with_column(mut self, column: impl Into<String>) -> Problem {
         self.column = Some(column.into());
+        self
+    }
+
+    pub fn with_column_opt(mut self, column: Option<String>) -> Problem {
+        self.column = column;
+        self
+    }
+
+    pub fn with_field_opt(mut self, field: Option<String>) -> Problem {
+        self.field = field;
+        self
+    }
+
+    pub fn with_field(mut self, field: impl Into<String>) -> Problem {
+        self.field = Some(field.into());
         self
     }
 
@@ -141,9 +202,38 @@ impl Problem {
         self
     }
 
+    pub fn with_value_opt(mut self, value: Option<String>) -> Problem {
+        self.value = value;
+        self
+    }
+
+    pub fn with_status(mut self, status: Option<u16>) -> Problem {
+        self.status = status;
+        self
+    }
+
+    /// Marks a text that says where in words of its own.
+    pub fn placed_in_text(mut self) -> Problem {
+        self.placed_in_text = true;
+        self
+    }
+
+    /// The sentence as reports show it: the text and where, e.g. `Terms code "F48" is
+    /// not in ref/terms.csv (line 137, column Terms)`.
+    pub fn message(&self) -> String {
+        if self.placed_in_text {
+            return self.text.clone();
+        }
+        match (self.line, self.character) {
+            (Some(l), Some(c)) => format!("{} (line {l}, character {c})", self.text),
+            _ => with_location(&self.text, self.line, self.column.as_deref()),
+        }
+    }
+
     /// The problem as reports and the ledger keep it: its values cut to
-    /// [`MAX_VALUE_CHARS`] and its message to [`MAX_MESSAGE_CHARS`], each saying how much
-    /// was cut. Every problem that enters a report goes through here.
+    /// [`MAX_VALUE_CHARS`] and its message, location included, to
+    /// [`MAX_MESSAGE_CHARS`], each saying how much was cut. Every problem that enters a
+    /// report goes through here.
     pub fn bounded(mut self) -> Problem {
         for v in [
             &mut self.document,
@@ -156,7 +246,8 @@ impl Problem {
         {
             bound_in_place(v, MAX_VALUE_CHARS);
         }
-        bound_in_place(&mut self.message, MAX_MESSAGE_CHARS);
+        let location = self.message().chars().count() - self.text.chars().count();
+        bound_in_place(&mut self.text, MAX_MESSAGE_CHARS.saturating_sub(location));
         self
     }
 }
@@ -297,8 +388,8 @@ mod tests {
             .with_value("v".repeat(1001))
             .with_column("c".repeat(1000))
             .bounded();
-        assert_eq!(p.message.chars().count(), MAX_MESSAGE_CHARS);
-        assert!(p.message.ends_with("more characters)"));
+        assert_eq!(p.message().chars().count(), MAX_MESSAGE_CHARS);
+        assert!(p.message().contains("more characters)"));
         assert_eq!(p.value.as_ref().unwrap().chars().count(), MAX_VALUE_CHARS);
         assert_eq!(p.column.as_deref(), Some("c".repeat(1000).as_str()));
     }
@@ -317,15 +408,5 @@ mod tests {
         assert_eq!(quote("a\"b\n"), "\"a\\\"b\\n\"");
         let long = "x".repeat(200);
         assert_eq!(quote(&long).chars().count(), 83);
-    }
-
-    #[test]
-    fn problem_json_leaves_out_empty_keys() {
-        let p = Problem::file(Code::Empty, None, "The file is empty");
-        let json = serde_json::to_string(&p).unwrap();
-        assert_eq!(
-            json,
-            r#"{"stage":"read","code":"empty","message":"The file is empty"}"#
-        );
     }
 }

@@ -191,10 +191,14 @@ impl<T: DeserializeOwned + Clone> Iterator for SpillIter<'_, T> {
     }
 }
 
-impl<T: Serialize + DeserializeOwned + Clone + Entry> Serialize for SpillLog<T> {
-    /// As a JSON array of every entry, streamed; an error, never a shorter array, when
-    /// the log is not whole or cannot be read back.
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+impl<T: Serialize + DeserializeOwned + Clone + Entry> SpillLog<T> {
+    /// Serialises the log as an array of `f(entry)`, streamed; an error, never a
+    /// shorter array, when the log is not whole or cannot be read back.
+    pub fn serialize_as<S: Serializer, U: Serialize>(
+        &self,
+        s: S,
+        mut f: impl FnMut(T) -> U,
+    ) -> Result<S::Ok, S::Error> {
         use serde::ser::Error;
         if let Some(e) = &self.lost {
             return Err(S::Error::custom(format!(
@@ -204,7 +208,7 @@ impl<T: Serialize + DeserializeOwned + Clone + Entry> Serialize for SpillLog<T> 
         let mut seq = s.serialize_seq(Some(self.len as usize))?;
         let mut n = 0u64;
         for p in self.iter() {
-            seq.serialize_element(&p)?;
+            seq.serialize_element(&f(p))?;
             n += 1;
         }
         if n != self.len {
@@ -214,6 +218,35 @@ impl<T: Serialize + DeserializeOwned + Clone + Entry> Serialize for SpillLog<T> 
             )));
         }
         seq.end()
+    }
+
+    /// Calls `f` with every entry, in order; an error when the log is not whole or
+    /// cannot be read back, so that nothing made of it is silently short.
+    pub fn try_for_each(&self, mut f: impl FnMut(T) -> io::Result<()>) -> io::Result<()> {
+        if let Some(e) = &self.lost {
+            return Err(io::Error::other(format!(
+                "a temporary file could not be written: {e}"
+            )));
+        }
+        let mut n = 0u64;
+        for p in self.iter() {
+            f(p)?;
+            n += 1;
+        }
+        if n != self.len {
+            return Err(io::Error::other(format!(
+                "a temporary file gave back {n} of {} entries",
+                self.len
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl<T: Serialize + DeserializeOwned + Clone + Entry> Serialize for SpillLog<T> {
+    /// As a JSON array of every entry (see [`serialize_as`](SpillLog::serialize_as)).
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.serialize_as(s, |e| e)
     }
 }
 

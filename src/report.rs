@@ -95,28 +95,55 @@ fn masked_opt<S: serde::Serializer>(text: &Option<String>, s: S) -> Result<S::Ok
     }
 }
 
-/// A problem with the secrets masked in its texts.
-fn mask_problem(p: &mut Problem) {
-    use crate::redact::{redact_in_place, redact_opt};
-    if !crate::redact::any() {
-        return;
-    }
-    redact_in_place(&mut p.message);
-    redact_opt(&mut p.document);
-    redact_opt(&mut p.column);
-    redact_opt(&mut p.field);
-    redact_opt(&mut p.value);
+/// One row of a report as users read it: the problem's message with its location, and
+/// the secrets masked in every text.
+#[derive(Debug, Serialize)]
+pub struct Row {
+    pub stage: crate::problem::Stage,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub document: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub column: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    pub code: crate::problem::Code,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
 }
 
-/// The problems as a JSON array, streamed, each masked.
-fn masked_problems<S: serde::Serializer>(log: &ProblemLog, s: S) -> Result<S::Ok, S::Error> {
-    use serde::ser::SerializeSeq;
-    let mut seq = s.serialize_seq(Some(log.len() as usize))?;
-    for mut p in log.iter() {
-        mask_problem(&mut p);
-        seq.serialize_element(&p)?;
+impl Row {
+    pub fn of(p: Problem) -> Row {
+        use crate::redact::{redact_opt, redact_string};
+        let message = redact_string(p.message());
+        let mut row = Row {
+            stage: p.stage,
+            document: p.document,
+            line: p.line,
+            column: p.column,
+            field: p.field,
+            value: p.value,
+            code: p.code,
+            message,
+            status: p.status,
+        };
+        if crate::redact::any() {
+            redact_opt(&mut row.document);
+            redact_opt(&mut row.column);
+            redact_opt(&mut row.field);
+            redact_opt(&mut row.value);
+        }
+        row
     }
-    seq.end()
+}
+
+/// The problems as a JSON array of report rows, streamed.
+fn masked_problems<S: serde::Serializer>(log: &ProblemLog, s: S) -> Result<S::Ok, S::Error> {
+    log.serialize_as(s, Row::of)
 }
 
 impl crate::problem_log::Entry for AcceptedDoc {
@@ -212,42 +239,27 @@ impl FileReport {
 
     /// Writes the error rows as CSV, streaming the problems.
     pub fn write_errors_csv<W: Write + ?Sized>(&self, out: &mut W) -> io::Result<()> {
-        if let Some(e) = self.errors.failure() {
-            return Err(io::Error::other(format!(
-                "a temporary file could not be written: {e}"
-            )));
-        }
         out.write_all("\u{feff}".as_bytes())?;
-        let mut n = 0u64;
-        {
-            let mut w = csv::Writer::from_writer(&mut *out);
+        let mut w = csv::Writer::from_writer(&mut *out);
+        w.write_record([
+            "stage", "document", "line", "column", "field", "value", "code", "message", "status",
+        ])?;
+        self.errors.try_for_each(|p| {
+            let r = Row::of(p);
             w.write_record([
-                "stage", "document", "line", "column", "field", "value", "code", "message",
-                "status",
+                r.stage.as_str(),
+                r.document.as_deref().unwrap_or(""),
+                &r.line.map(|l| l.to_string()).unwrap_or_default(),
+                r.column.as_deref().unwrap_or(""),
+                r.field.as_deref().unwrap_or(""),
+                r.value.as_deref().unwrap_or(""),
+                r.code.as_str(),
+                &r.message,
+                &r.status.map(|s| s.to_string()).unwrap_or_default(),
             ])?;
-            for mut p in self.errors.iter() {
-                n += 1;
-                mask_problem(&mut p);
-                w.write_record([
-                    p.stage.as_str(),
-                    p.document.as_deref().unwrap_or(""),
-                    &p.line.map(|l| l.to_string()).unwrap_or_default(),
-                    p.column.as_deref().unwrap_or(""),
-                    p.field.as_deref().unwrap_or(""),
-                    p.value.as_deref().unwrap_or(""),
-                    p.code.as_str(),
-                    &p.message,
-                    &p.status.map(|s| s.to_string()).unwrap_or_default(),
-                ])?;
-            }
-            w.flush()?;
-        }
-        if n != self.errors.len() {
-            return Err(io::Error::other(format!(
-                "a temporary file gave back {n} of {} problems",
-                self.errors.len()
-            )));
-        }
+            Ok(())
+        })?;
+        w.flush()?;
         Ok(())
     }
 }
@@ -288,8 +300,8 @@ pub fn print_file_summary<W: Write + ?Sized>(out: &mut W, r: &FileReport) -> io:
     writeln!(out)?;
     for p in r.errors.first().iter().take(SHOWN) {
         match &p.document {
-            Some(d) => writeln!(out, "  {}: {} [{}]", shown(d), shown(&p.message), p.code)?,
-            None => writeln!(out, "  {} [{}]", shown(&p.message), p.code)?,
+            Some(d) => writeln!(out, "  {}: {} [{}]", shown(d), shown(&p.message()), p.code)?,
+            None => writeln!(out, "  {} [{}]", shown(&p.message()), p.code)?,
         }
     }
     if r.errors.len() > SHOWN as u64 {

@@ -587,7 +587,8 @@ fn a_long_erp_message_is_cut_in_the_report_the_ledger_and_status() {
     let msg = e["message"].as_str().unwrap();
     assert_eq!(msg.chars().count(), 4000, "{msg}");
     assert!(msg.contains("Rejected: zzz"), "{msg}");
-    assert!(msg.ends_with(" more characters)"), "{msg}");
+    // cut saying how much, the location kept at the end
+    assert!(msg.ends_with(" more characters) (line 2)"), "{msg}");
     let (status, len) = status_json(&t);
     assert!(len < 20_000, "{len}");
     let text = status.to_string();

@@ -16,7 +16,7 @@ use crate::lifecycle::{
 };
 use crate::mapping::{MappedDocument, Mapping};
 use crate::pipeline::{check_file, CheckOptions, FileCheck, Verdict};
-use crate::problem::{quote, with_location, Code, Problem, Stage};
+use crate::problem::{quote, Code, Problem, Stage};
 use crate::report::{print_file_summary, timestamp, FileReport, Outcome, Summary, Totals};
 use crate::spool::Spool;
 use crate::stop::Stop;
@@ -486,17 +486,12 @@ pub fn classify(ledger: Option<&Ledger>, mapping: &Mapping, doc: &MappedDocument
                 "Document {} was already imported on {when}{from} with different content; it is not sent again (correct it in the ERP, or give it a new key)",
                 quote(&doc.key)
             );
-            Verdict::Reject(Problem {
-                stage: Stage::Validate,
-                document: Some(doc.key.clone()),
-                line: Some(doc.line),
-                column: None,
-                field: None,
-                value: r.target_id.clone(),
-                code: Code::Conflict,
-                message: with_location(&msg, Some(doc.line), None),
-                status: None,
-            })
+            Verdict::Reject(
+                Problem::new(Stage::Validate, Code::Conflict, &msg)
+                    .with_document(doc.key.clone())
+                    .with_line(doc.line)
+                    .with_value_opt(r.target_id.clone()),
+            )
         }
         _ => Verdict::Take,
     }
@@ -604,7 +599,9 @@ fn handle_file(
     // document's problems stand together, so its first one is the one recorded.
     let mut last: Option<String> = None;
     for p in check.problems.iter() {
-        let Some(key) = p.document else { continue };
+        let Some(key) = p.document.clone() else {
+            continue;
+        };
         if p.stage == Stage::Submit || last.as_deref() == Some(key.as_str()) {
             continue;
         }
@@ -612,9 +609,9 @@ fn handle_file(
             // the ledger keeps what it knew of the document
             Code::Conflict => continue,
             Code::InDoubt => {
-                ledger.mark_in_doubt(&mapping.name, &key, &p.message, &claimed.name, run_id)?
+                ledger.mark_in_doubt(&mapping.name, &key, &p.message(), &claimed.name, run_id)?
             }
-            _ => ledger.mark_invalid(&mapping.name, &key, &p.message, &claimed.name, run_id)?,
+            _ => ledger.mark_invalid(&mapping.name, &key, &p.message(), &claimed.name, run_id)?,
         }
         last = Some(key);
     }
@@ -740,7 +737,7 @@ fn record_file(
         already_imported: check.already_imported,
         started: report.started.clone(),
         finished: report.finished.clone(),
-        first_error: report.errors.first().first().map(|p| p.message.clone()),
+        first_error: report.errors.first().first().map(Problem::message),
     })
 }
 

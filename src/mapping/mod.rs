@@ -11,7 +11,7 @@ pub mod value;
 
 use crate::config::mapping::{CheckKind, MappingSpec, OnInvalid, SourceFormat};
 use crate::config::{parse_toml, ConfigError, ConfigErrors, KeyLocator};
-use crate::problem::{bound, group_digits, with_location, Code, Problem, Stage, MAX_VALUE_CHARS};
+use crate::problem::{bound, group_digits, Code, Problem, Stage, MAX_VALUE_CHARS};
 use crate::source::csv::CsvOptions;
 use crate::source::decode::encoding_for_label;
 use crate::source::{RawDocument, Slots};
@@ -601,17 +601,14 @@ impl Mapping {
                         at_scale(sum),
                         at_scale(diff)
                     );
-                    problems.push(Problem {
-                        stage: Stage::Validate,
-                        document: doc_key.clone(),
-                        line: Some(line),
-                        column: hf.column().map(str::to_string),
-                        field: Some(hf.name.clone()),
-                        value: Some(expected.to_string()),
-                        code: Code::Sum,
-                        message: with_location(&msg, Some(line), hf.column()),
-                        status: None,
-                    });
+                    problems.push(
+                        Problem::new(Stage::Validate, Code::Sum, &msg)
+                            .with_document_opt(doc_key.clone())
+                            .with_line(line)
+                            .with_column_opt(hf.column().map(str::to_string))
+                            .with_field(hf.name.clone())
+                            .with_value(expected.to_string()),
+                    );
                 }
             }
             let lines = match &self.lines_wrap {
@@ -706,17 +703,10 @@ impl Mapping {
             group_digits(key.chars().count() as u64),
             group_digits(MAX_VALUE_CHARS as u64)
         );
-        Problem {
-            stage: Stage::Map,
-            document: None,
-            line: Some(line),
-            column: Some(column.clone()),
-            field: None,
-            value: Some(bound(key, MAX_VALUE_CHARS).into_owned()),
-            code: Code::MaxLength,
-            message: with_location(&msg, Some(line), Some(&column)),
-            status: None,
-        }
+        Problem::new(Stage::Map, Code::MaxLength, &msg)
+            .with_line(line)
+            .with_column(column.clone())
+            .with_value(bound(key, MAX_VALUE_CHARS).into_owned())
     }
 }
 
@@ -725,17 +715,12 @@ fn field_problem(f: &Field, e: field::FieldError, doc: &Option<String>, line: u6
         Code::Type | Code::Lookup => Stage::Map,
         _ => Stage::Validate,
     };
-    Problem {
-        stage,
-        document: doc.clone(),
-        line: Some(line),
-        column: f.column().map(str::to_string),
-        field: Some(f.name.clone()),
-        value: Some(e.value),
-        code: e.code,
-        message: with_location(&e.message, Some(line), f.column()),
-        status: None,
-    }
+    Problem::new(stage, e.code, e.message)
+        .with_document_opt(doc.clone())
+        .with_line(line)
+        .with_column_opt(f.column().map(str::to_string))
+        .with_field(f.name.clone())
+        .with_value(e.value)
 }
 
 /// sha256 over the key and every slot value of the document, in order.

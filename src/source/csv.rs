@@ -10,7 +10,7 @@ use super::{RawDocument, RawRow, Slots, SourceError};
 use crate::extsort::{Sorted, Sorter};
 use crate::keylog::{key_hash, KeyLog};
 use crate::problem::MAX_MESSAGE_CHARS;
-use crate::problem::{group_digits, quote, with_location, Code, Problem, Stage};
+use crate::problem::{group_digits, quote, Code, Problem, Stage};
 use encoding_rs::Encoding;
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -91,18 +91,10 @@ fn is_header_too_long(e: &csv::Error) -> bool {
 }
 
 fn header_too_long_problem(line: u64) -> Problem {
-    Problem::file(
-        Code::Malformed,
-        Some(line),
-        with_location(
-            &format!(
+    Problem::file(Code::Malformed, Some(line), &format!(
                 "The header row is longer than {} MiB: it is not the header of an export (or a quote in it is never closed)",
                 MAX_HEADER_BYTES >> 20
-            ),
-            Some(line),
-            None,
-        ),
-    )
+            ))
 }
 
 impl<R> EndWithNewline<R> {
@@ -186,15 +178,7 @@ fn unclosed_quote<R: Read>(rdr: &csv::Reader<Inner<R>>) -> bool {
 
 /// The problem of a quote that is not closed before the end of the file.
 fn unclosed_quote_problem(line: u64) -> Problem {
-    Problem::file(
-        Code::Malformed,
-        Some(line),
-        with_location(
-            "A quoted value that starts in this row is not closed before the end of the file: the file is cut off, or a quote character inside a value is not doubled",
-            Some(line),
-            None,
-        ),
-    )
+    Problem::file(Code::Malformed, Some(line), "A quoted value that starts in this row is not closed before the end of the file: the file is cut off, or a quote character inside a value is not doubled")
 }
 
 pub struct CsvSource<R: Read> {
@@ -344,9 +328,9 @@ impl<R: Read> CsvSource<R> {
                 format!("Column {list} is not a column number (the mapping says header = false, so `from` must be 1, 2, 3...)")
             };
             let line = if opts.header { Some(1 + skipped) } else { None };
-            return Err(
-                Problem::file(Code::MissingColumn, line, msg).with_value(missing.join(", "))
-            );
+            return Err(Problem::file(Code::MissingColumn, line, msg)
+                .with_value(missing.join(", "))
+                .placed_in_text());
         }
         if let Some((name, i, j)) = twice {
             return Err(ambiguous_column(&columns, &name, i, j, 1 + skipped));
@@ -435,7 +419,7 @@ impl<R: Read> CsvSource<R> {
             return Err(Problem::file(
                 Code::Encoding,
                 Some(line),
-                with_location("The row is not valid UTF-8", Some(line), None),
+                "The row is not valid UTF-8",
             ));
         }
     }
@@ -510,17 +494,12 @@ impl<R: Read> CsvSource<R> {
             fields,
             self.columns.len()
         );
-        Some(Problem {
-            stage: Stage::Read,
-            document: (!key.is_empty()).then(|| key.join("/")),
-            line: Some(line),
-            column: None,
-            field: None,
-            value: Some(fields.to_string()),
-            code: Code::Malformed,
-            message: with_location(&msg, Some(line), None),
-            status: None,
-        })
+        Some(
+            Problem::new(Stage::Read, Code::Malformed, &msg)
+                .with_document_opt((!key.is_empty()).then(|| key.join("/")))
+                .with_line(line)
+                .with_value(fields.to_string()),
+        )
     }
 
     /// Builds a new document from the current row.
@@ -563,17 +542,12 @@ impl<R: Read> CsvSource<R> {
                     cols.join(", ")
                 )
             };
-            doc.problems.push(Problem {
-                stage: Stage::Map,
-                document: None,
-                line: Some(line),
-                column: Some(cols.join(", ")),
-                field: None,
-                value: Some(String::new()),
-                code: Code::Required,
-                message: with_location(&msg, Some(line), Some(&cols.join(", "))),
-                status: None,
-            });
+            doc.problems.push(
+                Problem::new(Stage::Map, Code::Required, &msg)
+                    .with_line(line)
+                    .with_column(cols.join(", "))
+                    .with_value(String::new()),
+            );
         }
         doc.key = key;
         doc
@@ -620,17 +594,13 @@ impl<R: Read> CsvSource<R> {
                     doc.line,
                     quote(first)
                 );
-                doc.problems.push(Problem {
-                    stage: Stage::Validate,
-                    document: Some(doc.key_display()),
-                    line: Some(line),
-                    column: Some(column.clone()),
-                    field: None,
-                    value: Some(new.to_string()),
-                    code: Code::Duplicate,
-                    message: with_location(&msg, Some(line), Some(&column)),
-                    status: None,
-                });
+                doc.problems.push(
+                    Problem::new(Stage::Validate, Code::Duplicate, &msg)
+                        .with_document(doc.key_display())
+                        .with_line(line)
+                        .with_column(column.clone())
+                        .with_value(new.to_string()),
+                );
                 break;
             }
         }
@@ -948,17 +918,10 @@ fn ambiguous_column(columns: &[String], name: &str, i: usize, j: usize, line: u6
         i + 1,
         j + 1
     );
-    Problem {
-        stage: Stage::Read,
-        document: None,
-        line: Some(line),
-        column: Some(a.clone()),
-        field: None,
-        value: Some(name.to_string()),
-        code: Code::Duplicate,
-        message: with_location(&msg, Some(line), Some(a)),
-        status: None,
-    }
+    Problem::new(Stage::Read, Code::Duplicate, &msg)
+        .with_line(line)
+        .with_column(a.clone())
+        .with_value(name.to_string())
 }
 
 /// "The byte 0x98 is" / "The bytes 0xD0 0xFF are", for messages.
@@ -985,17 +948,12 @@ fn nul_problem(
                 line += count_newlines(&field[..at]);
                 let column = column(i);
                 let msg = "The byte 0x00 (NUL) is not text: the file is damaged, in another encoding (UTF-16 without a byte-order mark? set source.encoding in the mapping) or not a text file";
-                return Some(Problem {
-                    stage: Stage::Read,
-                    document: None,
-                    line: Some(line),
-                    column: Some(column.clone()),
-                    field: None,
-                    value: Some(hex_bytes(&[0])),
-                    code: Code::Encoding,
-                    message: with_location(msg, Some(line), Some(&column)),
-                    status: None,
-                });
+                return Some(
+                    Problem::new(Stage::Read, Code::Encoding, msg)
+                        .with_line(line)
+                        .with_column(column.clone())
+                        .with_value(hex_bytes(&[0])),
+                );
             }
             None => line += count_newlines(field),
         }
@@ -1022,17 +980,10 @@ fn utf8_problem(
         the_bytes(bad),
         encoding.name()
     );
-    Problem {
-        stage: Stage::Read,
-        document: None,
-        line: Some(line),
-        column: Some(column.to_string()),
-        field: None,
-        value: Some(hex_bytes(bad)),
-        code: Code::Encoding,
-        message: with_location(&msg, Some(line), Some(column)),
-        status: None,
-    }
+    Problem::new(Stage::Read, Code::Encoding, &msg)
+        .with_line(line)
+        .with_column(column.to_string())
+        .with_value(hex_bytes(bad))
 }
 
 fn io_problem(e: &std::io::Error, line: u64) -> Problem {
@@ -1042,12 +993,8 @@ fn io_problem(e: &std::io::Error, line: u64) -> Problem {
             the_bytes(&enc.bytes),
             enc.encoding
         );
-        return Problem::file(
-            Code::Encoding,
-            Some(enc.line),
-            with_location(&msg, Some(enc.line), None),
-        )
-        .with_value(hex_bytes(&enc.bytes));
+        return Problem::file(Code::Encoding, Some(enc.line), &msg)
+            .with_value(hex_bytes(&enc.bytes));
     }
     Problem::file(
         Code::Io,
@@ -1263,6 +1210,6 @@ mod tests {
         let err = read_all(text, &s, Grouping::Grouped).unwrap_err();
         let SourceError::Fatal(p) = err else { panic!() };
         assert_eq!(p.code, Code::MissingColumn);
-        assert!(p.message.contains("\"Total\""), "{}", p.message);
+        assert!(p.message().contains("\"Total\""), "{}", p.message());
     }
 }

@@ -30,7 +30,7 @@ use super::decode::{Tap, TapReader};
 use super::{DocumentSource, RawDocument, RawRow, Slots, SourceError};
 use crate::keylog::{key_hash, KeyLog};
 use crate::mapping::SourceOptions;
-use crate::problem::{group_digits, quote, with_location, Code, Problem, Stage};
+use crate::problem::{group_digits, quote, Code, Problem, Stage};
 use encoding_rs::{Encoding, UTF_16BE, UTF_16LE, UTF_8};
 use indexmap::IndexMap;
 use quick_xml::errors::{Error as XmlError, IllFormedError, SyntaxError};
@@ -768,10 +768,7 @@ fn sniff(head: &[u8], opts: &SourceOptions) -> Result<&'static Encoding, Problem
                 "The XML declaration names the encoding {}, which erpdrop cannot read (set source.encoding in the mapping, e.g. \"windows-1251\")",
                 quote(&label)
             );
-            Err(
-                Problem::file(Code::Encoding, Some(1), with_location(&msg, Some(1), None))
-                    .with_value(label),
-            )
+            Err(Problem::file(Code::Encoding, Some(1), &msg).with_value(label))
         }
     }
 }
@@ -1585,22 +1582,14 @@ impl State {
     }
 
     fn malformed(&self, line: u64, col: Option<u64>, what: &str, value: Option<String>) -> Problem {
-        let msg = format!("The file is not well-formed XML: {what}");
-        let message = match col {
-            Some(c) => format!("{msg} (line {line}, character {c})"),
-            None => with_location(&msg, Some(line), None),
-        };
-        Problem {
-            stage: Stage::Read,
-            document: None,
-            line: Some(line),
-            column: self.element_path(),
-            field: None,
-            value,
-            code: Code::Malformed,
-            message,
-            status: None,
-        }
+        Problem::read(
+            Code::Malformed,
+            format!("The file is not well-formed XML: {what}"),
+        )
+        .with_line(line)
+        .with_character(col)
+        .with_column_opt(self.element_path())
+        .with_value_opt(value)
     }
 
     fn escape_problem(&self, e: EscapeError, text: &str, line: u64) -> Problem {
@@ -1635,17 +1624,10 @@ impl State {
             } else {
                 None
             };
-            return Problem {
-                stage: Stage::Read,
-                document: None,
-                line: Some(enc.line),
-                column: column.clone(),
-                field: None,
-                value: Some(hex_bytes(&enc.bytes)),
-                code: Code::Encoding,
-                message: with_location(&msg, Some(enc.line), column.as_deref()),
-                status: None,
-            };
+            return Problem::new(Stage::Read, Code::Encoding, &msg)
+                .with_line(enc.line)
+                .with_column_opt(column.clone())
+                .with_value(hex_bytes(&enc.bytes));
         }
         if let Some(f) = e.get_ref().and_then(|x| x.downcast_ref::<ForbiddenChar>()) {
             let what = format!(
@@ -1736,11 +1718,7 @@ impl State {
             XmlError::Encoding(e) => Problem::file(
                 Code::Encoding,
                 Some(line),
-                with_location(
-                    &format!("The file is not valid UTF-8: {e}"),
-                    Some(line),
-                    None,
-                ),
+                &format!("The file is not valid UTF-8: {e}"),
             ),
         }
     }
@@ -2396,17 +2374,12 @@ impl State {
                 rname,
                 self.key_names.join(" or ")
             );
-            doc.problems.push(Problem {
-                stage: Stage::Map,
-                document: None,
-                line: Some(rec.line),
-                column: Some(cols.clone()),
-                field: None,
-                value: Some(String::new()),
-                code: Code::Required,
-                message: with_location(&msg, Some(rec.line), Some(&cols)),
-                status: None,
-            });
+            doc.problems.push(
+                Problem::new(Stage::Map, Code::Required, &msg)
+                    .with_line(rec.line)
+                    .with_column(cols.clone())
+                    .with_value(String::new()),
+            );
         } else {
             let h = key_hash(&key);
             let first = match self.repeats.as_mut() {
@@ -2433,17 +2406,13 @@ impl State {
                         rname,
                         first
                     );
-                    doc.problems.push(Problem {
-                        stage: Stage::Validate,
-                        document: Some(shown.clone()),
-                        line: Some(rec.line),
-                        column: Some(cols.clone()),
-                        field: None,
-                        value: Some(shown),
-                        code: Code::Duplicate,
-                        message: with_location(&msg, Some(rec.line), Some(&cols)),
-                        status: None,
-                    });
+                    doc.problems.push(
+                        Problem::new(Stage::Validate, Code::Duplicate, &msg)
+                            .with_document(shown.clone())
+                            .with_line(rec.line)
+                            .with_column(cols.clone())
+                            .with_value(shown),
+                    );
                 }
             }
         }
@@ -2766,7 +2735,7 @@ mod tests {
         assert_eq!(p.stage, Stage::Validate);
         assert_eq!(p.line, Some(4));
         assert_eq!(p.value.as_deref(), Some("1"));
-        assert!(p.message.contains("line 2"), "{}", p.message);
+        assert!(p.message().contains("line 2"), "{}", p.message());
     }
 
     fn fatal(xml: &[u8]) -> Problem {
@@ -2782,8 +2751,12 @@ mod tests {
         assert_eq!(p.line, Some(3));
         assert_eq!(p.value.as_deref(), Some("</Nx>"));
         assert_eq!(p.column.as_deref(), Some("/R/D/N"));
-        assert!(p.message.contains("line 3, character 7"), "{}", p.message);
-        assert!(p.message.contains("opened on line 3"), "{}", p.message);
+        assert!(
+            p.message().contains("line 3, character 7"),
+            "{}",
+            p.message()
+        );
+        assert!(p.message().contains("opened on line 3"), "{}", p.message());
     }
 
     #[test]
@@ -2795,7 +2768,7 @@ mod tests {
         let p = fatal(b"<R>\n<D id=\"1\">\n<N>1</N\n");
         assert_eq!(p.code, Code::Malformed);
         assert_eq!(p.line, Some(3));
-        assert!(p.message.contains("not closed"), "{}", p.message);
+        assert!(p.message().contains("not closed"), "{}", p.message());
     }
 
     #[test]
@@ -2807,7 +2780,7 @@ mod tests {
         // not captured by the mapping: still checked
         let p = fatal(b"<R><D id=\"1\"><Other>AT&T</Other></D></R>");
         assert_eq!(p.code, Code::Malformed);
-        assert!(p.message.contains("&amp;"), "{}", p.message);
+        assert!(p.message().contains("&amp;"), "{}", p.message());
         let p = fatal(b"<R><D id=\"1\" x=\"&bogus;\"/></R>");
         assert_eq!(p.value.as_deref(), Some("&bogus;"));
         let p = fatal(b"<R><D id=\"1\" x=noquotes/></R>");
@@ -2818,7 +2791,7 @@ mod tests {
     fn text_outside_the_root_and_second_roots_are_malformed() {
         let p = fatal(b"No;Date;Total\n1;2;3\n");
         assert_eq!(p.code, Code::Malformed);
-        assert!(p.message.contains("not an XML file"), "{}", p.message);
+        assert!(p.message().contains("not an XML file"), "{}", p.message());
         let p = fatal(b"<R/>\n<R/>");
         assert_eq!(p.line, Some(2));
         let p = fatal(b"<R></R>\ntrailing");
@@ -2845,10 +2818,10 @@ mod tests {
         assert_eq!(p.code, Code::Malformed);
         assert_eq!(p.line, Some(2));
         assert!(
-            p.message
+            p.message()
                 .contains("DTDs and entity declarations are not allowed"),
             "{}",
-            p.message
+            p.message()
         );
         // an external DTD is never read; its entities are then unknown
         let p = fatal(b"<!DOCTYPE R SYSTEM \"http://example.com/r.dtd\">\n<R><D id=\"1\"><N>&ext;</N></D></R>");
@@ -2871,7 +2844,11 @@ mod tests {
         );
         let p = fatal(xml.as_bytes());
         assert_eq!(p.code, Code::Malformed);
-        assert!(p.message.contains("nested more than 256"), "{}", p.message);
+        assert!(
+            p.message().contains("nested more than 256"),
+            "{}",
+            p.message()
+        );
         let xml = format!(
             "<R>{}{}</R>",
             "<a>".repeat(MAX_DEPTH - 1),
@@ -2967,15 +2944,15 @@ mod tests {
         let p = read(b"<Other><D/></Other>", "/R/D", None, &s).unwrap_err();
         assert_eq!(p.code, Code::MissingColumn);
         assert!(
-            p.message.contains("the root element is <Other>"),
+            p.message().contains("the root element is <Other>"),
             "{}",
-            p.message
+            p.message()
         );
         let p = read(b"<R><X/></R>", "/R/Invoices/D", None, &s).unwrap_err();
         assert!(
-            p.message.contains("the file has /R but no <Invoices>"),
+            p.message().contains("the file has /R but no <Invoices>"),
             "{}",
-            p.message
+            p.message()
         );
         // the parent is there and empty: an empty export
         assert!(read(b"<R><Invoices/></R>", "/R/Invoices/D", None, &s)
@@ -3026,7 +3003,7 @@ mod tests {
             .err()
             .unwrap();
         assert_eq!(p.column.as_deref(), Some("A//B"));
-        assert!(p.message.contains("empty step"), "{}", p.message);
+        assert!(p.message().contains("empty step"), "{}", p.message());
     }
 
     /// Reads `bytes` with the plain reader and with the namespace-resolving one: the

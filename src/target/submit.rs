@@ -11,7 +11,7 @@
 
 use super::{DocContext, SubmitOutcome, Target};
 use crate::ledger::{Claim, DocState, DocWriter, Ledger, LedgerError};
-use crate::problem::{quote, with_location, Code, Problem, Stage};
+use crate::problem::{quote, Code, Problem, Stage};
 use crate::report::AcceptedDoc;
 use crate::spool::SpooledDoc;
 use std::collections::VecDeque;
@@ -587,17 +587,9 @@ pub fn in_doubt_problem(
         "Document {k} was being sent{when} when that run stopped, and now arrives with different content; it is not known whether the ERP has the first version, so neither is sent. Check the ERP, then run `erpdrop resolve {key} --mapping {mapping} --accepted` (the ERP has it; add --id ID) or `--not-sent` (it does not), and reprocess the file",
         k = quote(key),
     );
-    Problem {
-        stage: Stage::Validate,
-        document: Some(key.to_string()),
-        line: Some(line),
-        column: None,
-        field: None,
-        value: None,
-        code: Code::InDoubt,
-        message: with_location(&msg, Some(line), None),
-        status: None,
-    }
+    Problem::new(Stage::Validate, Code::InDoubt, &msg)
+        .with_document(key.to_string())
+        .with_line(line)
 }
 
 fn record(
@@ -639,17 +631,12 @@ fn record(
                 Some(_) => format!("The ERP rejected document {}: {message}", quote(&sent.key)),
                 None => format!("Document {} was not sent: {message}", quote(&sent.key)),
             };
-            out.problems.push(Problem {
-                stage: Stage::Submit,
-                document: Some(sent.key),
-                line: Some(sent.line),
-                column: None,
-                field: None,
-                value: None,
-                code: Code::Rejected,
-                message: with_location(&msg, Some(sent.line), None),
-                status,
-            });
+            out.problems.push(
+                Problem::new(Stage::Submit, Code::Rejected, msg)
+                    .with_document(sent.key)
+                    .with_line(sent.line)
+                    .with_status(status),
+            );
         }
         SubmitOutcome::Unavailable {
             message,
