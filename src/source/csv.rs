@@ -91,7 +91,7 @@ fn is_header_too_long(e: &csv::Error) -> bool {
 }
 
 fn header_too_long_problem(line: u64) -> Problem {
-    Problem::file(Code::Malformed, Some(line), &format!(
+    Problem::file(Code::Malformed, Some(line), format!(
                 "The header row is longer than {} MiB: it is not the header of an export (or a quote in it is never closed)",
                 MAX_HEADER_BYTES >> 20
             ))

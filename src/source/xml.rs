@@ -1718,7 +1718,7 @@ impl State {
             XmlError::Encoding(e) => Problem::file(
                 Code::Encoding,
                 Some(line),
-                &format!("The file is not valid UTF-8: {e}"),
+                format!("The file is not valid UTF-8: {e}"),
             ),
         }
     }
