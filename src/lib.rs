@@ -28,5 +28,5 @@ pub mod report;
 pub mod source;
 pub mod spool;
 pub mod stop;
-pub mod target;
+pub mod deliver;
 pub mod ui;

@@ -39,7 +39,7 @@ pub fn check(cli: &Cli, ui: &Ui) -> Result<Exit, Failure> {
     let mut unreachable = None;
     match &cfg.target.http {
         Some(h) => {
-            let target = crate::target::http::HttpTarget::new(h, cfg.target.format);
+            let target = crate::deliver::http::HttpTarget::new(h, cfg.target.format);
             match target.probe() {
                 Ok(msg) => lines.push(format!("target: http {} ({msg})", h.url)),
                 Err(msg) => unreachable = Some(format!("the target is not usable: {msg}")),

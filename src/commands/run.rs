@@ -20,10 +20,10 @@ use crate::problem::{quote, Code, Problem, Stage};
 use crate::report::{print_file_summary, timestamp, FileReport, Outcome, Summary, Totals};
 use crate::spool::Spool;
 use crate::stop::Stop;
-use crate::target::http::HttpTarget;
-use crate::target::outbox::Outbox;
-use crate::target::submit::{submit_all, Batch};
-use crate::target::{DocContext, Target};
+use crate::deliver::http::HttpTarget;
+use crate::deliver::outbox::Outbox;
+use crate::deliver::submit::{submit_all, Batch};
+use crate::deliver::{DocContext, Target};
 use crate::ui::Ui;
 use std::collections::HashSet;
 use std::path::Path;
@@ -473,7 +473,7 @@ pub fn classify(ledger: Option<&Ledger>, mapping: &Mapping, doc: &MappedDocument
             Verdict::AlreadyImported
         }
         Some(r) if r.state.is_unsettled() && r.content_hash != doc.content_hash => Verdict::Reject(
-            crate::target::submit::in_doubt_problem(&mapping.name, &doc.key, doc.line, Some(&r)),
+            crate::deliver::submit::in_doubt_problem(&mapping.name, &doc.key, doc.line, Some(&r)),
         ),
         Some(r) if r.state == DocState::Accepted => {
             let when = r.updated.get(..10).unwrap_or(&r.updated).to_string();

@@ -13,7 +13,7 @@ use crate::mapping::Mapping;
 use crate::pipeline::{check_file, CheckOptions};
 use crate::report::{print_file_summary, FileReport, Outcome, Summary, Totals};
 use crate::spool::Spool;
-use crate::target::outbox::payload_file_name;
+use crate::deliver::outbox::payload_file_name;
 use crate::ui::Ui;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

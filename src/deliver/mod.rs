@@ -1,5 +1,5 @@
 //! Where documents go. A target takes one document at a time and says what became of it;
-//! [`submit`](crate::target::submit) drives it, with the ledger, for a whole file.
+//! [`submit`](crate::deliver::submit) drives it, with the ledger, for a whole file.
 
 pub mod http;
 pub mod outbox;
