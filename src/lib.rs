@@ -12,6 +12,7 @@
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod deliver;
 pub mod exit;
 pub mod extsort;
 pub mod fsutil;
@@ -28,5 +29,4 @@ pub mod report;
 pub mod source;
 pub mod spool;
 pub mod stop;
-pub mod deliver;
 pub mod ui;

@@ -1,0 +1,77 @@
+//! The ledger's schema, as the migrations that build it: version N is `MIGRATIONS[N-1]`,
+//! applied once, in one transaction each (see [`Ledger::migrate`](super::Ledger)).
+
+pub(super) const MIGRATIONS: &[&str] = &[
+    // 1: runs, files, documents
+    "CREATE TABLE runs (
+        id TEXT PRIMARY KEY,
+        command TEXT NOT NULL,
+        started TEXT NOT NULL,
+        finished TEXT,
+        files INTEGER NOT NULL DEFAULT 0,
+        accepted INTEGER NOT NULL DEFAULT 0,
+        rejected INTEGER NOT NULL DEFAULT 0,
+        invalid INTEGER NOT NULL DEFAULT 0,
+        already_imported INTEGER NOT NULL DEFAULT 0,
+        exit_code INTEGER
+    );
+    CREATE TABLE files (
+        id INTEGER PRIMARY KEY,
+        run_id TEXT NOT NULL,
+        name TEXT NOT NULL,
+        sha256 TEXT NOT NULL,
+        mapping TEXT NOT NULL,
+        outcome TEXT NOT NULL,
+        rows INTEGER NOT NULL,
+        documents INTEGER NOT NULL,
+        accepted INTEGER NOT NULL,
+        rejected INTEGER NOT NULL,
+        invalid INTEGER NOT NULL,
+        started TEXT NOT NULL,
+        finished TEXT NOT NULL
+    );
+    CREATE INDEX files_run ON files(run_id);
+    CREATE TABLE documents (
+        mapping TEXT NOT NULL,
+        key TEXT NOT NULL,
+        content_hash TEXT NOT NULL,
+        state TEXT NOT NULL,
+        target_id TEXT,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT,
+        file TEXT,
+        run_id TEXT,
+        updated TEXT NOT NULL,
+        PRIMARY KEY (mapping, key)
+    );",
+    // 2: where a file went, its first error, already-imported counts, HTTP status
+    "ALTER TABLE files ADD COLUMN stored_as TEXT;
+    ALTER TABLE files ADD COLUMN already_imported INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE files ADD COLUMN first_error TEXT;
+    ALTER TABLE documents ADD COLUMN last_status INTEGER;
+    CREATE INDEX documents_state ON documents(state, updated);",
+    // 3: only documents that are not accepted are indexed by state: accepted ones are
+    // nearly all of them, and indexing each on its way through `in_flight` cost a
+    // fifth of the ledger's time per submitted document
+    "DROP INDEX documents_state;
+    CREATE INDEX documents_open ON documents(state, updated) WHERE state <> 'accepted';",
+    // 4: every operation on a document, and the operators' decisions, kept for good
+    "CREATE TABLE history (
+        seq INTEGER PRIMARY KEY,
+        time TEXT NOT NULL,
+        run_id TEXT,
+        file TEXT,
+        mapping TEXT NOT NULL,
+        key TEXT NOT NULL,
+        operation TEXT NOT NULL,
+        content_hash TEXT,
+        outcome TEXT NOT NULL,
+        status INTEGER,
+        erp_id TEXT,
+        message TEXT,
+        actor TEXT
+    );
+    CREATE INDEX history_document ON history(mapping, key, seq);
+    CREATE INDEX history_file ON history(file, seq);
+    ALTER TABLE documents ADD COLUMN prior_state TEXT;",
+];
