@@ -7,9 +7,7 @@
 use super::new_run_id;
 use crate::config::mapping::OnInvalid;
 use crate::config::{Config, TargetKind};
-use crate::deliver::http::HttpTarget;
-use crate::deliver::outbox::Outbox;
-use crate::deliver::submit::{submit_all, Batch};
+use crate::deliver::{Batch, Submission};
 use crate::deliver::{DocContext, Target};
 use crate::exit::{Exit, Failure};
 use crate::ledger::{DocState, FileRecord, Ledger, LedgerError, RunRecord};
@@ -54,16 +52,6 @@ struct FileEnd {
     target_down: bool,
     /// A stop signal arrived: stop the pass.
     interrupted: bool,
-}
-
-/// Builds the configured target.
-pub fn make_target(cfg: &Config, stop: &Arc<Stop>) -> Box<dyn Target> {
-    match (&cfg.target.kind, &cfg.target.http) {
-        (TargetKind::Http, Some(h)) => {
-            Box::new(HttpTarget::new(h, cfg.target.format).with_stop(stop.clone()))
-        }
-        _ => Box::new(Outbox::new(&cfg.target.dir, cfg.target.format)),
-    }
 }
 
 /// Refuses (exit 2) a drop whose folders under the root include a symbolic link.
@@ -309,7 +297,7 @@ fn pass(
         }
     }
 
-    let target = make_target(cfg, stop);
+    let target = crate::deliver::make_target(cfg);
     let mut target_down = false;
     let files = list_files_with_ids(&folders.inbox).map_err(|e| {
         Failure::usage(format!(
@@ -473,7 +461,7 @@ pub fn classify(ledger: Option<&Ledger>, mapping: &Mapping, doc: &MappedDocument
             Verdict::AlreadyImported
         }
         Some(r) if r.state.is_unsettled() && r.content_hash != doc.content_hash => Verdict::Reject(
-            crate::deliver::submit::in_doubt_problem(&mapping.name, &doc.key, doc.line, Some(&r)),
+            crate::deliver::in_doubt_problem(&mapping.name, &doc.key, doc.line, Some(&r)),
         ),
         Some(r) if r.state == DocState::Accepted => {
             let when = r.updated.get(..10).unwrap_or(&r.updated).to_string();
@@ -577,7 +565,7 @@ fn handle_file(
             run_id,
         };
         let started = std::time::Instant::now();
-        let sent = submit_all(docs, target, ledger, &batch, stop.now_flag())?;
+        let sent = Submission::run(docs, target, ledger, &batch, stop.now_flag())?;
         let secs = started.elapsed().as_secs_f64();
         tracing::info!(
             file = %claimed.name, accepted = sent.accepted, rejected = sent.rejected,

@@ -13,22 +13,18 @@
 //! Every message made of the ERP's answer (its body, a header) or of a transport error
 //! has the secrets masked ([`crate::redact`]) before it leaves this module.
 
-use super::{DocContext, SubmitOutcome, Target};
+use super::{Cancel, Delivery, DocContext, RemoteTarget, SubmitOutcome, Target};
 use crate::config::{HttpConfig, PayloadFormat};
 use crate::spool::SpooledDoc;
 use sha2::{Digest, Sha256};
 use std::io::Read;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 pub struct HttpTarget {
     agent: ureq::Agent,
     cfg: HttpConfig,
     content_type: &'static str,
-    /// Set once a document found the target unavailable: the others stop retrying.
-    down: AtomicBool,
-    /// A second stop signal: no new attempts.
-    stop: Option<std::sync::Arc<crate::stop::Stop>>,
     jitter: AtomicU64,
 }
 
@@ -141,16 +137,8 @@ impl HttpTarget {
                 PayloadFormat::Json => "application/json",
                 PayloadFormat::Xml => "application/xml",
             },
-            down: AtomicBool::new(false),
-            stop: None,
             jitter: AtomicU64::new(seed),
         }
-    }
-
-    /// Stops retrying when this flag is set (SIGINT/SIGTERM).
-    pub fn with_stop(mut self, stop: std::sync::Arc<crate::stop::Stop>) -> HttpTarget {
-        self.stop = Some(stop);
-        self
     }
 
     fn url_for(&self, ctx: &DocContext<'_>, key: &str) -> String {
@@ -311,10 +299,6 @@ impl HttpTarget {
         Duration::from_millis(ms)
     }
 
-    fn stopping(&self) -> bool {
-        self.down.load(Ordering::SeqCst) || self.stop.as_ref().is_some_and(|s| s.urgent())
-    }
-
     /// Reaches the health URL (or the base URL) with the configured headers. `Ok` with
     /// a sentence when the target answers and accepts the credentials.
     pub fn probe(&self) -> Result<String, String> {
@@ -338,7 +322,17 @@ impl HttpTarget {
 }
 
 impl Target for HttpTarget {
-    fn submit(&self, ctx: &DocContext<'_>, doc: &SpooledDoc) -> SubmitOutcome {
+    fn delivery(&self) -> Delivery<'_> {
+        Delivery::Remote(self)
+    }
+}
+
+impl RemoteTarget for HttpTarget {
+    fn concurrency(&self) -> usize {
+        self.cfg.concurrency
+    }
+
+    fn send(&self, ctx: &DocContext<'_>, doc: &SpooledDoc, cancel: &Cancel<'_>) -> SubmitOutcome {
         if let Some(message) = self.key_problem(ctx, &doc.key) {
             return SubmitOutcome::Rejected {
                 status: None,
@@ -349,13 +343,13 @@ impl Target for HttpTarget {
         let mut last = String::new();
         let mut maybe = false;
         for attempt in 1..=attempts {
-            if attempt > 1 && self.stopping() {
+            if attempt > 1 && cancel.any() {
                 break;
             }
             match self.attempt(ctx, doc) {
                 Attempt::Done(outcome) => return outcome,
                 Attempt::Down { message } => {
-                    self.down.store(true, Ordering::SeqCst);
+                    cancel.target_down();
                     // a redirect or refused credentials: this request was not taken,
                     // an earlier one that timed out may have been
                     return SubmitOutcome::Unavailable {
@@ -374,14 +368,14 @@ impl Target for HttpTarget {
                     if attempt < attempts {
                         let wait = self.backoff(attempt, retry_after);
                         let until = std::time::Instant::now() + wait;
-                        while std::time::Instant::now() < until && !self.stopping() {
+                        while std::time::Instant::now() < until && !cancel.any() {
                             std::thread::sleep(Duration::from_millis(20).min(wait));
                         }
                     }
                 }
             }
         }
-        self.down.store(true, Ordering::SeqCst);
+        cancel.target_down();
         SubmitOutcome::Unavailable {
             maybe_delivered: maybe,
             message: if last.is_empty() {
@@ -390,24 +384,6 @@ impl Target for HttpTarget {
                 format!("{last} (after {attempts} attempts)")
             },
         }
-    }
-
-    fn already_there(&self, _ctx: &DocContext<'_>, _doc: &SpooledDoc) -> bool {
-        // An ERP cannot be asked in general; the resend carries the same
-        // Idempotency-Key, so an ERP that honours it will not post twice.
-        false
-    }
-
-    fn checks_delivery(&self) -> bool {
-        false
-    }
-
-    fn concurrency(&self) -> usize {
-        self.cfg.concurrency
-    }
-
-    fn threaded(&self) -> bool {
-        true
     }
 }
 

@@ -1,11 +1,19 @@
-//! Where documents go. A target takes one document at a time and says what became of it;
-//! [`submit`](crate::deliver::submit) drives it, with the ledger, for a whole file.
+//! Where documents go. A target says how it takes them ([`Delivery`]): written locally in
+//! batches behind one durability barrier (the outbox), or sent to a remote ERP from
+//! worker threads (http). [`Submission`] drives either for a whole file, with the
+//! ledger: a document is marked in flight before it goes, and its outcome is recorded
+//! after it was delivered.
 
 pub mod http;
 pub mod outbox;
-pub mod submit;
+mod remote;
+mod submission;
 
+pub use submission::{in_doubt_problem, Batch, Submission, Submitted};
+
+use crate::config::{Config, TargetKind};
 use crate::spool::SpooledDoc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// What the target said about one document.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,6 +37,12 @@ pub enum SubmitOutcome {
     Skipped { reason: &'static str },
 }
 
+impl SubmitOutcome {
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, SubmitOutcome::Unavailable { .. })
+    }
+}
+
 /// Which mapping a document comes from.
 #[derive(Debug, Clone, Copy)]
 pub struct DocContext<'a> {
@@ -36,38 +50,90 @@ pub struct DocContext<'a> {
     pub document_type: &'a str,
 }
 
-/// A destination for documents, shared by the submitting threads.
-pub trait Target: Sync {
-    /// Submits one document.
-    fn submit(&self, ctx: &DocContext<'_>, doc: &SpooledDoc) -> SubmitOutcome;
-    /// Whether this document is already at the target (settles a document that a dead
-    /// run left in flight without sending it again).
+/// Why a submission stops sending: shared by everyone who submits for one file.
+#[derive(Debug)]
+pub struct Cancel<'a> {
+    /// Set by the first document that found the target unavailable: no one starts
+    /// another attempt.
+    down: AtomicBool,
+    /// A second stop signal (SIGINT/SIGTERM): stop after the document in flight.
+    stop: &'a AtomicBool,
+}
+
+impl<'a> Cancel<'a> {
+    pub fn new(stop: &'a AtomicBool) -> Cancel<'a> {
+        Cancel {
+            down: AtomicBool::new(false),
+            stop,
+        }
+    }
+
+    /// The target is unavailable: everyone stops.
+    pub fn target_down(&self) {
+        self.down.store(true, Ordering::SeqCst);
+    }
+
+    pub fn is_down(&self) -> bool {
+        self.down.load(Ordering::SeqCst)
+    }
+
+    pub fn is_stopped(&self) -> bool {
+        self.stop.load(Ordering::SeqCst)
+    }
+
+    /// Whether to start no other attempt: the target is down or a stop came.
+    pub fn any(&self) -> bool {
+        self.is_down() || self.is_stopped()
+    }
+}
+
+/// A target that writes where this process can see it (the outbox). Documents go in
+/// batches from the ledger's thread; a batch is made durable at once ([`flush`]) before
+/// its documents are recorded as accepted, and a document a dead run left in flight is
+/// settled by looking whether it is there.
+///
+/// [`flush`]: LocalTarget::flush
+pub trait LocalTarget {
+    /// Documents marked in flight (one ledger commit) before they are written: a dead
+    /// run leaves at most this many in flight.
+    fn batch_size(&self) -> usize;
+    /// Writes one document (not yet durable nor visible).
+    fn write(&self, ctx: &DocContext<'_>, doc: &SpooledDoc) -> SubmitOutcome;
+    /// Makes what [`write`](LocalTarget::write) accepted since the last flush durable
+    /// and visible. `Err`: the target is unavailable (some may have reached it).
+    fn flush(&self) -> Result<(), String>;
+    /// Whether this document, with this content, is already at the target.
     fn already_there(&self, ctx: &DocContext<'_>, doc: &SpooledDoc) -> bool;
-    /// Whether [`already_there`](Target::already_there) can ever say yes. When it
-    /// cannot, a document left in flight is simply sent again, and the ledger decides
-    /// in one statement.
-    fn checks_delivery(&self) -> bool {
-        true
-    }
+}
+
+/// A target over the network (an ERP's API). Worker threads send, [`concurrency`] at a
+/// time, while the ledger's thread marks the next documents in flight and records the
+/// answers; whether a document left in flight arrived cannot be seen, so it is sent
+/// again (with the same idempotency key).
+///
+/// [`concurrency`]: RemoteTarget::concurrency
+pub trait RemoteTarget: Sync {
     /// How many documents may be in flight at once.
-    fn concurrency(&self) -> usize {
-        1
-    }
-    /// How many documents are marked in flight (one ledger commit) before they are
-    /// submitted, for a target that is not [`threaded`](Target::threaded): a dead run
-    /// leaves at most this many in flight.
-    fn batch_size(&self) -> usize {
-        32
-    }
-    /// Whether documents are submitted from worker threads while the ledger is kept
-    /// (a remote target, whose answers take a network round trip).
-    fn threaded(&self) -> bool {
-        false
-    }
-    /// Makes what [`submit`](Target::submit) accepted since the last flush durable; a
-    /// document is recorded as accepted only after this succeeded. `Err`: the target
-    /// is unavailable and those documents were not delivered.
-    fn flush(&self) -> Result<(), String> {
-        Ok(())
+    fn concurrency(&self) -> usize;
+    /// Sends one document, retrying transient failures unless `cancel` says stop.
+    fn send(&self, ctx: &DocContext<'_>, doc: &SpooledDoc, cancel: &Cancel<'_>) -> SubmitOutcome;
+}
+
+/// How a target takes documents.
+pub enum Delivery<'a> {
+    Local(&'a dyn LocalTarget),
+    Remote(&'a dyn RemoteTarget),
+}
+
+/// A destination for documents.
+pub trait Target {
+    fn delivery(&self) -> Delivery<'_>;
+}
+
+/// The configured target.
+pub fn make_target(cfg: &Config) -> Box<dyn Target> {
+    match (&cfg.target.kind, &cfg.target.http) {
+        (TargetKind::Http, Some(h)) => Box::new(http::HttpTarget::new(h, cfg.target.format)),
+        _ => Box::new(outbox::Outbox::new(&cfg.target.dir, cfg.target.format)),
     }
 }

@@ -1,7 +1,7 @@
 //! The outbox target: one payload file per document, written atomically, named
 //! `<document>-<key>.<ext>`.
 
-use super::{DocContext, SubmitOutcome, Target};
+use super::{Delivery, DocContext, LocalTarget, SubmitOutcome, Target};
 use crate::config::PayloadFormat;
 use crate::fsutil::{sync_dir, DurableBatch};
 use crate::spool::SpooledDoc;
@@ -89,7 +89,13 @@ impl Outbox {
 }
 
 impl Target for Outbox {
-    fn submit(&self, ctx: &DocContext<'_>, doc: &SpooledDoc) -> SubmitOutcome {
+    fn delivery(&self) -> Delivery<'_> {
+        Delivery::Local(self)
+    }
+}
+
+impl LocalTarget for Outbox {
+    fn write(&self, ctx: &DocContext<'_>, doc: &SpooledDoc) -> SubmitOutcome {
         let path = self.path_of(ctx.document_type, &doc.key);
         let staged = match self.staged.lock() {
             Ok(mut b) => b.stage(&path, &doc.body),

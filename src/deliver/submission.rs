@@ -1,0 +1,532 @@
+//! Submitting a file's spooled documents through the ledger.
+//!
+//! For each document: already accepted with the same content -> skipped; left in flight
+//! by a dead run and already at the target -> settled; left in flight with other
+//! content -> in doubt, not sent; otherwise marked in flight (committed), submitted,
+//! and its outcome recorded (committed). The ledger's work is batched: the answers of
+//! the documents sent so far are recorded in the same commit that marks the next ones
+//! in flight, so it costs about one commit per batch, not two per document. A local
+//! target writes a batch from this thread and makes it durable at once before it is
+//! recorded; a remote one is fed by worker threads (see `remote`) while this thread
+//! keeps the ledger (SQLite is used from one thread only).
+
+use super::{Delivery, DocContext, LocalTarget, SubmitOutcome, Target};
+use crate::ledger::{Claim, DocRecord, DocState, DocWriter, Ledger, LedgerError};
+use crate::problem::{quote, Code, Problem, Stage};
+use crate::report::AcceptedDoc;
+use crate::spool::SpooledDoc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// What submitting a file's documents gave.
+#[derive(Debug, Default)]
+pub struct Submitted {
+    pub accepted: u64,
+    pub rejected: u64,
+    pub already_imported: u64,
+    /// Not sent: an earlier attempt with other content has no known outcome.
+    pub in_doubt: u64,
+    pub problems: Vec<Problem>,
+    /// The accepted documents with the ERP's ids.
+    pub documents: crate::problem_log::SpillLog<AcceptedDoc>,
+    /// The target is unavailable: stop the run.
+    pub target_down: bool,
+    /// A stop signal arrived.
+    pub interrupted: bool,
+}
+
+/// Payload bytes a submission holds at most (documents chosen and not yet answered),
+/// beside its count of documents: a file of very large documents must not multiply
+/// its memory by the window.
+pub(super) const WINDOW_BYTES: usize = 8 << 20;
+
+/// How many more documents may be chosen: a count and a payload budget (at least one
+/// document is always chosen, however large).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Room {
+    pub docs: usize,
+    pub bytes: usize,
+}
+
+impl Room {
+    pub const NONE: Room = Room { docs: 0, bytes: 0 };
+}
+
+/// Who is submitting: mapping, file and run, for the ledger.
+pub struct Batch<'a> {
+    pub ctx: DocContext<'a>,
+    pub file: &'a str,
+    pub run_id: &'a str,
+}
+
+/// A document's answer, not yet recorded.
+pub(super) struct Sent {
+    pub key: String,
+    pub line: u64,
+    pub outcome: SubmitOutcome,
+}
+
+/// One file's documents on their way to a target, with the ledger that records them.
+pub struct Submission<'a, D> {
+    docs: D,
+    /// No more documents to choose.
+    exhausted: bool,
+    delivery: Delivery<'a>,
+    w: DocWriter<'a>,
+    batch: &'a Batch<'a>,
+    stop: &'a AtomicBool,
+    out: Submitted,
+}
+
+impl<'a, D: Iterator<Item = std::io::Result<SpooledDoc>>> Submission<'a, D> {
+    /// Submits every document of `docs` to `target`, recording each in `ledger`; stops
+    /// early when the target is unavailable or `stop` is set (what was not sent is
+    /// recorded as not sent).
+    pub fn run(
+        docs: D,
+        target: &'a dyn Target,
+        ledger: &'a Ledger,
+        batch: &'a Batch<'a>,
+        stop: &'a AtomicBool,
+    ) -> Result<Submitted, LedgerError> {
+        let mut s = Submission {
+            docs,
+            exhausted: false,
+            delivery: target.delivery(),
+            w: ledger.doc_writer()?,
+            batch,
+            stop,
+            out: Submitted::default(),
+        };
+        match s.delivery {
+            Delivery::Local(t) => s.local(t)?,
+            Delivery::Remote(t) => super::remote::submit(&mut s, t)?,
+        }
+        Ok(s.out)
+    }
+
+    /// A local target: batches of its `batch_size` written from this thread, each
+    /// made durable before it is recorded (in the commit that marks the next batch).
+    fn local(&mut self, t: &dyn LocalTarget) -> Result<(), LedgerError> {
+        let per = t.batch_size().max(1);
+        let mut results: Vec<Sent> = Vec::with_capacity(per.min(1024));
+        loop {
+            let room = Room {
+                docs: per,
+                bytes: WINDOW_BYTES,
+            };
+            let chosen = self.record_then_choose(&mut results, room)?;
+            if chosen.is_empty() {
+                return Ok(());
+            }
+            // a stop signal or the target going down ends the batch early: the rest is
+            // recorded as not sent
+            let mut skip = None;
+            for doc in chosen {
+                if skip.is_none() && self.stopped() {
+                    self.out.interrupted = true;
+                    skip = Some("not sent: the run was stopped");
+                }
+                let outcome = match skip {
+                    Some(reason) => SubmitOutcome::Skipped { reason },
+                    None => t.write(&self.batch.ctx, &doc),
+                };
+                if outcome.is_unavailable() {
+                    skip = Some("not sent: the target was unavailable");
+                }
+                results.push(Sent {
+                    key: doc.key,
+                    line: doc.line,
+                    outcome,
+                });
+            }
+        }
+    }
+
+    pub(super) fn stop_flag(&self) -> &'a AtomicBool {
+        self.stop
+    }
+
+    pub(super) fn stopped(&self) -> bool {
+        self.stop.load(Ordering::SeqCst)
+    }
+
+    /// Whether more documents are to be chosen.
+    pub(super) fn more(&self) -> bool {
+        !self.exhausted && !self.out.target_down && !self.out.interrupted
+    }
+
+    pub(super) fn interrupt(&mut self) {
+        self.out.interrupted = true;
+    }
+
+    pub(super) fn batch(&self) -> &'a Batch<'a> {
+        self.batch
+    }
+
+    /// Makes the answers durable at the target and records them, then marks as many
+    /// next documents in flight as there is `room` for (none when there is none, the
+    /// documents are exhausted, the target is down or a stop came): one commit.
+    /// Nothing is recorded as accepted before it is durable at the target, and no
+    /// document is handed out before its mark is committed.
+    pub(super) fn record_then_choose(
+        &mut self,
+        answered: &mut Vec<Sent>,
+        room: Room,
+    ) -> Result<Vec<SpooledDoc>, LedgerError> {
+        self.flush(answered);
+        let ledger = self.w.ledger;
+        ledger.in_transaction(|| {
+            for sent in answered.drain(..) {
+                self.record(sent)?;
+            }
+            if room.docs == 0 || !self.more() {
+                return Ok(Vec::new());
+            }
+            self.choose(room)
+        })
+    }
+
+    /// Makes the last answers durable at the target and records them, in one commit.
+    pub(super) fn settle(&mut self, mut answered: Vec<Sent>) -> Result<(), LedgerError> {
+        if answered.is_empty() {
+            return Ok(());
+        }
+        self.record_then_choose(&mut answered, Room::NONE)
+            .map(|_| ())
+    }
+
+    /// Documents to submit, as many as there is `room` for, marked in flight (in the
+    /// caller's transaction).
+    fn choose(&mut self, room: Room) -> Result<Vec<SpooledDoc>, LedgerError> {
+        let mut chosen = Vec::with_capacity(room.docs.min(1024));
+        let mut bytes = 0;
+        while chosen.len() < room.docs && (chosen.is_empty() || bytes < room.bytes) {
+            let Some(doc) = self.docs.next() else {
+                self.exhausted = true;
+                break;
+            };
+            match self.next_to_send(doc)? {
+                Some(d) => {
+                    bytes += d.body.len();
+                    chosen.push(d);
+                }
+                None if !self.more() => break,
+                None => {}
+            }
+        }
+        Ok(chosen)
+    }
+
+    /// The spooled document, unless a stop came (`interrupted`) or the spool cannot be
+    /// read (the run stops as if the target were down).
+    fn readable(&mut self, doc: std::io::Result<SpooledDoc>) -> Option<SpooledDoc> {
+        if self.stopped() {
+            self.out.interrupted = true;
+            return None;
+        }
+        match doc {
+            Ok(d) => Some(d),
+            Err(e) => {
+                tracing::error!("cannot read the spool file: {e}");
+                self.out.target_down = true;
+                None
+            }
+        }
+    }
+
+    /// Decides about the next spooled document: `Some` to send it (marked in flight).
+    fn next_to_send(
+        &mut self,
+        doc: std::io::Result<SpooledDoc>,
+    ) -> Result<Option<SpooledDoc>, LedgerError> {
+        let Some(doc) = self.readable(doc) else {
+            return Ok(None);
+        };
+        let (mapping, file, run) = (self.batch.ctx.mapping, self.batch.file, self.batch.run_id);
+        let local = match self.delivery {
+            Delivery::Local(t) => t,
+            Delivery::Remote(_) => {
+                // Whether a document a dead run left in flight arrived cannot be seen:
+                // one statement marks it in flight unless it is already accepted with
+                // this content, or in doubt.
+                match self
+                    .w
+                    .claim(mapping, &doc.key, &doc.content_hash, file, run)?
+                {
+                    Claim::Send => return Ok(Some(doc)),
+                    Claim::AlreadyImported => self.out.already_imported += 1,
+                    Claim::InDoubt => {
+                        let rec = self.w.ledger.document(mapping, &doc.key)?;
+                        self.in_doubt(in_doubt_problem(mapping, &doc.key, doc.line, rec.as_ref()));
+                    }
+                }
+                return Ok(None);
+            }
+        };
+        if let Some(rec) = self.w.ledger.document(mapping, &doc.key)? {
+            if rec.state.is_unsettled() && rec.content_hash != doc.content_hash {
+                self.in_doubt(in_doubt_problem(mapping, &doc.key, doc.line, Some(&rec)));
+                return Ok(None);
+            }
+            if rec.content_hash == doc.content_hash {
+                if rec.state == DocState::Accepted {
+                    self.out.already_imported += 1;
+                    return Ok(None);
+                }
+                if rec.state == DocState::InFlight && local.already_there(&self.batch.ctx, &doc) {
+                    // A dead run delivered it and the target has it: settle it. It was
+                    // imported before this run, so it counts as already imported.
+                    self.w.mark_outcome(
+                        mapping,
+                        &doc.key,
+                        DocState::Accepted,
+                        rec.target_id.as_deref(),
+                        None,
+                        None,
+                    )?;
+                    self.out.already_imported += 1;
+                    return Ok(None);
+                }
+            }
+        }
+        self.w
+            .mark_in_flight(mapping, &doc.key, &doc.content_hash, file, run)?;
+        Ok(Some(doc))
+    }
+
+    /// A document not sent because an earlier attempt is in doubt (validation saw it
+    /// first, unless the ledger changed since).
+    fn in_doubt(&mut self, p: Problem) {
+        self.out.in_doubt += 1;
+        self.out.problems.push(p);
+    }
+
+    /// Makes what a local target accepted durable there (`flush`); if it cannot,
+    /// those documents were not delivered for certain: the target is unavailable.
+    fn flush(&self, answered: &mut [Sent]) {
+        let Delivery::Local(t) = self.delivery else {
+            return;
+        };
+        if answered.is_empty() {
+            return;
+        }
+        if let Err(message) = t.flush() {
+            for r in answered {
+                if matches!(r.outcome, SubmitOutcome::Accepted { .. }) {
+                    // some files may have reached the outbox before the failure
+                    r.outcome = SubmitOutcome::Unavailable {
+                        message: message.clone(),
+                        maybe_delivered: true,
+                    };
+                }
+            }
+        }
+    }
+
+    /// Records one answer.
+    fn record(&mut self, sent: Sent) -> Result<(), LedgerError> {
+        let mapping = self.batch.ctx.mapping;
+        let out = &mut self.out;
+        let w = &mut self.w;
+        match sent.outcome {
+            SubmitOutcome::Accepted { id } => {
+                w.mark_outcome(
+                    mapping,
+                    &sent.key,
+                    DocState::Accepted,
+                    id.as_deref(),
+                    None,
+                    None,
+                )?;
+                out.accepted += 1;
+                out.documents.push(AcceptedDoc {
+                    document: sent.key,
+                    line: sent.line,
+                    id,
+                });
+            }
+            SubmitOutcome::Rejected { status, message } => {
+                w.mark_outcome(
+                    mapping,
+                    &sent.key,
+                    DocState::Rejected,
+                    None,
+                    Some(&message),
+                    status,
+                )?;
+                out.rejected += 1;
+                // no status: the target refused it without asking the ERP
+                let msg = match status {
+                    Some(_) => format!("The ERP rejected document {}: {message}", quote(&sent.key)),
+                    None => format!("Document {} was not sent: {message}", quote(&sent.key)),
+                };
+                out.problems.push(
+                    Problem::new(Stage::Submit, Code::Rejected, msg)
+                        .with_document(sent.key)
+                        .with_line(sent.line)
+                        .with_status(status),
+                );
+            }
+            SubmitOutcome::Unavailable {
+                message,
+                maybe_delivered,
+            } => {
+                // Maybe delivered: left in flight, the next run resends it with the
+                // same idempotency key (and other content is in doubt). Known not
+                // delivered: nothing to settle.
+                if maybe_delivered {
+                    w.mark_outcome(
+                        mapping,
+                        &sent.key,
+                        DocState::InFlight,
+                        None,
+                        Some(&message),
+                        None,
+                    )?;
+                } else {
+                    w.mark_not_sent(mapping, &sent.key, &message)?;
+                }
+                if !out.target_down {
+                    let message =
+                        crate::problem::bound(&message, crate::problem::MAX_MESSAGE_CHARS);
+                    tracing::error!(file = %self.batch.file, document = %sent.key, "the target is unavailable: {message}");
+                }
+                out.target_down = true;
+            }
+            SubmitOutcome::Skipped { reason } => w.mark_not_sent(mapping, &sent.key, reason)?,
+        }
+        Ok(())
+    }
+}
+
+/// The problem of a document whose earlier attempt has no known outcome and that
+/// arrived with other content: what happened and how to settle it.
+pub fn in_doubt_problem(
+    mapping: &str,
+    key: &str,
+    line: u64,
+    earlier: Option<&DocRecord>,
+) -> Problem {
+    let when = earlier
+        .map(|r| {
+            let file = r
+                .file
+                .as_deref()
+                .map(|f| format!(" from {f}"))
+                .unwrap_or_default();
+            format!(
+                " (on {}{file})",
+                r.updated.get(..19).unwrap_or(&r.updated).replace('T', " ")
+            )
+        })
+        .unwrap_or_default();
+    let msg = format!(
+        "Document {k} was being sent{when} when that run stopped, and now arrives with different content; it is not known whether the ERP has the first version, so neither is sent. Check the ERP, then run `erpdrop resolve {key} --mapping {mapping} --accepted` (the ERP has it; add --id ID) or `--not-sent` (it does not), and reprocess the file",
+        k = quote(key),
+    );
+    Problem::new(Stage::Validate, Code::InDoubt, msg)
+        .with_document(key)
+        .with_line(line)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::deliver::{Cancel, RemoteTarget};
+
+    /// A remote target that accepts everything.
+    struct Sink;
+
+    impl RemoteTarget for Sink {
+        fn concurrency(&self) -> usize {
+            1
+        }
+        fn send(&self, _: &DocContext<'_>, _: &SpooledDoc, _: &Cancel<'_>) -> SubmitOutcome {
+            SubmitOutcome::Accepted { id: None }
+        }
+    }
+
+    impl Target for Sink {
+        fn delivery(&self) -> Delivery<'_> {
+            Delivery::Remote(self)
+        }
+    }
+
+    fn docs(
+        prefix: &'static str,
+        n: usize,
+        size: usize,
+    ) -> impl Iterator<Item = std::io::Result<SpooledDoc>> {
+        (0..n).map(move |i| {
+            Ok(SpooledDoc {
+                key: format!("{prefix}{i}"),
+                line: i as u64 + 2,
+                content_hash: format!("h{i}"),
+                body: vec![b'x'; size],
+            })
+        })
+    }
+
+    #[test]
+    fn documents_are_chosen_by_count_and_by_payload_bytes() {
+        let d = tempfile::tempdir().unwrap();
+        let ledger = Ledger::open(&d.path().join("ledger.sqlite")).unwrap();
+        let batch = Batch {
+            ctx: DocContext {
+                mapping: "m",
+                document_type: "d",
+            },
+            file: "f.csv",
+            run_id: "r",
+        };
+        let stop = AtomicBool::new(false);
+        let pick = |s: &mut Submission<'_, _>, room: Room| {
+            let chosen = ledger.in_transaction(|| s.choose(room)).unwrap();
+            chosen.iter().map(|d| d.key.clone()).collect::<Vec<_>>()
+        };
+        let submission = |docs| Submission {
+            docs,
+            exhausted: false,
+            delivery: Sink.delivery(),
+            w: ledger.doc_writer().unwrap(),
+            batch: &batch,
+            stop: &stop,
+            out: Submitted::default(),
+        };
+        // small documents: the count decides
+        let mut small = submission(Box::new(docs("S", 100, 1_000)) as Box<dyn Iterator<Item = _>>);
+        let got = pick(
+            &mut small,
+            Room {
+                docs: 10,
+                bytes: WINDOW_BYTES,
+            },
+        );
+        assert_eq!(got.len(), 10);
+        // large ones: the bytes decide (the budget is passed by the last one taken)
+        let mut large = submission(Box::new(docs("L", 100, 3 << 20)));
+        let got = pick(
+            &mut large,
+            Room {
+                docs: 100,
+                bytes: 8 << 20,
+            },
+        );
+        assert_eq!(got, ["L0", "L1", "L2"]);
+        // and the next ones follow where it stopped
+        let got = pick(
+            &mut large,
+            Room {
+                docs: 100,
+                bytes: 1,
+            },
+        );
+        assert_eq!(got, ["L3"], "at least one document, however large");
+        // each chosen document is in flight in the ledger
+        assert_eq!(
+            ledger.document("m", "L3").unwrap().unwrap().state,
+            DocState::InFlight
+        );
+        assert!(ledger.document("m", "L4").unwrap().is_none());
+    }
+}
