@@ -32,6 +32,12 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub json: bool,
 
+    /// Parse XML on a second thread while the first maps and validates [default: on]
+    /// (off only to compare the two ways)
+    #[arg(long, hide = true, global = true, env = "ERPDROP_READ_AHEAD", default_value_t = true,
+          action = ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
+    pub read_ahead: bool,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -62,8 +68,13 @@ pub enum Command {
         /// (the old ledger is lost: documents dropped again are submitted again)
         #[arg(long, conflicts_with = "dry_run")]
         new_ledger: bool,
-        #[command(flatten)]
-        out: DryRunOutputs,
+        /// With --dry-run: write FILE.errors.json and FILE.errors.csv for every file into
+        /// DIR (a real run writes its reports next to each file)
+        #[arg(long, value_name = "DIR", requires = "dry_run")]
+        report: Option<PathBuf>,
+        /// With --dry-run: write the payloads that would have been submitted into DIR
+        #[arg(long, value_name = "DIR", requires = "dry_run")]
+        emit: Option<PathBuf>,
     },
     /// Check files without submitting or moving anything (default: the inbox)
     Validate {
@@ -79,9 +90,10 @@ pub enum Command {
     /// documents the ERP already accepted are not submitted again
     Reprocess {
         /// Files as they are named in failed/
+        #[arg(required_unless_present = "all")]
         files: Vec<PathBuf>,
         /// Every file in failed/
-        #[arg(long)]
+        #[arg(long, conflicts_with = "files")]
         all: bool,
         /// Start a new, empty ledger although done/ or failed/ hold files handled before
         #[arg(long)]

@@ -9,6 +9,7 @@
 // file or row in error, never on the hot path, so its size does not matter.
 #![allow(clippy::result_large_err)]
 
+pub mod check;
 pub mod cli;
 pub mod commands;
 pub mod config;
@@ -20,8 +21,9 @@ pub mod keylog;
 pub mod ledger;
 pub mod lifecycle;
 pub mod mapping;
+pub mod outcome;
 pub mod output;
-pub mod pipeline;
+pub mod pass;
 pub mod problem;
 pub mod problem_log;
 pub mod redact;

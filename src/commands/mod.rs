@@ -24,40 +24,54 @@ pub fn dispatch(cli: &Cli) -> Result<Exit, Failure> {
             out,
         } => {
             let cfg = load_config(cli)?;
-            let files = validate::collect(&cfg, paths, mapping.as_deref())?;
-            validate::dry_run(&cfg, files, out, &ui, "validate")
+            validate::validate(
+                &cfg,
+                &ui,
+                settings(cli, "validate"),
+                paths,
+                mapping.as_deref(),
+                out,
+            )
         }
         Command::Run {
-            dry_run: true, out, ..
+            dry_run: true,
+            report,
+            emit,
+            ..
         } => {
             let cfg = load_config(cli)?;
-            let files = validate::collect(&cfg, &[], None)?;
-            validate::dry_run(&cfg, files, out, &ui, "run")
+            let out = crate::cli::DryRunOutputs {
+                report: report.clone(),
+                emit: emit.clone(),
+            };
+            validate::validate(&cfg, &ui, settings(cli, "run"), &[], None, &out)
         }
         Command::Run {
             dry_run: false,
-            out,
             new_ledger,
+            ..
         } => {
-            if out.report.is_some() || out.emit.is_some() {
-                return Err(Failure::usage(
-                    "--report and --emit go with --dry-run (a real run writes its reports next to each file)",
-                ));
-            }
             let cfg = load_config(cli)?;
-            run::run(&cfg, &ui, *new_ledger)
+            run::run(&cfg, &ui, settings(cli, "run"), *new_ledger)
         }
         Command::Watch {
             interval,
             new_ledger,
-        } => watch::watch(&|| load_config(cli), &ui, *interval, *new_ledger),
+        } => watch::watch(
+            &|| load_config(cli),
+            &ui,
+            settings(cli, "watch"),
+            *interval,
+            *new_ledger,
+        ),
         Command::Reprocess {
             files,
-            all,
+            all: _,
             new_ledger,
         } => {
             let cfg = load_config(cli)?;
-            reprocess::reprocess(&cfg, &ui, files, *all, *new_ledger)
+            // clap lets only one of FILES and --all through: no files means --all
+            reprocess::reprocess(&cfg, &ui, settings(cli, "reprocess"), files, *new_ledger)
         }
         Command::Status { failed } => {
             let cfg = load_config(cli)?;
@@ -85,6 +99,14 @@ pub fn dispatch(cli: &Cli) -> Result<Exit, Failure> {
             *force,
             ui.quiet || ui.json,
         ),
+    }
+}
+
+/// The settings of a pass that come from the command line.
+fn settings(cli: &Cli, command: &'static str) -> crate::pass::Settings {
+    crate::pass::Settings {
+        command,
+        read_ahead: cli.read_ahead,
     }
 }
 

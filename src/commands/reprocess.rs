@@ -2,32 +2,28 @@
 //! Their old reports go to `failed/.history/<time>/`; documents the ERP already accepted
 //! are not submitted again (the ledger skips them); only the failed ones are.
 
-use super::run::{lock_drop, refuse_lost_ledger, run_pass_locked, PassOptions};
 use crate::config::Config;
 use crate::exit::{Exit, Failure};
 use crate::fsutil::{free_name, move_no_clobber};
 use crate::lifecycle::scan::list_files;
 use crate::lifecycle::FAILED_SIDECARS;
+use crate::pass::live::{run_locked, LiveOptions};
+use crate::pass::{lock_drop, refuse_lost_ledger, Settings};
 use crate::stop::Stop;
 use crate::ui::Ui;
 use std::collections::HashSet;
 use std::path::PathBuf;
 
+/// Moves `files` (every file when empty: `--all`) from failed/ back to the inbox and
+/// runs a live pass over them alone.
 pub fn reprocess(
     cfg: &Config,
     ui: &Ui,
+    settings: Settings,
     files: &[PathBuf],
-    all: bool,
     new_ledger: bool,
 ) -> Result<Exit, Failure> {
-    if files.is_empty() && !all {
-        return Err(Failure::usage(
-            "name the files to reprocess (as they are in failed/), or use --all",
-        ));
-    }
-    if !files.is_empty() && all {
-        return Err(Failure::usage("give file names or --all, not both"));
-    }
+    let all = files.is_empty();
     let failed = &cfg.folders.failed;
     // Check everything before moving anything.
     let chosen: Vec<PathBuf> = if all {
@@ -112,18 +108,17 @@ pub fn reprocess(
                 .into_owned(),
         );
     }
-    let stop = Stop::on_signals();
-    run_pass_locked(
+    run_locked(
         cfg,
         ui,
-        &PassOptions {
+        &LiveOptions {
+            settings,
             only: Some(names),
             ignore_settle: true,
             ignore_marker: true,
-            command: "reprocess",
             new_ledger,
+            stop: Stop::on_signals(),
         },
-        &stop,
         lock,
     )
 }

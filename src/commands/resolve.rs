@@ -4,10 +4,10 @@
 //! reached it, and erpdrop never sends the second under another idempotency key before
 //! someone has looked. The decision is recorded in the ledger with who made it and when.
 
-use super::run::lock_drop;
 use crate::config::Config;
 use crate::exit::{Exit, Failure};
 use crate::ledger::{DocState, Ledger, Resolution};
+use crate::pass::lock_drop;
 use crate::ui::Ui;
 
 pub fn resolve(

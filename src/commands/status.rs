@@ -6,6 +6,7 @@ use crate::config::Config;
 use crate::exit::{Exit, Failure};
 use crate::ledger::{DocRecord, FileRecord, Ledger, RunRecord, RunState};
 use crate::lifecycle::scan::{list_files, readiness, NotReady};
+use crate::outcome::Outcome;
 use crate::problem::{bound, MAX_MESSAGE_CHARS};
 use crate::ui::Ui;
 use serde::Serialize;
@@ -48,7 +49,7 @@ struct Status {
 
 pub fn status(cfg: &Config, ui: &Ui, failed_only: bool) -> Result<Exit, Failure> {
     // a linked inbox or failed/ would list files from elsewhere
-    super::run::refuse_linked_folders(cfg)?;
+    crate::pass::refuse_linked_folders(cfg)?;
     let ledger = Ledger::open_read_only(&cfg.folders.state.join("ledger.sqlite"))?;
     let runs = match &ledger {
         Some(l) if !failed_only => l.recent_runs(10)?,
@@ -92,7 +93,7 @@ pub fn status(cfg: &Config, ui: &Ui, failed_only: bool) -> Result<Exit, Failure>
                         m.file_name().unwrap_or_default().to_string_lossy()
                     ),
                     Ok(()) => match files.iter().find(|r| r.name == name) {
-                        Some(r) if r.outcome == "unavailable" => {
+                        Some(r) if r.outcome == Outcome::Unavailable => {
                             format!(
                                 "target was unavailable at {}; retried next run",
                                 short_time(&r.finished)
@@ -125,7 +126,7 @@ pub fn status(cfg: &Config, ui: &Ui, failed_only: bool) -> Result<Exit, Failure>
             .or_else(|| {
                 files
                     .iter()
-                    .find(|r| r.name == name && r.outcome == "failed")
+                    .find(|r| r.name == name && r.outcome == Outcome::Failed)
             });
         failed_files.push(FailedFile {
             file: name,
@@ -229,9 +230,9 @@ fn print_text(st: &Status, failed_only: bool, no_ledger: bool) {
                 duration(r),
                 cut(&r.command, 9),
                 r.files,
-                r.accepted + r.already_imported,
-                r.rejected,
-                r.invalid,
+                r.counts.accepted + r.counts.already_imported,
+                r.counts.rejected,
+                r.counts.invalid,
                 r.exit_code
                     .map(|c| c.to_string())
                     .unwrap_or_else(|| "-".into())

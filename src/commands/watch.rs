@@ -1,8 +1,9 @@
 //! `erpdrop watch [--interval 30s]`: a pass every interval until SIGINT/SIGTERM. A signal
 //! lets the document in flight finish; the file in hand goes back to the inbox.
 
-use super::run::{run_pass, PassOptions};
 use crate::exit::{Exit, Failure};
+use crate::pass::live::LiveOptions;
+use crate::pass::{self, Mode, Settings};
 use crate::stop::Stop;
 use crate::ui::Ui;
 use std::time::{Duration, Instant};
@@ -10,6 +11,7 @@ use std::time::{Duration, Instant};
 pub fn watch(
     load: &dyn Fn() -> Result<crate::config::Config, Failure>,
     ui: &Ui,
+    settings: Settings,
     interval: Duration,
     new_ledger: bool,
 ) -> Result<Exit, Failure> {
@@ -17,8 +19,8 @@ pub fn watch(
     // A broken config (or a folder that is a symbolic link, or a lost ledger) at start
     // is the user's to fix now; later, a pass logs it and waits.
     let cfg = load()?;
-    super::run::refuse_linked_folders(&cfg)?;
-    super::run::refuse_lost_ledger(&cfg, new_ledger)?;
+    pass::refuse_linked_folders(&cfg)?;
+    pass::refuse_lost_ledger(&cfg, new_ledger)?;
     // --new-ledger is for the first pass only: a ledger lost later is refused again
     let mut new_ledger = new_ledger;
     tracing::info!(
@@ -28,15 +30,17 @@ pub fn watch(
     loop {
         let started = Instant::now();
         match load() {
-            Ok(cfg) => match run_pass(
+            Ok(cfg) => match pass::run(
                 &cfg,
                 ui,
-                &PassOptions {
-                    command: "watch",
+                Mode::Live(LiveOptions {
+                    settings: settings.clone(),
+                    only: None,
+                    ignore_settle: false,
+                    ignore_marker: false,
                     new_ledger: std::mem::take(&mut new_ledger),
-                    ..Default::default()
-                },
-                &stop,
+                    stop: stop.clone(),
+                }),
             ) {
                 Ok(Exit::Locked) => {
                     tracing::info!("another run holds the lock; trying again next interval")

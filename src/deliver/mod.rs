@@ -9,7 +9,7 @@ pub mod outbox;
 mod remote;
 mod submission;
 
-pub use submission::{in_doubt_problem, Batch, Submission, Submitted};
+pub use submission::{Batch, Submission, Submitted};
 
 use crate::config::{Config, TargetKind};
 use crate::spool::SpooledDoc;

@@ -11,7 +11,8 @@
 //! keeps the ledger (SQLite is used from one thread only).
 
 use super::{Delivery, DocContext, LocalTarget, SubmitOutcome, Target};
-use crate::ledger::{Claim, DocRecord, DocState, DocWriter, Ledger, LedgerError};
+use crate::check::in_doubt_problem;
+use crate::ledger::{Claim, DocState, DocWriter, Ledger, LedgerError};
 use crate::problem::{quote, Code, Problem, Stage};
 use crate::report::AcceptedDoc;
 use crate::spool::SpooledDoc;
@@ -397,36 +398,6 @@ impl<'a, D: Iterator<Item = std::io::Result<SpooledDoc>>> Submission<'a, D> {
         }
         Ok(())
     }
-}
-
-/// The problem of a document whose earlier attempt has no known outcome and that
-/// arrived with other content: what happened and how to settle it.
-pub fn in_doubt_problem(
-    mapping: &str,
-    key: &str,
-    line: u64,
-    earlier: Option<&DocRecord>,
-) -> Problem {
-    let when = earlier
-        .map(|r| {
-            let file = r
-                .file
-                .as_deref()
-                .map(|f| format!(" from {f}"))
-                .unwrap_or_default();
-            format!(
-                " (on {}{file})",
-                r.updated.get(..19).unwrap_or(&r.updated).replace('T', " ")
-            )
-        })
-        .unwrap_or_default();
-    let msg = format!(
-        "Document {k} was being sent{when} when that run stopped, and now arrives with different content; it is not known whether the ERP has the first version, so neither is sent. Check the ERP, then run `erpdrop resolve {key} --mapping {mapping} --accepted` (the ERP has it; add --id ID) or `--not-sent` (it does not), and reprocess the file",
-        k = quote(key),
-    );
-    Problem::new(Stage::Validate, Code::InDoubt, msg)
-        .with_document(key)
-        .with_line(line)
 }
 
 #[cfg(test)]

@@ -80,6 +80,23 @@ impl Ledger {
         Ok(ledger)
     }
 
+    /// A ledger in memory, gone when dropped: what a dry run's inert outbox records
+    /// (`--emit`), so that it goes through the same submission as a real one.
+    pub fn open_in_memory() -> Result<Ledger, LedgerError> {
+        let p = ":memory:".to_string();
+        let conn = Connection::open_in_memory().map_err(|source| LedgerError::Sql {
+            path: p.clone(),
+            source,
+        })?;
+        let mut ledger = Ledger {
+            conn,
+            path: p,
+            stamp: Default::default(),
+        };
+        ledger.migrate()?;
+        Ok(ledger)
+    }
+
     /// Opens an existing ledger for reading only (`validate`, `status`); `None` when
     /// there is none yet.
     pub fn open_read_only(path: &Path) -> Result<Option<Ledger>, LedgerError> {

@@ -1,27 +1,42 @@
 //! The runs and the files they handled.
 
 use super::{now, Ledger, LedgerError};
+use crate::outcome::{Counts, Outcome};
 use crate::problem::{bound, MAX_MESSAGE_CHARS};
 use rusqlite::params;
 
 /// A file's line in the ledger.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct FileRecord {
     pub run_id: String,
     pub name: String,
     pub stored_as: Option<String>,
     pub sha256: String,
     pub mapping: String,
-    pub outcome: String,
-    pub rows: u64,
-    pub documents: u64,
-    pub accepted: u64,
-    pub rejected: u64,
-    pub invalid: u64,
-    pub already_imported: u64,
+    pub outcome: Outcome,
+    pub counts: Counts,
     pub started: String,
     pub finished: String,
     pub first_error: Option<String>,
+}
+
+#[cfg(test)]
+impl Default for FileRecord {
+    /// A file line for tests: done, nothing in it.
+    fn default() -> FileRecord {
+        FileRecord {
+            run_id: String::new(),
+            name: String::new(),
+            stored_as: None,
+            sha256: String::new(),
+            mapping: String::new(),
+            outcome: Outcome::Done,
+            counts: Counts::default(),
+            started: String::new(),
+            finished: String::new(),
+            first_error: None,
+        }
+    }
 }
 
 /// A run's line in the ledger.
@@ -33,11 +48,9 @@ pub struct RunRecord {
     /// When it ended; for an interrupted run, when it was last seen working (its start,
     /// or the end of the last file it recorded).
     pub finished: Option<String>,
-    pub files: i64,
-    pub accepted: i64,
-    pub rejected: i64,
-    pub invalid: i64,
-    pub already_imported: i64,
+    pub files: u64,
+    #[serde(flatten)]
+    pub counts: Counts,
     pub exit_code: Option<i64>,
     /// `running`, `finished` or `interrupted` (as read; not written).
     pub state: RunState,
@@ -106,16 +119,19 @@ impl Ledger {
         self.conn
             .execute(
                 "UPDATE runs SET finished = ?2, files = ?3, accepted = ?4, rejected = ?5,
-                   invalid = ?6, already_imported = ?7, exit_code = ?8 WHERE id = ?1",
+                   invalid = ?6, already_imported = ?7, exit_code = ?8, rows = ?9, documents = ?10
+                 WHERE id = ?1",
                 params![
                     r.id,
                     now(),
-                    r.files,
-                    r.accepted,
-                    r.rejected,
-                    r.invalid,
-                    r.already_imported,
-                    r.exit_code
+                    r.files as i64,
+                    r.counts.accepted as i64,
+                    r.counts.rejected as i64,
+                    r.counts.invalid as i64,
+                    r.counts.already_imported as i64,
+                    r.exit_code,
+                    r.counts.rows as i64,
+                    r.counts.documents as i64
                 ],
             )
             .map(|_| ())
@@ -134,13 +150,13 @@ impl Ledger {
                     f.stored_as,
                     f.sha256,
                     f.mapping,
-                    f.outcome,
-                    f.rows as i64,
-                    f.documents as i64,
-                    f.accepted as i64,
-                    f.rejected as i64,
-                    f.invalid as i64,
-                    f.already_imported as i64,
+                    f.outcome.as_str(),
+                    f.counts.rows as i64,
+                    f.counts.documents as i64,
+                    f.counts.accepted as i64,
+                    f.counts.rejected as i64,
+                    f.counts.invalid as i64,
+                    f.counts.already_imported as i64,
                     f.started,
                     f.finished,
                     f.first_error
@@ -164,7 +180,8 @@ impl Ledger {
     /// The most recent runs, newest first.
     pub fn recent_runs(&self, limit: usize) -> Result<Vec<RunRecord>, LedgerError> {
         self.rows(
-            "SELECT id, command, started, finished, files, accepted, rejected, invalid, already_imported, exit_code
+            "SELECT id, command, started, finished, files, accepted, rejected, invalid, already_imported, exit_code,
+               rows, documents
              FROM runs ORDER BY started DESC, id DESC LIMIT ?1",
             params![limit as i64],
             |r| {
@@ -176,11 +193,15 @@ impl Ledger {
                     started: r.get(2)?,
                     state: RunState::of(&finished, exit_code),
                     finished,
-                    files: r.get(4)?,
-                    accepted: r.get(5)?,
-                    rejected: r.get(6)?,
-                    invalid: r.get(7)?,
-                    already_imported: r.get(8)?,
+                    files: r.get::<_, i64>(4)? as u64,
+                    counts: Counts {
+                        rows: r.get::<_, i64>(10)? as u64,
+                        documents: r.get::<_, i64>(11)? as u64,
+                        accepted: r.get::<_, i64>(5)? as u64,
+                        rejected: r.get::<_, i64>(6)? as u64,
+                        invalid: r.get::<_, i64>(7)? as u64,
+                        already_imported: r.get::<_, i64>(8)? as u64,
+                    },
                     exit_code,
                 })
             },
@@ -201,13 +222,15 @@ impl Ledger {
                     stored_as: r.get(2)?,
                     sha256: r.get(3)?,
                     mapping: r.get(4)?,
-                    outcome: r.get(5)?,
-                    rows: r.get::<_, i64>(6)? as u64,
-                    documents: r.get::<_, i64>(7)? as u64,
-                    accepted: r.get::<_, i64>(8)? as u64,
-                    rejected: r.get::<_, i64>(9)? as u64,
-                    invalid: r.get::<_, i64>(10)? as u64,
-                    already_imported: r.get::<_, i64>(11)? as u64,
+                    outcome: outcome_of(r, 5)?,
+                    counts: Counts {
+                        rows: r.get::<_, i64>(6)? as u64,
+                        documents: r.get::<_, i64>(7)? as u64,
+                        accepted: r.get::<_, i64>(8)? as u64,
+                        rejected: r.get::<_, i64>(9)? as u64,
+                        invalid: r.get::<_, i64>(10)? as u64,
+                        already_imported: r.get::<_, i64>(11)? as u64,
+                    },
                     started: r.get(12)?,
                     finished: r.get(13)?,
                     first_error: r.get(14)?,
@@ -215,6 +238,19 @@ impl Ledger {
             },
         )
     }
+}
+
+/// A file's outcome as stored; a text this build does not know is an error, never
+/// taken for another outcome.
+fn outcome_of(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<Outcome> {
+    let text: String = r.get(i)?;
+    Outcome::parse(&text).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(
+            i,
+            rusqlite::types::Type::Text,
+            format!("unknown file outcome {text:?} (a newer erpdrop wrote it?)").into(),
+        )
+    })
 }
 
 #[cfg(test)]

@@ -73,5 +73,7 @@ pub(super) const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX history_document ON history(mapping, key, seq);
     CREATE INDEX history_file ON history(file, seq);
-    ALTER TABLE documents ADD COLUMN prior_state TEXT;",
+    ALTER TABLE documents ADD COLUMN prior_state TEXT;
+    ALTER TABLE runs ADD COLUMN rows INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE runs ADD COLUMN documents INTEGER NOT NULL DEFAULT 0;",
 ];

@@ -1,56 +1,23 @@
-//! Reports: `FILE.errors.json`, `FILE.errors.csv`, `FILE.report.json`, and the summary
-//! printed to the user.
+//! Reports: `FILE.errors.json`, `FILE.errors.csv` and `FILE.report.json`; the summary
+//! printed to the user is in [`summary`].
 //!
 //! Every text of a report and of a summary has the secrets masked as it is written
 //! ([`crate::redact`]): the second line of defence behind the target's own masking of
 //! what the ERP sends back.
 
+mod summary;
+
+pub use crate::outcome::{Counts, Outcome};
+pub use summary::{print_file_summary, Summary, Totals};
+
+use crate::check::FileCheck;
 use crate::fsutil::write_atomic_with;
-use crate::pipeline::FileCheck;
 use crate::problem::{bound_in_place, Problem, MAX_VALUE_CHARS};
 use crate::problem_log::{ProblemLog, SpillLog};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-
-/// What became of a file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Outcome {
-    /// Dry run: every document is valid.
-    Valid,
-    /// Dry run: at least one problem.
-    Invalid,
-    /// Run: every document accepted (or already imported); the file is in done/.
-    Done,
-    /// Run: the file is in failed/.
-    Failed,
-    /// Run: the target was unavailable; the file stays in the inbox.
-    Unavailable,
-}
-
-impl Outcome {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Valid => "valid",
-            Outcome::Invalid => "invalid",
-            Outcome::Done => "done",
-            Outcome::Failed => "failed",
-            Outcome::Unavailable => "unavailable",
-        }
-    }
-}
-
-#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
-pub struct Counts {
-    pub rows: u64,
-    pub documents: u64,
-    pub accepted: u64,
-    pub rejected: u64,
-    pub invalid: u64,
-    pub already_imported: u64,
-}
 
 /// The contents of `FILE.errors.json` and `FILE.report.json`.
 #[derive(Debug, Serialize)]
@@ -174,14 +141,7 @@ impl FileReport {
             started: timestamp(check.started),
             finished: timestamp(check.finished),
             outcome,
-            counts: Counts {
-                rows: check.rows,
-                documents: check.documents,
-                accepted: 0,
-                rejected: 0,
-                invalid: check.invalid,
-                already_imported: check.already_imported,
-            },
+            counts: check.counts,
             moved_to: None,
             errors: std::mem::take(&mut check.problems),
             documents: SpillLog::new(),
@@ -264,136 +224,37 @@ impl FileReport {
     }
 }
 
-/// How many problems of a file the text summary shows.
-const SHOWN: usize = 5;
-
-/// A text for the printed summary: secrets masked, control characters escaped (one
-/// line stays one line).
-fn shown(text: &str) -> String {
-    crate::ui::escape_controls(&crate::redact::redact(text), false).into_owned()
-}
-
-/// Prints one file's summary line and its first problems.
-pub fn print_file_summary<W: Write + ?Sized>(out: &mut W, r: &FileReport) -> io::Result<()> {
-    let c = &r.counts;
-    write!(
-        out,
-        "{}: {} ({}): {} rows, {} documents",
-        r.outcome.as_str(),
-        shown(&r.file),
-        r.mapping,
-        c.rows,
-        c.documents
-    )?;
-    let valid = c.documents.saturating_sub(c.invalid);
-    match r.outcome {
-        Outcome::Valid | Outcome::Invalid => write!(out, ", {valid} valid, {} invalid", c.invalid)?,
-        _ => write!(
-            out,
-            ", {} accepted, {} rejected, {} invalid",
-            c.accepted, c.rejected, c.invalid
-        )?,
-    }
-    if c.already_imported > 0 {
-        write!(out, ", {} already imported", c.already_imported)?;
-    }
-    writeln!(out)?;
-    for p in r.errors.first().iter().take(SHOWN) {
-        match &p.document {
-            Some(d) => writeln!(out, "  {}: {} [{}]", shown(d), shown(&p.message()), p.code)?,
-            None => writeln!(out, "  {} [{}]", shown(&p.message()), p.code)?,
-        }
-    }
-    if r.errors.len() > SHOWN as u64 {
-        writeln!(
-            out,
-            "  ... and {} more problems (see the report)",
-            r.errors.len() - SHOWN as u64
-        )?;
-    }
-    Ok(())
-}
-
-/// Totals over the files of a command.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct Totals {
-    pub files: u64,
-    pub files_ok: u64,
-    pub files_failed: u64,
-    pub files_waiting: u64,
-    pub rows: u64,
-    pub documents: u64,
-    pub accepted: u64,
-    pub rejected: u64,
-    pub invalid: u64,
-    pub already_imported: u64,
-}
-
-impl Totals {
-    pub fn add(&mut self, r: &FileReport) {
-        self.files += 1;
-        match r.outcome {
-            Outcome::Valid | Outcome::Done => self.files_ok += 1,
-            Outcome::Invalid | Outcome::Failed => self.files_failed += 1,
-            Outcome::Unavailable => self.files_waiting += 1,
-        }
-        self.rows += r.counts.rows;
-        self.documents += r.counts.documents;
-        self.accepted += r.counts.accepted;
-        self.rejected += r.counts.rejected;
-        self.invalid += r.counts.invalid;
-        self.already_imported += r.counts.already_imported;
-    }
-}
-
-/// The JSON printed by `--json`.
-#[derive(Debug, Serialize)]
-pub struct Summary {
-    pub command: String,
-    pub run_id: String,
-    pub dry_run: bool,
-    pub files: Vec<FileReport>,
-    pub totals: Totals,
-    pub exit_code: i32,
-}
-
-impl Summary {
-    /// Prints the summary on stdout: all of it as JSON with `--json`, else the totals
-    /// line (nothing with `-q`).
-    pub fn print(&self, ui: &crate::ui::Ui) {
-        if ui.json {
-            // streamed: a file's problems may be many
-            crate::output::write_with(|w| {
-                let mut out = io::BufWriter::with_capacity(64 * 1024, w);
-                serde_json::to_writer_pretty(&mut out, self)?;
-                out.write_all(b"\n")?;
-                out.flush()
-            });
-            return;
-        }
-        if ui.quiet {
-            return;
-        }
-        let t = &self.totals;
-        match (t.files, self.dry_run) {
-            (0, true) => crate::outln!("nothing to check"),
-            (0, false) => crate::outln!("nothing to do"),
-            (_, true) => crate::outln!(
-                "{} files: {} valid, {} invalid; {} documents, {} invalid",
-                t.files, t.files_ok, t.files_failed, t.documents, t.invalid
-            ),
-            (_, false) => crate::outln!(
-                "{} files: {} done, {} failed, {} back in the inbox; {} documents accepted, {} rejected, {} invalid, {} already imported",
-                t.files, t.files_ok, t.files_failed, t.files_waiting, t.accepted, t.rejected, t.invalid, t.already_imported
-            ),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::problem::Code;
+    use crate::problem::{Code, Stage};
+
+    #[test]
+    fn a_report_row_leaves_out_empty_keys_and_has_its_location_in_the_message() {
+        let p = Problem::file(Code::Empty, None, "The file is empty");
+        let json = serde_json::to_string(&Row::of(p)).unwrap();
+        assert_eq!(
+            json,
+            r#"{"stage":"read","code":"empty","message":"The file is empty"}"#
+        );
+        let p = Problem::new(
+            Stage::Validate,
+            Code::NotAllowed,
+            "Terms code \"F48\" is not in ref/terms.csv",
+        )
+        .with_document("INV0042")
+        .with_line(137)
+        .with_column("Terms")
+        .with_field("terms")
+        .with_value("F48");
+        let v = serde_json::to_value(Row::of(p)).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"stage": "validate", "document": "INV0042", "line": 137,
+                "column": "Terms", "field": "terms", "value": "F48", "code": "not_allowed",
+                "message": "Terms code \"F48\" is not in ref/terms.csv (line 137, column Terms)"})
+        );
+    }
 
     #[test]
     fn errors_json_has_spec_keys_and_csv_has_spec_columns() {

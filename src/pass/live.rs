@@ -1,0 +1,484 @@
+//! A live pass (`run`, `watch`, `reprocess`): under the run lock, each ready file of the
+//! inbox is claimed into processing/, its valid documents go to the target through the
+//! ledger, and the file is recorded and moved to done/ or failed/ with its reports.
+//!
+//! Order: take the lock (or exit 4) -> refuse a lost ledger -> open the ledger, begin
+//! the run, mark dead runs interrupted -> put back in order what a dead run left -> for
+//! each ready file in name order: claim, check, deliver, record, move -> end the run.
+
+use super::drop::{is_marker_of_something, ledger_path, lock_drop, recover, refuse_lost_ledger};
+use super::{report_of, FileEnd, Halt, Pass, Place, Settings, Taken};
+use crate::check::FileCheck;
+use crate::config::{Config, Folders, TargetKind};
+use crate::deliver::{Submitted, Target};
+use crate::exit::{Exit, Failure};
+use crate::ledger::{FileRecord, Ledger, LedgerError, RunRecord};
+use crate::lifecycle::scan::{list_files_with_ids, marker_path, readiness, NotReady};
+use crate::lifecycle::{
+    claim, return_to_inbox, settle_with, Claimed, RunLock, DONE_SIDECARS, FAILED_SIDECARS,
+};
+use crate::outcome::Outcome;
+use crate::problem::{Code, Problem, Stage};
+use crate::report::{timestamp, FileReport};
+use crate::stop::Stop;
+use crate::ui::Ui;
+use std::collections::HashSet;
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+/// What a live pass does beyond the defaults.
+#[derive(Debug, Clone)]
+pub struct LiveOptions {
+    pub settings: Settings,
+    /// Only these inbox names (reprocess); all ready files when `None`.
+    pub only: Option<HashSet<String>>,
+    /// Ignore settle time (files just moved back by reprocess keep their old mtime, but a
+    /// user who names files wants them now).
+    pub ignore_settle: bool,
+    /// Ignore the ready marker (reprocess: the file was ready once already).
+    pub ignore_marker: bool,
+    /// A missing or empty ledger next to done/ or failed/ with history may be started
+    /// anew (`--new-ledger`); otherwise that is refused.
+    pub new_ledger: bool,
+    /// SIGINT/SIGTERM: the first lets the file in hand finish, the second stops after
+    /// the document in flight.
+    pub stop: Arc<Stop>,
+}
+
+/// One live pass: takes the lock (exit 4 when another run holds it).
+pub fn run(cfg: &Config, ui: &Ui, opts: &LiveOptions) -> Result<Exit, Failure> {
+    match lock_drop(cfg)? {
+        Some(lock) => run_locked(cfg, ui, opts, lock),
+        None => Ok(Exit::Locked),
+    }
+}
+
+/// One live pass with the lock already held (reprocess moves files under it first);
+/// the lock is released when it ends.
+pub fn run_locked(
+    cfg: &Config,
+    ui: &Ui,
+    opts: &LiveOptions,
+    _lock: RunLock,
+) -> Result<Exit, Failure> {
+    refuse_lost_ledger(cfg, opts.new_ledger)?;
+    if cfg.target.kind == TargetKind::Outbox {
+        std::fs::create_dir_all(&cfg.target.dir).map_err(|e| {
+            Failure::usage(format!(
+                "cannot create the outbox {}: {e}",
+                cfg.target.dir.display()
+            ))
+        })?;
+    }
+    let ledger = Ledger::open(&ledger_path(cfg))?;
+    let mut pass = Pass::new(cfg, ui, opts.settings.clone());
+    ledger.begin_run(&pass.run_id, opts.settings.command)?;
+    // Under the lock no other run is alive: one without an end died.
+    for id in ledger.mark_interrupted_runs(&pass.run_id)? {
+        tracing::warn!(run = %id, "an earlier run ended without recording its end (killed, or stopped by an error): marked interrupted");
+    }
+    let result = files(&mut pass, opts, &ledger);
+    let record = |pass: &Pass<'_>, exit: Exit| RunRecord {
+        id: pass.run_id.clone(),
+        command: opts.settings.command.to_string(),
+        files: pass.totals.files,
+        counts: pass.totals.counts,
+        exit_code: Some(exit.code() as i64),
+        ..RunRecord::default()
+    };
+    let exit = match result {
+        Ok(halted) => pass.exit(halted),
+        Err(f) => {
+            // the run's end is recorded where the ledger still takes it; otherwise the
+            // next run marks it interrupted
+            if let Err(e) = ledger.finish_run(&record(&pass, f.exit())) {
+                tracing::debug!("the run's end could not be recorded: {e}");
+            }
+            return Err(f);
+        }
+    };
+    ledger.finish_run(&record(&pass, exit))?;
+    let t = &pass.totals;
+    tracing::info!(
+        run = %pass.run_id, files = t.files, done = t.files_ok, failed = t.files_failed,
+        waiting = t.files_waiting, accepted = t.counts.accepted, rejected = t.counts.rejected,
+        invalid = t.counts.invalid, already_imported = t.counts.already_imported, exit = exit.code(),
+        "run finished"
+    );
+    pass.summary(false, exit);
+    Ok(exit)
+}
+
+/// The files of a pass, with the ledger open and the run begun: whether it halted.
+fn files(
+    pass: &mut Pass<'_>,
+    opts: &LiveOptions,
+    ledger: &Ledger,
+) -> Result<Option<Halt>, Failure> {
+    let cfg = pass.cfg;
+    recover(cfg, ledger)?;
+    let folders = &cfg.folders;
+    let target = crate::deliver::make_target(cfg);
+    let mut place = DropFolders {
+        cfg,
+        ledger,
+        target: target.as_ref(),
+        stop: opts.stop.now_flag(),
+        run_id: pass.run_id.clone(),
+        claimed: None,
+    };
+    let files = list_files_with_ids(&folders.inbox).map_err(|e| {
+        Failure::usage(format!(
+            "cannot read the inbox {}: {e}",
+            folders.inbox.display()
+        ))
+    })?;
+    let settle = if opts.ignore_settle {
+        Duration::ZERO
+    } else {
+        Duration::from_secs(cfg.settle_seconds)
+    };
+    let marker_rule = if opts.ignore_marker {
+        None
+    } else {
+        cfg.ready_marker.as_deref()
+    };
+    let now = SystemTime::now();
+    for (file, seen) in files {
+        if opts.stop.requested() {
+            tracing::info!("stop requested: no more files in this pass");
+            break;
+        }
+        let name = file
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
+        if opts.only.as_ref().is_some_and(|only| !only.contains(&name)) {
+            continue;
+        }
+        let Some(mapping) = cfg.mapping_for(&name).cloned() else {
+            // Markers of other files are not worth a warning.
+            if !is_marker_of_something(&file, cfg) {
+                tracing::warn!(file = %name, "no mapping matches this file; it stays in the inbox");
+            }
+            continue;
+        };
+        match readiness(&file, settle, marker_rule, now) {
+            Ok(()) => {}
+            Err(NotReady::Settling(_)) => {
+                tracing::info!(file = %name, "not settled yet (modified less than {}s ago); next run", cfg.settle_seconds);
+                continue;
+            }
+            Err(NotReady::NoMarker(m)) => {
+                tracing::info!(file = %name, "waiting for its ready marker {}", m.file_name().unwrap_or_default().to_string_lossy());
+                continue;
+            }
+        }
+        let marker = cfg.ready_marker.as_deref().map(|p| marker_path(&file, p));
+        let claimed = match claim(&file, seen, folders, marker.as_deref()) {
+            Ok(Some(c)) => c,
+            Ok(None) => continue,
+            Err(e) => {
+                tracing::error!(file = %name, "cannot move the file into processing/: {e}");
+                continue;
+            }
+        };
+        let taken = Taken {
+            name: claimed.name.clone(),
+            path: claimed.path.clone(),
+            id: Some(claimed.id),
+            mapping,
+        };
+        place.claimed = Some(claimed);
+        if let Some(halt) = pass.file(&mut place, taken)? {
+            return Ok(Some(halt));
+        }
+    }
+    Ok(None)
+}
+
+/// The drop folders as a pass's [`Place`]: valid documents go to the target through the
+/// ledger; a checked file is recorded and moved to done/ or failed/ with its reports,
+/// or back to the inbox.
+struct DropFolders<'a> {
+    cfg: &'a Config,
+    ledger: &'a Ledger,
+    target: &'a dyn Target,
+    stop: &'a AtomicBool,
+    run_id: String,
+    /// The file in hand.
+    claimed: Option<Claimed>,
+}
+
+impl DropFolders<'_> {
+    fn folders(&self) -> &Folders {
+        &self.cfg.folders
+    }
+
+    fn claimed(&self) -> &Claimed {
+        self.claimed.as_ref().expect("a file is in hand")
+    }
+
+    /// Records the invalid documents of a file, so that `status` can say which failed
+    /// and why. A document's problems stand together, so its first one is recorded;
+    /// what the ledger knows of a document in conflict is kept.
+    fn record_invalid(&self, report: &FileReport, mapping: &str) -> Result<(), LedgerError> {
+        let file = &self.claimed().name;
+        let mut last: Option<String> = None;
+        for p in report.errors.iter() {
+            let Some(key) = p.document.as_deref() else {
+                continue;
+            };
+            if p.stage == Stage::Submit || last.as_deref() == Some(key) {
+                continue;
+            }
+            match p.code {
+                Code::Conflict => continue,
+                Code::InDoubt => {
+                    self.ledger
+                        .mark_in_doubt(mapping, key, &p.message(), file, &self.run_id)?
+                }
+                _ => self
+                    .ledger
+                    .mark_invalid(mapping, key, &p.message(), file, &self.run_id)?,
+            }
+            last = Some(key.to_string());
+        }
+        Ok(())
+    }
+
+    fn record_file(&self, report: &FileReport, stored: Option<&Path>) -> Result<(), LedgerError> {
+        self.ledger.record_file(&FileRecord {
+            run_id: report.run_id.clone(),
+            name: report.file.clone(),
+            stored_as: stored.map(|p| p.display().to_string()),
+            sha256: report.sha256.clone(),
+            mapping: report.mapping.clone(),
+            outcome: report.outcome,
+            counts: report.counts,
+            started: report.started.clone(),
+            finished: report.finished.clone(),
+            first_error: report.errors.first().first().map(Problem::message),
+        })
+    }
+
+    /// A file whose handling could not finish for a reason outside it (a temporary file,
+    /// the spool or a report could not be written): back to the inbox, untouched, and
+    /// the pass stops (exit 3) instead of calling it bad data.
+    fn cannot_finish(&mut self, mut report: FileReport, reason: &str) -> FileEnd {
+        report.outcome = Outcome::Unavailable;
+        let claimed = self.claimed.take().expect("a file is in hand");
+        match return_to_inbox(&claimed, self.folders()) {
+            Ok(_) => {
+                tracing::error!(file = %claimed.name, "cannot finish this file: {reason}; it is back in the inbox for the next run")
+            }
+            Err(e) => {
+                tracing::error!(file = %claimed.name, "cannot finish this file: {reason}; and cannot return it to the inbox ({e}): it stays in processing/ and the next run returns it")
+            }
+        }
+        FileEnd {
+            report,
+            halt: Some(Halt::Unavailable),
+        }
+    }
+
+    fn unavailable_report(&self, taken: &Taken) -> FileReport {
+        let now = timestamp(chrono::Utc::now());
+        FileReport {
+            file: taken.name.clone(),
+            sha256: String::new(),
+            mapping: taken.mapping.name.clone(),
+            run_id: self.run_id.clone(),
+            started: now.clone(),
+            finished: now,
+            outcome: Outcome::Unavailable,
+            counts: Default::default(),
+            moved_to: None,
+            errors: Default::default(),
+            documents: Default::default(),
+        }
+    }
+
+    /// Moves the file into `dir` with its reports, its ledger line written with them
+    /// (a run killed after the move has it; one killed before has the move undone,
+    /// line and reports, by the next run: see `lifecycle::recover_move`). The path it
+    /// was stored as, or `Err` with why it could not be.
+    fn store(
+        &self,
+        report: &mut FileReport,
+        dir: &Path,
+        sidecars: &[&str],
+    ) -> Result<Result<std::path::PathBuf, String>, LedgerError> {
+        let mut recorded: Option<String> = None;
+        let mut ledger_error: Option<LedgerError> = None;
+        let moved = settle_with(
+            self.claimed(),
+            self.folders(),
+            dir,
+            sidecars,
+            &mut |to: &Path| {
+                // called again (the name was taken meanwhile): the line of the first name goes
+                if let Some(prev) = recorded.take() {
+                    if let Err(e) = self.ledger.forget_file(&prev) {
+                        let m = e.to_string();
+                        ledger_error = Some(e);
+                        return Err(std::io::Error::other(m));
+                    }
+                }
+                report.moved_to = Some(to.display().to_string());
+                let name = to.file_name().unwrap_or_default().to_string_lossy();
+                report.write_sidecars(dir, &name)?;
+                if let Err(e) = self.record_file(report, Some(to)) {
+                    let m = e.to_string();
+                    ledger_error = Some(e);
+                    return Err(std::io::Error::other(m));
+                }
+                recorded = Some(to.display().to_string());
+                Ok(())
+            },
+        );
+        match moved {
+            Ok(p) => Ok(Ok(p)),
+            Err(e) => {
+                // the reports are gone again, and so goes the line that named the move
+                if let Some(prev) = recorded.take() {
+                    self.ledger.forget_file(&prev)?;
+                }
+                if let Some(e) = ledger_error {
+                    return Err(e);
+                }
+                report.moved_to = None;
+                Ok(Err(format!(
+                    "cannot write the report or move the file into {}: {e}",
+                    dir.display()
+                )))
+            }
+        }
+    }
+
+    fn finish_file(
+        &mut self,
+        taken: &Taken,
+        check: FileCheck,
+        sent: Option<Submitted>,
+    ) -> Result<FileEnd, LedgerError> {
+        let halt = sent.as_ref().and_then(|s| {
+            if s.target_down {
+                Some(Halt::Unavailable)
+            } else if s.interrupted {
+                Some(Halt::Interrupted)
+            } else {
+                None
+            }
+        });
+        let (mut report, check) = report_of(check, sent, &self.run_id, Outcome::Done);
+        report.finished = timestamp(chrono::Utc::now());
+        self.record_invalid(&report, &taken.mapping.name)?;
+        if let Some(e) = report.errors.failure().or(report.documents.failure()) {
+            // what was delivered is in the ledger; the report would not be whole
+            let reason = format!("cannot keep the file's report in a temporary file: {e}");
+            report.outcome = Outcome::Unavailable;
+            self.record_file(&report, None)?;
+            return Ok(self.cannot_finish(report, &reason));
+        }
+        if let Some(halt) = halt {
+            report.outcome = Outcome::Unavailable;
+            let claimed = self.claimed.take().expect("a file is in hand");
+            match return_to_inbox(&claimed, self.folders()) {
+                Ok(p) => {
+                    tracing::warn!(file = %claimed.name, "left in the inbox for the next run ({})", p.display())
+                }
+                Err(e) => {
+                    tracing::error!(file = %claimed.name, "cannot return the file to the inbox: {e}; it stays in processing/ and the next run returns it")
+                }
+            }
+            self.record_file(&report, None)?;
+            return Ok(FileEnd {
+                report,
+                halt: Some(halt),
+            });
+        }
+        let c = &report.counts;
+        let failed = check.fatal || c.invalid > 0 || c.rejected > 0;
+        let (dir, sidecars) = if failed {
+            report.outcome = Outcome::Failed;
+            (self.folders().failed.clone(), FAILED_SIDECARS)
+        } else {
+            let day = chrono::Local::now().format("%Y-%m-%d").to_string();
+            (self.folders().done.join(day), DONE_SIDECARS)
+        };
+        let stored = match self.store(&mut report, &dir, sidecars)? {
+            Ok(p) => p,
+            Err(reason) => {
+                // No report was left behind (each is written whole or not at all); what
+                // was delivered is in the ledger, so the next run skips it.
+                report.outcome = Outcome::Unavailable;
+                self.record_file(&report, None)?;
+                return Ok(self.cannot_finish(report, &reason));
+            }
+        };
+        let c = &report.counts;
+        tracing::info!(
+            file = %taken.name, outcome = report.outcome.as_str(), documents = c.documents,
+            accepted = c.accepted, rejected = c.rejected, invalid = c.invalid,
+            already_imported = c.already_imported, to = %stored.display(),
+            "file handled"
+        );
+        self.claimed = None;
+        Ok(FileEnd { report, halt: None })
+    }
+}
+
+impl Place for DropFolders<'_> {
+    fn ledger(&self) -> Option<&Ledger> {
+        Some(self.ledger)
+    }
+
+    fn spool_dir(&self) -> Option<&Path> {
+        Some(&self.cfg.folders.state)
+    }
+
+    fn target(&self) -> Option<(&dyn Target, &Ledger)> {
+        Some((self.target, self.ledger))
+    }
+
+    fn stop_flag(&self) -> &AtomicBool {
+        self.stop
+    }
+
+    fn finish(
+        &mut self,
+        taken: &Taken,
+        check: FileCheck,
+        sent: Option<Submitted>,
+    ) -> Result<FileEnd, Failure> {
+        self.finish_file(taken, check, sent)
+            .map_err(|e| self.ledger_failed(taken, e))
+    }
+
+    fn give_back(&mut self, taken: &Taken, reason: &str) -> Result<FileEnd, Failure> {
+        let report = self.unavailable_report(taken);
+        Ok(self.cannot_finish(report, reason))
+    }
+
+    fn ledger_failed(&mut self, taken: &Taken, e: LedgerError) -> Failure {
+        // The ledger cannot be written: submitting more would break the exactly-once
+        // promise. The file waits in the inbox, as if the target were down.
+        let back = match self.claimed.take() {
+            Some(c) => return_to_inbox(&c, self.folders()).is_ok(),
+            None => true,
+        };
+        Failure::unavailable(format!(
+            "{e}; stopped submitting, {} is {}",
+            taken.name,
+            if back {
+                "back in the inbox"
+            } else {
+                "in processing/ until the next run"
+            }
+        ))
+    }
+}

@@ -1,0 +1,123 @@
+//! The summary printed to the user: a line per file with its first problems, the
+//! totals of the command, or all of it as JSON (`--json`).
+
+use super::{Counts, FileReport, Outcome};
+use serde::Serialize;
+use std::io::{self, Write};
+
+/// How many problems of a file the text summary shows.
+const SHOWN: usize = 5;
+
+/// A text for the printed summary: secrets masked, control characters escaped (one
+/// line stays one line).
+fn shown(text: &str) -> String {
+    crate::ui::escape_controls(&crate::redact::redact(text), false).into_owned()
+}
+
+/// Prints one file's summary line and its first problems.
+pub fn print_file_summary<W: Write + ?Sized>(out: &mut W, r: &FileReport) -> io::Result<()> {
+    let c = &r.counts;
+    write!(
+        out,
+        "{}: {} ({}): {} rows, {} documents",
+        r.outcome.as_str(),
+        shown(&r.file),
+        r.mapping,
+        c.rows,
+        c.documents
+    )?;
+    let valid = c.documents.saturating_sub(c.invalid);
+    match r.outcome {
+        Outcome::Valid | Outcome::Invalid => write!(out, ", {valid} valid, {} invalid", c.invalid)?,
+        _ => write!(
+            out,
+            ", {} accepted, {} rejected, {} invalid",
+            c.accepted, c.rejected, c.invalid
+        )?,
+    }
+    if c.already_imported > 0 {
+        write!(out, ", {} already imported", c.already_imported)?;
+    }
+    writeln!(out)?;
+    for p in r.errors.first().iter().take(SHOWN) {
+        match &p.document {
+            Some(d) => writeln!(out, "  {}: {} [{}]", shown(d), shown(&p.message()), p.code)?,
+            None => writeln!(out, "  {} [{}]", shown(&p.message()), p.code)?,
+        }
+    }
+    if r.errors.len() > SHOWN as u64 {
+        writeln!(
+            out,
+            "  ... and {} more problems (see the report)",
+            r.errors.len() - SHOWN as u64
+        )?;
+    }
+    Ok(())
+}
+
+/// Totals over the files of a command.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Totals {
+    pub files: u64,
+    pub files_ok: u64,
+    pub files_failed: u64,
+    pub files_waiting: u64,
+    #[serde(flatten)]
+    pub counts: Counts,
+}
+
+impl Totals {
+    pub fn add(&mut self, r: &FileReport) {
+        self.files += 1;
+        match r.outcome {
+            Outcome::Valid | Outcome::Done => self.files_ok += 1,
+            Outcome::Invalid | Outcome::Failed => self.files_failed += 1,
+            Outcome::Unavailable => self.files_waiting += 1,
+        }
+        self.counts.add(&r.counts);
+    }
+}
+
+/// The JSON printed by `--json`.
+#[derive(Debug, Serialize)]
+pub struct Summary {
+    pub command: String,
+    pub run_id: String,
+    pub dry_run: bool,
+    pub files: Vec<FileReport>,
+    pub totals: Totals,
+    pub exit_code: i32,
+}
+
+impl Summary {
+    /// Prints the summary on stdout: all of it as JSON with `--json`, else the totals
+    /// line (nothing with `-q`).
+    pub fn print(&self, ui: &crate::ui::Ui) {
+        if ui.json {
+            // streamed: a file's problems may be many
+            crate::output::write_with(|w| {
+                let mut out = io::BufWriter::with_capacity(64 * 1024, w);
+                serde_json::to_writer_pretty(&mut out, self)?;
+                out.write_all(b"\n")?;
+                out.flush()
+            });
+            return;
+        }
+        if ui.quiet {
+            return;
+        }
+        let (t, c) = (&self.totals, &self.totals.counts);
+        match (t.files, self.dry_run) {
+            (0, true) => crate::outln!("nothing to check"),
+            (0, false) => crate::outln!("nothing to do"),
+            (_, true) => crate::outln!(
+                "{} files: {} valid, {} invalid; {} documents, {} invalid",
+                t.files, t.files_ok, t.files_failed, c.documents, c.invalid
+            ),
+            (_, false) => crate::outln!(
+                "{} files: {} done, {} failed, {} back in the inbox; {} documents accepted, {} rejected, {} invalid, {} already imported",
+                t.files, t.files_ok, t.files_failed, t.files_waiting, c.accepted, c.rejected, c.invalid, c.already_imported
+            ),
+        }
+    }
+}
