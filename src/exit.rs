@@ -93,6 +93,13 @@ impl From<crate::ledger::LedgerError> for Failure {
     }
 }
 
+impl From<crate::config::ConfigErrors> for Failure {
+    /// A config that does not load is the user's to fix: nothing was touched.
+    fn from(e: crate::config::ConfigErrors) -> Failure {
+        Failure::usage(e.to_string())
+    }
+}
+
 impl std::fmt::Display for Failure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.message)

@@ -117,7 +117,7 @@ pub fn config_path(cli: &Cli) -> std::path::PathBuf {
 
 /// Loads the config; every problem found becomes one line of a usage failure (exit 2).
 pub fn load_config(cli: &Cli) -> Result<Config, Failure> {
-    Config::load(&config_path(cli)).map_err(|errs| Failure::usage(errs.to_string()))
+    Ok(Config::load(&config_path(cli))?)
 }
 
 /// A run id that sorts by time and is unique: `20261125T041500.123Z-12345-0` (time,
