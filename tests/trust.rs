@@ -358,9 +358,14 @@ fn other_content_after_an_unanswered_attempt_is_in_doubt_and_never_sent_under_a_
         reqs[1].header("Idempotency-Key"),
         "other content goes under its own key, once the first is known not sent"
     );
+    // the history keeps each attempt and the decision between them
     assert_eq!(
         ledger_history(&t, "INV000000"),
-        vec![("resolve".into(), "not_sent".into(), Some("alice".into()))]
+        vec![
+            ("create".into(), "unknown".into(), None),
+            ("resolve".into(), "not_sent".into(), Some("alice".into())),
+            ("create".into(), "accepted".into(), None),
+        ]
     );
 }
 

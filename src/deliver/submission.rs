@@ -12,7 +12,7 @@
 
 use super::{Delivery, DocContext, LocalTarget, SubmitOutcome, Target};
 use crate::check::in_doubt_problem;
-use crate::ledger::{Claim, DocState, DocWriter, Ledger, LedgerError};
+use crate::ledger::{Answer, Attempt, Claim, DocState, DocWriter, Ledger, LedgerError, Operation};
 use crate::problem::{quote, Code, Problem, Stage};
 use crate::report::AcceptedDoc;
 use crate::spool::SpooledDoc;
@@ -250,10 +250,7 @@ impl<'a, D: Iterator<Item = std::io::Result<SpooledDoc>>> Submission<'a, D> {
                 // Whether a document a dead run left in flight arrived cannot be seen:
                 // one statement marks it in flight unless it is already accepted with
                 // this content, or in doubt.
-                match self
-                    .w
-                    .claim(mapping, &doc.key, &doc.content_hash, file, run)?
-                {
+                match self.w.claim(&attempt(&doc, mapping, file, run))? {
                     Claim::Send => return Ok(Some(doc)),
                     Claim::AlreadyImported => self.out.already_imported += 1,
                     Claim::InDoubt => {
@@ -290,8 +287,7 @@ impl<'a, D: Iterator<Item = std::io::Result<SpooledDoc>>> Submission<'a, D> {
                 }
             }
         }
-        self.w
-            .mark_in_flight(mapping, &doc.key, &doc.content_hash, file, run)?;
+        self.w.mark_in_flight(&attempt(&doc, mapping, file, run))?;
         Ok(Some(doc))
     }
 
@@ -324,48 +320,46 @@ impl<'a, D: Iterator<Item = std::io::Result<SpooledDoc>>> Submission<'a, D> {
         }
     }
 
-    /// Records one answer.
+    /// Records one answer, in the document's row and its history.
     fn record(&mut self, sent: Sent) -> Result<(), LedgerError> {
         let mapping = self.batch.ctx.mapping;
+        let (file, run_id) = (self.batch.file, self.batch.run_id);
         let out = &mut self.out;
         let w = &mut self.w;
-        match sent.outcome {
+        let key = sent.key.as_str();
+        let answer = |state, target_id, error, status| Answer {
+            mapping,
+            key,
+            state,
+            target_id,
+            error,
+            status,
+            file,
+            run_id,
+        };
+        match &sent.outcome {
             SubmitOutcome::Accepted { id } => {
-                w.mark_outcome(
-                    mapping,
-                    &sent.key,
-                    DocState::Accepted,
-                    id.as_deref(),
-                    None,
-                    None,
-                )?;
+                w.record(&answer(DocState::Accepted, id.as_deref(), None, None))?;
                 out.accepted += 1;
                 out.documents.push(AcceptedDoc {
-                    document: sent.key,
+                    document: sent.key.clone(),
                     line: sent.line,
-                    id,
+                    id: id.clone(),
                 });
             }
             SubmitOutcome::Rejected { status, message } => {
-                w.mark_outcome(
-                    mapping,
-                    &sent.key,
-                    DocState::Rejected,
-                    None,
-                    Some(&message),
-                    status,
-                )?;
+                w.record(&answer(DocState::Rejected, None, Some(message), *status))?;
                 out.rejected += 1;
                 // no status: the target refused it without asking the ERP
                 let msg = match status {
-                    Some(_) => format!("The ERP rejected document {}: {message}", quote(&sent.key)),
-                    None => format!("Document {} was not sent: {message}", quote(&sent.key)),
+                    Some(_) => format!("The ERP rejected document {}: {message}", quote(key)),
+                    None => format!("Document {} was not sent: {message}", quote(key)),
                 };
                 out.problems.push(
                     Problem::new(Stage::Submit, Code::Rejected, msg)
-                        .with_document(sent.key)
+                        .with_document(key)
                         .with_line(sent.line)
-                        .with_status(status),
+                        .with_status(*status),
                 );
             }
             SubmitOutcome::Unavailable {
@@ -375,28 +369,32 @@ impl<'a, D: Iterator<Item = std::io::Result<SpooledDoc>>> Submission<'a, D> {
                 // Maybe delivered: left in flight, the next run resends it with the
                 // same idempotency key (and other content is in doubt). Known not
                 // delivered: nothing to settle.
-                if maybe_delivered {
-                    w.mark_outcome(
-                        mapping,
-                        &sent.key,
-                        DocState::InFlight,
-                        None,
-                        Some(&message),
-                        None,
-                    )?;
+                if *maybe_delivered {
+                    w.record(&answer(DocState::InFlight, None, Some(message), None))?;
                 } else {
-                    w.mark_not_sent(mapping, &sent.key, &message)?;
+                    w.mark_not_sent(mapping, key, message)?;
                 }
                 if !out.target_down {
-                    let message =
-                        crate::problem::bound(&message, crate::problem::MAX_MESSAGE_CHARS);
-                    tracing::error!(file = %self.batch.file, document = %sent.key, "the target is unavailable: {message}");
+                    let message = crate::problem::bound(message, crate::problem::MAX_MESSAGE_CHARS);
+                    tracing::error!(file = %file, document = %key, "the target is unavailable: {message}");
                 }
                 out.target_down = true;
             }
-            SubmitOutcome::Skipped { reason } => w.mark_not_sent(mapping, &sent.key, reason)?,
+            SubmitOutcome::Skipped { reason } => w.mark_not_sent(mapping, key, reason)?,
         }
         Ok(())
+    }
+}
+
+/// The ledger's record of an attempt at a spooled document.
+fn attempt<'d>(doc: &'d SpooledDoc, mapping: &'d str, file: &'d str, run: &'d str) -> Attempt<'d> {
+    Attempt {
+        mapping,
+        key: &doc.key,
+        content_hash: &doc.content_hash,
+        operation: Operation::Create,
+        file,
+        run_id: run,
     }
 }
 

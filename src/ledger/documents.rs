@@ -1,10 +1,15 @@
 //! What the ledger knows of each document, and the statements that change it.
+//!
+//! A document's row says what the ERP has of it (`erp_hash`, `target_id`: the content
+//! and the id of the last create or update it accepted; none after a delete), and what
+//! the last attempt was (`operation`, `content_hash`, `state`). Every answer is also
+//! appended to the history (see [`history`](super::history)).
 
 use super::{Ledger, LedgerError};
 use crate::problem::{bound, MAX_MESSAGE_CHARS};
 use rusqlite::{params, OptionalExtension};
 
-/// A document's state.
+/// A document's state: the outcome of its last attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DocState {
     Accepted,
@@ -16,9 +21,12 @@ pub enum DocState {
     /// ERP has the first version is unknown, so neither is sent until an operator
     /// (`erpdrop resolve`) or the ERP says.
     InDoubt,
-    /// An operator confirmed that the ERP does not have it: the next run sends the
-    /// file's content as a new document.
+    /// Known not to have reached the ERP (an operator said so, or its turn never came):
+    /// the next run sends the file's content.
     NotSent,
+    /// Deleted in the ERP (a snapshot no longer listed it): forgotten; if the key comes
+    /// back it is created again.
+    Deleted,
 }
 
 impl DocState {
@@ -30,6 +38,7 @@ impl DocState {
             DocState::InFlight => "in_flight",
             DocState::InDoubt => "in_doubt",
             DocState::NotSent => "not_sent",
+            DocState::Deleted => "deleted",
         }
     }
 
@@ -42,6 +51,7 @@ impl DocState {
             "in_flight" => DocState::InFlight,
             "in_doubt" => DocState::InDoubt,
             "not_sent" => DocState::NotSent,
+            "deleted" => DocState::Deleted,
             _ => return None,
         })
     }
@@ -53,13 +63,48 @@ impl DocState {
     }
 }
 
+/// What is asked of the ERP for a document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Operation {
+    /// A document the ERP does not have (never sent, or deleted since).
+    #[default]
+    Create,
+    /// New content for a document the ERP has, by the id it gave it.
+    Update,
+    /// A document the ERP has and the source no longer lists.
+    Delete,
+}
+
+impl Operation {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Operation::Create => "create",
+            Operation::Update => "update",
+            Operation::Delete => "delete",
+        }
+    }
+
+    /// An operation as stored; `None` for a text this build does not know.
+    pub fn parse(s: &str) -> Option<Operation> {
+        Some(match s {
+            "create" => Operation::Create,
+            "update" => Operation::Update,
+            "delete" => Operation::Delete,
+            _ => return None,
+        })
+    }
+}
+
 /// What the ledger knows of a document.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DocRecord {
     pub mapping: String,
     pub key: String,
+    /// The content of the last attempt.
     pub content_hash: String,
     pub state: DocState,
+    /// The ERP's id for it.
     pub target_id: Option<String>,
     pub attempts: i64,
     pub last_error: Option<String>,
@@ -67,31 +112,63 @@ pub struct DocRecord {
     pub file: Option<String>,
     pub run_id: Option<String>,
     pub updated: String,
+    /// The content the ERP has: that of the last create or update it accepted; `None`
+    /// when it has nothing (never accepted, or deleted).
+    pub erp_hash: Option<String>,
+    /// The operation of the last attempt.
+    pub operation: Operation,
+    /// How many times the ERP deleted it (a key that comes back is a new document).
+    pub deletions: i64,
 }
 
+impl DocRecord {
+    /// Whether the ERP has this document (with some content).
+    pub fn in_erp(&self) -> bool {
+        self.erp_hash.is_some()
+    }
+}
+
+/// One attempt at a document, as the ledger records it before it goes.
+#[derive(Debug, Clone, Copy)]
+pub struct Attempt<'a> {
+    pub mapping: &'a str,
+    pub key: &'a str,
+    /// The content sent (for a delete: the content the ERP has).
+    pub content_hash: &'a str,
+    pub operation: Operation,
+    pub file: &'a str,
+    pub run_id: &'a str,
+}
+
+const COLUMNS: &str = "mapping, key, content_hash, state, target_id, attempts, last_error, last_status, file, run_id, updated, erp_hash, operation, deletions";
+
 /// Marks a document in flight, one more attempt: mapping, key, content hash, file,
-/// run, time. The state it had is kept in `prior_state`, so that an attempt that is
-/// then known not to have been made ([`NOT_SENT`]) does not forget an earlier one whose
-/// outcome is unknown.
+/// run, time, operation. The state it had is kept in `prior_state`, so that an attempt
+/// that is then known not to have been made ([`NOT_SENT`]) does not forget an earlier
+/// one whose outcome is unknown.
 macro_rules! in_flight_upsert {
     () => {
-        "INSERT INTO documents (mapping, key, content_hash, state, attempts, file, run_id, updated)
-         VALUES (?1, ?2, ?3, 'in_flight', 1, ?4, ?5, ?6)
+        "INSERT INTO documents (mapping, key, content_hash, state, attempts, file, run_id, updated, operation)
+         VALUES (?1, ?2, ?3, 'in_flight', 1, ?4, ?5, ?6, ?7)
          ON CONFLICT (mapping, key) DO UPDATE SET
            prior_state = documents.state,
            content_hash = excluded.content_hash, state = 'in_flight',
            attempts = documents.attempts + 1, file = excluded.file,
-           run_id = excluded.run_id, updated = excluded.updated"
+           run_id = excluded.run_id, updated = excluded.updated,
+           operation = excluded.operation"
     };
 }
 
-/// Marks a document in flight unless it is accepted with the same content, or an
-/// earlier attempt with other content has no known outcome (in doubt: never sent again
-/// under another idempotency key).
+/// Marks a document in flight unless the ERP has it with this content already (a
+/// create or update), or has nothing to delete (a delete), or an earlier attempt with
+/// other content has no known outcome (in doubt: never sent again under another
+/// idempotency key).
 const CLAIM: &str = concat!(
     in_flight_upsert!(),
-    " WHERE NOT (documents.state = 'accepted'
-                AND documents.content_hash = excluded.content_hash)
+    " WHERE NOT (excluded.operation <> 'delete'
+                AND documents.erp_hash IS NOT NULL
+                AND documents.erp_hash = excluded.content_hash)
+        AND NOT (excluded.operation = 'delete' AND documents.erp_hash IS NULL)
         AND NOT (documents.state IN ('in_flight', 'in_doubt')
                 AND documents.content_hash <> excluded.content_hash)"
 );
@@ -99,25 +176,39 @@ const CLAIM: &str = concat!(
 /// A document marked in flight was not delivered (the target was down, or the run
 /// stopped, before it went out): not sent, unless an earlier attempt's outcome is still
 /// unknown (then it stays in flight). Mapping, key, reason, time.
-const NOT_SENT: &str = "UPDATE documents SET
+pub(super) const NOT_SENT: &str = "UPDATE documents SET
        state = CASE WHEN prior_state IN ('in_flight', 'in_doubt') THEN 'in_flight' ELSE 'not_sent' END,
        last_error = ?3, last_status = NULL, updated = ?4
      WHERE mapping = ?1 AND key = ?2";
 
 /// Records the target's answer: mapping, key, state, target id (kept when none),
-/// error, HTTP status, time.
-const OUTCOME: &str = "UPDATE documents SET state = ?3, target_id = coalesce(?4, target_id),
+/// error, HTTP status, time. An accepted create or update gives the ERP that content;
+/// an accepted delete takes it away (the document is deleted, once more).
+pub(super) const OUTCOME: &str = "UPDATE documents SET
+       state = CASE WHEN ?3 = 'accepted' AND operation = 'delete' THEN 'deleted' ELSE ?3 END,
+       erp_hash = CASE WHEN ?3 <> 'accepted' THEN erp_hash
+                       WHEN operation = 'delete' THEN NULL
+                       ELSE content_hash END,
+       deletions = deletions + (CASE WHEN ?3 = 'accepted' AND operation = 'delete' THEN 1 ELSE 0 END),
+       target_id = coalesce(?4, target_id),
        last_error = ?5, last_status = ?6, updated = ?7
      WHERE mapping = ?1 AND key = ?2";
+
+/// Appends the answer just recorded for a document to its history: time, run, file,
+/// outcome, status, id, message, mapping, key (operation and content from its row).
+const HISTORY: &str =
+    "INSERT INTO history (time, run_id, file, mapping, key, operation, content_hash,
+       outcome, status, erp_id, message)
+     SELECT ?1, ?2, ?3, mapping, key, operation, content_hash, ?4, ?5, coalesce(?6, target_id), ?7
+     FROM documents WHERE mapping = ?8 AND key = ?9";
 
 impl Ledger {
     /// What the ledger knows of a document.
     pub fn document(&self, mapping: &str, key: &str) -> Result<Option<DocRecord>, LedgerError> {
         self.conn
-            .prepare_cached(
-                "SELECT mapping, key, content_hash, state, target_id, attempts, last_error, last_status, file, run_id, updated
-                 FROM documents WHERE mapping = ?1 AND key = ?2",
-            )
+            .prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM documents WHERE mapping = ?1 AND key = ?2"
+            ))
             .and_then(|mut st| st.query_row(params![mapping, key], row_to_doc).optional())
             .map_err(|e| self.sql(e))
     }
@@ -133,6 +224,7 @@ impl Ledger {
             claim: prepare(CLAIM)?,
             outcome: prepare(OUTCOME)?,
             not_sent: prepare(NOT_SENT)?,
+            history: prepare(HISTORY)?,
         })
     }
 
@@ -189,18 +281,21 @@ impl Ledger {
     /// The documents of every mapping with this key.
     pub fn documents_with_key(&self, key: &str) -> Result<Vec<DocRecord>, LedgerError> {
         self.rows(
-            "SELECT mapping, key, content_hash, state, target_id, attempts, last_error, last_status, file, run_id, updated
-             FROM documents WHERE key = ?1 ORDER BY mapping",
+            &format!("SELECT {COLUMNS} FROM documents WHERE key = ?1 ORDER BY mapping"),
             params![key],
             row_to_doc,
         )
     }
 
-    /// Documents that are not accepted (rejected, invalid, in flight), newest first.
+    /// Documents whose last attempt failed or is not settled (rejected, invalid, in
+    /// flight, in doubt, not sent), newest first.
     pub fn failed_documents(&self, limit: usize) -> Result<Vec<DocRecord>, LedgerError> {
+        // `state <> 'accepted'` as written lets SQLite read the open index
         self.rows(
-            "SELECT mapping, key, content_hash, state, target_id, attempts, last_error, last_status, file, run_id, updated
-             FROM documents WHERE state <> 'accepted' ORDER BY updated DESC LIMIT ?1",
+            &format!(
+                "SELECT {COLUMNS} FROM documents WHERE state <> 'accepted' AND state <> 'deleted'
+                 ORDER BY updated DESC LIMIT ?1"
+            ),
             params![limit as i64],
             row_to_doc,
         )
@@ -237,46 +332,42 @@ pub struct DocWriter<'a> {
     claim: rusqlite::CachedStatement<'a>,
     outcome: rusqlite::CachedStatement<'a>,
     not_sent: rusqlite::CachedStatement<'a>,
+    history: rusqlite::CachedStatement<'a>,
+}
+
+/// An answer of the target, as [`DocWriter::record`] keeps it.
+#[derive(Debug, Clone, Copy)]
+pub struct Answer<'a> {
+    pub mapping: &'a str,
+    pub key: &'a str,
+    /// Accepted, rejected, or in flight (maybe delivered: the outcome is unknown).
+    pub state: DocState,
+    pub target_id: Option<&'a str>,
+    pub error: Option<&'a str>,
+    pub status: Option<u16>,
+    pub file: &'a str,
+    pub run_id: &'a str,
 }
 
 impl DocWriter<'_> {
     /// Marks a document in flight (one more attempt) before it is submitted.
-    pub fn mark_in_flight(
-        &mut self,
-        mapping: &str,
-        key: &str,
-        content_hash: &str,
-        file: &str,
-        run_id: &str,
-    ) -> Result<(), LedgerError> {
-        let doc = [mapping, key, content_hash, file, run_id];
-        upsert_in_flight(self.ledger, &mut self.in_flight, doc).map(|_| ())
+    pub fn mark_in_flight(&mut self, a: &Attempt<'_>) -> Result<(), LedgerError> {
+        upsert_in_flight(self.ledger, &mut self.in_flight, a).map(|_| ())
     }
 
-    /// Marks a document in flight unless the ledger has it accepted with the same
-    /// content, or an earlier attempt with other content has no known outcome: one
-    /// statement instead of [`Ledger::document`] and
-    /// [`mark_in_flight`](DocWriter::mark_in_flight), for a target that cannot tell
-    /// whether it already has a document left in flight. Nothing changes unless the
-    /// answer is [`Claim::Send`].
-    pub fn claim(
-        &mut self,
-        mapping: &str,
-        key: &str,
-        content_hash: &str,
-        file: &str,
-        run_id: &str,
-    ) -> Result<Claim, LedgerError> {
-        let doc = [mapping, key, content_hash, file, run_id];
-        if upsert_in_flight(self.ledger, &mut self.claim, doc)? > 0 {
+    /// Marks a document in flight unless the ERP has it with this content already, or
+    /// an earlier attempt with other content has no known outcome: one statement
+    /// instead of [`Ledger::document`] and [`mark_in_flight`](DocWriter::mark_in_flight),
+    /// for a target that cannot tell whether it already has a document left in flight.
+    /// Nothing changes unless the answer is [`Claim::Send`].
+    pub fn claim(&mut self, a: &Attempt<'_>) -> Result<Claim, LedgerError> {
+        if upsert_in_flight(self.ledger, &mut self.claim, a)? > 0 {
             return Ok(Claim::Send);
         }
-        // not claimed: which of the two reasons (rare: validation saw it first)
-        Ok(match self.ledger.document(mapping, key)? {
-            Some(r) if r.state == DocState::Accepted && r.content_hash == content_hash => {
-                Claim::AlreadyImported
-            }
-            _ => Claim::InDoubt,
+        // not claimed: which reason (rare: validation saw it first)
+        Ok(match self.ledger.document(a.mapping, a.key)? {
+            Some(r) if r.state.is_unsettled() && r.content_hash != a.content_hash => Claim::InDoubt,
+            _ => Claim::AlreadyImported,
         })
     }
 
@@ -294,7 +385,8 @@ impl DocWriter<'_> {
             .map_err(|e| self.ledger.sql(e))
     }
 
-    /// Records the target's answer for a document in flight.
+    /// Records the target's answer for a document in flight, without a history line
+    /// (an answer the ledger settles on its own, or a test's).
     pub fn mark_outcome(
         &mut self,
         mapping: &str,
@@ -321,6 +413,35 @@ impl DocWriter<'_> {
             .map(|_| ())
             .map_err(|e| self.ledger.sql(e))
     }
+
+    /// Records the target's answer for a document in flight, and appends it to the
+    /// document's history.
+    pub fn record(&mut self, a: &Answer<'_>) -> Result<(), LedgerError> {
+        self.mark_outcome(a.mapping, a.key, a.state, a.target_id, a.error, a.status)?;
+        let outcome = match a.state {
+            DocState::InFlight => "unknown",
+            s => s.as_str(),
+        };
+        let now = self.ledger.now();
+        let id = a.target_id.map(crate::redact::redact);
+        let message = a
+            .error
+            .map(|e| bound(&crate::redact::redact(e), MAX_MESSAGE_CHARS).into_owned());
+        self.history
+            .execute(params![
+                now,
+                a.run_id,
+                a.file,
+                outcome,
+                a.status.map(i64::from),
+                id,
+                message,
+                a.mapping,
+                a.key
+            ])
+            .map(|_| ())
+            .map_err(|e| self.ledger.sql(e))
+    }
 }
 
 /// What [`DocWriter::claim`] decided.
@@ -328,32 +449,45 @@ impl DocWriter<'_> {
 pub enum Claim {
     /// Marked in flight: send it.
     Send,
-    /// Accepted before with the same content.
+    /// The ERP has it with this content already (or, for a delete, has nothing).
     AlreadyImported,
     /// An earlier attempt with other content has no known outcome.
     InDoubt,
 }
 
-/// Runs an [`in_flight_upsert!`] statement (mapping, key, content hash, file, run);
-/// the number of rows it changed.
+/// Runs an [`in_flight_upsert!`] statement; the number of rows it changed.
 fn upsert_in_flight(
     ledger: &Ledger,
     st: &mut rusqlite::CachedStatement<'_>,
-    [mapping, key, hash, file, run_id]: [&str; 5],
+    a: &Attempt<'_>,
 ) -> Result<usize, LedgerError> {
-    st.execute(params![mapping, key, hash, file, run_id, ledger.now()])
-        .map_err(|e| ledger.sql(e))
+    st.execute(params![
+        a.mapping,
+        a.key,
+        a.content_hash,
+        a.file,
+        a.run_id,
+        ledger.now(),
+        a.operation.as_str()
+    ])
+    .map_err(|e| ledger.sql(e))
 }
 
-fn row_to_doc(r: &rusqlite::Row<'_>) -> rusqlite::Result<DocRecord> {
-    let state: String = r.get(3)?;
-    let state = DocState::parse(&state).ok_or_else(|| {
+pub(super) fn row_to_doc(r: &rusqlite::Row<'_>) -> rusqlite::Result<DocRecord> {
+    let bad = |i: usize, what: &str, text: &str| {
         rusqlite::Error::FromSqlConversionFailure(
-            3,
+            i,
             rusqlite::types::Type::Text,
-            format!("unknown document state {state:?} (a newer erpdrop wrote it?)").into(),
+            format!("unknown document {what} {text:?} (a newer erpdrop wrote it?)").into(),
         )
-    })?;
+    };
+    let state: String = r.get(3)?;
+    let state = DocState::parse(&state).ok_or_else(|| bad(3, "state", &state))?;
+    let operation: Option<String> = r.get(12)?;
+    let operation = match operation.as_deref() {
+        None => Operation::Create,
+        Some(o) => Operation::parse(o).ok_or_else(|| bad(12, "operation", o))?,
+    };
     Ok(DocRecord {
         mapping: r.get(0)?,
         key: r.get(1)?,
@@ -366,6 +500,9 @@ fn row_to_doc(r: &rusqlite::Row<'_>) -> rusqlite::Result<DocRecord> {
         file: r.get(8)?,
         run_id: r.get(9)?,
         updated: r.get(10)?,
+        erp_hash: r.get(11)?,
+        operation,
+        deletions: r.get(13)?,
     })
 }
 
@@ -374,6 +511,24 @@ mod tests {
     use super::*;
     use crate::ledger::FileRecord;
 
+    /// A create of `key` with content `hash` from `file` in `run`, of mapping `m`.
+    fn att<'a>(
+        m: &'a str,
+        key: &'a str,
+        hash: &'a str,
+        file: &'a str,
+        run: &'a str,
+    ) -> Attempt<'a> {
+        Attempt {
+            mapping: m,
+            key,
+            content_hash: hash,
+            operation: Operation::Create,
+            file,
+            run_id: run,
+        }
+    }
+
     #[test]
     fn documents_move_through_states() {
         let d = tempfile::tempdir().unwrap();
@@ -381,7 +536,7 @@ mod tests {
         assert!(l.document("m", "K1").unwrap().is_none());
         l.doc_writer()
             .unwrap()
-            .mark_in_flight("m", "K1", "h1", "f.csv", "r1")
+            .mark_in_flight(&att("m", "K1", "h1", "f.csv", "r1"))
             .unwrap();
         assert_eq!(
             l.document("m", "K1").unwrap().unwrap().state,
@@ -416,7 +571,8 @@ mod tests {
         l.mark_invalid("m", "K1", &long, "f.csv", "r1").unwrap();
         bounded(l.document("m", "K1").unwrap().unwrap().last_error);
         let mut w = l.doc_writer().unwrap();
-        w.mark_in_flight("m", "K2", "h", "f.csv", "r1").unwrap();
+        w.mark_in_flight(&att("m", "K2", "h", "f.csv", "r1"))
+            .unwrap();
         w.mark_outcome("m", "K2", DocState::Rejected, None, Some(&long), Some(400))
             .unwrap();
         drop(w);
@@ -435,7 +591,10 @@ mod tests {
         let l = Ledger::open(&d.path().join("ledger.sqlite")).unwrap();
         let get = |k: &str| l.document("m", k).unwrap().unwrap();
         let claim = |k: &str, h: &str, f: &str, r: &str| {
-            l.doc_writer().unwrap().claim("m", k, h, f, r).unwrap()
+            l.doc_writer()
+                .unwrap()
+                .claim(&att("m", k, h, f, r))
+                .unwrap()
         };
         // new: marked in flight
         assert_eq!(claim("K1", "h1", "f.csv", "r1"), Claim::Send);
@@ -484,7 +643,7 @@ mod tests {
         assert_eq!(
             l.doc_writer()
                 .unwrap()
-                .claim("n", "K2", "h9", "f.csv", "r5")
+                .claim(&att("n", "K2", "h9", "f.csv", "r5"))
                 .unwrap(),
             Claim::Send
         );
@@ -496,24 +655,39 @@ mod tests {
         let l = Ledger::open(&d.path().join("ledger.sqlite")).unwrap();
         let mut w = l.doc_writer().unwrap();
         // new, claimed, not sent: known not sent, other content may go next time
-        assert_eq!(w.claim("m", "K1", "h1", "f", "r1").unwrap(), Claim::Send);
+        assert_eq!(
+            w.claim(&att("m", "K1", "h1", "f", "r1")).unwrap(),
+            Claim::Send
+        );
         w.mark_not_sent("m", "K1", "down").unwrap();
         assert_eq!(
             l.document("m", "K1").unwrap().unwrap().state,
             DocState::NotSent
         );
-        assert_eq!(w.claim("m", "K1", "h2", "f", "r2").unwrap(), Claim::Send);
+        assert_eq!(
+            w.claim(&att("m", "K1", "h2", "f", "r2")).unwrap(),
+            Claim::Send
+        );
         // in flight after a timeout, claimed again and not sent: still in flight
-        assert_eq!(w.claim("m", "K2", "h1", "f", "r1").unwrap(), Claim::Send);
+        assert_eq!(
+            w.claim(&att("m", "K2", "h1", "f", "r1")).unwrap(),
+            Claim::Send
+        );
         w.mark_outcome("m", "K2", DocState::InFlight, None, Some("timeout"), None)
             .unwrap();
-        assert_eq!(w.claim("m", "K2", "h1", "f", "r2").unwrap(), Claim::Send);
+        assert_eq!(
+            w.claim(&att("m", "K2", "h1", "f", "r2")).unwrap(),
+            Claim::Send
+        );
         w.mark_not_sent("m", "K2", "down").unwrap();
         assert_eq!(
             l.document("m", "K2").unwrap().unwrap().state,
             DocState::InFlight
         );
-        assert_eq!(w.claim("m", "K2", "h9", "f", "r3").unwrap(), Claim::InDoubt);
+        assert_eq!(
+            w.claim(&att("m", "K2", "h9", "f", "r3")).unwrap(),
+            Claim::InDoubt
+        );
     }
 
     #[test]
@@ -523,7 +697,8 @@ mod tests {
         let path = d.path().join("ledger.sqlite");
         let l = Ledger::open(&path).unwrap();
         let mut w = l.doc_writer().unwrap();
-        w.mark_in_flight("m", "K1", "h", "f.csv", "r").unwrap();
+        w.mark_in_flight(&att("m", "K1", "h", "f.csv", "r"))
+            .unwrap();
         w.mark_outcome(
             "m",
             "K1",

@@ -71,13 +71,9 @@ impl Ledger {
                 ),
             };
             let last_error = (state != DocState::Accepted).then_some(message.as_str());
+            // accepted: the ERP has what was in flight (or, for a delete, nothing)
             self.conn
-                .execute(
-                    "UPDATE documents SET state = ?3, target_id = coalesce(?4, target_id),
-                       last_error = ?5, last_status = NULL, updated = ?6
-                     WHERE mapping = ?1 AND key = ?2",
-                    params![mapping, key, state.as_str(), id, last_error, when],
-                )
+                .execute(super::documents::OUTCOME, params![mapping, key, state.as_str(), id, last_error, None::<i64>, when])
                 .map_err(|e| self.sql(e))?;
             self.record_history(&HistoryRecord {
                 time: when.clone(),
@@ -166,7 +162,14 @@ mod tests {
         let claim = |k: &str, h: &str| {
             l.doc_writer()
                 .unwrap()
-                .claim("m", k, h, "f.csv", "r")
+                .claim(&crate::ledger::Attempt {
+                    mapping: "m",
+                    key: k,
+                    content_hash: h,
+                    operation: crate::ledger::Operation::Create,
+                    file: "f.csv",
+                    run_id: "r",
+                })
                 .unwrap()
         };
         let get = |k: &str| l.document("m", k).unwrap().unwrap();

@@ -15,7 +15,7 @@ mod history;
 mod runs;
 mod schema;
 
-pub use documents::{Claim, DocRecord, DocState, DocWriter};
+pub use documents::{Answer, Attempt, Claim, DocRecord, DocState, DocWriter, Operation};
 pub use history::{HistoryRecord, Resolution};
 pub use runs::{FileRecord, RunRecord, RunState};
 
@@ -265,13 +265,23 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let l = Ledger::open(&d.path().join("ledger.sqlite")).unwrap();
         l.in_transaction(|| {
-            l.doc_writer()
-                .unwrap()
-                .claim("m", "K1", "h", "f.csv", "r")?;
+            l.doc_writer().unwrap().claim(&Attempt {
+                mapping: "m",
+                key: "K1",
+                content_hash: "h",
+                operation: Operation::Create,
+                file: "f.csv",
+                run_id: "r",
+            })?;
             std::thread::sleep(std::time::Duration::from_millis(5));
-            l.doc_writer()
-                .unwrap()
-                .claim("m", "K2", "h", "f.csv", "r")?;
+            l.doc_writer().unwrap().claim(&Attempt {
+                mapping: "m",
+                key: "K2",
+                content_hash: "h",
+                operation: Operation::Create,
+                file: "f.csv",
+                run_id: "r",
+            })?;
             Ok(())
         })
         .unwrap();
@@ -296,7 +306,14 @@ mod tests {
         let l = Ledger::open(&d.path().join("ledger.sqlite")).unwrap();
         l.doc_writer()
             .unwrap()
-            .claim("m", "K1", "h", "f.csv", "r")
+            .claim(&Attempt {
+                mapping: "m",
+                key: "K1",
+                content_hash: "h",
+                operation: Operation::Create,
+                file: "f.csv",
+                run_id: "r",
+            })
             .unwrap();
         let state = l.snapshot(|| l.document("m", "K1").unwrap().unwrap().state);
         assert_eq!(state, DocState::InFlight);
@@ -307,7 +324,14 @@ mod tests {
             assert!(!l.conn.is_autocommit());
             l.doc_writer()
                 .unwrap()
-                .claim("m", "K2", "h", "f.csv", "r")
+                .claim(&Attempt {
+                    mapping: "m",
+                    key: "K2",
+                    content_hash: "h",
+                    operation: Operation::Create,
+                    file: "f.csv",
+                    run_id: "r",
+                })
                 .map(|_| ())
         })
         .unwrap();

@@ -56,6 +56,9 @@ pub(super) const MIGRATIONS: &[&str] = &[
     "DROP INDEX documents_state;
     CREATE INDEX documents_open ON documents(state, updated) WHERE state <> 'accepted';",
     // 4: every operation on a document, and the operators' decisions, kept for good
+    // (what earlier ledgers knew of each document's last one is its first line); what
+    // the ERP has of a document beside what was last sent (updates, deletes); the rows
+    // and documents of a run
     "CREATE TABLE history (
         seq INTEGER PRIMARY KEY,
         time TEXT NOT NULL,
@@ -75,5 +78,16 @@ pub(super) const MIGRATIONS: &[&str] = &[
     CREATE INDEX history_file ON history(file, seq);
     ALTER TABLE documents ADD COLUMN prior_state TEXT;
     ALTER TABLE runs ADD COLUMN rows INTEGER NOT NULL DEFAULT 0;
-    ALTER TABLE runs ADD COLUMN documents INTEGER NOT NULL DEFAULT 0;",
+    ALTER TABLE runs ADD COLUMN documents INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE documents ADD COLUMN erp_hash TEXT;
+    ALTER TABLE documents ADD COLUMN operation TEXT;
+    ALTER TABLE documents ADD COLUMN deletions INTEGER NOT NULL DEFAULT 0;
+    UPDATE documents SET erp_hash = content_hash, operation = 'create' WHERE state = 'accepted';
+    UPDATE documents SET operation = 'create' WHERE state IN ('rejected', 'in_flight');
+    INSERT INTO history (time, run_id, file, mapping, key, operation, content_hash, outcome,
+        status, erp_id, message)
+      SELECT updated, run_id, file, mapping, key, 'create', content_hash,
+        CASE state WHEN 'in_flight' THEN 'unknown' ELSE state END, last_status, target_id, last_error
+      FROM documents WHERE state IN ('accepted', 'rejected', 'in_flight')
+      ORDER BY updated;",
 ];
