@@ -1,12 +1,11 @@
-//! The HTTP target against a loopback ERP (tests/util/erp.rs): partial rejection and
+//! The HTTP target against a loopback ERP (`util/erp.rs`): partial rejection and
 //! reprocess, ERP down, transient errors, slow ERP with concurrency, dropped
 //! connections, a crash in mid-file, credentials and headers.
-mod util;
 
+use crate::util::erp::{Behaviour, FakeErp};
+use crate::util::{invoices_csv, TestDir, INVOICE_HEADER, INVOICE_MAPPING};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
-use util::erp::{Behaviour, FakeErp};
-use util::{invoices_csv, TestDir, INVOICE_HEADER, INVOICE_MAPPING};
 
 const TOKEN: &str = "s3cret-t0ken-value";
 
@@ -35,9 +34,9 @@ id_pointer = "/id"
     t
 }
 
-fn run(t: &TestDir, args: &[&str]) -> util::Out {
+fn run(t: &TestDir, args: &[&str]) -> crate::util::Out {
     let o = t.cmd().env("ERP_TOKEN", TOKEN).args(args).output().unwrap();
-    util::Out {
+    crate::util::Out {
         code: o.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&o.stderr).into_owned(),

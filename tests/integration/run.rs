@@ -1,10 +1,9 @@
 //! `erpdrop run`, `init` and `watch`: the drop-folder lifecycle driven through the real
 //! binary.
-mod util;
 
+use crate::util::{age, invoices_csv, TestDir, INVOICE_HEADER, INVOICE_MAPPING};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
-use util::{age, invoices_csv, TestDir, INVOICE_HEADER, INVOICE_MAPPING};
 
 fn setup() -> TestDir {
     let t = TestDir::new();

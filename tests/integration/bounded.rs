@@ -3,10 +3,9 @@
 //! the same documents and the same reports as a file small enough to stay in memory.
 //! `ERPDROP_SORT_MEMORY` and `ERPDROP_KEY_WINDOW` shrink the memory so that small test
 //! files spill.
-mod util;
 
+use crate::util::{TestDir, INVOICE_HEADER, INVOICE_MAPPING};
 use std::collections::BTreeMap;
-use util::{TestDir, INVOICE_HEADER, INVOICE_MAPPING};
 
 fn setup() -> TestDir {
     let t = TestDir::new();

@@ -1,11 +1,10 @@
 //! XML sources (issue #4), through the real binary: realistic exports in
 //! `fixtures/xml/`, their payloads and error reports, hostile and broken files, a large
 //! generated export.
-mod util;
 
+use crate::util::TestDir;
 use serde_json::Value;
 use std::io::Write;
-use util::TestDir;
 
 /// The 1-based line of the first occurrence of `needle`.
 fn line_of(text: &str, needle: &str) -> u64 {
