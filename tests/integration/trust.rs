@@ -366,8 +366,9 @@ fn other_content_after_an_unanswered_attempt_is_in_doubt_and_never_sent_under_a_
 #[cfg(unix)]
 #[test]
 fn a_run_killed_while_the_erp_was_creating_leaves_it_in_doubt_until_resolved() {
+    // the run is killed as soon as the request arrives: far within the ERP's delay
     let erp = FakeErp::start(Behaviour {
-        delay: Duration::from_millis(1500),
+        delay: Duration::from_millis(400),
         ..Behaviour::default()
     });
     let t = http_setup(&erp);
