@@ -2,10 +2,9 @@
 //! never delivery, refused credentials are the target being unavailable, secrets echoed
 //! by the ERP are stored and printed nowhere, a key cannot change the request's path,
 //! and text logs keep one event per line whatever a file name or an ERP message holds.
-mod util;
 
-use util::erp::{Behaviour, FakeErp};
-use util::{invoices_csv, TestDir, INVOICE_HEADER, INVOICE_MAPPING};
+use crate::util::erp::{Behaviour, FakeErp};
+use crate::util::{invoices_csv, TestDir, INVOICE_HEADER, INVOICE_MAPPING};
 
 const TOKEN: &str = "s3cret-t0ken-value";
 const KEY: &str = "k3y-that-must-stay-secret";
@@ -25,13 +24,13 @@ fn setup(erp: &FakeErp, url: &str, auth: &str, extra: &str) -> TestDir {
     t
 }
 
-fn run_env(t: &TestDir, env: &[(&str, &str)], args: &[&str]) -> util::Out {
+fn run_env(t: &TestDir, env: &[(&str, &str)], args: &[&str]) -> crate::util::Out {
     let mut c = t.cmd();
     for (k, v) in env {
         c.env(k, v);
     }
     let o = c.args(args).output().unwrap();
-    util::Out {
+    crate::util::Out {
         code: o.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&o.stderr).into_owned(),

@@ -2,9 +2,8 @@
 //! map, default, required, type (string, integer, decimal, date, datetime, boolean),
 //! case, max_length/truncate, pattern, min/max, lookup, allowed; dotted names; checks;
 //! and every error code a field or document can produce, with its message.
-mod util;
+use crate::util::{TestDir, INVOICE_HEADER, INVOICE_MAPPING};
 use serde_json::{json, Value};
-use util::{TestDir, INVOICE_HEADER, INVOICE_MAPPING};
 
 /// A mapping `f` for `F_*.csv`: `;`, key `No`, the given [source] lines, [header] and
 /// [lines] bodies, and anything after (lookups, checks).

@@ -5,10 +5,9 @@
 //!
 //! Needs: ERPDROP_TRYTON_URL (e.g. http://127.0.0.1:8000/tryton), ERPDROP_TRYTON_IDS
 //! (the ids.json of the bring-up). Built only with `--features tryton`.
-mod util;
 
+use crate::util::TestDir;
 use base64::Engine as _;
-use util::TestDir;
 
 struct Tryton {
     url: String,

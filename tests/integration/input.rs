@@ -2,9 +2,8 @@
 //! something of erpdrop's own, characters a format forbids are errors with their line,
 //! a CSV column the mapping reads is never ambiguous, XML that is not well-formed is
 //! refused, and values and messages are bounded wherever they are stored.
-mod util;
+use crate::util::{TestDir, INVOICE_HEADER, INVOICE_MAPPING};
 use serde_json::{json, Value};
-use util::{TestDir, INVOICE_HEADER, INVOICE_MAPPING};
 
 fn today() -> String {
     chrono::Local::now().format("%Y-%m-%d").to_string()
@@ -557,7 +556,7 @@ fn a_long_value_is_cut_in_the_report_saying_how_much() {
 
 #[test]
 fn a_long_erp_message_is_cut_in_the_report_the_ledger_and_status() {
-    let erp = util::erp::FakeErp::start(util::erp::Behaviour {
+    let erp = crate::util::erp::FakeErp::start(crate::util::erp::Behaviour {
         reject: ["A1".to_string()].into(),
         reject_message: Some(format!("Rejected: {}", "z".repeat(100_000))),
         ..Default::default()

@@ -1,12 +1,11 @@
-//! The HTTP target against a loopback ERP (tests/util/erp.rs): partial rejection and
+//! The HTTP target against a loopback ERP (`util/erp.rs`): partial rejection and
 //! reprocess, ERP down, transient errors, slow ERP with concurrency, dropped
 //! connections, a crash in mid-file, credentials and headers.
-mod util;
 
+use crate::util::erp::{Behaviour, FakeErp};
+use crate::util::{invoices_csv, TestDir, INVOICE_HEADER, INVOICE_MAPPING};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
-use util::erp::{Behaviour, FakeErp};
-use util::{invoices_csv, TestDir, INVOICE_HEADER, INVOICE_MAPPING};
 
 const TOKEN: &str = "s3cret-t0ken-value";
 
@@ -35,9 +34,9 @@ id_pointer = "/id"
     t
 }
 
-fn run(t: &TestDir, args: &[&str]) -> util::Out {
+fn run(t: &TestDir, args: &[&str]) -> crate::util::Out {
     let o = t.cmd().env("ERP_TOKEN", TOKEN).args(args).output().unwrap();
-    util::Out {
+    crate::util::Out {
         code: o.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
@@ -399,6 +398,8 @@ fn sigterm_lets_the_file_in_hand_finish_and_status_reads_meanwhile() {
     assert_eq!(st.code, 0, "{st:?}");
     assert!(started.elapsed() < Duration::from_secs(5));
     signal(&child, "-TERM");
+    // the signal came with the file in hand: the rest of it need not be slow
+    erp.set(|b| b.delay = Duration::ZERO);
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(0));
     // the file in hand finished; the next file was not started
@@ -437,6 +438,8 @@ fn a_second_signal_stops_after_the_document_in_flight() {
     assert!(created < 200, "stopped early: {created}");
     assert_eq!(t.ls("drop/inbox"), vec!["INV_1.csv"]);
     assert!(t.ls("drop/processing").is_empty());
+    // the next run sends the rest: no need to wait 40 ms for each
+    erp.set(|b| b.delay = Duration::ZERO);
     let out = run(&t, &["run", "--json"]);
     assert_eq!(out.code, 0, "{out:?}");
     assert_eq!(erp.created(), (200, 1));

@@ -1,6 +1,5 @@
 //! The bundled example validates as shipped.
-mod util;
-use util::TestDir;
+use crate::util::TestDir;
 
 #[test]
 fn bundled_example_validates_and_emits_payloads() {

@@ -1,7 +1,6 @@
 //! The ledger: exactly-once documents, conflicts, `reprocess` and `status`.
-mod util;
 
-use util::{TestDir, INVOICE_HEADER, INVOICE_MAPPING};
+use crate::util::{TestDir, INVOICE_HEADER, INVOICE_MAPPING};
 
 fn setup() -> TestDir {
     let t = TestDir::new();

@@ -1,6 +1,5 @@
 //! Test harness: a temporary folder plus a command builder for the real binary, so that
 //! a test reads like a user session.
-#![allow(dead_code)]
 
 pub mod erp;
 

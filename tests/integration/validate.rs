@@ -2,10 +2,9 @@
 //! print and write (`--report`, `--emit`, `--json`), exit codes 0/1/2, that they touch
 //! nothing, how rows become documents, both `on_invalid` modes, XML payloads, the
 //! billing fixture and the Dynamics GP eConnect example.
-mod util;
+use crate::util::{TestDir, INVOICE_HEADER, INVOICE_MAPPING};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
-use util::{TestDir, INVOICE_HEADER, INVOICE_MAPPING};
 
 const GOOD: &str = "A1;20.11.2026;C1;N30;10,00;ITEM-1;4,00\nA1;20.11.2026;C1;N30;10,00;ITEM-2;6,00\nA2;21.11.2026;C2;F48;1,50;ITEM-3;1,50\n";
 /// A2 has no item: one invalid document of two.
@@ -137,7 +136,7 @@ fn validate_and_dry_run_touch_nothing() {
     inbox(&t, "INV_2.csv", HALF_BAD);
     t.write("drop/inbox/INV_3.csv.part", "partial");
     // an old mtime, so that a file is "ready" by any measure
-    util::age(&t.join("drop/inbox/INV_1.csv"), 3600);
+    crate::util::age(&t.join("drop/inbox/INV_1.csv"), 3600);
     let before = snapshot(&t);
     for args in [
         vec!["validate"],

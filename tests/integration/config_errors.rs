@@ -1,8 +1,7 @@
 //! Configuration errors: erpdrop.toml, mapping files and lookup files. Every problem is
 //! exit code 2 and names the file, the line and the key; `erpdrop check` lists them all
 //! and loads every lookup; nothing is touched.
-mod util;
-use util::{TestDir, INVOICE_MAPPING};
+use crate::util::{TestDir, INVOICE_MAPPING};
 
 /// INVOICE_MAPPING with one piece of text replaced (which must be there).
 fn mapping_with(from: &str, to: &str) -> String {

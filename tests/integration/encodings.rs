@@ -3,9 +3,8 @@
 //! delimiters, quoting, line endings, blank lines, physical line numbers, and the
 //! whole-file problems (`encoding`, `malformed`, `missing_column`, `empty`). The
 //! Excel, 1C and UTF-16 fixtures are validated end to end.
-mod util;
+use crate::util::TestDir;
 use serde_json::{json, Value};
-use util::TestDir;
 
 /// A mapping `f` for `F_*` files with the given [source] lines: key `No`, header
 /// `name` (from Name) and `amount` (decimal), lines `item` (from Item, required).

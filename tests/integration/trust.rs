@@ -1,12 +1,11 @@
 //! What erpdrop promises when things around it go wrong: a closed or full output, a
 //! full temporary folder or disk, a document whose earlier attempt has no known
 //! outcome, keys that make long file names. (SPEC: "Rules every command keeps".)
-mod util;
 
+use crate::util::erp::{Behaviour, FakeErp};
+use crate::util::{invoices_csv, TestDir, INVOICE_HEADER, INVOICE_MAPPING};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
-use util::erp::{Behaviour, FakeErp};
-use util::{invoices_csv, TestDir, INVOICE_HEADER, INVOICE_MAPPING};
 
 fn setup() -> TestDir {
     let t = TestDir::new();
@@ -19,7 +18,7 @@ fn today() -> String {
 }
 
 /// Runs erpdrop with `args`, standard output going to `stdout`.
-fn run_into(t: &TestDir, args: &[&str], stdout: Stdio) -> util::Out {
+fn run_into(t: &TestDir, args: &[&str], stdout: Stdio) -> crate::util::Out {
     let o = t
         .spawn_cmd()
         .args(args)
@@ -27,7 +26,7 @@ fn run_into(t: &TestDir, args: &[&str], stdout: Stdio) -> util::Out {
         .stderr(Stdio::piped())
         .output()
         .unwrap();
-    util::Out {
+    crate::util::Out {
         code: o.status.code().unwrap_or(-1),
         stdout: String::new(),
         stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
@@ -198,7 +197,7 @@ fn a_done_report_that_cannot_be_whole_leaves_the_file_in_the_inbox() {
 /// erpdrop with writes past `bytes` in any one file failing as on a full disk
 /// (RLIMIT_FSIZE, with SIGXFSZ ignored so that the write fails instead of killing).
 #[cfg(unix)]
-fn run_with_file_size_limit(t: &TestDir, bytes: u64, args: &[&str]) -> util::Out {
+fn run_with_file_size_limit(t: &TestDir, bytes: u64, args: &[&str]) -> crate::util::Out {
     use std::os::unix::process::CommandExt;
     let mut c = t.spawn_cmd();
     c.args(args);
@@ -217,7 +216,7 @@ fn run_with_file_size_limit(t: &TestDir, bytes: u64, args: &[&str]) -> util::Out
         });
     }
     let o = c.output().unwrap();
-    util::Out {
+    crate::util::Out {
         code: o.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
@@ -372,8 +371,9 @@ fn other_content_after_an_unanswered_attempt_is_in_doubt_and_never_sent_under_a_
 #[cfg(unix)]
 #[test]
 fn a_run_killed_while_the_erp_was_creating_leaves_it_in_doubt_until_resolved() {
+    // the run is killed as soon as the request arrives: far within the ERP's delay
     let erp = FakeErp::start(Behaviour {
-        delay: Duration::from_millis(1500),
+        delay: Duration::from_millis(400),
         ..Behaviour::default()
     });
     let t = http_setup(&erp);
