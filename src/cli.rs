@@ -117,6 +117,19 @@ pub enum Command {
     },
     /// Load the config, every mapping and lookup, and say exactly what is wrong
     Check,
+    /// What was sent to the ERP and when: every operation on a document (create,
+    /// update, delete, an operator's decision), oldest first, or on the documents of a file
+    History {
+        /// The document's key
+        #[arg(required_unless_present = "file")]
+        key: Option<String>,
+        /// Only the document of this mapping (a key can be a document of several)
+        #[arg(long, requires = "key")]
+        mapping: Option<String>,
+        /// The documents of this file, by the name it arrived under (INV_1.csv)
+        #[arg(long, value_name = "NAME", conflicts_with = "key")]
+        file: Option<String>,
+    },
     /// Settle a document that is in doubt: an earlier attempt was in flight when a run
     /// stopped, and it arrived again with other content. Check the ERP first
     #[command(group(clap::ArgGroup::new("decision").required(true).args(["accepted", "not_sent"])))]

@@ -1,6 +1,7 @@
 //! One module per subcommand; [`dispatch`] wires them to the parsed command line.
 
 pub mod check;
+pub mod history;
 pub mod init;
 pub mod reprocess;
 pub mod resolve;
@@ -78,6 +79,19 @@ pub fn dispatch(cli: &Cli) -> Result<Exit, Failure> {
             status::status(&cfg, &ui, *failed)
         }
         Command::Check => check::check(cli, &ui),
+        Command::History { key, mapping, file } => {
+            let cfg = load_config(cli)?;
+            let query = match (key, file) {
+                (Some(key), _) => crate::ledger::HistoryQuery::Document {
+                    key,
+                    mapping: mapping.as_deref(),
+                },
+                (None, Some(file)) => crate::ledger::HistoryQuery::File(file),
+                // clap asks for one of the two
+                (None, None) => return Err(Failure::usage("name a document KEY or --file NAME")),
+            };
+            history::history(&cfg, &ui, &query)
+        }
         Command::Resolve {
             key,
             mapping,

@@ -34,6 +34,18 @@ pub struct HistoryRecord {
     pub actor: Option<String>,
 }
 
+/// Which operations [`Ledger::history`] gives.
+#[derive(Debug, Clone, Copy)]
+pub enum HistoryQuery<'a> {
+    /// Of one document: its key, of one mapping or of any.
+    Document {
+        key: &'a str,
+        mapping: Option<&'a str>,
+    },
+    /// Of the documents of one file (by the name it arrived under).
+    File(&'a str),
+}
+
 impl Ledger {
     /// An operator's decision on a document whose earlier attempt has no known outcome:
     /// the ERP has it (`accepted`, with its id where known) or it does not (the next
@@ -123,13 +135,36 @@ impl Ledger {
 
     /// The history of a document, oldest first.
     pub fn history_of(&self, mapping: &str, key: &str) -> Result<Vec<HistoryRecord>, LedgerError> {
-        self.rows(
-            "SELECT time, run_id, file, mapping, key, operation, content_hash, outcome, status, erp_id,
-               message, actor
-             FROM history WHERE mapping = ?1 AND key = ?2 ORDER BY seq",
-            params![mapping, key],
-            row_to_history,
-        )
+        self.history(&HistoryQuery::Document {
+            key,
+            mapping: Some(mapping),
+        })
+    }
+
+    /// The operations a query asks for, oldest first.
+    pub fn history(&self, q: &HistoryQuery<'_>) -> Result<Vec<HistoryRecord>, LedgerError> {
+        const SELECT: &str = "SELECT time, run_id, file, mapping, key, operation, content_hash,
+               outcome, status, erp_id, message, actor FROM history";
+        match *q {
+            HistoryQuery::Document {
+                key,
+                mapping: Some(m),
+            } => self.rows(
+                &format!("{SELECT} WHERE mapping = ?1 AND key = ?2 ORDER BY seq"),
+                params![m, key],
+                row_to_history,
+            ),
+            HistoryQuery::Document { key, mapping: None } => self.rows(
+                &format!("{SELECT} WHERE key = ?1 ORDER BY seq"),
+                params![key],
+                row_to_history,
+            ),
+            HistoryQuery::File(name) => self.rows(
+                &format!("{SELECT} WHERE file = ?1 ORDER BY seq"),
+                params![name],
+                row_to_history,
+            ),
+        }
     }
 }
 

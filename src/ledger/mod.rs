@@ -16,7 +16,7 @@ mod runs;
 mod schema;
 
 pub use documents::{Answer, Attempt, Claim, DocRecord, DocState, DocWriter, Operation};
-pub use history::{HistoryRecord, Resolution};
+pub use history::{HistoryQuery, HistoryRecord, Resolution};
 pub use runs::{FileRecord, RunRecord, RunState};
 
 use rusqlite::{params, Connection, OpenFlags};
