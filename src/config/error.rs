@@ -141,11 +141,6 @@ impl KeyLocator {
             .count()
             + 1
     }
-
-    /// The 1-based line of a byte offset.
-    pub fn line_of_offset(&self, offset: usize) -> usize {
-        self.line_of(offset)
-    }
 }
 
 /// Parses a TOML text into `T`, turning serde's error into a [`ConfigError`] with the

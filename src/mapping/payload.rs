@@ -51,18 +51,6 @@ impl Node {
         child.insert_path(rest, value);
     }
 
-    /// Looks a path up.
-    pub fn get_path(&self, path: &[&str]) -> Option<&Node> {
-        let mut cur = self;
-        for p in path {
-            let Node::Obj(entries) = cur else {
-                return None;
-            };
-            cur = &entries.iter().find(|(k, _)| k == p)?.1;
-        }
-        Some(cur)
-    }
-
     /// Writes the node as JSON, indented with two spaces when `pretty`.
     pub fn write_json<W: Write>(&self, out: &mut W, pretty: bool) -> io::Result<()> {
         self.json_at(out, pretty, 0)

@@ -82,15 +82,6 @@ impl RawRow {
         }
     }
 
-    /// Appends a value with the line it was found on (XML).
-    pub fn push_at(&mut self, value: Option<&str>, line: u64) {
-        if self.slot_lines.len() < self.bounds.len() {
-            self.slot_lines.resize(self.bounds.len(), self.line);
-        }
-        self.push(value);
-        self.slot_lines.push(line);
-    }
-
     /// An empty row with room for `slots` values of `bytes` bytes in all.
     pub fn with_capacity(line: u64, slots: usize, bytes: usize) -> RawRow {
         RawRow {
@@ -129,11 +120,6 @@ impl RawRow {
             bounds,
             slot_lines,
         }
-    }
-
-    /// Room for `n` per-slot lines (XML).
-    pub fn reserve_lines(&mut self, n: usize) {
-        self.slot_lines.reserve(n);
     }
 
     /// Appends the row to `out` in a compact binary form (for temporary files).
