@@ -1,0 +1,152 @@
+//! A file whose rows of one key are not together: its rows are sorted by key through
+//! temporary files, then its documents back into the order of their first rows, so
+//! memory stays flat whatever the file's size.
+
+use super::problems::temp_failure;
+use super::CsvSource;
+use crate::extsort::{Sorted, Sorter};
+use crate::source::{RawDocument, RawRow, SourceError};
+use std::io::Read;
+
+/// Memory for each of the two sorts of ungrouped mode before they spill to disk
+/// (`ERPDROP_SORT_MEMORY`, in bytes, overrides it, for tests).
+const SORT_BUDGET: usize = 8 << 20;
+
+fn sort_budget() -> usize {
+    std::env::var("ERPDROP_SORT_MEMORY")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(SORT_BUDGET)
+}
+
+impl<R: Read> CsvSource<R> {
+    /// Ungrouped mode: sorts the rows by key (stably, so a document's rows keep their
+    /// order), builds each document, and sorts the documents back into the order of
+    /// their first rows. Both sorts keep at most [`SORT_BUDGET`] bytes in memory and
+    /// spill the rest to temporary files, so memory stays flat whatever the file's size.
+    fn sort_documents(&mut self) -> Result<Sorted, SourceError> {
+        let io = |e: std::io::Error| temp_failure(&e);
+        let mut rows = Sorter::new(sort_budget());
+        let mut docs = Sorter::new(sort_budget());
+        let (mut kbuf, mut rbuf) = (Vec::new(), Vec::new());
+        while self.read_row()? {
+            let line = self.row_line();
+            let key = self.key_of_row();
+            if key.is_empty() {
+                let doc = self.start_document(key, line);
+                rbuf.clear();
+                doc.encode(&mut rbuf);
+                docs.push(&line.to_be_bytes(), &rbuf).map_err(io)?;
+                continue;
+            }
+            kbuf.clear();
+            for k in &key {
+                kbuf.extend_from_slice(&(k.len() as u32).to_be_bytes());
+                kbuf.extend_from_slice(k.as_bytes());
+            }
+            rbuf.clear();
+            rbuf.extend_from_slice(&line.to_le_bytes());
+            rbuf.extend_from_slice(&(self.fields() as u64).to_le_bytes());
+            self.slot_row(&self.header_idx, line).encode(&mut rbuf);
+            if self.wants_lines {
+                self.slot_row(&self.line_idx, line).encode(&mut rbuf);
+            }
+            rows.push(&kbuf, &rbuf).map_err(io)?;
+        }
+        let mut sorted = rows.finish().map_err(io)?;
+        let mut current: Option<(Vec<u8>, RawDocument)> = None;
+        let flush = |doc: RawDocument, docs: &mut Sorter, buf: &mut Vec<u8>| {
+            buf.clear();
+            doc.encode(buf);
+            docs.push(&doc.line.to_be_bytes(), buf)
+        };
+        let mut out = Vec::new();
+        while sorted.next_into(&mut kbuf, &mut rbuf).map_err(io)? {
+            let bad = || temp_failure(&std::io::Error::other("a sorted row is damaged"));
+            let mut r: &[u8] = &rbuf;
+            let line = take_u64(&mut r).ok_or_else(bad)?;
+            let fields = take_u64(&mut r).ok_or_else(bad)? as usize;
+            let header = RawRow::decode(&mut r).ok_or_else(bad)?;
+            let line_row = if self.wants_lines {
+                Some(RawRow::decode(&mut r).ok_or_else(bad)?)
+            } else {
+                None
+            };
+            match current.as_mut() {
+                Some((k, doc)) if *k == kbuf => {
+                    self.add_row(doc, line, line_row, fields, |col| {
+                        let slot = self.header_idx.iter().position(|&c| c == col);
+                        slot.and_then(|s| header.get(s)).unwrap_or("")
+                    });
+                }
+                _ => {
+                    if let Some((_, doc)) = current.take() {
+                        flush(doc, &mut docs, &mut out).map_err(io)?;
+                    }
+                    let key = decode_key(&kbuf).ok_or_else(bad)?;
+                    let doc = self.new_document(key, line, header, line_row, fields);
+                    current = Some((kbuf.clone(), doc));
+                }
+            }
+        }
+        if let Some((_, doc)) = current.take() {
+            flush(doc, &mut docs, &mut out).map_err(io)?;
+        }
+        drop(sorted);
+        docs.finish().map_err(io)
+    }
+
+    /// Ungrouped mode: the next document of the sort.
+    pub(super) fn next_sorted(&mut self) -> Option<Result<RawDocument, SourceError>> {
+        if self.sorted.is_none() {
+            if self.finished {
+                return None;
+            }
+            self.finished = true;
+            match self.sort_documents() {
+                Ok(s) => self.sorted = Some(s),
+                Err(e) => return Some(Err(e)),
+            }
+        }
+        let sorted = self.sorted.as_mut()?;
+        let (mut k, mut r) = (Vec::new(), Vec::new());
+        match sorted.next_into(&mut k, &mut r) {
+            Ok(true) => match RawDocument::decode(&r) {
+                Some(d) => Some(Ok(d)),
+                None => {
+                    self.sorted = None;
+                    Some(Err(temp_failure(&std::io::Error::other(
+                        "a sorted document is damaged",
+                    ))))
+                }
+            },
+            Ok(false) => {
+                self.sorted = None;
+                None
+            }
+            Err(e) => {
+                self.sorted = None;
+                Some(Err(temp_failure(&e)))
+            }
+        }
+    }
+}
+
+fn take_u64(r: &mut &[u8]) -> Option<u64> {
+    let (b, rest) = r.split_first_chunk::<8>()?;
+    *r = rest;
+    Some(u64::from_le_bytes(*b))
+}
+
+/// The key parts of a sort key (each a big-endian length and its bytes).
+fn decode_key(mut b: &[u8]) -> Option<Vec<String>> {
+    let mut parts = Vec::new();
+    while !b.is_empty() {
+        let (len, rest) = b.split_first_chunk::<4>()?;
+        let len = u32::from_be_bytes(*len) as usize;
+        let part = rest.get(..len)?;
+        parts.push(String::from_utf8(part.to_vec()).ok()?);
+        b = &rest[len..];
+    }
+    Some(parts)
+}
