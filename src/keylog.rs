@@ -14,18 +14,6 @@ use std::fs::File;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 
-/// How many keys the window holds before it is written out (`ERPDROP_KEY_WINDOW`
-/// overrides it, for tests).
-const WINDOW: usize = 48 * 1024;
-
-fn window_size() -> usize {
-    std::env::var("ERPDROP_KEY_WINDOW")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .filter(|&n: &usize| n > 0)
-        .unwrap_or(WINDOW)
-}
-
 /// The hash of a document key (its parts), the same in every pass over a file.
 pub fn key_hash<S: AsRef<str>>(parts: &[S]) -> u64 {
     // FNV-1a over the parts, each followed by a separator, then a final mix: stable
@@ -83,8 +71,10 @@ pub struct KeyLog {
 }
 
 impl KeyLog {
-    pub fn new() -> KeyLog {
-        let capacity = window_size();
+    /// An empty log whose window holds `window` keys (allocated at once: memory does not
+    /// grow with the file).
+    pub fn new(window: usize) -> KeyLog {
+        let capacity = window.max(1);
         KeyLog {
             window: Window::with_capacity_and_hasher(capacity, Default::default()),
             capacity,
@@ -189,19 +179,22 @@ fn next_hash(r: &mut BufReader<File>) -> io::Result<Option<u64>> {
 mod tests {
     use super::*;
 
+    /// A small window, so that a few hundred keys spill.
+    const WINDOW: usize = 64;
+
     #[test]
     fn repeats_in_the_window_are_found_at_once() {
-        let mut k = KeyLog::new();
+        let mut k = KeyLog::new(WINDOW);
         assert_eq!(k.insert(key_hash(&["A"]), 2), None);
         assert_eq!(k.insert(key_hash(&["B"]), 3), None);
         assert_eq!(k.insert(key_hash(&["A"]), 4), Some(2));
         assert_eq!(k.repeated().unwrap(), (vec![key_hash(&["A"])], false));
-        assert_eq!(KeyLog::new().repeated().unwrap(), (vec![], false));
+        assert_eq!(KeyLog::new(WINDOW).repeated().unwrap(), (vec![], false));
     }
 
     #[test]
     fn repeats_across_runs_are_found_at_the_end() {
-        let mut k = KeyLog::new();
+        let mut k = KeyLog::new(WINDOW);
         let n = WINDOW as u64 * 3 + 10;
         for i in 0..n {
             assert_eq!(k.insert(key_hash(&[i.to_string()]), i), None);
@@ -210,7 +203,7 @@ mod tests {
         assert_eq!(k.insert(key_hash(&["5"]), n), None);
         assert_eq!(k.repeated().unwrap(), (vec![key_hash(&["5"])], true));
 
-        let mut k = KeyLog::new();
+        let mut k = KeyLog::new(WINDOW);
         for i in 0..n {
             k.insert(key_hash(&[i.to_string()]), i);
         }

@@ -12,6 +12,7 @@
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod config_error;
 pub mod exit;
 pub mod extsort;
 pub mod fsutil;

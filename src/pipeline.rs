@@ -3,13 +3,13 @@
 //! `validate`, `run --dry-run` and `run` all go through [`check_file`]; only what happens
 //! to the spooled documents afterwards differs.
 
-use crate::config::mapping::SourceFormat;
 use crate::fsutil::{open_regular, FileId};
 use crate::mapping::{MappedDocument, Mapping};
 use crate::problem::{Code, Problem};
 use crate::problem_log::ProblemLog;
 use crate::source::csv::{CsvSource, Grouping};
 use crate::source::decode::Tap;
+use crate::source::SourceFormat;
 use crate::source::{DocumentSource, RawDocument, SourceError};
 use crate::spool::Spool;
 use chrono::{DateTime, Utc};
@@ -114,7 +114,7 @@ pub fn open_source_for(
         SourceFormat::Csv => Ok(Box::new(CsvSource::open(
             file,
             tap,
-            &mapping.source.csv,
+            &mapping.source,
             &mapping.slots,
             grouping,
         )?)),

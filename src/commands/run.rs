@@ -5,7 +5,6 @@
 //! spooled), decide, submit through the ledger, write its report, move it.
 
 use super::new_run_id;
-use crate::config::mapping::OnInvalid;
 use crate::config::{Config, TargetKind};
 use crate::exit::{Exit, Failure};
 use crate::ledger::{DocState, FileRecord, Ledger, LedgerError, RunRecord};
@@ -14,6 +13,7 @@ use crate::lifecycle::{
     claim, ensure_folders, linked_folder, recover_move, recover_processing, return_to_inbox,
     settle_with, try_lock, Claimed, Recovered, RunLock, DONE_SIDECARS, FAILED_SIDECARS, MOVING,
 };
+use crate::mapping::OnInvalid;
 use crate::mapping::{MappedDocument, Mapping};
 use crate::pipeline::{check_file, CheckOptions, FileCheck, Verdict};
 use crate::problem::{quote, Code, Problem, Stage};

@@ -3,13 +3,13 @@
 
 use super::new_run_id;
 use crate::cli::DryRunOutputs;
-use crate::config::mapping::OnInvalid;
 use crate::config::Config;
 use crate::exit::{Exit, Failure};
 use crate::fsutil::DurableBatch;
 use crate::ledger::Ledger;
 use crate::lifecycle::scan::list_files;
 use crate::mapping::Mapping;
+use crate::mapping::OnInvalid;
 use crate::pipeline::{check_file, CheckOptions};
 use crate::report::{print_file_summary, FileReport, Outcome, Summary, Totals};
 use crate::spool::Spool;

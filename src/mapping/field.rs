@@ -4,8 +4,8 @@
 //! lookups) is prepared once, when the mapping is compiled.
 
 use super::lookup::Lookup;
+use super::spec::{Allowed, Case, FieldSpec, FieldType, Scalar};
 use super::value::{parse_boolean, parse_decimal, parse_integer, DateFormat, Value};
-use crate::config::mapping::{Allowed, Case, FieldSpec, FieldType, Scalar};
 use crate::problem::{quote, Code};
 use crate::source::RawRow;
 use indexmap::IndexMap;

@@ -1,7 +1,7 @@
 //! Lookup tables: cross-references (source id -> ERP id) and lists of allowed codes,
 //! loaded once per run from CSV files.
 
-use crate::config::mapping::LookupSpec;
+use super::spec::LookupSpec;
 use crate::source::decode::{encoding_for_label, DecodeReader, EncodingError};
 use std::collections::HashMap;
 use std::io::Read;

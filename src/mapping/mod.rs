@@ -7,34 +7,26 @@
 pub mod field;
 pub mod lookup;
 pub mod payload;
+pub mod spec;
 pub mod value;
 
-use crate::config::mapping::{CheckKind, MappingSpec, OnInvalid, SourceFormat};
-use crate::config::{parse_toml, ConfigError, ConfigErrors, KeyLocator};
+pub use spec::OnInvalid;
+
+use crate::config_error::{parse_toml, ConfigError, ConfigErrors, KeyLocator};
 use crate::problem::{bound, group_digits, Code, Problem, Stage, MAX_VALUE_CHARS};
-use crate::source::csv::CsvOptions;
 use crate::source::decode::encoding_for_label;
-use crate::source::{RawDocument, Slots};
+use crate::source::{
+    Budget, CsvOptions, RawDocument, Slots, SourceFormat, SourceOptions, XmlOptions,
+};
 use field::{EvalCtx, Field, FieldDefaults, Kind};
 use indexmap::IndexMap;
 use lookup::{single_byte, Lookup};
 use payload::Node;
 use rust_decimal::Decimal;
 use sha2::{Digest, Sha256};
+use spec::{CheckKind, MappingSpec};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-
-/// How the mapping reads its files.
-#[derive(Debug, Clone)]
-pub struct SourceOptions {
-    pub format: SourceFormat,
-    pub csv: CsvOptions,
-    /// Whether `encoding` was set in the mapping (XML: overrides the prolog).
-    pub encoding_explicit: bool,
-    pub record: Option<String>,
-    pub lines: Option<String>,
-    pub namespaces: IndexMap<String, String>,
-}
 
 /// A `sum` check, resolved to field indexes.
 #[derive(Debug, Clone)]
@@ -153,13 +145,12 @@ impl Mapping {
                 b'"'
             }),
         };
-        let encoding = match &src.encoding {
-            None => encoding_rs::UTF_8,
-            Some(l) => encoding_for_label(l).unwrap_or_else(|| {
+        let encoding = src.encoding.as_ref().map(|l| {
+            encoding_for_label(l).unwrap_or_else(|| {
                 errors.push(err(&["source", "encoding"], format!("unknown encoding {l:?} (e.g. utf-8, utf-16, windows-1251, windows-1252, iso-8859-1)")));
                 encoding_rs::UTF_8
-            }),
-        };
+            })
+        });
         let one_char =
             |key: &str, v: &Option<String>, errors: &mut Vec<ConfigError>| -> Option<char> {
                 let s = v.as_ref()?;
@@ -229,7 +220,7 @@ impl Mapping {
         };
         let mut slots = Slots::default();
         let compile_section = |section: &str,
-                               fields: &IndexMap<String, crate::config::mapping::FieldSpec>,
+                               fields: &IndexMap<String, spec::FieldSpec>,
                                list: &mut Vec<String>,
                                errors: &mut Vec<ConfigError>|
          -> Vec<Field> {
@@ -244,9 +235,7 @@ impl Mapping {
                         let named = match key {
                             "lookup" => fs.lookup.as_deref(),
                             "allowed" => match &fs.allowed {
-                                Some(crate::config::mapping::Allowed::Lookup(l)) => {
-                                    Some(l.as_str())
-                                }
+                                Some(spec::Allowed::Lookup(l)) => Some(l.as_str()),
                                 _ => None,
                             },
                             _ => None,
@@ -450,17 +439,19 @@ impl Mapping {
             globs,
             source: SourceOptions {
                 format: src.format,
+                encoding,
                 csv: CsvOptions {
                     delimiter,
                     quote,
                     header: src.header,
                     skip_lines: src.skip_lines,
-                    encoding,
                 },
-                encoding_explicit: src.encoding.is_some(),
-                record: src.record.clone(),
-                lines: src.lines.clone(),
-                namespaces: src.namespaces.clone(),
+                xml: XmlOptions {
+                    record: src.record.clone(),
+                    lines: src.lines.clone(),
+                    namespaces: src.namespaces.clone(),
+                },
+                budget: Budget::default(),
             },
             key: spec.document.key,
             lines_path,

@@ -8,6 +8,7 @@
 use encoding_rs::{DecoderResult, Encoding, UTF_16BE, UTF_16LE, UTF_8};
 use sha2::{Digest, Sha256};
 use std::cell::RefCell;
+use std::convert::Infallible;
 use std::fmt;
 use std::io::{self, Read};
 use std::rc::Rc;
@@ -89,9 +90,41 @@ impl<R: Read> Read for TapReader<R> {
     }
 }
 
+/// A byte-order mark at the start of `head`: the encoding it marks and its length.
+pub fn byte_order_mark(head: &[u8]) -> Option<(&'static Encoding, usize)> {
+    if head.starts_with(&[0xEF, 0xBB, 0xBF]) {
+        Some((UTF_8, 3))
+    } else if head.starts_with(&[0xFF, 0xFE]) {
+        Some((UTF_16LE, 2))
+    } else if head.starts_with(&[0xFE, 0xFF]) {
+        Some((UTF_16BE, 2))
+    } else {
+        None
+    }
+}
+
+/// The encoding of a file from its first bytes, for every format: a byte-order mark wins,
+/// then the encoding the mapping names, then what the file says of itself (`in_file`,
+/// which reads `head`: an XML declaration; `Ok(None)` when it says nothing), then UTF-8.
+/// With the length of the byte-order mark, which is no part of the text.
+pub fn sniff<E>(
+    head: &[u8],
+    named: Option<&'static Encoding>,
+    in_file: impl FnOnce(&[u8]) -> Result<Option<&'static Encoding>, E>,
+) -> Result<(&'static Encoding, usize), E> {
+    if let Some(bom) = byte_order_mark(head) {
+        return Ok(bom);
+    }
+    if let Some(e) = named {
+        return Ok((e, 0));
+    }
+    Ok((in_file(head)?.unwrap_or(UTF_8), 0))
+}
+
 const IN_BUF: usize = 64 * 1024;
 
-/// Decodes a byte stream in some encoding into UTF-8.
+/// Decodes a byte stream in some encoding into UTF-8; a byte-order mark at its start
+/// wins over the encoding it is given (see [`sniff`]), and is dropped.
 pub struct DecodeReader<R> {
     inner: R,
     declared: &'static Encoding,
@@ -158,16 +191,8 @@ impl<R: Read> DecodeReader<R> {
         while !self.eof && self.end < 3 {
             self.fill()?;
         }
-        let head = &self.buf[..self.end];
-        let (enc, skip) = if head.starts_with(&[0xEF, 0xBB, 0xBF]) {
-            (UTF_8, 3)
-        } else if head.starts_with(&[0xFF, 0xFE]) {
-            (UTF_16LE, 2)
-        } else if head.starts_with(&[0xFE, 0xFF]) {
-            (UTF_16BE, 2)
-        } else {
-            (self.declared, 0)
-        };
+        let Ok((enc, skip)) =
+            sniff::<Infallible>(&self.buf[..self.end], Some(self.declared), |_| Ok(None));
         self.start = skip;
         self.encoding = enc;
         self.decoder = Some(if enc == UTF_8 {

@@ -7,7 +7,10 @@
 
 pub mod csv;
 pub mod decode;
+mod options;
 pub mod xml;
+
+pub use options::{Budget, CsvOptions, SourceFormat, SourceOptions, XmlOptions};
 
 use crate::problem::Problem;
 

@@ -22,28 +22,18 @@ mod ungrouped;
 pub use end_of_input::MAX_HEADER_BYTES;
 
 use super::decode::{DecodeReader, Tap, TapReader};
-use super::Slots;
+use super::{Budget, Slots, SourceOptions};
 use super::{RawDocument, SourceError};
 use crate::extsort::Sorted;
 use crate::keylog::KeyLog;
 use crate::problem::{Code, Problem};
-use encoding_rs::Encoding;
+use encoding_rs::UTF_8;
 use end_of_input::{unclosed_quote, unclosed_quote_problem, EndWithNewline};
 use problems::{csv_problem, io_problem, nul_problem, utf8_problem};
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read};
 use std::rc::Rc;
-
-/// How to read a CSV file.
-#[derive(Debug, Clone)]
-pub struct CsvOptions {
-    pub delimiter: u8,
-    pub quote: u8,
-    pub header: bool,
-    pub skip_lines: usize,
-    pub encoding: &'static Encoding,
-}
 
 /// Whether a file is read as grouped (streaming) or ungrouped (collect by key).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,6 +68,8 @@ pub struct CsvSource<R: Read> {
     grouping: Grouping,
     /// Ungrouped mode: the documents, sorted back into the order of their first rows.
     sorted: Option<Sorted>,
+    /// The memory of the key log and of the sorts.
+    budget: Budget,
     finished: bool,
     tap: Rc<RefCell<Tap>>,
 }
@@ -88,11 +80,14 @@ impl<R: Read> CsvSource<R> {
     pub fn open(
         input: R,
         tap: Rc<RefCell<Tap>>,
-        opts: &CsvOptions,
+        opts: &SourceOptions,
         slots: &Slots,
         grouping: Grouping,
     ) -> Result<CsvSource<R>, Problem> {
-        let decoder = DecodeReader::new(TapReader::new(input, tap.clone()), opts.encoding);
+        let encoding = opts.encoding.unwrap_or(UTF_8);
+        let budget = opts.budget;
+        let opts = &opts.csv;
+        let decoder = DecodeReader::new(TapReader::new(input, tap.clone()), encoding);
         let mut buffered = BufReader::with_capacity(256 * 1024, decoder);
         let skipped = skip_lines(&mut buffered, opts.skip_lines)?;
         let mut rdr = csv::ReaderBuilder::new()
@@ -103,7 +98,7 @@ impl<R: Read> CsvSource<R> {
             .terminator(csv::Terminator::Any(b'\n'))
             .from_reader(EndWithNewline::new(buffered));
         let columns = if opts.header {
-            header::read(&mut rdr, skipped, opts.encoding)?
+            header::read(&mut rdr, skipped, encoding)?
         } else {
             Vec::new()
         };
@@ -121,9 +116,10 @@ impl<R: Read> CsvSource<R> {
             spare: None,
             pending: None,
             queue: VecDeque::new(),
-            keys: (grouping == Grouping::Grouped).then(KeyLog::new),
+            keys: (grouping == Grouping::Grouped).then(|| KeyLog::new(budget.key_window)),
             grouping,
             sorted: None,
+            budget,
             finished: false,
             tap,
         })

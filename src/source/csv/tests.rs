@@ -1,7 +1,7 @@
 //! Reading CSV files: lines, keys, grouping, the end of the input and bad bytes.
 
-use super::super::DocumentSource;
 use super::*;
+use crate::source::{CsvOptions, DocumentSource, SourceFormat, XmlOptions};
 
 fn slots(header: &[&str], lines: &[&str], key: &[&str]) -> Slots {
     let v = |x: &[&str]| x.iter().map(|s| s.to_string()).collect();
@@ -13,19 +13,37 @@ fn slots(header: &[&str], lines: &[&str], key: &[&str]) -> Slots {
     }
 }
 
-fn opts(delim: u8) -> CsvOptions {
-    CsvOptions {
-        delimiter: delim,
-        quote: b'"',
-        header: true,
-        skip_lines: 0,
-        encoding: encoding_rs::UTF_8,
+fn opts(delim: u8) -> SourceOptions {
+    SourceOptions {
+        format: SourceFormat::Csv,
+        encoding: None,
+        csv: CsvOptions {
+            delimiter: delim,
+            quote: b'"',
+            header: true,
+            skip_lines: 0,
+        },
+        xml: XmlOptions::default(),
+        budget: Budget::default(),
     }
 }
 
 fn read_all(text: &[u8], s: &Slots, g: Grouping) -> Result<Vec<RawDocument>, SourceError> {
+    read_with(text, s, g, Budget::default())
+}
+
+fn read_with(
+    text: &[u8],
+    s: &Slots,
+    g: Grouping,
+    budget: Budget,
+) -> Result<Vec<RawDocument>, SourceError> {
     let tap = Rc::new(RefCell::new(Tap::default()));
-    let mut src = CsvSource::open(text, tap, &opts(b';'), s, g).map_err(SourceError::Fatal)?;
+    let o = SourceOptions {
+        budget,
+        ..opts(b';')
+    };
+    let mut src = CsvSource::open(text, tap, &o, s, g).map_err(SourceError::Fatal)?;
     let mut out = Vec::new();
     while let Some(d) = src.next_document() {
         out.push(d?);
@@ -66,6 +84,33 @@ fn a_key_that_comes_back_asks_for_ungrouped_mode() {
     assert_eq!(docs.len(), 2);
     assert_eq!(docs[0].lines.len(), 2);
     assert_eq!(docs[0].lines[1].line, 4);
+}
+
+#[test]
+fn a_small_budget_spills_and_reads_the_same_documents() {
+    // keys 0..300, each on rows far apart: a key comes back long after the key window
+    let mut text = b"No;Item\n".to_vec();
+    for round in 0..3 {
+        for k in 0..300 {
+            text.extend_from_slice(format!("{k};item {round}\n").as_bytes());
+        }
+    }
+    let s = slots(&["No"], &["Item"], &["No"]);
+    let small = Budget {
+        sort_bytes: 512,
+        key_window: 4,
+    };
+    // found by the key log's runs at the end of the file, not in its window
+    assert!(matches!(
+        read_with(&text, &s, Grouping::Grouped, small),
+        Err(SourceError::Ungrouped)
+    ));
+    let spilled = read_with(&text, &s, Grouping::Ungrouped, small).unwrap();
+    let in_memory = read_all(&text, &s, Grouping::Ungrouped).unwrap();
+    assert_eq!(format!("{spilled:?}"), format!("{in_memory:?}"));
+    assert_eq!(spilled.len(), 300);
+    assert_eq!(spilled[7].lines.len(), 3);
+    assert_eq!(spilled[7].lines[2].line, 2 + 600 + 7);
 }
 
 #[test]

@@ -8,26 +8,16 @@ use crate::extsort::{Sorted, Sorter};
 use crate::source::{RawDocument, RawRow, SourceError};
 use std::io::Read;
 
-/// Memory for each of the two sorts of ungrouped mode before they spill to disk
-/// (`ERPDROP_SORT_MEMORY`, in bytes, overrides it, for tests).
-const SORT_BUDGET: usize = 8 << 20;
-
-fn sort_budget() -> usize {
-    std::env::var("ERPDROP_SORT_MEMORY")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(SORT_BUDGET)
-}
-
 impl<R: Read> CsvSource<R> {
     /// Ungrouped mode: sorts the rows by key (stably, so a document's rows keep their
     /// order), builds each document, and sorts the documents back into the order of
-    /// their first rows. Both sorts keep at most [`SORT_BUDGET`] bytes in memory and
-    /// spill the rest to temporary files, so memory stays flat whatever the file's size.
+    /// their first rows. Both sorts keep at most the budget's
+    /// [`sort_bytes`](crate::source::Budget::sort_bytes) in memory and spill the rest to
+    /// temporary files, so memory stays flat whatever the file's size.
     fn sort_documents(&mut self) -> Result<Sorted, SourceError> {
         let io = |e: std::io::Error| temp_failure(&e);
-        let mut rows = Sorter::new(sort_budget());
-        let mut docs = Sorter::new(sort_budget());
+        let mut rows = Sorter::new(self.budget.sort_bytes);
+        let mut docs = Sorter::new(self.budget.sort_bytes);
         let (mut kbuf, mut rbuf) = (Vec::new(), Vec::new());
         while self.read_row()? {
             let line = self.row_line();

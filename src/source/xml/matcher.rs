@@ -121,8 +121,9 @@ pub(super) struct State {
 }
 
 impl State {
-    /// The matcher of a mapping's compiled paths, before the first event.
-    pub(super) fn new(compiled: Paths, slots: &Slots) -> State {
+    /// The matcher of a mapping's compiled paths, before the first event; `key_window`:
+    /// how many document keys the key log keeps in memory.
+    pub(super) fn new(compiled: Paths, slots: &Slots, key_window: usize) -> State {
         let Paths {
             mut record,
             mut paths,
@@ -181,7 +182,7 @@ impl State {
             ready: None,
             captures: Vec::new(),
             spare: Vec::new(),
-            keys: KeyLog::new(),
+            keys: KeyLog::new(key_window),
             repeats: None,
             uses_ns,
             root_seen: false,

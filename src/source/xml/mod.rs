@@ -48,10 +48,9 @@ mod wellformed;
 
 pub use path::check_path;
 
-use super::decode::{encoding_for_label, DecodeReader};
+use super::decode::{encoding_for_label, sniff, DecodeReader};
 use super::decode::{Tap, TapReader};
-use super::{DocumentSource, RawDocument, Slots, SourceError};
-use crate::mapping::SourceOptions;
+use super::{DocumentSource, RawDocument, Slots, SourceError, SourceOptions};
 use crate::problem::{quote, Code, Problem};
 use encoding_rs::{Encoding, UTF_16BE, UTF_16LE, UTF_8};
 use line_counter::LineCounter;
@@ -91,33 +90,22 @@ impl<R: Read> Read for Input<R> {
     }
 }
 
-/// Finds the encoding: BOM, then the mapping's `encoding`, then the XML declaration.
-fn sniff(head: &[u8], opts: &SourceOptions) -> Result<&'static Encoding, Problem> {
-    if head.starts_with(&[0xEF, 0xBB, 0xBF]) {
-        return Ok(UTF_8);
-    }
-    if head.starts_with(&[0xFF, 0xFE]) {
-        return Ok(UTF_16LE);
-    }
-    if head.starts_with(&[0xFE, 0xFF]) {
-        return Ok(UTF_16BE);
-    }
-    if opts.encoding_explicit {
-        return Ok(opts.csv.encoding);
-    }
+/// What an XML file without a byte-order mark says of its encoding (for [`sniff`]):
+/// UTF-16 by the shape of its first `<?`, else the `encoding` of its declaration.
+fn in_file_encoding(head: &[u8]) -> Result<Option<&'static Encoding>, Problem> {
     if head.starts_with(&[0x3C, 0, 0x3F, 0]) {
-        return Ok(UTF_16LE);
+        return Ok(Some(UTF_16LE));
     }
     if head.starts_with(&[0, 0x3C, 0, 0x3F]) {
-        return Ok(UTF_16BE);
+        return Ok(Some(UTF_16BE));
     }
     let Some(label) = declared_encoding(head) else {
-        return Ok(UTF_8);
+        return Ok(None);
     };
     match encoding_for_label(&label) {
         // 8-bit bytes cannot be UTF-16 whatever the declaration says; read them as UTF-8.
-        Some(e) if e == UTF_16LE || e == UTF_16BE => Ok(UTF_8),
-        Some(e) => Ok(e),
+        Some(e) if e == UTF_16LE || e == UTF_16BE => Ok(Some(UTF_8)),
+        Some(e) => Ok(Some(e)),
         None => {
             let msg = format!(
                 "The XML declaration names the encoding {}, which erpdrop cannot read (set source.encoding in the mapping, e.g. \"windows-1251\")",
@@ -181,14 +169,15 @@ impl<R: Read> XmlSource<R> {
         slots: &Slots,
         resolve: bool,
     ) -> Result<XmlSource<R>, Problem> {
+        let xml = &opts.xml;
         let paths = Paths::compile(
-            opts.record.as_deref(),
-            opts.lines.as_deref(),
-            &opts.namespaces,
+            xml.record.as_deref(),
+            xml.lines.as_deref(),
+            &xml.namespaces,
             slots,
         )?;
         let resolve = resolve || paths.need_namespaces();
-        let st = State::new(paths, slots);
+        let st = State::new(paths, slots, opts.budget.key_window);
         let mut input = TapReader::new(input, tap.clone());
         let mut head = vec![0u8; HEAD];
         let mut got = 0;
@@ -207,13 +196,11 @@ impl<R: Read> XmlSource<R> {
             }
         }
         head.truncate(got);
-        let encoding = sniff(&head, opts)?;
+        let (encoding, bom) = sniff(&head, opts.encoding, in_file_encoding)?;
         let input = if encoding == UTF_8 {
             // UTF-8 is read as it is (the byte-order mark skipped), checked by LineCounter
             let mut head = Cursor::new(head);
-            if head.get_ref().starts_with(&[0xEF, 0xBB, 0xBF]) {
-                head.set_position(3);
-            }
+            head.set_position(bom as u64);
             Input::Raw(head.chain(input))
         } else {
             Input::Decoded(DecodeReader::new(Cursor::new(head).chain(input), encoding))

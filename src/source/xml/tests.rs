@@ -2,28 +2,29 @@
 //! files that are not well-formed.
 
 use super::*;
-use crate::config::mapping::SourceFormat;
 use crate::problem::Stage;
-use crate::source::csv::CsvOptions;
+use crate::source::{Budget, CsvOptions, SourceFormat, XmlOptions};
 use indexmap::IndexMap;
 
 fn opts(record: &str, lines: Option<&str>, ns: &[(&str, &str)]) -> SourceOptions {
     SourceOptions {
         format: SourceFormat::Xml,
+        encoding: None,
         csv: CsvOptions {
             delimiter: b',',
             quote: b'"',
             header: true,
             skip_lines: 0,
-            encoding: UTF_8,
         },
-        encoding_explicit: false,
-        record: Some(record.to_string()),
-        lines: lines.map(str::to_string),
-        namespaces: ns
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
+        xml: XmlOptions {
+            record: Some(record.to_string()),
+            lines: lines.map(str::to_string),
+            namespaces: ns
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        },
+        budget: Budget::default(),
     }
 }
 
@@ -407,8 +408,7 @@ fn encoding_from_the_declaration_or_the_mapping() {
     assert_eq!(p.line, Some(1));
     assert_eq!(p.column.as_deref(), Some("/R/D/N"));
     assert_eq!(p.value.as_deref(), Some("0xD0"));
-    o.encoding_explicit = true;
-    o.csv.encoding = encoding_rs::WINDOWS_1251;
+    o.encoding = Some(encoding_rs::WINDOWS_1251);
     assert_eq!(
         read_with(&bytes, &o, &s).unwrap()[0].header.get(0),
         Some("Ромашка")

@@ -3,6 +3,7 @@
 //! These types mirror SPEC's "Mapping files" section one to one; unknown keys are
 //! rejected so that a misspelt option is an error, not a silently ignored line.
 
+use crate::source::SourceFormat;
 use indexmap::IndexMap;
 use serde::Deserialize;
 
@@ -24,14 +25,6 @@ pub struct MappingSpec {
     pub lookups: IndexMap<String, LookupSpec>,
     #[serde(default)]
     pub checks: Vec<CheckSpec>,
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SourceFormat {
-    #[default]
-    Csv,
-    Xml,
 }
 
 #[derive(Debug, Clone, Deserialize)]

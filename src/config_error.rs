@@ -1,4 +1,7 @@
 //! Configuration errors: what is wrong, in which file, on which line, under which key.
+//!
+//! Below [`config`](crate::config) and [`mapping`](crate::mapping), which both read TOML
+//! files written by users and report through these.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
