@@ -7,6 +7,8 @@
 
 pub mod csv;
 pub mod decode;
+mod extsort;
+pub mod keys;
 mod options;
 pub mod xml;
 
@@ -296,7 +298,7 @@ pub enum SourceError {
     /// Reading could not go on for a reason outside the file (a temporary file could not
     /// be written or read back): the file is not at fault and waits for the next run.
     Environment(String),
-    /// XML: keys (by [`key_hash`](crate::keylog::key_hash)) that occur more than once,
+    /// XML: keys (by [`key_hash`](keys::key_hash)) that occur more than once,
     /// found only at the end of the file: it must be read again knowing them, so that
     /// each repeat is reported on its record.
     Repeated(Vec<u64>),

@@ -59,7 +59,7 @@ pub struct Budget {
     /// Bytes for each of the two sorts of a CSV file that is not grouped by key.
     pub sort_bytes: usize,
     /// Document keys kept in memory to find a repeated one at once (see
-    /// [`KeyLog`](crate::keylog::KeyLog)); older keys go to a temporary file.
+    /// [`KeyLog`](crate::source::keys::KeyLog)); older keys go to a temporary file.
     pub key_window: usize,
 }
 

@@ -4,8 +4,8 @@
 
 use super::problems::temp_failure;
 use super::CsvSource;
-use crate::keylog::key_hash;
 use crate::problem::{quote, Code, Problem, Stage};
+use crate::source::keys::{document_key, duplicate, missing_key};
 use crate::source::{RawDocument, RawRow, SourceError};
 use std::io::Read;
 
@@ -23,16 +23,7 @@ impl<R: Read> CsvSource<R> {
     }
 
     pub(super) fn key_of_row(&self) -> Vec<String> {
-        let parts: Vec<String> = self
-            .key_idx
-            .iter()
-            .map(|&i| crate::source::trim(self.field(i).unwrap_or("")).to_string())
-            .collect();
-        if parts.iter().all(|p| p.is_empty()) {
-            Vec::new()
-        } else {
-            parts
-        }
+        document_key(self.key_idx.iter().map(|&i| self.field(i).unwrap_or("")))
     }
 
     pub(super) fn slot_row(&self, idx: &[usize], line: u64) -> RawRow {
@@ -101,12 +92,7 @@ impl<R: Read> CsvSource<R> {
                     cols.join(", ")
                 )
             };
-            doc.problems.push(
-                Problem::new(Stage::Map, Code::Required, &msg)
-                    .with_line(line)
-                    .with_column(cols.join(", "))
-                    .with_value(String::new()),
-            );
+            doc.problems.push(missing_key(&msg, line, &cols));
         }
         doc.key = key;
         doc
@@ -153,13 +139,8 @@ impl<R: Read> CsvSource<R> {
                     doc.line,
                     quote(first)
                 );
-                doc.problems.push(
-                    Problem::new(Stage::Validate, Code::Duplicate, &msg)
-                        .with_document(doc.key_display())
-                        .with_line(line)
-                        .with_column(column.clone())
-                        .with_value(new.to_string()),
-                );
+                let p = duplicate(&msg, &doc.key_display(), line, column, new);
+                doc.problems.push(p);
                 break;
             }
         }
@@ -185,9 +166,9 @@ impl<R: Read> CsvSource<R> {
                     }
                     // A key that came back after the window of recent keys shows now.
                     if let Some(keys) = self.keys.take() {
-                        match keys.repeated() {
-                            Ok((_, false)) => {}
-                            Ok((_, true)) => return Some(Err(SourceError::Ungrouped)),
+                        match keys.finish() {
+                            Ok(None) => {}
+                            Ok(Some(_)) => return Some(Err(SourceError::Ungrouped)),
                             Err(e) => return Some(Err(temp_failure(&e))),
                         }
                     }
@@ -214,7 +195,7 @@ impl<R: Read> CsvSource<R> {
                 continue;
             }
             if let Some(keys) = self.keys.as_mut() {
-                if keys.insert(key_hash(&key), line).is_some() {
+                if keys.see(&key, line).is_some() {
                     return Some(Err(SourceError::Ungrouped));
                 }
             }

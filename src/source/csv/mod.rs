@@ -22,10 +22,10 @@ mod ungrouped;
 pub use end_of_input::MAX_HEADER_BYTES;
 
 use super::decode::{DecodeReader, Tap, TapReader};
+use super::extsort::Sorted;
+use super::keys::SeenKeys;
 use super::{Budget, Slots, SourceOptions};
 use super::{RawDocument, SourceError};
-use crate::extsort::Sorted;
-use crate::keylog::KeyLog;
 use crate::problem::{Code, Problem};
 use encoding_rs::UTF_8;
 use end_of_input::{unclosed_quote, unclosed_quote_problem, EndWithNewline};
@@ -64,7 +64,7 @@ pub struct CsvSource<R: Read> {
     pending: Option<RawDocument>,
     queue: VecDeque<RawDocument>,
     /// Grouped mode: the keys seen, to find one that comes back (taken at the end).
-    keys: Option<KeyLog>,
+    keys: Option<SeenKeys>,
     grouping: Grouping,
     /// Ungrouped mode: the documents, sorted back into the order of their first rows.
     sorted: Option<Sorted>,
@@ -116,7 +116,7 @@ impl<R: Read> CsvSource<R> {
             spare: None,
             pending: None,
             queue: VecDeque::new(),
-            keys: (grouping == Grouping::Grouped).then(|| KeyLog::new(budget.key_window)),
+            keys: (grouping == Grouping::Grouped).then(|| SeenKeys::new(budget.key_window)),
             grouping,
             sorted: None,
             budget,

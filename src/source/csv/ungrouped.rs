@@ -4,7 +4,7 @@
 
 use super::problems::temp_failure;
 use super::CsvSource;
-use crate::extsort::{Sorted, Sorter};
+use crate::source::extsort::{Sorted, Sorter};
 use crate::source::{RawDocument, RawRow, SourceError};
 use std::io::Read;
 

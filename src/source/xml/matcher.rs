@@ -11,15 +11,14 @@ use super::syntax::{
     amp_cr_bracket, forbidden_char, is_xml_name, local_part, lossy, normalize_newlines, NAME_RULE,
 };
 use super::MAX_DEPTH;
-use crate::keylog::KeyLog;
 use crate::problem::Problem;
+use crate::source::keys::SeenKeys;
 use crate::source::{RawDocument, RawRow, Slots};
 use quick_xml::errors::Error as XmlError;
 use quick_xml::escape::unescape;
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::name::ResolveResult;
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::io::Read;
 
 /// Text being collected for a slot while its element is open.
@@ -106,11 +105,8 @@ pub(super) struct State {
     spare: Vec<Vec<u8>>,
     /// Some element test names a namespace URI: elements must be resolved.
     uses_ns: bool,
-    /// The document keys seen (by hash), with the line of their record.
-    pub(super) keys: KeyLog,
-    /// Second pass over a file with keys that repeat outside the key log's window:
-    /// those keys' hashes, and the line of the first record of each.
-    pub(super) repeats: Option<(Vec<u64>, HashMap<u64, u64>)>,
+    /// The document keys seen, with the line of their record.
+    pub(super) keys: SeenKeys,
     pub(super) root_seen: bool,
     root_closed: bool,
     pub(super) root_name: String,
@@ -182,8 +178,7 @@ impl State {
             ready: None,
             captures: Vec::new(),
             spare: Vec::new(),
-            keys: KeyLog::new(key_window),
-            repeats: None,
+            keys: SeenKeys::new(key_window),
             uses_ns,
             root_seen: false,
             root_closed: false,

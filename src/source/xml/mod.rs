@@ -50,6 +50,7 @@ pub use path::check_path;
 
 use super::decode::{encoding_for_label, sniff, DecodeReader};
 use super::decode::{Tap, TapReader};
+use super::keys::SeenKeys;
 use super::{DocumentSource, RawDocument, Slots, SourceError, SourceOptions};
 use crate::problem::{quote, Code, Problem};
 use encoding_rs::{Encoding, UTF_16BE, UTF_16LE, UTF_8};
@@ -59,7 +60,6 @@ use path::Paths;
 use quick_xml::{NsReader, Reader};
 use reader::{Stack, XmlReader};
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::io::{self, Chain, Cursor, Read};
 use std::rc::Rc;
 
@@ -234,9 +234,8 @@ impl<R: Read> XmlSource<R> {
     /// For a second pass over a file: the keys (hashes) that occur more than once, as
     /// [`SourceError::Repeated`] gave them; each record after the first with such a key
     /// gets a `duplicate` problem naming the first one's line.
-    pub fn with_repeats(mut self, mut repeats: Vec<u64>) -> XmlSource<R> {
-        repeats.sort_unstable();
-        self.st.repeats = Some((repeats, HashMap::new()));
+    pub fn with_repeats(mut self, repeats: Vec<u64>) -> XmlSource<R> {
+        self.st.keys = SeenKeys::known(repeats);
         self
     }
 }
@@ -261,13 +260,10 @@ impl<R: Read> DocumentSource for XmlSource<R> {
                 if let Err(p) = self.st.eof(line) {
                     return Some(Err(SourceError::Fatal(p)));
                 }
-                if self.st.repeats.is_some() {
-                    return None;
-                }
                 // keys that came back after leaving the key log's window
-                match std::mem::take(&mut self.st.keys).repeated() {
-                    Ok((r, true)) => Some(Err(SourceError::Repeated(r))),
-                    Ok(_) => None,
+                match std::mem::take(&mut self.st.keys).finish() {
+                    Ok(Some(r)) => Some(Err(SourceError::Repeated(r))),
+                    Ok(None) => None,
                     Err(e) => Some(Err(SourceError::Environment(format!(
                         "cannot read a temporary file while reading the file: {e}"
                     )))),

@@ -3,10 +3,9 @@
 
 use super::matcher::State;
 use super::syntax::lossy;
-use crate::keylog::key_hash;
-use crate::problem::{Code, Problem, Stage};
+use crate::problem::{Code, Problem};
+use crate::source::keys::{document_key, duplicate, missing_key};
 use crate::source::RawDocument;
-use std::collections::hash_map::Entry;
 
 impl State {
     fn record_name(&self) -> &str {
@@ -16,18 +15,8 @@ impl State {
     pub(super) fn finish_record(&mut self) -> RawDocument {
         let rec = self.rec.take().expect("a record");
         self.last_lines = rec.lines.len();
-        let parts: Vec<String> = (0..self.key.vals.len())
-            .map(|i| {
-                self.key
-                    .get(i)
-                    .map_or_else(String::new, |s| s.trim().to_string())
-            })
-            .collect();
-        let key = if parts.iter().all(String::is_empty) {
-            Vec::new()
-        } else {
-            parts
-        };
+        let key =
+            document_key((0..self.key.vals.len()).map(|i| self.key.get(i).unwrap_or_default()));
         let mut doc = RawDocument {
             key: Vec::new(),
             line: rec.line,
@@ -36,55 +25,23 @@ impl State {
             problems: Vec::new(),
             rows: 1,
         };
-        let cols = self.key_names.join(", ");
-        let rname = self.record_name().to_string();
         if key.is_empty() {
             let msg = format!(
                 "This <{}> has no {}, the document key",
-                rname,
+                self.record_name(),
                 self.key_names.join(" or ")
             );
-            doc.problems.push(
-                Problem::new(Stage::Map, Code::Required, &msg)
-                    .with_line(rec.line)
-                    .with_column(cols.clone())
-                    .with_value(String::new()),
+            doc.problems
+                .push(missing_key(&msg, rec.line, &self.key_names));
+        } else if let Some(first) = self.keys.see(&key, rec.line) {
+            let shown = key.join("/");
+            let msg = format!(
+                "Document {shown} appears twice in the file: this <{}> has the same key as the one on line {first}",
+                self.record_name()
             );
-        } else {
-            let h = key_hash(&key);
-            let first = match self.repeats.as_mut() {
-                // second pass: only the keys known to repeat are followed
-                Some((known, lines)) => match known.binary_search(&h) {
-                    Ok(_) => match lines.entry(h) {
-                        Entry::Vacant(v) => {
-                            v.insert(rec.line);
-                            None
-                        }
-                        Entry::Occupied(o) => Some(*o.get()),
-                    },
-                    Err(_) => None,
-                },
-                None => self.keys.insert(h, rec.line),
-            };
-            match first {
-                None => {}
-                Some(first) => {
-                    let shown = key.join("/");
-                    let msg = format!(
-                        "Document {} appears twice in the file: this <{}> has the same key as the one on line {}",
-                        shown,
-                        rname,
-                        first
-                    );
-                    doc.problems.push(
-                        Problem::new(Stage::Validate, Code::Duplicate, &msg)
-                            .with_document(shown.clone())
-                            .with_line(rec.line)
-                            .with_column(cols.clone())
-                            .with_value(shown),
-                    );
-                }
-            }
+            let cols = self.key_names.join(", ");
+            doc.problems
+                .push(duplicate(&msg, &shown, rec.line, cols, &shown));
         }
         doc.key = key;
         doc
