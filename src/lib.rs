@@ -10,6 +10,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod cli;
+pub mod codec;
 pub mod commands;
 pub mod config;
 pub mod config_error;

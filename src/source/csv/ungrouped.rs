@@ -4,8 +4,9 @@
 
 use super::problems::temp_failure;
 use super::CsvSource;
+use crate::codec::{put_len, put_u64, take_len, take_u64};
 use crate::source::extsort::{Sorted, Sorter};
-use crate::source::{RawDocument, RawRow, SourceError};
+use crate::source::{put_key, take_key, RawDocument, RawRow, SourceError};
 use std::io::Read;
 
 impl<R: Read> CsvSource<R> {
@@ -29,14 +30,14 @@ impl<R: Read> CsvSource<R> {
                 docs.push(&line.to_be_bytes(), &rbuf).map_err(io)?;
                 continue;
             }
+            // rows sort by their key (any order of keys will do: the documents are
+            // sorted again, by line), documents by their line (big-endian, so that the
+            // bytes compare as the numbers do)
             kbuf.clear();
-            for k in &key {
-                kbuf.extend_from_slice(&(k.len() as u32).to_be_bytes());
-                kbuf.extend_from_slice(k.as_bytes());
-            }
+            put_key(&mut kbuf, &key);
             rbuf.clear();
-            rbuf.extend_from_slice(&line.to_le_bytes());
-            rbuf.extend_from_slice(&(self.fields() as u64).to_le_bytes());
+            put_u64(&mut rbuf, line);
+            put_len(&mut rbuf, self.fields());
             self.slot_row(&self.header_idx, line).encode(&mut rbuf);
             if self.wants_lines {
                 self.slot_row(&self.line_idx, line).encode(&mut rbuf);
@@ -55,7 +56,7 @@ impl<R: Read> CsvSource<R> {
             let bad = || temp_failure(&std::io::Error::other("a sorted row is damaged"));
             let mut r: &[u8] = &rbuf;
             let line = take_u64(&mut r).ok_or_else(bad)?;
-            let fields = take_u64(&mut r).ok_or_else(bad)? as usize;
+            let fields = take_len(&mut r).ok_or_else(bad)?;
             let header = RawRow::decode(&mut r).ok_or_else(bad)?;
             let line_row = if self.wants_lines {
                 Some(RawRow::decode(&mut r).ok_or_else(bad)?)
@@ -73,7 +74,7 @@ impl<R: Read> CsvSource<R> {
                     if let Some((_, doc)) = current.take() {
                         flush(doc, &mut docs, &mut out).map_err(io)?;
                     }
-                    let key = decode_key(&kbuf).ok_or_else(bad)?;
+                    let key = take_key(&mut &kbuf[..]).ok_or_else(bad)?;
                     let doc = self.new_document(key, line, header, line_row, fields);
                     current = Some((kbuf.clone(), doc));
                 }
@@ -120,23 +121,4 @@ impl<R: Read> CsvSource<R> {
             }
         }
     }
-}
-
-fn take_u64(r: &mut &[u8]) -> Option<u64> {
-    let (b, rest) = r.split_first_chunk::<8>()?;
-    *r = rest;
-    Some(u64::from_le_bytes(*b))
-}
-
-/// The key parts of a sort key (each a big-endian length and its bytes).
-fn decode_key(mut b: &[u8]) -> Option<Vec<String>> {
-    let mut parts = Vec::new();
-    while !b.is_empty() {
-        let (len, rest) = b.split_first_chunk::<4>()?;
-        let len = u32::from_be_bytes(*len) as usize;
-        let part = rest.get(..len)?;
-        parts.push(String::from_utf8(part.to_vec()).ok()?);
-        b = &rest[len..];
-    }
-    Some(parts)
 }

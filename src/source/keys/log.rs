@@ -8,11 +8,12 @@
 //! is still in the window is found at once; one that comes back later is found when the
 //! file has been read, by merging the runs ([`KeyLog::repeated`]).
 
+use crate::codec::{read_u64, write_u64};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::fs::File;
 use std::hash::{BuildHasherDefault, Hasher};
-use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::io::{self, BufReader, BufWriter, Seek, SeekFrom};
 
 /// The hash of a document key (its parts), the same in every pass over a file.
 pub fn key_hash<S: AsRef<str>>(parts: &[S]) -> u64 {
@@ -110,8 +111,8 @@ impl KeyLog {
         self.scratch.extend(self.window.drain().map(|(h, _)| h));
         self.scratch.sort_unstable();
         let mut w = BufWriter::with_capacity(64 * 1024, tempfile::tempfile()?);
-        for h in &self.scratch {
-            w.write_all(&h.to_le_bytes())?;
+        for &h in &self.scratch {
+            write_u64(&mut w, h)?;
         }
         let mut file = w.into_inner().map_err(|e| e.into_error())?;
         file.seek(SeekFrom::Start(0))?;
@@ -140,7 +141,7 @@ impl KeyLog {
             .collect();
         let mut heap = BinaryHeap::new();
         for (i, r) in readers.iter_mut().enumerate() {
-            if let Some(h) = next_hash(r)? {
+            if let Some(h) = read_u64(r)? {
                 heap.push(Reverse((h, i)));
             }
         }
@@ -153,7 +154,7 @@ impl KeyLog {
             } else {
                 last = Some(h);
             }
-            if let Some(n) = next_hash(&mut readers[i])? {
+            if let Some(n) = read_u64(&mut readers[i])? {
                 heap.push(Reverse((n, i)));
             }
         }
@@ -162,16 +163,6 @@ impl KeyLog {
         out.sort_unstable();
         out.dedup();
         Ok((out, late))
-    }
-}
-
-/// The next hash of a run, `None` at its end.
-fn next_hash(r: &mut BufReader<File>) -> io::Result<Option<u64>> {
-    let mut b = [0u8; 8];
-    match r.read_exact(&mut b) {
-        Ok(()) => Ok(Some(u64::from_le_bytes(b))),
-        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(None),
-        Err(e) => Err(e),
     }
 }
 
