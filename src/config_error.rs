@@ -134,16 +134,13 @@ impl KeyLocator {
                 None => break,
             }
         }
-        best.map(|b| self.line_of(b))
+        best.map(|b| line_of(&self.text, b))
     }
+}
 
-    fn line_of(&self, offset: usize) -> usize {
-        self.text.as_bytes()[..offset.min(self.text.len())]
-            .iter()
-            .filter(|&&b| b == b'\n')
-            .count()
-            + 1
-    }
+/// The 1-based line of the byte `offset` of `text`.
+fn line_of(text: &str, offset: usize) -> usize {
+    memchr::memchr_iter(b'\n', &text.as_bytes()[..offset.min(text.len())]).count() + 1
 }
 
 /// Parses a TOML text into `T`, turning serde's error into a [`ConfigError`] with the
@@ -156,13 +153,7 @@ pub fn parse_toml<T: serde::de::DeserializeOwned>(
     serde_path_to_error::deserialize(de).map_err(|err| {
         let path = err.path().to_string();
         let inner = err.into_inner();
-        let line = inner.span().map(|s| {
-            text.as_bytes()[..s.start.min(text.len())]
-                .iter()
-                .filter(|&&b| b == b'\n')
-                .count()
-                + 1
-        });
+        let line = inner.span().map(|s| line_of(text, s.start));
         let key = if path == "." { String::new() } else { path };
         ConfigError::at(file, line, &key, tidy_serde_message(inner.message()))
     })

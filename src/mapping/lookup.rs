@@ -66,7 +66,7 @@ impl Lookup {
             let bytes = e.as_bytes();
             let err = EncodingError {
                 encoding: encoding_rs::UTF_8.name(),
-                line: bytes[..at].iter().filter(|&&b| b == b'\n').count() as u64 + 1,
+                line: crate::source::count_newlines(&bytes[..at]) + 1,
                 bytes: bytes[at..(at + len).min(bytes.len())].to_vec(),
             };
             format!("cannot read {}: {err}", path.display())

@@ -5,6 +5,7 @@
 //! UTF-16 whatever the mapping says). UTF-8 input passes through untouched: the CSV and
 //! XML readers check it per field, where they can name the column.
 
+use super::count_newlines;
 use encoding_rs::{DecoderResult, Encoding, UTF_16BE, UTF_16LE, UTF_8};
 use sha2::{Digest, Sha256};
 use std::cell::RefCell;
@@ -230,9 +231,7 @@ impl<R: Read> DecodeReader<R> {
                 if let Some(at) = c1_control(&self.out_buf[..written]) {
                     let err = EncodingError {
                         encoding: self.encoding.name(),
-                        line: self.newlines
-                            + self.out_buf[..at].iter().filter(|&&b| b == b'\n').count() as u64
-                            + 1,
+                        line: self.newlines + count_newlines(&self.out_buf[..at]) + 1,
                         // the byte a single-byte decoder maps to U+0080..U+009F is that
                         // code point's own value
                         bytes: vec![self.out_buf[at + 1]],
@@ -240,10 +239,7 @@ impl<R: Read> DecodeReader<R> {
                     return Err(io::Error::new(io::ErrorKind::InvalidData, err));
                 }
             }
-            let newlines_here = self.out_buf[..written]
-                .iter()
-                .filter(|&&b| b == b'\n')
-                .count() as u64;
+            let newlines_here = count_newlines(&self.out_buf[..written]);
             match result {
                 DecoderResult::Malformed(bad, after) => {
                     let bad = bad as usize;
@@ -307,8 +303,8 @@ impl<R: Read> Read for DecodeReader<R> {
 /// The offset of the first C1 control character (U+0080..U+009F, UTF-8 `C2 80`..`C2 9F`)
 /// in UTF-8 text.
 fn c1_control(utf8: &[u8]) -> Option<usize> {
-    utf8.windows(2)
-        .position(|w| w[0] == 0xC2 && (0x80..=0x9F).contains(&w[1]))
+    memchr::memchr_iter(0xC2, utf8)
+        .find(|&at| utf8.get(at + 1).is_some_and(|b| (0x80..=0x9F).contains(b)))
 }
 
 /// Finds an [`EncodingError`] inside an I/O error (as the CSV reader passes it on).

@@ -57,6 +57,12 @@ pub fn trim(s: &str) -> &str {
     }
 }
 
+/// How many line feeds `b` holds (memchr: SIMD, off the per-byte path).
+#[inline]
+pub fn count_newlines(b: &[u8]) -> u64 {
+    memchr::memchr_iter(b'\n', b).count() as u64
+}
+
 /// The values of one row (or element) for a list of slots, in one buffer.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RawRow {

@@ -97,11 +97,8 @@ impl<R: Read> Read for EndWithNewline<R> {
             }
             let n = self.inner.read(buf)?;
             if n > 0 {
-                if self.nul.is_none() && buf[..n].contains(&0) {
-                    self.nul = buf[..n]
-                        .iter()
-                        .position(|&b| b == 0)
-                        .map(|i| self.given + i as u64);
+                if self.nul.is_none() {
+                    self.nul = memchr::memchr(0, &buf[..n]).map(|i| self.given + i as u64);
                 }
                 self.given += n as u64;
                 self.last = buf[n - 1];

@@ -24,7 +24,7 @@ pub use end_of_input::MAX_HEADER_BYTES;
 use super::decode::{DecodeReader, Tap, TapReader};
 use super::extsort::Sorted;
 use super::keys::SeenKeys;
-use super::{Budget, Slots, SourceOptions};
+use super::{count_newlines, Budget, Slots, SourceOptions};
 use super::{RawDocument, SourceError};
 use crate::problem::{Code, Problem};
 use encoding_rs::UTF_8;
@@ -174,7 +174,7 @@ impl<R: Read> CsvSource<R> {
             for (i, field) in self.record.iter().enumerate() {
                 if let Err(err) = std::str::from_utf8(field) {
                     let within = err.valid_up_to();
-                    extra_lines += field[..within].iter().filter(|&&b| b == b'\n').count() as u64;
+                    extra_lines += count_newlines(&field[..within]);
                     return Err(utf8_problem(
                         line + extra_lines,
                         &self.column_name(i),
@@ -183,7 +183,7 @@ impl<R: Read> CsvSource<R> {
                         encoding_rs::UTF_8,
                     ));
                 }
-                extra_lines += field.iter().filter(|&&b| b == b'\n').count() as u64;
+                extra_lines += count_newlines(field);
             }
             return Err(Problem::file(
                 Code::Encoding,
@@ -256,7 +256,7 @@ impl<R: Read> super::DocumentSource for CsvSource<R> {
 /// of the line after the record's `\n`; newlines inside quoted values move it down. A
 /// record with an unclosed quote has no `\n` of its own: its last one is inside.
 fn record_line<R: Read>(rdr: &csv::Reader<Inner<R>>, record: &csv::ByteRecord, offset: u64) -> u64 {
-    let inside = record.as_slice().iter().filter(|&&b| b == b'\n').count() as u64;
+    let inside = count_newlines(record.as_slice());
     let terminator = u64::from(!unclosed_quote(rdr));
     rdr.position()
         .line()

@@ -2,6 +2,7 @@
 //! the CSV parser's and the decoder's errors.
 
 use crate::problem::{Code, Problem, Stage};
+use crate::source::count_newlines;
 use crate::source::decode::{encoding_error, hex_bytes};
 use crate::source::SourceError;
 use encoding_rs::Encoding;
@@ -25,7 +26,7 @@ pub(super) fn nul_problem(
 ) -> Option<Problem> {
     let mut line = line;
     for (i, field) in record.iter().enumerate() {
-        match field.iter().position(|&b| b == 0) {
+        match memchr::memchr(0, field) {
             Some(at) => {
                 line += count_newlines(&field[..at]);
                 let column = column(i);
@@ -41,10 +42,6 @@ pub(super) fn nul_problem(
         }
     }
     None
-}
-
-fn count_newlines(b: &[u8]) -> u64 {
-    b.iter().filter(|&&c| c == b'\n').count() as u64
 }
 
 pub(super) fn utf8_problem(

@@ -1,11 +1,12 @@
 //! quick-xml's errors, and the reader's own, as problems that say what is wrong in
 //! words a user can act on, on which line and character, inside which element.
 
-use super::line_counter::{count_newlines, ForbiddenChar, LineCounter, TooLarge};
+use super::line_counter::{ForbiddenChar, LineCounter, TooLarge};
 use super::matcher::State;
 use super::reader::Events;
 use super::MAX_EVENT_BYTES;
 use crate::problem::{Code, Problem, Stage};
+use crate::source::count_newlines;
 use crate::source::decode::{encoding_error, hex_bytes};
 use quick_xml::errors::{Error as XmlError, IllFormedError, SyntaxError};
 use quick_xml::escape::EscapeError;

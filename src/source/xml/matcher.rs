@@ -2,7 +2,7 @@
 //! paths are alive at each open element, which values are being collected, and when a
 //! record or line starts and ends.
 
-use super::line_counter::{count_newlines, LineCounter};
+use super::line_counter::LineCounter;
 use super::name_table::{NameIds, NO_ID};
 use super::path::{Compiled, NameTest, NsTest, Paths, RecordPath, Role, Space, Target};
 use super::reader::{check_ns_declarations, Events};
@@ -12,6 +12,7 @@ use super::syntax::{
 };
 use super::MAX_DEPTH;
 use crate::problem::Problem;
+use crate::source::count_newlines;
 use crate::source::keys::SeenKeys;
 use crate::source::{RawDocument, RawRow, Slots};
 use quick_xml::errors::Error as XmlError;
@@ -620,7 +621,7 @@ impl State {
         }
         let (amp, has_cr, bracket) = amp_cr_bracket(raw);
         if bracket && !cdata {
-            if let Some(at) = raw.windows(3).position(|w| w == b"]]>") {
+            if let Some(at) = memchr::memmem::find(raw, b"]]>") {
                 let (l, c) = counter.place_in_text(at, line + count_newlines(&raw[..at]));
                 return Err(self.malformed(
                     l,
@@ -647,7 +648,7 @@ impl State {
             unescaped = unescape(&s).map_err(|e| self.escape_problem(e, &s, line))?;
             if let Cow::Owned(u) = &unescaped {
                 if let Some(ch) = forbidden_char(u) {
-                    let at = raw.windows(2).position(|w| w == b"&#").unwrap_or(0);
+                    let at = memchr::memmem::find(raw, b"&#").unwrap_or(0);
                     let (l, c) = counter.place_in_text(at, line + count_newlines(&raw[..at]));
                     return Err(self.forbidden_reference(ch, l, c));
                 }

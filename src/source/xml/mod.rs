@@ -121,9 +121,9 @@ fn declared_encoding(head: &[u8]) -> Option<String> {
     if !head.starts_with(b"<?xml") {
         return None;
     }
-    let end = head.windows(2).position(|w| w == b"?>")?;
+    let end = memchr::memmem::find(head, b"?>")?;
     let decl = &head[5..end];
-    let at = decl.windows(8).position(|w| w == b"encoding")?;
+    let at = memchr::memmem::find(decl, b"encoding")?;
     let mut rest = decl[at + 8..]
         .iter()
         .copied()

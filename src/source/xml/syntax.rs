@@ -14,8 +14,10 @@ pub(super) fn forbidden_char(s: &str) -> Option<char> {
     })
 }
 
-/// Whether `b` holds a `&`, a `\r` and a `]`, in one pass (eight bytes at a time: text
-/// events are short and many).
+/// Whether `b` holds a `&`, a `\r` and a `]`, in one pass, eight bytes at a time. Kept
+/// by hand rather than `memchr3`: text events are short (7 bytes on average in an
+/// export), and reading an XML export with `memchr3` took 1.6% more instructions
+/// (callgrind, 100k rows) and no less time (1M rows).
 #[inline]
 pub(super) fn amp_cr_bracket(b: &[u8]) -> (bool, bool, bool) {
     const ONES: u64 = 0x0101_0101_0101_0101;
@@ -104,7 +106,8 @@ fn is_xml_name_beyond_ascii(name: &[u8]) -> bool {
     })
 }
 
-/// The local part of an element or attribute name (after the prefix's `:`).
+/// The local part of an element or attribute name (after the prefix's `:`). A plain
+/// look: on names this short (under 8 bytes on average) memchr measured slower.
 #[inline]
 pub(super) fn local_part(name: &[u8]) -> &[u8] {
     match name.iter().position(|&c| c == b':') {
@@ -129,6 +132,26 @@ pub(super) fn normalize_newlines(s: &str) -> Cow<'_, str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ampersands_carriage_returns_and_brackets_are_found_anywhere() {
+        for len in [0usize, 1, 5, 8, 15, 16, 17, 40] {
+            let plain = "a".repeat(len);
+            assert_eq!(amp_cr_bracket(plain.as_bytes()), (false, false, false));
+            for at in 0..len {
+                for (c, want) in [
+                    ('&', (true, false, false)),
+                    ('\r', (false, true, false)),
+                    (']', (false, false, true)),
+                ] {
+                    let mut t = plain.clone();
+                    t.replace_range(at..=at, &c.to_string());
+                    assert_eq!(amp_cr_bracket(t.as_bytes()), want, "{t:?}");
+                }
+            }
+        }
+        assert_eq!(amp_cr_bracket(b"]]&\r&"), (true, true, true));
+    }
 
     #[test]
     fn xml_names() {

@@ -1,11 +1,12 @@
 //! The well-formedness checks quick-xml leaves to its user: the attributes of a start
 //! tag, and a DOCTYPE that could declare entities.
 
-use super::line_counter::{count_newlines, LineCounter};
+use super::line_counter::LineCounter;
 use super::matcher::State;
 use super::syntax::{forbidden_char, is_xml_name, lossy, NAME_RULE};
 use super::MAX_ATTRIBUTES;
 use crate::problem::{group_digits, Problem};
+use crate::source::count_newlines;
 use quick_xml::escape::unescape;
 use quick_xml::events::BytesStart;
 use std::borrow::Cow;
@@ -124,7 +125,7 @@ impl State {
                 ));
             }
             let v: &[u8] = &a.value;
-            if let Some(lt) = v.iter().position(|&b| b == b'<') {
+            if let Some(lt) = memchr::memchr(b'<', v) {
                 return Err(bad(
                     format!(
                         "the value of the attribute {} of <{}> holds a `<` (write it &lt;)",
@@ -134,7 +135,7 @@ impl State {
                     offset(v) + lt,
                 ));
             }
-            if v.contains(&b'&') {
+            if memchr::memchr(b'&', v).is_some() {
                 let s = String::from_utf8_lossy(v);
                 match unescape(&s) {
                     Err(err) => return Err(self.escape_problem(err, &s, line)),
