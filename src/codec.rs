@@ -1,7 +1,9 @@
 //! The one binary form of erpdrop's temporary files: the runs of the external sort and of
 //! the key log, the documents set aside while a file is sorted, and the spool. Numbers
-//! are little-endian `u32` or `u64`; a byte string is its length (a `u64`) then its bytes.
-//! The files live no longer than the reading of one file, so the form has no version.
+//! are little-endian `u32` or `u64`; lengths and counts are `u32` (nothing erpdrop holds
+//! in memory at once comes near 4 GiB: a row's values are placed by `u32` offsets); a
+//! byte string is its length then its bytes. The files live no longer than the reading
+//! of one file, so the form has no version.
 //!
 //! Values are appended to a `Vec<u8>` (`put_*`) and taken back from the front of a slice
 //! (`take_*`, `None` when the slice is too short: the file is damaged), or written to and
@@ -24,7 +26,7 @@ pub fn put_u64(out: &mut Vec<u8>, n: u64) {
 /// Appends a length or a count.
 #[inline]
 pub fn put_len(out: &mut Vec<u8>, n: usize) {
-    put_u64(out, n as u64);
+    put_u32(out, u32::try_from(n).expect("a length under 4 GiB"));
 }
 
 /// Appends `b` after its length.
@@ -53,7 +55,7 @@ pub fn take_u64(buf: &mut &[u8]) -> Option<u64> {
 /// Takes a length or a count from the front of `buf`.
 #[inline]
 pub fn take_len(buf: &mut &[u8]) -> Option<usize> {
-    usize::try_from(take_u64(buf)?).ok()
+    Some(take_u32(buf)? as usize)
 }
 
 /// Takes a byte string from the front of `buf`.
@@ -79,30 +81,40 @@ pub fn write_u64<W: Write>(w: &mut W, n: u64) -> io::Result<()> {
     w.write_all(&n.to_le_bytes())
 }
 
-/// Writes `b` after its length.
+/// Writes `b` after its length; more than 4 GiB is refused.
 pub fn write_bytes<W: Write>(w: &mut W, b: &[u8]) -> io::Result<()> {
-    write_u64(w, b.len() as u64)?;
+    let n = u32::try_from(b.len()).map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "more than 4 GiB for a temporary file's record",
+        )
+    })?;
+    w.write_all(&n.to_le_bytes())?;
     w.write_all(b)
 }
 
-/// Reads a `u64`; `None` at the end of the stream.
-pub fn read_u64<R: Read>(r: &mut R) -> io::Result<Option<u64>> {
-    let mut b = [0u8; 8];
+/// Reads `N` bytes; `None` at the end of the stream.
+fn read_array<R: Read, const N: usize>(r: &mut R) -> io::Result<Option<[u8; N]>> {
+    let mut b = [0u8; N];
     match r.read_exact(&mut b) {
-        Ok(()) => Ok(Some(u64::from_le_bytes(b))),
+        Ok(()) => Ok(Some(b)),
         Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(None),
         Err(e) => Err(e),
     }
 }
 
+/// Reads a `u64`; `None` at the end of the stream.
+pub fn read_u64<R: Read>(r: &mut R) -> io::Result<Option<u64>> {
+    Ok(read_array(r)?.map(u64::from_le_bytes))
+}
+
 /// Reads a byte string into `buf` (which it replaces); `false` at the end of the stream.
 /// A stream that ends inside the string is an error.
 pub fn read_bytes<R: Read>(r: &mut R, buf: &mut Vec<u8>) -> io::Result<bool> {
-    let Some(n) = read_u64(r)? else {
+    let Some(n) = read_array(r)?.map(u32::from_le_bytes) else {
         return Ok(false);
     };
-    let n = usize::try_from(n).map_err(|_| io::Error::other("a length does not fit in memory"))?;
-    buf.resize(n, 0);
+    buf.resize(n as usize, 0);
     r.read_exact(buf)?;
     Ok(true)
 }
