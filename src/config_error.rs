@@ -19,6 +19,7 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
+    /// A problem of a whole file (no line, no key).
     pub fn new(file: &Path, message: impl Into<String>) -> ConfigError {
         ConfigError {
             file: file.to_path_buf(),
@@ -28,6 +29,7 @@ impl ConfigError {
         }
     }
 
+    /// A problem on `line` (where known) under the dotted `key` (none when empty).
     pub fn at(file: &Path, line: Option<usize>, key: &str, message: impl Into<String>) -> Self {
         ConfigError {
             file: file.to_path_buf(),
@@ -89,6 +91,7 @@ pub struct KeyLocator {
 }
 
 impl KeyLocator {
+    /// Parses `text` once; a text that does not parse locates nothing.
     pub fn new(text: &str) -> KeyLocator {
         KeyLocator {
             text: text.to_string(),

@@ -19,6 +19,7 @@ pub struct SpooledDoc {
     pub body: Vec<u8>,
 }
 
+/// The spool being written: one temporary file, deleted when dropped.
 pub struct Spool {
     file: BufWriter<File>,
     format: PayloadFormat,
@@ -45,10 +46,12 @@ impl Spool {
         })
     }
 
+    /// How many documents are spooled.
     pub fn len(&self) -> u64 {
         self.count
     }
 
+    /// Whether no document is spooled.
     pub fn is_empty(&self) -> bool {
         self.count == 0
     }
@@ -93,6 +96,7 @@ impl Spool {
     }
 }
 
+/// The spooled documents, read back in the order they were pushed.
 pub struct SpoolReader {
     file: BufReader<File>,
     left: u64,

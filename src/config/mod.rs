@@ -88,6 +88,7 @@ pub enum PayloadFormat {
 }
 
 impl PayloadFormat {
+    /// The file extension of a payload in this format (`json`, `xml`).
     pub fn extension(self) -> &'static str {
         match self {
             PayloadFormat::Json => "json",

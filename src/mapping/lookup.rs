@@ -24,6 +24,7 @@ pub struct Lookup {
 /// up once per field and row.
 type FastHash = std::hash::BuildHasherDefault<Fnv>;
 
+/// FNV-1a, the hasher of the lookup tables (see `FastHash`).
 #[derive(Default)]
 pub struct Fnv(u64);
 
@@ -158,14 +159,17 @@ impl Lookup {
         }
     }
 
+    /// Whether `key` is in the table (without regard to case with `ignore_case`).
     pub fn contains(&self, key: &str) -> bool {
         self.get(key).is_some()
     }
 
+    /// How many keys the table holds.
     pub fn len(&self) -> usize {
         self.entries.len()
     }
 
+    /// Whether the table holds no key.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }

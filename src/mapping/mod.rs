@@ -68,6 +68,7 @@ pub struct MappedDocument {
 }
 
 impl MappedDocument {
+    /// Whether nothing is wrong with the document: it may be submitted.
     pub fn is_valid(&self) -> bool {
         self.problems.is_empty()
     }

@@ -19,6 +19,7 @@ pub enum Node {
 }
 
 impl Node {
+    /// An empty object.
     pub fn obj() -> Node {
         Node::Obj(Vec::new())
     }
@@ -56,6 +57,7 @@ impl Node {
         self.json_at(out, pretty, 0)
     }
 
+    /// The node as JSON text (see [`write_json`](Node::write_json)).
     pub fn to_json(&self, pretty: bool) -> String {
         let mut v = Vec::new();
         self.write_json(&mut v, pretty).expect("writing to a Vec");
@@ -111,6 +113,7 @@ impl Node {
         out.write_all(b"\n")
     }
 
+    /// The node as an XML document under a `root` element (see [`write_xml`](Node::write_xml)).
     pub fn to_xml(&self, root: &str) -> String {
         let mut v = Vec::new();
         self.write_xml(&mut v, root).expect("writing to a Vec");

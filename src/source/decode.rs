@@ -76,6 +76,7 @@ pub struct TapReader<R> {
 }
 
 impl<R: Read> TapReader<R> {
+    /// Reads `inner`, feeding every byte to `tap`.
     pub fn new(inner: R, tap: Rc<RefCell<Tap>>) -> Self {
         TapReader { inner, tap }
     }
@@ -146,6 +147,7 @@ pub struct DecodeReader<R> {
 }
 
 impl<R: Read> DecodeReader<R> {
+    /// Decodes `inner`, which is in `declared` unless it starts with a byte-order mark.
     pub fn new(inner: R, declared: &'static Encoding) -> Self {
         DecodeReader {
             inner,

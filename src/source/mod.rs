@@ -75,6 +75,7 @@ pub struct RawRow {
 }
 
 impl RawRow {
+    /// An empty row that starts on `line`.
     pub fn new(line: u64) -> RawRow {
         RawRow {
             line,
@@ -176,6 +177,7 @@ impl RawRow {
         })
     }
 
+    /// The value of `slot`; `None` when the source has none (an XML element not there).
     pub fn get(&self, slot: usize) -> Option<&str> {
         let (s, e) = *self.bounds.get(slot)?;
         if s == ABSENT {
@@ -190,10 +192,12 @@ impl RawRow {
         self.slot_lines.get(slot).copied().unwrap_or(self.line)
     }
 
+    /// How many slots the row has values for.
     pub fn len(&self) -> usize {
         self.bounds.len()
     }
 
+    /// Whether the row has no slots.
     pub fn is_empty(&self) -> bool {
         self.bounds.is_empty()
     }

@@ -29,6 +29,7 @@ pub enum FieldSource {
     Template(Vec<Part>),
 }
 
+/// A piece of a template: literal text, a column's value, or a built-in.
 #[derive(Debug, Clone)]
 pub enum Part {
     Lit(String),
@@ -38,6 +39,7 @@ pub enum Part {
     Run,
 }
 
+/// A field's type, with what it needs to read a value of it.
 #[derive(Debug, Clone)]
 pub enum Kind {
     String,
@@ -55,6 +57,7 @@ pub enum Kind {
     Boolean,
 }
 
+/// The values a field may take (`allowed`): a list, or the keys of a lookup.
 #[derive(Debug, Clone)]
 pub enum AllowedSet {
     List(Vec<String>),
@@ -113,6 +116,7 @@ pub struct Field {
 pub type CompileError = (&'static str, String);
 
 impl Field {
+    /// The source column (or path) the field reads, for messages.
     pub fn column(&self) -> Option<&str> {
         match &self.source {
             FieldSource::Slot { column, .. } => Some(column),

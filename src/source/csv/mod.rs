@@ -5,10 +5,10 @@
 //! other keys, [`SourceError::Ungrouped`] tells the caller to read the file again in
 //! ungrouped mode, which collects documents by key.
 //!
-//! The parts: [`end_of_input`] (the reader under the CSV parser, which marks where the
-//! text ends and finds NUL bytes), [`header`] (the header row, and which column each
-//! slot reads), [`grouping`] (rows become documents, streamed while the file is grouped
-//! by key), [`ungrouped`] (the external sort for a file that is not) and [`problems`]
+//! The parts: `end_of_input` (the reader under the CSV parser, which marks where the
+//! text ends and finds NUL bytes), `header` (the header row, and which column each
+//! slot reads), `grouping` (rows become documents, streamed while the file is grouped
+//! by key), `ungrouped` (the external sort for a file that is not) and `problems`
 //! (what is wrong with a row or the file, in words).
 
 mod end_of_input;

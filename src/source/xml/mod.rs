@@ -25,13 +25,14 @@
 //! entity is a `malformed` error. Elements may nest [`MAX_DEPTH`] deep, and a single tag
 //! or text run may be at most [`MAX_EVENT_BYTES`] long.
 //!
-//! The parts, in the order a byte meets them: [`line_counter`] (the buffer quick-xml
-//! reads from: UTF-8 and XML's characters checked, lines indexed), [`reader`] (quick-xml's
-//! plain or namespace-resolving reader), [`matcher`] (the state machine that follows the
-//! mapping's [`path`]s through the events, with names looked up in a [`name_table`] and
-//! values kept in a [`row_buf`]), [`wellformed`] (what quick-xml leaves unchecked),
-//! [`record`] (a finished record becomes a document) and [`errors`] (quick-xml's errors
-//! as problems users can act on).
+//! The parts, in the order a byte meets them: `line_counter` (the buffer quick-xml
+//! reads from: UTF-8 and XML's characters checked, lines indexed), `reader` (quick-xml's
+//! plain or namespace-resolving reader), `matcher` (the state machine that follows the
+//! mapping's `path`s through the events, with names looked up in a `name_table` and
+//! values kept in a `row_buf`), `wellformed` and `syntax` (what quick-xml leaves
+//! unchecked: attributes, DOCTYPEs, XML's rules for characters and names), `record` (a
+//! finished record becomes a document) and `errors` (quick-xml's errors as problems
+//! users can act on).
 
 mod errors;
 mod line_counter;
