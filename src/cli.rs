@@ -38,6 +38,28 @@ pub struct Cli {
           action = ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
     pub read_ahead: bool,
 
+    /// Bytes each sort of an ungrouped CSV file keeps in memory before it spills
+    /// [default: 8 MiB] (small values only to test the spill)
+    #[arg(
+        long,
+        hide = true,
+        global = true,
+        env = "ERPDROP_SORT_MEMORY",
+        value_name = "BYTES"
+    )]
+    pub sort_memory: Option<usize>,
+
+    /// Document keys kept in memory to find a repeated one [default: 49152] (small
+    /// values only to test the spill)
+    #[arg(
+        long,
+        hide = true,
+        global = true,
+        env = "ERPDROP_KEY_WINDOW",
+        value_name = "KEYS"
+    )]
+    pub key_window: Option<usize>,
+
     #[command(subcommand)]
     pub command: Command,
 }

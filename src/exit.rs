@@ -93,9 +93,9 @@ impl From<crate::ledger::LedgerError> for Failure {
     }
 }
 
-impl From<crate::config::ConfigErrors> for Failure {
+impl From<crate::config_error::ConfigErrors> for Failure {
     /// A config that does not load is the user's to fix: nothing was touched.
-    fn from(e: crate::config::ConfigErrors) -> Failure {
+    fn from(e: crate::config_error::ConfigErrors) -> Failure {
         Failure::usage(e.to_string())
     }
 }

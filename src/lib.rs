@@ -11,13 +11,13 @@
 
 pub mod check;
 pub mod cli;
+pub mod codec;
 pub mod commands;
 pub mod config;
+pub mod config_error;
 pub mod deliver;
 pub mod exit;
-pub mod extsort;
 pub mod fsutil;
-pub mod keylog;
 pub mod ledger;
 pub mod lifecycle;
 pub mod mapping;

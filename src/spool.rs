@@ -3,10 +3,11 @@
 //! may be submitted before the last row was checked). Keeps memory flat whatever the
 //! file's size.
 
+use crate::codec::{read_bytes_owned, read_u64, write_bytes, write_u64};
 use crate::config::PayloadFormat;
 use crate::mapping::MappedDocument;
 use std::fs::File;
-use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::io::{self, BufReader, BufWriter, Seek, SeekFrom, Write};
 use std::path::Path;
 
 /// One spooled document: its key, line, content hash and the payload as it will be sent.
@@ -18,6 +19,7 @@ pub struct SpooledDoc {
     pub body: Vec<u8>,
 }
 
+/// The spool being written: one temporary file, deleted when dropped.
 pub struct Spool {
     file: BufWriter<File>,
     format: PayloadFormat,
@@ -44,10 +46,12 @@ impl Spool {
         })
     }
 
+    /// How many documents are spooled.
     pub fn len(&self) -> u64 {
         self.count
     }
 
+    /// Whether no document is spooled.
     pub fn is_empty(&self) -> bool {
         self.count == 0
     }
@@ -72,10 +76,10 @@ impl Spool {
         if !body.ends_with(b"\n") {
             body.push(b'\n');
         }
-        write_chunk(&mut self.file, doc.key.as_bytes())?;
-        self.file.write_all(&doc.line.to_le_bytes())?;
-        write_chunk(&mut self.file, doc.content_hash.as_bytes())?;
-        write_chunk(&mut self.file, &body)?;
+        write_bytes(&mut self.file, doc.key.as_bytes())?;
+        write_u64(&mut self.file, doc.line)?;
+        write_bytes(&mut self.file, doc.content_hash.as_bytes())?;
+        write_bytes(&mut self.file, &body)?;
         self.count += 1;
         Ok(())
     }
@@ -92,6 +96,7 @@ impl Spool {
     }
 }
 
+/// The spooled documents, read back in the order they were pushed.
 pub struct SpoolReader {
     file: BufReader<File>,
     left: u64,
@@ -106,14 +111,13 @@ impl Iterator for SpoolReader {
         }
         self.left -= 1;
         let mut read = || -> io::Result<SpooledDoc> {
-            let key = text(read_chunk(&mut self.file)?);
-            let mut line = [0u8; 8];
-            self.file.read_exact(&mut line)?;
-            let content_hash = text(read_chunk(&mut self.file)?);
-            let body = read_chunk(&mut self.file)?;
+            let key = text(read_bytes_owned(&mut self.file)?);
+            let line = read_u64(&mut self.file)?.ok_or(io::ErrorKind::UnexpectedEof)?;
+            let content_hash = text(read_bytes_owned(&mut self.file)?);
+            let body = read_bytes_owned(&mut self.file)?;
             Ok(SpooledDoc {
                 key,
-                line: u64::from_le_bytes(line),
+                line,
                 content_hash,
                 body,
             })
@@ -122,23 +126,10 @@ impl Iterator for SpoolReader {
     }
 }
 
-fn write_chunk<W: Write>(w: &mut W, bytes: &[u8]) -> io::Result<()> {
-    w.write_all(&(bytes.len() as u64).to_le_bytes())?;
-    w.write_all(bytes)
-}
-
 /// A chunk as text: the spool holds what erpdrop wrote, UTF-8, so this takes the bytes
 /// without a copy.
 fn text(bytes: Vec<u8>) -> String {
     String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
-}
-
-fn read_chunk<R: Read>(r: &mut R) -> io::Result<Vec<u8>> {
-    let mut len = [0u8; 8];
-    r.read_exact(&mut len)?;
-    let mut buf = vec![0; u64::from_le_bytes(len) as usize];
-    r.read_exact(&mut buf)?;
-    Ok(buf)
 }
 
 #[cfg(test)]

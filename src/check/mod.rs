@@ -9,14 +9,15 @@ mod verdict;
 
 pub use verdict::{classify, in_doubt_problem, Verdict};
 
-use crate::config::mapping::{OnInvalid, SourceFormat};
 use crate::fsutil::{open_regular, FileId};
+use crate::mapping::OnInvalid;
 use crate::mapping::{MappedDocument, Mapping};
 use crate::outcome::Counts;
 use crate::problem::{Code, Problem};
 use crate::problem_log::ProblemLog;
 use crate::source::csv::{CsvSource, Grouping};
 use crate::source::decode::Tap;
+use crate::source::SourceFormat;
 use crate::source::{DocumentSource, SourceError};
 use crate::spool::Spool;
 use chrono::{DateTime, Utc};
@@ -106,7 +107,7 @@ pub fn open_source_for(
         SourceFormat::Csv => Ok(Box::new(CsvSource::open(
             file,
             tap,
-            &mapping.source.csv,
+            &mapping.source,
             &mapping.slots,
             grouping,
         )?)),

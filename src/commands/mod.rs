@@ -131,7 +131,16 @@ pub fn config_path(cli: &Cli) -> std::path::PathBuf {
 
 /// Loads the config; every problem found becomes one line of a usage failure (exit 2).
 pub fn load_config(cli: &Cli) -> Result<Config, Failure> {
-    Ok(Config::load(&config_path(cli))?)
+    let mut cfg = Config::load(&config_path(cli))?;
+    // memory budgets of the readers: their defaults, unless a test shrinks them
+    if cli.sort_memory.is_some() || cli.key_window.is_some() {
+        for m in &mut cfg.mappings {
+            let budget = &mut std::sync::Arc::make_mut(m).source.budget;
+            budget.sort_bytes = cli.sort_memory.unwrap_or(budget.sort_bytes);
+            budget.key_window = cli.key_window.unwrap_or(budget.key_window);
+        }
+    }
+    Ok(cfg)
 }
 
 /// A run id that sorts by time and is unique: `20261125T041500.123Z-12345-0` (time,

@@ -1,13 +1,10 @@
 //! `erpdrop.toml` and the mapping files it names: load, check, resolve paths.
 //!
 //! Paths in the config are relative to the config file's folder. Every error names the
-//! file, the line and the key (see [`ConfigError`]).
+//! file, the line and the key (see [`ConfigError`]). The mapping files are read and
+//! compiled by [`Mapping::load`]; this module finds them.
 
-mod error;
-pub mod mapping;
-
-pub use error::{parse_toml, ConfigError, ConfigErrors, KeyLocator};
-
+use crate::config_error::{parse_toml, ConfigError, ConfigErrors, KeyLocator};
 use crate::mapping::Mapping;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -91,6 +88,7 @@ pub enum PayloadFormat {
 }
 
 impl PayloadFormat {
+    /// The file extension of a payload in this format (`json`, `xml`).
     pub fn extension(self) -> &'static str {
         match self {
             PayloadFormat::Json => "json",

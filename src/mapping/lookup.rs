@@ -1,7 +1,7 @@
 //! Lookup tables: cross-references (source id -> ERP id) and lists of allowed codes,
 //! loaded once per run from CSV files.
 
-use crate::config::mapping::LookupSpec;
+use super::spec::LookupSpec;
 use crate::source::decode::{encoding_for_label, DecodeReader, EncodingError};
 use std::collections::HashMap;
 use std::io::Read;
@@ -24,6 +24,7 @@ pub struct Lookup {
 /// up once per field and row.
 type FastHash = std::hash::BuildHasherDefault<Fnv>;
 
+/// FNV-1a, the hasher of the lookup tables (see `FastHash`).
 #[derive(Default)]
 pub struct Fnv(u64);
 
@@ -66,7 +67,7 @@ impl Lookup {
             let bytes = e.as_bytes();
             let err = EncodingError {
                 encoding: encoding_rs::UTF_8.name(),
-                line: bytes[..at].iter().filter(|&&b| b == b'\n').count() as u64 + 1,
+                line: crate::source::count_newlines(&bytes[..at]) + 1,
                 bytes: bytes[at..(at + len).min(bytes.len())].to_vec(),
             };
             format!("cannot read {}: {err}", path.display())
@@ -158,14 +159,17 @@ impl Lookup {
         }
     }
 
+    /// Whether `key` is in the table (without regard to case with `ignore_case`).
     pub fn contains(&self, key: &str) -> bool {
         self.get(key).is_some()
     }
 
+    /// How many keys the table holds.
     pub fn len(&self) -> usize {
         self.entries.len()
     }
 
+    /// Whether the table holds no key.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }

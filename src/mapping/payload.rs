@@ -19,6 +19,7 @@ pub enum Node {
 }
 
 impl Node {
+    /// An empty object.
     pub fn obj() -> Node {
         Node::Obj(Vec::new())
     }
@@ -51,23 +52,12 @@ impl Node {
         child.insert_path(rest, value);
     }
 
-    /// Looks a path up.
-    pub fn get_path(&self, path: &[&str]) -> Option<&Node> {
-        let mut cur = self;
-        for p in path {
-            let Node::Obj(entries) = cur else {
-                return None;
-            };
-            cur = &entries.iter().find(|(k, _)| k == p)?.1;
-        }
-        Some(cur)
-    }
-
     /// Writes the node as JSON, indented with two spaces when `pretty`.
     pub fn write_json<W: Write>(&self, out: &mut W, pretty: bool) -> io::Result<()> {
         self.json_at(out, pretty, 0)
     }
 
+    /// The node as JSON text (see [`write_json`](Node::write_json)).
     pub fn to_json(&self, pretty: bool) -> String {
         let mut v = Vec::new();
         self.write_json(&mut v, pretty).expect("writing to a Vec");
@@ -123,6 +113,7 @@ impl Node {
         out.write_all(b"\n")
     }
 
+    /// The node as an XML document under a `root` element (see [`write_xml`](Node::write_xml)).
     pub fn to_xml(&self, root: &str) -> String {
         let mut v = Vec::new();
         self.write_xml(&mut v, root).expect("writing to a Vec");

@@ -50,6 +50,7 @@ impl Value {
         }
     }
 
+    /// Whether there is no value (an empty field without a default).
     pub fn is_null(&self) -> bool {
         matches!(self, Value::Null)
     }
@@ -360,6 +361,7 @@ impl DateFormat {
         Ok(f)
     }
 
+    /// `s` as a date in this format.
     pub fn parse_date(&self, s: &str) -> Option<NaiveDate> {
         if let Some(d) = self.fixed.as_ref().and_then(|f| f.parse(s)) {
             return Some(d);
@@ -373,6 +375,7 @@ impl DateFormat {
         p.to_naive_date().ok()
     }
 
+    /// `s` as a date and time in this format, with its offset from UTC when it has one.
     pub fn parse_datetime(&self, s: &str) -> Option<(NaiveDateTime, Option<chrono::FixedOffset>)> {
         let mut p = Parsed::new();
         chrono::format::parse(&mut p, s, self.items.iter()).ok()?;

@@ -5,9 +5,11 @@
 //! UTF-16 whatever the mapping says). UTF-8 input passes through untouched: the CSV and
 //! XML readers check it per field, where they can name the column.
 
+use super::count_newlines;
 use encoding_rs::{DecoderResult, Encoding, UTF_16BE, UTF_16LE, UTF_8};
 use sha2::{Digest, Sha256};
 use std::cell::RefCell;
+use std::convert::Infallible;
 use std::fmt;
 use std::io::{self, Read};
 use std::rc::Rc;
@@ -74,6 +76,7 @@ pub struct TapReader<R> {
 }
 
 impl<R: Read> TapReader<R> {
+    /// Reads `inner`, feeding every byte to `tap`.
     pub fn new(inner: R, tap: Rc<RefCell<Tap>>) -> Self {
         TapReader { inner, tap }
     }
@@ -89,9 +92,41 @@ impl<R: Read> Read for TapReader<R> {
     }
 }
 
+/// A byte-order mark at the start of `head`: the encoding it marks and its length.
+pub fn byte_order_mark(head: &[u8]) -> Option<(&'static Encoding, usize)> {
+    if head.starts_with(&[0xEF, 0xBB, 0xBF]) {
+        Some((UTF_8, 3))
+    } else if head.starts_with(&[0xFF, 0xFE]) {
+        Some((UTF_16LE, 2))
+    } else if head.starts_with(&[0xFE, 0xFF]) {
+        Some((UTF_16BE, 2))
+    } else {
+        None
+    }
+}
+
+/// The encoding of a file from its first bytes, for every format: a byte-order mark wins,
+/// then the encoding the mapping names, then what the file says of itself (`in_file`,
+/// which reads `head`: an XML declaration; `Ok(None)` when it says nothing), then UTF-8.
+/// With the length of the byte-order mark, which is no part of the text.
+pub fn sniff<E>(
+    head: &[u8],
+    named: Option<&'static Encoding>,
+    in_file: impl FnOnce(&[u8]) -> Result<Option<&'static Encoding>, E>,
+) -> Result<(&'static Encoding, usize), E> {
+    if let Some(bom) = byte_order_mark(head) {
+        return Ok(bom);
+    }
+    if let Some(e) = named {
+        return Ok((e, 0));
+    }
+    Ok((in_file(head)?.unwrap_or(UTF_8), 0))
+}
+
 const IN_BUF: usize = 64 * 1024;
 
-/// Decodes a byte stream in some encoding into UTF-8.
+/// Decodes a byte stream in some encoding into UTF-8; a byte-order mark at its start
+/// wins over the encoding it is given (see [`sniff`]), and is dropped.
 pub struct DecodeReader<R> {
     inner: R,
     declared: &'static Encoding,
@@ -112,6 +147,7 @@ pub struct DecodeReader<R> {
 }
 
 impl<R: Read> DecodeReader<R> {
+    /// Decodes `inner`, which is in `declared` unless it starts with a byte-order mark.
     pub fn new(inner: R, declared: &'static Encoding) -> Self {
         DecodeReader {
             inner,
@@ -158,16 +194,8 @@ impl<R: Read> DecodeReader<R> {
         while !self.eof && self.end < 3 {
             self.fill()?;
         }
-        let head = &self.buf[..self.end];
-        let (enc, skip) = if head.starts_with(&[0xEF, 0xBB, 0xBF]) {
-            (UTF_8, 3)
-        } else if head.starts_with(&[0xFF, 0xFE]) {
-            (UTF_16LE, 2)
-        } else if head.starts_with(&[0xFE, 0xFF]) {
-            (UTF_16BE, 2)
-        } else {
-            (self.declared, 0)
-        };
+        let Ok((enc, skip)) =
+            sniff::<Infallible>(&self.buf[..self.end], Some(self.declared), |_| Ok(None));
         self.start = skip;
         self.encoding = enc;
         self.decoder = Some(if enc == UTF_8 {
@@ -205,9 +233,7 @@ impl<R: Read> DecodeReader<R> {
                 if let Some(at) = c1_control(&self.out_buf[..written]) {
                     let err = EncodingError {
                         encoding: self.encoding.name(),
-                        line: self.newlines
-                            + self.out_buf[..at].iter().filter(|&&b| b == b'\n').count() as u64
-                            + 1,
+                        line: self.newlines + count_newlines(&self.out_buf[..at]) + 1,
                         // the byte a single-byte decoder maps to U+0080..U+009F is that
                         // code point's own value
                         bytes: vec![self.out_buf[at + 1]],
@@ -215,10 +241,7 @@ impl<R: Read> DecodeReader<R> {
                     return Err(io::Error::new(io::ErrorKind::InvalidData, err));
                 }
             }
-            let newlines_here = self.out_buf[..written]
-                .iter()
-                .filter(|&&b| b == b'\n')
-                .count() as u64;
+            let newlines_here = count_newlines(&self.out_buf[..written]);
             match result {
                 DecoderResult::Malformed(bad, after) => {
                     let bad = bad as usize;
@@ -282,8 +305,8 @@ impl<R: Read> Read for DecodeReader<R> {
 /// The offset of the first C1 control character (U+0080..U+009F, UTF-8 `C2 80`..`C2 9F`)
 /// in UTF-8 text.
 fn c1_control(utf8: &[u8]) -> Option<usize> {
-    utf8.windows(2)
-        .position(|w| w[0] == 0xC2 && (0x80..=0x9F).contains(&w[1]))
+    memchr::memchr_iter(0xC2, utf8)
+        .find(|&at| utf8.get(at + 1).is_some_and(|b| (0x80..=0x9F).contains(b)))
 }
 
 /// Finds an [`EncodingError`] inside an I/O error (as the CSV reader passes it on).

@@ -7,8 +7,14 @@
 
 pub mod csv;
 pub mod decode;
+mod extsort;
+pub mod keys;
+mod options;
 pub mod xml;
 
+pub use options::{Budget, CsvOptions, SourceFormat, SourceOptions, XmlOptions};
+
+use crate::codec::{put_bytes, put_len, put_u32, put_u64, take_len, take_str, take_u32, take_u64};
 use crate::problem::Problem;
 
 /// The columns or paths a mapping reads, in three spaces: `header` slots come from a
@@ -51,6 +57,12 @@ pub fn trim(s: &str) -> &str {
     }
 }
 
+/// How many line feeds `b` holds (memchr: SIMD, off the per-byte path).
+#[inline]
+pub fn count_newlines(b: &[u8]) -> u64 {
+    memchr::memchr_iter(b'\n', b).count() as u64
+}
+
 /// The values of one row (or element) for a list of slots, in one buffer.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RawRow {
@@ -63,6 +75,7 @@ pub struct RawRow {
 }
 
 impl RawRow {
+    /// An empty row that starts on `line`.
     pub fn new(line: u64) -> RawRow {
         RawRow {
             line,
@@ -80,15 +93,6 @@ impl RawRow {
             }
             None => self.bounds.push((ABSENT, ABSENT)),
         }
-    }
-
-    /// Appends a value with the line it was found on (XML).
-    pub fn push_at(&mut self, value: Option<&str>, line: u64) {
-        if self.slot_lines.len() < self.bounds.len() {
-            self.slot_lines.resize(self.bounds.len(), self.line);
-        }
-        self.push(value);
-        self.slot_lines.push(line);
     }
 
     /// An empty row with room for `slots` values of `bytes` bytes in all.
@@ -131,32 +135,27 @@ impl RawRow {
         }
     }
 
-    /// Room for `n` per-slot lines (XML).
-    pub fn reserve_lines(&mut self, n: usize) {
-        self.slot_lines.reserve(n);
-    }
-
-    /// Appends the row to `out` in a compact binary form (for temporary files).
+    /// Appends the row to `out` for a temporary file ([`codec`](crate::codec)).
     pub fn encode(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&self.line.to_le_bytes());
+        put_u64(out, self.line);
         put_bytes(out, self.text.as_bytes());
-        out.extend_from_slice(&(self.bounds.len() as u32).to_le_bytes());
+        put_len(out, self.bounds.len());
         for &(s, e) in &self.bounds {
-            out.extend_from_slice(&s.to_le_bytes());
-            out.extend_from_slice(&e.to_le_bytes());
+            put_u32(out, s);
+            put_u32(out, e);
         }
-        out.extend_from_slice(&(self.slot_lines.len() as u32).to_le_bytes());
-        for l in &self.slot_lines {
-            out.extend_from_slice(&l.to_le_bytes());
+        put_len(out, self.slot_lines.len());
+        for &l in &self.slot_lines {
+            put_u64(out, l);
         }
     }
 
-    /// Reads a row written by [`encode`](RawRow::encode) from the front of `buf`.
+    /// Takes a row written by [`encode`](RawRow::encode) from the front of `buf`.
     pub fn decode(buf: &mut &[u8]) -> Option<RawRow> {
         let line = take_u64(buf)?;
-        let text = String::from_utf8(take_bytes(buf)?.to_vec()).ok()?;
-        let n = take_u32(buf)? as usize;
-        let mut bounds = Vec::with_capacity(n);
+        let text = take_str(buf)?.to_string();
+        let n = take_len(buf)?;
+        let mut bounds = Vec::with_capacity(n.min(buf.len() / 8));
         for _ in 0..n {
             let s = take_u32(buf)?;
             let e = take_u32(buf)?;
@@ -165,8 +164,8 @@ impl RawRow {
             }
             bounds.push((s, e));
         }
-        let n = take_u32(buf)? as usize;
-        let mut slot_lines = Vec::with_capacity(n);
+        let n = take_len(buf)?;
+        let mut slot_lines = Vec::with_capacity(n.min(buf.len() / 8));
         for _ in 0..n {
             slot_lines.push(take_u64(buf)?);
         }
@@ -178,6 +177,7 @@ impl RawRow {
         })
     }
 
+    /// The value of `slot`; `None` when the source has none (an XML element not there).
     pub fn get(&self, slot: usize) -> Option<&str> {
         let (s, e) = *self.bounds.get(slot)?;
         if s == ABSENT {
@@ -192,10 +192,12 @@ impl RawRow {
         self.slot_lines.get(slot).copied().unwrap_or(self.line)
     }
 
+    /// How many slots the row has values for.
     pub fn len(&self) -> usize {
         self.bounds.len()
     }
 
+    /// Whether the row has no slots.
     pub fn is_empty(&self) -> bool {
         self.bounds.is_empty()
     }
@@ -222,20 +224,17 @@ impl RawDocument {
         self.key.join("/")
     }
 
-    /// Appends the document to `out` in a compact binary form (for temporary files).
+    /// Appends the document to `out` for a temporary file ([`codec`](crate::codec)).
     pub fn encode(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&(self.key.len() as u32).to_le_bytes());
-        for k in &self.key {
-            put_bytes(out, k.as_bytes());
-        }
-        out.extend_from_slice(&self.line.to_le_bytes());
-        out.extend_from_slice(&self.rows.to_le_bytes());
+        put_key(out, &self.key);
+        put_u64(out, self.line);
+        put_u64(out, self.rows);
         self.header.encode(out);
-        out.extend_from_slice(&(self.lines.len() as u32).to_le_bytes());
+        put_len(out, self.lines.len());
         for l in &self.lines {
             l.encode(out);
         }
-        out.extend_from_slice(&(self.problems.len() as u32).to_le_bytes());
+        put_len(out, self.problems.len());
         for p in &self.problems {
             put_bytes(out, &serde_json::to_vec(p).expect("a problem serialises"));
         }
@@ -244,23 +243,19 @@ impl RawDocument {
     /// Reads a document written by [`encode`](RawDocument::encode).
     pub fn decode(mut buf: &[u8]) -> Option<RawDocument> {
         let b = &mut buf;
-        let n = take_u32(b)? as usize;
-        let mut key = Vec::with_capacity(n);
-        for _ in 0..n {
-            key.push(String::from_utf8(take_bytes(b)?.to_vec()).ok()?);
-        }
+        let key = take_key(b)?;
         let line = take_u64(b)?;
         let rows = take_u64(b)?;
         let header = RawRow::decode(b)?;
-        let n = take_u32(b)? as usize;
-        let mut lines = Vec::with_capacity(n);
+        let n = take_len(b)?;
+        let mut lines = Vec::with_capacity(n.min(b.len()));
         for _ in 0..n {
             lines.push(RawRow::decode(b)?);
         }
-        let n = take_u32(b)? as usize;
-        let mut problems = Vec::with_capacity(n);
+        let n = take_len(b)?;
+        let mut problems = Vec::with_capacity(n.min(b.len()));
         for _ in 0..n {
-            problems.push(serde_json::from_slice(take_bytes(b)?).ok()?);
+            problems.push(serde_json::from_slice(crate::codec::take_bytes(b)?).ok()?);
         }
         Some(RawDocument {
             key,
@@ -273,28 +268,22 @@ impl RawDocument {
     }
 }
 
-fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
-    out.extend_from_slice(&(b.len() as u32).to_le_bytes());
-    out.extend_from_slice(b);
+/// Appends a document key (its parts) for a temporary file.
+pub fn put_key(out: &mut Vec<u8>, key: &[String]) {
+    put_len(out, key.len());
+    for k in key {
+        put_bytes(out, k.as_bytes());
+    }
 }
 
-fn take_u32(buf: &mut &[u8]) -> Option<u32> {
-    let (b, rest) = buf.split_first_chunk::<4>()?;
-    *buf = rest;
-    Some(u32::from_le_bytes(*b))
-}
-
-fn take_u64(buf: &mut &[u8]) -> Option<u64> {
-    let (b, rest) = buf.split_first_chunk::<8>()?;
-    *buf = rest;
-    Some(u64::from_le_bytes(*b))
-}
-
-fn take_bytes<'a>(buf: &mut &'a [u8]) -> Option<&'a [u8]> {
-    let n = take_u32(buf)? as usize;
-    let (b, rest) = (buf.get(..n)?, buf.get(n..)?);
-    *buf = rest;
-    Some(b)
+/// Takes a key written by [`put_key`] from the front of `buf`.
+pub fn take_key(buf: &mut &[u8]) -> Option<Vec<String>> {
+    let n = take_len(buf)?;
+    let mut key = Vec::with_capacity(n.min(buf.len() / 8));
+    for _ in 0..n {
+        key.push(take_str(buf)?.to_string());
+    }
+    Some(key)
 }
 
 /// Why a source stopped.
@@ -307,7 +296,7 @@ pub enum SourceError {
     /// Reading could not go on for a reason outside the file (a temporary file could not
     /// be written or read back): the file is not at fault and waits for the next run.
     Environment(String),
-    /// XML: keys (by [`key_hash`](crate::keylog::key_hash)) that occur more than once,
+    /// XML: keys (by [`key_hash`](keys::key_hash)) that occur more than once,
     /// found only at the end of the file: it must be read again knowing them, so that
     /// each repeat is reported on its record.
     Repeated(Vec<u64>),
@@ -325,4 +314,39 @@ pub trait DocumentSource {
     fn next_document(&mut self) -> Option<Result<RawDocument, SourceError>>;
     /// Bytes of the file consumed so far (for progress bars).
     fn bytes_read(&self) -> u64;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::problem::Code;
+
+    #[test]
+    fn a_document_comes_back_from_a_temporary_file_as_it_went() {
+        let mut header = RawRow::new(3);
+        header.push(Some("INV-1"));
+        header.push(None);
+        header.push(Some("Grüße"));
+        let line = RawRow::from_parts(
+            4,
+            "ab",
+            [Some((0, 1, 4)), None, Some((1, 2, 5))].into_iter(),
+        );
+        let doc = RawDocument {
+            key: vec!["INV-1".into(), "".into()],
+            line: 3,
+            header,
+            lines: vec![line.clone(), line],
+            problems: vec![Problem::file(Code::Malformed, Some(4), "bad")],
+            rows: 2,
+        };
+        let mut buf = Vec::new();
+        doc.encode(&mut buf);
+        let back = RawDocument::decode(&buf).expect("a document");
+        assert_eq!(format!("{back:?}"), format!("{doc:?}"));
+        // cut short anywhere: damaged, never a panic
+        for n in 0..buf.len() {
+            assert!(RawDocument::decode(&buf[..n]).is_none(), "{n}");
+        }
+    }
 }

@@ -1,4 +1,7 @@
 //! Configuration errors: what is wrong, in which file, on which line, under which key.
+//!
+//! Below [`config`](crate::config) and [`mapping`](crate::mapping), which both read TOML
+//! files written by users and report through these.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -16,6 +19,7 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
+    /// A problem of a whole file (no line, no key).
     pub fn new(file: &Path, message: impl Into<String>) -> ConfigError {
         ConfigError {
             file: file.to_path_buf(),
@@ -25,6 +29,7 @@ impl ConfigError {
         }
     }
 
+    /// A problem on `line` (where known) under the dotted `key` (none when empty).
     pub fn at(file: &Path, line: Option<usize>, key: &str, message: impl Into<String>) -> Self {
         ConfigError {
             file: file.to_path_buf(),
@@ -86,6 +91,7 @@ pub struct KeyLocator {
 }
 
 impl KeyLocator {
+    /// Parses `text` once; a text that does not parse locates nothing.
     pub fn new(text: &str) -> KeyLocator {
         KeyLocator {
             text: text.to_string(),
@@ -131,21 +137,13 @@ impl KeyLocator {
                 None => break,
             }
         }
-        best.map(|b| self.line_of(b))
+        best.map(|b| line_of(&self.text, b))
     }
+}
 
-    fn line_of(&self, offset: usize) -> usize {
-        self.text.as_bytes()[..offset.min(self.text.len())]
-            .iter()
-            .filter(|&&b| b == b'\n')
-            .count()
-            + 1
-    }
-
-    /// The 1-based line of a byte offset.
-    pub fn line_of_offset(&self, offset: usize) -> usize {
-        self.line_of(offset)
-    }
+/// The 1-based line of the byte `offset` of `text`.
+fn line_of(text: &str, offset: usize) -> usize {
+    memchr::memchr_iter(b'\n', &text.as_bytes()[..offset.min(text.len())]).count() + 1
 }
 
 /// Parses a TOML text into `T`, turning serde's error into a [`ConfigError`] with the
@@ -158,13 +156,7 @@ pub fn parse_toml<T: serde::de::DeserializeOwned>(
     serde_path_to_error::deserialize(de).map_err(|err| {
         let path = err.path().to_string();
         let inner = err.into_inner();
-        let line = inner.span().map(|s| {
-            text.as_bytes()[..s.start.min(text.len())]
-                .iter()
-                .filter(|&&b| b == b'\n')
-                .count()
-                + 1
-        });
+        let line = inner.span().map(|s| line_of(text, s.start));
         let key = if path == "." { String::new() } else { path };
         ConfigError::at(file, line, &key, tidy_serde_message(inner.message()))
     })

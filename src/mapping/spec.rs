@@ -3,9 +3,11 @@
 //! These types mirror SPEC's "Mapping files" section one to one; unknown keys are
 //! rejected so that a misspelt option is an error, not a silently ignored line.
 
+use crate::source::SourceFormat;
 use indexmap::IndexMap;
 use serde::Deserialize;
 
+/// A mapping file, as deserialised.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MappingSpec {
@@ -26,14 +28,7 @@ pub struct MappingSpec {
     pub checks: Vec<CheckSpec>,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SourceFormat {
-    #[default]
-    Csv,
-    Xml,
-}
-
+/// `[source]`: the format of the files and how to read them.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SourceSpec {
@@ -88,6 +83,8 @@ fn default_lines() -> String {
     "lines".to_string()
 }
 
+/// `on_invalid`: what an invalid document does to its file (the whole file is refused,
+/// or only that document is left out).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum OnInvalid {
@@ -96,6 +93,7 @@ pub enum OnInvalid {
     SkipDocument,
 }
 
+/// `[document]`: the key, where the lines go in the payload, and `on_invalid`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DocumentSpec {
@@ -122,6 +120,7 @@ pub enum ColumnRef {
 }
 
 impl ColumnRef {
+    /// The column as the source knows it: its name, or its number as text.
     pub fn as_string(&self) -> String {
         match self {
             ColumnRef::Name(s) => s.clone(),
@@ -130,6 +129,7 @@ impl ColumnRef {
     }
 }
 
+/// `type`: what a field's text is read as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum FieldType {
@@ -141,6 +141,7 @@ pub enum FieldType {
     Boolean,
 }
 
+/// `case`: a field's text in upper or lower case.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Case {
@@ -178,6 +179,8 @@ impl Scalar {
     }
 }
 
+/// One field's table in `[header]` or `[lines]`: where its text comes from and the
+/// steps it goes through.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FieldSpec {
@@ -210,6 +213,7 @@ pub struct FieldSpec {
     pub label: Option<String>,
 }
 
+/// One `[lookups]` entry: a CSV file of keys, and of values for `lookup`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LookupSpec {
@@ -223,12 +227,14 @@ pub struct LookupSpec {
     pub ignore_case: bool,
 }
 
+/// The kinds of `[[checks]]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum CheckKind {
     Sum,
 }
 
+/// One `[[checks]]` entry: the lines' field whose sum must equal a header field.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CheckSpec {

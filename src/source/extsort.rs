@@ -2,6 +2,7 @@
 //! key in bounded memory: records are buffered up to a budget, sorted, written to a
 //! temporary file as a run, and the runs are merged at the end.
 
+use crate::codec::{read_bytes, write_bytes};
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 use std::fs::File;
@@ -117,27 +118,20 @@ fn merge_to_run(runs: Vec<File>) -> io::Result<File> {
     Ok(f)
 }
 
+/// Writes a pair to a run: the key, then the record ([`codec`](crate::codec) byte strings).
 fn write_pair<W: Write>(w: &mut W, key: &[u8], record: &[u8]) -> io::Result<()> {
-    w.write_all(&(key.len() as u32).to_le_bytes())?;
-    w.write_all(&(record.len() as u32).to_le_bytes())?;
-    w.write_all(key)?;
-    w.write_all(record)
+    write_bytes(w, key)?;
+    write_bytes(w, record)
 }
 
 /// Reads the next pair of a run into `key` and `record`; `false` at its end.
 fn read_pair<R: Read>(r: &mut R, key: &mut Vec<u8>, record: &mut Vec<u8>) -> io::Result<bool> {
-    let mut len = [0u8; 8];
-    match r.read_exact(&mut len) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(false),
-        Err(e) => return Err(e),
+    if !read_bytes(r, key)? {
+        return Ok(false);
     }
-    let klen = u32::from_le_bytes(len[..4].try_into().expect("4 bytes")) as usize;
-    let rlen = u32::from_le_bytes(len[4..].try_into().expect("4 bytes")) as usize;
-    key.resize(klen, 0);
-    r.read_exact(key)?;
-    record.resize(rlen, 0);
-    r.read_exact(record)?;
+    if !read_bytes(r, record)? {
+        return Err(io::ErrorKind::UnexpectedEof.into());
+    }
     Ok(true)
 }
 

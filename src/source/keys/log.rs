@@ -8,23 +8,12 @@
 //! is still in the window is found at once; one that comes back later is found when the
 //! file has been read, by merging the runs ([`KeyLog::repeated`]).
 
+use crate::codec::{read_u64, write_u64};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::fs::File;
 use std::hash::{BuildHasherDefault, Hasher};
-use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
-
-/// How many keys the window holds before it is written out (`ERPDROP_KEY_WINDOW`
-/// overrides it, for tests).
-const WINDOW: usize = 48 * 1024;
-
-fn window_size() -> usize {
-    std::env::var("ERPDROP_KEY_WINDOW")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .filter(|&n: &usize| n > 0)
-        .unwrap_or(WINDOW)
-}
+use std::io::{self, BufReader, BufWriter, Seek, SeekFrom};
 
 /// The hash of a document key (its parts), the same in every pass over a file.
 pub fn key_hash<S: AsRef<str>>(parts: &[S]) -> u64 {
@@ -83,8 +72,10 @@ pub struct KeyLog {
 }
 
 impl KeyLog {
-    pub fn new() -> KeyLog {
-        let capacity = window_size();
+    /// An empty log whose window holds `window` keys (allocated at once: memory does not
+    /// grow with the file).
+    pub fn new(window: usize) -> KeyLog {
+        let capacity = window.max(1);
         KeyLog {
             window: Window::with_capacity_and_hasher(capacity, Default::default()),
             capacity,
@@ -120,8 +111,8 @@ impl KeyLog {
         self.scratch.extend(self.window.drain().map(|(h, _)| h));
         self.scratch.sort_unstable();
         let mut w = BufWriter::with_capacity(64 * 1024, tempfile::tempfile()?);
-        for h in &self.scratch {
-            w.write_all(&h.to_le_bytes())?;
+        for &h in &self.scratch {
+            write_u64(&mut w, h)?;
         }
         let mut file = w.into_inner().map_err(|e| e.into_error())?;
         file.seek(SeekFrom::Start(0))?;
@@ -150,7 +141,7 @@ impl KeyLog {
             .collect();
         let mut heap = BinaryHeap::new();
         for (i, r) in readers.iter_mut().enumerate() {
-            if let Some(h) = next_hash(r)? {
+            if let Some(h) = read_u64(r)? {
                 heap.push(Reverse((h, i)));
             }
         }
@@ -163,7 +154,7 @@ impl KeyLog {
             } else {
                 last = Some(h);
             }
-            if let Some(n) = next_hash(&mut readers[i])? {
+            if let Some(n) = read_u64(&mut readers[i])? {
                 heap.push(Reverse((n, i)));
             }
         }
@@ -175,33 +166,26 @@ impl KeyLog {
     }
 }
 
-/// The next hash of a run, `None` at its end.
-fn next_hash(r: &mut BufReader<File>) -> io::Result<Option<u64>> {
-    let mut b = [0u8; 8];
-    match r.read_exact(&mut b) {
-        Ok(()) => Ok(Some(u64::from_le_bytes(b))),
-        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(None),
-        Err(e) => Err(e),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// A small window, so that a few hundred keys spill.
+    const WINDOW: usize = 64;
+
     #[test]
     fn repeats_in_the_window_are_found_at_once() {
-        let mut k = KeyLog::new();
+        let mut k = KeyLog::new(WINDOW);
         assert_eq!(k.insert(key_hash(&["A"]), 2), None);
         assert_eq!(k.insert(key_hash(&["B"]), 3), None);
         assert_eq!(k.insert(key_hash(&["A"]), 4), Some(2));
         assert_eq!(k.repeated().unwrap(), (vec![key_hash(&["A"])], false));
-        assert_eq!(KeyLog::new().repeated().unwrap(), (vec![], false));
+        assert_eq!(KeyLog::new(WINDOW).repeated().unwrap(), (vec![], false));
     }
 
     #[test]
     fn repeats_across_runs_are_found_at_the_end() {
-        let mut k = KeyLog::new();
+        let mut k = KeyLog::new(WINDOW);
         let n = WINDOW as u64 * 3 + 10;
         for i in 0..n {
             assert_eq!(k.insert(key_hash(&[i.to_string()]), i), None);
@@ -210,7 +194,7 @@ mod tests {
         assert_eq!(k.insert(key_hash(&["5"]), n), None);
         assert_eq!(k.repeated().unwrap(), (vec![key_hash(&["5"])], true));
 
-        let mut k = KeyLog::new();
+        let mut k = KeyLog::new(WINDOW);
         for i in 0..n {
             k.insert(key_hash(&[i.to_string()]), i);
         }
