@@ -31,4 +31,5 @@ pub mod report;
 pub mod source;
 pub mod spool;
 pub mod stop;
+pub mod time;
 pub mod ui;

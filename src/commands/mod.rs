@@ -142,15 +142,3 @@ pub fn load_config(cli: &Cli) -> Result<Config, Failure> {
     }
     Ok(cfg)
 }
-
-/// A run id that sorts by time and is unique: `20261125T041500.123Z-12345-0` (time,
-/// process, pass within the process).
-pub fn new_run_id() -> String {
-    static PASS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    format!(
-        "{}-{}-{}",
-        chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ"),
-        std::process::id(),
-        PASS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-    )
-}

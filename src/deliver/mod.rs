@@ -8,6 +8,7 @@ pub mod http;
 pub mod outbox;
 mod remote;
 mod submission;
+mod window;
 
 pub use submission::{Batch, Submission, Submitted};
 

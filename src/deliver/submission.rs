@@ -10,7 +10,9 @@
 //! recorded; a remote one is fed by worker threads (see `remote`) while this thread
 //! keeps the ledger (SQLite is used from one thread only).
 
-use super::{Delivery, DocContext, LocalTarget, SubmitOutcome, Target};
+use super::remote::Shared;
+use super::window::{Room, Sent, WINDOW_BYTES};
+use super::{Cancel, Delivery, DocContext, LocalTarget, RemoteTarget, SubmitOutcome, Target};
 use crate::check::in_doubt_problem;
 use crate::ledger::{Answer, Attempt, Claim, DocState, DocWriter, Ledger, LedgerError, Operation};
 use crate::problem::{quote, Code, Problem, Stage};
@@ -35,35 +37,11 @@ pub struct Submitted {
     pub interrupted: bool,
 }
 
-/// Payload bytes a submission holds at most (documents chosen and not yet answered),
-/// beside its count of documents: a file of very large documents must not multiply
-/// its memory by the window.
-pub(super) const WINDOW_BYTES: usize = 8 << 20;
-
-/// How many more documents may be chosen: a count and a payload budget (at least one
-/// document is always chosen, however large).
-#[derive(Debug, Clone, Copy)]
-pub(super) struct Room {
-    pub docs: usize,
-    pub bytes: usize,
-}
-
-impl Room {
-    pub const NONE: Room = Room { docs: 0, bytes: 0 };
-}
-
 /// Who is submitting: mapping, file and run, for the ledger.
 pub struct Batch<'a> {
     pub ctx: DocContext<'a>,
     pub file: &'a str,
     pub run_id: &'a str,
-}
-
-/// A document's answer, not yet recorded.
-pub(super) struct Sent {
-    pub key: String,
-    pub line: u64,
-    pub outcome: SubmitOutcome,
 }
 
 /// One file's documents on their way to a target, with the ledger that records them.
@@ -100,7 +78,7 @@ impl<'a, D: Iterator<Item = std::io::Result<SpooledDoc>>> Submission<'a, D> {
         };
         match s.delivery {
             Delivery::Local(t) => s.local(t)?,
-            Delivery::Remote(t) => super::remote::submit(&mut s, t)?,
+            Delivery::Remote(t) => s.remote(t)?,
         }
         Ok(s.out)
     }
@@ -141,6 +119,69 @@ impl<'a, D: Iterator<Item = std::io::Result<SpooledDoc>>> Submission<'a, D> {
                 });
             }
         }
+    }
+
+    /// A remote target (HTTP): worker threads submit, `concurrency` documents at a
+    /// time, while this thread keeps the ledger: it marks documents in flight ahead of
+    /// the workers and records their answers as they come, a few dozen per commit, so
+    /// that the ledger's work overlaps the network's.
+    fn remote(&mut self, target: &dyn RemoteTarget) -> Result<(), LedgerError> {
+        let s = self;
+        let workers = target.concurrency().max(1);
+        // documents marked in flight and handed to the workers, not yet recorded
+        let window = (workers * 32).max(64);
+        let half = window / 2;
+        let ctx = s.batch().ctx;
+        let shared = Shared::new(half);
+        let stop = s.stop_flag();
+        let cancel = Cancel::new(stop);
+        std::thread::scope(|scope| -> Result<(), LedgerError> {
+            for _ in 0..workers {
+                let (shared, cancel) = (&shared, &cancel);
+                scope.spawn(move || shared.work_loop(target, &ctx, cancel));
+            }
+            let result = (|| {
+                // answered, not yet recorded
+                let mut answered: Vec<Sent> = Vec::new();
+                loop {
+                    // Record the answers and mark the next documents in flight: one commit.
+                    let (outstanding, bytes) = {
+                        let q = shared.lock();
+                        (q.outstanding, q.bytes)
+                    };
+                    let room = if outstanding <= half && bytes <= WINDOW_BYTES / 2 {
+                        Room {
+                            docs: window - outstanding,
+                            bytes: WINDOW_BYTES - bytes,
+                        }
+                    } else {
+                        Room::NONE
+                    };
+                    let chosen = s.record_then_choose(&mut answered, room)?;
+                    if !chosen.is_empty() {
+                        let mut q = shared.lock();
+                        q.outstanding += chosen.len();
+                        q.bytes += chosen.iter().map(|d| d.body.len()).sum::<usize>();
+                        q.jobs.extend(chosen);
+                        drop(q);
+                        shared.work.notify_all();
+                    }
+                    let more = s.more();
+                    // once the target is down or a stop came, only the last answers matter
+                    let quiet = !more || cancel.is_down();
+                    let (results, outstanding) = shared.wait_for_answers(more, quiet, &cancel);
+                    answered.extend(results);
+                    if s.stopped() {
+                        s.interrupt();
+                    }
+                    if outstanding == 0 && !s.more() {
+                        return s.settle(answered);
+                    }
+                }
+            })();
+            shared.close();
+            result
+        })
     }
 
     pub(super) fn stop_flag(&self) -> &'a AtomicBool {

@@ -50,7 +50,7 @@ pub struct Ledger {
 }
 
 fn now() -> String {
-    crate::report::timestamp(chrono::Utc::now())
+    crate::time::timestamp(chrono::Utc::now())
 }
 
 impl Ledger {

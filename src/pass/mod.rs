@@ -128,7 +128,7 @@ impl<'a> Pass<'a> {
             cfg,
             ui,
             settings,
-            run_id: crate::commands::new_run_id(),
+            run_id: new_run_id(),
             totals: Totals::default(),
             reports: Vec::new(),
         }
@@ -249,6 +249,18 @@ impl<'a> Pass<'a> {
         }
         .print(self.ui);
     }
+}
+
+/// A run id that sorts by time and is unique: `20261125T041500.123Z-12345-0` (time,
+/// process, pass within the process).
+pub fn new_run_id() -> String {
+    static PASS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    format!(
+        "{}-{}-{}",
+        chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ"),
+        std::process::id(),
+        PASS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    )
 }
 
 /// One log line per submission, with its rate.

@@ -8,13 +8,13 @@
 mod summary;
 
 pub use crate::outcome::{Counts, Outcome};
+pub use crate::time::timestamp;
 pub use summary::{print_file_summary, Summary, Totals};
 
 use crate::check::FileCheck;
 use crate::fsutil::write_atomic_with;
 use crate::problem::{bound_in_place, Problem, MAX_VALUE_CHARS};
 use crate::problem_log::{ProblemLog, SpillLog};
-use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -123,10 +123,6 @@ impl crate::problem_log::Entry for AcceptedDoc {
         }
         self
     }
-}
-
-pub fn timestamp(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
 impl FileReport {

@@ -1,0 +1,28 @@
+//! What a submission has chosen and what came back: the documents chosen are bounded by
+//! a count and by their payload bytes; an answer waits to be recorded.
+
+use super::SubmitOutcome;
+
+/// Payload bytes a submission holds at most (documents chosen and not yet answered),
+/// beside its count of documents: a file of very large documents must not multiply
+/// its memory by the window.
+pub(super) const WINDOW_BYTES: usize = 8 << 20;
+
+/// How many more documents may be chosen: a count and a payload budget (at least one
+/// document is always chosen, however large).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Room {
+    pub docs: usize,
+    pub bytes: usize,
+}
+
+impl Room {
+    pub const NONE: Room = Room { docs: 0, bytes: 0 };
+}
+
+/// A document's answer, not yet recorded.
+pub(super) struct Sent {
+    pub key: String,
+    pub line: u64,
+    pub outcome: SubmitOutcome,
+}
