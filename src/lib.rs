@@ -1,9 +1,11 @@
 //! erpdrop: imports scheduled CSV/XML file drops into ERP systems.
 //!
-//! The binary is thin; the layers live here: [`config`] (erpdrop.toml and mapping files),
-//! [`source`] (CSV and XML readers with physical line numbers), [`mapping`] (the field
-//! pipeline and document assembly), [`pipeline`] (one file, checked), [`report`],
-//! [`lifecycle`] (drop folders), [`target`] (where documents go).
+//! The binary is thin; the layers live here, from the bottom up: [`source`] (readers
+//! with physical line numbers), [`mapping`] (the field pipeline and document assembly),
+//! [`config`] (erpdrop.toml), [`ledger`], [`check`] (one file checked), [`deliver`]
+//! (targets and the submission), [`lifecycle`] (the drop folders), [`report`], and
+//! [`pass`], the engine of every command that reads exports. `docs/architecture.md`
+//! says where everything lives and why.
 
 // A `Problem` (one report row) is the error type of the readers; it is created once per
 // file or row in error, never on the hot path, so its size does not matter.

@@ -72,7 +72,7 @@ pub struct CheckOptions<'a> {
     pub classify: &'a mut dyn FnMut(&MappedDocument) -> Verdict,
     /// The file that was claimed: every open of the path must find that file.
     pub file_id: Option<FileId>,
-    /// XML is parsed on a second thread (see [`read_ahead`]); off only to compare.
+    /// XML is parsed on a second thread (see `read_ahead`); off only to compare.
     pub read_ahead: bool,
 }
 

@@ -66,7 +66,7 @@ pub fn payload_file_name(document_type: &str, key: &str, format: PayloadFormat) 
 
 /// Writes payload files in batches: each file is staged under a temporary name and
 /// the batch is made durable with one barrier ([`DurableBatch`]) at
-/// [`flush`](Target::flush), before the ledger records the documents as accepted.
+/// [`flush`](LocalTarget::flush), before the ledger records the documents as accepted.
 pub struct Outbox {
     dir: PathBuf,
     format: PayloadFormat,

@@ -371,7 +371,7 @@ impl DocWriter<'_> {
         })
     }
 
-    /// Records that a document marked in flight did not go out (see [`NOT_SENT`]).
+    /// Records that a document marked in flight did not go out (see `NOT_SENT`).
     pub fn mark_not_sent(
         &mut self,
         mapping: &str,

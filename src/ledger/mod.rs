@@ -6,8 +6,8 @@
 //! telling the truth (`synchronous = NORMAL`: safe against a killed process; a power cut
 //! may lose the last few commits, never corrupt the file).
 //!
-//! [`schema`] holds the migrations, [`documents`] what the ledger knows of each
-//! document and the statements that change it, [`runs`] the runs and files, [`history`]
+//! `schema` holds the migrations, `documents` what the ledger knows of each
+//! document and the statements that change it, `runs` the runs and files, `history`
 //! every decision made on a document.
 
 mod documents;

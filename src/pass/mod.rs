@@ -11,8 +11,8 @@
 //!   only read; valid documents go to an inert outbox (`--emit`) or nowhere, and the
 //!   reports are written where asked (`--report`) ([`dry`]).
 //!
-//! Both run the same per-file step, [`Pass::file`]; a mode only supplies the two ends
-//! ([`Place`]). Whether a file's documents are submitted, how they are classified by the
+//! Both run the same per-file step, `Pass::file`; a mode only supplies the two ends
+//! (`Place`). Whether a file's documents are submitted, how they are classified by the
 //! ledger and how its report and the summary are made is decided here once.
 
 mod drop;

@@ -1,5 +1,5 @@
 //! Reports: `FILE.errors.json`, `FILE.errors.csv` and `FILE.report.json`; the summary
-//! printed to the user is in [`summary`].
+//! printed to the user is in `summary`.
 //!
 //! Every text of a report and of a summary has the secrets masked as it is written
 //! ([`crate::redact`]): the second line of defence behind the target's own masking of
