@@ -14,10 +14,12 @@ mod documents;
 mod history;
 mod runs;
 mod schema;
+mod snapshot;
 
 pub use documents::{Answer, Attempt, Claim, DocRecord, DocState, DocWriter, Operation};
 pub use history::{HistoryQuery, HistoryRecord, Resolution};
 pub use runs::{FileRecord, RunRecord, RunState};
+pub use snapshot::Missing;
 
 use rusqlite::{params, Connection, OpenFlags};
 use schema::MIGRATIONS;

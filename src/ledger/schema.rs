@@ -82,6 +82,14 @@ pub(super) const MIGRATIONS: &[&str] = &[
     ALTER TABLE documents ADD COLUMN erp_hash TEXT;
     ALTER TABLE documents ADD COLUMN operation TEXT;
     ALTER TABLE documents ADD COLUMN deletions INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE files ADD COLUMN created INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE files ADD COLUMN updated INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE files ADD COLUMN deleted INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE runs ADD COLUMN created INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE runs ADD COLUMN updated INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE runs ADD COLUMN deleted INTEGER NOT NULL DEFAULT 0;
+    UPDATE files SET created = accepted;
+    UPDATE runs SET created = accepted;
     UPDATE documents SET erp_hash = content_hash, operation = 'create' WHERE state = 'accepted';
     UPDATE documents SET operation = 'create' WHERE state IN ('rejected', 'in_flight');
     INSERT INTO history (time, run_id, file, mapping, key, operation, content_hash, outcome,

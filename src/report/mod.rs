@@ -7,7 +7,7 @@
 
 mod summary;
 
-pub use crate::outcome::{Counts, Outcome};
+pub use crate::outcome::{AcceptedDoc, Counts, Outcome};
 pub use crate::time::timestamp;
 pub use summary::{print_file_summary, Summary, Totals};
 
@@ -40,15 +40,6 @@ pub struct FileReport {
     /// The documents the target accepted in this run, with the ERP's ids.
     #[serde(skip_serializing_if = "SpillLog::is_empty")]
     pub documents: SpillLog<AcceptedDoc>,
-}
-
-/// A document the target accepted.
-#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
-pub struct AcceptedDoc {
-    pub document: String,
-    pub line: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub id: Option<String>,
 }
 
 fn masked<S: serde::Serializer>(text: &str, s: S) -> Result<S::Ok, S::Error> {
