@@ -33,6 +33,8 @@ use std::rc::Rc;
 pub struct FileCheck {
     pub name: String,
     pub mapping: String,
+    /// The mapping follows changes (master data): see [`Mapping::follows_changes`].
+    pub master: bool,
     pub sha256: String,
     pub size: u64,
     /// Rows, documents, invalid ones and those the ledger says were already accepted
@@ -159,6 +161,7 @@ pub fn check_file(
     let mut check = FileCheck {
         name: name.clone(),
         mapping: mapping.name.clone(),
+        master: mapping.follows_changes(),
         sha256: String::new(),
         size,
         counts: Counts::default(),

@@ -66,6 +66,15 @@ pub enum DeleteLimit {
     Share(u32),
 }
 
+impl Mapping {
+    /// Master data: the ERP follows the file's changes (updates, or deletes of what a
+    /// snapshot no longer lists), so a document sent before with the same content is
+    /// "unchanged" rather than "already imported".
+    pub fn follows_changes(&self) -> bool {
+        self.on_change == OnChange::Update || self.deletes_missing.is_some()
+    }
+}
+
 impl DeleteLimit {
     /// The deletes allowed when the mapping has `held` documents in the ERP.
     pub fn allowed(self, held: u64) -> u64 {

@@ -303,6 +303,7 @@ impl DropFolders<'_> {
             file: taken.name.clone(),
             sha256: String::new(),
             mapping: taken.mapping.name.clone(),
+            master: taken.mapping.follows_changes(),
             run_id: self.run_id.clone(),
             started: now.clone(),
             finished: now,

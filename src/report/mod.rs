@@ -26,6 +26,10 @@ pub struct FileReport {
     pub file: String,
     pub sha256: String,
     pub mapping: String,
+    /// Master data: documents sent before with the same content are called
+    /// "unchanged" in the printed summary (the JSON counts carry both names).
+    #[serde(skip)]
+    pub master: bool,
     pub run_id: String,
     pub started: String,
     pub finished: String,
@@ -124,6 +128,7 @@ impl FileReport {
             file: check.name.clone(),
             sha256: check.sha256.clone(),
             mapping: check.mapping.clone(),
+            master: check.master,
             run_id: run.to_string(),
             started: timestamp(check.started),
             finished: timestamp(check.finished),
@@ -249,6 +254,7 @@ mod tests {
             file: "INV_1.csv".into(),
             sha256: "ab".into(),
             mapping: "m".into(),
+            master: false,
             run_id: "r1".into(),
             started: "s".into(),
             finished: "f".into(),

@@ -34,6 +34,16 @@ fn plan(c: &Counts) -> String {
     )
 }
 
+/// What documents sent before with the same content are called: master data that the
+/// ERP follows is "unchanged", a drop of invoices seen before "already imported".
+fn sent_before(master: bool) -> &'static str {
+    if master {
+        "unchanged"
+    } else {
+        "already imported"
+    }
+}
+
 /// Prints one file's summary line and its first problems.
 pub fn print_file_summary<W: Write + ?Sized>(out: &mut W, r: &FileReport) -> io::Result<()> {
     let c = &r.counts;
@@ -59,7 +69,7 @@ pub fn print_file_summary<W: Write + ?Sized>(out: &mut W, r: &FileReport) -> io:
         )?,
     }
     if c.already_imported > 0 {
-        write!(out, ", {} already imported", c.already_imported)?;
+        write!(out, ", {} {}", c.already_imported, sent_before(r.master))?;
     }
     if matches!(r.outcome, Outcome::Valid | Outcome::Invalid) && c.has_changes() {
         write!(out, "; would {}", plan(c))?;
@@ -85,6 +95,9 @@ pub fn print_file_summary<W: Write + ?Sized>(out: &mut W, r: &FileReport) -> io:
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Totals {
     pub files: u64,
+    /// Every file was master data (the totals say "unchanged", not "already imported").
+    #[serde(skip)]
+    pub master: bool,
     pub files_ok: u64,
     pub files_failed: u64,
     pub files_waiting: u64,
@@ -94,6 +107,7 @@ pub struct Totals {
 
 impl Totals {
     pub fn add(&mut self, r: &FileReport) {
+        self.master = r.master && (self.master || self.files == 0);
         self.files += 1;
         match r.outcome {
             Outcome::Valid | Outcome::Done => self.files_ok += 1,
@@ -146,9 +160,9 @@ impl Summary {
                 }
             ),
             (_, false) => crate::outln!(
-                "{} files: {} done, {} failed, {} back in the inbox; {} documents accepted{}, {} rejected, {} invalid, {} already imported",
+                "{} files: {} done, {} failed, {} back in the inbox; {} documents accepted{}, {} rejected, {} invalid, {} {}",
                 t.files, t.files_ok, t.files_failed, t.files_waiting, c.accepted, operations(c),
-                c.rejected, c.invalid, c.already_imported
+                c.rejected, c.invalid, c.already_imported, sent_before(t.master)
             ),
         }
     }
