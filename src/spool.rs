@@ -32,13 +32,18 @@ pub struct SpooledDoc {
 
 impl SpooledDoc {
     /// A delete of `key`, whose content in the ERP is `erp_hash`, by its id.
-    pub fn delete(key: String, erp_hash: String, erp_id: String, deletions: u64) -> SpooledDoc {
+    pub fn delete(
+        key: String,
+        erp_hash: String,
+        erp_id: Option<String>,
+        deletions: u64,
+    ) -> SpooledDoc {
         SpooledDoc {
             key,
             line: 0,
             content_hash: erp_hash,
             operation: Operation::Delete,
-            erp_id: Some(erp_id),
+            erp_id,
             deletions,
             body: Vec::new(),
         }

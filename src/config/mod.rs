@@ -688,6 +688,24 @@ fn check_operations(
     if h.id_pointer.is_some() {
         return;
     }
+    // a ref is the ERP's id of another mapping's document: without id_pointer there
+    // is none to give
+    let referring: Vec<String> = mappings
+        .iter()
+        .filter(|m| !m.references().is_empty())
+        .map(|m| m.name.clone())
+        .collect();
+    if !referring.is_empty() {
+        errors.push(ConfigError::at(
+            path,
+            loc.line(&["target", "id_pointer"]).or(loc.line(&["target"])),
+            "target.id_pointer",
+            format!(
+                "mapping {} refers to documents of other mappings by the ERP's ids (ref): set id_pointer (e.g. \"/id\") so that erpdrop keeps the id from each answer",
+                referring.join(", ")
+            ),
+        ));
+    }
     let users = |pred: &dyn Fn(&Mapping) -> bool| {
         mappings
             .iter()

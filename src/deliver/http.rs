@@ -203,19 +203,44 @@ impl HttpTarget {
         r
     }
 
-    /// Why a document's key cannot go into `{key}` of the URL, if it cannot: it would
-    /// change the request's path.
-    fn key_problem(&self, ctx: &DocContext<'_>, key: &str) -> Option<String> {
-        // a key that is neither empty nor has a dot cannot make a dot segment
-        if (!key.is_empty() && !key.contains('.')) || !self.cfg.url.contains("{key}") {
+    /// The URL template of a document's request, by its operation.
+    fn template_of(&self, doc: &SpooledDoc) -> &str {
+        match doc.operation {
+            Operation::Create => &self.cfg.url,
+            Operation::Update => &self.cfg.update.url,
+            Operation::Delete => &self.cfg.delete.url,
+        }
+    }
+
+    /// Why a document's request cannot be made, if it cannot: its key (or ERP id) would
+    /// change the request's path, or the URL needs the ERP's id and it is not known.
+    fn request_problem(&self, ctx: &DocContext<'_>, doc: &SpooledDoc) -> Option<String> {
+        let template = self.template_of(doc);
+        let id = doc.erp_id.as_deref();
+        if template.contains("{id}") && id.is_none() {
+            return Some(format!(
+                "the ERP's id for it is not known, and the {} request goes to {template}: it was created when the target kept no ids (target.id_pointer); {} it in the ERP by hand",
+                doc.operation.as_str(),
+                doc.operation.as_str(),
+            ));
+        }
+        let suspect = |v: &str| v.is_empty() || v.contains('.');
+        let key_used = template.contains("{key}") && suspect(&doc.key);
+        let id_used = template.contains("{id}") && id.is_some_and(suspect);
+        if !key_used && !id_used {
             return None;
         }
-        let url = self.url_for(ctx, key);
-        key_changes_path(&url, &self.url_for(ctx, "x")).then(|| {
+        let url = fill(template, ctx, &doc.key, id);
+        let plain = fill(template, ctx, "x", Some("x"));
+        key_changes_path(&url, &plain).then(|| {
+            let (what, value) = if key_used {
+                ("key", doc.key.as_str())
+            } else {
+                ("ERP id", id.unwrap_or(""))
+            };
             format!(
-                "its key {} cannot be a URL path segment of target.url ({}): as `.`, `..` or empty it would change the request's path, to another resource of the ERP",
-                crate::problem::quote(key),
-                self.cfg.url
+                "its {what} {} cannot be a URL path segment of {template}: as `.`, `..` or empty it would change the request's path, to another resource of the ERP",
+                crate::problem::quote(value),
             )
         })
     }
@@ -395,7 +420,7 @@ impl RemoteTarget for HttpTarget {
     }
 
     fn send(&self, ctx: &DocContext<'_>, doc: &SpooledDoc, cancel: &Cancel<'_>) -> SubmitOutcome {
-        if let Some(message) = self.key_problem(ctx, &doc.key) {
+        if let Some(message) = self.request_problem(ctx, doc) {
             return SubmitOutcome::Rejected {
                 status: None,
                 message,

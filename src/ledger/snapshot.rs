@@ -15,7 +15,8 @@ pub struct Missing {
     pub key: String,
     /// The content the ERP has.
     pub erp_hash: String,
-    pub erp_id: String,
+    /// The ERP's id, when its answer gave one.
+    pub erp_id: Option<String>,
     pub deletions: u64,
 }
 
@@ -57,7 +58,6 @@ impl Ledger {
         self.conn
             .query_row(
                 "SELECT count(*) FROM documents d WHERE d.mapping = ?1 AND d.erp_hash IS NOT NULL
-                   AND d.target_id IS NOT NULL
                    AND NOT EXISTS (SELECT 1 FROM temp.snapshot_keys s WHERE s.key = d.key)",
                 params![mapping],
                 |r| r.get::<_, i64>(0),
@@ -66,9 +66,9 @@ impl Ledger {
             .map_err(|e| self.sql(e))
     }
 
-    /// Calls `f` with each document `mapping` has in the ERP (with its id) that the
-    /// snapshot does not list, by key. A document whose ERP id is not known cannot be
-    /// deleted and is left out.
+    /// Calls `f` with each document `mapping` has in the ERP that the snapshot does not
+    /// list, by key, with its ERP id when it is known (a target whose delete request
+    /// needs the id refuses to send one without it).
     pub fn for_each_missing(
         &self,
         mapping: &str,
@@ -78,7 +78,7 @@ impl Ledger {
             .conn
             .prepare(
                 "SELECT d.key, d.erp_hash, d.target_id, d.deletions FROM documents d
-                 WHERE d.mapping = ?1 AND d.erp_hash IS NOT NULL AND d.target_id IS NOT NULL
+                 WHERE d.mapping = ?1 AND d.erp_hash IS NOT NULL
                    AND NOT EXISTS (SELECT 1 FROM temp.snapshot_keys s WHERE s.key = d.key)
                  ORDER BY d.key",
             )

@@ -382,7 +382,7 @@ fn plan_deletes(
                 check.planned.push(AcceptedDoc {
                     document: m.key,
                     line: 0,
-                    id: Some(m.erp_id),
+                    id: m.erp_id,
                     operation: Operation::Delete,
                 });
                 Ok(())

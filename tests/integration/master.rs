@@ -179,7 +179,7 @@ fn a_nightly_snapshot_sends_only_what_changed_and_deletes_what_is_gone() {
     let out = t.run(&["run"]);
     assert_eq!(out.code, 0, "{out:?}");
     assert!(
-        out.stdout.contains("0 accepted") && out.stdout.contains("10 already imported"),
+        out.stdout.contains("0 accepted") && out.stdout.contains("10 unchanged"),
         "{}",
         out.stdout
     );
@@ -689,6 +689,13 @@ fn references_and_operations_are_checked_when_the_config_loads() {
         "{}",
         out.stderr
     );
+    // so do references, whatever the requests' URLs
+    assert!(
+        out.stderr
+            .contains("mapping billing-invoices refers to documents of other mappings"),
+        "{}",
+        out.stderr
+    );
     // on_missing without a snapshot
     t.write(
         "mappings/customers.toml",
@@ -697,4 +704,67 @@ fn references_and_operations_are_checked_when_the_config_loads() {
     let out = t.run(&["validate"]);
     assert_eq!(out.code, 2, "{out:?}");
     assert!(out.stderr.contains("snapshot = true"), "{}", out.stderr);
+}
+
+#[test]
+fn documents_created_without_erp_ids_are_deleted_by_key_or_refused_by_id() {
+    let erp = FakeErp::start(Behaviour::default());
+    let t = TestDir::new();
+    // no id_pointer: the ERP's ids are not kept; deletes go to the key
+    let config = |extra: &str, delete_url: &str| {
+        format!(
+            "[scan]\nsettle_seconds = 0\n[target]\nkind = \"http\"\nurl = \"{base}/api/{{document}}\"\n\
+             timeout_seconds = 5\nretry = {{ attempts = 1, backoff_ms = 10 }}\n{extra}\n\
+             delete = {{ method = \"DELETE\", url = \"{base}{delete_url}\" }}\n",
+            base = erp.base()
+        )
+    };
+    t.write(
+        "erpdrop.toml",
+        config("", "/api/{document}/by-number/{key}"),
+    );
+    t.write(
+        "mappings/customers.toml",
+        CUSTOMERS.replace("on_change = \"update\"\n", "").replace(
+            "on_missing = \"delete\"",
+            "on_missing = \"delete\"\nmax_deletes = 5",
+        ),
+    );
+    drop_file(&t, "CUST_1.csv", &customers_csv(&day1()));
+    assert_eq!(t.run(&["run"]).code, 0);
+    let mut night = day1();
+    night.retain(|(k, _, _)| k != "C03" && k != "C04");
+    drop_file(&t, "CUST_2.csv", &customers_csv(&night));
+    let before = erp.request_count();
+    // the fake ERP holds no "by-number" resource: 404, which is a delete done
+    let out = t.run(&["run", "--json"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let mut reqs = requests_after(&erp, before);
+    reqs.sort();
+    assert_eq!(
+        reqs,
+        [
+            "DELETE /api/customer/by-number/C03",
+            "DELETE /api/customer/by-number/C04"
+        ]
+    );
+    assert_eq!(out.json()["files"][0]["counts"]["deleted"], 2);
+
+    // now the ids are kept and deletes go to them: the old documents have none, so
+    // their delete is refused before anything is sent, and says why
+    t.write(
+        "erpdrop.toml",
+        config("id_pointer = \"/id\"", "/api/{document}/{id}"),
+    );
+    night.retain(|(k, _, _)| k != "C05");
+    drop_file(&t, "CUST_3.csv", &customers_csv(&night));
+    let before = erp.request_count();
+    let out = t.run(&["run"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert_eq!(erp.request_count(), before, "nothing sent");
+    let errors = t.read("drop/failed/CUST_3.csv.errors.csv");
+    assert!(
+        errors.contains("C05") && errors.contains("the ERP's id for it is not known"),
+        "{errors}"
+    );
 }
