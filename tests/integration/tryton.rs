@@ -4,13 +4,18 @@
 //! - The example inbox in one run: the CRM's customers and their addresses become
 //!   parties, then the billing file becomes customer invoices for those parties (`ref`);
 //!   a rejected invoice shows Tryton's own message; reprocess after the fix.
+//! - A customer master that follows the CRM night after night: day 1 creates the
+//!   parties, day 2 updates the renamed ones, deactivates the one gone from the snapshot
+//!   (`active = false` through the target's `delete.body`), creates the new one and
+//!   writes nothing else; then customers, addresses and invoices dropped together go
+//!   through in one run. Each party and invoice is read back over the REST API.
 //!
 //! Needs: ERPDROP_TRYTON_URL (e.g. http://127.0.0.1:8000/tryton), ERPDROP_TRYTON_IDS
 //! (the ids.json of the bring-up). Built only with `--features tryton`.
 
 use crate::util::{Out, TestDir};
 use base64::Engine as _;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 /// One test at a time against the one Tryton: on SQLite it numbers new parties without
 /// a lock, so parties created at once by two tests could get the same code.
@@ -36,8 +41,15 @@ fn tryton() -> Tryton {
 }
 
 impl Tryton {
-    fn get(&self, path: &str) -> Value {
-        let ctx = base64::engine::general_purpose::URL_SAFE.encode(r#"{"company":1}"#);
+    /// GET on the REST API; `all` also finds deactivated records (Tryton's searches
+    /// skip them unless the context says `active_test: false`).
+    fn get_with(&self, path: &str, all: bool) -> Value {
+        let ctx = if all {
+            r#"{"company":1,"active_test":false}"#
+        } else {
+            r#"{"company":1}"#
+        };
+        let ctx = base64::engine::general_purpose::URL_SAFE.encode(ctx);
         ureq::get(&format!("{}/rest/model/{path}", self.url))
             .set("Authorization", &format!("Bearer {}", self.key))
             .set("X-Tryton-Context", &ctx)
@@ -45,6 +57,10 @@ impl Tryton {
             .unwrap_or_else(|e| panic!("GET {path}: {e}"))
             .into_json()
             .unwrap()
+    }
+
+    fn get(&self, path: &str) -> Value {
+        self.get_with(path, false)
     }
 
     fn id(&self, name: &str) -> i64 {
@@ -57,6 +73,11 @@ fn decimal(v: &Value) -> String {
         .as_str()
         .unwrap_or_else(|| panic!("not a Decimal: {v}"))
         .to_string()
+}
+
+/// Tryton's booleans: `true`/`false` on PostgreSQL, 1/0 on SQLite.
+fn truthy(v: &Value) -> bool {
+    v == &json!(true) || v == &json!(1)
 }
 
 /// A tag unique to this test and run, so that reruns against one database stay apart.
@@ -125,6 +146,25 @@ fn erp_id(t: &TestDir, erp: &Tryton, key: &str, mapping: &str) -> i64 {
         .unwrap_or_else(|| panic!("no id for {key}: {h}"))
         .parse()
         .unwrap()
+}
+
+/// What `erpdrop history --file` says was sent for a file, as sorted "operation key".
+fn sent_for(t: &TestDir, erp: &Tryton, file: &str) -> Vec<String> {
+    let h = run(t, erp, &["history", "--file", file, "--json"]).json();
+    let mut v: Vec<String> = h
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| {
+            format!(
+                "{} {}",
+                o["operation"].as_str().unwrap(),
+                o["key"].as_str().unwrap()
+            )
+        })
+        .collect();
+    v.sort();
+    v
 }
 
 #[test]
@@ -247,4 +287,164 @@ fn billing_file_becomes_tryton_invoices_and_a_bad_account_is_rejected_with_tryto
         })
         .count();
     assert_eq!(ours, 3, "each invoice exactly once in Tryton");
+}
+
+/// The CRM's customers as `(CustomerNo, Name, Terms)`.
+type Customers = Vec<(String, String, &'static str)>;
+
+fn customers_csv(rows: &Customers) -> String {
+    let mut s = String::from("CustomerNo;Name;Terms\n");
+    for (no, name, terms) in rows {
+        s.push_str(&format!("{no};{name};{terms}\n"));
+    }
+    s
+}
+
+/// This test's parties in Tryton (their names end with its tag), the deactivated ones
+/// too, by id.
+fn parties(erp: &Tryton, tag: &str) -> std::collections::BTreeMap<i64, Value> {
+    erp.get_with(
+        "party.party?f=name&f=active&f=customer_payment_term&f=write_date",
+        true,
+    )
+    .as_array()
+    .unwrap()
+    .iter()
+    .filter(|p| p["name"].as_str().unwrap_or("").ends_with(tag))
+    .map(|p| (p["id"].as_i64().unwrap(), p.clone()))
+    .collect()
+}
+
+#[test]
+fn the_crms_customers_follow_night_after_night_and_invoices_refer_to_them() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let erp = tryton();
+    let t = example(&erp);
+    for f in t.ls("drop/inbox") {
+        std::fs::remove_file(t.join(&format!("drop/inbox/{f}"))).unwrap();
+    }
+    // the names carry the tag, so that this test finds its own parties among all
+    let tag = tag("K");
+    let no = |i: u32| format!("C{i:02}");
+    let name = |n: &str| format!("{n} {tag}");
+    let term = erp.id("payment_term");
+
+    // day 1: ten customers become ten parties
+    let day1: Customers = (1..=10)
+        .map(|i| {
+            let terms = if i % 2 == 0 { "DUE" } else { "N30" };
+            (no(i), name(&format!("Customer {i}")), terms)
+        })
+        .collect();
+    t.write("drop/inbox/CUST_1.csv", customers_csv(&day1));
+    let out = run(&t, &erp, &["run", "--json"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(out.json()["files"][0]["counts"]["created"], 10, "{out:?}");
+    let id = |i: u32| erp_id(&t, &erp, &no(i), "crm-customers");
+    let ids: Vec<i64> = (1..=10).map(id).collect();
+    let before = parties(&erp, &tag);
+    assert_eq!(before.len(), 10, "{before:?}");
+    for (i, (_, name, _)) in day1.iter().enumerate() {
+        let p = &before[&ids[i]];
+        assert_eq!(p["name"], *name, "{p}");
+        assert!(truthy(&p["active"]), "{p}");
+        assert_eq!(p["customer_payment_term"], term, "{p}");
+    }
+
+    // day 2: C01 and C02 renamed, C03 gone, C11 new, the other seven as they were
+    let mut day2: Customers = day1
+        .iter()
+        .filter(|(k, _, _)| *k != no(3))
+        .map(|(k, n, terms)| {
+            let n = match k.as_str() {
+                "C01" => name("Customer One Ltd"),
+                "C02" => name("Customer Two AS"),
+                _ => n.clone(),
+            };
+            (k.clone(), n, *terms)
+        })
+        .collect();
+    day2.push((no(11), name("Customer 11"), "N30"));
+    t.write("drop/inbox/CUST_2.csv", customers_csv(&day2));
+    let out = run(&t, &erp, &["run", "--json"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let c = &out.json()["files"][0]["counts"];
+    assert_eq!(
+        (&c["created"], &c["updated"], &c["deleted"], &c["unchanged"]),
+        (&json!(1), &json!(2), &json!(1), &json!(7)),
+        "{out:?}"
+    );
+    assert_eq!(
+        sent_for(&t, &erp, "CUST_2.csv"),
+        ["create C11", "delete C03", "update C01", "update C02"],
+        "nothing sent for the seven unchanged customers"
+    );
+    let after = parties(&erp, &tag);
+    assert_eq!(after.len(), 11, "one party more, none twice: {after:?}");
+    let p = |i: u32| &after[&ids[i as usize - 1]];
+    assert_eq!(p(1)["name"], name("Customer One Ltd"));
+    assert_eq!(p(2)["name"], name("Customer Two AS"));
+    assert!(truthy(&p(1)["active"]) && truthy(&p(2)["active"]));
+    // deactivated, not deleted, and otherwise as it was
+    assert!(!truthy(&p(3)["active"]), "{}", p(3));
+    assert_eq!(p(3)["name"], name("Customer 3"));
+    let new = &after[&id(11)];
+    assert!(truthy(&new["active"]), "{new}");
+    assert_eq!(new["name"], name("Customer 11"));
+    for i in 4..=10 {
+        assert_eq!(
+            p(i),
+            &before[&ids[i as usize - 1]],
+            "Tryton wrote nothing to C{i:02}"
+        );
+    }
+
+    // customers, their addresses and invoices dropped together: one run, in that order
+    // (the addresses' file name sorts first; they refer to the customers)
+    let mut day3 = day2.clone();
+    day3.push((no(12), name("Customer 12"), "DUE"));
+    t.write("drop/inbox/CUST_3.csv", customers_csv(&day3));
+    t.write(
+        "drop/inbox/ADDR_3.csv",
+        "CustomerNo;Street;PostalCode;City\nC01;Storgata 1;0155;Oslo\nC12;Bryggen 7;5003;Bergen\n",
+    );
+    t.write(
+        "drop/inbox/INV_3.csv",
+        format!(
+            "InvoiceNo;InvoiceDate;CustomerId;Terms;ItemCode;Description;Qty;UnitPrice;LineTotal;GLAccount\n\
+             {tag}-A;20.11.2026;C01;N30;CONS;Consulting;2;150,00;300,00;4000-00\n\
+             {tag}-B;21.11.2026;C12;DUE;CONS;Consulting, remote;1;120,00;120,00;4000-00\n"
+        ),
+    );
+    let out = run(&t, &erp, &["run", "--json"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let s = out.json();
+    let files: Vec<&str> = s["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["file"].as_str().unwrap())
+        .collect();
+    assert_eq!(files, ["CUST_3.csv", "ADDR_3.csv", "INV_3.csv"]);
+    assert_eq!(s["files"][0]["counts"]["created"], 1);
+    assert_eq!(s["files"][0]["counts"]["unchanged"], 10);
+    for (invoice, i, customer, city, total) in [
+        ("A", 1, "Customer One Ltd", "Oslo", "300.00"),
+        ("B", 12, "Customer 12", "Bergen", "120.00"),
+    ] {
+        let reference = format!("{tag}-{invoice}");
+        let party = id(i);
+        let address = erp_id(&t, &erp, &no(i), "crm-addresses");
+        let invoice = erp_id(&t, &erp, &reference, "billing-to-tryton");
+        let inv = erp.get(&format!(
+            "account.invoice/{invoice}?f=reference&f=total_amount&f=party.name&f=invoice_address.party&f=invoice_address.city"
+        ));
+        assert_eq!(inv["reference"], reference, "{inv}");
+        assert_eq!(inv["party"]["id"], party, "{inv}");
+        assert_eq!(inv["party"]["name"], name(customer), "{inv}");
+        assert_eq!(inv["invoice_address"]["id"], address, "{inv}");
+        assert_eq!(inv["invoice_address"]["party"], party, "{inv}");
+        assert_eq!(inv["invoice_address"]["city"], city, "{inv}");
+        assert_eq!(decimal(&inv["total_amount"]), total, "{inv}");
+    }
 }
