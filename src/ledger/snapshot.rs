@@ -185,8 +185,9 @@ mod tests {
         l.begin_snapshot().unwrap();
         l.snapshot_key("A").unwrap();
         l.snapshot_key("A").unwrap();
-        // B is missing; C too but without an id; D belongs to another mapping
-        assert_eq!(l.missing_count("c").unwrap(), 1);
+        // B is missing; C too, without an id (the target says whether it can delete
+        // it); D belongs to another mapping
+        assert_eq!(l.missing_count("c").unwrap(), 2);
         let mut got = Vec::new();
         l.for_each_missing("c", &mut |m| {
             got.push(m);
@@ -196,16 +197,24 @@ mod tests {
         .unwrap();
         assert_eq!(
             got,
-            [Missing {
-                key: "B".into(),
-                erp_hash: "h".into(),
-                erp_id: "2".into(),
-                deletions: 0
-            }]
+            [
+                Missing {
+                    key: "B".into(),
+                    erp_hash: "h".into(),
+                    erp_id: Some("2".into()),
+                    deletions: 0
+                },
+                Missing {
+                    key: "C".into(),
+                    erp_hash: "h".into(),
+                    erp_id: None,
+                    deletions: 0
+                }
+            ]
         );
         // a new snapshot starts empty
         l.begin_snapshot().unwrap();
-        assert_eq!(l.missing_count("c").unwrap(), 2);
+        assert_eq!(l.missing_count("c").unwrap(), 3);
         assert_eq!(l.erp_id("c", "A").unwrap().as_deref(), Some("1"));
         assert_eq!(l.erp_id("c", "E").unwrap(), None);
         assert_eq!(l.erp_id("x", "A").unwrap(), None);
@@ -216,6 +225,6 @@ mod tests {
             .unwrap();
         r.begin_snapshot().unwrap();
         r.snapshot_key("B").unwrap();
-        assert_eq!(r.missing_count("c").unwrap(), 1);
+        assert_eq!(r.missing_count("c").unwrap(), 2);
     }
 }
