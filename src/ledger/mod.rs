@@ -49,6 +49,8 @@ pub struct Ledger {
     /// which every document it touches is stamped with (formatting a timestamp per
     /// statement cost a sixth of a submission's ledger time).
     stamp: std::cell::RefCell<Option<String>>,
+    /// A snapshot's keys not yet in its temporary table (they go in many at a time).
+    snapshot_keys: std::cell::RefCell<Vec<String>>,
 }
 
 fn now() -> String {
@@ -77,6 +79,7 @@ impl Ledger {
             conn,
             path: p,
             stamp: Default::default(),
+            snapshot_keys: Default::default(),
         };
         ledger.migrate()?;
         Ok(ledger)
@@ -94,6 +97,7 @@ impl Ledger {
             conn,
             path: p,
             stamp: Default::default(),
+            snapshot_keys: Default::default(),
         };
         ledger.migrate()?;
         Ok(ledger)
@@ -121,6 +125,7 @@ impl Ledger {
             conn,
             path: p,
             stamp: Default::default(),
+            snapshot_keys: Default::default(),
         };
         let v = ledger.version()?;
         if v > SCHEMA_VERSION {

@@ -20,9 +20,31 @@ pub struct Missing {
     pub deletions: u64,
 }
 
+/// How many keys one statement inserts into a snapshot's list.
+const KEYS_AT_ONCE: usize = 256;
+
+/// `INSERT OR IGNORE INTO temp.snapshot_keys (key) VALUES (?),(?),...` for `n` keys
+/// (the one for [`KEYS_AT_ONCE`] made once).
+fn insert_keys_sql(n: usize) -> std::borrow::Cow<'static, str> {
+    fn make(n: usize) -> String {
+        let mut sql = String::from("INSERT OR IGNORE INTO temp.snapshot_keys (key) VALUES (?)");
+        for _ in 1..n {
+            sql.push_str(",(?)");
+        }
+        sql
+    }
+    static FULL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    if n == KEYS_AT_ONCE {
+        std::borrow::Cow::Borrowed(FULL.get_or_init(|| make(n)).as_str())
+    } else {
+        std::borrow::Cow::Owned(make(n))
+    }
+}
+
 impl Ledger {
     /// Starts a snapshot's list of keys (empty).
     pub fn begin_snapshot(&self) -> Result<(), LedgerError> {
+        self.snapshot_keys.borrow_mut().clear();
         self.conn
             .execute_batch(
                 "PRAGMA temp_store = FILE;
@@ -32,13 +54,31 @@ impl Ledger {
             .map_err(|e| self.sql(e))
     }
 
-    /// Adds a key the snapshot lists.
+    /// Adds a key the snapshot lists. Keys are held back and inserted [`KEYS_AT_ONCE`]
+    /// at a time (one statement per key was most of what a snapshot cost).
     pub fn snapshot_key(&self, key: &str) -> Result<(), LedgerError> {
-        self.conn
-            .prepare_cached("INSERT OR IGNORE INTO temp.snapshot_keys (key) VALUES (?1)")
-            .and_then(|mut st| st.execute(params![key]))
-            .map(|_| ())
-            .map_err(|e| self.sql(e))
+        let full = {
+            let mut keys = self.snapshot_keys.borrow_mut();
+            keys.push(key.to_string());
+            keys.len() >= KEYS_AT_ONCE
+        };
+        if full {
+            self.flush_snapshot_keys()?;
+        }
+        Ok(())
+    }
+
+    /// Inserts the keys held back.
+    fn flush_snapshot_keys(&self) -> Result<(), LedgerError> {
+        let keys = std::mem::take(&mut *self.snapshot_keys.borrow_mut());
+        for chunk in keys.chunks(KEYS_AT_ONCE) {
+            let sql = insert_keys_sql(chunk.len());
+            self.conn
+                .prepare_cached(&sql)
+                .and_then(|mut st| st.execute(rusqlite::params_from_iter(chunk)))
+                .map_err(|e| self.sql(e))?;
+        }
+        Ok(())
     }
 
     /// How many documents `mapping` has in the ERP.
@@ -55,6 +95,7 @@ impl Ledger {
 
     /// How many documents `mapping` has in the ERP that the snapshot does not list.
     pub fn missing_count(&self, mapping: &str) -> Result<u64, LedgerError> {
+        self.flush_snapshot_keys()?;
         self.conn
             .query_row(
                 "SELECT count(*) FROM documents d WHERE d.mapping = ?1 AND d.erp_hash IS NOT NULL
@@ -74,6 +115,7 @@ impl Ledger {
         mapping: &str,
         f: &mut dyn FnMut(Missing) -> std::io::Result<()>,
     ) -> Result<std::io::Result<()>, LedgerError> {
+        self.flush_snapshot_keys()?;
         let mut st = self
             .conn
             .prepare(
