@@ -140,7 +140,12 @@ pub struct Attempt<'a> {
     pub run_id: &'a str,
 }
 
-const COLUMNS: &str = "mapping, key, content_hash, state, target_id, attempts, last_error, last_status, file, run_id, updated, erp_hash, operation, deletions";
+macro_rules! columns {
+    () => {
+        "mapping, key, content_hash, state, target_id, attempts, last_error, last_status, file, run_id, updated, erp_hash, operation, deletions"
+    };
+}
+const COLUMNS: &str = columns!();
 
 /// Marks a document in flight, one more attempt: mapping, key, content hash, file,
 /// run, time, operation. The state it had is kept in `prior_state`, so that an attempt
@@ -206,8 +211,11 @@ impl Ledger {
     /// What the ledger knows of a document.
     pub fn document(&self, mapping: &str, key: &str) -> Result<Option<DocRecord>, LedgerError> {
         self.conn
-            .prepare_cached(&format!(
-                "SELECT {COLUMNS} FROM documents WHERE mapping = ?1 AND key = ?2"
+            // a literal: asked once per document of every file
+            .prepare_cached(concat!(
+                "SELECT ",
+                columns!(),
+                " FROM documents WHERE mapping = ?1 AND key = ?2"
             ))
             .and_then(|mut st| st.query_row(params![mapping, key], row_to_doc).optional())
             .map_err(|e| self.sql(e))
