@@ -40,6 +40,19 @@ pub fn classify(ledger: Option<&Ledger>, mapping: &Mapping, doc: &MappedDocument
     let Some(ledger) = ledger else {
         return Verdict::Take(Plan::CREATE);
     };
+    // the common case, unchanged, from a glance at the document (its whole row is read
+    // only when something is to be done with it)
+    match ledger.glance(&mapping.name, &doc.key, &doc.content_hash) {
+        Ok(None) => return Verdict::Take(Plan::CREATE),
+        Ok(Some(g))
+            if g.erp_has_it
+                && !(g.state.is_unsettled()
+                    && (!g.same_as_last || g.operation == Operation::Delete)) =>
+        {
+            return Verdict::AlreadyImported
+        }
+        _ => {}
+    }
     let rec = match ledger.document(&mapping.name, &doc.key) {
         Ok(r) => r,
         Err(e) => {

@@ -16,7 +16,7 @@ mod runs;
 mod schema;
 mod snapshot;
 
-pub use documents::{Answer, Attempt, Claim, DocRecord, DocState, DocWriter, Operation};
+pub use documents::{Answer, Attempt, Claim, DocRecord, DocState, DocWriter, Glance, Operation};
 pub use history::{HistoryQuery, HistoryRecord, Resolution};
 pub use runs::{FileRecord, RunRecord, RunState};
 pub use snapshot::Missing;
