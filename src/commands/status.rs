@@ -242,6 +242,17 @@ fn print_text(st: &Status, failed_only: bool, no_ledger: bool) {
                     .map(|c| c.to_string())
                     .unwrap_or_else(|| "-".into())
             );
+            // master data: what the ERP was asked to do, beside how many went through
+            let c = &r.counts;
+            if c.has_changes() {
+                crate::outln!(
+                    "    {} created, {} updated, {} deleted, {} unchanged",
+                    c.created,
+                    c.updated,
+                    c.deleted,
+                    c.already_imported
+                );
+            }
             if r.state == RunState::Interrupted {
                 crate::outln!(
                     "    interrupted: its end was never recorded (killed, or stopped by an error)"

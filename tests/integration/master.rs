@@ -174,6 +174,14 @@ fn a_nightly_snapshot_sends_only_what_changed_and_deletes_what_is_gone() {
     assert!(ops.contains(&("C03".into(), "delete".into())), "{ops:?}");
     assert!(ops.contains(&("C01".into(), "update".into())), "{ops:?}");
     assert!(ops.contains(&("C11".into(), "create".into())), "{ops:?}");
+    // status shows what the run asked of the ERP
+    let st = t.run(&["status"]);
+    assert!(
+        st.stdout
+            .contains("    1 created, 2 updated, 1 deleted, 7 unchanged"),
+        "{}",
+        st.stdout
+    );
     // the text summary names the operations
     drop_file(&t, "CUST_3.csv", &customers_csv(&day2()));
     let out = t.run(&["run"]);
@@ -767,4 +775,43 @@ fn documents_created_without_erp_ids_are_deleted_by_key_or_refused_by_id() {
         errors.contains("C05") && errors.contains("the ERP's id for it is not known"),
         "{errors}"
     );
+}
+
+#[test]
+fn an_invoice_whose_customer_got_a_new_erp_id_is_not_taken_for_changed() {
+    let erp = FakeErp::start(Behaviour::default());
+    let t = setup(&erp, "");
+    day1_done(&t, &erp);
+    drop_file(&t, "INV_1.csv", "No;Cust;Total\nA1;C01;10.00\n");
+    assert_eq!(t.run(&["run"]).code, 0);
+    let first_id = erp.id_of("C01").unwrap();
+    // C01 goes, then comes back: the ERP gives it a new id
+    let mut without = day1();
+    without.retain(|(k, _, _)| k != "C01");
+    drop_file(&t, "CUST_2.csv", &customers_csv(&without));
+    assert_eq!(t.run(&["run"]).code, 0);
+    drop_file(&t, "CUST_3.csv", &customers_csv(&day1()));
+    assert_eq!(t.run(&["run"]).code, 0);
+    let new_id = erp.id_of("C01").unwrap();
+    assert_ne!(first_id, new_id);
+    // the same invoice again: its source values did not change, only what ref gives
+    let invoices_before = erp
+        .requests()
+        .iter()
+        .filter(|r| r.path == "/api/invoice")
+        .count();
+    drop_file(&t, "INV_1b.csv", "No;Cust;Total\nA1;C01;10.00\n");
+    let out = t.run(&["run", "--json"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let c = &out.json()["files"][0]["counts"];
+    assert_eq!(
+        (&c["already_imported"], &c["accepted"]),
+        (&json!(1), &json!(0))
+    );
+    let invoices_after = erp
+        .requests()
+        .iter()
+        .filter(|r| r.path == "/api/invoice")
+        .count();
+    assert_eq!(invoices_after, invoices_before, "nothing sent, no conflict");
 }
