@@ -27,6 +27,22 @@
 #   Note the shape of lines: [["create", [line, ...]]]. Read back with
 #   GET /tryton/rest/model/account.invoice/<id>?f=lines.amount&f=total_amount ...
 #   Unpadded base64 in X-Tryton-Context gives a 500 ("Incorrect padding").
+#
+# Parties (examples/tryton/mappings/customers.toml, addresses.toml; checked the same way):
+#   POST .../party.party {"name":"Nordlys AS","customer_payment_term":<payment_term>}
+#   -> 200 {"id": 7, "__name__": "party.party", "rec_name": "Nordlys AS"}
+#   Over REST a party gets no address (proteus and the client add a default one), and an
+#   invoice without invoice_address is a 400 ("A value is required for field \"Invoice
+#   Address\"": REST runs no on_change); POST .../party.address {"party":7,"city":"Oslo"}
+#   -> 200 {"id": 9, ...}.
+#   PUT .../party.party/7 {"name":"..."} -> 200 {"id": 7, ...}; {"active": false}
+#   deactivates: GET .../party.party/7 still reads it ("active": 0 on SQLite), searches and
+#   PUT skip it (PUT -> 404 with an HTML body) unless the context has "active_test": false.
+#   A field that is read-only once set is refused on write even with the value it has
+#   (400 "You are not allowed to modify the field \"Code\" ..."): party.party code,
+#   party.address party.
+#   On SQLite, parties created at the same time can get the same code from the party
+#   sequence (400 "The code on party must be unique"): create them one at a time.
 set -euo pipefail
 
 LAB=${LAB:-$PWD/tryton-stack}

@@ -44,6 +44,9 @@ impl Outcome {
 }
 
 /// How many rows and documents a file (or a run) had, and what became of them.
+///
+/// `accepted` is `created + updated + deleted`. In a dry run, `created`, `updated` and
+/// `deleted` count what would be asked of the ERP, and `accepted` stays 0.
 #[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
 pub struct Counts {
     pub rows: u64,
@@ -53,6 +56,11 @@ pub struct Counts {
     pub invalid: u64,
     /// Accepted before with the same content: not sent again.
     pub already_imported: u64,
+    pub created: u64,
+    pub updated: u64,
+    pub deleted: u64,
+    /// The same as `already_imported`, under the name master data uses.
+    pub unchanged: u64,
 }
 
 impl Counts {
@@ -64,10 +72,39 @@ impl Counts {
         self.rejected += other.rejected;
         self.invalid += other.invalid;
         self.already_imported += other.already_imported;
+        self.created += other.created;
+        self.updated += other.updated;
+        self.deleted += other.deleted;
+        self.unchanged += other.unchanged;
+    }
+
+    /// Whether any document is (or would be) updated or deleted: summaries name the
+    /// operations then.
+    pub fn has_changes(&self) -> bool {
+        self.updated > 0 || self.deleted > 0
     }
 
     /// Documents that passed validation (some may have been rejected later).
     pub fn valid(&self) -> u64 {
         self.documents.saturating_sub(self.invalid)
     }
+}
+
+/// A document the target accepted (or, in a dry run, would be sent), with what was
+/// asked of the ERP and the id it gave.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AcceptedDoc {
+    pub document: String,
+    /// The line of the file; 0 for a delete (the file no longer has the document).
+    #[serde(skip_serializing_if = "is_zero", default)]
+    pub line: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// What was (or in a dry run, would be) asked of the ERP.
+    #[serde(default)]
+    pub operation: crate::ledger::Operation,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }

@@ -59,6 +59,8 @@ pub enum Code {
     MissingColumn,
     Empty,
     Io,
+    /// A snapshot asks for more deletes than `max_deletes` allows.
+    TooManyDeletes,
 }
 
 impl Code {
@@ -83,6 +85,7 @@ impl Code {
             Code::MissingColumn => "missing_column",
             Code::Empty => "empty",
             Code::Io => "io",
+            Code::TooManyDeletes => "too_many_deletes",
         }
     }
 }

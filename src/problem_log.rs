@@ -73,6 +73,20 @@ impl<T: Serialize + DeserializeOwned + Clone + Entry> SpillLog<T> {
         self.len == 0
     }
 
+    /// Adds every entry of `other`, after these (taken whole when this log is empty);
+    /// a log that was not whole makes this one not whole.
+    pub fn append(&mut self, other: SpillLog<T>) {
+        if self.is_empty() && self.lost.is_none() {
+            *self = other;
+            return;
+        }
+        let lost = other.lost.clone();
+        self.extend(other.iter());
+        if let (None, Some(e)) = (&self.lost, lost) {
+            self.lost = Some(e);
+        }
+    }
+
     /// Why the log is not whole (a write to its temporary file failed), if it is not.
     pub fn failure(&self) -> Option<&str> {
         self.lost.as_deref()

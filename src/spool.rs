@@ -5,18 +5,60 @@
 
 use crate::codec::{read_bytes_owned, read_u64, write_bytes, write_u64};
 use crate::config::PayloadFormat;
+use crate::ledger::Operation;
 use crate::mapping::MappedDocument;
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Seek, SeekFrom, Write};
 use std::path::Path;
 
-/// One spooled document: its key, line, content hash and the payload as it will be sent.
+/// One spooled document: its key, line, content hash, what is asked of the ERP, and the
+/// payload as it will be sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SpooledDoc {
     pub key: String,
+    /// The line of the file it comes from; 0 for a delete (the file no longer has it).
     pub line: u64,
+    /// Its content; for a delete, the content the ERP has.
     pub content_hash: String,
+    pub operation: Operation,
+    /// The ERP's id, for an update or a delete.
+    pub erp_id: Option<String>,
+    /// How many times the ERP deleted this key before (an operation after a delete is a
+    /// new request, never a replay of the first).
+    pub deletions: u64,
+    /// The payload (empty for a delete: the target makes what it sends).
     pub body: Vec<u8>,
+}
+
+impl SpooledDoc {
+    /// A delete of `key`, whose content in the ERP is `erp_hash`, by its id.
+    pub fn delete(
+        key: String,
+        erp_hash: String,
+        erp_id: Option<String>,
+        deletions: u64,
+    ) -> SpooledDoc {
+        SpooledDoc {
+            key,
+            line: 0,
+            content_hash: erp_hash,
+            operation: Operation::Delete,
+            erp_id,
+            deletions,
+            body: Vec::new(),
+        }
+    }
+}
+
+/// One document as the spool writes it (borrowed: nothing is copied per document).
+struct Entry<'a> {
+    key: &'a str,
+    line: u64,
+    hash: &'a str,
+    operation: Operation,
+    erp_id: Option<&'a str>,
+    deletions: u64,
+    body: &'a [u8],
 }
 
 /// The spool being written: one temporary file, deleted when dropped.
@@ -66,8 +108,16 @@ impl Spool {
         Ok(())
     }
 
-    /// Renders a document's payload in the target format and appends it.
-    pub fn push(&mut self, doc: &MappedDocument) -> io::Result<()> {
+    /// Renders a document's payload in the target format and appends it, to be sent
+    /// as `operation` (with the ERP's id for an update; `deletions`: how many times the
+    /// key was deleted before).
+    pub fn push(
+        &mut self,
+        doc: &MappedDocument,
+        operation: Operation,
+        erp_id: Option<&str>,
+        deletions: u64,
+    ) -> io::Result<()> {
         let mut body = Vec::with_capacity(512);
         match self.format {
             PayloadFormat::Json => doc.payload.write_json(&mut body, true)?,
@@ -76,10 +126,39 @@ impl Spool {
         if !body.ends_with(b"\n") {
             body.push(b'\n');
         }
-        write_bytes(&mut self.file, doc.key.as_bytes())?;
-        write_u64(&mut self.file, doc.line)?;
-        write_bytes(&mut self.file, doc.content_hash.as_bytes())?;
-        write_bytes(&mut self.file, &body)?;
+        self.write(&Entry {
+            key: &doc.key,
+            line: doc.line,
+            hash: &doc.content_hash,
+            operation,
+            erp_id,
+            deletions,
+            body: &body,
+        })
+    }
+
+    /// Appends a document made elsewhere (a delete).
+    pub fn push_spooled(&mut self, d: &SpooledDoc) -> io::Result<()> {
+        self.write(&Entry {
+            key: &d.key,
+            line: d.line,
+            hash: &d.content_hash,
+            operation: d.operation,
+            erp_id: d.erp_id.as_deref(),
+            deletions: d.deletions,
+            body: &d.body,
+        })
+    }
+
+    fn write(&mut self, e: &Entry<'_>) -> io::Result<()> {
+        let f = &mut self.file;
+        write_bytes(f, e.key.as_bytes())?;
+        write_u64(f, e.line)?;
+        write_bytes(f, e.hash.as_bytes())?;
+        write_bytes(f, e.operation.as_str().as_bytes())?;
+        write_bytes(f, e.erp_id.unwrap_or("").as_bytes())?;
+        write_u64(f, e.deletions)?;
+        write_bytes(f, e.body)?;
         self.count += 1;
         Ok(())
     }
@@ -114,11 +193,19 @@ impl Iterator for SpoolReader {
             let key = text(read_bytes_owned(&mut self.file)?);
             let line = read_u64(&mut self.file)?.ok_or(io::ErrorKind::UnexpectedEof)?;
             let content_hash = text(read_bytes_owned(&mut self.file)?);
+            let op = text(read_bytes_owned(&mut self.file)?);
+            let operation = Operation::parse(&op)
+                .ok_or_else(|| io::Error::other("the spool file is damaged"))?;
+            let erp_id = Some(text(read_bytes_owned(&mut self.file)?)).filter(|s| !s.is_empty());
+            let deletions = read_u64(&mut self.file)?.ok_or(io::ErrorKind::UnexpectedEof)?;
             let body = read_bytes_owned(&mut self.file)?;
             Ok(SpooledDoc {
                 key,
                 line,
                 content_hash,
+                operation,
+                erp_id,
+                deletions,
                 body,
             })
         };
@@ -151,14 +238,26 @@ mod tests {
     #[test]
     fn replays_in_order_and_clears() {
         let mut s = Spool::new(None, PayloadFormat::Json, "sales_invoice").unwrap();
-        s.push(&doc("A")).unwrap();
+        s.push(&doc("A"), Operation::Create, None, 0).unwrap();
         s.clear().unwrap();
-        s.push(&doc("B")).unwrap();
-        s.push(&doc("C")).unwrap();
+        s.push(&doc("B"), Operation::Create, None, 0).unwrap();
+        s.push(&doc("C"), Operation::Update, Some("42"), 1).unwrap();
         let docs: Vec<SpooledDoc> = s.replay().unwrap().map(Result::unwrap).collect();
         assert_eq!(docs.len(), 2);
         assert_eq!(docs[0].key, "B");
         assert_eq!(docs[1].line, 42);
+        assert_eq!(
+            (
+                docs[1].operation,
+                docs[1].erp_id.as_deref(),
+                docs[1].deletions
+            ),
+            (Operation::Update, Some("42"), 1)
+        );
+        assert_eq!(
+            (docs[0].operation, docs[0].erp_id.as_deref()),
+            (Operation::Create, None)
+        );
         assert_eq!(
             String::from_utf8(docs[1].body.clone()).unwrap(),
             "{\n  \"number\": \"C\"\n}\n"

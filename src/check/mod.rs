@@ -7,14 +7,14 @@
 mod read_ahead;
 mod verdict;
 
-pub use verdict::{classify, in_doubt_problem, Verdict};
+pub use verdict::{classify, in_doubt_problem, Plan, Verdict};
 
 use crate::fsutil::{open_regular, FileId};
 use crate::mapping::OnInvalid;
 use crate::mapping::{MappedDocument, Mapping};
-use crate::outcome::Counts;
+use crate::outcome::{AcceptedDoc, Counts};
 use crate::problem::{Code, Problem};
-use crate::problem_log::ProblemLog;
+use crate::problem_log::{ProblemLog, SpillLog};
 use crate::source::csv::{CsvSource, Grouping};
 use crate::source::decode::Tap;
 use crate::source::SourceFormat;
@@ -33,11 +33,18 @@ use std::rc::Rc;
 pub struct FileCheck {
     pub name: String,
     pub mapping: String,
+    /// The mapping follows changes (master data): see [`Mapping::follows_changes`].
+    pub master: bool,
     pub sha256: String,
     pub size: u64,
     /// Rows, documents, invalid ones and those the ledger says were already accepted
     /// with the same content (nothing is accepted or rejected by a check).
     pub counts: Counts,
+    /// What would be asked of the ERP for the valid documents.
+    pub plan: Planned,
+    /// Each document that would be sent, with its operation (only when asked: a dry
+    /// run's `--report` lists them).
+    pub planned: SpillLog<AcceptedDoc>,
     /// Every problem, in order (the first ones in memory, the rest in a temporary file).
     pub problems: ProblemLog,
     /// The whole file is unusable (a `read` problem with no document).
@@ -63,6 +70,14 @@ impl FileCheck {
     }
 }
 
+/// How many documents of a file would be created, updated and deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Planned {
+    pub create: u64,
+    pub update: u64,
+    pub delete: u64,
+}
+
 /// Options of one check.
 pub struct CheckOptions<'a> {
     pub run_id: &'a str,
@@ -74,6 +89,12 @@ pub struct CheckOptions<'a> {
     pub file_id: Option<FileId>,
     /// XML is parsed on a second thread (see `read_ahead`); off only to compare.
     pub read_ahead: bool,
+    /// Where `ref` fields find the ERP's ids.
+    pub refs: &'a dyn crate::mapping::Refs,
+    /// Called with the key of every document read, valid or not (a snapshot's list).
+    pub seen: Option<&'a mut dyn FnMut(&str)>,
+    /// Keep each document that would be sent in [`FileCheck::planned`].
+    pub list_plan: bool,
 }
 
 /// How a file is read: one pass usually; a second one when the first found that the
@@ -140,9 +161,12 @@ pub fn check_file(
     let mut check = FileCheck {
         name: name.clone(),
         mapping: mapping.name.clone(),
+        master: mapping.follows_changes(),
         sha256: String::new(),
         size,
         counts: Counts::default(),
+        plan: Planned::default(),
+        planned: SpillLog::new(),
         problems: ProblemLog::new(),
         fatal: false,
         environment: None,
@@ -153,6 +177,8 @@ pub fn check_file(
     let mut pass = Pass::Stream;
     loop {
         check.counts = Counts::default();
+        check.plan = Planned::default();
+        check.planned.clear();
         check.problems.clear();
         check.fatal = false;
         if let Some(s) = spool.as_deref_mut() {
@@ -228,6 +254,8 @@ pub fn check_file(
         // Nothing of an unusable file counts: what was read of it is invalid.
         check.counts.invalid = check.counts.documents;
         check.counts.already_imported = 0;
+        check.plan = Planned::default();
+        check.planned.clear();
         if let Some(s) = spool {
             let _ = s.clear();
         }
@@ -272,15 +300,34 @@ fn read_documents(
         match item {
             Ok(raw) => {
                 // a payload is built only where it goes somewhere
-                let doc = mapping.map_document_with(&raw, name, opts.run_id, spool.is_some());
+                let doc =
+                    mapping.map_document_with(&raw, name, opts.run_id, spool.is_some(), opts.refs);
                 drop(raw);
+                if let Some(seen) = opts.seen.as_deref_mut() {
+                    if !doc.key.is_empty() {
+                        seen(&doc.key);
+                    }
+                }
                 check.counts.rows += doc.rows;
                 check.counts.documents += 1;
                 if doc.is_valid() {
                     match (opts.classify)(&doc) {
-                        Verdict::Take => {
+                        Verdict::Take(plan) => {
+                            match plan.operation {
+                                crate::ledger::Operation::Update => check.plan.update += 1,
+                                _ => check.plan.create += 1,
+                            }
+                            if opts.list_plan {
+                                check.planned.push(AcceptedDoc {
+                                    document: doc.key.clone(),
+                                    line: doc.line,
+                                    id: plan.erp_id.clone(),
+                                    operation: plan.operation,
+                                });
+                            }
                             if let Some(s) = spool.as_deref_mut() {
-                                if let Err(e) = s.push(&doc) {
+                                let id = plan.erp_id.as_deref();
+                                if let Err(e) = s.push(&doc, plan.operation, id, plan.deletions) {
                                     return Flow::Environment(format!(
                                         "cannot write the spool file: {e}"
                                     ));

@@ -31,6 +31,9 @@ struct FailedDoc {
     mapping: String,
     document: String,
     state: String,
+    /// What the last attempt asked of the ERP (none for a document that was never sent).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    operation: Option<&'static str>,
     file: Option<String>,
     attempts: i64,
     status: Option<i64>,
@@ -147,6 +150,8 @@ pub fn status(cfg: &Config, ui: &Ui, failed_only: bool) -> Result<Exit, Failure>
             mapping: d.mapping,
             document: d.key,
             state: d.state.as_str().to_string(),
+            operation: (d.state != crate::ledger::DocState::Invalid)
+                .then_some(d.operation.as_str()),
             file: d.file,
             attempts: d.attempts,
             status: d.last_status,
@@ -237,6 +242,17 @@ fn print_text(st: &Status, failed_only: bool, no_ledger: bool) {
                     .map(|c| c.to_string())
                     .unwrap_or_else(|| "-".into())
             );
+            // master data: what the ERP was asked to do, beside how many went through
+            let c = &r.counts;
+            if c.has_changes() {
+                crate::outln!(
+                    "    {} created, {} updated, {} deleted, {} unchanged",
+                    c.created,
+                    c.updated,
+                    c.deleted,
+                    c.already_imported
+                );
+            }
             if r.state == RunState::Interrupted {
                 crate::outln!(
                     "    interrupted: its end was never recorded (killed, or stopped by an error)"
@@ -273,12 +289,17 @@ fn print_text(st: &Status, failed_only: bool, no_ledger: bool) {
         crate::outln!("  none");
     }
     for d in &st.failed_documents {
+        // an update or a delete says so; a create is what most documents are
+        let state = match d.operation {
+            Some(op @ ("update" | "delete")) => format!("{op} {}", d.state),
+            _ => d.state.clone(),
+        };
         crate::outln!(
-            "  {:<20} {:<10} attempts {:<3} {}",
+            "  {:<20} {:<16} attempts {:<3} {}",
             cut(&d.document, 20),
-            d.state,
+            state,
             d.attempts,
-            cut(d.file.as_deref().unwrap_or(""), 30)
+            cut(d.file.as_deref().unwrap_or(""), 26)
         );
         if let Some(e) = &d.last_error {
             let status = d.status.map(|s| format!("[{s}] ")).unwrap_or_default();

@@ -115,6 +115,17 @@ struct TargetSpec {
     retry: Option<RetrySpec>,
     id_pointer: Option<String>,
     error_pointer: Option<String>,
+    update: Option<RequestSpec>,
+    delete: Option<RequestSpec>,
+}
+
+/// `update = { method = "PUT", url = "...", body = "..." }` (and `delete`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RequestSpec {
+    method: Option<String>,
+    url: Option<String>,
+    body: Option<String>,
 }
 
 /// Credentials, always from the environment.
@@ -202,6 +213,19 @@ pub struct HttpConfig {
     pub retry: RetryPolicy,
     pub id_pointer: Option<String>,
     pub error_pointer: Option<String>,
+    /// How an update is sent (default: PUT on `url` + `/{id}`).
+    pub update: Request,
+    /// How a delete is sent (default: DELETE on `url` + `/{id}`).
+    pub delete: Request,
+}
+
+/// A request for an operation: method, URL template (`{id}`, `{key}`, `{document}`,
+/// `{mapping}`), and a body that replaces the payload (a deactivation), if any.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    pub method: String,
+    pub url: String,
+    pub body: Option<String>,
 }
 
 /// The drop folders, all under one root.
@@ -354,6 +378,10 @@ impl Config {
                 Err(e) => errors.extend(e.0),
             }
         }
+        check_references(&mappings, &mut errors);
+        if let Some(h) = &target.http {
+            check_operations(path, &locator, h, &mappings, &mut errors);
+        }
         if !errors.is_empty() {
             return Err(ConfigErrors(errors));
         }
@@ -371,6 +399,32 @@ impl Config {
     /// The first mapping whose `match` globs take this file name.
     pub fn mapping_for(&self, file_name: &str) -> Option<&Arc<Mapping>> {
         self.mappings.iter().find(|m| m.matches(file_name))
+    }
+
+    /// Where a mapping's files come in a pass: after the files of every mapping it
+    /// refers to (`ref`), so that what they create is there when its documents need it.
+    /// 0 for a mapping that refers to none.
+    pub fn rank(&self, name: &str) -> usize {
+        // cycles are refused when the config loads; the depth bound is a guard
+        fn depth(cfg: &Config, name: &str, bound: usize) -> usize {
+            let Some(m) = cfg.mapping_named(name) else {
+                return 0;
+            };
+            if bound == 0 {
+                return 0;
+            }
+            m.references()
+                .iter()
+                .map(|r| 1 + depth(cfg, r, bound - 1))
+                .max()
+                .unwrap_or(0)
+        }
+        depth(self, name, self.mappings.len())
+    }
+
+    /// Whether a mapping's fields refer to this one (`ref`).
+    pub fn is_referenced(&self, name: &str) -> bool {
+        self.mappings.iter().any(|m| m.references().contains(&name))
     }
 
     /// Looks a mapping up by its name.
@@ -511,7 +565,6 @@ fn resolve_http(path: &Path, loc: &KeyLocator, t: &TargetSpec) -> Result<HttpCon
         }
     }
     Ok(HttpConfig {
-        url,
         health_url: t.health_url.clone(),
         headers,
         timeout: std::time::Duration::from_secs(t.timeout_seconds.unwrap_or(30).max(1)),
@@ -523,7 +576,164 @@ fn resolve_http(path: &Path, loc: &KeyLocator, t: &TargetSpec) -> Result<HttpCon
         },
         id_pointer: t.id_pointer.clone().filter(|p| !p.is_empty()),
         error_pointer: t.error_pointer.clone().filter(|p| !p.is_empty()),
+        update: request(&err, "update", "PUT", &url, t.update.as_ref())?,
+        delete: request(&err, "delete", "DELETE", &url, t.delete.as_ref())?,
+        url,
     })
+}
+
+/// An operation's request from its spec, or the default: `method` on `url` + `/{id}`.
+fn request(
+    err: &dyn Fn(&[&str], String) -> ConfigErrors,
+    name: &str,
+    method: &str,
+    url: &str,
+    spec: Option<&RequestSpec>,
+) -> Result<Request, ConfigErrors> {
+    let spec = spec.cloned().unwrap_or_default();
+    let method = spec.method.unwrap_or_else(|| method.to_string());
+    if method.is_empty() || !method.bytes().all(|b| b.is_ascii_alphabetic()) {
+        return Err(err(
+            &[name, "method"],
+            format!("{method:?} is not an HTTP method (PUT, PATCH, POST, DELETE)"),
+        ));
+    }
+    let url = spec
+        .url
+        .unwrap_or_else(|| format!("{}/{{id}}", url.trim_end_matches('/')));
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        return Err(err(
+            &[name, "url"],
+            format!("{url:?} must start with http:// or https://"),
+        ));
+    }
+    Ok(Request {
+        method: method.to_ascii_uppercase(),
+        url,
+        body: spec.body,
+    })
+}
+
+/// Every `ref` names a mapping, and no mapping refers back to itself through others (a
+/// cycle: no pass could handle one file before the other).
+fn check_references(mappings: &[Arc<Mapping>], errors: &mut Vec<ConfigError>) {
+    let named = |n: &str| mappings.iter().find(|m| m.name == n);
+    for m in mappings {
+        for r in m.references() {
+            if named(r).is_none() {
+                let known: Vec<&str> = mappings.iter().map(|m| m.name.as_str()).collect();
+                errors.push(ConfigError::new(
+                    &m.file,
+                    format!(
+                        "a field refers to mapping {r:?} (ref), but there is no mapping of that name (mappings: {})",
+                        known.join(", ")
+                    ),
+                ));
+            }
+        }
+    }
+    // depth-first, from each mapping: a path that comes back to where it started
+    for start in mappings {
+        let mut path = vec![start.name.as_str()];
+        if let Some(cycle) = find_cycle(start.name.as_str(), &named, &mut path) {
+            // reported once, by the mapping that comes first in the cycle's order
+            if cycle.iter().min() == Some(&start.name.as_str()) {
+                errors.push(ConfigError::new(
+                    &start.file,
+                    format!(
+                        "mappings refer to each other in a circle ({}): each needs the others' documents imported first; one of the refs must go",
+                        cycle.join(" -> ")
+                    ),
+                ));
+            }
+        }
+    }
+}
+
+/// A cycle of references back to `path[0]` from `at`, if there is one.
+fn find_cycle<'a>(
+    at: &'a str,
+    named: &dyn Fn(&str) -> Option<&'a Arc<Mapping>>,
+    path: &mut Vec<&'a str>,
+) -> Option<Vec<&'a str>> {
+    let m = named(at)?;
+    for r in m.references() {
+        if r == path[0] {
+            let mut cycle = path.clone();
+            cycle.push(r);
+            return Some(cycle);
+        }
+        if path.contains(&r) {
+            continue; // a cycle that does not pass through the start is another's
+        }
+        path.push(r);
+        if let Some(c) = find_cycle(r, named, path) {
+            return Some(c);
+        }
+        path.pop();
+    }
+    None
+}
+
+/// Updates and deletes need the ERP's id for a document: a mapping that sends them,
+/// with a request URL that has `{id}`, needs `id_pointer` to find the id in the ERP's
+/// answers.
+fn check_operations(
+    path: &Path,
+    loc: &KeyLocator,
+    h: &HttpConfig,
+    mappings: &[Arc<Mapping>],
+    errors: &mut Vec<ConfigError>,
+) {
+    if h.id_pointer.is_some() {
+        return;
+    }
+    // a ref is the ERP's id of another mapping's document: without id_pointer there
+    // is none to give
+    let referring: Vec<String> = mappings
+        .iter()
+        .filter(|m| !m.references().is_empty())
+        .map(|m| m.name.clone())
+        .collect();
+    if !referring.is_empty() {
+        errors.push(ConfigError::at(
+            path,
+            loc.line(&["target", "id_pointer"]).or(loc.line(&["target"])),
+            "target.id_pointer",
+            format!(
+                "mapping {} refers to documents of other mappings by the ERP's ids (ref): set id_pointer (e.g. \"/id\") so that erpdrop keeps the id from each answer",
+                referring.join(", ")
+            ),
+        ));
+    }
+    let users = |pred: &dyn Fn(&Mapping) -> bool| {
+        mappings
+            .iter()
+            .filter(|m| pred(m))
+            .map(|m| m.name.clone())
+            .collect::<Vec<_>>()
+    };
+    for (op, req, who) in [
+        (
+            "update",
+            &h.update,
+            users(&|m| m.on_change == crate::mapping::OnChange::Update),
+        ),
+        ("delete", &h.delete, users(&|m| m.deletes_missing.is_some())),
+    ] {
+        if !who.is_empty() && req.url.contains("{id}") {
+            errors.push(ConfigError::at(
+                path,
+                loc.line(&["target", "id_pointer"]).or(loc.line(&["target"])),
+                "target.id_pointer",
+                format!(
+                    "mapping {} sends {op}s to {}, whose {{id}} is the ERP's id for the document: set id_pointer (e.g. \"/id\") so that erpdrop keeps the id from each answer",
+                    who.join(", "),
+                    req.url
+                ),
+            ));
+        }
+    }
 }
 
 /// Expands a config-relative glob such as `mappings/*.toml` into sorted file paths.

@@ -15,6 +15,7 @@
 
 use super::{Cancel, Delivery, DocContext, RemoteTarget, SubmitOutcome, Target};
 use crate::config::{HttpConfig, PayloadFormat};
+use crate::ledger::Operation;
 use crate::spool::SpooledDoc;
 use sha2::{Digest, Sha256};
 use std::io::Read;
@@ -48,14 +49,38 @@ enum Attempt {
 }
 
 /// The `Idempotency-Key` of a document.
-pub fn idempotency_key(mapping: &str, key: &str, content_hash: &str) -> String {
+///
+/// It covers the operation and how many times the key was deleted before, so that an
+/// update is never taken for a replay of the create, nor a create after a delete for
+/// the first create. A first create keeps the form of earlier releases (mapping, key,
+/// content), so a document left in flight by one is resent under the same key.
+pub fn idempotency_key(doc: &SpooledDoc, mapping: &str) -> String {
     let mut h = Sha256::new();
     h.update(mapping.as_bytes());
     h.update([0]);
-    h.update(key.as_bytes());
+    h.update(doc.key.as_bytes());
     h.update([0]);
-    h.update(content_hash.as_bytes());
+    h.update(doc.content_hash.as_bytes());
+    if doc.operation != Operation::Create || doc.deletions > 0 {
+        h.update([0]);
+        h.update(doc.operation.as_str().as_bytes());
+        h.update([0]);
+        h.update(doc.deletions.to_le_bytes());
+    }
     hex::encode(h.finalize())
+}
+
+/// A URL template with `{document}`, `{mapping}`, `{key}` and `{id}` filled in (key and
+/// id percent-encoded as path segments).
+fn fill(template: &str, ctx: &DocContext<'_>, key: &str, id: Option<&str>) -> String {
+    let mut url = template
+        .replace("{document}", ctx.document_type)
+        .replace("{mapping}", ctx.mapping)
+        .replace("{key}", &url_segment(key));
+    if let Some(id) = id {
+        url = url.replace("{id}", &url_segment(id));
+    }
+    url
 }
 
 /// Percent-encodes a key for a URL path segment. `.` and `..` stay as they are: no
@@ -142,11 +167,32 @@ impl HttpTarget {
     }
 
     fn url_for(&self, ctx: &DocContext<'_>, key: &str) -> String {
-        self.cfg
-            .url
-            .replace("{document}", ctx.document_type)
-            .replace("{mapping}", ctx.mapping)
-            .replace("{key}", &url_segment(key))
+        fill(&self.cfg.url, ctx, key, None)
+    }
+
+    /// The method, URL and body of a document's request, by its operation.
+    fn request_of<'d>(
+        &'d self,
+        ctx: &DocContext<'_>,
+        doc: &'d SpooledDoc,
+    ) -> (&'d str, String, &'d [u8]) {
+        match doc.operation {
+            Operation::Create => ("POST", self.url_for(ctx, &doc.key), &doc.body),
+            Operation::Update | Operation::Delete => {
+                let r = if doc.operation == Operation::Update {
+                    &self.cfg.update
+                } else {
+                    &self.cfg.delete
+                };
+                let url = fill(&r.url, ctx, &doc.key, doc.erp_id.as_deref());
+                let body = match &r.body {
+                    Some(b) => b.as_bytes(),
+                    None if doc.operation == Operation::Update => &doc.body,
+                    None => &[],
+                };
+                (&r.method, url, body)
+            }
+        }
     }
 
     fn request(&self, method: &str, url: &str) -> ureq::Request {
@@ -157,33 +203,62 @@ impl HttpTarget {
         r
     }
 
-    /// Why a document's key cannot go into `{key}` of the URL, if it cannot: it would
-    /// change the request's path.
-    fn key_problem(&self, ctx: &DocContext<'_>, key: &str) -> Option<String> {
-        // a key that is neither empty nor has a dot cannot make a dot segment
-        if (!key.is_empty() && !key.contains('.')) || !self.cfg.url.contains("{key}") {
+    /// The URL template of a document's request, by its operation.
+    fn template_of(&self, doc: &SpooledDoc) -> &str {
+        match doc.operation {
+            Operation::Create => &self.cfg.url,
+            Operation::Update => &self.cfg.update.url,
+            Operation::Delete => &self.cfg.delete.url,
+        }
+    }
+
+    /// Why a document's request cannot be made, if it cannot: its key (or ERP id) would
+    /// change the request's path, or the URL needs the ERP's id and it is not known.
+    fn request_problem(&self, ctx: &DocContext<'_>, doc: &SpooledDoc) -> Option<String> {
+        let template = self.template_of(doc);
+        let id = doc.erp_id.as_deref();
+        if template.contains("{id}") && id.is_none() {
+            return Some(format!(
+                "the ERP's id for it is not known, and the {} request goes to {template}: it was created when the target kept no ids (target.id_pointer); {} it in the ERP by hand",
+                doc.operation.as_str(),
+                doc.operation.as_str(),
+            ));
+        }
+        let suspect = |v: &str| v.is_empty() || v.contains('.');
+        let key_used = template.contains("{key}") && suspect(&doc.key);
+        let id_used = template.contains("{id}") && id.is_some_and(suspect);
+        if !key_used && !id_used {
             return None;
         }
-        let url = self.url_for(ctx, key);
-        key_changes_path(&url, &self.url_for(ctx, "x")).then(|| {
+        let url = fill(template, ctx, &doc.key, id);
+        let plain = fill(template, ctx, "x", Some("x"));
+        key_changes_path(&url, &plain).then(|| {
+            let (what, value) = if key_used {
+                ("key", doc.key.as_str())
+            } else {
+                ("ERP id", id.unwrap_or(""))
+            };
             format!(
-                "its key {} cannot be a URL path segment of target.url ({}): as `.`, `..` or empty it would change the request's path, to another resource of the ERP",
-                crate::problem::quote(key),
-                self.cfg.url
+                "its {what} {} cannot be a URL path segment of {template}: as `.`, `..` or empty it would change the request's path, to another resource of the ERP",
+                crate::problem::quote(value),
             )
         })
     }
 
     fn attempt(&self, ctx: &DocContext<'_>, doc: &SpooledDoc) -> Attempt {
-        let url = self.url_for(ctx, &doc.key);
-        let req = self
-            .request("POST", &url)
-            .set("Content-Type", self.content_type)
-            .set(
-                "Idempotency-Key",
-                &idempotency_key(ctx.mapping, &doc.key, &doc.content_hash),
-            );
-        match req.send_bytes(&doc.body) {
+        let (method, url, body) = self.request_of(ctx, doc);
+        let mut req = self
+            .request(method, &url)
+            .set("Idempotency-Key", &idempotency_key(doc, ctx.mapping));
+        if !body.is_empty() {
+            req = req.set("Content-Type", self.content_type);
+        }
+        let sent = if body.is_empty() && doc.operation == Operation::Delete {
+            req.call()
+        } else {
+            req.send_bytes(body)
+        };
+        match sent {
             Ok(resp) if !(200..300).contains(&resp.status()) => Attempt::Down {
                 message: not_delivery(&url, &resp),
             },
@@ -206,7 +281,19 @@ impl HttpTarget {
                         .map(crate::redact::redact_string),
                     _ => None,
                 };
-                Attempt::Done(SubmitOutcome::Accepted { id })
+                Attempt::Done(SubmitOutcome::Accepted {
+                    id,
+                    status: Some(status),
+                })
+            }
+            // a delete of what is gone already: deleted
+            Err(ureq::Error::Status(code @ (404 | 410), _))
+                if doc.operation == Operation::Delete =>
+            {
+                Attempt::Done(SubmitOutcome::Accepted {
+                    id: None,
+                    status: Some(code),
+                })
             }
             Err(ureq::Error::Status(code, resp)) => {
                 let retry_after = resp
@@ -333,7 +420,7 @@ impl RemoteTarget for HttpTarget {
     }
 
     fn send(&self, ctx: &DocContext<'_>, doc: &SpooledDoc, cancel: &Cancel<'_>) -> SubmitOutcome {
-        if let Some(message) = self.key_problem(ctx, &doc.key) {
+        if let Some(message) = self.request_problem(ctx, doc) {
             return SubmitOutcome::Rejected {
                 status: None,
                 message,
@@ -467,12 +554,29 @@ mod tests {
     use super::*;
 
     #[test]
-    fn idempotency_key_changes_with_content() {
-        let a = idempotency_key("m", "K1", "h1");
+    fn idempotency_key_changes_with_content_operation_and_deletions() {
+        let doc = |hash: &str, operation, deletions| SpooledDoc {
+            key: "K1".into(),
+            line: 2,
+            content_hash: hash.into(),
+            operation,
+            erp_id: None,
+            deletions,
+            body: Vec::new(),
+        };
+        let a = idempotency_key(&doc("h1", Operation::Create, 0), "m");
         assert_eq!(a.len(), 64);
-        assert_eq!(a, idempotency_key("m", "K1", "h1"));
-        assert_ne!(a, idempotency_key("m", "K1", "h2"));
-        assert_ne!(a, idempotency_key("n", "K1", "h1"));
+        assert_eq!(a, idempotency_key(&doc("h1", Operation::Create, 0), "m"));
+        assert_ne!(a, idempotency_key(&doc("h2", Operation::Create, 0), "m"));
+        assert_ne!(a, idempotency_key(&doc("h1", Operation::Create, 0), "n"));
+        // a first create keeps the key of earlier releases: sha256(mapping \0 key \0 hash)
+        let legacy = hex::encode(Sha256::digest(b"m\0K1\0h1"));
+        assert_eq!(a, legacy);
+        // an update of the same content, or a create after a delete, is a new request
+        let update = idempotency_key(&doc("h1", Operation::Update, 0), "m");
+        let again = idempotency_key(&doc("h1", Operation::Create, 1), "m");
+        let delete = idempotency_key(&doc("h1", Operation::Delete, 0), "m");
+        assert!(a != update && a != again && a != delete && update != delete);
     }
 
     #[test]

@@ -19,8 +19,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 /// What the target said about one document.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SubmitOutcome {
-    /// Accepted, with the ERP's id for it where known.
-    Accepted { id: Option<String> },
+    /// Accepted, with the ERP's id for it where known, and the HTTP status.
+    Accepted {
+        id: Option<String>,
+        status: Option<u16>,
+    },
     /// Refused for good (the ERP's message and HTTP status).
     Rejected {
         status: Option<u16>,

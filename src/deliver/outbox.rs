@@ -4,9 +4,11 @@
 use super::{Delivery, DocContext, LocalTarget, SubmitOutcome, Target};
 use crate::config::PayloadFormat;
 use crate::fsutil::{sync_dir, DurableBatch};
+use crate::ledger::Operation;
 use crate::spool::SpooledDoc;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 /// Payload files written between two durability barriers.
@@ -64,6 +66,44 @@ pub fn payload_file_name(document_type: &str, key: &str, format: PayloadFormat) 
     )
 }
 
+/// The outbox file name of an update or a delete: the operation and an order a reader
+/// sorts by (`sales_invoice-INV1.update.01764583500123456789.json`): each is a file of
+/// its own, so that a reader that applies them in that order applies them as they were
+/// decided.
+pub fn operation_file_name(
+    document_type: &str,
+    key: &str,
+    op: Operation,
+    order: u64,
+    format: PayloadFormat,
+) -> String {
+    format!(
+        "{}-{}.{}.{order:020}.{}",
+        safe_part(document_type, TYPE_BYTES),
+        safe_key(key),
+        op.as_str(),
+        format.extension()
+    )
+}
+
+/// A number that only grows within this process, from the clock (nanoseconds since
+/// 1970): an order for update and delete files that also sorts across runs.
+fn next_order() -> u64 {
+    static LAST: AtomicU64 = AtomicU64::new(0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    let mut last = LAST.load(Ordering::Relaxed);
+    loop {
+        let next = now.max(last + 1);
+        match LAST.compare_exchange(last, next, Ordering::Relaxed, Ordering::Relaxed) {
+            Ok(_) => return next,
+            Err(l) => last = l,
+        }
+    }
+}
+
 /// Writes payload files in batches: each file is staged under a temporary name and
 /// the batch is made durable with one barrier ([`DurableBatch`]) at
 /// [`flush`](LocalTarget::flush), before the ledger records the documents as accepted.
@@ -86,6 +126,34 @@ impl Outbox {
         self.dir
             .join(payload_file_name(document_type, key, self.format))
     }
+
+    /// What a delete's file holds: which document goes, by its key and the ERP's id.
+    fn delete_record(&self, ctx: &DocContext<'_>, doc: &SpooledDoc) -> Vec<u8> {
+        let id = doc.erp_id.as_deref().unwrap_or("");
+        match self.format {
+            PayloadFormat::Json => {
+                let mut v = serde_json::to_vec_pretty(&serde_json::json!({
+                    "operation": "delete",
+                    "document": ctx.document_type,
+                    "key": doc.key,
+                    "id": id,
+                }))
+                .expect("a delete record serialises");
+                v.push(b'\n');
+                v
+            }
+            PayloadFormat::Xml => {
+                let esc = |t: &str| quick_xml::escape::escape(t).into_owned();
+                format!(
+                    "<delete document=\"{}\"><key>{}</key><id>{}</id></delete>\n",
+                    esc(ctx.document_type),
+                    esc(&doc.key),
+                    esc(id)
+                )
+                .into_bytes()
+            }
+        }
+    }
 }
 
 impl Target for Outbox {
@@ -96,18 +164,29 @@ impl Target for Outbox {
 
 impl LocalTarget for Outbox {
     fn write(&self, ctx: &DocContext<'_>, doc: &SpooledDoc) -> SubmitOutcome {
-        let path = self.path_of(ctx.document_type, &doc.key);
+        let (path, body) = match doc.operation {
+            Operation::Create => (self.path_of(ctx.document_type, &doc.key), None),
+            op => {
+                let name =
+                    operation_file_name(ctx.document_type, &doc.key, op, next_order(), self.format);
+                let body = (op == Operation::Delete).then(|| self.delete_record(ctx, doc));
+                (self.dir.join(name), body)
+            }
+        };
         let staged = match self.staged.lock() {
-            Ok(mut b) => b.stage(&path, &doc.body),
+            Ok(mut b) => b.stage(&path, body.as_deref().unwrap_or(&doc.body)),
             Err(_) => Err(std::io::Error::other("the outbox batch is poisoned")),
         };
         match staged {
+            // the id of a created document is its file's name; an update or a delete
+            // keeps the one it has
             Ok(()) => SubmitOutcome::Accepted {
-                id: Some(
+                id: (doc.operation == Operation::Create).then(|| {
                     path.file_name()
                         .map(|n| n.to_string_lossy().into_owned())
-                        .unwrap_or_default(),
-                ),
+                        .unwrap_or_default()
+                }),
+                status: None,
             },
             // only staged: nothing is visible in the outbox
             Err(e) => SubmitOutcome::Unavailable {
@@ -118,6 +197,12 @@ impl LocalTarget for Outbox {
     }
 
     fn already_there(&self, ctx: &DocContext<'_>, doc: &SpooledDoc) -> bool {
+        // an update or a delete file has an order of its own: one a dead run wrote
+        // cannot be told apart, so it is written again (an update or a delete applied
+        // twice gives the same result)
+        if doc.operation != Operation::Create {
+            return false;
+        }
         let path = self.path_of(ctx.document_type, &doc.key);
         let same = std::fs::read(&path).map(|b| b == doc.body).unwrap_or(false);
         // A dead run's file is visible; make sure it is durable before it counts.

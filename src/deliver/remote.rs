@@ -111,6 +111,7 @@ impl Shared {
             let result = Sent {
                 key: doc.key,
                 line: doc.line,
+                operation: doc.operation,
                 outcome,
             };
             let mut q = self.lock();

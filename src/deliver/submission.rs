@@ -23,7 +23,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 /// What submitting a file's documents gave.
 #[derive(Debug, Default)]
 pub struct Submitted {
+    /// Accepted: created, updated and deleted.
     pub accepted: u64,
+    pub created: u64,
+    pub updated: u64,
+    pub deleted: u64,
     pub rejected: u64,
     pub already_imported: u64,
     /// Not sent: an earlier attempt with other content has no known outcome.
@@ -35,6 +39,23 @@ pub struct Submitted {
     pub target_down: bool,
     /// A stop signal arrived.
     pub interrupted: bool,
+}
+
+impl Submitted {
+    /// Adds what a later submission for the same file gave (its deletes).
+    pub fn merge(&mut self, other: Submitted) {
+        self.accepted += other.accepted;
+        self.created += other.created;
+        self.updated += other.updated;
+        self.deleted += other.deleted;
+        self.rejected += other.rejected;
+        self.already_imported += other.already_imported;
+        self.in_doubt += other.in_doubt;
+        self.problems.extend(other.problems);
+        self.documents.append(other.documents);
+        self.target_down |= other.target_down;
+        self.interrupted |= other.interrupted;
+    }
 }
 
 /// Who is submitting: mapping, file and run, for the ledger.
@@ -115,6 +136,7 @@ impl<'a, D: Iterator<Item = std::io::Result<SpooledDoc>>> Submission<'a, D> {
                 results.push(Sent {
                     key: doc.key,
                     line: doc.line,
+                    operation: doc.operation,
                     outcome,
                 });
             }
@@ -307,25 +329,32 @@ impl<'a, D: Iterator<Item = std::io::Result<SpooledDoc>>> Submission<'a, D> {
                 self.in_doubt(in_doubt_problem(mapping, &doc.key, doc.line, Some(&rec)));
                 return Ok(None);
             }
-            if rec.content_hash == doc.content_hash {
-                if rec.state == DocState::Accepted {
-                    self.out.already_imported += 1;
-                    return Ok(None);
-                }
-                if rec.state == DocState::InFlight && local.already_there(&self.batch.ctx, &doc) {
-                    // A dead run delivered it and the target has it: settle it. It was
-                    // imported before this run, so it counts as already imported.
-                    self.w.mark_outcome(
-                        mapping,
-                        &doc.key,
-                        DocState::Accepted,
-                        rec.target_id.as_deref(),
-                        None,
-                        None,
-                    )?;
-                    self.out.already_imported += 1;
-                    return Ok(None);
-                }
+            // the ERP has this already: this content (a create or an update), or
+            // nothing (a delete)
+            let done = match doc.operation {
+                Operation::Delete => rec.erp_hash.is_none(),
+                _ => rec.erp_hash.as_deref() == Some(doc.content_hash.as_str()),
+            };
+            if done && !rec.state.is_unsettled() {
+                self.out.already_imported += 1;
+                return Ok(None);
+            }
+            if rec.content_hash == doc.content_hash
+                && rec.state == DocState::InFlight
+                && local.already_there(&self.batch.ctx, &doc)
+            {
+                // A dead run delivered it and the target has it: settle it. It was
+                // imported before this run, so it counts as already imported.
+                self.w.mark_outcome(
+                    mapping,
+                    &doc.key,
+                    DocState::Accepted,
+                    rec.target_id.as_deref(),
+                    None,
+                    None,
+                )?;
+                self.out.already_imported += 1;
+                return Ok(None);
             }
         }
         self.w.mark_in_flight(&attempt(&doc, mapping, file, run))?;
@@ -379,27 +408,39 @@ impl<'a, D: Iterator<Item = std::io::Result<SpooledDoc>>> Submission<'a, D> {
             run_id,
         };
         match &sent.outcome {
-            SubmitOutcome::Accepted { id } => {
-                w.record(&answer(DocState::Accepted, id.as_deref(), None, None))?;
+            SubmitOutcome::Accepted { id, status } => {
+                w.record(&answer(DocState::Accepted, id.as_deref(), None, *status))?;
                 out.accepted += 1;
+                match sent.operation {
+                    Operation::Create => out.created += 1,
+                    Operation::Update => out.updated += 1,
+                    Operation::Delete => out.deleted += 1,
+                }
                 out.documents.push(AcceptedDoc {
                     document: sent.key.clone(),
                     line: sent.line,
                     id: id.clone(),
+                    operation: sent.operation,
                 });
             }
             SubmitOutcome::Rejected { status, message } => {
                 w.record(&answer(DocState::Rejected, None, Some(message), *status))?;
                 out.rejected += 1;
                 // no status: the target refused it without asking the ERP
+                let what = match sent.operation {
+                    Operation::Create => "",
+                    Operation::Update => "the update of ",
+                    Operation::Delete => "the delete of ",
+                };
                 let msg = match status {
-                    Some(_) => format!("The ERP rejected document {}: {message}", quote(key)),
+                    Some(_) => format!("The ERP rejected {what}document {}: {message}", quote(key)),
                     None => format!("Document {} was not sent: {message}", quote(key)),
                 };
+                // a delete has no line: the file no longer has the document
                 out.problems.push(
                     Problem::new(Stage::Submit, Code::Rejected, msg)
                         .with_document(key)
-                        .with_line(sent.line)
+                        .with_line((sent.line > 0).then_some(sent.line))
                         .with_status(*status),
                 );
             }
@@ -433,7 +474,7 @@ fn attempt<'d>(doc: &'d SpooledDoc, mapping: &'d str, file: &'d str, run: &'d st
         mapping,
         key: &doc.key,
         content_hash: &doc.content_hash,
-        operation: Operation::Create,
+        operation: doc.operation,
         file,
         run_id: run,
     }
@@ -452,7 +493,10 @@ mod tests {
             1
         }
         fn send(&self, _: &DocContext<'_>, _: &SpooledDoc, _: &Cancel<'_>) -> SubmitOutcome {
-            SubmitOutcome::Accepted { id: None }
+            SubmitOutcome::Accepted {
+                id: None,
+                status: None,
+            }
         }
     }
 
@@ -472,6 +516,9 @@ mod tests {
                 key: format!("{prefix}{i}"),
                 line: i as u64 + 2,
                 content_hash: format!("h{i}"),
+                operation: Operation::Create,
+                erp_id: None,
+                deletions: 0,
                 body: vec![b'x'; size],
             })
         })

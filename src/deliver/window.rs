@@ -24,5 +24,6 @@ impl Room {
 pub(super) struct Sent {
     pub key: String,
     pub line: u64,
+    pub operation: crate::ledger::Operation,
     pub outcome: SubmitOutcome,
 }

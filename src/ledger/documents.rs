@@ -140,7 +140,12 @@ pub struct Attempt<'a> {
     pub run_id: &'a str,
 }
 
-const COLUMNS: &str = "mapping, key, content_hash, state, target_id, attempts, last_error, last_status, file, run_id, updated, erp_hash, operation, deletions";
+macro_rules! columns {
+    () => {
+        "mapping, key, content_hash, state, target_id, attempts, last_error, last_status, file, run_id, updated, erp_hash, operation, deletions"
+    };
+}
+const COLUMNS: &str = columns!();
 
 /// Marks a document in flight, one more attempt: mapping, key, content hash, file,
 /// run, time, operation. The state it had is kept in `prior_state`, so that an attempt
@@ -202,12 +207,72 @@ const HISTORY: &str =
      SELECT ?1, ?2, ?3, mapping, key, operation, content_hash, ?4, ?5, coalesce(?6, target_id), ?7
      FROM documents WHERE mapping = ?8 AND key = ?9";
 
+/// Whether a document's content is what the ERP has, read without its whole row: the
+/// one question a check asks of every document of every file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Glance {
+    pub state: DocState,
+    /// The last attempt was of this content.
+    pub same_as_last: bool,
+    /// The ERP has this content.
+    pub erp_has_it: bool,
+    pub operation: Operation,
+}
+
 impl Ledger {
+    /// A [`Glance`] at a document: is `content_hash` what the ERP has of it?
+    pub fn glance(
+        &self,
+        mapping: &str,
+        key: &str,
+        content_hash: &str,
+    ) -> Result<Option<Glance>, LedgerError> {
+        self.conn
+            .prepare_cached(
+                "SELECT state, content_hash = ?3, coalesce(erp_hash = ?3, 0), operation
+                 FROM documents WHERE mapping = ?1 AND key = ?2",
+            )
+            .and_then(|mut st| {
+                st.query_row(params![mapping, key, content_hash], |r| {
+                    let text = |i: usize| -> rusqlite::Result<Option<&str>> {
+                        match r.get_ref(i)? {
+                            rusqlite::types::ValueRef::Null => Ok(None),
+                            v => v.as_str().map(Some).map_err(Into::into),
+                        }
+                    };
+                    let unknown = |i: usize, text: &str| {
+                        rusqlite::Error::FromSqlConversionFailure(
+                            i,
+                            rusqlite::types::Type::Text,
+                            format!("unknown document state or operation {text:?} (a newer erpdrop wrote it?)").into(),
+                        )
+                    };
+                    let state = text(0)?.unwrap_or_default();
+                    let state = DocState::parse(state).ok_or_else(|| unknown(0, state))?;
+                    let operation = match text(3)? {
+                        None => Operation::Create,
+                        Some(o) => Operation::parse(o).ok_or_else(|| unknown(3, o))?,
+                    };
+                    Ok(Glance {
+                        state,
+                        same_as_last: r.get(1)?,
+                        erp_has_it: r.get(2)?,
+                        operation,
+                    })
+                })
+                .optional()
+            })
+            .map_err(|e| self.sql(e))
+    }
+
     /// What the ledger knows of a document.
     pub fn document(&self, mapping: &str, key: &str) -> Result<Option<DocRecord>, LedgerError> {
         self.conn
-            .prepare_cached(&format!(
-                "SELECT {COLUMNS} FROM documents WHERE mapping = ?1 AND key = ?2"
+            // a literal: asked once per document of every file
+            .prepare_cached(concat!(
+                "SELECT ",
+                columns!(),
+                " FROM documents WHERE mapping = ?1 AND key = ?2"
             ))
             .and_then(|mut st| st.query_row(params![mapping, key], row_to_doc).optional())
             .map_err(|e| self.sql(e))
@@ -527,6 +592,30 @@ mod tests {
             file,
             run_id: run,
         }
+    }
+
+    #[test]
+    fn a_glance_says_whether_the_erp_has_this_content() {
+        let d = tempfile::tempdir().unwrap();
+        let l = Ledger::open(&d.path().join("ledger.sqlite")).unwrap();
+        assert_eq!(l.glance("m", "K1", "h1").unwrap(), None);
+        let mut w = l.doc_writer().unwrap();
+        w.mark_in_flight(&att("m", "K1", "h1", "f.csv", "r1"))
+            .unwrap();
+        let g = l.glance("m", "K1", "h1").unwrap().unwrap();
+        // in flight: the ERP has nothing of it yet
+        assert_eq!(
+            (g.state, g.same_as_last, g.erp_has_it, g.operation),
+            (DocState::InFlight, true, false, Operation::Create)
+        );
+        w.mark_outcome("m", "K1", DocState::Accepted, Some("7"), None, None)
+            .unwrap();
+        let g = l.glance("m", "K1", "h1").unwrap().unwrap();
+        assert_eq!((g.state, g.erp_has_it), (DocState::Accepted, true));
+        let g = l.glance("m", "K1", "h2").unwrap().unwrap();
+        assert_eq!((g.same_as_last, g.erp_has_it), (false, false));
+        // another mapping's key is another document
+        assert_eq!(l.glance("other", "K1", "h1").unwrap(), None);
     }
 
     #[test]

@@ -14,10 +14,12 @@ mod documents;
 mod history;
 mod runs;
 mod schema;
+mod snapshot;
 
-pub use documents::{Answer, Attempt, Claim, DocRecord, DocState, DocWriter, Operation};
+pub use documents::{Answer, Attempt, Claim, DocRecord, DocState, DocWriter, Glance, Operation};
 pub use history::{HistoryQuery, HistoryRecord, Resolution};
 pub use runs::{FileRecord, RunRecord, RunState};
+pub use snapshot::Missing;
 
 use rusqlite::{params, Connection, OpenFlags};
 use schema::MIGRATIONS;
@@ -47,6 +49,8 @@ pub struct Ledger {
     /// which every document it touches is stamped with (formatting a timestamp per
     /// statement cost a sixth of a submission's ledger time).
     stamp: std::cell::RefCell<Option<String>>,
+    /// A snapshot's keys not yet in its temporary table (they go in many at a time).
+    snapshot_keys: std::cell::RefCell<Vec<String>>,
 }
 
 fn now() -> String {
@@ -75,6 +79,7 @@ impl Ledger {
             conn,
             path: p,
             stamp: Default::default(),
+            snapshot_keys: Default::default(),
         };
         ledger.migrate()?;
         Ok(ledger)
@@ -92,6 +97,7 @@ impl Ledger {
             conn,
             path: p,
             stamp: Default::default(),
+            snapshot_keys: Default::default(),
         };
         ledger.migrate()?;
         Ok(ledger)
@@ -119,6 +125,7 @@ impl Ledger {
             conn,
             path: p,
             stamp: Default::default(),
+            snapshot_keys: Default::default(),
         };
         let v = ledger.version()?;
         if v > SCHEMA_VERSION {

@@ -119,7 +119,8 @@ impl Ledger {
         self.conn
             .execute(
                 "UPDATE runs SET finished = ?2, files = ?3, accepted = ?4, rejected = ?5,
-                   invalid = ?6, already_imported = ?7, exit_code = ?8, rows = ?9, documents = ?10
+                   invalid = ?6, already_imported = ?7, exit_code = ?8, rows = ?9, documents = ?10,
+                   created = ?11, updated = ?12, deleted = ?13
                  WHERE id = ?1",
                 params![
                     r.id,
@@ -131,7 +132,10 @@ impl Ledger {
                     r.counts.already_imported as i64,
                     r.exit_code,
                     r.counts.rows as i64,
-                    r.counts.documents as i64
+                    r.counts.documents as i64,
+                    r.counts.created as i64,
+                    r.counts.updated as i64,
+                    r.counts.deleted as i64
                 ],
             )
             .map(|_| ())
@@ -142,8 +146,9 @@ impl Ledger {
         self.conn
             .execute(
                 "INSERT INTO files (run_id, name, stored_as, sha256, mapping, outcome, rows, documents,
-                   accepted, rejected, invalid, already_imported, started, finished, first_error)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+                   accepted, rejected, invalid, already_imported, started, finished, first_error,
+                   created, updated, deleted)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
                 params![
                     f.run_id,
                     f.name,
@@ -161,7 +166,10 @@ impl Ledger {
                     f.finished,
                     f.first_error
                         .as_deref()
-                        .map(|e| bound(&crate::redact::redact(e), MAX_MESSAGE_CHARS).into_owned())
+                        .map(|e| bound(&crate::redact::redact(e), MAX_MESSAGE_CHARS).into_owned()),
+                    f.counts.created as i64,
+                    f.counts.updated as i64,
+                    f.counts.deleted as i64
                 ],
             )
             .map(|_| ())
@@ -181,7 +189,7 @@ impl Ledger {
     pub fn recent_runs(&self, limit: usize) -> Result<Vec<RunRecord>, LedgerError> {
         self.rows(
             "SELECT id, command, started, finished, files, accepted, rejected, invalid, already_imported, exit_code,
-               rows, documents
+               rows, documents, created, updated, deleted
              FROM runs ORDER BY started DESC, id DESC LIMIT ?1",
             params![limit as i64],
             |r| {
@@ -201,6 +209,10 @@ impl Ledger {
                         rejected: r.get::<_, i64>(6)? as u64,
                         invalid: r.get::<_, i64>(7)? as u64,
                         already_imported: r.get::<_, i64>(8)? as u64,
+                        unchanged: r.get::<_, i64>(8)? as u64,
+                        created: r.get::<_, i64>(12)? as u64,
+                        updated: r.get::<_, i64>(13)? as u64,
+                        deleted: r.get::<_, i64>(14)? as u64,
                     },
                     exit_code,
                 })
@@ -212,7 +224,7 @@ impl Ledger {
     pub fn recent_files(&self, limit: usize) -> Result<Vec<FileRecord>, LedgerError> {
         self.rows(
             "SELECT run_id, name, stored_as, sha256, mapping, outcome, rows, documents, accepted, rejected,
-               invalid, already_imported, started, finished, first_error
+               invalid, already_imported, started, finished, first_error, created, updated, deleted
              FROM files ORDER BY finished DESC, id DESC LIMIT ?1",
             params![limit as i64],
             |r| {
@@ -230,6 +242,10 @@ impl Ledger {
                         rejected: r.get::<_, i64>(9)? as u64,
                         invalid: r.get::<_, i64>(10)? as u64,
                         already_imported: r.get::<_, i64>(11)? as u64,
+                        unchanged: r.get::<_, i64>(11)? as u64,
+                        created: r.get::<_, i64>(15)? as u64,
+                        updated: r.get::<_, i64>(16)? as u64,
+                        deleted: r.get::<_, i64>(17)? as u64,
                     },
                     started: r.get(12)?,
                     finished: r.get(13)?,

@@ -58,8 +58,31 @@ pub(super) const MIGRATIONS: &[&str] = &[
     // 4: every operation on a document, and the operators' decisions, kept for good
     // (what earlier ledgers knew of each document's last one is its first line); what
     // the ERP has of a document beside what was last sent (updates, deletes); the rows
-    // and documents of a run
-    "CREATE TABLE history (
+    // and documents of a run. Documents are stored by their key (WITHOUT ROWID): every
+    // document of every file is looked up by it, and a nightly snapshot of a million
+    // customers spent a third of its time going from the key's index to the row.
+    "CREATE TABLE documents_by_key (
+        mapping TEXT NOT NULL,
+        key TEXT NOT NULL,
+        content_hash TEXT NOT NULL,
+        state TEXT NOT NULL,
+        target_id TEXT,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT,
+        file TEXT,
+        run_id TEXT,
+        updated TEXT NOT NULL,
+        last_status INTEGER,
+        PRIMARY KEY (mapping, key)
+    ) WITHOUT ROWID;
+    INSERT INTO documents_by_key (mapping, key, content_hash, state, target_id, attempts,
+        last_error, file, run_id, updated, last_status)
+      SELECT mapping, key, content_hash, state, target_id, attempts, last_error, file,
+        run_id, updated, last_status FROM documents;
+    DROP TABLE documents;
+    ALTER TABLE documents_by_key RENAME TO documents;
+    CREATE INDEX documents_open ON documents(state, updated) WHERE state <> 'accepted';
+    CREATE TABLE history (
         seq INTEGER PRIMARY KEY,
         time TEXT NOT NULL,
         run_id TEXT,
@@ -82,6 +105,14 @@ pub(super) const MIGRATIONS: &[&str] = &[
     ALTER TABLE documents ADD COLUMN erp_hash TEXT;
     ALTER TABLE documents ADD COLUMN operation TEXT;
     ALTER TABLE documents ADD COLUMN deletions INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE files ADD COLUMN created INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE files ADD COLUMN updated INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE files ADD COLUMN deleted INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE runs ADD COLUMN created INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE runs ADD COLUMN updated INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE runs ADD COLUMN deleted INTEGER NOT NULL DEFAULT 0;
+    UPDATE files SET created = accepted;
+    UPDATE runs SET created = accepted;
     UPDATE documents SET erp_hash = content_hash, operation = 'create' WHERE state = 'accepted';
     UPDATE documents SET operation = 'create' WHERE state IN ('rejected', 'in_flight');
     INSERT INTO history (time, run_id, file, mapping, key, operation, content_hash, outcome,

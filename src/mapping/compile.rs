@@ -55,6 +55,7 @@ impl Mapping {
             );
         }
         let lines_path = compile_document(&spec.document, &mut slots, &mut errors);
+        let deletes_missing = compile_snapshot(&spec.document, &mut errors);
         slots.wants_lines = !line_fields.is_empty();
         check_places(
             &header,
@@ -83,6 +84,8 @@ impl Mapping {
             lines_wrap: spec.document.lines_wrap.clone(),
             lines_first: spec.document.lines_first,
             on_invalid: spec.document.on_invalid,
+            on_change: spec.document.on_change,
+            deletes_missing,
             header,
             line_fields,
             lookups,
@@ -331,6 +334,53 @@ fn compile_document(doc: &DocumentSpec, slots: &mut Slots, errors: &mut Errors) 
         );
     }
     lines_path
+}
+
+/// `snapshot`, `on_missing` and `max_deletes`: whether and how many documents that a
+/// snapshot no longer lists are deleted.
+fn compile_snapshot(doc: &DocumentSpec, errors: &mut Errors) -> Option<super::DeleteLimit> {
+    use super::DeleteLimit;
+    use spec::{MaxDeletes, OnMissing};
+    if doc.on_missing == OnMissing::Delete && !doc.snapshot {
+        errors.at(
+            &["document", "on_missing"],
+            "on_missing = \"delete\" needs snapshot = true: only a file that lists every record says which are gone".into(),
+        );
+        return None;
+    }
+    if doc.on_missing != OnMissing::Delete {
+        if doc.max_deletes.is_some() {
+            errors.at(
+                &["document", "max_deletes"],
+                "max_deletes limits the deletes of on_missing = \"delete\", which this mapping does not ask for".into(),
+            );
+        }
+        return None;
+    }
+    let bad = |errors: &mut Errors, text: &str| {
+        errors.at(
+            &["document", "max_deletes"],
+            format!(
+                "max_deletes {text} is neither a number of documents (25) nor a share (\"10%\")"
+            ),
+        );
+        None
+    };
+    match &doc.max_deletes {
+        None => Some(DeleteLimit::Share(10)),
+        Some(MaxDeletes::Count(n)) if *n >= 0 => Some(DeleteLimit::Count(*n as u64)),
+        Some(MaxDeletes::Count(n)) => bad(errors, &n.to_string()),
+        Some(MaxDeletes::Text(t)) => match t.trim().strip_suffix('%') {
+            Some(p) => match p.trim().parse::<u32>() {
+                Ok(p) if p <= 100 => Some(DeleteLimit::Share(p)),
+                _ => bad(errors, &format!("{t:?}")),
+            },
+            None => match t.trim().parse::<u64>() {
+                Ok(n) => Some(DeleteLimit::Count(n)),
+                Err(_) => bad(errors, &format!("{t:?}")),
+            },
+        },
+    }
 }
 
 /// Every field must have a place of its own in the payload: `customer` and

@@ -11,7 +11,7 @@ pub mod payload;
 pub mod spec;
 pub mod value;
 
-pub use spec::OnInvalid;
+pub use spec::{OnChange, OnInvalid, OnMissing};
 
 use crate::problem::{bound, group_digits, Code, Problem, Stage, MAX_VALUE_CHARS};
 use crate::source::{RawDocument, Slots, SourceOptions};
@@ -46,11 +46,67 @@ pub struct Mapping {
     pub lines_wrap: Option<String>,
     pub lines_first: bool,
     pub on_invalid: OnInvalid,
+    /// What changed content of a document accepted before becomes.
+    pub on_change: OnChange,
+    /// A file lists every record of its kind, and what is not listed any more goes
+    /// (`on_missing = "delete"`): deletes are asked for, within `max_deletes`.
+    pub deletes_missing: Option<DeleteLimit>,
     pub header: Vec<Field>,
     pub line_fields: Vec<Field>,
     pub lookups: IndexMap<String, Arc<Lookup>>,
     checks: Vec<SumCheck>,
     pub slots: Slots,
+}
+
+/// How many deletes one snapshot may ask for (`max_deletes`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeleteLimit {
+    Count(u64),
+    /// Per cent of the documents the mapping has in the ERP.
+    Share(u32),
+}
+
+impl Mapping {
+    /// Master data: the ERP follows the file's changes (updates, or deletes of what a
+    /// snapshot no longer lists), so a document sent before with the same content is
+    /// "unchanged" rather than "already imported".
+    pub fn follows_changes(&self) -> bool {
+        self.on_change == OnChange::Update || self.deletes_missing.is_some()
+    }
+}
+
+impl DeleteLimit {
+    /// The deletes allowed when the mapping has `held` documents in the ERP.
+    pub fn allowed(self, held: u64) -> u64 {
+        match self {
+            DeleteLimit::Count(n) => n,
+            DeleteLimit::Share(p) => held * u64::from(p) / 100,
+        }
+    }
+}
+
+impl std::fmt::Display for DeleteLimit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DeleteLimit::Count(n) => write!(f, "{n}"),
+            DeleteLimit::Share(p) => write!(f, "{p}%"),
+        }
+    }
+}
+
+/// Where a mapping's references (`ref = "MAPPING"`) find the ERP's ids: the ledger.
+pub trait Refs {
+    /// The ERP's id of `mapping`'s document `key`, when the ERP has it.
+    fn erp_id(&self, mapping: &str, key: &str) -> Option<String>;
+}
+
+/// No references resolve (nothing was imported yet).
+pub struct NoRefs;
+
+impl Refs for NoRefs {
+    fn erp_id(&self, _: &str, _: &str) -> Option<String> {
+        None
+    }
 }
 
 /// A document after mapping: its payload, or the problems that make it invalid.
@@ -75,6 +131,19 @@ impl MappedDocument {
 }
 
 impl Mapping {
+    /// The mappings this one's fields refer to (`ref`), each once.
+    pub fn references(&self) -> Vec<&str> {
+        let mut out: Vec<&str> = Vec::new();
+        for f in self.header.iter().chain(&self.line_fields) {
+            if let Some(r) = f.reference.as_deref() {
+                if !out.contains(&r) {
+                    out.push(r);
+                }
+            }
+        }
+        out
+    }
+
     /// Whether this mapping takes a file of this name (globs match case-insensitively).
     pub fn matches(&self, file_name: &str) -> bool {
         self.globs.is_match(file_name)
@@ -82,7 +151,7 @@ impl Mapping {
 
     /// Maps one document. Never fails: what is wrong becomes the document's problems.
     pub fn map_document(&self, raw: &RawDocument, file: &str, run: &str) -> MappedDocument {
-        self.map_document_with(raw, file, run, true)
+        self.map_document_with(raw, file, run, true, &NoRefs)
     }
 
     /// Maps one document; without `payload` only its problems are found (a check with
@@ -93,6 +162,7 @@ impl Mapping {
         file: &str,
         run: &str,
         payload: bool,
+        refs: &dyn Refs,
     ) -> MappedDocument {
         let build = payload;
         let key = raw.key_display();
@@ -121,6 +191,7 @@ impl Mapping {
             row: &raw.header,
             file,
             run,
+            refs,
         };
         for (i, f) in self.header.iter().enumerate() {
             match f.eval(&ctx) {
@@ -140,7 +211,12 @@ impl Mapping {
             let mut sums: Vec<Option<Decimal>> = vec![Some(Decimal::ZERO); self.checks.len()];
             let mut lines = Vec::with_capacity(if build { raw.lines.len() } else { 0 });
             for row in &raw.lines {
-                let ctx = EvalCtx { row, file, run };
+                let ctx = EvalCtx {
+                    row,
+                    file,
+                    run,
+                    refs,
+                };
                 let mut obj = Node::Obj(Vec::with_capacity(if build {
                     self.line_fields.len()
                 } else {

@@ -109,6 +109,51 @@ pub struct DocumentSpec {
     /// first); by default they come after.
     #[serde(default)]
     pub lines_first: bool,
+    /// What a document accepted before whose content changed is: a `conflict`, or an
+    /// `update` sent with the ERP's id for it.
+    #[serde(default)]
+    pub on_change: OnChange,
+    /// The file lists every record of its kind (a full export).
+    #[serde(default)]
+    pub snapshot: bool,
+    /// With `snapshot`: what becomes of a document this mapping created that the
+    /// snapshot no longer lists.
+    #[serde(default)]
+    pub on_missing: OnMissing,
+    /// With `on_missing = "delete"`: how many deletes a snapshot may ask for, a number
+    /// or a share (`"10%"`) of the documents this mapping has in the ERP; more and the
+    /// file is refused whole (a truncated export must not wipe the ERP's list).
+    pub max_deletes: Option<MaxDeletes>,
+}
+
+/// `[document] on_change`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnChange {
+    /// Changed content of a document accepted before is a `conflict` error.
+    #[default]
+    Conflict,
+    /// It is sent as an update.
+    Update,
+}
+
+/// `[document] on_missing`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnMissing {
+    /// Documents the snapshot no longer lists are left alone.
+    #[default]
+    Ignore,
+    /// They are deleted in the ERP (or deactivated, with the target's `delete.body`).
+    Delete,
+}
+
+/// `max_deletes = 25` or `max_deletes = "10%"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum MaxDeletes {
+    Count(i64),
+    Text(String),
 }
 
 /// `from = "Column"` or, in a file without a header row, `from = 3` (1-based).
@@ -209,6 +254,10 @@ pub struct FieldSpec {
     pub allowed: Option<Allowed>,
     #[serde(default)]
     pub json_number: bool,
+    /// The ERP's id of that mapping's accepted document with this key (`ref =
+    /// "crm-customers"`): the cross-reference that builds itself.
+    #[serde(rename = "ref")]
+    pub reference: Option<String>,
     /// How the field is named in messages for finance users ("Terms code").
     pub label: Option<String>,
 }

@@ -95,6 +95,8 @@ pub fn collect(
             )));
         }
     }
+    // files of mappings that others refer to first (stable: otherwise as given)
+    out.sort_by_key(|(_, m)| cfg.rank(&m.name));
     Ok(out)
 }
 
@@ -106,18 +108,18 @@ pub fn run(cfg: &Config, ui: &Ui, opts: DryOptions) -> Result<Exit, Failure> {
     }
     // The ledger is read (already imported, conflicts), never written.
     let ledger = Ledger::open_read_only(&super::ledger_path(cfg))?;
-    let emit = match &opts.emit {
-        Some(dir) => Some((
-            Outbox::new(dir, cfg.target.format),
-            Ledger::open_in_memory()?,
-        )),
-        None => None,
-    };
+    // what the inert outbox records, and what the pass would create (for references)
+    let memory = Ledger::open_in_memory()?;
+    let outbox = opts
+        .emit
+        .as_ref()
+        .map(|dir| Outbox::new(dir, cfg.target.format));
     let never = AtomicBool::new(false);
     let mut pass = Pass::new(cfg, ui, opts.settings);
     let mut place = InPlace {
         ledger: ledger.as_ref(),
-        emit: emit.as_ref().map(|(o, l)| (o as &dyn Target, l)),
+        emit: outbox.as_ref().map(|o| (o as &dyn Target, &memory)),
+        memory: &memory,
         emit_dir: opts.emit.as_deref(),
         report: opts.report.as_deref(),
         never: &never,
@@ -150,6 +152,8 @@ struct InPlace<'a> {
     ledger: Option<&'a Ledger>,
     /// The inert outbox and the ledger in memory that records what went there.
     emit: Option<(&'a dyn Target, &'a Ledger)>,
+    /// What the pass would create, for references to it.
+    memory: &'a Ledger,
     emit_dir: Option<&'a Path>,
     report: Option<&'a Path>,
     /// No stop signal stops a dry pass in the middle of a file.
@@ -177,7 +181,7 @@ impl Place for InPlace<'_> {
     fn finish(
         &mut self,
         taken: &Taken,
-        check: FileCheck,
+        mut check: FileCheck,
         sent: Option<Submitted>,
     ) -> Result<FileEnd, Failure> {
         if sent.as_ref().is_some_and(|s| s.target_down) {
@@ -194,8 +198,17 @@ impl Place for InPlace<'_> {
         } else {
             Outcome::Invalid
         };
-        // what a dry run would submit is counted as valid, never as accepted
-        let (report, _) = report_of(check, None, &self.run_id, outcome);
+        // what a dry run would submit is counted as valid, never as accepted; what it
+        // would create, update and delete is said
+        let plan = check.plan;
+        let planned = std::mem::take(&mut check.planned);
+        let (mut report, _) = report_of(check, None, &self.run_id, outcome);
+        if plan.create + plan.update + plan.delete > 0 {
+            report.documents = planned;
+        }
+        report.counts.created = plan.create;
+        report.counts.updated = plan.update;
+        report.counts.deleted = plan.delete;
         if let Some(dir) = self.report {
             report.write_errors(dir, &report.file).map_err(|e| {
                 Failure::unavailable(format!(
@@ -222,5 +235,13 @@ impl Place for InPlace<'_> {
 
     fn ledger_failed(&mut self, taken: &Taken, e: LedgerError) -> Failure {
         Failure::unavailable(format!("{}: {e}", taken.path.display()))
+    }
+
+    fn pending(&self) -> Option<&Ledger> {
+        Some(self.memory)
+    }
+
+    fn lists_plan(&self) -> bool {
+        self.report.is_some()
     }
 }

@@ -129,12 +129,24 @@ fn files(
         run_id: pass.run_id.clone(),
         claimed: None,
     };
-    let files = list_files_with_ids(&folders.inbox).map_err(|e| {
+    let mut files = list_files_with_ids(&folders.inbox).map_err(|e| {
         Failure::usage(format!(
             "cannot read the inbox {}: {e}",
             folders.inbox.display()
         ))
     })?;
+    // files of mappings that others refer to first, then by name
+    files.sort_by_cached_key(|(file, _)| {
+        let name = file
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
+        (
+            cfg.mapping_for(&name).map_or(0, |m| cfg.rank(&m.name)),
+            name,
+        )
+    });
     let settle = if opts.ignore_settle {
         Duration::ZERO
     } else {
@@ -291,6 +303,7 @@ impl DropFolders<'_> {
             file: taken.name.clone(),
             sha256: String::new(),
             mapping: taken.mapping.name.clone(),
+            master: taken.mapping.follows_changes(),
             run_id: self.run_id.clone(),
             started: now.clone(),
             finished: now,

@@ -21,16 +21,22 @@ pub mod live;
 
 pub use drop::{ledger_path, lock_drop, refuse_linked_folders, refuse_lost_ledger};
 
-use crate::check::{check_file, classify, CheckOptions, FileCheck};
+use crate::check::{check_file, classify, CheckOptions, FileCheck, Verdict};
 use crate::config::Config;
+use crate::config::PayloadFormat;
 use crate::deliver::{Batch, DocContext, Submission, Submitted, Target};
 use crate::exit::{Exit, Failure};
 use crate::fsutil::FileId;
+use crate::ledger::Operation;
 use crate::ledger::{Ledger, LedgerError};
-use crate::mapping::Mapping;
+use crate::mapping::{MappedDocument, Mapping, Refs};
+use crate::outcome::AcceptedDoc;
+use crate::problem::{Code, Problem};
 use crate::report::{print_file_summary, FileReport, Outcome, Summary, Totals};
 use crate::spool::Spool;
+use crate::spool::SpooledDoc;
 use crate::ui::Ui;
+use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -110,6 +116,16 @@ trait Place {
     fn give_back(&mut self, taken: &Taken, reason: &str) -> Result<FileEnd, Failure>;
     /// The ledger failed while the file was in hand: nothing more can be promised.
     fn ledger_failed(&mut self, taken: &Taken, e: LedgerError) -> Failure;
+    /// A dry pass's list of what it would create, so that references to it resolve;
+    /// `None` for a live pass (the ledger has what was created).
+    fn pending(&self) -> Option<&Ledger> {
+        None
+    }
+    /// Whether each document that would be sent is listed in the file's report (a dry
+    /// run with `--report`).
+    fn lists_plan(&self) -> bool {
+        false
+    }
 }
 
 /// A pass under way: what it has done so far.
@@ -169,7 +185,37 @@ impl<'a> Pass<'a> {
             None => None,
         };
         let ledger = place.ledger();
-        let mut verdict = |d: &_| classify(ledger, mapping, d);
+        // a snapshot's keys go into the ledger's temporary list as they are read
+        let snapshot = ledger.filter(|_| mapping.deletes_missing.is_some());
+        let failure: RefCell<Option<String>> = RefCell::new(None);
+        let fail = |e: LedgerError| {
+            failure.borrow_mut().get_or_insert_with(|| e.to_string());
+        };
+        if let Some(l) = snapshot {
+            l.begin_snapshot().unwrap_or_else(fail);
+        }
+        let refs = PassRefs {
+            ledger,
+            pending: place.pending(),
+            failure: &failure,
+        };
+        // in a dry pass, what a mapping others refer to would create resolves too
+        let referenced = self.cfg.is_referenced(&mapping.name);
+        let pending = place.pending().filter(|_| referenced);
+        let mut verdict = |d: &MappedDocument| {
+            let v = classify(ledger, mapping, d);
+            if let (Some(p), Verdict::Take(plan)) = (pending, &v) {
+                if plan.operation == Operation::Create {
+                    p.note_pending(&mapping.name, &d.key).unwrap_or_else(fail);
+                }
+            }
+            v
+        };
+        let mut seen = |key: &str| {
+            if let Some(l) = snapshot {
+                l.snapshot_key(key).unwrap_or_else(fail);
+            }
+        };
         let mut check_it = || {
             check_file(
                 &taken.path,
@@ -181,6 +227,11 @@ impl<'a> Pass<'a> {
                     classify: &mut verdict,
                     file_id: taken.id,
                     read_ahead: self.settings.read_ahead,
+                    refs: &refs,
+                    seen: snapshot
+                        .is_some()
+                        .then_some(&mut seen as &mut dyn FnMut(&str)),
+                    list_plan: place.lists_plan(),
                 },
             )
         };
@@ -195,15 +246,25 @@ impl<'a> Pass<'a> {
         if let Some(reason) = check.environment.take() {
             return place.give_back(taken, &reason);
         }
+        if let Some(e) = failure.borrow_mut().take() {
+            return place.give_back(taken, &format!("cannot read the ledger: {e}"));
+        }
+        if !check.submits(mapping) {
+            // nothing of this file goes: nothing would be created or updated
+            check.plan = Default::default();
+        }
+        // what the snapshot no longer lists, to delete after the rest
+        let deletes = match snapshot {
+            Some(l) if check.submits(mapping) => {
+                match plan_deletes(l, mapping, &mut check, place) {
+                    Ok(d) => d,
+                    Err(reason) => return place.give_back(taken, &reason),
+                }
+            }
+            _ => None,
+        };
         let sent = match (place.target(), spool) {
             (Some((target, ledger)), Some(spool)) if check.submits(mapping) => {
-                let docs = match spool.replay() {
-                    Ok(d) => d,
-                    Err(e) => {
-                        let reason = format!("cannot read the spool file: {e}");
-                        return place.give_back(taken, &reason);
-                    }
-                };
                 let batch = Batch {
                     ctx: DocContext {
                         mapping: &mapping.name,
@@ -213,13 +274,26 @@ impl<'a> Pass<'a> {
                     run_id: &self.run_id,
                 };
                 let started = std::time::Instant::now();
-                match Submission::run(docs, target, ledger, &batch, place.stop_flag()) {
-                    Ok(sent) => {
-                        log_submitted(&taken.name, &sent, started.elapsed().as_secs_f64());
-                        Some(sent)
+                // creates and updates first, deletes last
+                let mut sent = Submitted::default();
+                for spool in std::iter::once(spool).chain(deletes) {
+                    if sent.target_down || sent.interrupted {
+                        break;
                     }
-                    Err(e) => return Err(place.ledger_failed(taken, e)),
+                    let docs = match spool.replay() {
+                        Ok(d) => d,
+                        Err(e) => {
+                            let reason = format!("cannot read the spool file: {e}");
+                            return place.give_back(taken, &reason);
+                        }
+                    };
+                    match Submission::run(docs, target, ledger, &batch, place.stop_flag()) {
+                        Ok(s) => sent.merge(s),
+                        Err(e) => return Err(place.ledger_failed(taken, e)),
+                    }
                 }
+                log_submitted(&taken.name, &sent, started.elapsed().as_secs_f64());
+                Some(sent)
             }
             _ => None,
         };
@@ -263,6 +337,120 @@ pub fn new_run_id() -> String {
     )
 }
 
+/// The deletes a snapshot asks for, within `max_deletes`: spooled when they go
+/// somewhere (counted in the plan either way). A snapshot that asks for more is refused
+/// whole: one `too_many_deletes` problem, nothing created, updated or deleted. `Err`: a
+/// reason outside the file (the ledger or the spool).
+fn plan_deletes(
+    ledger: &Ledger,
+    mapping: &Mapping,
+    check: &mut FileCheck,
+    place: &dyn Place,
+) -> Result<Option<Spool>, String> {
+    let Some(limit) = mapping.deletes_missing else {
+        return Ok(None);
+    };
+    let ledger_failed = |e: LedgerError| format!("cannot read the ledger: {e}");
+    let missing = ledger.missing_count(&mapping.name).map_err(ledger_failed)?;
+    if missing == 0 {
+        return Ok(None);
+    }
+    let held = ledger.held(&mapping.name).map_err(ledger_failed)?;
+    let allowed = limit.allowed(held);
+    if missing > allowed {
+        check.fatal = true;
+        check.counts.invalid = check.counts.documents;
+        check.counts.already_imported = 0;
+        check.plan = Default::default();
+        check.planned.clear();
+        check.problems.push(
+            Problem::read(
+                Code::TooManyDeletes,
+                format!(
+                    "The file would delete {missing} of the {held} documents that mapping {} has in the ERP, more than max_deletes allows ({limit}: {allowed}); a snapshot that lists so few records is taken for a cut-off export, so nothing was sent. If these deletes are meant, raise max_deletes",
+                    mapping.name
+                ),
+            )
+            .with_value(missing.to_string()),
+        );
+        return Ok(None);
+    }
+    check.plan.delete = missing;
+    if place.lists_plan() {
+        ledger
+            .for_each_missing(&mapping.name, &mut |m| {
+                check.planned.push(AcceptedDoc {
+                    document: m.key,
+                    line: 0,
+                    id: m.erp_id,
+                    operation: Operation::Delete,
+                });
+                Ok(())
+            })
+            .map_err(ledger_failed)?
+            .map_err(|e| format!("cannot keep the plan in a temporary file: {e}"))?;
+    }
+    if place.target().is_none() {
+        return Ok(None);
+    }
+    let spool_failed = |e: std::io::Error| format!("cannot write the spool file: {e}");
+    let mut spool = Spool::new(
+        place.spool_dir(),
+        PayloadFormat::Json,
+        &mapping.document_type,
+    )
+    .map_err(spool_failed)?;
+    ledger
+        .for_each_missing(&mapping.name, &mut |m| {
+            spool.push_spooled(&SpooledDoc::delete(
+                m.key,
+                m.erp_hash,
+                m.erp_id,
+                m.deletions,
+            ))
+        })
+        .map_err(ledger_failed)?
+        .map_err(spool_failed)?;
+    Ok(Some(spool))
+}
+
+/// Where `ref` fields of a pass find the ERP's ids: the ledger, and in a dry pass what
+/// the pass would create first.
+struct PassRefs<'a> {
+    ledger: Option<&'a Ledger>,
+    pending: Option<&'a Ledger>,
+    /// The first failure to read the ledger: the file is given back.
+    failure: &'a RefCell<Option<String>>,
+}
+
+impl Refs for PassRefs<'_> {
+    fn erp_id(&self, mapping: &str, key: &str) -> Option<String> {
+        let found = |l: &Ledger| match l.erp_id(mapping, key) {
+            Ok(id) => id,
+            Err(e) => {
+                self.failure
+                    .borrow_mut()
+                    .get_or_insert_with(|| e.to_string());
+                None
+            }
+        };
+        if let Some(id) = self.ledger.and_then(found) {
+            return Some(id);
+        }
+        let pending = self.pending?;
+        match pending.is_pending(mapping, key) {
+            Ok(true) => Some(format!("(the id {mapping} {key:?} will have)")),
+            Ok(false) => None,
+            Err(e) => {
+                self.failure
+                    .borrow_mut()
+                    .get_or_insert_with(|| e.to_string());
+                None
+            }
+        }
+    }
+}
+
 /// One log line per submission, with its rate.
 fn log_submitted(file: &str, sent: &Submitted, secs: f64) {
     tracing::info!(
@@ -295,10 +483,14 @@ fn report_of(
             check.problems.extend(sent.problems);
             report = FileReport::from_check(&mut check, run_id, outcome);
             report.counts.accepted = sent.accepted;
+            report.counts.created = sent.created;
+            report.counts.updated = sent.updated;
+            report.counts.deleted = sent.deleted;
             report.counts.rejected = sent.rejected;
             report.documents = sent.documents;
         }
         None => report = FileReport::from_check(&mut check, run_id, outcome),
     }
+    report.counts.unchanged = report.counts.already_imported;
     (report, check)
 }

@@ -7,7 +7,7 @@
 
 mod summary;
 
-pub use crate::outcome::{Counts, Outcome};
+pub use crate::outcome::{AcceptedDoc, Counts, Outcome};
 pub use crate::time::timestamp;
 pub use summary::{print_file_summary, Summary, Totals};
 
@@ -26,6 +26,10 @@ pub struct FileReport {
     pub file: String,
     pub sha256: String,
     pub mapping: String,
+    /// Master data: documents sent before with the same content are called
+    /// "unchanged" in the printed summary (the JSON counts carry both names).
+    #[serde(skip)]
+    pub master: bool,
     pub run_id: String,
     pub started: String,
     pub finished: String,
@@ -40,15 +44,6 @@ pub struct FileReport {
     /// The documents the target accepted in this run, with the ERP's ids.
     #[serde(skip_serializing_if = "SpillLog::is_empty")]
     pub documents: SpillLog<AcceptedDoc>,
-}
-
-/// A document the target accepted.
-#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
-pub struct AcceptedDoc {
-    pub document: String,
-    pub line: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub id: Option<String>,
 }
 
 fn masked<S: serde::Serializer>(text: &str, s: S) -> Result<S::Ok, S::Error> {
@@ -133,6 +128,7 @@ impl FileReport {
             file: check.name.clone(),
             sha256: check.sha256.clone(),
             mapping: check.mapping.clone(),
+            master: check.master,
             run_id: run.to_string(),
             started: timestamp(check.started),
             finished: timestamp(check.finished),
@@ -258,6 +254,7 @@ mod tests {
             file: "INV_1.csv".into(),
             sha256: "ab".into(),
             mapping: "m".into(),
+            master: false,
             run_id: "r1".into(),
             started: "s".into(),
             finished: "f".into(),

@@ -14,6 +14,36 @@ fn shown(text: &str) -> String {
     crate::ui::escape_controls(&crate::redact::redact(text), false).into_owned()
 }
 
+/// ` (2 created, 1 updated, 1 deleted)` when something is updated or deleted (a file
+/// of creates alone says nothing more).
+fn operations(c: &Counts) -> String {
+    if !c.has_changes() {
+        return String::new();
+    }
+    format!(
+        " ({} created, {} updated, {} deleted)",
+        c.created, c.updated, c.deleted
+    )
+}
+
+/// `create 2, update 1, delete 1`: what a dry run would ask of the ERP.
+fn plan(c: &Counts) -> String {
+    format!(
+        "create {}, update {}, delete {}",
+        c.created, c.updated, c.deleted
+    )
+}
+
+/// What documents sent before with the same content are called: master data that the
+/// ERP follows is "unchanged", a drop of invoices seen before "already imported".
+fn sent_before(master: bool) -> &'static str {
+    if master {
+        "unchanged"
+    } else {
+        "already imported"
+    }
+}
+
 /// Prints one file's summary line and its first problems.
 pub fn print_file_summary<W: Write + ?Sized>(out: &mut W, r: &FileReport) -> io::Result<()> {
     let c = &r.counts;
@@ -31,12 +61,18 @@ pub fn print_file_summary<W: Write + ?Sized>(out: &mut W, r: &FileReport) -> io:
         Outcome::Valid | Outcome::Invalid => write!(out, ", {valid} valid, {} invalid", c.invalid)?,
         _ => write!(
             out,
-            ", {} accepted, {} rejected, {} invalid",
-            c.accepted, c.rejected, c.invalid
+            ", {} accepted{}, {} rejected, {} invalid",
+            c.accepted,
+            operations(c),
+            c.rejected,
+            c.invalid
         )?,
     }
     if c.already_imported > 0 {
-        write!(out, ", {} already imported", c.already_imported)?;
+        write!(out, ", {} {}", c.already_imported, sent_before(r.master))?;
+    }
+    if matches!(r.outcome, Outcome::Valid | Outcome::Invalid) && c.has_changes() {
+        write!(out, "; would {}", plan(c))?;
     }
     writeln!(out)?;
     for p in r.errors.first().iter().take(SHOWN) {
@@ -59,6 +95,9 @@ pub fn print_file_summary<W: Write + ?Sized>(out: &mut W, r: &FileReport) -> io:
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Totals {
     pub files: u64,
+    /// Every file was master data (the totals say "unchanged", not "already imported").
+    #[serde(skip)]
+    pub master: bool,
     pub files_ok: u64,
     pub files_failed: u64,
     pub files_waiting: u64,
@@ -68,6 +107,7 @@ pub struct Totals {
 
 impl Totals {
     pub fn add(&mut self, r: &FileReport) {
+        self.master = r.master && (self.master || self.files == 0);
         self.files += 1;
         match r.outcome {
             Outcome::Valid | Outcome::Done => self.files_ok += 1,
@@ -111,12 +151,18 @@ impl Summary {
             (0, true) => crate::outln!("nothing to check"),
             (0, false) => crate::outln!("nothing to do"),
             (_, true) => crate::outln!(
-                "{} files: {} valid, {} invalid; {} documents, {} invalid",
-                t.files, t.files_ok, t.files_failed, c.documents, c.invalid
+                "{} files: {} valid, {} invalid; {} documents, {} invalid{}",
+                t.files, t.files_ok, t.files_failed, c.documents, c.invalid,
+                if c.has_changes() {
+                    format!("; would {}", plan(c))
+                } else {
+                    String::new()
+                }
             ),
             (_, false) => crate::outln!(
-                "{} files: {} done, {} failed, {} back in the inbox; {} documents accepted, {} rejected, {} invalid, {} already imported",
-                t.files, t.files_ok, t.files_failed, t.files_waiting, c.accepted, c.rejected, c.invalid, c.already_imported
+                "{} files: {} done, {} failed, {} back in the inbox; {} documents accepted{}, {} rejected, {} invalid, {} {}",
+                t.files, t.files_ok, t.files_failed, t.files_waiting, c.accepted, operations(c),
+                c.rejected, c.invalid, c.already_imported, sent_before(t.master)
             ),
         }
     }

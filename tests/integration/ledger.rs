@@ -218,7 +218,9 @@ fn a_ledger_of_an_older_schema_is_migrated() {
            finished TEXT NOT NULL);
          CREATE TABLE documents (mapping TEXT NOT NULL, key TEXT NOT NULL, content_hash TEXT NOT NULL, state TEXT NOT NULL,
            target_id TEXT, attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT, file TEXT, run_id TEXT,
-           updated TEXT NOT NULL, PRIMARY KEY (mapping, key));",
+           updated TEXT NOT NULL, PRIMARY KEY (mapping, key));
+         INSERT INTO documents VALUES ('billing', 'OLD-1', 'h-old', 'accepted', '77', 1, NULL,
+           'INV_0.csv', 'r0', '2026-01-01T00:00:00Z');",
     )
     .unwrap();
     drop(c);
@@ -238,7 +240,22 @@ fn a_ledger_of_an_older_schema_is_migrated() {
             |r| r.get(0),
         )
         .unwrap();
-    assert_eq!(accepted, 3);
+    assert_eq!(accepted, 4, "the document of the old ledger is kept");
+    let (erp_hash, id): (String, String) = c
+        .query_row(
+            "SELECT erp_hash, target_id FROM documents WHERE key = 'OLD-1'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!((erp_hash.as_str(), id.as_str()), ("h-old", "77"));
+    // its creation is the first line of its history
+    let out = t.run(&["history", "OLD-1", "--json"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let h = out.json();
+    assert_eq!(h[0]["operation"], "create");
+    assert_eq!(h[0]["id"], "77");
+    assert_eq!(h[0]["file"], "INV_0.csv");
 
     // a ledger from a newer erpdrop is refused, and nothing is touched
     c.execute("INSERT INTO schema_version VALUES (7, 'future')", [])

@@ -27,6 +27,24 @@ impl Field {
         let min = bound("min", &spec.min, &kind)?;
         let max = bound("max", &spec.max, &kind)?;
         let lookup = replacing_lookup(spec, lookups)?;
+        if let (Some(_), Some(r)) = (&spec.lookup, &spec.reference) {
+            return Err((
+                "ref",
+                format!(
+                    "a field takes `lookup` or `ref = {r:?}`, not both: each replaces the value"
+                ),
+            ));
+        }
+        if spec
+            .reference
+            .as_deref()
+            .is_some_and(|r| r.trim().is_empty())
+        {
+            return Err((
+                "ref",
+                "`ref` names a mapping, e.g. ref = \"crm-customers\"".into(),
+            ));
+        }
         let allowed = allowed(spec, lookups)?;
         let path: Vec<String> = name.split('.').map(str::to_string).collect();
         if path.iter().any(|p| p.trim().is_empty()) {
@@ -52,6 +70,7 @@ impl Field {
             min,
             max,
             lookup,
+            reference: spec.reference.clone(),
             allowed,
             json_number: spec.json_number,
         })

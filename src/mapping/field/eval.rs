@@ -151,6 +151,23 @@ impl Field {
             };
             value = Value::Str(found?);
         }
+        if let Some(mapping) = &self.reference {
+            let t = value.text();
+            match ctx.refs.erp_id(mapping, &t) {
+                Some(id) => value = Value::Str(id),
+                None => {
+                    return Err(self.fail(
+                        Code::Lookup,
+                        &t,
+                        format!(
+                            "{} {} has not been imported yet (mapping {mapping})",
+                            self.label,
+                            quote(&t)
+                        ),
+                    ))
+                }
+            }
+        }
         if let Some(allowed) = &self.allowed {
             let t = value.text();
             let ok = match allowed {

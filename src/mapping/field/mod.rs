@@ -78,6 +78,8 @@ pub struct EvalCtx<'a> {
     pub row: &'a RawRow,
     pub file: &'a str,
     pub run: &'a str,
+    /// Where `ref` finds the ERP's ids.
+    pub refs: &'a dyn super::Refs,
 }
 
 /// Defaults from `[source]` that a field inherits.
@@ -108,6 +110,8 @@ pub struct Field {
     min: Option<Value>,
     max: Option<Value>,
     lookup: Option<Arc<Lookup>>,
+    /// `ref = "MAPPING"`: replaced by the ERP's id of that mapping's document.
+    pub reference: Option<String>,
     allowed: Option<AllowedSet>,
     pub json_number: bool,
 }

@@ -35,6 +35,7 @@ fn eval(f: &Field, cell: &str) -> Result<Value, FieldError> {
         row: &row,
         file: "INV_1.csv",
         run: "r1",
+        refs: &crate::mapping::NoRefs,
     })
 }
 

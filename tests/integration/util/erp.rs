@@ -72,6 +72,14 @@ struct State {
     next_id: u64,
     in_flight: usize,
     max_in_flight: usize,
+    /// What the ERP holds, by id: the last document sent for it (fields of a PUT merged
+    /// in); a DELETE takes it away.
+    records: std::collections::BTreeMap<u64, serde_json::Value>,
+    /// Idempotency key -> the answer of a PUT or DELETE already applied.
+    applied: HashMap<String, (u16, String)>,
+    /// Id -> how many PUTs, and how many DELETEs, were applied to it.
+    updates: HashMap<u64, u32>,
+    deletes: HashMap<u64, u32>,
 }
 
 pub struct FakeErp {
@@ -132,6 +140,34 @@ impl FakeErp {
 
     pub fn max_in_flight(&self) -> usize {
         self.state.lock().unwrap().max_in_flight
+    }
+
+    /// What the ERP holds now, by id.
+    pub fn records(&self) -> std::collections::BTreeMap<u64, serde_json::Value> {
+        self.state.lock().unwrap().records.clone()
+    }
+
+    /// The id of the record whose `number` is this.
+    pub fn id_of(&self, number: &str) -> Option<u64> {
+        let s = self.state.lock().unwrap();
+        s.records
+            .iter()
+            .find(|(_, v)| v["number"] == number)
+            .map(|(id, _)| *id)
+    }
+
+    /// Forgets a record, as if someone deleted it in the ERP.
+    pub fn forget(&self, id: u64) {
+        self.state.lock().unwrap().records.remove(&id);
+    }
+
+    /// How many updates and how many deletes were applied to a record.
+    pub fn applied(&self, id: u64) -> (u32, u32) {
+        let s = self.state.lock().unwrap();
+        (
+            s.updates.get(&id).copied().unwrap_or(0),
+            s.deletes.get(&id).copied().unwrap_or(0),
+        )
     }
 }
 
@@ -280,6 +316,9 @@ fn answer(seen: &Seen, state: &Arc<Mutex<State>>) -> (u16, String, String) {
             format!(r#"{{"error":{{"message":{msg}}}}}"#),
         );
     }
+    if seen.method == "PUT" || seen.method == "DELETE" {
+        return change(seen, &mut s);
+    }
     if b.ok_but_error.contains(&number) {
         return (
             200,
@@ -299,5 +338,40 @@ fn answer(seen: &Seen, state: &Arc<Mutex<State>>) -> (u16, String, String) {
     let id = s.next_id;
     s.by_key.insert(key, id);
     *s.created.entry(number).or_default() += 1;
+    s.records.insert(id, doc);
     (201, String::new(), format!(r#"{{"id":{id}}}"#))
+}
+
+/// A PUT (fields merged into the record) or DELETE on `.../{id}`; 404 for an id the
+/// ERP does not hold; a replay of an applied key answers again without applying.
+fn change(seen: &Seen, s: &mut State) -> (u16, String, String) {
+    let key = seen.header("Idempotency-Key").unwrap_or("").to_string();
+    if let Some((status, body)) = s.applied.get(&key) {
+        return (*status, String::new(), body.clone());
+    }
+    let id: Option<u64> = seen
+        .path
+        .split('?')
+        .next()
+        .and_then(|p| p.rsplit('/').next())
+        .and_then(|seg| seg.parse().ok());
+    let Some(id) = id.filter(|id| s.records.contains_key(id)) else {
+        return (404, String::new(), r#"{"message":"no such record"}"#.into());
+    };
+    let answer = if seen.method == "DELETE" {
+        s.records.remove(&id);
+        *s.deletes.entry(id).or_default() += 1;
+        (200, "{}".to_string())
+    } else {
+        let fields: serde_json::Value = serde_json::from_str(&seen.body).unwrap_or_default();
+        if let (Some(rec), Some(new)) = (s.records.get_mut(&id), fields.as_object()) {
+            for (k, v) in new {
+                rec[k] = v.clone();
+            }
+        }
+        *s.updates.entry(id).or_default() += 1;
+        (200, format!(r#"{{"id":{id}}}"#))
+    };
+    s.applied.insert(key, answer.clone());
+    (answer.0, String::new(), answer.1)
 }
