@@ -332,6 +332,58 @@ fn date_type_errors_show_the_expected_form() {
 }
 
 #[test]
+fn a_four_digit_year_format_refuses_short_years_and_implausible_years_need_min_max() {
+    let t = header_only(
+        "date_format = \"%d.%m.%Y\"",
+        "date = { from = \"V\", type = \"date\" }",
+    );
+    // chrono alone reads these as the years 26 and 0
+    for bad in ["31.12.26", "31.12.0", "1.1.999"] {
+        let e = error_for(&t, bad);
+        assert_eq!(e["code"], "type", "{bad}: {e}");
+        assert_eq!(
+            e["message"],
+            format!("Date \"{bad}\" is not a valid date in the form DD.MM.YYYY (line 2, column V)")
+        );
+    }
+    // four digits, but a year no export means without saying so
+    for (bad, year) in [
+        ("31.12.0026", "0026"),
+        ("01.01.1899", "1899"),
+        ("01.01.2201", "2201"),
+    ] {
+        let e = error_for(&t, bad);
+        assert_eq!(e["code"], "type", "{bad}: {e}");
+        let msg = e["message"].as_str().unwrap();
+        assert!(
+            msg.contains(&format!("is in the year {}", year.trim_start_matches('0')))
+                && msg.contains("outside 1900-2200")
+                && msg.contains("min and max"),
+            "{msg}"
+        );
+    }
+    assert_eq!(
+        values_of(&t, "date", &["01.01.1900", "31.12.2200", "5.1.2026"]),
+        vec!["1900-01-01", "2200-12-31", "2026-01-05"]
+    );
+    // a two-digit year format keeps reading two digits
+    let t = header_only(
+        "date_format = \"%d.%m.%y\"",
+        "date = { from = \"V\", type = \"date\" }",
+    );
+    assert_eq!(values_of(&t, "date", &["31.12.26"]), vec!["2026-12-31"]);
+    // min/max decide for themselves: an archive of 1850 is allowed
+    let t = header_only(
+        "date_format = \"%d.%m.%Y\"",
+        "date = { from = \"V\", type = \"date\", min = \"1800-01-01\" }",
+    );
+    assert_eq!(values_of(&t, "date", &["01.01.1850"]), vec!["1850-01-01"]);
+    // and a date and time the same
+    let t = header_only("", "v = { from = \"V\", type = \"datetime\" }");
+    assert_eq!(error_for(&t, "0026-11-25T10:00:00")["code"], "type");
+}
+
+#[test]
 fn datetimes() {
     let t = header_only("", "v = { from = \"V\", type = \"datetime\" }");
     assert_eq!(

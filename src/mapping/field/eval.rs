@@ -8,6 +8,10 @@ use crate::problem::{quote, Code};
 use rust_decimal::{Decimal, RoundingStrategy};
 use std::borrow::Cow;
 
+/// The years a date may have without `min`/`max` on its field: a date outside them is far
+/// more often a typing error (`0026` for 2026, `20266`) than a real date of an export.
+const PLAUSIBLE_YEARS: std::ops::RangeInclusive<i32> = 1900..=2200;
+
 impl Field {
     fn raw<'a>(&'a self, ctx: &'a EvalCtx<'a>) -> Cow<'a, str> {
         match &self.source {
@@ -100,6 +104,21 @@ impl Field {
                         "{} {} does not have the expected form {src}",
                         self.label,
                         quote(&t)
+                    ),
+                ));
+            }
+        }
+        if self.min.is_none() && self.max.is_none() {
+            if let Some(year) = value.year().filter(|y| !PLAUSIBLE_YEARS.contains(y)) {
+                let t = value.to_text();
+                return Err(self.fail(
+                    Code::Type,
+                    &t,
+                    format!(
+                        "{} {t} is in the year {year}: outside {}-{}, a mistyped year? (give the field min and max to allow it)",
+                        self.label,
+                        PLAUSIBLE_YEARS.start(),
+                        PLAUSIBLE_YEARS.end()
                     ),
                 ));
             }
