@@ -75,7 +75,8 @@ pub enum Command {
     /// Write a working starter: erpdrop.toml, a mapping, lookups, the drop folders and a
     /// sample export in the inbox
     Init {
-        /// Where to write it [default: .]
+        /// Where to write it [default: the folder of -c, else .]; with -c FILE NAME,
+        /// the config is written in DIR under that name
         dir: Option<PathBuf>,
         /// Write into a folder that already has an erpdrop.toml
         #[arg(long)]
@@ -130,7 +131,7 @@ pub enum Command {
     /// Run a pass every interval until SIGINT/SIGTERM
     Watch {
         /// Time between passes (30s, 5m, 1h)
-        #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+        #[arg(long, default_value = "30s", value_parser = watch_interval)]
         interval: std::time::Duration,
         /// Start a new, empty ledger on the first pass although done/ or failed/ hold
         /// files handled before (a ledger lost later stops the passes again)
@@ -184,4 +185,16 @@ pub struct DryRunOutputs {
     /// Write the payloads that would have been submitted into DIR
     #[arg(long, value_name = "DIR")]
     pub emit: Option<PathBuf>,
+}
+
+/// `watch --interval`: a duration of at least one second (a shorter one is a busy loop
+/// that records a run in the ledger several hundred times a second).
+fn watch_interval(s: &str) -> Result<std::time::Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| format!("{e} (e.g. 30s, 5m, 1h)"))?;
+    if d < std::time::Duration::from_secs(1) {
+        return Err(format!(
+            "{s} is shorter than one second; a pass every second at most (e.g. 30s, 5m)"
+        ));
+    }
+    Ok(d)
 }

@@ -109,7 +109,8 @@ pub fn dispatch(cli: &Cli) -> Result<Exit, Failure> {
             resolve::resolve(&cfg, &ui, key, mapping.as_deref(), decision, by.as_deref())
         }
         Command::Init { dir, force } => init::init(
-            dir.as_deref().unwrap_or(std::path::Path::new(".")),
+            dir.as_deref(),
+            cli.config.as_deref(),
             *force,
             ui.quiet || ui.json,
         ),

@@ -434,12 +434,24 @@ impl DropFolders<'_> {
             }
         };
         let c = &report.counts;
-        tracing::info!(
-            file = %taken.name, outcome = report.outcome.as_str(), documents = c.documents,
-            accepted = c.accepted, rejected = c.rejected, invalid = c.invalid,
-            already_imported = c.already_imported, to = %stored.display(),
-            "file handled"
-        );
+        if failed {
+            // an error, so that `-q` (cron) prints it: where the file and its report are
+            let mut errors = stored.clone().into_os_string();
+            errors.push(".errors.csv");
+            tracing::error!(
+                file = %taken.name, outcome = report.outcome.as_str(), documents = c.documents,
+                accepted = c.accepted, rejected = c.rejected, invalid = c.invalid,
+                already_imported = c.already_imported, report = %std::path::Path::new(&errors).display(),
+                "file failed"
+            );
+        } else {
+            tracing::info!(
+                file = %taken.name, outcome = report.outcome.as_str(), documents = c.documents,
+                accepted = c.accepted, rejected = c.rejected, invalid = c.invalid,
+                already_imported = c.already_imported, to = %stored.display(),
+                "file handled"
+            );
+        }
         self.claimed = None;
         Ok(FileEnd { report, halt: None })
     }

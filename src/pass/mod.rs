@@ -451,13 +451,13 @@ impl Refs for PassRefs<'_> {
     }
 }
 
-/// One log line per submission, with its rate.
+/// One log line per submission, with its rate: what was sent (the file's totals, with
+/// what was already imported, are on its "file handled" line).
 fn log_submitted(file: &str, sent: &Submitted, secs: f64) {
     tracing::info!(
         file,
         accepted = sent.accepted,
         rejected = sent.rejected,
-        already_imported = sent.already_imported,
         seconds = format_args!("{secs:.3}"),
         per_second = format_args!(
             "{:.0}",
