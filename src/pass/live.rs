@@ -310,6 +310,7 @@ impl DropFolders<'_> {
             outcome: Outcome::Unavailable,
             counts: Default::default(),
             moved_to: None,
+            report_at: None,
             errors: Default::default(),
             documents: Default::default(),
         }
@@ -344,6 +345,8 @@ impl DropFolders<'_> {
                 report.moved_to = Some(to.display().to_string());
                 let name = to.file_name().unwrap_or_default().to_string_lossy();
                 report.write_sidecars(dir, &name)?;
+                report.report_at = matches!(report.outcome, Outcome::Failed | Outcome::Invalid)
+                    .then(|| dir.join(format!("{name}.errors.csv")));
                 if let Err(e) = self.record_file(report, Some(to)) {
                     let m = e.to_string();
                     ledger_error = Some(e);
@@ -364,6 +367,7 @@ impl DropFolders<'_> {
                     return Err(e);
                 }
                 report.moved_to = None;
+                report.report_at = None;
                 Ok(Err(format!(
                     "cannot write the report or move the file into {}: {e}",
                     dir.display()

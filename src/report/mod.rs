@@ -44,6 +44,9 @@ pub struct FileReport {
     /// The documents the target accepted in this run, with the ERP's ids.
     #[serde(skip_serializing_if = "SpillLog::is_empty")]
     pub documents: SpillLog<AcceptedDoc>,
+    /// Where its error report was written, for the printed summary (`None`: none was).
+    #[serde(skip)]
+    pub report_at: Option<PathBuf>,
 }
 
 fn masked<S: serde::Serializer>(text: &str, s: S) -> Result<S::Ok, S::Error> {
@@ -135,6 +138,7 @@ impl FileReport {
             outcome,
             counts: check.counts,
             moved_to: None,
+            report_at: None,
             errors: std::mem::take(&mut check.problems),
             documents: SpillLog::new(),
         }
@@ -261,6 +265,7 @@ mod tests {
             outcome: Outcome::Failed,
             counts: Counts::default(),
             moved_to: None,
+            report_at: None,
             errors: vec![Problem::file(Code::Empty, None, "The file is empty")].into(),
             documents: Default::default(),
         };

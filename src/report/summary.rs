@@ -81,12 +81,23 @@ pub fn print_file_summary<W: Write + ?Sized>(out: &mut W, r: &FileReport) -> io:
             None => writeln!(out, "  {} [{}]", shown(&p.message()), p.code)?,
         }
     }
-    if r.errors.len() > SHOWN as u64 {
-        writeln!(
+    let more = r.errors.len().saturating_sub(SHOWN as u64);
+    let dry = matches!(r.outcome, Outcome::Valid | Outcome::Invalid);
+    match (&r.report_at, more) {
+        (Some(at), 0) if !r.errors.is_empty() => {
+            writeln!(out, "  report: {}", shown(&at.display().to_string()))?
+        }
+        (Some(at), n) if n > 0 => writeln!(
             out,
-            "  ... and {} more problems (see the report)",
-            r.errors.len() - SHOWN as u64
-        )?;
+            "  ... and {n} more problems, all in {}",
+            shown(&at.display().to_string())
+        )?,
+        (None, n) if n > 0 && dry => writeln!(
+            out,
+            "  ... and {n} more problems (no report was written: `--report DIR` writes them all)"
+        )?,
+        (None, n) if n > 0 => writeln!(out, "  ... and {n} more problems")?,
+        _ => {}
     }
     Ok(())
 }

@@ -83,7 +83,10 @@ fn invalid_data_is_exit_1_and_the_summary_shows_the_first_problems() {
         lines[1],
         "  B0: Customer code \"C9\" has no entry in xref/customers.csv (line 2, column Cust) [lookup]"
     );
-    assert_eq!(lines[6], "  ... and 3 more problems (see the report)");
+    assert_eq!(
+        lines[6],
+        "  ... and 3 more problems (no report was written: `--report DIR` writes them all)"
+    );
     assert_eq!(
         lines[7],
         "valid: INV_2.csv (inv): 3 rows, 2 documents, 2 valid, 0 invalid"
@@ -92,6 +95,38 @@ fn invalid_data_is_exit_1_and_the_summary_shows_the_first_problems() {
         lines[8],
         "2 files: 1 valid, 1 invalid; 10 documents, 8 invalid"
     );
+}
+
+#[test]
+fn the_summary_names_the_report_where_one_was_written() {
+    let t = setup(INVOICE_MAPPING);
+    let mut rows = String::new();
+    for n in 0..8 {
+        rows.push_str(&format!("B{n};20.11.2026;C9;N30;1,00;X;1,00\n"));
+    }
+    inbox(&t, "INV_1.csv", &rows);
+    inbox(&t, "INV_2.csv", "B9;20.11.2026;C9;N30;1,00;X;1,00\n");
+    let out = t.run(&["validate", "--report", "rep"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(t.exists("rep/INV_1.csv.errors.csv"));
+    let said = |line: &str| out.stdout.lines().any(|l| l == line);
+    assert!(
+        said("  ... and 3 more problems, all in rep/INV_1.csv.errors.csv"),
+        "{}",
+        out.stdout
+    );
+    // a file whose few problems are all shown still says where its report is
+    assert!(said("  report: rep/INV_2.csv.errors.csv"), "{}", out.stdout);
+    // a real run: the failed file's report in failed/
+    let out = t.run(&["run"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stdout
+            .contains("  ... and 3 more problems, all in ./drop/failed/INV_1.csv.errors.csv\n"),
+        "{}",
+        out.stdout
+    );
+    assert!(t.exists("drop/failed/INV_1.csv.errors.csv"));
 }
 
 #[test]
