@@ -310,6 +310,7 @@ impl DropFolders<'_> {
             outcome: Outcome::Unavailable,
             counts: Default::default(),
             moved_to: None,
+            note: None,
             report_at: None,
             errors: Default::default(),
             documents: Default::default(),

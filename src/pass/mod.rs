@@ -252,6 +252,10 @@ impl<'a> Pass<'a> {
         if !check.submits(mapping) {
             // nothing of this file goes: nothing would be created or updated
             check.plan = Default::default();
+            if !check.fatal {
+                let c = &mut check.counts;
+                c.held_back = c.valid().saturating_sub(c.already_imported);
+            }
         }
         // what the snapshot no longer lists, to delete after the rest
         let deletes = match snapshot {

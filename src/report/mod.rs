@@ -44,6 +44,9 @@ pub struct FileReport {
     /// The documents the target accepted in this run, with the ERP's ids.
     #[serde(skip_serializing_if = "SpillLog::is_empty")]
     pub documents: SpillLog<AcceptedDoc>,
+    /// What the file's counts do not say by themselves: valid documents held back.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
     /// Where its error report was written, for the printed summary (`None`: none was).
     #[serde(skip)]
     pub report_at: Option<PathBuf>,
@@ -138,6 +141,7 @@ impl FileReport {
             outcome,
             counts: check.counts,
             moved_to: None,
+            note: held_back_note(&check.counts, outcome),
             report_at: None,
             errors: std::mem::take(&mut check.problems),
             documents: SpillLog::new(),
@@ -215,8 +219,32 @@ impl FileReport {
             ])?;
             Ok(())
         })?;
+        if let Some(note) = &self.note {
+            // the last row: finance reads this file, and the counts are not in it
+            w.write_record(["submit", "", "", "", "", "", "held_back", note, ""])?;
+        }
         w.flush()?;
         Ok(())
+    }
+}
+
+/// The sentence for valid documents that a file's invalid ones held back.
+fn held_back_note(c: &Counts, outcome: Outcome) -> Option<String> {
+    let dry = matches!(outcome, Outcome::Valid | Outcome::Invalid);
+    let (were, was) = if dry {
+        ("would not be", "would not be")
+    } else {
+        ("were not", "was not")
+    };
+    let then = if dry {
+        "fix those before the real run"
+    } else {
+        "fix those and reprocess the file"
+    };
+    match c.held_back {
+        0 => None,
+        1 => Some(format!("1 valid document {was} submitted because the file has invalid ones (on_invalid = \"reject-file\"): {then}")),
+        n => Some(format!("{n} valid documents {were} submitted because the file has invalid ones (on_invalid = \"reject-file\"): {then}")),
     }
 }
 
@@ -265,6 +293,7 @@ mod tests {
             outcome: Outcome::Failed,
             counts: Counts::default(),
             moved_to: None,
+            note: None,
             report_at: None,
             errors: vec![Problem::file(Code::Empty, None, "The file is empty")].into(),
             documents: Default::default(),

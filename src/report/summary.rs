@@ -71,6 +71,9 @@ pub fn print_file_summary<W: Write + ?Sized>(out: &mut W, r: &FileReport) -> io:
     if c.already_imported > 0 {
         write!(out, ", {} {}", c.already_imported, sent_before(r.master))?;
     }
+    if c.held_back > 0 {
+        write!(out, ", {} held back", c.held_back)?;
+    }
     if matches!(r.outcome, Outcome::Valid | Outcome::Invalid) && c.has_changes() {
         write!(out, "; would {}", plan(c))?;
     }
@@ -80,6 +83,9 @@ pub fn print_file_summary<W: Write + ?Sized>(out: &mut W, r: &FileReport) -> io:
             Some(d) => writeln!(out, "  {}: {} [{}]", shown(d), shown(&p.message()), p.code)?,
             None => writeln!(out, "  {} [{}]", shown(&p.message()), p.code)?,
         }
+    }
+    if let Some(note) = &r.note {
+        writeln!(out, "  {}", shown(note))?;
     }
     let more = r.errors.len().saturating_sub(SHOWN as u64);
     let dry = matches!(r.outcome, Outcome::Valid | Outcome::Invalid);
@@ -171,9 +177,14 @@ impl Summary {
                 }
             ),
             (_, false) => crate::outln!(
-                "{} files: {} done, {} failed, {} back in the inbox; {} documents accepted{}, {} rejected, {} invalid, {} {}",
+                "{} files: {} done, {} failed, {} back in the inbox; {} documents accepted{}, {} rejected, {} invalid, {} {}{}",
                 t.files, t.files_ok, t.files_failed, t.files_waiting, c.accepted, operations(c),
-                c.rejected, c.invalid, c.already_imported, sent_before(t.master)
+                c.rejected, c.invalid, c.already_imported, sent_before(t.master),
+                if c.held_back > 0 {
+                    format!(", {} held back by invalid ones", c.held_back)
+                } else {
+                    String::new()
+                }
             ),
         }
     }

@@ -131,6 +131,71 @@ fn watch_refuses_an_interval_under_one_second() {
 }
 
 #[test]
+fn valid_documents_held_back_by_reject_file_are_said_in_the_summary_and_reports() {
+    let t = setup();
+    // A1 and A3 are valid; A2 has an unknown customer: with reject-file nothing goes
+    t.write(
+        "drop/inbox/INV_1.csv",
+        format!(
+            "{INVOICE_HEADER}A1;20.11.2026;C1;N30;1,50;X;1,50\nA2;20.11.2026;C9;N30;1,50;X;1,50\nA3;20.11.2026;C1;N30;1,50;X;1,50\n"
+        ),
+    );
+    let dry = t.run(&["validate"]);
+    assert!(
+        dry.stdout.contains(", 2 held back")
+            && dry.stdout.contains(
+                "2 valid documents would not be submitted because the file has invalid ones"
+            ),
+        "{}",
+        dry.stdout
+    );
+    let out = t.run(&["run"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    let note = "2 valid documents were not submitted because the file has invalid ones (on_invalid = \"reject-file\"): fix those and reprocess the file";
+    assert!(
+        out.stdout.contains(&format!("  {note}\n")),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains(", 2 held back by invalid ones"),
+        "{}",
+        out.stdout
+    );
+    let json = t.read_json("drop/failed/INV_1.csv.errors.json");
+    assert_eq!(json["counts"]["held_back"], 2, "{json}");
+    assert_eq!(json["note"], note);
+    assert_eq!(
+        json["errors"].as_array().unwrap().len(),
+        1,
+        "the rows stay the problems"
+    );
+    let csv = t.read("drop/failed/INV_1.csv.errors.csv");
+    let last = csv.lines().last().unwrap();
+    assert!(last.starts_with("submit,,,,,,held_back,"), "{csv}");
+    assert!(last.contains(note.replace('"', "\"\"").as_str()), "{csv}");
+    // skip-document: the valid ones go, nothing is held back
+    let t = TestDir::new();
+    t.invoice_setup(&INVOICE_MAPPING.replace(
+        "[document]\nkey = [\"No\"]",
+        "[document]\nkey = [\"No\"]\non_invalid = \"skip-document\"",
+    ));
+    t.write(
+        "drop/inbox/INV_1.csv",
+        format!(
+            "{INVOICE_HEADER}A1;20.11.2026;C1;N30;1,50;X;1,50\nA2;20.11.2026;C9;N30;1,50;X;1,50\n"
+        ),
+    );
+    let out = t.run(&["run"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(!out.stdout.contains("held back"), "{}", out.stdout);
+    assert_eq!(
+        t.read_json("drop/failed/INV_1.csv.errors.json")["counts"]["accepted"],
+        1
+    );
+}
+
+#[test]
 fn good_and_bad_files_each_end_in_their_place() {
     let t = setup();
     t.write(
