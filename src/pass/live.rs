@@ -175,6 +175,7 @@ fn files(
             // Markers of other files are not worth a warning.
             if !is_marker_of_something(&file, cfg) {
                 tracing::warn!(file = %name, "no mapping matches this file; it stays in the inbox");
+                pass.waiting.push(format!("{name} (matches no mapping)"));
             }
             continue;
         };
@@ -182,10 +183,21 @@ fn files(
             Ok(()) => {}
             Err(NotReady::Settling(_)) => {
                 tracing::info!(file = %name, "not settled yet (modified less than {}s ago); next run", cfg.settle_seconds);
+                pass.waiting.push(format!(
+                    "{name} (not settled yet: modified less than {}s ago)",
+                    cfg.settle_seconds
+                ));
                 continue;
             }
             Err(NotReady::NoMarker(m)) => {
-                tracing::info!(file = %name, "waiting for its ready marker {}", m.file_name().unwrap_or_default().to_string_lossy());
+                let marker = m
+                    .file_name()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .into_owned();
+                tracing::info!(file = %name, "waiting for its ready marker {marker}");
+                pass.waiting
+                    .push(format!("{name} (waiting for its ready marker {marker})"));
                 continue;
             }
         }

@@ -136,6 +136,9 @@ struct Pass<'a> {
     run_id: String,
     totals: Totals,
     reports: Vec<FileReport>,
+    /// Files of the inbox left for a later pass, each with why (not settled, no ready
+    /// marker, no mapping).
+    waiting: Vec<String>,
 }
 
 impl<'a> Pass<'a> {
@@ -147,6 +150,7 @@ impl<'a> Pass<'a> {
             run_id: new_run_id(),
             totals: Totals::default(),
             reports: Vec::new(),
+            waiting: Vec::new(),
         }
     }
 
@@ -323,6 +327,7 @@ impl<'a> Pass<'a> {
             dry_run,
             files: self.reports,
             totals: self.totals,
+            waiting: self.waiting,
             exit_code: exit.code(),
         }
         .print(self.ui);

@@ -143,6 +143,9 @@ pub struct Summary {
     pub dry_run: bool,
     pub files: Vec<FileReport>,
     pub totals: Totals,
+    /// Files left in the inbox for a later pass, each with why.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub waiting: Vec<String>,
     pub exit_code: i32,
 }
 
@@ -164,8 +167,12 @@ impl Summary {
             return;
         }
         let (t, c) = (&self.totals, &self.totals.counts);
+        let waiting = waiting_list(&self.waiting);
         match (t.files, self.dry_run) {
             (0, true) => crate::outln!("nothing to check"),
+            // `watch` says it every pass: only when asked (-v)
+            (0, false) if self.command == "watch" && !ui.verbose => {}
+            (0, false) if !waiting.is_empty() => crate::outln!("nothing to do yet: {waiting}"),
             (0, false) => crate::outln!("nothing to do"),
             (_, true) => crate::outln!(
                 "{} files: {} valid, {} invalid; {} documents, {} invalid{}",
@@ -187,5 +194,30 @@ impl Summary {
                 }
             ),
         }
+        if t.files > 0 && !waiting.is_empty() {
+            crate::outln!("not yet: {waiting}");
+        }
     }
+}
+
+/// `2 files waiting: A (why), B (why)`, at most five named.
+fn waiting_list(waiting: &[String]) -> String {
+    const NAMED: usize = 5;
+    if waiting.is_empty() {
+        return String::new();
+    }
+    let n = waiting.len();
+    let mut s = format!(
+        "{n} {} waiting in the inbox: ",
+        if n == 1 { "file" } else { "files" }
+    );
+    let named: Vec<String> = waiting.iter().take(NAMED).map(|w| shown(w)).collect();
+    s.push_str(&named.join(", "));
+    if n > NAMED {
+        s.push_str(&format!(
+            ", and {} more (erpdrop status lists them)",
+            n - NAMED
+        ));
+    }
+    s
 }

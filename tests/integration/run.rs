@@ -300,6 +300,24 @@ fn files_wait_until_settled() {
     assert_eq!(out.code, 0, "{out:?}");
     assert_eq!(t.ls("drop/inbox"), vec!["INV_new.csv"]);
     assert_eq!(t.ls("drop/outbox"), vec!["sales_invoice-A2.json"]);
+    // the summary says what was left, and why
+    assert!(
+        out.stdout.contains(
+            "not yet: 1 file waiting in the inbox: INV_new.csv (not settled yet: modified less than 60s ago)"
+        ),
+        "{}",
+        out.stdout
+    );
+    // a pass with only waiting files is not "nothing to do"
+    t.write("drop/inbox/notes.txt", "x");
+    let out = t.run(&["run"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(
+        out.stdout,
+        "nothing to do yet: 2 files waiting in the inbox: INV_new.csv (not settled yet: modified less than 60s ago), notes.txt (matches no mapping)\n"
+    );
+    let json = t.run(&["--json", "run"]).json();
+    assert_eq!(json["waiting"].as_array().unwrap().len(), 2, "{json}");
 }
 
 #[test]
@@ -319,6 +337,11 @@ fn ready_marker_is_required_and_moves_along() {
     assert_eq!(
         t.ls(&format!("drop/done/{}", today())),
         vec!["INV_2.csv", "INV_2.csv.ok", "INV_2.csv.report.json"]
+    );
+    let out = t.run(&["run"]);
+    assert_eq!(
+        out.stdout,
+        "nothing to do yet: 1 file waiting in the inbox: INV_1.csv (waiting for its ready marker INV_1.csv.ok)\n"
     );
 }
 
@@ -632,7 +655,7 @@ fn watch_runs_passes_until_sigterm() {
     let child = t
         .spawn_cmd()
         .args(["watch", "--interval", "1s"])
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -662,4 +685,24 @@ fn watch_runs_passes_until_sigterm() {
     );
     assert!(t.ls("drop/processing").is_empty());
     assert_eq!(t.ls("drop/outbox"), vec!["sales_invoice-A1.json"]);
+    // empty passes are quiet; the file's pass is not
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!stdout.contains("nothing to do"), "{stdout}");
+    assert!(stdout.contains("done: INV_1.csv"), "{stdout}");
+    // with -v an empty pass says so
+    let child = t
+        .spawn_cmd()
+        .args(["-v", "watch", "--interval", "1s"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("nothing to do"), "{stdout}");
 }
