@@ -35,6 +35,8 @@ pub struct FileCheck {
     pub mapping: String,
     /// The mapping follows changes (master data): see [`Mapping::follows_changes`].
     pub master: bool,
+    /// The delimiter of its `errors.csv` (the mapping's `[report] delimiter`).
+    pub report_delimiter: u8,
     pub sha256: String,
     pub size: u64,
     /// Rows, documents, invalid ones and those the ledger says were already accepted
@@ -162,6 +164,7 @@ pub fn check_file(
         name: name.clone(),
         mapping: mapping.name.clone(),
         master: mapping.follows_changes(),
+        report_delimiter: mapping.report_delimiter,
         sha256: String::new(),
         size,
         counts: Counts::default(),

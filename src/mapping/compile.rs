@@ -68,6 +68,14 @@ impl Mapping {
             check_xml_paths(&source.xml, &slots, &mut errors);
         }
         let checks = compile_checks(&spec, &header, &line_fields, &mut errors);
+        let report_delimiter = match &spec.report.delimiter {
+            Some(d) => single_byte(d).filter(|b| !b"\"\r\n".contains(b)).unwrap_or_else(|| {
+                errors.at(&["report", "delimiter"], format!("delimiter {d:?} must be a single one-byte character (\";\", \",\", \"\\t\", \"|\")"));
+                b','
+            }),
+            None if source.format == SourceFormat::Csv => source.csv.delimiter,
+            None => b',',
+        };
 
         if !errors.list.is_empty() {
             return Err(ConfigErrors(errors.list));
@@ -91,6 +99,7 @@ impl Mapping {
             lookups,
             checks,
             slots,
+            report_delimiter,
         })
     }
 }

@@ -323,6 +323,7 @@ impl DropFolders<'_> {
             counts: Default::default(),
             moved_to: None,
             note: None,
+            csv_delimiter: taken.mapping.report_delimiter,
             report_at: None,
             errors: Default::default(),
             documents: Default::default(),

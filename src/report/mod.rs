@@ -47,6 +47,9 @@ pub struct FileReport {
     /// What the file's counts do not say by themselves: valid documents held back.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// The delimiter of its `errors.csv`.
+    #[serde(skip)]
+    pub csv_delimiter: u8,
     /// Where its error report was written, for the printed summary (`None`: none was).
     #[serde(skip)]
     pub report_at: Option<PathBuf>,
@@ -142,6 +145,7 @@ impl FileReport {
             counts: check.counts,
             moved_to: None,
             note: held_back_note(&check.counts, outcome),
+            csv_delimiter: check.report_delimiter,
             report_at: None,
             errors: std::mem::take(&mut check.problems),
             documents: SpillLog::new(),
@@ -200,7 +204,9 @@ impl FileReport {
     /// Writes the error rows as CSV, streaming the problems.
     pub fn write_errors_csv<W: Write + ?Sized>(&self, out: &mut W) -> io::Result<()> {
         out.write_all("\u{feff}".as_bytes())?;
-        let mut w = csv::Writer::from_writer(&mut *out);
+        let mut w = csv::WriterBuilder::new()
+            .delimiter(self.csv_delimiter)
+            .from_writer(&mut *out);
         w.write_record([
             "stage", "document", "line", "column", "field", "value", "code", "message", "status",
         ])?;
@@ -208,13 +214,13 @@ impl FileReport {
             let r = Row::of(p);
             w.write_record([
                 r.stage.as_str(),
-                r.document.as_deref().unwrap_or(""),
+                &cell(r.document.as_deref().unwrap_or("")),
                 &r.line.map(|l| l.to_string()).unwrap_or_default(),
-                r.column.as_deref().unwrap_or(""),
+                &cell(r.column.as_deref().unwrap_or("")),
                 r.field.as_deref().unwrap_or(""),
-                r.value.as_deref().unwrap_or(""),
+                &cell(r.value.as_deref().unwrap_or("")),
                 r.code.as_str(),
-                &r.message,
+                &cell(&r.message),
                 &r.status.map(|s| s.to_string()).unwrap_or_default(),
             ])?;
             Ok(())
@@ -226,6 +232,35 @@ impl FileReport {
         w.flush()?;
         Ok(())
     }
+}
+
+/// A text for a cell of `errors.csv` that a spreadsheet never runs as a formula: one
+/// that begins with `=`, `+`, `-`, `@`, a tab or a carriage return gets a leading `'`
+/// (OWASP's advice against CSV injection; Excel shows the text as it was), unless it is
+/// a plain number (`-12.50` stays a number).
+fn cell(text: &str) -> std::borrow::Cow<'_, str> {
+    let risky = text.starts_with(['=', '+', '-', '@', '\t', '\r']);
+    if risky && !is_plain_number(text) {
+        std::borrow::Cow::Owned(format!("'{text}"))
+    } else {
+        std::borrow::Cow::Borrowed(text)
+    }
+}
+
+/// `-12.50`, `+3`, `-1,5`: a sign, digits, at most one decimal separator.
+fn is_plain_number(text: &str) -> bool {
+    let digits = text.strip_prefix(['-', '+']).unwrap_or(text);
+    let mut seps = 0;
+    !digits.is_empty()
+        && digits.bytes().all(|b| {
+            if b == b'.' || b == b',' {
+                seps += 1;
+                seps == 1
+            } else {
+                b.is_ascii_digit()
+            }
+        })
+        && digits.as_bytes()[0].is_ascii_digit()
 }
 
 /// The sentence for valid documents that a file's invalid ones held back.
@@ -294,6 +329,7 @@ mod tests {
             counts: Counts::default(),
             moved_to: None,
             note: None,
+            csv_delimiter: b',',
             report_at: None,
             errors: vec![Problem::file(Code::Empty, None, "The file is empty")].into(),
             documents: Default::default(),

@@ -542,7 +542,7 @@ fn one_c_windows_1251_fixture() {
     );
     let csv = t.read("rep/realizacii_20261126.csv.errors.csv");
     assert!(
-        csv.contains("ТД00-000124,4,ИНН,customer,500100000000,lookup"),
+        csv.contains("ТД00-000124;4;ИНН;customer;500100000000;lookup"),
         "{csv}"
     );
 }

@@ -667,13 +667,14 @@ fn the_terms_message_of_spec_word_for_word() {
 
 #[test]
 fn labels_name_fields_in_messages() {
-    // default: the field name, capitalised, underscores and dots as spaces; codes,
+    // default: the field name's last dotted part, capitalised, underscores as spaces
+    // (`bank.iban` is "Iban", not "Bank iban"); codes,
     // numbers and accounts are not called "code" twice
     let t = TestDir::new();
     with_lookups(
         &t,
         r#"terms_code = { from = "V", allowed = "terms" }
-"customer.id" = { from = "V", allowed = "terms" }
+"bank.iban" = { from = "V", allowed = "terms" }
 terms = { from = "V", allowed = "terms", label = "Payment terms" }"#,
     );
     let c = t.check_file("F_1.csv", "No;V\nA1;F48\n");
@@ -686,7 +687,7 @@ terms = { from = "V", allowed = "terms", label = "Payment terms" }"#,
         messages,
         vec![
             "Terms code \"F48\" is not in ref/terms.csv (line 2, column V)",
-            "Customer id \"F48\" is not in ref/terms.csv (line 2, column V)",
+            "Iban code \"F48\" is not in ref/terms.csv (line 2, column V)",
             "Payment terms code \"F48\" is not in ref/terms.csv (line 2, column V)",
         ]
     );

@@ -208,6 +208,12 @@ fn check_type_options(spec: &FieldSpec, kind: &Kind) -> Result<(), CompileError>
 /// `pattern`, anchored: the whole value must match.
 fn pattern(spec: &FieldSpec) -> Result<Option<(Regex, String)>, CompileError> {
     let Some(p) = &spec.pattern else {
+        if spec.pattern_message.is_some() {
+            return Err((
+                "pattern_message",
+                "pattern_message says what pattern asks for, and there is no pattern".into(),
+            ));
+        }
         return Ok(None);
     };
     let re = Regex::new(&format!("^(?:{p})$")).map_err(|e| {
@@ -219,7 +225,15 @@ fn pattern(spec: &FieldSpec) -> Result<Option<(Regex, String)>, CompileError> {
             ),
         )
     })?;
-    Ok(Some((re, p.clone())))
+    // what a message shows: the user's words, else the expression
+    let shown = match &spec.pattern_message {
+        Some(m) if m.trim().is_empty() => {
+            return Err(("pattern_message", "pattern_message is empty".into()))
+        }
+        Some(m) => format!("is not {}", m.trim()),
+        None => format!("does not have the expected form {p}"),
+    };
+    Ok(Some((re, shown)))
 }
 
 /// `min` or `max` (the sub-key `key`), as a value of the field's type.
@@ -308,8 +322,11 @@ fn allowed(
 }
 
 /// `unit_price` -> `Unit price`; `customer.id` -> `Customer id`.
+/// A field's name as a finance user reads it: its last dotted part (`bank.iban` is
+/// "Iban", not "Bank iban"), `_` as spaces, the first letter capital.
 fn default_label(name: &str) -> String {
-    let spaced = name.replace(['_', '.'], " ");
+    let last = name.rsplit('.').find(|p| !p.is_empty()).unwrap_or(name);
+    let spaced = last.replace('_', " ");
     let mut c = spaced.chars();
     match c.next() {
         Some(f) => f.to_uppercase().collect::<String>() + c.as_str(),

@@ -94,17 +94,13 @@ impl Field {
                 }
             }
         }
-        if let Some((re, src)) = &self.pattern {
+        if let Some((re, says)) = &self.pattern {
             let t = value.text();
             if !re.is_match(&t) {
                 return Err(self.fail(
                     Code::Pattern,
                     &t,
-                    format!(
-                        "{} {} does not have the expected form {src}",
-                        self.label,
-                        quote(&t)
-                    ),
+                    format!("{} {} {says}", self.label, quote(&t)),
                 ));
             }
         }
