@@ -273,6 +273,46 @@ fn scale_rounds_half_away_from_zero_and_pads() {
 }
 
 #[test]
+fn rounding_error_refuses_more_decimals_than_the_scale() {
+    let t = header_only(
+        "decimal_separator = \",\"",
+        "amount = { from = \"V\", type = \"decimal\", scale = 2, rounding = \"error\" }",
+    );
+    // as many decimals as the scale, fewer, or trailing zeros beyond it: taken
+    assert_eq!(
+        values_of(&t, "amount", &["12,34", "12,3", "12", "12,340", "-0,50"]),
+        vec!["12.34", "12.30", "12.00", "12.34", "-0.50"]
+    );
+    let e = error_for(&t, "12,345");
+    assert_eq!(e["code"], "type");
+    assert_eq!(
+        e["message"],
+        "Amount \"12,345\" has 3 decimals, more than the 2 of its scale (rounding = \"error\": it is not rounded silently) (line 2, column V)"
+    );
+    // the default still rounds, and says nothing
+    let t = header_only(
+        "decimal_separator = \",\"",
+        "amount = { from = \"V\", type = \"decimal\", scale = 2, rounding = \"half-away-from-zero\" }",
+    );
+    assert_eq!(values_of(&t, "amount", &["12,345"]), vec!["12.35"]);
+    // rounding without a scale means nothing: a config error at its key
+    let t = TestDir::new();
+    t.mapping_setup(&mapping(
+        "",
+        "amount = { from = \"V\", type = \"decimal\", rounding = \"error\" }",
+        "",
+        "",
+    ));
+    let out = t.run(&["check"]);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(
+        out.stderr.contains("header.amount.rounding"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
 fn json_number_writes_a_bare_number_in_its_scale() {
     let t = header_only(
         "",

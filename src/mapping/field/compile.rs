@@ -151,6 +151,7 @@ fn kind(spec: &FieldSpec, defaults: &FieldDefaults) -> Result<Kind, CompileError
             decimal,
             thousands,
             scale: spec.scale,
+            exact: spec.rounding == Some(crate::mapping::spec::Rounding::Error),
         },
         FieldType::Date => {
             let fmt = spec
@@ -192,6 +193,13 @@ fn check_type_options(spec: &FieldSpec, kind: &Kind) -> Result<(), CompileError>
     }
     if spec.scale.is_some_and(|s| s > 28) {
         return Err(("scale", "`scale` can be at most 28".to_string()));
+    }
+    if spec.rounding.is_some() && spec.scale.is_none() {
+        return Err((
+            "rounding",
+            "`rounding` says what happens to decimals beyond `scale`, and there is no scale"
+                .to_string(),
+        ));
     }
     if spec.format.is_some() && !matches!(kind, Kind::Date(_) | Kind::DateTime(_)) {
         return Err((

@@ -227,6 +227,7 @@ impl Field {
                 decimal,
                 thousands,
                 scale,
+                exact,
             } => {
                 let d = parse_decimal(text, *decimal, *thousands).ok_or_else(|| {
                     self.fail(
@@ -244,6 +245,18 @@ impl Field {
                         ),
                     )
                 })?;
+                let places = d.normalize().scale();
+                if let Some(s) = scale.filter(|s| *exact && places > *s) {
+                    return Err(self.fail(
+                        Code::Type,
+                        text,
+                        format!(
+                            "{} {} has {places} decimals, more than the {s} of its scale (rounding = \"error\": it is not rounded silently)",
+                            self.label,
+                            quote(text)
+                        ),
+                    ));
+                }
                 Ok(Value::Dec(match scale {
                     Some(s) => round_to(d, *s),
                     None => d,
