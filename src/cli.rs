@@ -139,7 +139,15 @@ pub enum Command {
         new_ledger: bool,
     },
     /// Load the config, every mapping and lookup, and say exactly what is wrong
-    Check,
+    Check {
+        /// Also read these files through their mappings (or --mapping) and report what
+        /// a run would find: a wrong column name before the first real file
+        #[arg(long, value_name = "FILE")]
+        sample: Vec<PathBuf>,
+        /// With --sample: the mapping for the sample files instead of matching names
+        #[arg(long, requires = "sample")]
+        mapping: Option<String>,
+    },
     /// What was sent to the ERP and when: every operation on a document (create,
     /// update, delete, an operator's decision), oldest first, or on the documents of a file
     History {
@@ -177,7 +185,7 @@ pub enum Command {
     },
 }
 
-#[derive(Debug, Clone, clap::Args)]
+#[derive(Debug, Clone, Default, clap::Args)]
 pub struct DryRunOutputs {
     /// Write FILE.errors.json and FILE.errors.csv for every file into DIR
     #[arg(long, value_name = "DIR")]
