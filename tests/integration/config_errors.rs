@@ -397,7 +397,7 @@ fn lookup_files_are_loaded_and_their_problems_named() {
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(
         err.starts_with(&format!(
-            "error: ./mappings/inv.toml, line {}, key lookups.terms.file: cannot open ./ref/termz.csv:",
+            "error: ./mappings/inv.toml, line {}, key lookups.terms.file: lookup file \"ref/termz.csv\" not found: neither ./ref/termz.csv (beside the config) nor ./mappings/ref/termz.csv (beside the mapping) exists",
             line_of(&m, "termz")
         )),
         "{err}"
@@ -418,7 +418,7 @@ fn lookup_files_are_loaded_and_their_problems_named() {
         "crm_id;erp_id\nC1;CUST-1\nC2;CUST-2\nC1;CUST-9\n",
     );
     assert!(config_error(&t).contains(
-        "xref/customers.csv line 4: key \"C1\" appears twice with different values (\"CUST-1\" and \"CUST-9\")"
+        "xref/customers.csv lines 2 and 4: key \"C1\" appears twice with different values (\"CUST-1\" on line 2, \"CUST-9\" on line 4)"
     ));
 
     // bytes that are not in the lookup's encoding
@@ -661,4 +661,29 @@ fn check_lists_mappings_whose_globs_take_the_same_files() {
     );
     let out = t.run(&["check"]);
     assert!(!out.stdout.contains("warning"), "{}", out.stdout);
+}
+
+#[test]
+fn a_bad_date_format_is_said_once_at_its_key() {
+    let t = TestDir::new();
+    let m = broken(&t, "date_format = \"%d.%m.%Y\"", "date_format = \"%d.%m\"");
+    let err = config_error(&t);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with(&format!(
+            "error: ./mappings/inv.toml, line {}, key source.date_format: \"%d.%m\" cannot read a full date",
+            line_of(&m, "date_format")
+        )),
+        "{err}"
+    );
+    // a field's own bad format is its own error
+    let t = TestDir::new();
+    broken(
+        &t,
+        "date     = { from = \"Date\", type = \"date\" }",
+        "date     = { from = \"Date\", type = \"date\", format = \"%Q\" }",
+    );
+    let err = config_error(&t);
+    assert!(err.contains("key header.date.format"), "{err}");
+    assert!(!err.contains("source.date_format"), "{err}");
 }
