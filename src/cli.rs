@@ -75,7 +75,8 @@ pub enum Command {
     /// Write a working starter: erpdrop.toml, a mapping, lookups, the drop folders and a
     /// sample export in the inbox
     Init {
-        /// Where to write it [default: .]
+        /// Where to write it [default: the folder of -c, else .]; with -c FILE NAME,
+        /// the config is written in DIR under that name
         dir: Option<PathBuf>,
         /// Write into a folder that already has an erpdrop.toml
         #[arg(long)]
@@ -130,7 +131,7 @@ pub enum Command {
     /// Run a pass every interval until SIGINT/SIGTERM
     Watch {
         /// Time between passes (30s, 5m, 1h)
-        #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+        #[arg(long, default_value = "30s", value_parser = watch_interval)]
         interval: std::time::Duration,
         /// Start a new, empty ledger on the first pass although done/ or failed/ hold
         /// files handled before (a ledger lost later stops the passes again)
@@ -138,7 +139,15 @@ pub enum Command {
         new_ledger: bool,
     },
     /// Load the config, every mapping and lookup, and say exactly what is wrong
-    Check,
+    Check {
+        /// Also read these files through their mappings (or --mapping) and report what
+        /// a run would find: a wrong column name before the first real file
+        #[arg(long, value_name = "FILE")]
+        sample: Vec<PathBuf>,
+        /// With --sample: the mapping for the sample files instead of matching names
+        #[arg(long, requires = "sample")]
+        mapping: Option<String>,
+    },
     /// What was sent to the ERP and when: every operation on a document (create,
     /// update, delete, an operator's decision), oldest first, or on the documents of a file
     History {
@@ -176,7 +185,7 @@ pub enum Command {
     },
 }
 
-#[derive(Debug, Clone, clap::Args)]
+#[derive(Debug, Clone, Default, clap::Args)]
 pub struct DryRunOutputs {
     /// Write FILE.errors.json and FILE.errors.csv for every file into DIR
     #[arg(long, value_name = "DIR")]
@@ -184,4 +193,16 @@ pub struct DryRunOutputs {
     /// Write the payloads that would have been submitted into DIR
     #[arg(long, value_name = "DIR")]
     pub emit: Option<PathBuf>,
+}
+
+/// `watch --interval`: a duration of at least one second (a shorter one is a busy loop
+/// that records a run in the ledger several hundred times a second).
+fn watch_interval(s: &str) -> Result<std::time::Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| format!("{e} (e.g. 30s, 5m, 1h)"))?;
+    if d < std::time::Duration::from_secs(1) {
+        return Err(format!(
+            "{s} is shorter than one second; a pass every second at most (e.g. 30s, 5m)"
+        ));
+    }
+    Ok(d)
 }

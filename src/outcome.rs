@@ -61,6 +61,9 @@ pub struct Counts {
     pub deleted: u64,
     /// The same as `already_imported`, under the name master data uses.
     pub unchanged: u64,
+    /// Valid documents not submitted because the file has invalid ones
+    /// (`on_invalid = "reject-file"`).
+    pub held_back: u64,
 }
 
 impl Counts {
@@ -76,6 +79,7 @@ impl Counts {
         self.updated += other.updated;
         self.deleted += other.deleted;
         self.unchanged += other.unchanged;
+        self.held_back += other.held_back;
     }
 
     /// Whether any document is (or would be) updated or deleted: summaries name the

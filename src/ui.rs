@@ -12,6 +12,8 @@ pub struct Ui {
     pub progress: bool,
     pub quiet: bool,
     pub json: bool,
+    /// `-v` given (once or more).
+    pub verbose: bool,
 }
 
 impl Ui {
@@ -20,6 +22,7 @@ impl Ui {
             progress: !cli.no_progress && !cli.quiet && std::io::stderr().is_terminal(),
             quiet: cli.quiet,
             json: cli.json,
+            verbose: cli.verbose > 0,
         }
     }
 

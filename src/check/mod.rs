@@ -35,6 +35,8 @@ pub struct FileCheck {
     pub mapping: String,
     /// The mapping follows changes (master data): see [`Mapping::follows_changes`].
     pub master: bool,
+    /// The delimiter of its `errors.csv` (the mapping's `[report] delimiter`).
+    pub report_delimiter: u8,
     pub sha256: String,
     pub size: u64,
     /// Rows, documents, invalid ones and those the ledger says were already accepted
@@ -162,6 +164,7 @@ pub fn check_file(
         name: name.clone(),
         mapping: mapping.name.clone(),
         master: mapping.follows_changes(),
+        report_delimiter: mapping.report_delimiter,
         sha256: String::new(),
         size,
         counts: Counts::default(),
@@ -223,7 +226,10 @@ pub fn check_file(
         let again = match flow {
             Flow::Done => None,
             Flow::Again(p) => Some(p),
-            Flow::Fatal(p) => {
+            Flow::Fatal(mut p) => {
+                if p.code == Code::MissingColumn {
+                    name_readers(&mut p, mapping);
+                }
                 check.problems.push(p);
                 check.fatal = true;
                 None
@@ -378,4 +384,56 @@ fn finish_hash(path: &Path, id: Option<FileId>, t: Tap) -> String {
         }
     }
     hex::encode(hasher.finalize())
+}
+
+/// Adds to a missing-column problem which fields of which mapping file read the columns
+/// the file lacks (and the line of each field), so that a typing error in a mapping
+/// (`from = "Amout"`) reaches the integrator as one, not as finance's data problem.
+fn name_readers(p: &mut Problem, mapping: &Mapping) {
+    let Some(value) = p.value.clone() else {
+        return;
+    };
+    let missing: Vec<&str> = value.split(", ").collect();
+    let text = std::fs::read_to_string(&mapping.file).unwrap_or_default();
+    let loc = crate::config_error::KeyLocator::new(&text);
+    let mut readers = Vec::new();
+    for (section, fields) in [("header", &mapping.header), ("lines", &mapping.line_fields)] {
+        for f in fields.iter() {
+            if f.column()
+                .is_some_and(|c| missing.contains(&c) || c == value)
+            {
+                let at = loc
+                    .line(&[section, &f.name])
+                    .map(|l| format!(" (line {l})"))
+                    .unwrap_or_default();
+                readers.push(format!("{section}.{}{at}", f.name));
+            }
+        }
+    }
+    if mapping
+        .key
+        .iter()
+        .any(|k| missing.contains(&k.as_str()) || *k == value)
+    {
+        let at = loc
+            .line(&["document", "key"])
+            .map(|l| format!(" (line {l})"))
+            .unwrap_or_default();
+        readers.push(format!("document.key{at}"));
+    }
+    if readers.is_empty() {
+        return;
+    }
+    if p.field.is_none() {
+        p.field = readers[0].split(' ').next().map(str::to_string);
+    }
+    let said = format!(
+        ", which {} reads in {} (if the file's column is right, fix the mapping)",
+        mapping.file.display(),
+        readers.join(", ")
+    );
+    match p.text.find("; its columns are") {
+        Some(at) => p.text.insert_str(at, &said),
+        None => p.text.push_str(&said),
+    }
 }

@@ -27,6 +27,10 @@ pub fn check(cli: &Cli, ui: &Ui) -> Result<Exit, Failure> {
             ));
         }
     }
+    let overlaps = overlapping_mappings(&cfg);
+    for o in &overlaps {
+        lines.push(format!("warning: {o}"));
+    }
     let mut problems = Vec::new();
     for (name, dir) in [("inbox", &cfg.folders.inbox)] {
         if !dir.is_dir() {
@@ -59,6 +63,7 @@ pub fn check(cli: &Cli, ui: &Ui) -> Result<Exit, Failure> {
                 "lookups": m.lookups.values().map(|l| serde_json::json!({"name": l.name, "file": l.display, "entries": l.len()})).collect::<Vec<_>>(),
             })).collect::<Vec<_>>(),
             "problems": problems,
+            "warnings": overlaps,
             "target_error": unreachable,
         });
         crate::outln!("{}", serde_json::to_string_pretty(&v).expect("json"));
@@ -74,4 +79,113 @@ pub fn check(cli: &Cli, ui: &Ui) -> Result<Exit, Failure> {
         return Err(Failure::unavailable(msg));
     }
     Ok(Exit::Ok)
+}
+
+/// Pairs of mappings whose `match` globs take the same file names: a name like each
+/// glob's (its wildcards filled in) that another mapping takes too, and the files of the
+/// inbox that two take. The first mapping loaded wins; the sentence says which.
+fn overlapping_mappings(cfg: &crate::config::Config) -> Vec<String> {
+    let ms = &cfg.mappings;
+    let mut inbox: Vec<String> = std::fs::read_dir(&cfg.folders.inbox)
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    inbox.sort();
+    let mut out = Vec::new();
+    for (i, a) in ms.iter().enumerate() {
+        for b in &ms[i + 1..] {
+            let mut names: Vec<String> = a
+                .match_globs
+                .iter()
+                .chain(&b.match_globs)
+                .flat_map(|g| names_like(g))
+                .filter(|n| a.matches(n) && b.matches(n))
+                .collect();
+            names.extend(
+                inbox
+                    .iter()
+                    .filter(|n| a.matches(n) && b.matches(n))
+                    .cloned(),
+            );
+            names.dedup();
+            if let Some(example) = names.first() {
+                out.push(format!(
+                    "mappings {} ({}) and {} ({}) both take file names like {} ({} / {}); {} is loaded first and takes them: narrow a match glob so that each file has one mapping",
+                    a.name,
+                    a.file.display(),
+                    b.name,
+                    b.file.display(),
+                    crate::problem::quote(example),
+                    a.match_globs.join(", "),
+                    b.match_globs.join(", "),
+                    a.name
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// File names a glob takes: its wildcards filled in a few ways (`*` as nothing and as
+/// `x`, `?` as `x`, a class as its first character, `{a,b}` each way).
+fn names_like(glob: &str) -> Vec<String> {
+    let mut out = vec![String::new()];
+    let mut rest = glob;
+    while let Some(c) = rest.chars().next() {
+        rest = &rest[c.len_utf8()..];
+        let options: Vec<String> = match c {
+            '*' => {
+                rest = rest.trim_start_matches('*');
+                vec![String::new(), "x".into(), "2026-11-20".into()]
+            }
+            '?' => vec!["x".into()],
+            '[' => {
+                let end = rest.find(']').unwrap_or(rest.len());
+                let class = &rest[..end];
+                rest = rest.get(end + 1..).unwrap_or("");
+                let first = class
+                    .trim_start_matches(['!', '^'])
+                    .chars()
+                    .next()
+                    .unwrap_or('x');
+                vec![first.to_string()]
+            }
+            '{' => {
+                let end = rest.find('}').unwrap_or(rest.len());
+                let alts = rest[..end].split(',').map(str::to_string).collect();
+                rest = rest.get(end + 1..).unwrap_or("");
+                alts
+            }
+            '\\' => {
+                let next = rest.chars().next().map(String::from).unwrap_or_default();
+                rest = &rest[next.len()..];
+                vec![next]
+            }
+            c => vec![c.to_string()],
+        };
+        out = out
+            .iter()
+            .flat_map(|p| options.iter().map(move |o| format!("{p}{o}")))
+            .take(64)
+            .collect();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::names_like;
+
+    #[test]
+    fn names_like_a_glob_fill_its_wildcards() {
+        assert_eq!(
+            names_like("INV_*.csv"),
+            ["INV_.csv", "INV_x.csv", "INV_2026-11-20.csv"]
+        );
+        assert_eq!(names_like("A?[bc].{csv,txt}"), ["Axb.csv", "Axb.txt"]);
+        assert_eq!(names_like("**/*.xml").len(), 9);
+    }
 }

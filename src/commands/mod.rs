@@ -78,7 +78,27 @@ pub fn dispatch(cli: &Cli) -> Result<Exit, Failure> {
             let cfg = load_config(cli)?;
             status::status(&cfg, &ui, *failed)
         }
-        Command::Check => check::check(cli, &ui),
+        Command::Check { sample, mapping } => {
+            if ui.json && !sample.is_empty() {
+                return Err(Failure::usage(
+                    "check --sample prints text; for the sample as JSON run `erpdrop validate --json FILE`",
+                ));
+            }
+            let exit = check::check(cli, &ui)?;
+            if sample.is_empty() {
+                return Ok(exit);
+            }
+            // the sample as a dry run would see it: the same messages, nothing written
+            let cfg = load_config(cli)?;
+            validate::validate(
+                &cfg,
+                &ui,
+                settings(cli, "check"),
+                sample,
+                mapping.as_deref(),
+                &crate::cli::DryRunOutputs::default(),
+            )
+        }
         Command::History { key, mapping, file } => {
             let cfg = load_config(cli)?;
             let query = match (key, file) {
@@ -109,7 +129,8 @@ pub fn dispatch(cli: &Cli) -> Result<Exit, Failure> {
             resolve::resolve(&cfg, &ui, key, mapping.as_deref(), decision, by.as_deref())
         }
         Command::Init { dir, force } => init::init(
-            dir.as_deref().unwrap_or(std::path::Path::new(".")),
+            dir.as_deref(),
+            cli.config.as_deref(),
             *force,
             ui.quiet || ui.json,
         ),

@@ -24,6 +24,9 @@ struct FailedFile {
     run: Option<String>,
     finished: Option<String>,
     first_error: Option<String>,
+    /// Documents of the file that failed (invalid or rejected), the first error's
+    /// included.
+    failed_documents: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -43,7 +46,13 @@ struct FailedDoc {
 
 #[derive(Debug, Serialize)]
 struct Status {
+    /// The latest runs that handled a file or did not end well.
     runs: Vec<RunRecord>,
+    /// Runs since the oldest of those that found nothing to do (not listed).
+    empty_runs: u64,
+    /// The latest failed run, when none of `runs` failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_failed_run: Option<RunRecord>,
     waiting: Vec<Waiting>,
     failed_files: Vec<FailedFile>,
     failed_documents: Vec<FailedDoc>,
@@ -55,8 +64,21 @@ pub fn status(cfg: &Config, ui: &Ui, failed_only: bool) -> Result<Exit, Failure>
     crate::pass::refuse_linked_folders(cfg)?;
     let ledger = Ledger::open_read_only(&cfg.folders.state.join("ledger.sqlite"))?;
     let runs = match &ledger {
-        Some(l) if !failed_only => l.recent_runs(10)?,
+        Some(l) if !failed_only => l.recent_runs_with_work(10)?,
         _ => Vec::new(),
+    };
+    let failed = |r: &RunRecord| !matches!(r.exit_code, Some(0) | Some(4));
+    let (empty_runs, last_failed_run) = match &ledger {
+        Some(l) if !failed_only => {
+            let since = runs.last().map(|r| r.started.as_str()).unwrap_or("");
+            let last_failed = if runs.iter().any(failed) {
+                None
+            } else {
+                l.recent_failed_runs(1)?.into_iter().next()
+            };
+            (l.empty_runs_since(since)?, last_failed)
+        }
+        _ => (0, None),
     };
     let files: Vec<FileRecord> = match &ledger {
         Some(l) => l.recent_files(500)?,
@@ -140,6 +162,7 @@ pub fn status(cfg: &Config, ui: &Ui, failed_only: bool) -> Result<Exit, Failure>
             first_error: rec
                 .and_then(|r| r.first_error.as_deref())
                 .map(|e| bounded_message(&crate::redact::redact(e))),
+            failed_documents: rec.map_or(0, |r| r.counts.invalid + r.counts.rejected),
         });
     }
     failed_files.sort_by(|a, b| b.finished.cmp(&a.finished));
@@ -165,6 +188,8 @@ pub fn status(cfg: &Config, ui: &Ui, failed_only: bool) -> Result<Exit, Failure>
 
     let st = Status {
         runs,
+        empty_runs,
+        last_failed_run,
         waiting,
         failed_files,
         failed_documents,
@@ -226,16 +251,28 @@ fn print_text(st: &Status, failed_only: bool, no_ledger: bool) {
         crate::outln!("Recent runs");
         if st.runs.is_empty() {
             crate::outln!("  none");
-        }
-        for r in &st.runs {
-            // 80 columns: "  11-25 04:33:53   0.2s run         1 files      3 ok    0 rej    1 inv exit 1"
+        } else {
+            // 80 columns; "already" are documents the ERP had (not sent again)
             crate::outln!(
-                "  {} {:>6} {:<9} {:>3} files {:>6} ok {:>4} rej {:>4} inv exit {}",
+                "  started        took  command   files accepted already rejected invalid exit"
+            );
+        }
+        for r in st.runs.iter().chain(&st.last_failed_run) {
+            if st
+                .last_failed_run
+                .as_ref()
+                .is_some_and(|l| std::ptr::eq(l, r))
+            {
+                crate::outln!("  the last failed run:");
+            }
+            crate::outln!(
+                "  {} {:>5} {:<9} {:>5} {:>8} {:>7} {:>8} {:>7} {:>4}",
                 short_time(&r.started).get(5..).unwrap_or_default(),
                 duration(r),
                 cut(&r.command, 9),
                 r.files,
-                r.counts.accepted + r.counts.already_imported,
+                r.counts.accepted,
+                r.counts.already_imported,
                 r.counts.rejected,
                 r.counts.invalid,
                 r.exit_code
@@ -259,6 +296,13 @@ fn print_text(st: &Status, failed_only: bool, no_ledger: bool) {
                 );
             }
         }
+        if st.empty_runs > 0 {
+            crate::outln!(
+                "  and {} {} with nothing to do, not listed",
+                st.empty_runs,
+                if st.empty_runs == 1 { "pass" } else { "passes" }
+            );
+        }
         crate::outln!();
         crate::outln!("Waiting in the inbox");
         if st.waiting.is_empty() {
@@ -281,6 +325,13 @@ fn print_text(st: &Status, failed_only: bool, no_ledger: bool) {
         );
         if let Some(e) = &f.first_error {
             crate::outln!("    {}", cut(e, 74));
+        }
+        if f.failed_documents > 1 {
+            crate::outln!(
+                "    and {} more failed documents: failed/{}.errors.csv lists them all",
+                f.failed_documents - 1,
+                cut(&f.file, 40)
+            );
         }
     }
     crate::outln!();

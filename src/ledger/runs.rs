@@ -187,10 +187,44 @@ impl Ledger {
 
     /// The most recent runs, newest first.
     pub fn recent_runs(&self, limit: usize) -> Result<Vec<RunRecord>, LedgerError> {
+        self.runs_where("1", limit)
+    }
+
+    /// The most recent runs that handled a file or did not end well (a non-zero exit,
+    /// or no recorded end), newest first: the passes of `watch` that found nothing to
+    /// do are left out, so that they never push a failed run out of sight.
+    pub fn recent_runs_with_work(&self, limit: usize) -> Result<Vec<RunRecord>, LedgerError> {
+        self.runs_where(
+            "files > 0 OR exit_code IS NULL OR exit_code NOT IN (0, 4)",
+            limit,
+        )
+    }
+
+    /// The most recent runs that failed (exit 1 or 3, or no recorded end), newest first.
+    pub fn recent_failed_runs(&self, limit: usize) -> Result<Vec<RunRecord>, LedgerError> {
+        self.runs_where("exit_code IS NULL OR exit_code IN (1, 3)", limit)
+    }
+
+    /// How many runs started after `since` (an RFC 3339 time) handled no file and
+    /// ended well.
+    pub fn empty_runs_since(&self, since: &str) -> Result<u64, LedgerError> {
+        self.conn
+            .query_row(
+                "SELECT count(*) FROM runs WHERE started > ?1 AND files = 0 AND exit_code IN (0, 4)",
+                params![since],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n as u64)
+            .map_err(|e| self.sql(e))
+    }
+
+    fn runs_where(&self, filter: &str, limit: usize) -> Result<Vec<RunRecord>, LedgerError> {
         self.rows(
-            "SELECT id, command, started, finished, files, accepted, rejected, invalid, already_imported, exit_code,
-               rows, documents, created, updated, deleted
-             FROM runs ORDER BY started DESC, id DESC LIMIT ?1",
+            &format!(
+                "SELECT id, command, started, finished, files, accepted, rejected, invalid, already_imported, exit_code,
+                   rows, documents, created, updated, deleted
+                 FROM runs WHERE {filter} ORDER BY started DESC, id DESC LIMIT ?1"
+            ),
             params![limit as i64],
             |r| {
                 let finished: Option<String> = r.get(3)?;
@@ -213,6 +247,7 @@ impl Ledger {
                         created: r.get::<_, i64>(12)? as u64,
                         updated: r.get::<_, i64>(13)? as u64,
                         deleted: r.get::<_, i64>(14)? as u64,
+                        ..Counts::default()
                     },
                     exit_code,
                 })
@@ -246,6 +281,7 @@ impl Ledger {
                         created: r.get::<_, i64>(15)? as u64,
                         updated: r.get::<_, i64>(16)? as u64,
                         deleted: r.get::<_, i64>(17)? as u64,
+                        ..Counts::default()
                     },
                     started: r.get(12)?,
                     finished: r.get(13)?,

@@ -68,6 +68,14 @@ impl Mapping {
             check_xml_paths(&source.xml, &slots, &mut errors);
         }
         let checks = compile_checks(&spec, &header, &line_fields, &mut errors);
+        let report_delimiter = match &spec.report.delimiter {
+            Some(d) => single_byte(d).filter(|b| !b"\"\r\n".contains(b)).unwrap_or_else(|| {
+                errors.at(&["report", "delimiter"], format!("delimiter {d:?} must be a single one-byte character (\";\", \",\", \"\\t\", \"|\")"));
+                b','
+            }),
+            None if source.format == SourceFormat::Csv => source.csv.delimiter,
+            None => b',',
+        };
 
         if !errors.list.is_empty() {
             return Err(ConfigErrors(errors.list));
@@ -91,6 +99,7 @@ impl Mapping {
             lookups,
             checks,
             slots,
+            report_delimiter,
         })
     }
 }
@@ -188,16 +197,19 @@ fn compile_source(spec: &MappingSpec, errors: &mut Errors) -> (SourceOptions, Fi
     };
     let decimal = one_char("decimal_separator", &src.decimal_separator).unwrap_or('.');
     let thousands = one_char("thousands_separator", &src.thousands_separator);
-    for (key, fmt, dt) in [
-        ("date_format", &src.date_format, false),
-        ("datetime_format", &src.datetime_format, true),
-    ] {
-        if let Some(f) = fmt {
-            if let Err(m) = value::DateFormat::compile(f, dt) {
+    // a bad format is said once, at its key: the fields that inherit it do not repeat it
+    let mut usable = |key: &str, fmt: &Option<String>, dt: bool| -> Option<String> {
+        let f = fmt.as_ref()?;
+        match value::DateFormat::compile(f, dt) {
+            Ok(_) => Some(f.clone()),
+            Err(m) => {
                 errors.at(&["source", key], m);
+                None
             }
         }
-    }
+    };
+    let date_format = usable("date_format", &src.date_format, false);
+    let datetime_format = usable("datetime_format", &src.datetime_format, true);
     check_format_keys(spec, src, errors);
     let options = SourceOptions {
         format: src.format,
@@ -218,8 +230,8 @@ fn compile_source(spec: &MappingSpec, errors: &mut Errors) -> (SourceOptions, Fi
     let defaults = FieldDefaults {
         decimal,
         thousands,
-        date_format: src.date_format.clone(),
-        datetime_format: src.datetime_format.clone(),
+        date_format,
+        datetime_format,
     };
     (options, defaults)
 }
@@ -251,9 +263,30 @@ fn load_lookups(
     let mapping_dir = file.parent().unwrap_or(Path::new("."));
     let mut lookups = IndexMap::new();
     for (name, ls) in &spec.lookups {
-        let mut path = base_dir.join(&ls.file);
-        if !path.exists() && mapping_dir.join(&ls.file).exists() {
-            path = mapping_dir.join(&ls.file);
+        let beside_config = base_dir.join(&ls.file);
+        let beside_mapping = mapping_dir.join(&ls.file);
+        let mut path = beside_config.clone();
+        if !path.exists() && beside_mapping.exists() {
+            path = beside_mapping.clone();
+        }
+        if !path.exists() {
+            // both places that are tried, so that the user sees where it was looked for
+            let msg = if beside_config == beside_mapping {
+                format!(
+                    "lookup file {:?} not found at {} (beside the config and the mapping)",
+                    ls.file,
+                    beside_config.display()
+                )
+            } else {
+                format!(
+                    "lookup file {:?} not found: neither {} (beside the config) nor {} (beside the mapping) exists",
+                    ls.file,
+                    beside_config.display(),
+                    beside_mapping.display()
+                )
+            };
+            errors.at(&["lookups", name, "file"], msg);
+            continue;
         }
         match Lookup::load(name, ls, &path) {
             Ok(l) => {

@@ -111,6 +111,8 @@ impl Lookup {
             None => None,
         };
         let mut entries: HashMap<String, String, FastHash> = HashMap::default();
+        // the line each key was first seen on, to name both lines of a conflict
+        let mut first_line: HashMap<String, u64, FastHash> = HashMap::default();
         for rec in rdr.records() {
             let rec = rec.map_err(|e| format!("{} is not valid CSV: {e}", spec.file))?;
             let line = rec.position().map(|p| p.line()).unwrap_or(0);
@@ -132,11 +134,14 @@ impl Lookup {
                 .to_string();
             if let Some(old) = entries.get(&k) {
                 if *old != v {
+                    let first = first_line.get(&k).copied().unwrap_or(0);
                     return Err(format!(
-                        "{} line {line}: key {k:?} appears twice with different values ({old:?} and {v:?})",
+                        "{} lines {first} and {line}: key {k:?} appears twice with different values ({old:?} on line {first}, {v:?} on line {line})",
                         spec.file
                     ));
                 }
+            } else if !entries.contains_key(&k) {
+                first_line.insert(k.clone(), line);
             }
             entries.insert(k, v);
         }

@@ -56,6 +56,8 @@ pub struct Mapping {
     pub lookups: IndexMap<String, Arc<Lookup>>,
     checks: Vec<SumCheck>,
     pub slots: Slots,
+    /// The delimiter of the file's `errors.csv`.
+    pub report_delimiter: u8,
 }
 
 /// How many deletes one snapshot may ask for (`max_deletes`).

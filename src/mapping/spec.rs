@@ -26,6 +26,28 @@ pub struct MappingSpec {
     pub lookups: IndexMap<String, LookupSpec>,
     #[serde(default)]
     pub checks: Vec<CheckSpec>,
+    #[serde(default)]
+    pub report: ReportSpec,
+}
+
+/// `rounding` of a decimal field with `scale`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Rounding {
+    /// `12.345` with scale 2 is `12.35` (the default).
+    #[default]
+    HalfAwayFromZero,
+    /// `12.345` with scale 2 is a `type` error: an amount is never changed silently.
+    Error,
+}
+
+/// `[report]`: how the error report for a spreadsheet is written.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportSpec {
+    /// The delimiter of `FILE.errors.csv` (default: the source's, for CSV sources, so
+    /// that Excel in the users' locale opens it in columns; `,` otherwise).
+    pub delimiter: Option<String>,
 }
 
 /// `[source]`: the format of the files and how to read them.
@@ -248,6 +270,12 @@ pub struct FieldSpec {
     #[serde(default)]
     pub truncate: bool,
     pub pattern: Option<String>,
+    /// With `scale`: what a value with more decimals becomes (rounded half away from
+    /// zero, or a `type` error).
+    pub rounding: Option<Rounding>,
+    /// What `pattern` asks for in a finance user's words ("an IBAN: two letters, two
+    /// digits, then up to 30 letters or digits"), shown instead of the expression.
+    pub pattern_message: Option<String>,
     pub min: Option<Scalar>,
     pub max: Option<Scalar>,
     pub lookup: Option<String>,

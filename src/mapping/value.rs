@@ -23,6 +23,16 @@ pub enum Value {
 }
 
 impl Value {
+    /// The year of a date or a date and time.
+    pub fn year(&self) -> Option<i32> {
+        use chrono::Datelike as _;
+        match self {
+            Value::Date(d) => Some(d.year()),
+            Value::DateTime(d, _) => Some(d.year()),
+            _ => None,
+        }
+    }
+
     /// The value as text: what `pattern`, `max_length`, `lookup` and `allowed` see.
     pub fn to_text(&self) -> String {
         match self {
@@ -372,13 +382,26 @@ impl DateFormat {
     fn parse_date_chrono(&self, s: &str) -> Option<NaiveDate> {
         let mut p = Parsed::new();
         chrono::format::parse(&mut p, s, self.items.iter()).ok()?;
+        self.four_digit_year(&p)?;
         p.to_naive_date().ok()
+    }
+
+    /// `None` when the format has a four-digit year (`%Y`) and the text gave fewer
+    /// digits: chrono's `%Y` reads `26` as the year 26 and `0` as the year 0, so that
+    /// `31.12.26` would be 0026-12-31, never what an export meant.
+    fn four_digit_year(&self, p: &Parsed) -> Option<()> {
+        let four = self.text.contains("%Y");
+        match p.year {
+            Some(y) if four && !(1000..=9999).contains(&y) => None,
+            _ => Some(()),
+        }
     }
 
     /// `s` as a date and time in this format, with its offset from UTC when it has one.
     pub fn parse_datetime(&self, s: &str) -> Option<(NaiveDateTime, Option<chrono::FixedOffset>)> {
         let mut p = Parsed::new();
         chrono::format::parse(&mut p, s, self.items.iter()).ok()?;
+        self.four_digit_year(&p)?;
         let date = p.to_naive_date().ok()?;
         let time = p.to_naive_time().ok()?;
         let off = p.offset.and_then(chrono::FixedOffset::east_opt);

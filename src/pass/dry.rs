@@ -210,12 +210,13 @@ impl Place for InPlace<'_> {
         report.counts.updated = plan.update;
         report.counts.deleted = plan.delete;
         if let Some(dir) = self.report {
-            report.write_errors(dir, &report.file).map_err(|e| {
+            let (_, csv) = report.write_errors(dir, &report.file).map_err(|e| {
                 Failure::unavailable(format!(
                     "cannot write the report into {}: {e}",
                     dir.display()
                 ))
             })?;
+            report.report_at = Some(csv);
         }
         let c = &report.counts;
         tracing::debug!(

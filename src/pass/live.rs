@@ -175,6 +175,7 @@ fn files(
             // Markers of other files are not worth a warning.
             if !is_marker_of_something(&file, cfg) {
                 tracing::warn!(file = %name, "no mapping matches this file; it stays in the inbox");
+                pass.waiting.push(format!("{name} (matches no mapping)"));
             }
             continue;
         };
@@ -182,10 +183,21 @@ fn files(
             Ok(()) => {}
             Err(NotReady::Settling(_)) => {
                 tracing::info!(file = %name, "not settled yet (modified less than {}s ago); next run", cfg.settle_seconds);
+                pass.waiting.push(format!(
+                    "{name} (not settled yet: modified less than {}s ago)",
+                    cfg.settle_seconds
+                ));
                 continue;
             }
             Err(NotReady::NoMarker(m)) => {
-                tracing::info!(file = %name, "waiting for its ready marker {}", m.file_name().unwrap_or_default().to_string_lossy());
+                let marker = m
+                    .file_name()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .into_owned();
+                tracing::info!(file = %name, "waiting for its ready marker {marker}");
+                pass.waiting
+                    .push(format!("{name} (waiting for its ready marker {marker})"));
                 continue;
             }
         }
@@ -310,6 +322,9 @@ impl DropFolders<'_> {
             outcome: Outcome::Unavailable,
             counts: Default::default(),
             moved_to: None,
+            note: None,
+            csv_delimiter: taken.mapping.report_delimiter,
+            report_at: None,
             errors: Default::default(),
             documents: Default::default(),
         }
@@ -344,6 +359,8 @@ impl DropFolders<'_> {
                 report.moved_to = Some(to.display().to_string());
                 let name = to.file_name().unwrap_or_default().to_string_lossy();
                 report.write_sidecars(dir, &name)?;
+                report.report_at = matches!(report.outcome, Outcome::Failed | Outcome::Invalid)
+                    .then(|| dir.join(format!("{name}.errors.csv")));
                 if let Err(e) = self.record_file(report, Some(to)) {
                     let m = e.to_string();
                     ledger_error = Some(e);
@@ -364,6 +381,7 @@ impl DropFolders<'_> {
                     return Err(e);
                 }
                 report.moved_to = None;
+                report.report_at = None;
                 Ok(Err(format!(
                     "cannot write the report or move the file into {}: {e}",
                     dir.display()
@@ -434,12 +452,24 @@ impl DropFolders<'_> {
             }
         };
         let c = &report.counts;
-        tracing::info!(
-            file = %taken.name, outcome = report.outcome.as_str(), documents = c.documents,
-            accepted = c.accepted, rejected = c.rejected, invalid = c.invalid,
-            already_imported = c.already_imported, to = %stored.display(),
-            "file handled"
-        );
+        if failed {
+            // an error, so that `-q` (cron) prints it: where the file and its report are
+            let mut errors = stored.clone().into_os_string();
+            errors.push(".errors.csv");
+            tracing::error!(
+                file = %taken.name, outcome = report.outcome.as_str(), documents = c.documents,
+                accepted = c.accepted, rejected = c.rejected, invalid = c.invalid,
+                already_imported = c.already_imported, report = %std::path::Path::new(&errors).display(),
+                "file failed"
+            );
+        } else {
+            tracing::info!(
+                file = %taken.name, outcome = report.outcome.as_str(), documents = c.documents,
+                accepted = c.accepted, rejected = c.rejected, invalid = c.invalid,
+                already_imported = c.already_imported, to = %stored.display(),
+                "file handled"
+            );
+        }
         self.claimed = None;
         Ok(FileEnd { report, halt: None })
     }

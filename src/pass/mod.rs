@@ -136,6 +136,9 @@ struct Pass<'a> {
     run_id: String,
     totals: Totals,
     reports: Vec<FileReport>,
+    /// Files of the inbox left for a later pass, each with why (not settled, no ready
+    /// marker, no mapping).
+    waiting: Vec<String>,
 }
 
 impl<'a> Pass<'a> {
@@ -147,6 +150,7 @@ impl<'a> Pass<'a> {
             run_id: new_run_id(),
             totals: Totals::default(),
             reports: Vec::new(),
+            waiting: Vec::new(),
         }
     }
 
@@ -252,6 +256,10 @@ impl<'a> Pass<'a> {
         if !check.submits(mapping) {
             // nothing of this file goes: nothing would be created or updated
             check.plan = Default::default();
+            if !check.fatal {
+                let c = &mut check.counts;
+                c.held_back = c.valid().saturating_sub(c.already_imported);
+            }
         }
         // what the snapshot no longer lists, to delete after the rest
         let deletes = match snapshot {
@@ -319,6 +327,7 @@ impl<'a> Pass<'a> {
             dry_run,
             files: self.reports,
             totals: self.totals,
+            waiting: self.waiting,
             exit_code: exit.code(),
         }
         .print(self.ui);
@@ -451,13 +460,13 @@ impl Refs for PassRefs<'_> {
     }
 }
 
-/// One log line per submission, with its rate.
+/// One log line per submission, with its rate: what was sent (the file's totals, with
+/// what was already imported, are on its "file handled" line).
 fn log_submitted(file: &str, sent: &Submitted, secs: f64) {
     tracing::info!(
         file,
         accepted = sent.accepted,
         rejected = sent.rejected,
-        already_imported = sent.already_imported,
         seconds = format_args!("{secs:.3}"),
         per_second = format_args!(
             "{:.0}",

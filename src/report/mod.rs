@@ -44,6 +44,15 @@ pub struct FileReport {
     /// The documents the target accepted in this run, with the ERP's ids.
     #[serde(skip_serializing_if = "SpillLog::is_empty")]
     pub documents: SpillLog<AcceptedDoc>,
+    /// What the file's counts do not say by themselves: valid documents held back.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// The delimiter of its `errors.csv`.
+    #[serde(skip)]
+    pub csv_delimiter: u8,
+    /// Where its error report was written, for the printed summary (`None`: none was).
+    #[serde(skip)]
+    pub report_at: Option<PathBuf>,
 }
 
 fn masked<S: serde::Serializer>(text: &str, s: S) -> Result<S::Ok, S::Error> {
@@ -135,6 +144,9 @@ impl FileReport {
             outcome,
             counts: check.counts,
             moved_to: None,
+            note: held_back_note(&check.counts, outcome),
+            csv_delimiter: check.report_delimiter,
+            report_at: None,
             errors: std::mem::take(&mut check.problems),
             documents: SpillLog::new(),
         }
@@ -192,7 +204,9 @@ impl FileReport {
     /// Writes the error rows as CSV, streaming the problems.
     pub fn write_errors_csv<W: Write + ?Sized>(&self, out: &mut W) -> io::Result<()> {
         out.write_all("\u{feff}".as_bytes())?;
-        let mut w = csv::Writer::from_writer(&mut *out);
+        let mut w = csv::WriterBuilder::new()
+            .delimiter(self.csv_delimiter)
+            .from_writer(&mut *out);
         w.write_record([
             "stage", "document", "line", "column", "field", "value", "code", "message", "status",
         ])?;
@@ -200,19 +214,72 @@ impl FileReport {
             let r = Row::of(p);
             w.write_record([
                 r.stage.as_str(),
-                r.document.as_deref().unwrap_or(""),
+                &cell(r.document.as_deref().unwrap_or("")),
                 &r.line.map(|l| l.to_string()).unwrap_or_default(),
-                r.column.as_deref().unwrap_or(""),
+                &cell(r.column.as_deref().unwrap_or("")),
                 r.field.as_deref().unwrap_or(""),
-                r.value.as_deref().unwrap_or(""),
+                &cell(r.value.as_deref().unwrap_or("")),
                 r.code.as_str(),
-                &r.message,
+                &cell(&r.message),
                 &r.status.map(|s| s.to_string()).unwrap_or_default(),
             ])?;
             Ok(())
         })?;
+        if let Some(note) = &self.note {
+            // the last row: finance reads this file, and the counts are not in it
+            w.write_record(["submit", "", "", "", "", "", "held_back", note, ""])?;
+        }
         w.flush()?;
         Ok(())
+    }
+}
+
+/// A text for a cell of `errors.csv` that a spreadsheet never runs as a formula: one
+/// that begins with `=`, `+`, `-`, `@`, a tab or a carriage return gets a leading `'`
+/// (OWASP's advice against CSV injection; Excel shows the text as it was), unless it is
+/// a plain number (`-12.50` stays a number).
+fn cell(text: &str) -> std::borrow::Cow<'_, str> {
+    let risky = text.starts_with(['=', '+', '-', '@', '\t', '\r']);
+    if risky && !is_plain_number(text) {
+        std::borrow::Cow::Owned(format!("'{text}"))
+    } else {
+        std::borrow::Cow::Borrowed(text)
+    }
+}
+
+/// `-12.50`, `+3`, `-1,5`: a sign, digits, at most one decimal separator.
+fn is_plain_number(text: &str) -> bool {
+    let digits = text.strip_prefix(['-', '+']).unwrap_or(text);
+    let mut seps = 0;
+    !digits.is_empty()
+        && digits.bytes().all(|b| {
+            if b == b'.' || b == b',' {
+                seps += 1;
+                seps == 1
+            } else {
+                b.is_ascii_digit()
+            }
+        })
+        && digits.as_bytes()[0].is_ascii_digit()
+}
+
+/// The sentence for valid documents that a file's invalid ones held back.
+fn held_back_note(c: &Counts, outcome: Outcome) -> Option<String> {
+    let dry = matches!(outcome, Outcome::Valid | Outcome::Invalid);
+    let (were, was) = if dry {
+        ("would not be", "would not be")
+    } else {
+        ("were not", "was not")
+    };
+    let then = if dry {
+        "fix those before the real run"
+    } else {
+        "fix those and reprocess the file"
+    };
+    match c.held_back {
+        0 => None,
+        1 => Some(format!("1 valid document {was} submitted because the file has invalid ones (on_invalid = \"reject-file\"): {then}")),
+        n => Some(format!("{n} valid documents {were} submitted because the file has invalid ones (on_invalid = \"reject-file\"): {then}")),
     }
 }
 
@@ -261,6 +328,9 @@ mod tests {
             outcome: Outcome::Failed,
             counts: Counts::default(),
             moved_to: None,
+            note: None,
+            csv_delimiter: b',',
+            report_at: None,
             errors: vec![Problem::file(Code::Empty, None, "The file is empty")].into(),
             documents: Default::default(),
         };

@@ -71,6 +71,9 @@ pub fn print_file_summary<W: Write + ?Sized>(out: &mut W, r: &FileReport) -> io:
     if c.already_imported > 0 {
         write!(out, ", {} {}", c.already_imported, sent_before(r.master))?;
     }
+    if c.held_back > 0 {
+        write!(out, ", {} held back", c.held_back)?;
+    }
     if matches!(r.outcome, Outcome::Valid | Outcome::Invalid) && c.has_changes() {
         write!(out, "; would {}", plan(c))?;
     }
@@ -81,12 +84,26 @@ pub fn print_file_summary<W: Write + ?Sized>(out: &mut W, r: &FileReport) -> io:
             None => writeln!(out, "  {} [{}]", shown(&p.message()), p.code)?,
         }
     }
-    if r.errors.len() > SHOWN as u64 {
-        writeln!(
+    if let Some(note) = &r.note {
+        writeln!(out, "  {}", shown(note))?;
+    }
+    let more = r.errors.len().saturating_sub(SHOWN as u64);
+    let dry = matches!(r.outcome, Outcome::Valid | Outcome::Invalid);
+    match (&r.report_at, more) {
+        (Some(at), 0) if !r.errors.is_empty() => {
+            writeln!(out, "  report: {}", shown(&at.display().to_string()))?
+        }
+        (Some(at), n) if n > 0 => writeln!(
             out,
-            "  ... and {} more problems (see the report)",
-            r.errors.len() - SHOWN as u64
-        )?;
+            "  ... and {n} more problems, all in {}",
+            shown(&at.display().to_string())
+        )?,
+        (None, n) if n > 0 && dry => writeln!(
+            out,
+            "  ... and {n} more problems (no report was written: `--report DIR` writes them all)"
+        )?,
+        (None, n) if n > 0 => writeln!(out, "  ... and {n} more problems")?,
+        _ => {}
     }
     Ok(())
 }
@@ -126,6 +143,9 @@ pub struct Summary {
     pub dry_run: bool,
     pub files: Vec<FileReport>,
     pub totals: Totals,
+    /// Files left in the inbox for a later pass, each with why.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub waiting: Vec<String>,
     pub exit_code: i32,
 }
 
@@ -147,8 +167,12 @@ impl Summary {
             return;
         }
         let (t, c) = (&self.totals, &self.totals.counts);
+        let waiting = waiting_list(&self.waiting);
         match (t.files, self.dry_run) {
             (0, true) => crate::outln!("nothing to check"),
+            // `watch` says it every pass: only when asked (-v)
+            (0, false) if self.command == "watch" && !ui.verbose => {}
+            (0, false) if !waiting.is_empty() => crate::outln!("nothing to do yet: {waiting}"),
             (0, false) => crate::outln!("nothing to do"),
             (_, true) => crate::outln!(
                 "{} files: {} valid, {} invalid; {} documents, {} invalid{}",
@@ -160,10 +184,40 @@ impl Summary {
                 }
             ),
             (_, false) => crate::outln!(
-                "{} files: {} done, {} failed, {} back in the inbox; {} documents accepted{}, {} rejected, {} invalid, {} {}",
+                "{} files: {} done, {} failed, {} back in the inbox; {} documents accepted{}, {} rejected, {} invalid, {} {}{}",
                 t.files, t.files_ok, t.files_failed, t.files_waiting, c.accepted, operations(c),
-                c.rejected, c.invalid, c.already_imported, sent_before(t.master)
+                c.rejected, c.invalid, c.already_imported, sent_before(t.master),
+                if c.held_back > 0 {
+                    format!(", {} held back by invalid ones", c.held_back)
+                } else {
+                    String::new()
+                }
             ),
         }
+        if t.files > 0 && !waiting.is_empty() {
+            crate::outln!("not yet: {waiting}");
+        }
     }
+}
+
+/// `2 files waiting: A (why), B (why)`, at most five named.
+fn waiting_list(waiting: &[String]) -> String {
+    const NAMED: usize = 5;
+    if waiting.is_empty() {
+        return String::new();
+    }
+    let n = waiting.len();
+    let mut s = format!(
+        "{n} {} waiting in the inbox: ",
+        if n == 1 { "file" } else { "files" }
+    );
+    let named: Vec<String> = waiting.iter().take(NAMED).map(|w| shown(w)).collect();
+    s.push_str(&named.join(", "));
+    if n > NAMED {
+        s.push_str(&format!(
+            ", and {} more (erpdrop status lists them)",
+            n - NAMED
+        ));
+    }
+    s
 }

@@ -235,7 +235,9 @@ fn a_file_where_every_row_fails_has_every_problem_in_its_reports() {
     }
     // the CSV report has the same rows in the same order
     let text = t.read("rep/INV_bad.csv.errors.csv");
-    let mut rdr = csv::Reader::from_reader(text.trim_start_matches('\u{feff}').as_bytes());
+    let mut rdr = csv::ReaderBuilder::new()
+        .delimiter(b';')
+        .from_reader(text.trim_start_matches('\u{feff}').as_bytes());
     let rows: Vec<csv::StringRecord> = rdr.records().map(Result::unwrap).collect();
     assert_eq!(rows.len(), n);
     for (i, r) in rows.iter().enumerate() {

@@ -1,7 +1,7 @@
 //! Configuration errors: erpdrop.toml, mapping files and lookup files. Every problem is
 //! exit code 2 and names the file, the line and the key; `erpdrop check` lists them all
 //! and loads every lookup; nothing is touched.
-use crate::util::{TestDir, INVOICE_MAPPING};
+use crate::util::{TestDir, INVOICE_HEADER, INVOICE_MAPPING};
 
 /// INVOICE_MAPPING with one piece of text replaced (which must be there).
 fn mapping_with(from: &str, to: &str) -> String {
@@ -397,7 +397,7 @@ fn lookup_files_are_loaded_and_their_problems_named() {
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(
         err.starts_with(&format!(
-            "error: ./mappings/inv.toml, line {}, key lookups.terms.file: cannot open ./ref/termz.csv:",
+            "error: ./mappings/inv.toml, line {}, key lookups.terms.file: lookup file \"ref/termz.csv\" not found: neither ./ref/termz.csv (beside the config) nor ./mappings/ref/termz.csv (beside the mapping) exists",
             line_of(&m, "termz")
         )),
         "{err}"
@@ -418,7 +418,7 @@ fn lookup_files_are_loaded_and_their_problems_named() {
         "crm_id;erp_id\nC1;CUST-1\nC2;CUST-2\nC1;CUST-9\n",
     );
     assert!(config_error(&t).contains(
-        "xref/customers.csv line 4: key \"C1\" appears twice with different values (\"CUST-1\" and \"CUST-9\")"
+        "xref/customers.csv lines 2 and 4: key \"C1\" appears twice with different values (\"CUST-1\" on line 2, \"CUST-9\" on line 4)"
     ));
 
     // bytes that are not in the lookup's encoding
@@ -564,4 +564,126 @@ fn paths_are_relative_to_the_config_file_and_lookups_fall_back_to_the_mapping_fo
         "{}",
         out.stderr
     );
+}
+
+#[test]
+fn a_wrong_column_name_names_the_mapping_and_field_and_check_sample_finds_it_first() {
+    let t = TestDir::new();
+    t.invoice_setup(&INVOICE_MAPPING.replace(
+        r#"amount = { from = "Amount""#,
+        r#"amount = { from = "Amout""#,
+    ));
+    let csv = format!("{INVOICE_HEADER}A1;20.11.2026;C1;N30;1,50;X;1,50\n");
+    t.write("sample/INV_sample.csv", &csv);
+    // before the first real file: check --sample reads it as a run would
+    let out = t.run(&["check", "--sample", "sample/INV_sample.csv"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    let line = out
+        .stdout
+        .lines()
+        .find(|l| l.contains("missing_column"))
+        .unwrap_or_else(|| panic!("{}", out.stdout));
+    let at = line_of(&t.read("mappings/inv.toml"), "amount = { from = \"Amout\"");
+    for part in [
+        "The header row has no column \"Amout\" (did you mean \"Amount\"?)",
+        &format!("mappings/inv.toml reads in lines.amount (line {at})"),
+        "fix the mapping",
+    ] {
+        assert!(line.contains(part), "{part:?} not in {line}");
+    }
+    // and the report of a run says the same, with the field
+    t.write("drop/inbox/INV_1.csv", &csv);
+    assert_eq!(t.run(&["run"]).code, 1);
+    let e = &t.read_json("drop/failed/INV_1.csv.errors.json")["errors"][0];
+    assert_eq!(e["code"], "missing_column");
+    assert_eq!(e["field"], "lines.amount");
+    assert!(
+        e["message"].as_str().unwrap().contains("mappings/inv.toml"),
+        "{e}"
+    );
+    // a column no field is near: no guess
+    let t = TestDir::new();
+    t.invoice_setup(&INVOICE_MAPPING.replace(
+        r#"amount = { from = "Amount""#,
+        r#"amount = { from = "Betrag""#,
+    ));
+    t.write("s/INV_s.csv", &csv);
+    let out = t.run(&["check", "--sample", "s/INV_s.csv"]);
+    assert!(!out.stdout.contains("did you mean"), "{}", out.stdout);
+    assert!(out.stdout.contains("lines.amount"), "{}", out.stdout);
+    // a good sample: exit 0, with its summary
+    let t = TestDir::new();
+    t.invoice_setup(INVOICE_MAPPING);
+    t.write("s/INV_s.csv", &csv);
+    let out = t.run(&["check", "--sample", "s/INV_s.csv"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stdout.contains("valid: INV_s.csv (inv)"),
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn check_lists_mappings_whose_globs_take_the_same_files() {
+    let t = TestDir::new();
+    t.invoice_setup(INVOICE_MAPPING);
+    // a second mapping for every CSV: INV_*.csv is taken by both
+    t.write(
+        "mappings/zz_all.toml",
+        INVOICE_MAPPING
+            .replace("name = \"inv\"", "name = \"all\"")
+            .replace("match = [\"INV_*.csv\"]", "match = [\"*.csv\"]"),
+    );
+    let out = t.run(&["check"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let w = out
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("warning: mappings"))
+        .unwrap_or_else(|| panic!("{}", out.stdout));
+    assert!(
+        w.contains("mappings inv (")
+            && w.contains("and all (")
+            && w.contains("inv is loaded first and takes them"),
+        "{w}"
+    );
+    let json = t.run(&["--json", "check"]).json();
+    assert_eq!(json["warnings"].as_array().unwrap().len(), 1, "{json}");
+    // globs apart: nothing said
+    let t = TestDir::new();
+    t.invoice_setup(INVOICE_MAPPING);
+    t.write(
+        "mappings/zz_cust.toml",
+        INVOICE_MAPPING
+            .replace("name = \"inv\"", "name = \"cust\"")
+            .replace("match = [\"INV_*.csv\"]", "match = [\"CUST_*.csv\"]"),
+    );
+    let out = t.run(&["check"]);
+    assert!(!out.stdout.contains("warning"), "{}", out.stdout);
+}
+
+#[test]
+fn a_bad_date_format_is_said_once_at_its_key() {
+    let t = TestDir::new();
+    let m = broken(&t, "date_format = \"%d.%m.%Y\"", "date_format = \"%d.%m\"");
+    let err = config_error(&t);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with(&format!(
+            "error: ./mappings/inv.toml, line {}, key source.date_format: \"%d.%m\" cannot read a full date",
+            line_of(&m, "date_format")
+        )),
+        "{err}"
+    );
+    // a field's own bad format is its own error
+    let t = TestDir::new();
+    broken(
+        &t,
+        "date     = { from = \"Date\", type = \"date\" }",
+        "date     = { from = \"Date\", type = \"date\", format = \"%Q\" }",
+    );
+    let err = config_error(&t);
+    assert!(err.contains("key header.date.format"), "{err}");
+    assert!(!err.contains("source.date_format"), "{err}");
 }

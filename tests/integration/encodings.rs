@@ -394,8 +394,8 @@ fn a_column_the_mapping_needs_is_missing() {
     let e = file_problem(&t, "F_1.csv", "No;Name;Qty;Item\n1;x;1;a\n");
     assert_eq!(
         e,
-        json!({"stage": "read", "line": 1, "value": "Amount", "code": "missing_column",
-               "message": "The header row has no column \"Amount\"; its columns are \"No\", \"Name\", \"Qty\", \"Item\""})
+        json!({"stage": "read", "line": 1, "value": "Amount", "code": "missing_column", "field": "header.amount",
+               "message": "The header row has no column \"Amount\", which ./mappings/m.toml reads in header.amount (line 13) (if the file's column is right, fix the mapping); its columns are \"No\", \"Name\", \"Qty\", \"Item\""})
     );
     // header names match without regard to case or surrounding blanks
     let c = t.check_file("F_2.csv", "NO ; name;AMOUNT; Item\n1;x;1;a\n");
@@ -542,7 +542,7 @@ fn one_c_windows_1251_fixture() {
     );
     let csv = t.read("rep/realizacii_20261126.csv.errors.csv");
     assert!(
-        csv.contains("ТД00-000124,4,ИНН,customer,500100000000,lookup"),
+        csv.contains("ТД00-000124;4;ИНН;customer;500100000000;lookup"),
         "{csv}"
     );
 }

@@ -273,6 +273,46 @@ fn scale_rounds_half_away_from_zero_and_pads() {
 }
 
 #[test]
+fn rounding_error_refuses_more_decimals_than_the_scale() {
+    let t = header_only(
+        "decimal_separator = \",\"",
+        "amount = { from = \"V\", type = \"decimal\", scale = 2, rounding = \"error\" }",
+    );
+    // as many decimals as the scale, fewer, or trailing zeros beyond it: taken
+    assert_eq!(
+        values_of(&t, "amount", &["12,34", "12,3", "12", "12,340", "-0,50"]),
+        vec!["12.34", "12.30", "12.00", "12.34", "-0.50"]
+    );
+    let e = error_for(&t, "12,345");
+    assert_eq!(e["code"], "type");
+    assert_eq!(
+        e["message"],
+        "Amount \"12,345\" has 3 decimals, more than the 2 of its scale (rounding = \"error\": it is not rounded silently) (line 2, column V)"
+    );
+    // the default still rounds, and says nothing
+    let t = header_only(
+        "decimal_separator = \",\"",
+        "amount = { from = \"V\", type = \"decimal\", scale = 2, rounding = \"half-away-from-zero\" }",
+    );
+    assert_eq!(values_of(&t, "amount", &["12,345"]), vec!["12.35"]);
+    // rounding without a scale means nothing: a config error at its key
+    let t = TestDir::new();
+    t.mapping_setup(&mapping(
+        "",
+        "amount = { from = \"V\", type = \"decimal\", rounding = \"error\" }",
+        "",
+        "",
+    ));
+    let out = t.run(&["check"]);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(
+        out.stderr.contains("header.amount.rounding"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
 fn json_number_writes_a_bare_number_in_its_scale() {
     let t = header_only(
         "",
@@ -329,6 +369,58 @@ fn date_type_errors_show_the_expected_form() {
             format!("Date \"{bad}\" is not a valid date in the form DD.MM.YYYY (line 2, column V)")
         );
     }
+}
+
+#[test]
+fn a_four_digit_year_format_refuses_short_years_and_implausible_years_need_min_max() {
+    let t = header_only(
+        "date_format = \"%d.%m.%Y\"",
+        "date = { from = \"V\", type = \"date\" }",
+    );
+    // chrono alone reads these as the years 26 and 0
+    for bad in ["31.12.26", "31.12.0", "1.1.999"] {
+        let e = error_for(&t, bad);
+        assert_eq!(e["code"], "type", "{bad}: {e}");
+        assert_eq!(
+            e["message"],
+            format!("Date \"{bad}\" is not a valid date in the form DD.MM.YYYY (line 2, column V)")
+        );
+    }
+    // four digits, but a year no export means without saying so
+    for (bad, year) in [
+        ("31.12.0026", "0026"),
+        ("01.01.1899", "1899"),
+        ("01.01.2201", "2201"),
+    ] {
+        let e = error_for(&t, bad);
+        assert_eq!(e["code"], "type", "{bad}: {e}");
+        let msg = e["message"].as_str().unwrap();
+        assert!(
+            msg.contains(&format!("is in the year {}", year.trim_start_matches('0')))
+                && msg.contains("outside 1900-2200")
+                && msg.contains("min and max"),
+            "{msg}"
+        );
+    }
+    assert_eq!(
+        values_of(&t, "date", &["01.01.1900", "31.12.2200", "5.1.2026"]),
+        vec!["1900-01-01", "2200-12-31", "2026-01-05"]
+    );
+    // a two-digit year format keeps reading two digits
+    let t = header_only(
+        "date_format = \"%d.%m.%y\"",
+        "date = { from = \"V\", type = \"date\" }",
+    );
+    assert_eq!(values_of(&t, "date", &["31.12.26"]), vec!["2026-12-31"]);
+    // min/max decide for themselves: an archive of 1850 is allowed
+    let t = header_only(
+        "date_format = \"%d.%m.%Y\"",
+        "date = { from = \"V\", type = \"date\", min = \"1800-01-01\" }",
+    );
+    assert_eq!(values_of(&t, "date", &["01.01.1850"]), vec!["1850-01-01"]);
+    // and a date and time the same
+    let t = header_only("", "v = { from = \"V\", type = \"datetime\" }");
+    assert_eq!(error_for(&t, "0026-11-25T10:00:00")["code"], "type");
 }
 
 #[test]
@@ -615,13 +707,14 @@ fn the_terms_message_of_spec_word_for_word() {
 
 #[test]
 fn labels_name_fields_in_messages() {
-    // default: the field name, capitalised, underscores and dots as spaces; codes,
+    // default: the field name's last dotted part, capitalised, underscores as spaces
+    // (`bank.iban` is "Iban", not "Bank iban"); codes,
     // numbers and accounts are not called "code" twice
     let t = TestDir::new();
     with_lookups(
         &t,
         r#"terms_code = { from = "V", allowed = "terms" }
-"customer.id" = { from = "V", allowed = "terms" }
+"bank.iban" = { from = "V", allowed = "terms" }
 terms = { from = "V", allowed = "terms", label = "Payment terms" }"#,
     );
     let c = t.check_file("F_1.csv", "No;V\nA1;F48\n");
@@ -634,7 +727,7 @@ terms = { from = "V", allowed = "terms", label = "Payment terms" }"#,
         messages,
         vec![
             "Terms code \"F48\" is not in ref/terms.csv (line 2, column V)",
-            "Customer id \"F48\" is not in ref/terms.csv (line 2, column V)",
+            "Iban code \"F48\" is not in ref/terms.csv (line 2, column V)",
             "Payment terms code \"F48\" is not in ref/terms.csv (line 2, column V)",
         ]
     );

@@ -447,7 +447,7 @@ fn a_header_of_many_columns_gives_bounded_reports_ledger_and_status() {
     assert!(msg.chars().count() <= 4000, "{}", msg.len());
     assert!(
         msg.starts_with(
-            "The header row has no column \"Amount\"; its columns are \"No\", \"Date\""
+            "The header row has no column \"Amount\", which ./mappings/inv.toml reads in lines.amount (line 22) (if the file's column is right, fix the mapping); its columns are \"No\", \"Date\""
         ),
         "{msg}"
     );

@@ -270,3 +270,91 @@ fn a_ledger_of_an_older_schema_is_migrated() {
     assert!(out.stderr.contains("newer erpdrop"), "{}", out.stderr);
     assert_eq!(t.ls("drop/inbox"), vec!["INV_2.csv"]);
 }
+
+#[test]
+fn status_keeps_the_failed_run_in_sight_and_shows_counts_apart() {
+    let t = TestDir::new();
+    t.invoice_setup(INVOICE_MAPPING);
+    // a run that imports three, then a failed run, then a good one with two seen before
+    t.write("drop/inbox/INV_1.csv", format!("{INVOICE_HEADER}{THREE}"));
+    assert_eq!(t.run(&["run"]).code, 0);
+    t.write(
+        "drop/inbox/INV_2.csv",
+        format!(
+            "{INVOICE_HEADER}B1;20.11.2026;C9;N30;1,50;X;1,50\nB2;20.11.2026;C1;F99;1,50;X;1,50\nB3;20.11.2026;C1;F98;1,50;X;1,50\n"
+        ),
+    );
+    assert_eq!(t.run(&["run"]).code, 1);
+    // twenty empty passes, as `watch` makes in minutes
+    for _ in 0..20 {
+        assert_eq!(t.run(&["run"]).code, 0);
+    }
+    let st = t.run(&["status"]);
+    assert_eq!(st.code, 0, "{st:?}");
+    let lines: Vec<&str> = st.stdout.lines().collect();
+    assert_eq!(
+        lines[1], "  started        took  command   files accepted already rejected invalid exit",
+        "{}",
+        st.stdout
+    );
+    // the failed run is still listed, the empty passes are one line
+    assert!(lines[2].ends_with(" 1"), "{}", st.stdout);
+    assert!(lines[3].ends_with(" 0"), "{}", st.stdout);
+    assert_eq!(lines[4], "  and 20 passes with nothing to do, not listed");
+    // accepted and already imported apart: the first run accepted 3, none already
+    let first: Vec<&str> = lines[3].split_whitespace().collect();
+    assert_eq!(
+        &first[first.len() - 6..],
+        ["1", "3", "0", "0", "0", "0"],
+        "{}",
+        lines[3]
+    );
+    // the failed file says how many more failed than its first error
+    assert!(
+        st.stdout.contains(
+            "    and 2 more failed documents: failed/INV_2.csv.errors.csv lists them all"
+        ),
+        "{}",
+        st.stdout
+    );
+    let js = t.run(&["status", "--json"]).json();
+    assert_eq!(js["empty_runs"], 20);
+    assert_eq!(js["runs"].as_array().unwrap().len(), 2);
+    assert_eq!(js["failed_files"][0]["failed_documents"], 3);
+    // a good run again with the same invoices: "already" is counted apart from accepted
+    t.write("drop/inbox/INV_3.csv", format!("{INVOICE_HEADER}{THREE}"));
+    assert_eq!(t.run(&["run"]).code, 0);
+    let st = t.run(&["status"]);
+    let newest: Vec<&str> = st
+        .stdout
+        .lines()
+        .nth(2)
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        &newest[newest.len() - 6..],
+        ["1", "0", "3", "0", "0", "0"],
+        "{}",
+        st.stdout
+    );
+    // ten good runs push the failed one out of the list: it is still shown, as the last
+    for i in 0..10 {
+        t.write(
+            &format!("drop/inbox/INV_g{i}.csv"),
+            format!("{INVOICE_HEADER}G{i};20.11.2026;C1;N30;1,50;X;1,50\n"),
+        );
+        assert_eq!(t.run(&["run"]).code, 0);
+    }
+    let st = t.run(&["status"]);
+    assert!(
+        st.stdout.contains("  the last failed run:"),
+        "{}",
+        st.stdout
+    );
+    assert!(
+        st.stdout.lines().all(|l| l.chars().count() <= 80),
+        "{}",
+        st.stdout
+    );
+}

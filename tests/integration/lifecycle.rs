@@ -382,13 +382,15 @@ fn a_killed_run_shows_as_interrupted_after_the_next_run() {
     let text = t.run(&["status"]);
     assert!(!text.stdout.contains("running"), "{}", text.stdout);
     let lines: Vec<&str> = text.stdout.lines().collect();
+    // lines[1] is the table's header
+    assert!(lines[1].ends_with(" exit"), "{}", text.stdout);
     assert!(
-        lines[2].contains(" run ") && lines[2].ends_with("exit -"),
+        lines[3].contains(" run ") && lines[3].ends_with(" -"),
         "{}",
         text.stdout
     );
-    assert!(lines[3].starts_with("    interrupted"), "{}", text.stdout);
-    assert!(lines[1].ends_with("exit 0"), "{}", text.stdout);
+    assert!(lines[4].starts_with("    interrupted"), "{}", text.stdout);
+    assert!(lines[2].ends_with(" 0"), "{}", text.stdout);
     assert!(
         lines.iter().all(|l| l.chars().count() <= 80),
         "{}",

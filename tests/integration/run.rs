@@ -41,6 +41,161 @@ fn init_then_run_puts_the_sample_in_done() {
 }
 
 #[test]
+fn inits_next_line_is_a_command_that_works_as_printed() {
+    let t = TestDir::new();
+    let out = t.run(&["init", "starter"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    // the test runs erpdrop by its path, not from the PATH: the hint names that path
+    let next = out
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("next: "))
+        .unwrap_or_else(|| panic!("no next: line in {}", out.stdout));
+    let exe = assert_cmd::cargo::cargo_bin("erpdrop");
+    assert!(next.contains(&exe.display().to_string()), "{next}");
+    let ran = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(next)
+        .current_dir(t.path())
+        .env_remove("ERPDROP_CONFIG")
+        .output()
+        .unwrap();
+    assert!(ran.status.success(), "{next}: {ran:?}");
+    assert_eq!(t.ls(&format!("starter/drop/done/{}", today())).len(), 2);
+}
+
+#[test]
+fn init_writes_the_config_that_c_names() {
+    let t = TestDir::new();
+    let out = t.run(&["-c", "custom.toml", "init", "starter"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(t.exists("starter/custom.toml"));
+    assert!(!t.exists("starter/erpdrop.toml"));
+    assert!(
+        out.stdout.contains("-c custom.toml validate"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(t.run(&["-c", "starter/custom.toml", "run"]).code, 0);
+    // -c with a folder of its own: the starter goes beside it
+    let out = t.run(&["-c", "other/prod.toml", "init"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(t.exists("other/prod.toml") && t.exists("other/mappings/invoices.toml"));
+    // a config outside DIR would lose its relative paths: refused, nothing written
+    let out = t.run(&["-c", "elsewhere/x.toml", "init", "third"]);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(
+        out.stderr.contains("-c elsewhere/x.toml is not in third"),
+        "{}",
+        out.stderr
+    );
+    assert!(!t.exists("third") && !t.exists("elsewhere"));
+}
+
+#[test]
+fn init_force_over_a_used_starter_says_that_the_ledger_is_kept() {
+    let t = TestDir::new();
+    assert_eq!(t.run(&["init", "starter"]).code, 0);
+    assert_eq!(t.run(&["-c", "starter/erpdrop.toml", "run"]).code, 0);
+    let out = t.run(&["init", "--force", "starter"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stdout.contains("ledger")
+            && out.stdout.contains("already imported")
+            && out.stdout.contains("remove"),
+        "{}",
+        out.stdout
+    );
+    // a fresh starter says nothing of the kind
+    let out = t.run(&["init", "fresh"]);
+    assert!(!out.stdout.contains("note:"), "{}", out.stdout);
+}
+
+#[test]
+fn watch_refuses_an_interval_under_one_second() {
+    let t = setup();
+    for bad in ["0s", "500ms"] {
+        let out = t.run(&["watch", "--interval", bad]);
+        assert_eq!(out.code, 2, "{bad}: {out:?}");
+        assert!(
+            out.stderr.contains("shorter than one second"),
+            "{}",
+            out.stderr
+        );
+    }
+    // no pass ran: no ledger, no run recorded
+    assert!(!t.exists("drop/.erpdrop/ledger.sqlite"));
+    let out = t.run(&["watch", "--interval", "soon"]);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.stderr.contains("e.g. 30s"), "{}", out.stderr);
+}
+
+#[test]
+fn valid_documents_held_back_by_reject_file_are_said_in_the_summary_and_reports() {
+    let t = setup();
+    // A1 and A3 are valid; A2 has an unknown customer: with reject-file nothing goes
+    t.write(
+        "drop/inbox/INV_1.csv",
+        format!(
+            "{INVOICE_HEADER}A1;20.11.2026;C1;N30;1,50;X;1,50\nA2;20.11.2026;C9;N30;1,50;X;1,50\nA3;20.11.2026;C1;N30;1,50;X;1,50\n"
+        ),
+    );
+    let dry = t.run(&["validate"]);
+    assert!(
+        dry.stdout.contains(", 2 held back")
+            && dry.stdout.contains(
+                "2 valid documents would not be submitted because the file has invalid ones"
+            ),
+        "{}",
+        dry.stdout
+    );
+    let out = t.run(&["run"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    let note = "2 valid documents were not submitted because the file has invalid ones (on_invalid = \"reject-file\"): fix those and reprocess the file";
+    assert!(
+        out.stdout.contains(&format!("  {note}\n")),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains(", 2 held back by invalid ones"),
+        "{}",
+        out.stdout
+    );
+    let json = t.read_json("drop/failed/INV_1.csv.errors.json");
+    assert_eq!(json["counts"]["held_back"], 2, "{json}");
+    assert_eq!(json["note"], note);
+    assert_eq!(
+        json["errors"].as_array().unwrap().len(),
+        1,
+        "the rows stay the problems"
+    );
+    let csv = t.read("drop/failed/INV_1.csv.errors.csv");
+    let last = csv.lines().last().unwrap();
+    assert!(last.starts_with("submit;;;;;;held_back;"), "{csv}");
+    assert!(last.contains(note.replace('"', "\"\"").as_str()), "{csv}");
+    // skip-document: the valid ones go, nothing is held back
+    let t = TestDir::new();
+    t.invoice_setup(&INVOICE_MAPPING.replace(
+        "[document]\nkey = [\"No\"]",
+        "[document]\nkey = [\"No\"]\non_invalid = \"skip-document\"",
+    ));
+    t.write(
+        "drop/inbox/INV_1.csv",
+        format!(
+            "{INVOICE_HEADER}A1;20.11.2026;C1;N30;1,50;X;1,50\nA2;20.11.2026;C9;N30;1,50;X;1,50\n"
+        ),
+    );
+    let out = t.run(&["run"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(!out.stdout.contains("held back"), "{}", out.stdout);
+    assert_eq!(
+        t.read_json("drop/failed/INV_1.csv.errors.json")["counts"]["accepted"],
+        1
+    );
+}
+
+#[test]
 fn good_and_bad_files_each_end_in_their_place() {
     let t = setup();
     t.write(
@@ -77,8 +232,9 @@ fn good_and_bad_files_each_end_in_their_place() {
     assert_eq!(rows[1]["code"], "lookup");
     assert_eq!(rows[1]["document"], "B2");
     let csv = t.read("drop/failed/INV_2.csv.errors.csv");
-    assert!(csv.contains("stage,document,line,column,field,value,code,message,status"));
-    assert!(csv.contains("validate,B1,2,Terms,terms,F49,not_allowed,"));
+    // semicolons, as the mapping's source: Excel in that locale shows columns
+    assert!(csv.contains("stage;document;line;column;field;value;code;message;status"));
+    assert!(csv.contains("validate;B1;2;Terms;terms;F49;not_allowed;"));
     // reject-file: nothing of the bad file was submitted
     assert_eq!(t.ls("drop/outbox"), vec!["sales_invoice-A1.json"]);
     assert!(t.ls("drop/processing").is_empty());
@@ -145,6 +301,24 @@ fn files_wait_until_settled() {
     assert_eq!(out.code, 0, "{out:?}");
     assert_eq!(t.ls("drop/inbox"), vec!["INV_new.csv"]);
     assert_eq!(t.ls("drop/outbox"), vec!["sales_invoice-A2.json"]);
+    // the summary says what was left, and why
+    assert!(
+        out.stdout.contains(
+            "not yet: 1 file waiting in the inbox: INV_new.csv (not settled yet: modified less than 60s ago)"
+        ),
+        "{}",
+        out.stdout
+    );
+    // a pass with only waiting files is not "nothing to do"
+    t.write("drop/inbox/notes.txt", "x");
+    let out = t.run(&["run"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(
+        out.stdout,
+        "nothing to do yet: 2 files waiting in the inbox: INV_new.csv (not settled yet: modified less than 60s ago), notes.txt (matches no mapping)\n"
+    );
+    let json = t.run(&["--json", "run"]).json();
+    assert_eq!(json["waiting"].as_array().unwrap().len(), 2, "{json}");
 }
 
 #[test]
@@ -164,6 +338,11 @@ fn ready_marker_is_required_and_moves_along() {
     assert_eq!(
         t.ls(&format!("drop/done/{}", today())),
         vec!["INV_2.csv", "INV_2.csv.ok", "INV_2.csv.report.json"]
+    );
+    let out = t.run(&["run"]);
+    assert_eq!(
+        out.stdout,
+        "nothing to do yet: 1 file waiting in the inbox: INV_1.csv (waiting for its ready marker INV_1.csv.ok)\n"
     );
 }
 
@@ -377,6 +556,72 @@ fn a_config_error_exits_2_and_touches_nothing() {
 }
 
 #[test]
+fn quiet_prints_one_line_per_failed_file_with_its_counts_and_report() {
+    let t = setup();
+    t.write(
+        "drop/inbox/INV_1.csv",
+        format!(
+            "{INVOICE_HEADER}A1;20.11.2026;C1;N30;1,50;X;1,50\nA2;20.11.2026;C9;N30;1,50;X;1,50\n"
+        ),
+    );
+    t.write(
+        "drop/inbox/INV_2.csv",
+        format!("{INVOICE_HEADER}B1;20.11.2026;C1;N30;1,50;X;1,50\n"),
+    );
+    let out = t.run(&["-q", "run"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert_eq!(out.stdout, "");
+    let lines: Vec<&str> = out.stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{}", out.stderr);
+    let line = lines[0];
+    assert!(
+        line.contains("ERROR") && line.contains("file failed"),
+        "{line}"
+    );
+    assert!(line.contains("file=INV_1.csv"), "{line}");
+    assert!(
+        line.contains("invalid=1") && line.contains("documents=2"),
+        "{line}"
+    );
+    assert!(
+        line.contains("report=./drop/failed/INV_1.csv.errors.csv"),
+        "{line}"
+    );
+    assert!(t.exists("drop/failed/INV_1.csv.errors.csv"));
+}
+
+#[test]
+fn a_files_log_lines_agree_on_its_counts() {
+    let t = setup();
+    let csv = format!("{INVOICE_HEADER}A1;20.11.2026;C1;N30;1,50;X;1,50\n");
+    t.write("drop/inbox/INV_1.csv", &csv);
+    assert_eq!(t.run(&["run"]).code, 0);
+    // the same invoices again, and a new one
+    t.write(
+        "drop/inbox/INV_2.csv",
+        format!("{csv}A2;20.11.2026;C1;N30;1,50;X;1,50\n"),
+    );
+    let out = t.run(&["--log-format", "json", "run"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let lines: Vec<serde_json::Value> = out
+        .stderr
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let of = |m: &str| {
+        lines
+            .iter()
+            .find(|l| l["message"] == m && l["file"] == "INV_2.csv")
+            .unwrap_or_else(|| panic!("no {m:?} line in {}", out.stderr))
+            .clone()
+    };
+    let (sent, handled) = (of("submitted"), of("file handled"));
+    assert_eq!(sent["accepted"], handled["accepted"]);
+    assert_eq!(handled["already_imported"], 1);
+    assert!(sent.get("already_imported").is_none(), "{sent}");
+}
+
+#[test]
 fn quiet_prints_nothing_and_json_log_lines_parse() {
     let t = setup();
     t.write(
@@ -410,8 +655,8 @@ fn watch_runs_passes_until_sigterm() {
     let t = setup();
     let child = t
         .spawn_cmd()
-        .args(["watch", "--interval", "200ms"])
-        .stdout(Stdio::null())
+        .args(["watch", "--interval", "1s"])
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -441,4 +686,24 @@ fn watch_runs_passes_until_sigterm() {
     );
     assert!(t.ls("drop/processing").is_empty());
     assert_eq!(t.ls("drop/outbox"), vec!["sales_invoice-A1.json"]);
+    // empty passes are quiet; the file's pass is not
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!stdout.contains("nothing to do"), "{stdout}");
+    assert!(stdout.contains("done: INV_1.csv"), "{stdout}");
+    // with -v an empty pass says so
+    let child = t
+        .spawn_cmd()
+        .args(["-v", "watch", "--interval", "1s"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("nothing to do"), "{stdout}");
 }

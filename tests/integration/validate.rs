@@ -83,7 +83,10 @@ fn invalid_data_is_exit_1_and_the_summary_shows_the_first_problems() {
         lines[1],
         "  B0: Customer code \"C9\" has no entry in xref/customers.csv (line 2, column Cust) [lookup]"
     );
-    assert_eq!(lines[6], "  ... and 3 more problems (see the report)");
+    assert_eq!(
+        lines[6],
+        "  ... and 3 more problems (no report was written: `--report DIR` writes them all)"
+    );
     assert_eq!(
         lines[7],
         "valid: INV_2.csv (inv): 3 rows, 2 documents, 2 valid, 0 invalid"
@@ -92,6 +95,38 @@ fn invalid_data_is_exit_1_and_the_summary_shows_the_first_problems() {
         lines[8],
         "2 files: 1 valid, 1 invalid; 10 documents, 8 invalid"
     );
+}
+
+#[test]
+fn the_summary_names_the_report_where_one_was_written() {
+    let t = setup(INVOICE_MAPPING);
+    let mut rows = String::new();
+    for n in 0..8 {
+        rows.push_str(&format!("B{n};20.11.2026;C9;N30;1,00;X;1,00\n"));
+    }
+    inbox(&t, "INV_1.csv", &rows);
+    inbox(&t, "INV_2.csv", "B9;20.11.2026;C9;N30;1,00;X;1,00\n");
+    let out = t.run(&["validate", "--report", "rep"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(t.exists("rep/INV_1.csv.errors.csv"));
+    let said = |line: &str| out.stdout.lines().any(|l| l == line);
+    assert!(
+        said("  ... and 3 more problems, all in rep/INV_1.csv.errors.csv"),
+        "{}",
+        out.stdout
+    );
+    // a file whose few problems are all shown still says where its report is
+    assert!(said("  report: rep/INV_2.csv.errors.csv"), "{}", out.stdout);
+    // a real run: the failed file's report in failed/
+    let out = t.run(&["run"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stdout
+            .contains("  ... and 3 more problems, all in ./drop/failed/INV_1.csv.errors.csv\n"),
+        "{}",
+        out.stdout
+    );
+    assert!(t.exists("drop/failed/INV_1.csv.errors.csv"));
 }
 
 #[test]
@@ -222,7 +257,7 @@ fn report_files_have_the_keys_of_spec() {
     assert_eq!(
         r["counts"],
         // in a dry run, created/updated/deleted say what would be
-        json!({"rows": 3, "documents": 3, "accepted": 0, "rejected": 0, "invalid": 2, "already_imported": 0,
+        json!({"rows": 3, "documents": 3, "accepted": 0, "rejected": 0, "invalid": 2, "already_imported": 0, "held_back": 1,
                "created": 0, "updated": 0, "deleted": 0, "unchanged": 0})
     );
     assert_eq!(
@@ -234,16 +269,19 @@ fn report_files_have_the_keys_of_spec() {
              "code": "type", "message": "Date \"bad\" is not a valid date in the form DD.MM.YYYY (line 5, column Date)"},
         ])
     );
-    // the CSV: BOM, SPEC's columns, one row per error with the same values
+    // the CSV: BOM, SPEC's columns, one row per error with the same values, delimited
+    // as the mapping's source (";"), then the valid document the file held back
     let csv_bytes = std::fs::read(t.join("rep/INV_1.csv.errors.csv")).unwrap();
     assert!(
         csv_bytes.starts_with(
-            b"\xEF\xBB\xBFstage,document,line,column,field,value,code,message,status\r\n"
+            b"\xEF\xBB\xBFstage;document;line;column;field;value;code;message;status\r\n"
         ) || csv_bytes.starts_with(
-            b"\xEF\xBB\xBFstage,document,line,column,field,value,code,message,status\n"
+            b"\xEF\xBB\xBFstage;document;line;column;field;value;code;message;status\n"
         )
     );
-    let mut rdr = csv::Reader::from_reader(&csv_bytes[3..]);
+    let mut rdr = csv::ReaderBuilder::new()
+        .delimiter(b';')
+        .from_reader(&csv_bytes[3..]);
     let rows: Vec<Vec<String>> = rdr
         .records()
         .map(|r| r.unwrap().iter().map(str::to_string).collect())
@@ -273,6 +311,17 @@ fn report_files_have_the_keys_of_spec() {
                 "Date \"bad\" is not a valid date in the form DD.MM.YYYY (line 5, column Date)",
                 ""
             ],
+            vec![
+                "submit",
+                "",
+                "",
+                "",
+                "",
+                "",
+                "held_back",
+                "1 valid document would not be submitted because the file has invalid ones (on_invalid = \"reject-file\"): fix those before the real run",
+                ""
+            ],
         ]
     );
     // a valid file gets a report too, with no errors
@@ -286,7 +335,79 @@ fn report_files_have_the_keys_of_spec() {
     );
     assert_eq!(
         t.read("rep/INV_1.csv.errors.csv").trim_end(),
-        "\u{feff}stage,document,line,column,field,value,code,message,status"
+        "\u{feff}stage;document;line;column;field;value;code;message;status"
+    );
+}
+
+#[test]
+fn the_error_csv_opens_in_excel_as_columns_and_runs_no_formula() {
+    // [report] delimiter sets it; a value that Excel would run as a formula is text
+    let t =
+        setup(&INVOICE_MAPPING.replace("[lookups]", "[report]\ndelimiter = \"\\t\"\n\n[lookups]"));
+    inbox(
+        &t,
+        "INV_1.csv",
+        "=HYPERLINK(\"http://x\");20.11.2026;C1;N30;1,00;X;1,00\n@SUM(A1);20.11.2026;C1;N30;-1,00;X;-1,00\nB3;20.11.2026;C1;+cmd;1,00;X;1,00\n",
+    );
+    let out = t.run(&["validate", "--report", "rep"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    let csv = t.read("rep/INV_1.csv.errors.csv");
+    let mut rdr = csv::ReaderBuilder::new()
+        .delimiter(b'\t')
+        .from_reader(csv.trim_start_matches('\u{feff}').as_bytes());
+    let rows: Vec<csv::StringRecord> = rdr.records().map(Result::unwrap).collect();
+    let cells: Vec<String> = rows
+        .iter()
+        .flat_map(|r| r.iter().map(str::to_string))
+        .collect();
+    for c in &cells {
+        assert!(
+            !(c.starts_with(['=', '@', '+']) || (c.starts_with('-') && c.parse::<f64>().is_err())),
+            "a cell Excel would run: {c:?} in {csv}"
+        );
+    }
+    assert!(
+        cells.iter().any(|c| c == "'=HYPERLINK(\"http://x\")"),
+        "{csv}"
+    );
+    assert!(cells.iter().any(|c| c == "'+cmd"), "{csv}");
+    // the JSON report keeps the values as they were
+    let json = t.read_json("rep/INV_1.csv.errors.json");
+    assert!(json.to_string().contains("\"=HYPERLINK"), "{json}");
+    // a bad delimiter is a config error at its key
+    let t =
+        setup(&INVOICE_MAPPING.replace("[lookups]", "[report]\ndelimiter = \";;\"\n\n[lookups]"));
+    let out = t.run(&["check"]);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.stderr.contains("report.delimiter"), "{}", out.stderr);
+}
+
+#[test]
+fn pattern_message_speaks_to_finance_instead_of_the_expression() {
+    let t = setup(&INVOICE_MAPPING.replace(
+        "number   = { from = \"No\", required = true, max_length = 10 }",
+        "number   = { from = \"No\", required = true, max_length = 10, pattern = '[A-Z]{2}\\d{4}', pattern_message = \"an invoice number: two capital letters and four digits (AB1234)\" }",
+    ));
+    inbox(&t, "INV_1.csv", "b12;20.11.2026;C1;N30;1,00;X;1,00\n");
+    let out = t.run(&["validate", "--json"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    let e = &out.json()["files"][0]["errors"][0];
+    assert_eq!(e["code"], "pattern");
+    assert_eq!(
+        e["message"],
+        "Number \"b12\" is not an invoice number: two capital letters and four digits (AB1234) (line 2, column No)"
+    );
+    // without a pattern it means nothing: a config error
+    let t = setup(&INVOICE_MAPPING.replace(
+        "number   = { from = \"No\", required = true, max_length = 10 }",
+        "number   = { from = \"No\", pattern_message = \"x\" }",
+    ));
+    let out = t.run(&["check"]);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(
+        out.stderr.contains("header.number.pattern_message"),
+        "{}",
+        out.stderr
     );
 }
 
@@ -358,7 +479,7 @@ fn json_summary() {
     assert_eq!(
         s["totals"],
         json!({"files": 2, "files_ok": 1, "files_failed": 1, "files_waiting": 0, "rows": 5,
-               "documents": 4, "accepted": 0, "rejected": 0, "invalid": 1, "already_imported": 0,
+               "documents": 4, "accepted": 0, "rejected": 0, "invalid": 1, "already_imported": 0, "held_back": 1,
                "created": 2, "updated": 0, "deleted": 0, "unchanged": 0})
     );
     let out = t.run(&["run", "--dry-run", "--json"]);

@@ -151,6 +151,7 @@ fn kind(spec: &FieldSpec, defaults: &FieldDefaults) -> Result<Kind, CompileError
             decimal,
             thousands,
             scale: spec.scale,
+            exact: spec.rounding == Some(crate::mapping::spec::Rounding::Error),
         },
         FieldType::Date => {
             let fmt = spec
@@ -193,6 +194,13 @@ fn check_type_options(spec: &FieldSpec, kind: &Kind) -> Result<(), CompileError>
     if spec.scale.is_some_and(|s| s > 28) {
         return Err(("scale", "`scale` can be at most 28".to_string()));
     }
+    if spec.rounding.is_some() && spec.scale.is_none() {
+        return Err((
+            "rounding",
+            "`rounding` says what happens to decimals beyond `scale`, and there is no scale"
+                .to_string(),
+        ));
+    }
     if spec.format.is_some() && !matches!(kind, Kind::Date(_) | Kind::DateTime(_)) {
         return Err((
             "format",
@@ -208,6 +216,12 @@ fn check_type_options(spec: &FieldSpec, kind: &Kind) -> Result<(), CompileError>
 /// `pattern`, anchored: the whole value must match.
 fn pattern(spec: &FieldSpec) -> Result<Option<(Regex, String)>, CompileError> {
     let Some(p) = &spec.pattern else {
+        if spec.pattern_message.is_some() {
+            return Err((
+                "pattern_message",
+                "pattern_message says what pattern asks for, and there is no pattern".into(),
+            ));
+        }
         return Ok(None);
     };
     let re = Regex::new(&format!("^(?:{p})$")).map_err(|e| {
@@ -219,7 +233,15 @@ fn pattern(spec: &FieldSpec) -> Result<Option<(Regex, String)>, CompileError> {
             ),
         )
     })?;
-    Ok(Some((re, p.clone())))
+    // what a message shows: the user's words, else the expression
+    let shown = match &spec.pattern_message {
+        Some(m) if m.trim().is_empty() => {
+            return Err(("pattern_message", "pattern_message is empty".into()))
+        }
+        Some(m) => format!("is not {}", m.trim()),
+        None => format!("does not have the expected form {p}"),
+    };
+    Ok(Some((re, shown)))
 }
 
 /// `min` or `max` (the sub-key `key`), as a value of the field's type.
@@ -308,8 +330,11 @@ fn allowed(
 }
 
 /// `unit_price` -> `Unit price`; `customer.id` -> `Customer id`.
+/// A field's name as a finance user reads it: its last dotted part (`bank.iban` is
+/// "Iban", not "Bank iban"), `_` as spaces, the first letter capital.
 fn default_label(name: &str) -> String {
-    let spaced = name.replace(['_', '.'], " ");
+    let last = name.rsplit('.').find(|p| !p.is_empty()).unwrap_or(name);
+    let spaced = last.replace('_', " ");
     let mut c = spaced.chars();
     match c.next() {
         Some(f) => f.to_uppercase().collect::<String>() + c.as_str(),

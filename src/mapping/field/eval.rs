@@ -8,6 +8,10 @@ use crate::problem::{quote, Code};
 use rust_decimal::{Decimal, RoundingStrategy};
 use std::borrow::Cow;
 
+/// The years a date may have without `min`/`max` on its field: a date outside them is far
+/// more often a typing error (`0026` for 2026, `20266`) than a real date of an export.
+const PLAUSIBLE_YEARS: std::ops::RangeInclusive<i32> = 1900..=2200;
+
 impl Field {
     fn raw<'a>(&'a self, ctx: &'a EvalCtx<'a>) -> Cow<'a, str> {
         match &self.source {
@@ -90,16 +94,27 @@ impl Field {
                 }
             }
         }
-        if let Some((re, src)) = &self.pattern {
+        if let Some((re, says)) = &self.pattern {
             let t = value.text();
             if !re.is_match(&t) {
                 return Err(self.fail(
                     Code::Pattern,
                     &t,
+                    format!("{} {} {says}", self.label, quote(&t)),
+                ));
+            }
+        }
+        if self.min.is_none() && self.max.is_none() {
+            if let Some(year) = value.year().filter(|y| !PLAUSIBLE_YEARS.contains(y)) {
+                let t = value.to_text();
+                return Err(self.fail(
+                    Code::Type,
+                    &t,
                     format!(
-                        "{} {} does not have the expected form {src}",
+                        "{} {t} is in the year {year}: outside {}-{}, a mistyped year? (give the field min and max to allow it)",
                         self.label,
-                        quote(&t)
+                        PLAUSIBLE_YEARS.start(),
+                        PLAUSIBLE_YEARS.end()
                     ),
                 ));
             }
@@ -212,6 +227,7 @@ impl Field {
                 decimal,
                 thousands,
                 scale,
+                exact,
             } => {
                 let d = parse_decimal(text, *decimal, *thousands).ok_or_else(|| {
                     self.fail(
@@ -229,6 +245,18 @@ impl Field {
                         ),
                     )
                 })?;
+                let places = d.normalize().scale();
+                if let Some(s) = scale.filter(|s| *exact && places > *s) {
+                    return Err(self.fail(
+                        Code::Type,
+                        text,
+                        format!(
+                            "{} {} has {places} decimals, more than the {s} of its scale (rounding = \"error\": it is not rounded silently)",
+                            self.label,
+                            quote(text)
+                        ),
+                    ));
+                }
                 Ok(Value::Dec(match scale {
                     Some(s) => round_to(d, *s),
                     None => d,

@@ -51,6 +51,8 @@ pub enum Kind {
         decimal: char,
         thousands: Option<char>,
         scale: Option<u32>,
+        /// More decimals than `scale` is an error rather than rounded.
+        exact: bool,
     },
     Date(DateFormat),
     DateTime(Vec<DateFormat>),

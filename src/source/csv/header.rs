@@ -120,8 +120,22 @@ pub(super) fn resolve(
             .collect::<Vec<_>>()
             .join(", ");
         let msg = if header {
+            let hints: Vec<String> = missing
+                .iter()
+                .filter_map(|m| {
+                    nearest_column(columns, m).map(|c| match missing.len() {
+                        1 => quote(c),
+                        _ => format!("{} for {}", quote(c), quote(m)),
+                    })
+                })
+                .collect();
+            let hint = if hints.is_empty() {
+                String::new()
+            } else {
+                format!(" (did you mean {}?)", hints.join(", "))
+            };
             format!(
-                "The header row has no column {list}; its columns are {}",
+                "The header row has no column {list}{hint}; its columns are {}",
                 list_columns(columns)
             )
         } else {
@@ -167,6 +181,60 @@ fn resolve_column(columns: &[String], name: &str, header: bool) -> Option<usize>
 
 /// The header's columns for a message, quoted: as many as fit in a message, then how
 /// many more there are (a header line can be 50 MB long).
+/// The column most like `name` (a typing error: `Amout` for `Amount`), if one is close:
+/// at most two edits apart, ignoring case and blanks, and closer than any other.
+fn nearest_column<'c>(columns: &'c [String], name: &str) -> Option<&'c str> {
+    let norm = |s: &str| -> Vec<char> {
+        s.chars()
+            .filter(|c| !c.is_whitespace())
+            .flat_map(char::to_lowercase)
+            .collect()
+    };
+    let want = norm(name);
+    let limit = if want.len() <= 4 { 1 } else { 2 };
+    let mut best: Option<(usize, &str)> = None;
+    let mut tie = false;
+    for c in columns.iter().take(10_000) {
+        let d = edit_distance(&want, &norm(c), limit);
+        if d > limit {
+            continue;
+        }
+        match best {
+            Some((b, _)) if d > b => {}
+            Some((b, _)) if d == b => tie = true,
+            _ => {
+                best = Some((d, c));
+                tie = false;
+            }
+        }
+    }
+    best.filter(|_| !tie).map(|(_, c)| c)
+}
+
+/// Levenshtein distance of `a` and `b`, or `limit + 1` once it is sure to exceed
+/// `limit`.
+fn edit_distance(a: &[char], b: &[char], limit: usize) -> usize {
+    if a.len().abs_diff(b.len()) > limit {
+        return limit + 1;
+    }
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    let mut cur = vec![0; b.len() + 1];
+    for (i, ca) in a.iter().enumerate() {
+        cur[0] = i + 1;
+        let mut row_min = cur[0];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != cb);
+            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
+            row_min = row_min.min(cur[j + 1]);
+        }
+        if row_min > limit {
+            return limit + 1;
+        }
+        std::mem::swap(&mut prev, &mut cur);
+    }
+    prev[b.len()]
+}
+
 fn list_columns(columns: &[String]) -> String {
     let mut out = String::new();
     for (i, c) in columns.iter().enumerate() {
@@ -223,4 +291,25 @@ fn ambiguous_column(columns: &[String], name: &str, i: usize, j: usize, line: u6
         .with_line(line)
         .with_column(a.clone())
         .with_value(name.to_string())
+}
+
+#[cfg(test)]
+mod nearest_tests {
+    use super::*;
+
+    #[test]
+    fn a_typing_error_finds_its_column_and_nothing_else_does() {
+        let cols: Vec<String> = ["InvoiceNo", "Amount", "Amount2", "Terms", "Qty"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(nearest_column(&cols, "Amout"), Some("Amount"));
+        assert_eq!(nearest_column(&cols, "invoice no"), Some("InvoiceNo"));
+        assert_eq!(nearest_column(&cols, "Trems"), Some("Terms"));
+        // two equally close: no guess
+        assert_eq!(nearest_column(&cols, "Amount3"), None);
+        assert_eq!(nearest_column(&cols, "Customer"), None);
+        assert_eq!(nearest_column(&cols, "Qt"), Some("Qty"));
+        assert_eq!(nearest_column(&cols, "Q"), None);
+    }
 }
