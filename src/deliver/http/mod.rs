@@ -18,9 +18,14 @@ use crate::config::{HttpConfig, PayloadFormat};
 use crate::ledger::Operation;
 use crate::spool::SpooledDoc;
 use sha2::{Digest, Sha256};
-use std::io::Read;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+
+mod answer;
+mod url;
+
+use answer::{error_text, not_delivery, read_body, scalar_text, transport_message};
+use url::{base_url, fill, key_changes_path};
 
 pub struct HttpTarget {
     agent: ureq::Agent,
@@ -69,75 +74,6 @@ pub fn idempotency_key(doc: &SpooledDoc, mapping: &str) -> String {
     }
     hex::encode(h.finalize())
 }
-
-/// A URL template with `{document}`, `{mapping}`, `{key}` and `{id}` filled in (key and
-/// id percent-encoded as path segments).
-fn fill(template: &str, ctx: &DocContext<'_>, key: &str, id: Option<&str>) -> String {
-    let mut url = template
-        .replace("{document}", ctx.document_type)
-        .replace("{mapping}", ctx.mapping)
-        .replace("{key}", &url_segment(key));
-    if let Some(id) = id {
-        url = url.replace("{id}", &url_segment(id));
-    }
-    url
-}
-
-/// Percent-encodes a key for a URL path segment. `.` and `..` stay as they are: no
-/// encoding of them survives a URL parser (WHATWG URL treats `%2e` as `.`), so such a
-/// key is refused before sending (see [`key_changes_path`]).
-fn url_segment(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-/// Whether a path segment is a dot segment as a URL parser sees it (`.`, `..`, or the
-/// same with `%2e`): it would be normalised away, changing the path.
-fn is_dot_segment(seg: &str) -> bool {
-    let seg = seg.to_ascii_lowercase();
-    matches!(
-        seg.as_str(),
-        "." | ".." | "%2e" | ".%2e" | "%2e." | "%2e%2e"
-    )
-}
-
-/// The path segments of a URL (after `scheme://host`, before `?` or `#`).
-fn path_segments(url: &str) -> impl Iterator<Item = &str> {
-    let after_scheme = url.find("://").map(|i| i + 3).unwrap_or(0);
-    let rest = &url[after_scheme..];
-    let path = rest.find('/').map(|i| &rest[i..]).unwrap_or("");
-    let path = path.split(['?', '#']).next().unwrap_or("");
-    path.split('/').skip(1)
-}
-
-/// Whether `url`, made with a document's key, has a path that the same URL made with
-/// a plain key (`x`) does not: a key of `.` or `..` (a dot segment, normalised away) or
-/// an empty key (an empty segment) would send the document to another resource.
-fn key_changes_path(url: &str, plain: &str) -> bool {
-    let mut a = path_segments(url);
-    let mut b = path_segments(plain);
-    loop {
-        match (a.next(), b.next()) {
-            (None, None) => return false,
-            (Some(x), Some(y)) => {
-                if (is_dot_segment(x) && !is_dot_segment(y)) || (x.is_empty() && !y.is_empty()) {
-                    return true;
-                }
-            }
-            _ => return true,
-        }
-    }
-}
-
-/// At most this many characters of a header the ERP sent go into a message.
-const HEADER_SHOWN: usize = 500;
 
 impl HttpTarget {
     pub fn new(cfg: &HttpConfig, format: PayloadFormat) -> HttpTarget {
@@ -342,28 +278,11 @@ impl HttpTarget {
     /// (`/message`, `/error/message`, `/error`, `/detail`, `/title`), or the body text;
     /// secrets masked.
     fn error_message(&self, code: u16, body: &str) -> String {
-        crate::redact::redact_string(self.error_words(code, body))
-    }
-
-    fn error_words(&self, code: u16, body: &str) -> String {
-        if let Ok(j) = serde_json::from_str::<serde_json::Value>(body) {
-            let mut pointers: Vec<&str> = Vec::new();
-            if let Some(p) = &self.cfg.error_pointer {
-                pointers.push(p);
-            }
-            pointers.extend(["/message", "/error/message", "/error", "/detail", "/title"]);
-            for p in pointers {
-                if let Some(t) = j.pointer(p).and_then(error_text) {
-                    return t;
-                }
-            }
-        }
-        let text = body.trim();
-        if text.is_empty() {
-            format!("HTTP {code}")
-        } else {
-            text.chars().take(500).collect()
-        }
+        crate::redact::redact_string(answer::error_words(
+            self.cfg.error_pointer.as_deref(),
+            code,
+            body,
+        ))
     }
 
     fn backoff(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
@@ -474,81 +393,6 @@ impl RemoteTarget for HttpTarget {
     }
 }
 
-fn read_body(resp: ureq::Response) -> String {
-    let mut s = String::new();
-    let _ = resp.into_reader().take(1 << 20).read_to_string(&mut s);
-    s
-}
-
-fn error_text(v: &serde_json::Value) -> Option<String> {
-    match v {
-        serde_json::Value::Null | serde_json::Value::Bool(false) => None,
-        serde_json::Value::String(s) if s.trim().is_empty() => None,
-        serde_json::Value::String(s) => Some(s.trim().to_string()),
-        serde_json::Value::Array(a) if a.is_empty() => None,
-        other => Some(other.to_string()),
-    }
-}
-
-fn scalar_text(v: &serde_json::Value) -> Option<String> {
-    match v {
-        serde_json::Value::String(s) => Some(s.clone()),
-        serde_json::Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    }
-}
-
-/// Why an answer that ureq took for a success (a 1xx or 3xx: redirects are not
-/// followed) is not delivery; a redirect names where the ERP points.
-fn not_delivery(url: &str, resp: &ureq::Response) -> String {
-    let code = resp.status();
-    if (300..400).contains(&code) {
-        match resp.header("Location") {
-            Some(to) => {
-                let to: String = to.chars().take(HEADER_SHOWN).collect();
-                crate::redact::redact_string(format!(
-                    "HTTP {code} from {url}: the ERP redirects to {to}; erpdrop never follows a redirect (a write would be lost): fix target.url"
-                ))
-            }
-            None => format!(
-                "HTTP {code} from {url}: a redirect without a Location; erpdrop never follows a redirect: check target.url"
-            ),
-        }
-    } else {
-        format!("HTTP {code} from {url}: not an answer erpdrop takes as delivery (only a 2xx is)")
-    }
-}
-
-fn transport_message(t: &ureq::Transport, url: &str) -> String {
-    crate::redact::redact_string(transport_words(t, url))
-}
-
-fn transport_words(t: &ureq::Transport, url: &str) -> String {
-    // The kind, ureq's message and the cause (e.g. "timed out", "Connection refused");
-    // never the request's headers.
-    let mut msg = format!("{url}: {}", t.kind());
-    if let Some(m) = t.message() {
-        msg.push_str(": ");
-        msg.push_str(m);
-    }
-    let mut source = std::error::Error::source(t);
-    while let Some(e) = source {
-        msg.push_str(": ");
-        msg.push_str(&e.to_string());
-        source = e.source();
-    }
-    msg
-}
-
-/// `http://host:8000/api/{document}` -> `http://host:8000/`.
-fn base_url(url: &str) -> String {
-    let after_scheme = url.find("://").map(|i| i + 3).unwrap_or(0);
-    match url[after_scheme..].find('/') {
-        Some(i) => url[..after_scheme + i + 1].to_string(),
-        None => format!("{url}/"),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -577,42 +421,5 @@ mod tests {
         let again = idempotency_key(&doc("h1", Operation::Create, 1), "m");
         let delete = idempotency_key(&doc("h1", Operation::Delete, 0), "m");
         assert!(a != update && a != again && a != delete && update != delete);
-    }
-
-    #[test]
-    fn base_url_and_segments() {
-        assert_eq!(
-            base_url("http://127.0.0.1:8000/api/{document}"),
-            "http://127.0.0.1:8000/"
-        );
-        assert_eq!(base_url("https://erp.example"), "https://erp.example/");
-        assert_eq!(url_segment("INV 1/2"), "INV%201%2F2");
-    }
-
-    #[test]
-    fn only_a_key_that_would_change_the_path_is_refused() {
-        let t = "http://h:1/api/{key}/lines?ref={key}";
-        let url = |k: &str| t.replace("{key}", &url_segment(k));
-        let changes = |k: &str| key_changes_path(&url(k), &url("x"));
-        for k in [".", "..", ""] {
-            assert!(changes(k), "{k:?}");
-        }
-        for k in ["...", "a.b", ".a", "%2e", "%2E%2E", "a/..", "x"] {
-            assert!(!changes(k), "{k:?}");
-        }
-        // in the query only: no path to change
-        let q = |k: &str| format!("http://h:1/api?ref={}", url_segment(k));
-        assert!(!key_changes_path(&q(".."), &q("x")));
-        assert!(is_dot_segment("%2E%2e") && is_dot_segment(".%2E") && !is_dot_segment("..."));
-    }
-
-    #[test]
-    fn error_text_skips_empty_values() {
-        assert_eq!(error_text(&serde_json::json!(null)), None);
-        assert_eq!(error_text(&serde_json::json!("")), None);
-        assert_eq!(
-            error_text(&serde_json::json!("Unknown account")).as_deref(),
-            Some("Unknown account")
-        );
     }
 }
