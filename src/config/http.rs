@@ -28,6 +28,57 @@ pub(super) struct AuthSpec {
     /// A header carrying a key: `header = "X-Api-Key", header_env = "ERP_KEY"`.
     header: Option<String>,
     header_env: Option<String>,
+    oauth2: Option<super::login::OAuth2Spec>,
+    session: Option<super::login::SessionSpec>,
+}
+
+/// `batch = { size, body, ids_pointer, all_or_nothing }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct BatchSpec {
+    size: Option<usize>,
+    body: Option<String>,
+    ids_pointer: Option<String>,
+    #[serde(default)]
+    all_or_nothing: bool,
+}
+
+/// `verify = { url, found_pointer }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct VerifySpec {
+    url: Option<String>,
+    found_pointer: Option<String>,
+}
+
+/// Up to `size` documents in one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchConfig {
+    pub size: usize,
+    /// The request's body, `{payloads}` replaced by a JSON array of the payloads.
+    pub body: String,
+    /// Where the answer holds the array of ERP ids, in the documents' order.
+    pub ids_pointer: Option<String>,
+    /// The ERP creates none of a batch when one document is bad.
+    pub all_or_nothing: bool,
+}
+
+/// How to ask the ERP whether it has a document whose last attempt has no known
+/// outcome: a GET of `url` (`{key}`, `{document}`, `{mapping}`); an id at
+/// `found_pointer` in the answer means it has.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verify {
+    pub url: String,
+    pub found_pointer: String,
+}
+
+/// PEM files for TLS, absolute: CAs trusted besides the system's, and a client
+/// certificate with its key for mutual TLS.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub ca_file: Option<std::path::PathBuf>,
+    pub client_cert: Option<std::path::PathBuf>,
+    pub client_key: Option<std::path::PathBuf>,
 }
 
 /// A header value: a constant, or `{ env = "VAR" }`, or `{ base64 = "..." }` /
@@ -107,6 +158,15 @@ pub struct HttpConfig {
     pub update: Request,
     /// How a delete is sent (default: DELETE on `url` + `/{id}`).
     pub delete: Request,
+    /// A credential obtained at run time (OAuth2, a session), if any.
+    pub login: Option<super::Login>,
+    pub tls: TlsFiles,
+    /// Requests per second across all workers, if the ERP limits them.
+    pub max_requests_per_second: Option<f64>,
+    /// An envelope for each document's request: `{payload}` is the payload, as it is.
+    pub body: Option<String>,
+    pub batch: Option<BatchConfig>,
+    pub verify: Option<Verify>,
 }
 
 /// A request for an operation: method, URL template (`{id}`, `{key}`, `{document}`,
@@ -121,6 +181,7 @@ pub struct Request {
 /// Reads the HTTP target's settings, with secrets from the environment.
 pub(super) fn resolve_http(
     path: &Path,
+    base_dir: &Path,
     loc: &KeyLocator,
     t: &TargetSpec,
 ) -> Result<HttpConfig, ConfigErrors> {
@@ -253,7 +314,42 @@ pub(super) fn resolve_http(
             }
         }
     }
+    let login = match &t.auth {
+        Some(a) => resolve_login(a, &err, &env)?,
+        None => None,
+    };
+    let tls = resolve_tls(t, base_dir, &err)?;
+    if let Some(r) = t.max_requests_per_second {
+        if !(r.is_finite() && r > 0.0) {
+            return Err(err(
+                &["max_requests_per_second"],
+                format!("{r} is not a rate: give the requests per second the ERP allows, e.g. 20 (0.5 is one every 2 s)"),
+            ));
+        }
+    }
+    if let Some(b) = &t.body {
+        if !b.contains("{payload}") {
+            return Err(err(
+                &["body"],
+                "the envelope must contain {payload}, where each document's payload goes".into(),
+            ));
+        }
+    }
+    let batch = match &t.batch {
+        Some(b) => Some(resolve_batch(b, t, &err)?),
+        None => None,
+    };
+    let verify = match &t.verify {
+        Some(v) => Some(resolve_verify(v, &err)?),
+        None => None,
+    };
     Ok(HttpConfig {
+        login,
+        tls,
+        max_requests_per_second: t.max_requests_per_second,
+        body: t.body.clone(),
+        batch,
+        verify,
         health_url: t.health_url.clone(),
         headers,
         timeout: std::time::Duration::from_secs(t.timeout_seconds.unwrap_or(30).max(1)),
@@ -269,6 +365,151 @@ pub(super) fn resolve_http(
         delete: request(&err, "delete", "DELETE", &url, t.delete.as_ref())?,
         url,
     })
+}
+
+/// `auth.oauth2` or `auth.session`: one way of authenticating, not beside a bearer
+/// token or basic credentials (they would all claim `Authorization`).
+fn resolve_login(
+    a: &AuthSpec,
+    err: &dyn Fn(&[&str], String) -> ConfigErrors,
+    env: super::login::EnvReader<'_>,
+) -> Result<Option<super::Login>, ConfigErrors> {
+    let fixed = a.bearer_env.is_some()
+        || a.basic_user_env.is_some()
+        || a.basic_password_env.is_some()
+        || a.header.is_some()
+        || a.header_env.is_some();
+    let r = super::login::Resolver { err, env };
+    match (&a.oauth2, &a.session) {
+        (Some(_), Some(_)) => Err(err(
+            &["auth"],
+            "auth takes oauth2 or session, not both".into(),
+        )),
+        (Some(_), None) | (None, Some(_)) if fixed => Err(err(
+            &["auth"],
+            "oauth2 and session are a way of authenticating of their own: leave out bearer_env, basic_*_env, header and header_env".into(),
+        )),
+        (Some(o), None) => Ok(Some(super::Login::OAuth2(o.resolve(&r)?))),
+        (None, Some(s)) => Ok(Some(super::Login::Session(s.resolve(&r)?))),
+        (None, None) => Ok(None),
+    }
+}
+
+/// `ca_file`, `client_cert`, `client_key`: paths relative to the config's folder; a
+/// client certificate needs its key and the other way round. The files are read when
+/// the target is made (and by `check`), which names the one that is wrong.
+fn resolve_tls(
+    t: &TargetSpec,
+    base_dir: &Path,
+    err: &dyn Fn(&[&str], String) -> ConfigErrors,
+) -> Result<TlsFiles, ConfigErrors> {
+    let at = |p: &Option<String>| {
+        p.as_ref()
+            .filter(|p| !p.trim().is_empty())
+            .map(|p| base_dir.join(p))
+    };
+    let files = TlsFiles {
+        ca_file: at(&t.ca_file),
+        client_cert: at(&t.client_cert),
+        client_key: at(&t.client_key),
+    };
+    match (&files.client_cert, &files.client_key) {
+        (Some(_), None) => Err(err(
+            &["client_cert"],
+            "client_cert needs client_key, the certificate's private key (PEM)".into(),
+        )),
+        (None, Some(_)) => Err(err(
+            &["client_key"],
+            "client_key needs client_cert, the certificate it belongs to (PEM)".into(),
+        )),
+        _ => Ok(files),
+    }
+}
+
+fn json_pointer(
+    err: &dyn Fn(&[&str], String) -> ConfigErrors,
+    keys: &[&str],
+    p: &str,
+) -> Result<String, ConfigErrors> {
+    if p.starts_with('/') {
+        Ok(p.to_string())
+    } else {
+        Err(err(
+            keys,
+            format!("{p:?} is not a JSON pointer (it starts with /, e.g. \"/result\")"),
+        ))
+    }
+}
+
+/// `batch`: at most 1,000 documents a request, a body with `{payloads}`; JSON only
+/// (`{payloads}` is a JSON array).
+fn resolve_batch(
+    b: &BatchSpec,
+    t: &TargetSpec,
+    err: &dyn Fn(&[&str], String) -> ConfigErrors,
+) -> Result<BatchConfig, ConfigErrors> {
+    let size = b.size.unwrap_or(50);
+    if !(1..=1000).contains(&size) {
+        return Err(err(
+            &["batch", "size"],
+            format!("{size} documents a request: the size must be between 1 and 1000"),
+        ));
+    }
+    if t.format == super::PayloadFormat::Xml {
+        return Err(err(
+            &["batch"],
+            "batches send a JSON array of payloads ({payloads}): they need format = \"json\""
+                .into(),
+        ));
+    }
+    let body = b.body.clone().unwrap_or_else(|| "{payloads}".into());
+    if !body.contains("{payloads}") {
+        return Err(err(
+            &["batch", "body"],
+            "the batch's body must contain {payloads}, where the array of payloads goes".into(),
+        ));
+    }
+    let ids_pointer = match b.ids_pointer.as_deref() {
+        None | Some("") => None,
+        Some(p) => Some(json_pointer(err, &["batch", "ids_pointer"], p)?),
+    };
+    Ok(BatchConfig {
+        size,
+        body,
+        ids_pointer,
+        all_or_nothing: b.all_or_nothing,
+    })
+}
+
+fn resolve_verify(
+    v: &VerifySpec,
+    err: &dyn Fn(&[&str], String) -> ConfigErrors,
+) -> Result<Verify, ConfigErrors> {
+    let url = match &v.url {
+        Some(u) if u.starts_with("http://") || u.starts_with("https://") => u.clone(),
+        Some(u) => {
+            return Err(err(
+                &["verify", "url"],
+                format!("{u:?} must start with http:// or https://"),
+            ))
+        }
+        None => {
+            return Err(err(
+                &["verify", "url"],
+                "verify needs url, the GET that finds a document (e.g. \"https://erp.example/api/{document}?reference={key}\")".into(),
+            ))
+        }
+    };
+    let found_pointer = match v.found_pointer.as_deref() {
+        Some(p) if !p.is_empty() => json_pointer(err, &["verify", "found_pointer"], p)?,
+        _ => {
+            return Err(err(
+                &["verify", "found_pointer"],
+                "verify needs found_pointer, where the answer holds the id of the document found (e.g. \"/0/id\")".into(),
+            ))
+        }
+    };
+    Ok(Verify { url, found_pointer })
 }
 
 /// An operation's request from its spec, or the default: `method` on `url` + `/{id}`.

@@ -11,9 +11,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 mod http;
+mod login;
 
-use http::{check_operations, resolve_http, AuthSpec, HeaderSpec, RequestSpec, RetrySpec};
-pub use http::{Header, HttpConfig, Request, RetryPolicy};
+use http::{
+    check_operations, resolve_http, AuthSpec, BatchSpec, HeaderSpec, RequestSpec, RetrySpec,
+    VerifySpec,
+};
+pub use http::{BatchConfig, Header, HttpConfig, Request, RetryPolicy, TlsFiles, Verify};
+pub use login::{ClientAuth, Login, OAuth2, Session};
 
 /// The raw `erpdrop.toml`.
 #[derive(Debug, Clone, Deserialize)]
@@ -122,6 +127,13 @@ struct TargetSpec {
     error_pointer: Option<String>,
     update: Option<RequestSpec>,
     delete: Option<RequestSpec>,
+    ca_file: Option<String>,
+    client_cert: Option<String>,
+    client_key: Option<String>,
+    max_requests_per_second: Option<f64>,
+    body: Option<String>,
+    batch: Option<BatchSpec>,
+    verify: Option<VerifySpec>,
 }
 
 /// The drop folders, all under one root.
@@ -229,7 +241,7 @@ impl Config {
                 .unwrap_or_else(|| folders.root.join("outbox")),
             format: spec.target.format,
             http: match spec.target.kind {
-                TargetKind::Http => Some(resolve_http(path, &locator, &spec.target)?),
+                TargetKind::Http => Some(resolve_http(path, &base_dir, &locator, &spec.target)?),
                 TargetKind::Outbox => None,
             },
         };
