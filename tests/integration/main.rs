@@ -4,6 +4,7 @@
 
 mod util;
 
+mod batch;
 mod bounded;
 mod config_errors;
 mod encodings;

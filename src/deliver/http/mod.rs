@@ -18,10 +18,12 @@ use crate::config::{HttpConfig, PayloadFormat};
 use crate::ledger::Operation;
 use crate::spool::SpooledDoc;
 use sha2::{Digest, Sha256};
+use std::borrow::Cow;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 mod answer;
+mod envelope;
 mod url;
 
 use answer::{error_text, not_delivery, read_body, scalar_text, transport_message};
@@ -106,14 +108,21 @@ impl HttpTarget {
         fill(&self.cfg.url, ctx, key, None)
     }
 
-    /// The method, URL and body of a document's request, by its operation.
+    /// The method, URL and body of a document's request, by its operation. A create
+    /// goes in the envelope (`body`) where there is one.
     fn request_of<'d>(
         &'d self,
         ctx: &DocContext<'_>,
         doc: &'d SpooledDoc,
-    ) -> (&'d str, String, &'d [u8]) {
+    ) -> (&'d str, String, Cow<'d, [u8]>) {
         match doc.operation {
-            Operation::Create => ("POST", self.url_for(ctx, &doc.key), &doc.body),
+            Operation::Create => {
+                let body = match &self.cfg.body {
+                    Some(template) => Cow::Owned(envelope::envelope(template, &doc.body)),
+                    None => Cow::Borrowed(&doc.body[..]),
+                };
+                ("POST", self.url_for(ctx, &doc.key), body)
+            }
             Operation::Update | Operation::Delete => {
                 let r = if doc.operation == Operation::Update {
                     &self.cfg.update
@@ -121,12 +130,12 @@ impl HttpTarget {
                     &self.cfg.delete
                 };
                 let url = fill(&r.url, ctx, &doc.key, doc.erp_id.as_deref());
-                let body = match &r.body {
+                let body: &[u8] = match &r.body {
                     Some(b) => b.as_bytes(),
                     None if doc.operation == Operation::Update => &doc.body,
                     None => &[],
                 };
-                (&r.method, url, body)
+                (&r.method, url, Cow::Borrowed(body))
             }
         }
     }
@@ -137,6 +146,21 @@ impl HttpTarget {
             r = r.set(&h.name, &h.value);
         }
         r
+    }
+
+    /// The payload's `Content-Type`, unless `headers` gives one (`text/xml` for a SOAP
+    /// envelope).
+    fn content_type_of(&self, req: ureq::Request) -> ureq::Request {
+        let given = self
+            .cfg
+            .headers
+            .iter()
+            .any(|h| h.name.eq_ignore_ascii_case("content-type"));
+        if given {
+            req
+        } else {
+            req.set("Content-Type", self.content_type)
+        }
     }
 
     /// The URL template of a document's request, by its operation.
@@ -187,12 +211,12 @@ impl HttpTarget {
             .request(method, &url)
             .set("Idempotency-Key", &idempotency_key(doc, ctx.mapping));
         if !body.is_empty() {
-            req = req.set("Content-Type", self.content_type);
+            req = self.content_type_of(req);
         }
         let sent = if body.is_empty() && doc.operation == Operation::Delete {
             req.call()
         } else {
-            req.send_bytes(body)
+            req.send_bytes(&body)
         };
         match sent {
             Ok(resp) if !(200..300).contains(&resp.status()) => Attempt::Down {

@@ -42,6 +42,14 @@ pub struct Behaviour {
     /// Error answers echo the request's `Authorization` and `X-Api-Key` headers in
     /// their message, as a careless ERP does.
     pub echo_headers: bool,
+    /// Batch endpoints (`/batch...`: an array of documents in, `{"ids": [...]}` out;
+    /// `/rpc...`: JSON-RPC, `params[0]` the documents, `{"result": [...]}` out, errors as
+    /// 200 with `{"error": ["UserError", [message, ""]]}`) refuse a list with a document
+    /// in `reject` whole, with the message of the first bad one. `batch_partial`: they
+    /// create the good documents of a refused list all the same (not all or nothing).
+    pub batch_partial: bool,
+    /// Batch endpoints answer one id fewer than the documents they created.
+    pub batch_short_ids: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -80,6 +88,10 @@ struct State {
     /// Id -> how many PUTs, and how many DELETEs, were applied to it.
     updates: HashMap<u64, u32>,
     deletes: HashMap<u64, u32>,
+    /// Idempotency key -> the answer of a batch that created its documents.
+    batch_answers: HashMap<String, (u16, String)>,
+    /// The number of documents of every batch request, in order.
+    batch_sizes: Vec<usize>,
 }
 
 pub struct FakeErp {
@@ -159,6 +171,17 @@ impl FakeErp {
     /// Forgets a record, as if someone deleted it in the ERP.
     pub fn forget(&self, id: u64) {
         self.state.lock().unwrap().records.remove(&id);
+    }
+
+    /// The number of documents of every batch request seen, in order.
+    pub fn batch_sizes(&self) -> Vec<usize> {
+        self.state.lock().unwrap().batch_sizes.clone()
+    }
+
+    /// How many times the document with this number was created.
+    pub fn times_created(&self, number: &str) -> u32 {
+        let s = self.state.lock().unwrap();
+        s.created.get(number).copied().unwrap_or(0)
     }
 
     /// How many updates and how many deletes were applied to a record.
@@ -299,6 +322,9 @@ fn answer(seen: &Seen, state: &Arc<Mutex<State>>) -> (u16, String, String) {
             .unwrap_or_default();
         return (503, extra, r#"{"message":"busy"}"#.into());
     }
+    if seen.method == "POST" && (seen.path.starts_with("/batch") || seen.path.starts_with("/rpc")) {
+        return batch(seen, &mut s);
+    }
     if seen.method == "GET" {
         return (200, String::new(), r#"{"status":"ok"}"#.into());
     }
@@ -373,5 +399,71 @@ fn change(seen: &Seen, s: &mut State) -> (u16, String, String) {
         (200, format!(r#"{{"id":{id}}}"#))
     };
     s.applied.insert(key, answer.clone());
+    (answer.0, String::new(), answer.1)
+}
+
+/// A list of documents created in one request (see `Behaviour::batch_partial`): all or
+/// nothing, the ids in the documents' order; a replay of a key answers again.
+fn batch(seen: &Seen, s: &mut State) -> (u16, String, String) {
+    let rpc = seen.path.starts_with("/rpc");
+    let body: serde_json::Value = serde_json::from_str(&seen.body).unwrap_or_default();
+    let docs = if rpc { &body["params"][0] } else { &body };
+    let Some(docs) = docs.as_array() else {
+        return (
+            400,
+            String::new(),
+            r#"{"error":{"message":"not a list"}}"#.into(),
+        );
+    };
+    s.batch_sizes.push(docs.len());
+    let key = seen.header("Idempotency-Key").unwrap_or("").to_string();
+    if let Some((status, answer)) = s.batch_answers.get(&key) {
+        return (*status, String::new(), answer.clone());
+    }
+    let number = |d: &serde_json::Value| d["number"].as_str().unwrap_or("").to_string();
+    let bad = docs
+        .iter()
+        .map(number)
+        .find(|n| s.behaviour.reject.contains(n));
+    let create = |s: &mut State, d: &serde_json::Value| {
+        s.next_id += 1;
+        let id = s.next_id;
+        *s.created.entry(number(d)).or_default() += 1;
+        s.records.insert(id, d.clone());
+        id
+    };
+    if let Some(bad) = bad {
+        if s.behaviour.batch_partial {
+            let reject = s.behaviour.reject.clone();
+            for d in docs.iter().filter(|d| !reject.contains(&number(d))) {
+                create(s, d);
+            }
+        }
+        let msg = serde_json::to_string(&format!("Unknown GL account on invoice {bad}")).unwrap();
+        return if rpc {
+            (
+                200,
+                String::new(),
+                format!(r#"{{"id":1,"error":["UserError",[{msg},""]]}}"#),
+            )
+        } else {
+            (
+                400,
+                String::new(),
+                format!(r#"{{"error":{{"message":{msg}}}}}"#),
+            )
+        };
+    }
+    let mut ids: Vec<u64> = docs.iter().map(|d| create(s, d)).collect();
+    if s.behaviour.batch_short_ids {
+        ids.pop();
+    }
+    let ids = serde_json::to_string(&ids).unwrap();
+    let answer = if rpc {
+        (200, format!(r#"{{"id":1,"result":{ids}}}"#))
+    } else {
+        (201, format!(r#"{{"ids":{ids}}}"#))
+    };
+    s.batch_answers.insert(key, answer.clone());
     (answer.0, String::new(), answer.1)
 }
