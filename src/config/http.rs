@@ -462,6 +462,12 @@ fn resolve_batch(
                 .into(),
         ));
     }
+    if t.url.as_deref().is_some_and(|u| u.contains("{key}")) {
+        return Err(err(
+            &["batch"],
+            "a batch goes to one URL for all its documents: `url` cannot have {key}".into(),
+        ));
+    }
     let body = b.body.clone().unwrap_or_else(|| "{payloads}".into());
     if !body.contains("{payloads}") {
         return Err(err(

@@ -39,6 +39,13 @@ pub enum SubmitOutcome {
     },
     /// Not attempted: the target went down, or a stop came, before its turn.
     Skipped { reason: &'static str },
+    /// The ERP answered, but the answer does not say whether it created this document
+    /// (a refused batch that the ERP may have taken in part, an answer with fewer ids
+    /// than documents): never sent again until an operator, or the ERP, says.
+    InDoubt {
+        status: Option<u16>,
+        message: String,
+    },
 }
 
 impl SubmitOutcome {
@@ -121,6 +128,22 @@ pub trait RemoteTarget: Sync {
     fn concurrency(&self) -> usize;
     /// Sends one document, retrying transient failures unless `cancel` says stop.
     fn send(&self, ctx: &DocContext<'_>, doc: &SpooledDoc, cancel: &Cancel<'_>) -> SubmitOutcome;
+    /// How many creates one request may carry (1: a request for each document).
+    fn batch_size(&self) -> usize {
+        1
+    }
+    /// Sends creates of one group together (at most [`batch_size`] of them): an
+    /// outcome for each, in their order.
+    ///
+    /// [`batch_size`]: RemoteTarget::batch_size
+    fn send_batch(
+        &self,
+        ctx: &DocContext<'_>,
+        docs: &[SpooledDoc],
+        cancel: &Cancel<'_>,
+    ) -> Vec<SubmitOutcome> {
+        docs.iter().map(|d| self.send(ctx, d, cancel)).collect()
+    }
 }
 
 /// How a target takes documents.

@@ -11,7 +11,7 @@
 //! keeps the ledger (SQLite is used from one thread only).
 
 use super::remote::Shared;
-use super::window::{Room, Sent, WINDOW_BYTES};
+use super::window::{Job, Room, Sent, WINDOW_BYTES};
 use super::{Cancel, Delivery, DocContext, LocalTarget, RemoteTarget, SubmitOutcome, Target};
 use crate::check::in_doubt_problem;
 use crate::ledger::{Answer, Attempt, Claim, DocState, DocWriter, Ledger, LedgerError, Operation};
@@ -75,6 +75,10 @@ pub struct Submission<'a, D> {
     batch: &'a Batch<'a>,
     stop: &'a AtomicBool,
     out: Submitted,
+    /// Creates one request may carry (1: one each): the size of a group of documents.
+    per_request: u64,
+    /// Documents taken from `docs` so far: the next one's number in the file.
+    pulled: u64,
 }
 
 impl<'a, D: Iterator<Item = std::io::Result<SpooledDoc>>> Submission<'a, D> {
@@ -88,14 +92,21 @@ impl<'a, D: Iterator<Item = std::io::Result<SpooledDoc>>> Submission<'a, D> {
         batch: &'a Batch<'a>,
         stop: &'a AtomicBool,
     ) -> Result<Submitted, LedgerError> {
+        let delivery = target.delivery();
+        let per_request = match delivery {
+            Delivery::Remote(t) => t.batch_size().max(1) as u64,
+            Delivery::Local(_) => 1,
+        };
         let mut s = Submission {
             docs,
             exhausted: false,
-            delivery: target.delivery(),
+            delivery,
             w: ledger.doc_writer()?,
             batch,
             stop,
             out: Submitted::default(),
+            per_request,
+            pulled: 0,
         };
         match s.delivery {
             Delivery::Local(t) => s.local(t)?,
@@ -121,7 +132,7 @@ impl<'a, D: Iterator<Item = std::io::Result<SpooledDoc>>> Submission<'a, D> {
             // a stop signal or the target going down ends the batch early: the rest is
             // recorded as not sent
             let mut skip = None;
-            for doc in chosen {
+            for Job { doc, .. } in chosen {
                 if skip.is_none() && self.stopped() {
                     self.out.interrupted = true;
                     skip = Some("not sent: the run was stopped");
@@ -150,8 +161,10 @@ impl<'a, D: Iterator<Item = std::io::Result<SpooledDoc>>> Submission<'a, D> {
     fn remote(&mut self, target: &dyn RemoteTarget) -> Result<(), LedgerError> {
         let s = self;
         let workers = target.concurrency().max(1);
-        // documents marked in flight and handed to the workers, not yet recorded
-        let window = (workers * 32).max(64);
+        // documents marked in flight and handed to the workers, not yet recorded: with
+        // batches, enough for every worker to have one at the ERP and one waiting
+        let per_request = target.batch_size().max(1);
+        let window = (workers * 32).max(64).max(workers * per_request * 2);
         let half = window / 2;
         let ctx = s.batch().ctx;
         let shared = Shared::new(half);
@@ -183,7 +196,7 @@ impl<'a, D: Iterator<Item = std::io::Result<SpooledDoc>>> Submission<'a, D> {
                     if !chosen.is_empty() {
                         let mut q = shared.lock();
                         q.outstanding += chosen.len();
-                        q.bytes += chosen.iter().map(|d| d.body.len()).sum::<usize>();
+                        q.bytes += chosen.iter().map(|j| j.doc.body.len()).sum::<usize>();
                         q.jobs.extend(chosen);
                         drop(q);
                         shared.work.notify_all();
@@ -236,7 +249,7 @@ impl<'a, D: Iterator<Item = std::io::Result<SpooledDoc>>> Submission<'a, D> {
         &mut self,
         answered: &mut Vec<Sent>,
         room: Room,
-    ) -> Result<Vec<SpooledDoc>, LedgerError> {
+    ) -> Result<Vec<Job>, LedgerError> {
         self.flush(answered);
         let ledger = self.w.ledger;
         ledger.in_transaction(|| {
@@ -260,19 +273,29 @@ impl<'a, D: Iterator<Item = std::io::Result<SpooledDoc>>> Submission<'a, D> {
     }
 
     /// Documents to submit, as many as there is `room` for, marked in flight (in the
-    /// caller's transaction).
-    fn choose(&mut self, room: Room) -> Result<Vec<SpooledDoc>, LedgerError> {
-        let mut chosen = Vec::with_capacity(room.docs.min(1024));
+    /// caller's transaction). With batches, a group is never cut: the documents of the
+    /// last one chosen are chosen with it, so that they can go in one request.
+    fn choose(&mut self, room: Room) -> Result<Vec<Job>, LedgerError> {
+        let mut chosen: Vec<Job> = Vec::with_capacity(room.docs.min(1024));
         let mut bytes = 0;
-        while chosen.len() < room.docs && (chosen.is_empty() || bytes < room.bytes) {
+        loop {
+            let filled = chosen.len() >= room.docs || (!chosen.is_empty() && bytes >= room.bytes);
+            let group_open = chosen
+                .last()
+                .is_some_and(|j| j.group == self.pulled / self.per_request);
+            if filled && !group_open {
+                break;
+            }
+            let group = self.pulled / self.per_request;
             let Some(doc) = self.docs.next() else {
                 self.exhausted = true;
                 break;
             };
+            self.pulled += 1;
             match self.next_to_send(doc)? {
-                Some(d) => {
-                    bytes += d.body.len();
-                    chosen.push(d);
+                Some(doc) => {
+                    bytes += doc.body.len();
+                    chosen.push(Job { doc, group });
                 }
                 None if !self.more() => break,
                 None => {}
@@ -463,6 +486,20 @@ impl<'a, D: Iterator<Item = std::io::Result<SpooledDoc>>> Submission<'a, D> {
                 out.target_down = true;
             }
             SubmitOutcome::Skipped { reason } => w.mark_not_sent(mapping, key, reason)?,
+            SubmitOutcome::InDoubt { status, message } => {
+                w.record(&answer(DocState::InDoubt, None, Some(message), *status))?;
+                out.in_doubt += 1;
+                let msg = format!(
+                    "The ERP's answer does not say whether it created document {}: {message}. It is not sent again until that is settled: look in the ERP, then run `erpdrop resolve {key} --mapping {mapping} --accepted` (the ERP has it; add --id ID) or `--not-sent` (it does not), and reprocess the file",
+                    quote(key)
+                );
+                out.problems.push(
+                    Problem::new(Stage::Submit, Code::InDoubt, msg)
+                        .with_document(key)
+                        .with_line((sent.line > 0).then_some(sent.line))
+                        .with_status(*status),
+                );
+            }
         }
         Ok(())
     }
@@ -539,7 +576,7 @@ mod tests {
         let stop = AtomicBool::new(false);
         let pick = |s: &mut Submission<'_, _>, room: Room| {
             let chosen = ledger.in_transaction(|| s.choose(room)).unwrap();
-            chosen.iter().map(|d| d.key.clone()).collect::<Vec<_>>()
+            chosen.iter().map(|j| j.doc.key.clone()).collect::<Vec<_>>()
         };
         let submission = |docs| Submission {
             docs,
@@ -549,6 +586,8 @@ mod tests {
             batch: &batch,
             stop: &stop,
             out: Submitted::default(),
+            per_request: 1,
+            pulled: 0,
         };
         // small documents: the count decides
         let mut small = submission(Box::new(docs("S", 100, 1_000)) as Box<dyn Iterator<Item = _>>);
@@ -579,6 +618,20 @@ mod tests {
             },
         );
         assert_eq!(got, ["L3"], "at least one document, however large");
+        // with batches of 10, a group is never cut: room for 15 takes 20, numbered
+        // by their place in the file
+        let mut grouped = submission(Box::new(docs("G", 100, 10)));
+        grouped.per_request = 10;
+        let room = Room {
+            docs: 15,
+            bytes: WINDOW_BYTES,
+        };
+        let chosen = ledger.in_transaction(|| grouped.choose(room)).unwrap();
+        let groups: Vec<u64> = chosen.iter().map(|j| j.group).collect();
+        assert_eq!(groups, [[0; 10], [1; 10]].concat());
+        let next = ledger.in_transaction(|| grouped.choose(room)).unwrap();
+        assert_eq!(next[0].doc.key, "G20");
+        assert_eq!(next[0].group, 2);
         // each chosen document is in flight in the ledger
         assert_eq!(
             ledger.document("m", "L3").unwrap().unwrap().state,

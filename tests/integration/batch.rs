@@ -147,3 +147,206 @@ body = '<?xml version="1.0"?><s:Envelope xmlns:s="http://schemas.xmlsoap.org/soa
         Some("text/xml; charset=utf-8")
     );
 }
+
+/// The documents (by number) of a batch request, in order.
+fn numbers(body: &str, rpc: bool) -> Vec<String> {
+    let v: serde_json::Value = serde_json::from_str(body).unwrap();
+    let docs = if rpc { &v["params"][0] } else { &v };
+    docs.as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["number"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn a_hundred_documents_go_in_four_batches_of_25_with_their_ids_in_order() {
+    let erp = FakeErp::start(Behaviour {
+        delay: std::time::Duration::from_millis(100),
+        ..Behaviour::default()
+    });
+    let t = setup(
+        &erp,
+        "/batch/{document}",
+        r#"concurrency = 2
+id_pointer = "/id"
+batch = { size = 25, ids_pointer = "/ids" }"#,
+    );
+    t.write("drop/inbox/INV_1.csv", invoices_csv(100, 2));
+    let out = run(&t, &["run"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let reqs = erp.requests();
+    assert_eq!(reqs.len(), 4, "{:?}", erp.batch_sizes());
+    assert_eq!(erp.max_in_flight(), 2, "two workers, a batch each");
+    let mut sent: Vec<Vec<String>> = reqs
+        .iter()
+        .map(|r| {
+            assert_eq!(r.path, "/batch/sales_invoice");
+            assert_eq!(r.header("Content-Type"), Some("application/json"));
+            assert_eq!(r.header("Idempotency-Key").map(str::len), Some(64));
+            numbers(&r.body, false)
+        })
+        .collect();
+    sent.sort();
+    // four stretches of the file, each in its order
+    for (b, docs) in sent.iter().enumerate() {
+        assert_eq!(*docs, (b * 25..b * 25 + 25).map(key).collect::<Vec<_>>());
+    }
+    assert_eq!(erp.created(), (100, 1));
+    // each document's own id, in the report and in the ledger
+    let done = t.read_json(&format!(
+        "drop/done/{}/INV_1.csv.report.json",
+        chrono::Local::now().format("%Y-%m-%d")
+    ));
+    let docs = done["documents"].as_array().unwrap();
+    assert_eq!(docs.len(), 100);
+    let ledger = ledger_ids(&t, "INV_1.csv");
+    assert_eq!(ledger.len(), 100);
+    for d in docs {
+        let k = d["document"].as_str().unwrap();
+        let id = erp.id_of(k).unwrap().to_string();
+        assert_eq!(d["id"], id.as_str(), "{d}");
+        assert_eq!(ledger[k], id);
+    }
+}
+
+/// A file of `n` invoices where those numbered in `bad` are refused, sent in batches
+/// of `size` to a JSON-RPC endpoint that refuses a list whole (as Tryton does): the
+/// requests, and the report's rows.
+fn bisect(n: usize, size: usize, bad: &[usize]) -> (FakeErp, TestDir) {
+    let erp = FakeErp::start(Behaviour {
+        reject: bad.iter().map(|&i| key(i)).collect(),
+        ..Behaviour::default()
+    });
+    let t = setup(
+        &erp,
+        "/rpc/",
+        &format!(
+            r#"concurrency = 2
+error_pointer = "/error/1/0"
+batch = {{ size = {size}, body = '{{"id": 1, "method": "model.account.invoice.create", "params": [{{payloads}}, {{}}]}}', ids_pointer = "/result", all_or_nothing = true }}"#
+        ),
+    );
+    t.write("drop/inbox/INV_1.csv", invoices_csv(n, 1));
+    let out = run(&t, &["run"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    // every good one created once, no bad one
+    assert_eq!(erp.created(), (n - bad.len(), 1));
+    for &i in bad {
+        assert_eq!(erp.times_created(&key(i)), 0);
+    }
+    let rows = rows(&t, "INV_1.csv");
+    assert_eq!(
+        rows.keys().cloned().collect::<Vec<_>>(),
+        bad.iter().map(|&i| key(i)).collect::<Vec<_>>()
+    );
+    for (k, row) in &rows {
+        assert_eq!(row["code"], "rejected");
+        assert_eq!(row["status"], 200);
+        let msg = row["message"].as_str().unwrap();
+        assert!(
+            msg.contains(&format!("Unknown GL account on invoice {k}")),
+            "{row}"
+        );
+    }
+    let report = t.read_json("drop/failed/INV_1.csv.errors.json");
+    assert_eq!(report["counts"]["accepted"], (n - bad.len()) as u64);
+    assert_eq!(report["counts"]["rejected"], bad.len() as u64);
+    assert_eq!(ledger_ids(&t, "INV_1.csv").len(), n - bad.len());
+    (erp, t)
+}
+
+#[test]
+fn a_refused_batch_is_split_until_its_one_bad_document_is_alone() {
+    let (erp, _t) = bisect(50, 50, &[37]);
+    // 50 -> 25 -> 13 -> 7 -> 4 -> 2 -> 1: one refused and one accepted half a level
+    let sizes = erp.batch_sizes();
+    assert!(sizes.len() <= 13, "{sizes:?}");
+    assert_eq!(sizes[0], 50);
+    assert!(sizes.contains(&1), "the bad one alone: {sizes:?}");
+}
+
+#[test]
+fn three_bad_documents_in_a_hundred_are_each_rejected_with_their_own_message() {
+    let (erp, _t) = bisect(100, 50, &[3, 4, 71]);
+    let sizes = erp.batch_sizes();
+    assert!(sizes.len() <= 3 * 13, "{sizes:?}");
+    assert_eq!(sizes.iter().filter(|&&s| s == 50).count(), 2, "{sizes:?}");
+}
+
+#[test]
+fn a_batch_that_meets_a_503_is_sent_again_whole_with_the_same_key() {
+    let erp = FakeErp::start(Behaviour {
+        fail_next: 1,
+        ..Behaviour::default()
+    });
+    let t = setup(
+        &erp,
+        "/batch",
+        r#"concurrency = 1
+batch = { size = 10, ids_pointer = "/ids" }"#,
+    );
+    t.write("drop/inbox/INV_1.csv", invoices_csv(10, 1));
+    let out = run(&t, &["run"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let reqs = erp.requests();
+    assert_eq!(reqs.len(), 2);
+    assert_eq!(reqs[0].body, reqs[1].body);
+    assert_eq!(
+        reqs[0].header("Idempotency-Key"),
+        reqs[1].header("Idempotency-Key")
+    );
+    assert_eq!(erp.created(), (10, 1));
+    assert_eq!(ledger_ids(&t, "INV_1.csv").len(), 10);
+}
+
+#[cfg(unix)]
+#[test]
+fn a_run_killed_while_a_batch_is_at_the_erp_resends_it_with_the_same_key() {
+    use std::time::{Duration, Instant};
+    let erp = FakeErp::start(Behaviour {
+        delay: Duration::from_millis(600),
+        ..Behaviour::default()
+    });
+    let t = setup(
+        &erp,
+        "/batch",
+        r#"concurrency = 1
+batch = { size = 10, ids_pointer = "/ids" }"#,
+    );
+    t.write("drop/inbox/INV_1.csv", invoices_csv(20, 1));
+    let mut child = t
+        .spawn_cmd()
+        .args(["-q", "run"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while erp.request_count() == 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    // the first batch is at the ERP, which takes it but answers too late
+    child.kill().unwrap();
+    child.wait().unwrap();
+    while erp.created().0 < 10 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    assert_eq!(erp.created(), (10, 1));
+    erp.set(|b| b.delay = Duration::ZERO);
+    let out = run(&t, &["run"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let reqs = erp.requests();
+    assert_eq!(reqs.len(), 3, "{:?}", erp.batch_sizes());
+    assert_eq!(reqs[1].body, reqs[0].body, "the batch in flight, resent");
+    assert_eq!(
+        reqs[1].header("Idempotency-Key"),
+        reqs[0].header("Idempotency-Key")
+    );
+    assert_eq!(erp.created(), (20, 1), "no document created twice");
+    let ids = ledger_ids(&t, "INV_1.csv");
+    assert_eq!(ids.len(), 20);
+    for (k, id) in &ids {
+        assert_eq!(erp.id_of(k).unwrap().to_string(), *id);
+    }
+}

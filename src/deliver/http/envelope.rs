@@ -42,7 +42,6 @@ pub(super) fn envelope(template: &str, payload: &[u8]) -> Vec<u8> {
 }
 
 /// A batch's body: `{payloads}` replaced by a JSON array of the payloads, in order.
-#[allow(dead_code)] // batches come next
 pub(super) fn batch_body<'d>(
     template: &str,
     payloads: impl Iterator<Item = &'d [u8]> + Clone,

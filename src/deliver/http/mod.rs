@@ -23,6 +23,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 mod answer;
+mod batch;
 mod envelope;
 mod url;
 
@@ -36,9 +37,9 @@ pub struct HttpTarget {
     jitter: AtomicU64,
 }
 
-/// What one attempt gave.
-enum Attempt {
-    Done(SubmitOutcome),
+/// What one attempt gave: the ERP's answer (`T`: a document's outcome, or a batch's).
+enum Attempt<T = SubmitOutcome> {
+    Done(T),
     Transient {
         message: String,
         retry_after: Option<Duration>,
@@ -255,7 +256,24 @@ impl HttpTarget {
                     status: Some(code),
                 })
             }
-            Err(ureq::Error::Status(code, resp)) => {
+            Err(e) => self.failed(&url, e, |status, message| SubmitOutcome::Rejected {
+                status: Some(status),
+                message,
+            }),
+        }
+    }
+
+    /// An attempt that got no 2xx: refused credentials make the target unavailable at
+    /// once, 408, 429, 5xx and transport errors are transient, any other status is the
+    /// ERP's refusal (`refused` makes it the answer, with the ERP's words).
+    fn failed<T>(
+        &self,
+        url: &str,
+        e: ureq::Error,
+        refused: impl FnOnce(u16, String) -> T,
+    ) -> Attempt<T> {
+        match e {
+            ureq::Error::Status(code, resp) => {
                 let retry_after = resp
                     .header("Retry-After")
                     .and_then(|v| v.trim().parse::<u64>().ok())
@@ -277,14 +295,11 @@ impl HttpTarget {
                         maybe_delivered: !matches!(code, 429 | 503),
                     }
                 } else {
-                    Attempt::Done(SubmitOutcome::Rejected {
-                        status: Some(code),
-                        message,
-                    })
+                    Attempt::Done(refused(code, message))
                 }
             }
-            Err(ureq::Error::Transport(t)) => Attempt::Transient {
-                message: transport_message(&t, &url),
+            ureq::Error::Transport(t) => Attempt::Transient {
+                message: transport_message(&t, url),
                 retry_after: None,
                 maybe_delivered: !matches!(
                     t.kind(),
@@ -369,6 +384,41 @@ impl RemoteTarget for HttpTarget {
                 message,
             };
         }
+        self.retrying(&doc.key, cancel, || self.attempt(ctx, doc))
+            .unwrap_or_else(|(message, maybe_delivered)| SubmitOutcome::Unavailable {
+                message,
+                maybe_delivered,
+            })
+    }
+
+    fn batch_size(&self) -> usize {
+        self.cfg.batch.as_ref().map_or(1, |b| b.size)
+    }
+
+    fn send_batch(
+        &self,
+        ctx: &DocContext<'_>,
+        docs: &[SpooledDoc],
+        cancel: &Cancel<'_>,
+    ) -> Vec<SubmitOutcome> {
+        match &self.cfg.batch {
+            Some(b) => self.send_creates(b, ctx, docs, cancel),
+            None => docs.iter().map(|d| self.send(ctx, d, cancel)).collect(),
+        }
+    }
+}
+
+impl HttpTarget {
+    /// Makes one request (`what` names it in the log) until it is answered, retrying
+    /// transient failures with backoff unless `cancel` says stop. `Err`: the target is
+    /// unavailable (it is down for every thread), with the message and whether an
+    /// attempt may have reached the ERP.
+    fn retrying<T>(
+        &self,
+        what: &str,
+        cancel: &Cancel<'_>,
+        mut once: impl FnMut() -> Attempt<T>,
+    ) -> Result<T, (String, bool)> {
         let attempts = self.cfg.retry.attempts.max(1);
         let mut last = String::new();
         let mut maybe = false;
@@ -376,16 +426,13 @@ impl RemoteTarget for HttpTarget {
             if attempt > 1 && cancel.any() {
                 break;
             }
-            match self.attempt(ctx, doc) {
-                Attempt::Done(outcome) => return outcome,
+            match once() {
+                Attempt::Done(answer) => return Ok(answer),
                 Attempt::Down { message } => {
                     cancel.target_down();
                     // a redirect or refused credentials: this request was not taken,
                     // an earlier one that timed out may have been
-                    return SubmitOutcome::Unavailable {
-                        message,
-                        maybe_delivered: maybe,
-                    };
+                    return Err((message, maybe));
                 }
                 Attempt::Transient {
                     message,
@@ -393,7 +440,7 @@ impl RemoteTarget for HttpTarget {
                     maybe_delivered,
                 } => {
                     maybe |= maybe_delivered;
-                    tracing::debug!(document = %doc.key, attempt, "transient target error: {message}");
+                    tracing::debug!(document = %what, attempt, "transient target error: {message}");
                     last = message;
                     if attempt < attempts {
                         let wait = self.backoff(attempt, retry_after);
@@ -406,14 +453,12 @@ impl RemoteTarget for HttpTarget {
             }
         }
         cancel.target_down();
-        SubmitOutcome::Unavailable {
-            maybe_delivered: maybe,
-            message: if last.is_empty() {
-                "the target is down (another document found it unavailable)".to_string()
-            } else {
-                format!("{last} (after {attempts} attempts)")
-            },
-        }
+        let message = if last.is_empty() {
+            "the target is down (another document found it unavailable)".to_string()
+        } else {
+            format!("{last} (after {attempts} attempts)")
+        };
+        Err((message, maybe))
     }
 }
 
