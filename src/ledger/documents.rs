@@ -166,15 +166,16 @@ macro_rules! in_flight_upsert {
 
 /// Marks a document in flight unless the ERP has it with this content already (a
 /// create or update), or has nothing to delete (a delete), or an earlier attempt with
-/// other content has no known outcome (in doubt: never sent again under another
-/// idempotency key).
+/// other content has no known outcome (never sent again under another idempotency
+/// key), or it is in doubt (only an operator, or the ERP, settles that).
 const CLAIM: &str = concat!(
     in_flight_upsert!(),
     " WHERE NOT (excluded.operation <> 'delete'
                 AND documents.erp_hash IS NOT NULL
                 AND documents.erp_hash = excluded.content_hash)
         AND NOT (excluded.operation = 'delete' AND documents.erp_hash IS NULL)
-        AND NOT (documents.state IN ('in_flight', 'in_doubt')
+        AND documents.state <> 'in_doubt'
+        AND NOT (documents.state = 'in_flight'
                 AND documents.content_hash <> excluded.content_hash)"
 );
 
@@ -322,7 +323,8 @@ impl Ledger {
     }
 
     /// Marks a document whose earlier attempt has no known outcome as in doubt (it
-    /// arrived with other content); `message` says what to do.
+    /// arrived with other content); `message` says what to do. A document that the
+    /// ERP's answer left in doubt (it has a status) keeps that answer.
     pub fn mark_in_doubt(
         &self,
         mapping: &str,
@@ -333,8 +335,9 @@ impl Ledger {
     ) -> Result<(), LedgerError> {
         self.conn
             .prepare_cached(
-                "UPDATE documents SET state = 'in_doubt', last_error = ?3, updated = ?4
-                 WHERE mapping = ?1 AND key = ?2 AND state IN ('in_flight', 'in_doubt')",
+                "UPDATE documents SET state = 'in_doubt', last_error = ?3, last_status = NULL, updated = ?4
+                 WHERE mapping = ?1 AND key = ?2
+                   AND (state = 'in_flight' OR (state = 'in_doubt' AND last_status IS NULL))",
             )
             .and_then(|mut st| st.execute(params![mapping, key, message, self.now()]))
             .map(|_| ())
@@ -431,7 +434,12 @@ impl DocWriter<'_> {
         }
         // not claimed: which reason (rare: validation saw it first)
         Ok(match self.ledger.document(a.mapping, a.key)? {
-            Some(r) if r.state.is_unsettled() && r.content_hash != a.content_hash => Claim::InDoubt,
+            Some(r)
+                if r.state == DocState::InDoubt
+                    || (r.state.is_unsettled() && r.content_hash != a.content_hash) =>
+            {
+                Claim::InDoubt
+            }
             _ => Claim::AlreadyImported,
         })
     }

@@ -350,3 +350,105 @@ batch = { size = 10, ids_pointer = "/ids" }"#,
         assert_eq!(erp.id_of(k).unwrap().to_string(), *id);
     }
 }
+
+/// A batch whose answer does not say which documents the ERP created: every document
+/// of it is in doubt, in the report and the ledger, and no run sends it again until
+/// an operator settles it.
+fn in_doubt_until_resolved(b: Behaviour, batch: &str, status: u64, says: &str) {
+    let erp = FakeErp::start(b);
+    let t = setup(&erp, "/batch", &format!("concurrency = 1\nbatch = {batch}"));
+    t.write("drop/inbox/INV_1.csv", invoices_csv(4, 1));
+    let out = run(&t, &["run"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert_eq!(erp.request_count(), 1, "never split nor resent");
+    let first = rows(&t, "INV_1.csv");
+    assert_eq!(first.len(), 4, "{first:?}");
+    for row in first.values() {
+        assert_eq!(row["stage"], "submit");
+        assert_eq!(row["code"], "in_doubt");
+        assert_eq!(row["status"], status);
+        let msg = row["message"].as_str().unwrap();
+        assert!(
+            msg.contains(says) && msg.contains("erpdrop resolve"),
+            "{row}"
+        );
+    }
+    let report = t.read_json("drop/failed/INV_1.csv.errors.json");
+    assert_eq!(report["counts"]["accepted"], 0);
+    let st = run(&t, &["status", "--json"]).json();
+    let states: Vec<&str> = st["failed_documents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(states, ["in_doubt"; 4], "{st}");
+    // the ERP works again: reprocessing sends none of them, twice over
+    erp.set(|b| {
+        b.reject.clear();
+        b.batch_short_ids = false;
+    });
+    for _ in 0..2 {
+        let out = run(&t, &["reprocess", "--all"]);
+        assert_eq!(out.code, 1, "{out:?}");
+        assert_eq!(erp.request_count(), 1, "nothing sent while in doubt");
+        let again = rows(&t, "INV_1.csv");
+        assert_eq!(again.len(), 4);
+        for row in again.values() {
+            assert_eq!(row["code"], "in_doubt");
+            let msg = row["message"].as_str().unwrap();
+            assert!(msg.contains(says), "the ERP's answer is kept: {row}");
+        }
+    }
+    // an operator looked: the ERP has INV000000 and not the rest
+    assert_eq!(
+        run(&t, &["resolve", &key(0), "--accepted", "--id", "77"]).code,
+        0
+    );
+    for i in 1..4 {
+        assert_eq!(run(&t, &["resolve", &key(i), "--not-sent"]).code, 0);
+    }
+    let out = run(&t, &["reprocess", "--all", "--json"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(erp.batch_sizes()[1..], [3]);
+}
+
+#[test]
+fn a_refused_batch_that_is_not_all_or_nothing_leaves_its_documents_in_doubt() {
+    in_doubt_until_resolved(
+        Behaviour {
+            reject: [key(2)].into(),
+            batch_partial: true,
+            ..Behaviour::default()
+        },
+        r#"{ size = 10, ids_pointer = "/ids" }"#,
+        400,
+        "the ERP refused the batch of 4 documents it was in (Unknown GL account on invoice INV000002)",
+    );
+}
+
+#[test]
+fn an_answer_with_fewer_ids_than_documents_leaves_them_in_doubt() {
+    in_doubt_until_resolved(
+        Behaviour {
+            batch_short_ids: true,
+            ..Behaviour::default()
+        },
+        r#"{ size = 10, ids_pointer = "/ids", all_or_nothing = true }"#,
+        201,
+        "the ERP answered 3 ids for the batch of 4 documents it was in",
+    );
+}
+
+#[test]
+fn a_batch_cannot_go_to_a_url_with_a_key() {
+    let erp = FakeErp::start(Behaviour::default());
+    let t = setup(&erp, "/batch/{key}", "batch = { size = 10 }");
+    let out = run(&t, &["check"]);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(
+        out.stderr.contains("key target.batch: ") && out.stderr.contains("cannot have {key}"),
+        "{}",
+        out.stderr
+    );
+}
