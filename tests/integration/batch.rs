@@ -452,3 +452,49 @@ fn a_batch_cannot_go_to_a_url_with_a_key() {
         out.stderr
     );
 }
+
+#[test]
+fn a_batch_refused_for_its_credentials_or_redirected_stops_the_run_and_shows_no_secret() {
+    let secret = "wr0ng-s3cret-token";
+    let erp = FakeErp::start(Behaviour {
+        token: Some("the-right-one".into()),
+        echo_headers: true,
+        ..Behaviour::default()
+    });
+    let t = setup(
+        &erp,
+        "/batch",
+        r#"concurrency = 2
+auth = { bearer_env = "ERP_TOKEN" }
+batch = { size = 10, ids_pointer = "/ids", all_or_nothing = true }"#,
+    );
+    t.write("drop/inbox/INV_1.csv", invoices_csv(40, 1));
+    let o = t
+        .cmd()
+        .env("ERP_TOKEN", secret)
+        .args(["-vv", "run"])
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr),
+    );
+    assert_eq!(o.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("HTTP 401") && stderr.contains("refused the credentials"), "{stderr}");
+    assert!(erp.request_count() <= 2, "no retry storm, no split: {}", erp.request_count());
+    assert!(t.exists("drop/inbox/INV_1.csv"));
+    let st = t.cmd().env("ERP_TOKEN", secret).args(["status", "--json"]).output().unwrap();
+    for text in [&stdout, &stderr, &String::from_utf8_lossy(&st.stdout)] {
+        assert!(!text.contains(secret), "{text}");
+    }
+    // a redirect: the target is unavailable, the message names where it points
+    erp.set(|b| {
+        b.token = None;
+        b.redirect = Some((308, "https://erp.example/batch".into()));
+    });
+    let out = t.cmd().env("ERP_TOKEN", secret).arg("run").output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("redirects to https://erp.example/batch"), "{stderr}");
+    assert_eq!(erp.created(), (0, 0));
+}
