@@ -128,9 +128,10 @@ pub trait RemoteTarget: Sync {
     fn concurrency(&self) -> usize;
     /// Sends one document, retrying transient failures unless `cancel` says stop.
     fn send(&self, ctx: &DocContext<'_>, doc: &SpooledDoc, cancel: &Cancel<'_>) -> SubmitOutcome;
-    /// How many creates one request may carry (1: a request for each document).
-    fn batch_size(&self) -> usize {
-        1
+    /// How many creates one request may carry, if creates go in batches (`None`: a
+    /// request for each document).
+    fn batch_size(&self) -> Option<usize> {
+        None
     }
     /// Sends creates of one group together (at most [`batch_size`] of them): an
     /// outcome for each, in their order.

@@ -80,7 +80,8 @@ impl Shared {
         ctx: &DocContext<'_>,
         cancel: &Cancel<'_>,
     ) {
-        let per_request = target.batch_size().max(1);
+        let batches = target.batch_size();
+        let per_request = batches.unwrap_or(1).max(1);
         loop {
             let docs = {
                 let mut q = self.lock();
@@ -107,7 +108,7 @@ impl Shared {
                     .iter()
                     .map(|_| SubmitOutcome::Skipped { reason })
                     .collect(),
-                None if per_request > 1 && docs[0].operation == Operation::Create => {
+                None if batches.is_some() && docs[0].operation == Operation::Create => {
                     target.send_batch(ctx, &docs, cancel)
                 }
                 None => vec![target.send(ctx, &docs[0], cancel)],

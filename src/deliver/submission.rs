@@ -94,7 +94,7 @@ impl<'a, D: Iterator<Item = std::io::Result<SpooledDoc>>> Submission<'a, D> {
     ) -> Result<Submitted, LedgerError> {
         let delivery = target.delivery();
         let per_request = match delivery {
-            Delivery::Remote(t) => t.batch_size().max(1) as u64,
+            Delivery::Remote(t) => t.batch_size().unwrap_or(1).max(1) as u64,
             Delivery::Local(_) => 1,
         };
         let mut s = Submission {
@@ -163,7 +163,7 @@ impl<'a, D: Iterator<Item = std::io::Result<SpooledDoc>>> Submission<'a, D> {
         let workers = target.concurrency().max(1);
         // documents marked in flight and handed to the workers, not yet recorded: with
         // batches, enough for every worker to have one at the ERP and one waiting
-        let per_request = target.batch_size().max(1);
+        let per_request = target.batch_size().unwrap_or(1).max(1);
         let window = (workers * 32).max(64).max(workers * per_request * 2);
         let half = window / 2;
         let ctx = s.batch().ctx;

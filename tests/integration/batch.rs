@@ -480,10 +480,22 @@ batch = { size = 10, ids_pointer = "/ids", all_or_nothing = true }"#,
         String::from_utf8_lossy(&o.stderr),
     );
     assert_eq!(o.status.code(), Some(3), "{stderr}");
-    assert!(stderr.contains("HTTP 401") && stderr.contains("refused the credentials"), "{stderr}");
-    assert!(erp.request_count() <= 2, "no retry storm, no split: {}", erp.request_count());
+    assert!(
+        stderr.contains("HTTP 401") && stderr.contains("refused the credentials"),
+        "{stderr}"
+    );
+    assert!(
+        erp.request_count() <= 2,
+        "no retry storm, no split: {}",
+        erp.request_count()
+    );
     assert!(t.exists("drop/inbox/INV_1.csv"));
-    let st = t.cmd().env("ERP_TOKEN", secret).args(["status", "--json"]).output().unwrap();
+    let st = t
+        .cmd()
+        .env("ERP_TOKEN", secret)
+        .args(["status", "--json"])
+        .output()
+        .unwrap();
     for text in [&stdout, &stderr, &String::from_utf8_lossy(&st.stdout)] {
         assert!(!text.contains(secret), "{text}");
     }
@@ -492,9 +504,35 @@ batch = { size = 10, ids_pointer = "/ids", all_or_nothing = true }"#,
         b.token = None;
         b.redirect = Some((308, "https://erp.example/batch".into()));
     });
-    let out = t.cmd().env("ERP_TOKEN", secret).arg("run").output().unwrap();
+    let out = t
+        .cmd()
+        .env("ERP_TOKEN", secret)
+        .arg("run")
+        .output()
+        .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{stderr}");
-    assert!(stderr.contains("redirects to https://erp.example/batch"), "{stderr}");
+    assert!(
+        stderr.contains("redirects to https://erp.example/batch"),
+        "{stderr}"
+    );
     assert_eq!(erp.created(), (0, 0));
+}
+
+#[test]
+fn a_batch_of_size_one_still_goes_in_the_batch_body() {
+    let erp = FakeErp::start(Behaviour::default());
+    let t = setup(
+        &erp,
+        "/rpc/",
+        r#"concurrency = 1
+batch = { size = 1, body = '{"method": "create", "params": [{payloads}]}', ids_pointer = "/result" }"#,
+    );
+    t.write("drop/inbox/INV_1.csv", invoices_csv(3, 1));
+    let out = run(&t, &["run"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(erp.batch_sizes(), [1, 1, 1]);
+    let first: Vec<String> = numbers(&erp.requests()[0].body, true);
+    assert_eq!(first, [key(0)]);
+    assert_eq!(ledger_ids(&t, "INV_1.csv").len(), 3);
 }

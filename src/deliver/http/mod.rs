@@ -391,8 +391,8 @@ impl RemoteTarget for HttpTarget {
             })
     }
 
-    fn batch_size(&self) -> usize {
-        self.cfg.batch.as_ref().map_or(1, |b| b.size)
+    fn batch_size(&self) -> Option<usize> {
+        self.cfg.batch.as_ref().map(|b| b.size)
     }
 
     fn send_batch(
