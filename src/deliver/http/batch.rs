@@ -212,7 +212,7 @@ fn ids_of(
                 .ok_or_else(|| {
                     format!(
                         "the ERP's answer to its batch has {} at {p}/{i}, where its id should be",
-                        crate::problem::bound(&v.to_string(), 200)
+                        crate::redact::redact_string(crate::problem::bound(&v.to_string(), 200).into_owned())
                     )
                 })
         })
