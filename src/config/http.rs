@@ -49,6 +49,8 @@ pub(super) struct BatchSpec {
 pub(super) struct VerifySpec {
     url: Option<String>,
     found_pointer: Option<String>,
+    method: Option<String>,
+    body: Option<String>,
 }
 
 /// Up to `size` documents in one request.
@@ -65,11 +67,16 @@ pub struct BatchConfig {
 
 /// How to ask the ERP whether it has a document whose last attempt has no known
 /// outcome: a GET of `url` (`{key}`, `{document}`, `{mapping}`); an id at
-/// `found_pointer` in the answer means it has.
+/// `found_pointer` in the answer means it has. An ERP whose search is an RPC call
+/// (Tryton's or Odoo's JSON-RPC) takes `method = "POST"` and a `body`, in which `{key}`
+/// is the key as a JSON string's content.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verify {
     pub url: String,
     pub found_pointer: String,
+    /// `GET` unless the config says otherwise.
+    pub method: String,
+    pub body: Option<String>,
 }
 
 /// PEM files for TLS, absolute: CAs trusted besides the system's, and a client
@@ -509,7 +516,19 @@ fn resolve_verify(
             ))
         }
     };
-    Ok(Verify { url, found_pointer })
+    let method = v.method.clone().unwrap_or_else(|| "GET".into());
+    if method.is_empty() || !method.bytes().all(|b| b.is_ascii_alphabetic()) {
+        return Err(err(
+            &["verify", "method"],
+            format!("{method:?} is not an HTTP method (GET, POST)"),
+        ));
+    }
+    Ok(Verify {
+        url,
+        found_pointer,
+        method: method.to_ascii_uppercase(),
+        body: v.body.clone(),
+    })
 }
 
 /// An operation's request from its spec, or the default: `method` on `url` + `/{id}`.
