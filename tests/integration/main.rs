@@ -20,4 +20,5 @@ mod trust_http;
 #[cfg(feature = "tryton")]
 mod tryton;
 mod validate;
+mod verify;
 mod xml;

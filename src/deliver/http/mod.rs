@@ -23,6 +23,7 @@ use std::time::Duration;
 
 mod answer;
 mod url;
+mod verify;
 
 use answer::{error_text, not_delivery, read_body, scalar_text, transport_message};
 use url::{base_url, fill, key_changes_path};
@@ -338,6 +339,10 @@ impl RemoteTarget for HttpTarget {
         self.cfg.concurrency
     }
 
+    fn look_up(&self, ctx: &DocContext<'_>, key: &str) -> Option<super::LookUp> {
+        self.look_up_key(ctx, key)
+    }
+
     fn send(&self, ctx: &DocContext<'_>, doc: &SpooledDoc, cancel: &Cancel<'_>) -> SubmitOutcome {
         if let Some(message) = self.request_problem(ctx, doc) {
             return SubmitOutcome::Rejected {
@@ -347,12 +352,27 @@ impl RemoteTarget for HttpTarget {
         }
         let attempts = self.cfg.retry.attempts.max(1);
         let mut last = String::new();
-        let mut maybe = false;
+        let mut maybe = doc.resend;
+        // whether the ERP may have this document already: asked first (`verify`)
+        let mut unknown = doc.resend;
         for attempt in 1..=attempts {
             if attempt > 1 && cancel.any() {
                 break;
             }
-            match self.attempt(ctx, doc) {
+            let settled = if unknown {
+                self.settle_unknown(ctx, doc)
+            } else {
+                None
+            };
+            let tried = match settled {
+                Some(Ok(outcome)) => return outcome,
+                Some(Err(unanswered)) => unanswered,
+                None => {
+                    unknown = false;
+                    self.attempt(ctx, doc)
+                }
+            };
+            match tried {
                 Attempt::Done(outcome) => return outcome,
                 Attempt::Down { message } => {
                     cancel.target_down();
@@ -369,6 +389,7 @@ impl RemoteTarget for HttpTarget {
                     maybe_delivered,
                 } => {
                     maybe |= maybe_delivered;
+                    unknown |= maybe_delivered;
                     tracing::debug!(document = %doc.key, attempt, "transient target error: {message}");
                     last = message;
                     if attempt < attempts {
@@ -407,6 +428,7 @@ mod tests {
             erp_id: None,
             deletions,
             body: Vec::new(),
+            resend: false,
         };
         let a = idempotency_key(&doc("h1", Operation::Create, 0), "m");
         assert_eq!(a.len(), 64);
