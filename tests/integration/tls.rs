@@ -287,11 +287,14 @@ fn check_does_the_handshake_and_says_what_tls_did() {
     t.write("ca.pem", &ca.pem);
     t.write("me.pem", &me.cert);
     t.write("me.key", &me.key);
-    let out = run(&t, &["check"]);
+    let out = run(&t, &["-vv", "check"]);
     assert_eq!(out.code, 0, "{out:?}");
+    // the private key is never printed, at any verbosity
+    let key_line = me.key.lines().nth(1).unwrap();
+    assert!(!out.stdout.contains(key_line) && !out.stderr.contains(key_line));
     assert!(
         out.stdout.contains(
-            "answered 200; TLS: the server's certificate is trusted (the system's roots and"
+            "answered 200; TLS: the server's certificate is trusted (target.ca_file ./ca.pem, besides the roots built into erpdrop: the system's store is empty)"
         ) && out
             .stdout
             .contains("the server asked for a client certificate and took"),
@@ -412,4 +415,30 @@ fn tls_files_that_are_wrong_are_named_before_anything_is_touched() {
     assert_eq!(erp.connections(), 0, "nothing reached the target");
     assert_eq!(t.ls("drop/inbox"), vec!["INV_1.csv"]);
     assert!(!t.exists("drop/.erpdrop/ledger.sqlite"));
+}
+
+#[test]
+fn a_server_that_never_finishes_the_handshake_times_out() {
+    // accepts the connection, never answers the ClientHello
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = silent.local_addr().unwrap();
+    let held = std::thread::spawn(move || silent.accept().map(|(s, _)| s));
+    let t = TestDir::new();
+    t.invoice_setup(INVOICE_MAPPING);
+    t.write(
+        "erpdrop.toml",
+        format!("[folders]\nroot = \"drop\"\n[scan]\nsettle_seconds = 0\n[target]\nkind = \"http\"\nurl = \"https://{addr}/api/{{document}}\"\ntimeout_seconds = 1\nconcurrency = 1\nretry = {{ attempts = 1 }}\n"),
+    );
+    t.write("drop/inbox/INV_1.csv", invoices_csv(1, 1));
+    let started = std::time::Instant::now();
+    let out = run(&t, &["run"]);
+    assert_eq!(out.code, 3, "{out:?}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    assert!(
+        out.stderr.contains("TLS handshake failed") && out.stderr.contains("timed out"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(t.ls("drop/inbox"), vec!["INV_1.csv"]);
+    drop(held.join());
 }

@@ -16,7 +16,7 @@ use rustls::sign::CertifiedKey;
 use rustls::{AlertDescription, CertificateError, SignatureScheme};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// The target's TLS client and what its errors are explained with.
 pub(super) struct Tls {
@@ -45,8 +45,8 @@ impl ResolvesClientCert for ClientCert {
     }
 }
 
-/// The system's roots, or webpki-roots where there are none; and where they came from.
-fn system_roots() -> rustls::RootCertStore {
+/// The system's roots, or webpki-roots where there are none; and the words for which.
+fn system_roots() -> (rustls::RootCertStore, &'static str) {
     let found = rustls_native_certs::load_native_certs();
     for e in &found.errors {
         tracing::debug!("reading the system's trusted certificates: {e}");
@@ -62,39 +62,36 @@ fn system_roots() -> rustls::RootCertStore {
                 String::new()
             }
         );
-        return roots;
+        return (roots, "the system's roots");
     }
     tracing::debug!(
         "TLS: the system's certificate store is empty or cannot be read; trusting the {} root certificates compiled into erpdrop (Mozilla's list, webpki-roots) instead",
         webpki_roots::TLS_SERVER_ROOTS.len()
     );
-    rustls::RootCertStore {
+    let roots = rustls::RootCertStore {
         roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-    }
+    };
+    (
+        roots,
+        "the roots built into erpdrop: the system's store is empty",
+    )
 }
 
 impl Tls {
     /// The TLS client of a target: the system's roots and `ca_file`'s, the client
-    /// certificate if any (all checked when the config loaded).
+    /// certificate if any (all checked when the config loaded). The roots are read at
+    /// the first https connection: a target over plain http never reads them.
     pub fn new(files: &TlsFiles, material: &TlsMaterial) -> Tls {
-        let mut roots = system_roots();
-        // checked when the config loaded: each is usable as a trust anchor
-        let (added, _) = roots.add_parsable_certificates(material.cas.iter().cloned());
-        if let Some(p) = &files.ca_file {
-            tracing::debug!("TLS: trusting {added} CA certificates of {}", p.display());
-        }
         let resolver = Arc::new(ClientCert {
             key: material.client.clone(),
             asked: AtomicBool::new(false),
         });
-        let config = rustls::ClientConfig::builder_with_provider(crate::config::tls_provider())
-            .with_protocol_versions(&[&rustls::version::TLS12, &rustls::version::TLS13])
-            .expect("ring supports TLS 1.2 and 1.3")
-            .with_root_certificates(roots)
-            .with_client_cert_resolver(resolver.clone());
         Tls {
             connector: Arc::new(Connector {
-                config: Arc::new(config),
+                cas: material.cas.clone(),
+                ca_file: files.ca_file.clone(),
+                resolver: resolver.clone(),
+                config: OnceLock::new(),
             }),
             ca_file: files.ca_file.clone(),
             client_cert: files.client_cert.clone(),
@@ -109,9 +106,10 @@ impl Tls {
 
     /// What TLS erpdrop has, for `check`'s line on success.
     pub fn summary(&self) -> String {
+        let roots = self.connector.roots();
         let trust = match &self.ca_file {
-            Some(p) => format!("trusted (the system's roots and {})", p.display()),
-            None => "trusted (the system's roots)".to_string(),
+            Some(p) => format!("trusted (target.ca_file {}, besides {roots})", p.display()),
+            None => format!("trusted ({roots})"),
         };
         let client = match (&self.client_cert, self.server_asked_for_client_cert()) {
             (Some(p), true) => format!(
@@ -291,7 +289,35 @@ impl std::error::Error for Handshake {}
 
 /// ureq's TLS connector, with erpdrop's stream ([`TlsStream`]).
 pub(super) struct Connector {
-    config: Arc<rustls::ClientConfig>,
+    cas: Vec<rustls::pki_types::CertificateDer<'static>>,
+    ca_file: Option<PathBuf>,
+    resolver: Arc<ClientCert>,
+    /// Made at the first connection: the client, and which roots it trusts.
+    config: OnceLock<(Arc<rustls::ClientConfig>, &'static str)>,
+}
+
+impl Connector {
+    fn config(&self) -> &(Arc<rustls::ClientConfig>, &'static str) {
+        self.config.get_or_init(|| {
+            let (mut roots, which) = system_roots();
+            // checked when the config loaded: each is usable as a trust anchor
+            let (added, _) = roots.add_parsable_certificates(self.cas.iter().cloned());
+            if let Some(p) = &self.ca_file {
+                tracing::debug!("TLS: trusting {added} CA certificates of {}", p.display());
+            }
+            let config = rustls::ClientConfig::builder_with_provider(crate::config::tls_provider())
+                .with_protocol_versions(&[&rustls::version::TLS12, &rustls::version::TLS13])
+                .expect("ring supports TLS 1.2 and 1.3")
+                .with_root_certificates(roots)
+                .with_client_cert_resolver(self.resolver.clone());
+            (Arc::new(config), which)
+        })
+    }
+
+    /// Which roots are trusted, in words (reads them if no connection did yet).
+    fn roots(&self) -> &'static str {
+        self.config().1
+    }
 }
 
 impl ureq::TlsConnector for Connector {
@@ -311,7 +337,7 @@ impl ureq::TlsConnector for Connector {
                 format!("{name:?} is not a host name: {e}"),
             )
         })?;
-        let conn = rustls::ClientConnection::new(self.config.clone(), sni)
+        let conn = rustls::ClientConnection::new(self.config().0.clone(), sni)
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
         let mut s = TlsStream { conn, sock: io };
         while s.conn.is_handshaking() {
@@ -321,6 +347,15 @@ impl ureq::TlsConnector for Connector {
                     .get_ref()
                     .and_then(|i| i.downcast_ref::<rustls::Error>())
                     .cloned();
+                // a socket's read timeout is WouldBlock on Unix
+                let e = if e.kind() == std::io::ErrorKind::WouldBlock {
+                    std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "the server did not answer in time (target.timeout_seconds): timed out",
+                    )
+                } else {
+                    e
+                };
                 let kind = e.kind();
                 return Err(std::io::Error::new(kind, Handshake { tls, io: e }).into());
             }
