@@ -229,7 +229,9 @@ fn a_server_that_requires_a_client_certificate_gets_ours() {
     assert!(
         out.stderr
             .contains("the server refused erpdrop's client certificate")
-            && out.stderr.contains("certs/me.pem (target.client_cert)"),
+            && out.stderr.contains(
+                "certs/me.pem (target.client_cert): it does not trust the CA that signed it (TLS alert UnknownCA)"
+            ),
         "{}",
         out.stderr
     );

@@ -218,13 +218,13 @@ impl Tls {
             None => "the server requires a client certificate and none is configured: give it in target.client_cert and target.client_key (PEM)".to_string(),
             Some(p) => {
                 let why = match a {
-                    AlertDescription::UnknownCA => " (it does not trust the CA that signed it)",
-                    AlertDescription::CertificateExpired => " (it has expired)",
-                    AlertDescription::CertificateRevoked => " (it has been revoked)",
-                    AlertDescription::AccessDenied => " (access denied)",
+                    AlertDescription::UnknownCA => ": it does not trust the CA that signed it",
+                    AlertDescription::CertificateExpired => ": it has expired",
+                    AlertDescription::CertificateRevoked => ": it has been revoked",
+                    AlertDescription::AccessDenied => ": access denied",
                     _ => "",
                 };
-                format!("the server refused erpdrop's client certificate {} (target.client_cert){why}: TLS alert {a:?}", p.display())
+                format!("the server refused erpdrop's client certificate {} (target.client_cert){why} (TLS alert {a:?})", p.display())
             }
         })
     }
