@@ -48,6 +48,22 @@ fn run(t: &TestDir, args: &[&str]) -> Out {
     }
 }
 
+/// The states of the ledger's documents, sorted (none without a ledger).
+fn ledger_states(t: &TestDir) -> Vec<String> {
+    let ledger = t.join("drop/.erpdrop/ledger.sqlite");
+    if !ledger.exists() {
+        return Vec::new();
+    }
+    let c = rusqlite::Connection::open(ledger).unwrap();
+    let mut st = c
+        .prepare("SELECT state FROM documents ORDER BY state")
+        .unwrap();
+    st.query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
 fn accepted_in_ledger(t: &TestDir) -> i64 {
     let ledger = t.join("drop/.erpdrop/ledger.sqlite");
     if !ledger.exists() {
@@ -76,6 +92,12 @@ fn assert_stopped(t: &TestDir, erp: &TlsErp, out: &Out, says: &str) {
     assert!(t.ls("drop/failed").is_empty() && t.ls("drop/processing").is_empty());
     assert!(erp.requests().is_empty(), "{:?}", erp.requests());
     assert_eq!(accepted_in_ledger(t), 0);
+    // known not to have reached the ERP: neither in flight nor in doubt
+    assert!(
+        ledger_states(t).iter().all(|s| s == "not_sent"),
+        "{:?}",
+        ledger_states(t)
+    );
     assert_eq!(erp.connections(), 1, "a certificate error is not retried");
 }
 
@@ -118,6 +140,8 @@ fn a_company_ca_is_trusted_through_ca_file_and_nothing_else_is() {
     );
     assert_eq!(accepted_in_ledger(&t), 3);
     assert!(t.ls("drop/inbox").is_empty());
+    // one connection for the three documents (keep-alive over TLS)
+    assert_eq!(erp.connections(), 2, "the refused one and one kept alive");
 }
 
 #[test]
