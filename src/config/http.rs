@@ -168,6 +168,8 @@ pub struct HttpConfig {
     /// A credential obtained at run time (OAuth2, a session), if any.
     pub login: Option<super::Login>,
     pub tls: TlsFiles,
+    /// What those files hold, read and checked when the config loaded.
+    pub tls_material: super::tls::TlsMaterial,
     /// Requests per second across all workers, if the ERP limits them.
     pub max_requests_per_second: Option<f64>,
     /// An envelope for each document's request: `{payload}` is the payload, as it is.
@@ -326,6 +328,7 @@ pub(super) fn resolve_http(
         None => None,
     };
     let tls = resolve_tls(t, base_dir, &err)?;
+    let tls_material = super::tls::load(&tls).map_err(|e| err(&[e.key], e.message))?;
     if let Some(r) = t.max_requests_per_second {
         if !(r.is_finite() && r > 0.0) {
             return Err(err(
@@ -353,6 +356,7 @@ pub(super) fn resolve_http(
     Ok(HttpConfig {
         login,
         tls,
+        tls_material,
         max_requests_per_second: t.max_requests_per_second,
         body: t.body.clone(),
         batch,
@@ -403,8 +407,8 @@ fn resolve_login(
 }
 
 /// `ca_file`, `client_cert`, `client_key`: paths relative to the config's folder; a
-/// client certificate needs its key and the other way round. The files are read when
-/// the target is made (and by `check`), which names the one that is wrong.
+/// client certificate needs its key and the other way round. The files are read right
+/// after, by [`super::tls::load`], which names the one that is wrong.
 fn resolve_tls(
     t: &TargetSpec,
     base_dir: &Path,

@@ -15,6 +15,7 @@ mod lifecycle;
 mod master;
 mod run;
 mod smoke;
+mod tls;
 mod trust;
 mod trust_http;
 #[cfg(feature = "tryton")]

@@ -22,6 +22,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 mod answer;
+mod tls;
 mod url;
 mod verify;
 
@@ -30,6 +31,7 @@ use url::{base_url, fill, key_changes_path};
 
 pub struct HttpTarget {
     agent: ureq::Agent,
+    tls: tls::Tls,
     cfg: HttpConfig,
     content_type: &'static str,
     jitter: AtomicU64,
@@ -78,7 +80,9 @@ pub fn idempotency_key(doc: &SpooledDoc, mapping: &str) -> String {
 
 impl HttpTarget {
     pub fn new(cfg: &HttpConfig, format: PayloadFormat) -> HttpTarget {
+        let tls = tls::Tls::new(&cfg.tls, &cfg.tls_material);
         let agent = ureq::AgentBuilder::new()
+            .tls_connector(tls.connector.clone())
             // A redirect is never followed: ureq would resend a POST as a GET without
             // its body (301, 302, 303), or hand back the 3xx (307, 308); either way the
             // ERP never got the document. A 3xx is the target being unavailable.
@@ -94,6 +98,7 @@ impl HttpTarget {
             | 1;
         HttpTarget {
             agent,
+            tls,
             cfg: cfg.clone(),
             content_type: match format {
                 PayloadFormat::Json => "application/json",
@@ -260,17 +265,23 @@ impl HttpTarget {
                     })
                 }
             }
-            Err(ureq::Error::Transport(t)) => Attempt::Transient {
-                message: transport_message(&t, &url),
-                retry_after: None,
-                maybe_delivered: !matches!(
-                    t.kind(),
-                    ureq::ErrorKind::ConnectionFailed
-                        | ureq::ErrorKind::Dns
-                        | ureq::ErrorKind::InvalidUrl
-                        | ureq::ErrorKind::UnknownScheme
-                        | ureq::ErrorKind::InsecureRequestHttpsOnly
-                ),
+            Err(ureq::Error::Transport(t)) => match self.tls.failure(&t, &url) {
+                // a certificate error, or the server refused the TLS client: it will
+                // not fix itself, and the ERP never read the request
+                Some(message) => Attempt::Down { message },
+                None => Attempt::Transient {
+                    message: transport_message(&t, &url),
+                    retry_after: None,
+                    maybe_delivered: !tls::in_handshake(&t)
+                        && !matches!(
+                            t.kind(),
+                            ureq::ErrorKind::ConnectionFailed
+                                | ureq::ErrorKind::Dns
+                                | ureq::ErrorKind::InvalidUrl
+                                | ureq::ErrorKind::UnknownScheme
+                                | ureq::ErrorKind::InsecureRequestHttpsOnly
+                        ),
+                },
             },
         }
     }
@@ -316,14 +327,26 @@ impl HttpTarget {
             .unwrap_or_else(|| base_url(&self.cfg.url));
         match self.request("GET", &url).call() {
             Ok(r) if !(200..300).contains(&r.status()) => Err(not_delivery(&url, &r)),
-            Ok(r) => Ok(format!("{url} answered {}", r.status())),
+            Ok(r) => Ok(self.answered(&url, r.status())),
             Err(ureq::Error::Status(code @ (401 | 403), r)) => Err(format!(
                 "{url} refused the credentials: HTTP {code} {}",
                 self.error_message(code, &read_body(r))
             )),
             // Anything else means the server is there and took the credentials.
-            Err(ureq::Error::Status(code, _)) => Ok(format!("{url} answered {code}")),
-            Err(ureq::Error::Transport(t)) => Err(transport_message(&t, &url)),
+            Err(ureq::Error::Status(code, _)) => Ok(self.answered(&url, code)),
+            Err(ureq::Error::Transport(t)) => Err(self
+                .tls
+                .failure(&t, &url)
+                .unwrap_or_else(|| transport_message(&t, &url))),
+        }
+    }
+
+    /// `check`'s words for an answer: the status, and over https what TLS did.
+    fn answered(&self, url: &str, status: u16) -> String {
+        if url.len() > 8 && url[..8].eq_ignore_ascii_case("https://") {
+            format!("{url} answered {status}; {}", self.tls.summary())
+        } else {
+            format!("{url} answered {status}")
         }
     }
 }

@@ -102,7 +102,13 @@ impl HttpTarget {
                     ),
                 })
             }
-            Err(ureq::Error::Transport(t)) => unanswered(transport_message(&t, &url)),
+            Err(ureq::Error::Transport(t)) => match self.tls.failure(&t, &url) {
+                // a certificate error does not fix itself
+                Some(message) => Found::Unanswered(Attempt::Down {
+                    message: format!("verify: {message}"),
+                }),
+                None => unanswered(transport_message(&t, &url)),
+            },
         }
     }
 
