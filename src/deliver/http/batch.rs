@@ -35,7 +35,7 @@ enum Answer {
 }
 
 /// The `Idempotency-Key` of a batch: sha256 of its documents' keys, in order.
-pub(super) fn batch_key(docs: &[SpooledDoc], mapping: &str) -> String {
+pub(super) fn batch_key(docs: &[&SpooledDoc], mapping: &str) -> String {
     let mut h = Sha256::new();
     h.update(b"batch");
     for d in docs {
@@ -55,18 +55,77 @@ impl HttpTarget {
         docs: &[SpooledDoc],
         cancel: &Cancel<'_>,
     ) -> Vec<SubmitOutcome> {
-        let mut out = Vec::with_capacity(docs.len());
-        for part in docs.chunks(b.size.max(1)) {
-            self.send_part(b, ctx, part, cancel, &mut out);
+        // a document an earlier attempt may have delivered: the ERP is asked first
+        // (`verify`), and one it has already is not sent again
+        let mut settled: Vec<Option<SubmitOutcome>> = Vec::new();
+        if self.cfg.verify.is_some() && docs.iter().any(|d| d.resend) {
+            settled = docs.iter().map(|d| self.verified(ctx, d, cancel)).collect();
         }
-        out
+        let to_send: Vec<&SpooledDoc> = docs
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| settled.get(*i).is_none_or(Option::is_none))
+            .map(|(_, d)| d)
+            .collect();
+        let mut sent = Vec::with_capacity(to_send.len());
+        for part in to_send.chunks(b.size.max(1)) {
+            self.send_part(b, ctx, part, cancel, &mut sent);
+        }
+        if settled.is_empty() {
+            return sent;
+        }
+        let mut sent = sent.into_iter();
+        settled
+            .into_iter()
+            .map(|s| {
+                s.or_else(|| sent.next())
+                    .expect("an outcome for each document")
+            })
+            .collect()
+    }
+
+    /// What the ERP says of a document that an earlier attempt may have delivered:
+    /// `Some` outcome when that settles it (it has it, or cannot say), `None` to send it.
+    fn verified(
+        &self,
+        ctx: &DocContext<'_>,
+        doc: &SpooledDoc,
+        cancel: &Cancel<'_>,
+    ) -> Option<SubmitOutcome> {
+        if !doc.resend {
+            return None;
+        }
+        let asked = self.retrying(&doc.key, true, cancel, || {
+            match self.settle_unknown(ctx, doc) {
+                Some(Ok(outcome)) => Attempt::Done(Some(outcome)),
+                None => Attempt::Done(None),
+                Some(Err(Attempt::Done(outcome))) => Attempt::Done(Some(outcome)),
+                Some(Err(Attempt::Down { message })) => Attempt::Down { message },
+                Some(Err(Attempt::Transient {
+                    message,
+                    retry_after,
+                    maybe_delivered,
+                })) => Attempt::Transient {
+                    message,
+                    retry_after,
+                    maybe_delivered,
+                },
+            }
+        });
+        match asked {
+            Ok(outcome) => outcome,
+            Err((message, maybe_delivered)) => Some(SubmitOutcome::Unavailable {
+                message,
+                maybe_delivered,
+            }),
+        }
     }
 
     fn send_part(
         &self,
         b: &BatchConfig,
         ctx: &DocContext<'_>,
-        docs: &[SpooledDoc],
+        docs: &[&SpooledDoc],
         cancel: &Cancel<'_>,
         out: &mut Vec<SubmitOutcome>,
     ) {
@@ -88,7 +147,8 @@ impl HttpTarget {
                 docs.len()
             ),
         };
-        match self.retrying(&what, cancel, || self.batch_attempt(b, ctx, docs)) {
+        let resend = docs.iter().any(|d| d.resend);
+        match self.retrying(&what, resend, cancel, || self.batch_attempt(b, ctx, docs)) {
             Ok(Answer::Created { status, ids }) => {
                 out.extend(ids.into_iter().map(|id| match id {
                     Ok(id) => SubmitOutcome::Accepted {
@@ -137,7 +197,7 @@ impl HttpTarget {
         &self,
         b: &BatchConfig,
         ctx: &DocContext<'_>,
-        docs: &[SpooledDoc],
+        docs: &[&SpooledDoc],
     ) -> Attempt<Answer> {
         let url = fill(&self.cfg.url, ctx, "", None);
         let body = envelope::batch_body(&b.body, docs.iter().map(|d| &d.body[..]));
@@ -212,7 +272,9 @@ fn ids_of(
                 .ok_or_else(|| {
                     format!(
                         "the ERP's answer to its batch has {} at {p}/{i}, where its id should be",
-                        crate::redact::redact_string(crate::problem::bound(&v.to_string(), 200).into_owned())
+                        crate::redact::redact_string(
+                            crate::problem::bound(&v.to_string(), 200).into_owned()
+                        )
                     )
                 })
         })
@@ -234,22 +296,20 @@ mod tests {
             erp_id: None,
             deletions: 0,
             body: Vec::new(),
+            resend: false,
         }
     }
 
     #[test]
     fn a_batch_key_is_its_documents_keys_in_order() {
         let (a, b, c) = (doc("A"), doc("B"), doc("C"));
-        let ab = batch_key(&[a.clone(), b.clone()], "m");
+        let ab = batch_key(&[&a, &b], "m");
         assert_eq!(ab.len(), 64);
-        assert_eq!(ab, batch_key(&[a.clone(), b.clone()], "m"));
-        assert_ne!(ab, batch_key(&[b.clone(), a.clone()], "m"));
-        assert_ne!(ab, batch_key(&[a.clone(), b.clone(), c], "m"));
-        assert_ne!(ab, batch_key(&[a.clone(), b], "n"));
-        assert_ne!(
-            batch_key(std::slice::from_ref(&a), "m"),
-            idempotency_key(&a, "m")
-        );
+        assert_eq!(ab, batch_key(&[&a, &b], "m"));
+        assert_ne!(ab, batch_key(&[&b, &a], "m"));
+        assert_ne!(ab, batch_key(&[&a, &b, &c], "m"));
+        assert_ne!(ab, batch_key(&[&a, &b], "n"));
+        assert_ne!(batch_key(&[&a], "m"), idempotency_key(&a, "m"));
     }
 
     #[test]

@@ -25,13 +25,16 @@ use std::time::Duration;
 mod answer;
 mod batch;
 mod envelope;
+mod tls;
 mod url;
+mod verify;
 
 use answer::{error_text, not_delivery, read_body, scalar_text, transport_message};
 use url::{base_url, fill, key_changes_path};
 
 pub struct HttpTarget {
     agent: ureq::Agent,
+    tls: tls::Tls,
     cfg: HttpConfig,
     content_type: &'static str,
     jitter: AtomicU64,
@@ -80,7 +83,9 @@ pub fn idempotency_key(doc: &SpooledDoc, mapping: &str) -> String {
 
 impl HttpTarget {
     pub fn new(cfg: &HttpConfig, format: PayloadFormat) -> HttpTarget {
+        let tls = tls::Tls::new(&cfg.tls, &cfg.tls_material);
         let agent = ureq::AgentBuilder::new()
+            .tls_connector(tls.connector.clone())
             // A redirect is never followed: ureq would resend a POST as a GET without
             // its body (301, 302, 303), or hand back the 3xx (307, 308); either way the
             // ERP never got the document. A 3xx is the target being unavailable.
@@ -96,6 +101,7 @@ impl HttpTarget {
             | 1;
         HttpTarget {
             agent,
+            tls,
             cfg: cfg.clone(),
             content_type: match format {
                 PayloadFormat::Json => "application/json",
@@ -298,17 +304,23 @@ impl HttpTarget {
                     Attempt::Done(refused(code, message))
                 }
             }
-            ureq::Error::Transport(t) => Attempt::Transient {
-                message: transport_message(&t, url),
-                retry_after: None,
-                maybe_delivered: !matches!(
-                    t.kind(),
-                    ureq::ErrorKind::ConnectionFailed
-                        | ureq::ErrorKind::Dns
-                        | ureq::ErrorKind::InvalidUrl
-                        | ureq::ErrorKind::UnknownScheme
-                        | ureq::ErrorKind::InsecureRequestHttpsOnly
-                ),
+            ureq::Error::Transport(t) => match self.tls.failure(&t, url) {
+                // a certificate error, or the server refused the TLS client: it will
+                // not fix itself, and the ERP never read the request
+                Some(message) => Attempt::Down { message },
+                None => Attempt::Transient {
+                    message: transport_message(&t, url),
+                    retry_after: None,
+                    maybe_delivered: !tls::in_handshake(&t)
+                        && !matches!(
+                            t.kind(),
+                            ureq::ErrorKind::ConnectionFailed
+                                | ureq::ErrorKind::Dns
+                                | ureq::ErrorKind::InvalidUrl
+                                | ureq::ErrorKind::UnknownScheme
+                                | ureq::ErrorKind::InsecureRequestHttpsOnly
+                        ),
+                },
             },
         }
     }
@@ -354,14 +366,26 @@ impl HttpTarget {
             .unwrap_or_else(|| base_url(&self.cfg.url));
         match self.request("GET", &url).call() {
             Ok(r) if !(200..300).contains(&r.status()) => Err(not_delivery(&url, &r)),
-            Ok(r) => Ok(format!("{url} answered {}", r.status())),
+            Ok(r) => Ok(self.answered(&url, r.status())),
             Err(ureq::Error::Status(code @ (401 | 403), r)) => Err(format!(
                 "{url} refused the credentials: HTTP {code} {}",
                 self.error_message(code, &read_body(r))
             )),
             // Anything else means the server is there and took the credentials.
-            Err(ureq::Error::Status(code, _)) => Ok(format!("{url} answered {code}")),
-            Err(ureq::Error::Transport(t)) => Err(transport_message(&t, &url)),
+            Err(ureq::Error::Status(code, _)) => Ok(self.answered(&url, code)),
+            Err(ureq::Error::Transport(t)) => Err(self
+                .tls
+                .failure(&t, &url)
+                .unwrap_or_else(|| transport_message(&t, &url))),
+        }
+    }
+
+    /// `check`'s words for an answer: the status, and over https what TLS did.
+    fn answered(&self, url: &str, status: u16) -> String {
+        if url.len() > 8 && url[..8].eq_ignore_ascii_case("https://") {
+            format!("{url} answered {status}; {}", self.tls.summary())
+        } else {
+            format!("{url} answered {status}")
         }
     }
 }
@@ -377,6 +401,10 @@ impl RemoteTarget for HttpTarget {
         self.cfg.concurrency
     }
 
+    fn look_up(&self, ctx: &DocContext<'_>, key: &str) -> Option<super::LookUp> {
+        self.look_up_key(ctx, key)
+    }
+
     fn send(&self, ctx: &DocContext<'_>, doc: &SpooledDoc, cancel: &Cancel<'_>) -> SubmitOutcome {
         if let Some(message) = self.request_problem(ctx, doc) {
             return SubmitOutcome::Rejected {
@@ -384,11 +412,30 @@ impl RemoteTarget for HttpTarget {
                 message,
             };
         }
-        self.retrying(&doc.key, cancel, || self.attempt(ctx, doc))
-            .unwrap_or_else(|(message, maybe_delivered)| SubmitOutcome::Unavailable {
-                message,
-                maybe_delivered,
-            })
+        // whether the ERP may have this document already: asked first (`verify`)
+        let mut unknown = doc.resend;
+        self.retrying(&doc.key, doc.resend, cancel, || {
+            if unknown {
+                match self.settle_unknown(ctx, doc) {
+                    Some(Ok(outcome)) => return Attempt::Done(outcome),
+                    Some(Err(unanswered)) => return unanswered,
+                    None => unknown = false,
+                }
+            }
+            let tried = self.attempt(ctx, doc);
+            if let Attempt::Transient {
+                maybe_delivered: true,
+                ..
+            } = tried
+            {
+                unknown = true;
+            }
+            tried
+        })
+        .unwrap_or_else(|(message, maybe_delivered)| SubmitOutcome::Unavailable {
+            message,
+            maybe_delivered,
+        })
     }
 
     fn batch_size(&self) -> Option<usize> {
@@ -412,16 +459,17 @@ impl HttpTarget {
     /// Makes one request (`what` names it in the log) until it is answered, retrying
     /// transient failures with backoff unless `cancel` says stop. `Err`: the target is
     /// unavailable (it is down for every thread), with the message and whether an
-    /// attempt may have reached the ERP.
+    /// attempt (or an earlier one: `maybe_before`) may have reached the ERP.
     fn retrying<T>(
         &self,
         what: &str,
+        maybe_before: bool,
         cancel: &Cancel<'_>,
         mut once: impl FnMut() -> Attempt<T>,
     ) -> Result<T, (String, bool)> {
         let attempts = self.cfg.retry.attempts.max(1);
         let mut last = String::new();
-        let mut maybe = false;
+        let mut maybe = maybe_before;
         for attempt in 1..=attempts {
             if attempt > 1 && cancel.any() {
                 break;
@@ -476,6 +524,7 @@ mod tests {
             erp_id: None,
             deletions,
             body: Vec::new(),
+            resend: false,
         };
         let a = idempotency_key(&doc("h1", Operation::Create, 0), "m");
         assert_eq!(a.len(), 64);
