@@ -536,3 +536,48 @@ batch = { size = 1, body = '{"method": "create", "params": [{payloads}]}', ids_p
     assert_eq!(first, [key(0)]);
     assert_eq!(ledger_ids(&t, "INV_1.csv").len(), 3);
 }
+
+#[test]
+fn with_verify_a_batch_that_timed_out_is_looked_up_before_it_goes_again() {
+    // an ERP that ignores idempotency keys commits the first batch and answers it
+    // after erpdrop's timeout
+    let forgetful = || {
+        FakeErp::start(Behaviour {
+            ignore_idempotency: true,
+            late: 1,
+            late_delay: std::time::Duration::from_millis(1500),
+            ..Behaviour::default()
+        })
+    };
+    let erp = forgetful();
+    let verify = format!(
+        r#"verify = {{ url = "{}/search?number={{key}}", found_pointer = "/0/id" }}"#,
+        erp.base()
+    );
+    let t = setup(
+        &erp,
+        "/batch",
+        &format!("concurrency = 1\nbatch = {{ size = 10, ids_pointer = \"/ids\" }}\n{verify}"),
+    );
+    let cfg = t
+        .read("erpdrop.toml")
+        .replace("timeout_seconds = 5", "timeout_seconds = 1");
+    t.write("erpdrop.toml", cfg);
+    t.write("drop/inbox/INV_1.csv", invoices_csv(10, 1));
+    let out = run(&t, &["run"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(erp.created(), (10, 1), "asked, not sent again");
+    assert_eq!(erp.batch_sizes(), [10]);
+    let searches = erp
+        .requests()
+        .iter()
+        .filter(|r| r.path.starts_with("/search?number="))
+        .count();
+    assert_eq!(searches, 10);
+    // the ids the search found, in the ledger
+    let ids = ledger_ids(&t, "INV_1.csv");
+    assert_eq!(ids.len(), 10);
+    for (k, id) in &ids {
+        assert_eq!(erp.id_of(k).unwrap().to_string(), *id);
+    }
+}

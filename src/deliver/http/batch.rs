@@ -3,7 +3,10 @@
 //! `batch.ids_pointer`, in the documents' order.
 //!
 //! - Transient failures retry the whole batch, under one `Idempotency-Key` derived
-//!   from its documents' keys (the same batch always has the same key).
+//!   from its documents' keys (the same batch always has the same key). With
+//!   `verify`, a batch that may have been taken (a timeout after it went out), and a
+//!   document an earlier run may have delivered, are first looked up in the ERP one
+//!   document at a time: those it has are accepted with their ids, the rest go again.
 //! - A refused batch (a 4xx, or an error at `error_pointer` in a 2xx) of one document
 //!   rejects it with the ERP's message. A larger one, with `all_or_nothing` (the ERP
 //!   created none of it), is split in halves, each sent again, until every bad
@@ -32,6 +35,9 @@ enum Answer {
     },
     /// Refused with the ERP's message.
     Refused { status: u16, message: String },
+    /// No answer, and the ERP may have taken the request (a timeout after it went
+    /// out): with `verify`, the ERP is asked about each document before it goes again.
+    Unknown,
 }
 
 /// The `Idempotency-Key` of a batch: sha256 of its documents' keys, in order.
@@ -59,7 +65,10 @@ impl HttpTarget {
         // (`verify`), and one it has already is not sent again
         let mut settled: Vec<Option<SubmitOutcome>> = Vec::new();
         if self.cfg.verify.is_some() && docs.iter().any(|d| d.resend) {
-            settled = docs.iter().map(|d| self.verified(ctx, d, cancel)).collect();
+            settled = docs
+                .iter()
+                .map(|d| d.resend.then(|| self.verified(ctx, d, cancel)).flatten())
+                .collect();
         }
         let to_send: Vec<&SpooledDoc> = docs
             .iter()
@@ -69,7 +78,7 @@ impl HttpTarget {
             .collect();
         let mut sent = Vec::with_capacity(to_send.len());
         for part in to_send.chunks(b.size.max(1)) {
-            self.send_part(b, ctx, part, cancel, &mut sent);
+            self.send_part(b, ctx, part, cancel, &mut sent, 1);
         }
         if settled.is_empty() {
             return sent;
@@ -84,7 +93,7 @@ impl HttpTarget {
             .collect()
     }
 
-    /// What the ERP says of a document that an earlier attempt may have delivered:
+    /// What the ERP (`verify`) says of a document that an attempt may have delivered:
     /// `Some` outcome when that settles it (it has it, or cannot say), `None` to send it.
     fn verified(
         &self,
@@ -92,9 +101,6 @@ impl HttpTarget {
         doc: &SpooledDoc,
         cancel: &Cancel<'_>,
     ) -> Option<SubmitOutcome> {
-        if !doc.resend {
-            return None;
-        }
         let asked = self.retrying(&doc.key, true, cancel, || {
             match self.settle_unknown(ctx, doc) {
                 Some(Ok(outcome)) => Attempt::Done(Some(outcome)),
@@ -128,6 +134,7 @@ impl HttpTarget {
         docs: &[&SpooledDoc],
         cancel: &Cancel<'_>,
         out: &mut Vec<SubmitOutcome>,
+        round: u32,
     ) {
         let skip = |out: &mut Vec<SubmitOutcome>, reason| {
             out.extend(docs.iter().map(|_| SubmitOutcome::Skipped { reason }));
@@ -148,7 +155,39 @@ impl HttpTarget {
             ),
         };
         let resend = docs.iter().any(|d| d.resend);
-        match self.retrying(&what, resend, cancel, || self.batch_attempt(b, ctx, docs)) {
+        // with verify, a request that may have been taken is not simply sent again (an
+        // ERP that ignores the key would create it twice): the ERP is asked first, a
+        // few rounds at most, then the retries go on as without verify
+        let ask = self.cfg.verify.is_some() && round < self.cfg.retry.attempts;
+        let answer = self.retrying(&what, resend, cancel, || {
+            match self.batch_attempt(b, ctx, docs) {
+                Attempt::Transient {
+                    maybe_delivered: true,
+                    ..
+                } if ask => Attempt::Done(Answer::Unknown),
+                other => other,
+            }
+        });
+        match answer {
+            Ok(Answer::Unknown) => {
+                let asked: Vec<Option<SubmitOutcome>> =
+                    docs.iter().map(|d| self.verified(ctx, d, cancel)).collect();
+                let rest: Vec<&SpooledDoc> = docs
+                    .iter()
+                    .zip(&asked)
+                    .filter(|(_, a)| a.is_none())
+                    .map(|(d, _)| *d)
+                    .collect();
+                let mut again = Vec::with_capacity(rest.len());
+                if !rest.is_empty() {
+                    self.send_part(b, ctx, &rest, cancel, &mut again, round + 1);
+                }
+                let mut again = again.into_iter();
+                out.extend(asked.into_iter().map(|a| {
+                    a.or_else(|| again.next())
+                        .expect("an outcome for each document")
+                }));
+            }
             Ok(Answer::Created { status, ids }) => {
                 out.extend(ids.into_iter().map(|id| match id {
                     Ok(id) => SubmitOutcome::Accepted {
@@ -170,8 +209,8 @@ impl HttpTarget {
             Ok(Answer::Refused { .. }) if b.all_or_nothing => {
                 // none of it was created: each half again, until each bad one is alone
                 let (left, right) = docs.split_at(docs.len().div_ceil(2));
-                self.send_part(b, ctx, left, cancel, out);
-                self.send_part(b, ctx, right, cancel, out);
+                self.send_part(b, ctx, left, cancel, out, round);
+                self.send_part(b, ctx, right, cancel, out, round);
             }
             Ok(Answer::Refused { status, message }) => {
                 let message = format!(

@@ -449,7 +449,9 @@ fn batch(seen: &Seen, s: &mut State) -> (u16, String, String) {
     s.batch_sizes.push(docs.len());
     let key = seen.header("Idempotency-Key").unwrap_or("").to_string();
     if let Some((status, answer)) = s.batch_answers.get(&key) {
-        return (*status, String::new(), answer.clone());
+        if !s.behaviour.ignore_idempotency {
+            return (*status, String::new(), answer.clone());
+        }
     }
     let number = |d: &serde_json::Value| d["number"].as_str().unwrap_or("").to_string();
     let bad = docs
