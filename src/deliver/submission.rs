@@ -75,10 +75,12 @@ pub struct Submission<'a, D> {
     batch: &'a Batch<'a>,
     stop: &'a AtomicBool,
     out: Submitted,
-    /// Creates one request may carry (1: one each): the size of a group of documents.
+    /// Creates one request may carry (1: one each): the size of a group of documents
+    /// (`ordinal / per_request`).
     per_request: u64,
-    /// Documents taken from `docs` so far: the next one's number in the file.
-    pulled: u64,
+    /// The next document, taken from `docs` to see whether it belongs to the group
+    /// of the last one chosen.
+    ahead: Option<std::io::Result<SpooledDoc>>,
 }
 
 impl<'a, D: Iterator<Item = std::io::Result<SpooledDoc>>> Submission<'a, D> {
@@ -106,7 +108,7 @@ impl<'a, D: Iterator<Item = std::io::Result<SpooledDoc>>> Submission<'a, D> {
             stop,
             out: Submitted::default(),
             per_request,
-            pulled: 0,
+            ahead: None,
         };
         match s.delivery {
             Delivery::Local(t) => s.local(t)?,
@@ -280,21 +282,17 @@ impl<'a, D: Iterator<Item = std::io::Result<SpooledDoc>>> Submission<'a, D> {
         let mut bytes = 0;
         loop {
             let filled = chosen.len() >= room.docs || (!chosen.is_empty() && bytes >= room.bytes);
-            let group_open = chosen
-                .last()
-                .is_some_and(|j| j.group == self.pulled / self.per_request);
-            if filled && !group_open {
+            if filled && !self.group_goes_on(chosen.last()) {
                 break;
             }
-            let group = self.pulled / self.per_request;
-            let Some(doc) = self.docs.next() else {
+            let Some(doc) = self.ahead.take().or_else(|| self.docs.next()) else {
                 self.exhausted = true;
                 break;
             };
-            self.pulled += 1;
             match self.next_to_send(doc)? {
                 Some(doc) => {
                     bytes += doc.body.len();
+                    let group = doc.ordinal / self.per_request;
                     chosen.push(Job { doc, group });
                 }
                 None if !self.more() => break,
@@ -302,6 +300,20 @@ impl<'a, D: Iterator<Item = std::io::Result<SpooledDoc>>> Submission<'a, D> {
             }
         }
         Ok(chosen)
+    }
+
+    /// Whether the next document belongs to the group of `last` (looked at ahead).
+    fn group_goes_on(&mut self, last: Option<&Job>) -> bool {
+        let Some(last) = last else {
+            return false;
+        };
+        if self.per_request == 1 {
+            return false;
+        }
+        if self.ahead.is_none() {
+            self.ahead = self.docs.next();
+        }
+        matches!(&self.ahead, Some(Ok(d)) if d.ordinal / self.per_request == last.group)
     }
 
     /// The spooled document, unless a stop came (`interrupted`) or the spool cannot be
@@ -564,6 +576,7 @@ mod tests {
                 deletions: 0,
                 body: vec![b'x'; size],
                 resend: false,
+                ordinal: i as u64,
             })
         })
     }
@@ -594,7 +607,7 @@ mod tests {
             stop: &stop,
             out: Submitted::default(),
             per_request: 1,
-            pulled: 0,
+            ahead: None,
         };
         // small documents: the count decides
         let mut small = submission(Box::new(docs("S", 100, 1_000)) as Box<dyn Iterator<Item = _>>);
@@ -625,9 +638,11 @@ mod tests {
             },
         );
         assert_eq!(got, ["L3"], "at least one document, however large");
-        // with batches of 10, a group is never cut: room for 15 takes 20, numbered
-        // by their place in the file
-        let mut grouped = submission(Box::new(docs("G", 100, 10)));
+        // with batches of 10, a group is never cut: room for 15 takes 20, grouped by
+        // their place in the file, whatever is missing from it (already imported)
+        let mut grouped = submission(Box::new(
+            docs("G", 100, 10).filter(|d| d.as_ref().unwrap().ordinal != 3),
+        ));
         grouped.per_request = 10;
         let room = Room {
             docs: 15,
@@ -635,10 +650,11 @@ mod tests {
         };
         let chosen = ledger.in_transaction(|| grouped.choose(room)).unwrap();
         let groups: Vec<u64> = chosen.iter().map(|j| j.group).collect();
-        assert_eq!(groups, [[0; 10], [1; 10]].concat());
+        assert_eq!(groups, [[0; 9].as_slice(), &[1; 10]].concat());
         let next = ledger.in_transaction(|| grouped.choose(room)).unwrap();
         assert_eq!(next[0].doc.key, "G20");
         assert_eq!(next[0].group, 2);
+        assert_eq!(next.len(), 20);
         // each chosen document is in flight in the ledger
         assert_eq!(
             ledger.document("m", "L3").unwrap().unwrap().state,

@@ -581,3 +581,75 @@ fn with_verify_a_batch_that_timed_out_is_looked_up_before_it_goes_again() {
         assert_eq!(erp.id_of(k).unwrap().to_string(), *id);
     }
 }
+
+#[cfg(unix)]
+#[test]
+fn a_batch_in_flight_behind_a_split_one_is_resent_whole_after_a_kill() {
+    use std::time::{Duration, Instant};
+    // The first batch (INV000000-09) is split around its bad invoice; batches 0-3 are
+    // recorded while batch 4 (INV000040-49) is at the ERP, which takes it but answers
+    // late, when the run is killed. The next run must send batch 4 as it was, under its
+    // key, although the bad invoice of batch 0 goes again before it.
+    let erp = FakeErp::start(Behaviour {
+        reject: [key(3)].into(),
+        slow: Some((key(45), Duration::from_millis(1000))),
+        ..Behaviour::default()
+    });
+    let t = setup(
+        &erp,
+        "/batch",
+        r#"concurrency = 1
+batch = { size = 10, ids_pointer = "/ids", all_or_nothing = true }"#,
+    );
+    t.write("drop/inbox/INV_1.csv", invoices_csv(60, 1));
+    let mut child = t
+        .spawn_cmd()
+        .args(["-q", "run"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let slow = |r: &crate::util::erp::Seen| r.body.contains(&key(45));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !erp.requests().iter().any(slow) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    // the ledger commits the answers of batches 0-3 meanwhile
+    std::thread::sleep(Duration::from_millis(300));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    while erp.created().0 < 49 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    assert_eq!(erp.created(), (49, 1), "the ERP took batch 4");
+    let st = run(&t, &["status", "--json"]).json();
+    assert!(
+        st.to_string().contains("INV000003"),
+        "batch 0 was recorded: {st}"
+    );
+    erp.set(|b| b.slow = None);
+    let first_key = erp
+        .requests()
+        .iter()
+        .find(|r| slow(r))
+        .and_then(|r| r.header("Idempotency-Key").map(str::to_string));
+    let before = erp.request_count();
+    let out = run(&t, &["run"]);
+    assert_eq!(out.code, 1, "the bad invoice is rejected again: {out:?}");
+    let again: Vec<_> = erp.requests()[before..]
+        .iter()
+        .filter(|r| slow(r))
+        .cloned()
+        .collect();
+    assert_eq!(again.len(), 1, "{:?}", erp.batch_sizes());
+    assert_eq!(
+        numbers(&again[0].body, false),
+        (40..50).map(key).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        again[0].header("Idempotency-Key").map(str::to_string),
+        first_key
+    );
+    assert_eq!(erp.created(), (59, 1), "no invoice created twice");
+    assert_eq!(ledger_ids(&t, "INV_1.csv").len(), 59);
+}

@@ -336,6 +336,7 @@ mod tests {
             deletions: 0,
             body: Vec::new(),
             resend: false,
+            ordinal: 0,
         }
     }
 

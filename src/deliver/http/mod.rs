@@ -525,6 +525,7 @@ mod tests {
             deletions,
             body: Vec::new(),
             resend: false,
+            ordinal: 0,
         };
         let a = idempotency_key(&doc("h1", Operation::Create, 0), "m");
         assert_eq!(a.len(), 64);

@@ -50,6 +50,9 @@ pub struct Behaviour {
     pub batch_partial: bool,
     /// Batch endpoints answer one id fewer than the documents they created.
     pub batch_short_ids: bool,
+    /// A request whose body contains this text waits this long before it is handled
+    /// (and then handled, whether the client is still there or not).
+    pub slow: Option<(String, Duration)>,
     /// Create a new record for every POST, whatever its `Idempotency-Key` (as most
     /// ERPs do).
     pub ignore_idempotency: bool,
@@ -257,7 +260,11 @@ fn serve(conn: TcpStream, state: Arc<Mutex<State>>) {
             if d {
                 s.behaviour.drop_next -= 1;
             }
-            (s.behaviour.delay, d)
+            let slow = match &s.behaviour.slow {
+                Some((text, wait)) if seen.body.contains(text.as_str()) => *wait,
+                _ => Duration::ZERO,
+            };
+            (s.behaviour.delay + slow, d)
         };
         std::thread::sleep(delay);
         let (status, extra, reply) = if drop_it {
