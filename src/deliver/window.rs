@@ -29,11 +29,11 @@ pub(super) struct Sent {
     pub outcome: SubmitOutcome,
 }
 
-/// A document chosen to be sent, with its group: the documents of one file are
-/// numbered as they come, and those of one group (`number / batch size`) are the only
-/// ones that may share a request. A group is a fixed stretch of the file, so a run
-/// after one that died groups what the dead run left in flight as the dead run did,
-/// and a resent batch carries the same idempotency key.
+/// A document chosen to be sent, with its group (`ordinal / batch size`, its place
+/// among all the file's documents): only the documents of one group may share a
+/// request. A group is a fixed stretch of the file, so a run after one that died
+/// groups what the dead run left in flight as the dead run did, whatever became of
+/// the other documents, and a resent batch carries the same idempotency key.
 pub(super) struct Job {
     pub doc: SpooledDoc,
     pub group: u64,
