@@ -321,6 +321,38 @@ fn an_unreachable_token_endpoint_is_retried_then_the_target_is_down() {
 }
 
 #[test]
+fn a_token_endpoint_that_redirects_is_not_followed() {
+    let elsewhere = LoginErp::start(Behaviour::default());
+    let erp = LoginErp::start(Behaviour {
+        token_redirect: Some(format!("{}/oauth2/token", elsewhere.base())),
+        ..Behaviour::default()
+    });
+    let t = setup(&erp, &oauth2(&erp, ""), "concurrency = 4");
+    t.write("drop/inbox/INV_1.csv", invoices_csv(5, 1));
+    let out = run(&t, &["run"]);
+    assert_eq!(out.code, 3, "{out:?}");
+    assert!(
+        out.stderr.contains(&format!(
+            "HTTP 302 from the token endpoint {}/oauth2/token: it redirects to {}/oauth2/token",
+            erp.base(),
+            elsewhere.base()
+        )),
+        "{out:?}"
+    );
+    assert_eq!(
+        erp.to("/oauth2/token").len(),
+        1,
+        "a redirect is not retried"
+    );
+    assert!(
+        elsewhere.hits().is_empty(),
+        "the client's secret went nowhere else"
+    );
+    assert!(api(&erp.hits()).is_empty());
+    assert_eq!(t.ls("drop/inbox"), vec!["INV_1.csv"]);
+}
+
+#[test]
 fn check_fetches_a_token_and_reaches_the_health_url_with_it() {
     let erp = LoginErp::start(Behaviour::default());
     let t = setup(&erp, &oauth2(&erp, ""), "");

@@ -10,12 +10,16 @@
 //! A slot is taken under a lock held for a few instructions; the wait for it is outside
 //! the lock, so workers sleep in parallel, each until its own slot.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 pub(super) struct Gate {
     /// The spacing between two requests, when the ERP has a limit.
     interval: Option<Duration>,
+    /// Whether a pause was ever asked for: without a limit and before any 429, a
+    /// request passes without taking the lock.
+    paused_once: AtomicBool,
     state: Mutex<State>,
 }
 
@@ -32,6 +36,7 @@ impl Gate {
             interval: per_second
                 .filter(|r| r.is_finite() && *r > 0.0)
                 .map(|r| Duration::from_secs_f64(1.0 / r)),
+            paused_once: AtomicBool::new(false),
             state: Mutex::new(State {
                 next: Instant::now(),
                 paused_until: None,
@@ -42,6 +47,9 @@ impl Gate {
     /// Waits until this request may start: after any pause, and in a slot of its own
     /// under the rate limit.
     pub(super) fn wait(&self) {
+        if self.interval.is_none() && !self.paused_once.load(Ordering::Acquire) {
+            return;
+        }
         loop {
             let slot = {
                 let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
@@ -88,6 +96,7 @@ impl Gate {
     pub(super) fn pause(&self, d: Duration) {
         let until = Instant::now() + d;
         let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        self.paused_once.store(true, Ordering::Release);
         if s.paused_until.is_none_or(|p| p < until) {
             s.paused_until = Some(until);
         }

@@ -21,6 +21,8 @@ pub const CLIENT_SECRET: &str = "s3cr:et/+value~Q";
 pub struct Behaviour {
     /// The token endpoint answers this (status, body) instead of a token.
     pub refuse_client: Option<(u16, String)>,
+    /// The token endpoint redirects there (302).
+    pub token_redirect: Option<String>,
     /// The token endpoint answers 503 to the next N token requests.
     pub token_down_next: usize,
     /// `expires_in` of the tokens issued; they stop working after it.
@@ -214,6 +216,9 @@ fn answer(seen: &Seen, state: &Arc<Mutex<State>>) -> (u16, String, String) {
                 String::new(),
                 r#"{"error":"temporarily_unavailable"}"#.into(),
             );
+        }
+        if let Some(to) = b.token_redirect {
+            return (302, format!("Location: {to}\r\n"), "{}".into());
         }
         if let Some((status, body)) = b.refuse_client {
             return (status, String::new(), body);
