@@ -473,6 +473,31 @@ fn a_refused_login_is_exit_3_with_the_answers_words() {
 }
 
 #[test]
+fn an_odoo_login_answered_200_with_an_error_is_refused() {
+    let erp = LoginErp::start(Behaviour {
+        odoo: true,
+        odoo_denied: true,
+        ..Behaviour::default()
+    });
+    let auth = format!(
+        r#"auth = {{ session = {{ url = "{}/web/session/authenticate", body = '{{"jsonrpc": "2.0", "params": {{"db": "odoo", "login": "admin", "password": "{{env:ERP_PASSWORD}}"}}}}' }} }}"#,
+        erp.base()
+    );
+    let t = setup(&erp, &auth, "concurrency = 2");
+    t.write("drop/inbox/INV_1.csv", invoices_csv(3, 1));
+    let out = run(&t, &["run"]);
+    assert_eq!(out.code, 3, "{out:?}");
+    assert!(
+        out.stderr
+            .contains("was refused: HTTP 200 with an error: Access Denied"),
+        "{out:?}"
+    );
+    assert_eq!(erp.to("/web/session").len(), 1);
+    assert!(api(&erp.hits()).is_empty());
+    assert_eq!(t.ls("drop/inbox"), vec!["INV_1.csv"]);
+}
+
+#[test]
 fn the_rate_limit_holds_across_eight_workers_logins_included() {
     let erp = LoginErp::start(Behaviour::default());
     let t = setup(

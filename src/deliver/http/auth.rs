@@ -15,7 +15,9 @@
 //! token, the session, the cookies) is registered with [`crate::redact`] before anything
 //! else is done with it, and the messages made of an answer are masked.
 
-use super::answer::{error_words, read_body, scalar_text, transport_message, HEADER_SHOWN};
+use super::answer::{
+    error_text, error_words, read_body, scalar_text, transport_message, HEADER_SHOWN,
+};
 use crate::config::{ClientAuth, OAuth2, Session};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -389,10 +391,21 @@ fn session_answer(resp: ureq::Response, s: &Session) -> Step {
             })
         })
         .collect();
+    let status = resp.status();
+    let json: serde_json::Value = serde_json::from_str(&read_body(resp)).unwrap_or_default();
+    // an error in a 2xx answer is a refusal: Odoo answers a wrong password with 200 and
+    // a JSON-RPC error (and a cookie of a session that is not logged in)
+    if json.get("error").and_then(error_text).is_some() {
+        let words = ["/error/data/message", "/error/message", "/error"]
+            .iter()
+            .find_map(|p| json.pointer(p).and_then(error_text))
+            .unwrap_or_default();
+        return Step::Refused(crate::redact::redact_string(format!(
+            "the login at {url} was refused: HTTP {status} with an error: {words} (check target.auth.session and the environment variables its body names)"
+        )));
+    }
     let token = match &s.token_pointer {
         Some(p) => {
-            let body = read_body(resp);
-            let json: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
             match json.pointer(p).and_then(scalar_text).filter(|t| !t.is_empty()) {
                 Some(t) => {
                     crate::redact::add(&t);
@@ -407,8 +420,7 @@ fn session_answer(resp: ureq::Response, s: &Session) -> Step {
         }
         None if cookies.is_empty() => {
             return Step::Refused(format!(
-                "the login at {url} answered {} but set no cookie; if the session is in the answer's body, give auth.session.token_pointer",
-                resp.status()
+                "the login at {url} answered {status} but set no cookie; if the session is in the answer's body, give auth.session.token_pointer"
             ))
         }
         None => cookies.join("; "),

@@ -33,6 +33,9 @@ pub struct Behaviour {
     pub odoo: bool,
     /// The login answers this (status, body) instead of a session.
     pub refuse_login: Option<(u16, String)>,
+    /// With `odoo`: the login answers a wrong password as Odoo does: 200, a JSON-RPC
+    /// error, and a cookie of a session that is not logged in.
+    pub odoo_denied: bool,
     /// After this many documents were created, every credential issued so far stops
     /// working (a revoked token, a session that timed out).
     pub revoke_after: Option<usize>,
@@ -237,6 +240,13 @@ fn answer(seen: &Seen, state: &Arc<Mutex<State>>) -> (u16, String, String) {
     if seen.path.starts_with("/Login") || seen.path.starts_with("/web/session") {
         if let Some((status, body)) = b.refuse_login {
             return (status, String::new(), body);
+        }
+        if b.odoo_denied {
+            return (
+                200,
+                format!("Set-Cookie: session_id=anon-{n}-0a9f3e; HttpOnly; Path=/\r\n"),
+                r#"{"jsonrpc":"2.0","error":{"code":200,"message":"Odoo Server Error","data":{"name":"odoo.exceptions.AccessDenied","message":"Access Denied"}}}"#.into(),
+            );
         }
         let id = format!("sess-{n}-7f3c9a1b-e2d4");
         s.issued.insert(id.clone(), None);
