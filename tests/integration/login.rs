@@ -255,6 +255,29 @@ fn a_revoked_token_is_fetched_again_once_and_nothing_is_posted_twice() {
 }
 
 #[test]
+fn a_second_401_with_a_new_token_is_refused_credentials() {
+    let erp = LoginErp::start(Behaviour {
+        refuse_all: true,
+        ..Behaviour::default()
+    });
+    let t = setup(&erp, &oauth2(&erp, ""), "concurrency = 1");
+    t.write("drop/inbox/INV_1.csv", invoices_csv(3, 1));
+    let out = run(&t, &["run"]);
+    assert_eq!(out.code, 3, "{out:?}");
+    assert!(out.stderr.contains("HTTP 401"), "{out:?}");
+    assert!(out.stderr.contains("refused the credentials"), "{out:?}");
+    assert_eq!(erp.to("/oauth2/token").len(), 2, "one new token, not more");
+    assert_eq!(
+        api(&erp.hits()).len(),
+        2,
+        "the request made once more, not more"
+    );
+    assert_eq!(t.ls("drop/inbox"), vec!["INV_1.csv"]);
+    let tokens = erp.issued();
+    assert_hidden(&t, &[&out], &tokens);
+}
+
+#[test]
 fn a_refused_client_is_exit_3_in_the_endpoints_words_without_retries() {
     let erp = LoginErp::start(Behaviour {
         refuse_client: Some((

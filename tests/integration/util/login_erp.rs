@@ -39,6 +39,8 @@ pub struct Behaviour {
     /// After this many documents were created, every credential issued so far stops
     /// working (a revoked token, a session that timed out).
     pub revoke_after: Option<usize>,
+    /// The API refuses every credential (a token for another audience).
+    pub refuse_all: bool,
     /// The API waits this long before answering a document.
     pub delay: Duration,
     /// The Nth request to the API (counted from 1) is answered 429 with this
@@ -287,7 +289,7 @@ fn answer(seen: &Seen, state: &Arc<Mutex<State>>) -> (u16, String, String) {
         seen.header("Authorization").unwrap_or("-"),
         seen.header("Cookie").unwrap_or("-")
     );
-    if !good {
+    if !good || b.refuse_all {
         let msg = format!("invalid or expired credentials{echo}");
         return (
             401,
