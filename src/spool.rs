@@ -28,6 +28,9 @@ pub struct SpooledDoc {
     pub deletions: u64,
     /// The payload (empty for a delete: the target makes what it sends).
     pub body: Vec<u8>,
+    /// An earlier attempt of this content has no known outcome: the ERP may have it
+    /// already (set when the ledger claims it; not spooled).
+    pub resend: bool,
 }
 
 impl SpooledDoc {
@@ -46,6 +49,7 @@ impl SpooledDoc {
             erp_id,
             deletions,
             body: Vec::new(),
+            resend: false,
         }
     }
 }
@@ -207,6 +211,7 @@ impl Iterator for SpoolReader {
                 erp_id,
                 deletions,
                 body,
+                resend: false,
             })
         };
         Some(read())

@@ -49,6 +49,8 @@ pub(super) struct BatchSpec {
 pub(super) struct VerifySpec {
     url: Option<String>,
     found_pointer: Option<String>,
+    method: Option<String>,
+    body: Option<String>,
 }
 
 /// Up to `size` documents in one request.
@@ -65,11 +67,16 @@ pub struct BatchConfig {
 
 /// How to ask the ERP whether it has a document whose last attempt has no known
 /// outcome: a GET of `url` (`{key}`, `{document}`, `{mapping}`); an id at
-/// `found_pointer` in the answer means it has.
+/// `found_pointer` in the answer means it has. An ERP whose search is an RPC call
+/// (Tryton's or Odoo's JSON-RPC) takes `method = "POST"` and a `body`, in which `{key}`
+/// is the key as a JSON string's content.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verify {
     pub url: String,
     pub found_pointer: String,
+    /// `GET` unless the config says otherwise.
+    pub method: String,
+    pub body: Option<String>,
 }
 
 /// PEM files for TLS, absolute: CAs trusted besides the system's, and a client
@@ -161,6 +168,8 @@ pub struct HttpConfig {
     /// A credential obtained at run time (OAuth2, a session), if any.
     pub login: Option<super::Login>,
     pub tls: TlsFiles,
+    /// What those files hold, read and checked when the config loaded.
+    pub tls_material: super::tls::TlsMaterial,
     /// Requests per second across all workers, if the ERP limits them.
     pub max_requests_per_second: Option<f64>,
     /// An envelope for each document's request: `{payload}` is the payload, as it is.
@@ -319,6 +328,7 @@ pub(super) fn resolve_http(
         None => None,
     };
     let tls = resolve_tls(t, base_dir, &err)?;
+    let tls_material = super::tls::load(&tls).map_err(|e| err(&[e.key], e.message))?;
     if let Some(r) = t.max_requests_per_second {
         if !(r.is_finite() && r > 0.0) {
             return Err(err(
@@ -346,6 +356,7 @@ pub(super) fn resolve_http(
     Ok(HttpConfig {
         login,
         tls,
+        tls_material,
         max_requests_per_second: t.max_requests_per_second,
         body: t.body.clone(),
         batch,
@@ -396,8 +407,8 @@ fn resolve_login(
 }
 
 /// `ca_file`, `client_cert`, `client_key`: paths relative to the config's folder; a
-/// client certificate needs its key and the other way round. The files are read when
-/// the target is made (and by `check`), which names the one that is wrong.
+/// client certificate needs its key and the other way round. The files are read right
+/// after, by [`super::tls::load`], which names the one that is wrong.
 fn resolve_tls(
     t: &TargetSpec,
     base_dir: &Path,
@@ -509,7 +520,19 @@ fn resolve_verify(
             ))
         }
     };
-    Ok(Verify { url, found_pointer })
+    let method = v.method.clone().unwrap_or_else(|| "GET".into());
+    if method.is_empty() || !method.bytes().all(|b| b.is_ascii_alphabetic()) {
+        return Err(err(
+            &["verify", "method"],
+            format!("{method:?} is not an HTTP method (GET, POST)"),
+        ));
+    }
+    Ok(Verify {
+        url,
+        found_pointer,
+        method: method.to_ascii_uppercase(),
+        body: v.body.clone(),
+    })
 }
 
 /// An operation's request from its spec, or the default: `method` on `url` + `/{id}`.

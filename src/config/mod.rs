@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 mod http;
 mod login;
+mod tls;
 
 use http::{
     check_operations, resolve_http, AuthSpec, BatchSpec, HeaderSpec, RequestSpec, RetrySpec,
@@ -19,6 +20,7 @@ use http::{
 };
 pub use http::{BatchConfig, Header, HttpConfig, Request, RetryPolicy, TlsFiles, Verify};
 pub use login::{ClientAuth, Login, OAuth2, Session};
+pub use tls::{provider as tls_provider, TlsMaterial};
 
 /// The raw `erpdrop.toml`.
 #[derive(Debug, Clone, Deserialize)]

@@ -7,9 +7,11 @@
 pub mod http;
 pub mod outbox;
 mod remote;
+mod settle;
 mod submission;
 mod window;
 
+pub use settle::settle_open_documents;
 pub use submission::{Batch, Submission, Submitted};
 
 use crate::config::{Config, TargetKind};
@@ -121,6 +123,22 @@ pub trait RemoteTarget: Sync {
     fn concurrency(&self) -> usize;
     /// Sends one document, retrying transient failures unless `cancel` says stop.
     fn send(&self, ctx: &DocContext<'_>, doc: &SpooledDoc, cancel: &Cancel<'_>) -> SubmitOutcome;
+    /// Asks the ERP whether it has the document of this key; `None` when the target
+    /// cannot ask (no `verify`).
+    fn look_up(&self, _ctx: &DocContext<'_>, _key: &str) -> Option<LookUp> {
+        None
+    }
+}
+
+/// What the ERP said when asked whether it has a document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LookUp {
+    /// It has it, with this id where the answer gives one.
+    Has { id: Option<String> },
+    /// It does not.
+    HasNot,
+    /// It could not say (unreachable, an error answer): why.
+    Unanswered(String),
 }
 
 /// How a target takes documents.

@@ -315,6 +315,12 @@ impl<'a, D: Iterator<Item = std::io::Result<SpooledDoc>>> Submission<'a, D> {
                 // this content, or in doubt.
                 match self.w.claim(&attempt(&doc, mapping, file, run))? {
                     Claim::Send => return Ok(Some(doc)),
+                    Claim::Resend => {
+                        return Ok(Some(SpooledDoc {
+                            resend: true,
+                            ..doc
+                        }))
+                    }
                     Claim::AlreadyImported => self.out.already_imported += 1,
                     Claim::InDoubt => {
                         let rec = self.w.ledger.document(mapping, &doc.key)?;
@@ -520,6 +526,7 @@ mod tests {
                 erp_id: None,
                 deletions: 0,
                 body: vec![b'x'; size],
+                resend: false,
             })
         })
     }

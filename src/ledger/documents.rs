@@ -175,7 +175,8 @@ const CLAIM: &str = concat!(
                 AND documents.erp_hash = excluded.content_hash)
         AND NOT (excluded.operation = 'delete' AND documents.erp_hash IS NULL)
         AND NOT (documents.state IN ('in_flight', 'in_doubt')
-                AND documents.content_hash <> excluded.content_hash)"
+                AND documents.content_hash <> excluded.content_hash)
+     RETURNING coalesce(prior_state IN ('in_flight', 'in_doubt'), 0)"
 );
 
 /// A document marked in flight was not delivered (the target was down, or the run
@@ -366,6 +367,20 @@ impl Ledger {
         )
     }
 
+    /// Creates whose last attempt has no known outcome (in flight or in doubt), oldest
+    /// first: the ones an ERP can be asked about.
+    pub fn unsettled_creates(&self, limit: usize) -> Result<Vec<DocRecord>, LedgerError> {
+        self.rows(
+            &format!(
+                "SELECT {COLUMNS} FROM documents WHERE state IN ('in_flight', 'in_doubt')
+                   AND coalesce(operation, 'create') = 'create'
+                 ORDER BY updated LIMIT ?1"
+            ),
+            params![limit as i64],
+            row_to_doc,
+        )
+    }
+
     /// Counts of documents by state (states with none are left out).
     pub fn document_counts(&self) -> Result<Vec<(String, i64)>, LedgerError> {
         // the open states from their index; accepted = all (the primary key's index)
@@ -426,8 +441,26 @@ impl DocWriter<'_> {
     /// for a target that cannot tell whether it already has a document left in flight.
     /// Nothing changes unless the answer is [`Claim::Send`].
     pub fn claim(&mut self, a: &Attempt<'_>) -> Result<Claim, LedgerError> {
-        if upsert_in_flight(self.ledger, &mut self.claim, a)? > 0 {
-            return Ok(Claim::Send);
+        let unsettled: Option<bool> = self
+            .claim
+            .query_row(
+                params![
+                    a.mapping,
+                    a.key,
+                    a.content_hash,
+                    a.file,
+                    a.run_id,
+                    self.ledger.now(),
+                    a.operation.as_str()
+                ],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.ledger.sql(e))?;
+        match unsettled {
+            Some(false) => return Ok(Claim::Send),
+            Some(true) => return Ok(Claim::Resend),
+            None => {}
         }
         // not claimed: which reason (rare: validation saw it first)
         Ok(match self.ledger.document(a.mapping, a.key)? {
@@ -514,6 +547,11 @@ impl DocWriter<'_> {
 pub enum Claim {
     /// Marked in flight: send it.
     Send,
+    /// Marked in flight, but an earlier attempt of this content has no known outcome
+    /// (a timeout after the request went out, a run that died with it in flight): the
+    /// ERP may have it already. Sent with the same idempotency key, after asking the ERP
+    /// where the target can (`verify`).
+    Resend,
     /// The ERP has it with this content already (or, for a delete, has nothing).
     AlreadyImported,
     /// An earlier attempt with other content has no known outcome.
@@ -689,8 +727,8 @@ mod tests {
         assert_eq!(claim("K1", "h1", "f.csv", "r1"), Claim::Send);
         assert_eq!(get("K1").state, DocState::InFlight);
         assert_eq!(get("K1").attempts, 1);
-        // left in flight: sent again, one more attempt
-        assert_eq!(claim("K1", "h1", "g.csv", "r2"), Claim::Send);
+        // left in flight: sent again, one more attempt, said to be a resend
+        assert_eq!(claim("K1", "h1", "g.csv", "r2"), Claim::Resend);
         assert_eq!(
             (get("K1").attempts, get("K1").file.as_deref()),
             (2, Some("g.csv"))
@@ -766,7 +804,7 @@ mod tests {
             .unwrap();
         assert_eq!(
             w.claim(&att("m", "K2", "h1", "f", "r2")).unwrap(),
-            Claim::Send
+            Claim::Resend
         );
         w.mark_not_sent("m", "K2", "down").unwrap();
         assert_eq!(

@@ -16,9 +16,11 @@ mod login;
 mod master;
 mod run;
 mod smoke;
+mod tls;
 mod trust;
 mod trust_http;
 #[cfg(feature = "tryton")]
 mod tryton;
 mod validate;
+mod verify;
 mod xml;

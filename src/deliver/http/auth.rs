@@ -191,7 +191,7 @@ fn form(s: &str) -> String {
 /// `grant_type=client_credentials` (and `scope`), the client authenticated by HTTP
 /// basic over its form-encoded id and secret (RFC 6749 2.3.1) or by form fields. It
 /// goes to the identity provider, not the ERP: none of the ERP's headers go with it.
-pub(super) fn token_request(agent: &ureq::Agent, o: &OAuth2) -> Step {
+pub(super) fn token_request(agent: &ureq::Agent, tls: &super::tls::Tls, o: &OAuth2) -> Step {
     let mut body = form_urlencoded::Serializer::new(String::new());
     body.append_pair("grant_type", "client_credentials");
     if let Some(scope) = &o.scope {
@@ -242,9 +242,13 @@ pub(super) fn token_request(agent: &ureq::Agent, o: &OAuth2) -> Step {
                 ))
             }
         }
-        Err(ureq::Error::Transport(t)) => Step::Transient {
-            message: format!("the token endpoint: {}", transport_message(&t, url)),
-            retry_after: None,
+        Err(ureq::Error::Transport(t)) => match tls.failure(&t, url) {
+            // a certificate error does not fix itself
+            Some(m) => Step::Refused(format!("the token endpoint: {m}")),
+            None => Step::Transient {
+                message: format!("the token endpoint: {}", transport_message(&t, url)),
+                retry_after: None,
+            },
         },
     }
 }
@@ -322,7 +326,7 @@ fn redirect(resp: ureq::Response, what: &str, url: &str, key: &str) -> String {
 
 /// The login request of a session (`req`: the method and URL, with the ERP's headers),
 /// and its answer: the token at `token_pointer`, or the cookies the answer sets.
-pub(super) fn session_login(req: ureq::Request, s: &Session) -> Step {
+pub(super) fn session_login(req: ureq::Request, tls: &super::tls::Tls, s: &Session) -> Step {
     let url = &s.url;
     let sent = match &s.body {
         Some(body) => {
@@ -361,9 +365,12 @@ pub(super) fn session_login(req: ureq::Request, s: &Session) -> Step {
                 ))
             }
         }
-        Err(ureq::Error::Transport(t)) => Step::Transient {
-            message: format!("the login: {}", transport_message(&t, url)),
-            retry_after: None,
+        Err(ureq::Error::Transport(t)) => match tls.failure(&t, url) {
+            Some(m) => Step::Refused(format!("the login: {m}")),
+            None => Step::Transient {
+                message: format!("the login: {}", transport_message(&t, url)),
+                retry_after: None,
+            },
         },
     }
 }

@@ -29,13 +29,16 @@ use std::time::Duration;
 mod answer;
 mod auth;
 mod rate;
+mod tls;
 mod url;
+mod verify;
 
 use answer::{error_text, not_delivery, read_body, scalar_text, transport_message};
 use url::{base_url, fill, key_changes_path};
 
 pub struct HttpTarget {
     agent: ureq::Agent,
+    tls: tls::Tls,
     cfg: HttpConfig,
     content_type: &'static str,
     jitter: AtomicU64,
@@ -92,7 +95,9 @@ pub fn idempotency_key(doc: &SpooledDoc, mapping: &str) -> String {
 
 impl HttpTarget {
     pub fn new(cfg: &HttpConfig, format: PayloadFormat) -> HttpTarget {
+        let tls = tls::Tls::new(&cfg.tls, &cfg.tls_material);
         let agent = ureq::AgentBuilder::new()
+            .tls_connector(tls.connector.clone())
             // A redirect is never followed: ureq would resend a POST as a GET without
             // its body (301, 302, 303), or hand back the 3xx (307, 308); either way the
             // ERP never got the document. A 3xx is the target being unavailable.
@@ -108,6 +113,7 @@ impl HttpTarget {
             | 1;
         HttpTarget {
             agent,
+            tls,
             cfg: cfg.clone(),
             content_type: match format {
                 PayloadFormat::Json => "application/json",
@@ -219,10 +225,10 @@ impl HttpTarget {
         let mut last = String::new();
         for attempt in 1..=attempts {
             let step = match login {
-                Login::OAuth2(o) => auth::token_request(&self.agent, o),
+                Login::OAuth2(o) => auth::token_request(&self.agent, &self.tls, o),
                 Login::Session(s) => {
                     self.gate.wait();
-                    auth::session_login(self.request(&s.method, &s.url), s)
+                    auth::session_login(self.request(&s.method, &s.url), &self.tls, s)
                 }
             };
             match step {
@@ -370,17 +376,23 @@ impl HttpTarget {
                     })
                 }
             }
-            Err(ureq::Error::Transport(t)) => Attempt::Transient {
-                message: transport_message(&t, &url),
-                retry_after: None,
-                maybe_delivered: !matches!(
-                    t.kind(),
-                    ureq::ErrorKind::ConnectionFailed
-                        | ureq::ErrorKind::Dns
-                        | ureq::ErrorKind::InvalidUrl
-                        | ureq::ErrorKind::UnknownScheme
-                        | ureq::ErrorKind::InsecureRequestHttpsOnly
-                ),
+            Err(ureq::Error::Transport(t)) => match self.tls.failure(&t, &url) {
+                // a certificate error, or the server refused the TLS client: it will
+                // not fix itself, and the ERP never read the request
+                Some(message) => Attempt::Down { message },
+                None => Attempt::Transient {
+                    message: transport_message(&t, &url),
+                    retry_after: None,
+                    maybe_delivered: !tls::in_handshake(&t)
+                        && !matches!(
+                            t.kind(),
+                            ureq::ErrorKind::ConnectionFailed
+                                | ureq::ErrorKind::Dns
+                                | ureq::ErrorKind::InvalidUrl
+                                | ureq::ErrorKind::UnknownScheme
+                                | ureq::ErrorKind::InsecureRequestHttpsOnly
+                        ),
+                },
             },
         }
     }
@@ -427,14 +439,26 @@ impl HttpTarget {
         let sent = self.exchange("GET", &url, |req| req.call())?;
         match sent {
             Ok(r) if !(200..300).contains(&r.status()) => Err(not_delivery(&url, &r)),
-            Ok(r) => Ok(format!("{url} answered {}", r.status())),
+            Ok(r) => Ok(self.answered(&url, r.status())),
             Err(ureq::Error::Status(code @ (401 | 403), r)) => Err(format!(
                 "{url} refused the credentials: HTTP {code} {}",
                 self.error_message(code, &read_body(r))
             )),
             // Anything else means the server is there and took the credentials.
-            Err(ureq::Error::Status(code, _)) => Ok(format!("{url} answered {code}")),
-            Err(ureq::Error::Transport(t)) => Err(transport_message(&t, &url)),
+            Err(ureq::Error::Status(code, _)) => Ok(self.answered(&url, code)),
+            Err(ureq::Error::Transport(t)) => Err(self
+                .tls
+                .failure(&t, &url)
+                .unwrap_or_else(|| transport_message(&t, &url))),
+        }
+    }
+
+    /// `check`'s words for an answer: the status, and over https what TLS did.
+    fn answered(&self, url: &str, status: u16) -> String {
+        if url.len() > 8 && url[..8].eq_ignore_ascii_case("https://") {
+            format!("{url} answered {status}; {}", self.tls.summary())
+        } else {
+            format!("{url} answered {status}")
         }
     }
 }
@@ -450,6 +474,10 @@ impl RemoteTarget for HttpTarget {
         self.cfg.concurrency
     }
 
+    fn look_up(&self, ctx: &DocContext<'_>, key: &str) -> Option<super::LookUp> {
+        self.look_up_key(ctx, key)
+    }
+
     fn send(&self, ctx: &DocContext<'_>, doc: &SpooledDoc, cancel: &Cancel<'_>) -> SubmitOutcome {
         if let Some(message) = self.request_problem(ctx, doc) {
             return SubmitOutcome::Rejected {
@@ -459,12 +487,27 @@ impl RemoteTarget for HttpTarget {
         }
         let attempts = self.cfg.retry.attempts.max(1);
         let mut last = String::new();
-        let mut maybe = false;
+        let mut maybe = doc.resend;
+        // whether the ERP may have this document already: asked first (`verify`)
+        let mut unknown = doc.resend;
         for attempt in 1..=attempts {
             if attempt > 1 && cancel.any() {
                 break;
             }
-            match self.attempt(ctx, doc) {
+            let settled = if unknown {
+                self.settle_unknown(ctx, doc)
+            } else {
+                None
+            };
+            let tried = match settled {
+                Some(Ok(outcome)) => return outcome,
+                Some(Err(unanswered)) => unanswered,
+                None => {
+                    unknown = false;
+                    self.attempt(ctx, doc)
+                }
+            };
+            match tried {
                 Attempt::Done(outcome) => return outcome,
                 Attempt::Down { message } => {
                     cancel.target_down();
@@ -481,6 +524,7 @@ impl RemoteTarget for HttpTarget {
                     maybe_delivered,
                 } => {
                     maybe |= maybe_delivered;
+                    unknown |= maybe_delivered;
                     tracing::debug!(document = %doc.key, attempt, "transient target error: {message}");
                     last = message;
                     if attempt < attempts {
@@ -519,6 +563,7 @@ mod tests {
             erp_id: None,
             deletions,
             body: Vec::new(),
+            resend: false,
         };
         let a = idempotency_key(&doc("h1", Operation::Create, 0), "m");
         assert_eq!(a.len(), 64);

@@ -42,6 +42,13 @@ pub struct Behaviour {
     /// Error answers echo the request's `Authorization` and `X-Api-Key` headers in
     /// their message, as a careless ERP does.
     pub echo_headers: bool,
+    /// Create a new record for every POST, whatever its `Idempotency-Key` (as most
+    /// ERPs do).
+    pub ignore_idempotency: bool,
+    /// The next N creates are committed, then answered only after `late_delay` (past
+    /// a client's timeout: the client cannot know that they were created).
+    pub late: usize,
+    pub late_delay: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -237,6 +244,19 @@ fn serve(conn: TcpStream, state: Arc<Mutex<State>>) {
         } else {
             answer(&seen, &state)
         };
+        if seen.method == "POST" && status == 201 {
+            let late = {
+                let mut s = state.lock().unwrap();
+                let late = s.behaviour.late > 0;
+                if late {
+                    s.behaviour.late -= 1;
+                }
+                late.then_some(s.behaviour.late_delay)
+            };
+            if let Some(d) = late {
+                std::thread::sleep(d);
+            }
+        }
         state.lock().unwrap().in_flight -= 1;
         let resp = format!(
             "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{extra}\r\n{reply}",
@@ -299,6 +319,17 @@ fn answer(seen: &Seen, state: &Arc<Mutex<State>>) -> (u16, String, String) {
             .unwrap_or_default();
         return (503, extra, r#"{"message":"busy"}"#.into());
     }
+    if seen.method == "GET" && seen.path.starts_with("/search?number=") {
+        // a search by number, as a verify asks it: the ids of the records found
+        let number = &seen.path["/search?number=".len()..];
+        let ids: Vec<serde_json::Value> = s
+            .records
+            .iter()
+            .filter(|(_, v)| v["number"] == number)
+            .map(|(id, _)| serde_json::json!({ "id": id }))
+            .collect();
+        return (200, String::new(), serde_json::Value::from(ids).to_string());
+    }
     if seen.method == "GET" {
         return (200, String::new(), r#"{"status":"ok"}"#.into());
     }
@@ -327,7 +358,7 @@ fn answer(seen: &Seen, state: &Arc<Mutex<State>>) -> (u16, String, String) {
         );
     }
     let key = seen.header("Idempotency-Key").unwrap_or("").to_string();
-    if let Some(id) = s.by_key.get(&key) {
+    if let Some(id) = s.by_key.get(&key).filter(|_| !b.ignore_idempotency) {
         return (
             200,
             String::new(),

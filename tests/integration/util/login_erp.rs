@@ -21,6 +21,9 @@ pub const CLIENT_SECRET: &str = "s3cr:et/+value~Q";
 pub struct Behaviour {
     /// The token endpoint answers this (status, body) instead of a token.
     pub refuse_client: Option<(u16, String)>,
+    /// The token endpoint issues this token every time (for an API elsewhere that
+    /// wants one fixed token).
+    pub fixed_token: Option<String>,
     /// The token endpoint redirects there (302).
     pub token_redirect: Option<String>,
     /// The token endpoint answers 503 to the next N token requests.
@@ -228,7 +231,10 @@ fn answer(seen: &Seen, state: &Arc<Mutex<State>>) -> (u16, String, String) {
         if let Some((status, body)) = b.refuse_client {
             return (status, String::new(), body);
         }
-        let token = format!("tok-{n}-Zq8xLm4Rw2");
+        let token = b
+            .fixed_token
+            .clone()
+            .unwrap_or_else(|| format!("tok-{n}-Zq8xLm4Rw2"));
         let until = b
             .expires_in
             .map(|e| Instant::now() + Duration::from_secs(e));

@@ -3,6 +3,7 @@
 
 pub mod erp;
 pub mod login_erp;
+pub mod tls;
 
 use assert_cmd::Command;
 use std::path::{Path, PathBuf};
