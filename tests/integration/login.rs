@@ -583,3 +583,96 @@ fn a_429_with_retry_after_pauses_every_worker() {
     assert!(docs.iter().any(|h| h.at >= at + Duration::from_secs(1)));
     assert!(started.elapsed() < Duration::from_secs(5));
 }
+
+/// Runs erpdrop with the system's store replaced by an empty one (only what the test
+/// trusts is trusted).
+fn run_tls(t: &TestDir, args: &[&str]) -> Out {
+    t.write("empty-store.pem", "");
+    let o = t
+        .cmd()
+        .env("SSL_CERT_FILE", t.join("empty-store.pem"))
+        .env_remove("SSL_CERT_DIR")
+        .args(args)
+        .output()
+        .unwrap();
+    Out {
+        code: o.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+    }
+}
+
+fn tls_setup(erp: &crate::util::tls::TlsErp, ca: &crate::util::tls::Ca) -> TestDir {
+    let t = TestDir::new();
+    t.invoice_setup(INVOICE_MAPPING);
+    t.write("ca.pem", &ca.pem);
+    t.write(
+        "erpdrop.toml",
+        format!(
+            r#"[folders]
+root = "drop"
+[scan]
+settle_seconds = 0
+[target]
+kind = "http"
+url = "{base}/api/{{document}}"
+ca_file = "ca.pem"
+auth = {{ session = {{ url = "{base}/Login", body = '{{"UserName": "manager"}}', token_pointer = "/id" }} }}
+timeout_seconds = 5
+concurrency = 2
+retry = {{ attempts = 3, backoff_ms = 10 }}
+"#,
+            base = erp.base()
+        ),
+    );
+    t
+}
+
+#[test]
+fn a_login_over_tls_trusts_the_targets_ca_and_a_certificate_error_is_final() {
+    use crate::util::tls::{Ca, TlsErp};
+    let ca = Ca::new("Company CA");
+    // the loopback https ERP answers the login 201 {"id": "T1"}: the session at /id
+    let erp = TlsErp::start(&ca.server(&["127.0.0.1"]), None);
+    let t = tls_setup(&erp, &ca);
+    t.write("drop/inbox/INV_1.csv", invoices_csv(3, 1));
+    let out = run_tls(&t, &["run"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let reqs = erp.requests();
+    assert_eq!(reqs.len(), 4, "the login and 3 documents");
+    assert_eq!(reqs[0].path, "/Login");
+    let session = reqs[1..]
+        .iter()
+        .map(|r| {
+            r.headers
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case("Authorization"))
+                .map(|(_, v)| v.clone())
+        })
+        .collect::<Vec<_>>();
+    assert!(
+        session.iter().all(|v| v.as_deref() == Some("Bearer T1")),
+        "{session:?}"
+    );
+
+    // an expired certificate at the login: no retries, nothing sent, exit 3
+    let expired = TlsErp::start(&ca.expired_server(&["127.0.0.1"]), None);
+    let t = tls_setup(&expired, &ca);
+    t.write("drop/inbox/INV_1.csv", invoices_csv(3, 1));
+    let out = run_tls(&t, &["run"]);
+    assert_eq!(out.code, 3, "{out:?}");
+    assert!(
+        out.stderr.contains(&format!(
+            "the login: {}/Login: the server's certificate expired on 2021-01-01",
+            expired.base()
+        )),
+        "{out:?}"
+    );
+    assert_eq!(
+        expired.refused().len(),
+        1,
+        "a certificate error is not retried"
+    );
+    assert!(expired.requests().is_empty());
+    assert_eq!(t.ls("drop/inbox"), vec!["INV_1.csv"]);
+}
