@@ -381,7 +381,13 @@ fn check_fetches_a_token_and_reaches_the_health_url_with_it() {
     let t = setup(&erp, &oauth2(&erp, ""), "");
     let out = run(&t, &["check"]);
     assert_eq!(out.code, 0, "{out:?}");
-    assert!(out.stdout.contains("/api/health answered 200"), "{out:?}");
+    assert!(
+        out.stdout.contains(&format!(
+            "/api/health answered 200 with a token from {}/oauth2/token",
+            erp.base()
+        )),
+        "{out:?}"
+    );
     let health = erp.to("/api/health");
     assert_eq!(health.len(), 1);
     let token = erp.issued().pop().unwrap();

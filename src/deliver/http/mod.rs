@@ -455,10 +455,15 @@ impl HttpTarget {
 
     /// `check`'s words for an answer: the status, and over https what TLS did.
     fn answered(&self, url: &str, status: u16) -> String {
+        let login = match &self.cfg.login {
+            Some(Login::OAuth2(o)) => format!(" with a token from {}", o.token_url),
+            Some(Login::Session(s)) => format!(" with the session of {}", s.url),
+            None => String::new(),
+        };
         if url.len() > 8 && url[..8].eq_ignore_ascii_case("https://") {
-            format!("{url} answered {status}; {}", self.tls.summary())
+            format!("{url} answered {status}{login}; {}", self.tls.summary())
         } else {
-            format!("{url} answered {status}")
+            format!("{url} answered {status}{login}")
         }
     }
 }
