@@ -653,3 +653,26 @@ batch = { size = 10, ids_pointer = "/ids", all_or_nothing = true }"#,
     assert_eq!(erp.created(), (59, 1), "no invoice created twice");
     assert_eq!(ledger_ids(&t, "INV_1.csv").len(), 59);
 }
+
+#[test]
+fn batches_keep_the_erps_rate_limit() {
+    let erp = FakeErp::start(Behaviour::default());
+    let t = setup(
+        &erp,
+        "/batch",
+        r#"concurrency = 4
+max_requests_per_second = 10
+batch = { size = 10, ids_pointer = "/ids" }"#,
+    );
+    t.write("drop/inbox/INV_1.csv", invoices_csv(40, 1));
+    let start = std::time::Instant::now();
+    let out = run(&t, &["run"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(erp.batch_sizes(), [10; 4]);
+    // four requests at 10 a second: three gaps of 100 ms, whatever the workers
+    assert!(
+        start.elapsed() >= std::time::Duration::from_millis(280),
+        "{:?}",
+        start.elapsed()
+    );
+}

@@ -13,6 +13,7 @@ mod http;
 mod input;
 mod ledger;
 mod lifecycle;
+mod login;
 mod master;
 mod run;
 mod smoke;

@@ -299,3 +299,40 @@ fn a_document_in_doubt_is_settled_by_the_erps_answer_not_left_to_an_operator() {
     let report = t.read_json("drop/failed/INV_1.csv.errors.json");
     assert_eq!(report["errors"][0]["code"], "in_doubt", "{report}");
 }
+
+#[test]
+fn a_lookup_carries_the_token_the_target_logged_in_with() {
+    // the ERP wants a bearer token that only the token endpoint gives: the lookup, like
+    // the creates, goes through the one place that adds the credential
+    let idp = crate::util::login_erp::LoginErp::start(crate::util::login_erp::Behaviour {
+        fixed_token: Some("tok-from-the-idp-5e8f".into()),
+        ..Default::default()
+    });
+    let erp = FakeErp::start(Behaviour {
+        ignore_idempotency: true,
+        late: 1,
+        late_delay: Duration::from_millis(1500),
+        token: Some("tok-from-the-idp-5e8f".into()),
+        ..Behaviour::default()
+    });
+    let t = setup(
+        &erp,
+        &format!(
+            "retry = {{ attempts = 3, backoff_ms = 10 }}\n{}\nauth = {{ oauth2 = {{ token_url = \"{}/oauth2/token\", client_id_env = \"CID\", client_secret_env = \"CSECRET\" }} }}",
+            verify_line(&erp),
+            idp.base()
+        ),
+    );
+    t.write("drop/inbox/INV_1.csv", invoices_csv(3, 1));
+    let out = t
+        .cmd()
+        .env("CID", "app")
+        .env("CSECRET", "secret-of-the-app-91")
+        .arg("run")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(erp.created(), (3, 1), "every invoice created once");
+    assert_eq!(searches(&erp), ["INV000000"]);
+    assert_eq!(idp.to("/oauth2/token").len(), 1);
+}

@@ -240,10 +240,17 @@ impl HttpTarget {
     ) -> Attempt<Answer> {
         let url = fill(&self.cfg.url, ctx, "", None);
         let body = envelope::batch_body(&b.body, docs.iter().map(|d| &d.body[..]));
-        let req = self
-            .content_type_of(self.request("POST", &url))
-            .set("Idempotency-Key", &batch_key(docs, ctx.mapping));
-        let resp = match req.send_bytes(&body) {
+        let key = batch_key(docs, ctx.mapping);
+        let sent = self.exchange("POST", &url, |req| {
+            self.content_type_of(req)
+                .set("Idempotency-Key", &key)
+                .send_bytes(&body)
+        });
+        let sent = match sent {
+            Ok(sent) => sent,
+            Err(message) => return Attempt::Down { message },
+        };
+        let resp = match sent {
             Ok(resp) if !(200..300).contains(&resp.status()) => {
                 return Attempt::Down {
                     message: not_delivery(&url, &resp),

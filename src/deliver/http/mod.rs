@@ -12,9 +12,14 @@
 //!
 //! Every message made of the ERP's answer (its body, a header) or of a transport error
 //! has the secrets masked ([`crate::redact`]) before it leaves this module.
+//!
+//! Every request to the ERP is made in one place, [`HttpTarget::exchange`]: it waits
+//! its turn under `max_requests_per_second` and any pause a 429 asked for (`rate.rs`),
+//! and carries the configured headers and the credentials, fetched at run time when the
+//! target logs in (`auth.rs`: OAuth2, a session), fetched again once on a 401.
 
 use super::{Cancel, Delivery, DocContext, RemoteTarget, SubmitOutcome, Target};
-use crate::config::{HttpConfig, PayloadFormat};
+use crate::config::{HttpConfig, Login, PayloadFormat};
 use crate::ledger::Operation;
 use crate::spool::SpooledDoc;
 use sha2::{Digest, Sha256};
@@ -23,8 +28,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 mod answer;
+mod auth;
 mod batch;
 mod envelope;
+mod rate;
 mod tls;
 mod url;
 mod verify;
@@ -38,7 +45,15 @@ pub struct HttpTarget {
     cfg: HttpConfig,
     content_type: &'static str,
     jitter: AtomicU64,
+    /// The credential obtained at run time (`auth.oauth2`, `auth.session`), shared by
+    /// all workers.
+    login: auth::Cache,
+    /// The pace of requests across all workers.
+    gate: rate::Gate,
 }
+
+/// The ERP's answer to a request, or ureq's error, as ureq gives them.
+pub(super) type Sent = Result<ureq::Response, ureq::Error>;
 
 /// What one attempt gave: the ERP's answer (`T`: a document's outcome, or a batch's).
 enum Attempt<T = SubmitOutcome> {
@@ -108,6 +123,8 @@ impl HttpTarget {
                 PayloadFormat::Xml => "application/xml",
             },
             jitter: AtomicU64::new(seed),
+            login: auth::Cache::default(),
+            gate: rate::Gate::new(cfg.max_requests_per_second),
         }
     }
 
@@ -147,6 +164,7 @@ impl HttpTarget {
         }
     }
 
+    /// A request with the configured headers (and no credential obtained at run time).
     fn request(&self, method: &str, url: &str) -> ureq::Request {
         let mut r = self.agent.request(method, url);
         for h in &self.cfg.headers {
@@ -168,6 +186,97 @@ impl HttpTarget {
         } else {
             req.set("Content-Type", self.content_type)
         }
+    }
+
+    /// Makes a request to the ERP: every request goes through here (documents, the
+    /// probe, batches, verify). It waits for its turn under the rate limit (and any
+    /// pause a 429 asked for), carries the configured headers and the credential, and
+    /// `send` sends it (with its body). A 401 to a request made with a credential
+    /// obtained at run time drops that credential; a new one is fetched (once for all
+    /// workers) and the request is made once more: a second 401 is the caller's to
+    /// read, as refused credentials. A 429 with `Retry-After` pauses every worker for
+    /// that long (at most `retry.max_backoff_ms`).
+    ///
+    /// `Err` when no credential can be had: the login or token endpoint refused, or
+    /// stayed unreachable through every attempt; no request went to the ERP.
+    pub(super) fn exchange(
+        &self,
+        method: &str,
+        url: &str,
+        send: impl Fn(ureq::Request) -> Sent,
+    ) -> Result<Sent, String> {
+        let mut renewed = false;
+        loop {
+            let credential = match &self.cfg.login {
+                Some(login) => Some(
+                    self.login
+                        .get(|| self.log_in(login))
+                        .map_err(|e| e.message().to_string())?,
+                ),
+                None => None,
+            };
+            self.gate.wait();
+            let mut req = self.request(method, url);
+            if let Some(c) = &credential {
+                req = req.set(&c.header, &c.value);
+            }
+            let sent = send(req);
+            match (&sent, &credential) {
+                (Err(ureq::Error::Status(401, _)), Some(c)) if !renewed => {
+                    tracing::debug!("HTTP 401 from {url}: logging in again");
+                    self.login.refused(c);
+                    renewed = true;
+                    continue;
+                }
+                (Err(ureq::Error::Status(429, resp)), _) => {
+                    if let Some(wait) = resp.header("Retry-After").and_then(rate::retry_after) {
+                        let wait = wait.min(Duration::from_millis(self.cfg.retry.max_backoff_ms));
+                        tracing::debug!("HTTP 429 from {url}: every worker waits {wait:?}");
+                        self.gate.pause(wait);
+                    }
+                }
+                _ => {}
+            }
+            return Ok(sent);
+        }
+    }
+
+    /// Fetches the credential: the token request or the login, retried with backoff
+    /// while the endpoint is unreachable or answers 5xx; a refusal is final at once.
+    /// A session's login goes to the ERP: it keeps the rate limit and carries the
+    /// configured headers. A token request goes to the identity provider, with neither.
+    fn log_in(&self, login: &Login) -> Result<auth::Fetched, auth::AuthError> {
+        let attempts = self.cfg.retry.attempts.max(1);
+        let mut last = String::new();
+        for attempt in 1..=attempts {
+            let step = match login {
+                Login::OAuth2(o) => auth::token_request(&self.agent, &self.tls, o),
+                Login::Session(s) => {
+                    self.gate.wait();
+                    auth::session_login(self.request(&s.method, &s.url), &self.tls, s)
+                }
+            };
+            match step {
+                auth::Step::Got(f) => {
+                    tracing::debug!("logged in ({})", f.header);
+                    return Ok(f);
+                }
+                auth::Step::Refused(m) => return Err(auth::AuthError::Refused(m)),
+                auth::Step::Transient {
+                    message,
+                    retry_after,
+                } => {
+                    tracing::debug!(attempt, "logging in failed: {message}");
+                    last = message;
+                    if attempt < attempts {
+                        std::thread::sleep(self.backoff(attempt, retry_after));
+                    }
+                }
+            }
+        }
+        Err(auth::AuthError::Unavailable(format!(
+            "{last} (after {attempts} attempts)"
+        )))
     }
 
     /// The URL template of a document's request, by its operation.
@@ -214,16 +323,21 @@ impl HttpTarget {
 
     fn attempt(&self, ctx: &DocContext<'_>, doc: &SpooledDoc) -> Attempt {
         let (method, url, body) = self.request_of(ctx, doc);
-        let mut req = self
-            .request(method, &url)
-            .set("Idempotency-Key", &idempotency_key(doc, ctx.mapping));
-        if !body.is_empty() {
-            req = self.content_type_of(req);
-        }
-        let sent = if body.is_empty() && doc.operation == Operation::Delete {
-            req.call()
-        } else {
-            req.send_bytes(&body)
+        let key = idempotency_key(doc, ctx.mapping);
+        let sent = self.exchange(method, &url, |req| {
+            let mut req = req.set("Idempotency-Key", &key);
+            if !body.is_empty() {
+                req = self.content_type_of(req);
+            }
+            if body.is_empty() && doc.operation == Operation::Delete {
+                req.call()
+            } else {
+                req.send_bytes(&body)
+            }
+        });
+        let sent = match sent {
+            Ok(sent) => sent,
+            Err(message) => return Attempt::Down { message },
         };
         match sent {
             Ok(resp) if !(200..300).contains(&resp.status()) => Attempt::Down {
@@ -280,10 +394,7 @@ impl HttpTarget {
     ) -> Attempt<T> {
         match e {
             ureq::Error::Status(code, resp) => {
-                let retry_after = resp
-                    .header("Retry-After")
-                    .and_then(|v| v.trim().parse::<u64>().ok())
-                    .map(Duration::from_secs);
+                let retry_after = resp.header("Retry-After").and_then(rate::retry_after);
                 let body = read_body(resp);
                 let message = self.error_message(code, &body);
                 if code == 401 || code == 403 {
@@ -364,7 +475,8 @@ impl HttpTarget {
             .health_url
             .clone()
             .unwrap_or_else(|| base_url(&self.cfg.url));
-        match self.request("GET", &url).call() {
+        let sent = self.exchange("GET", &url, |req| req.call())?;
+        match sent {
             Ok(r) if !(200..300).contains(&r.status()) => Err(not_delivery(&url, &r)),
             Ok(r) => Ok(self.answered(&url, r.status())),
             Err(ureq::Error::Status(code @ (401 | 403), r)) => Err(format!(
@@ -382,10 +494,15 @@ impl HttpTarget {
 
     /// `check`'s words for an answer: the status, and over https what TLS did.
     fn answered(&self, url: &str, status: u16) -> String {
+        let login = match &self.cfg.login {
+            Some(Login::OAuth2(o)) => format!(" with a token from {}", o.token_url),
+            Some(Login::Session(s)) => format!(" with the session of {}", s.url),
+            None => String::new(),
+        };
         if url.len() > 8 && url[..8].eq_ignore_ascii_case("https://") {
-            format!("{url} answered {status}; {}", self.tls.summary())
+            format!("{url} answered {status}{login}; {}", self.tls.summary())
         } else {
-            format!("{url} answered {status}")
+            format!("{url} answered {status}{login}")
         }
     }
 }

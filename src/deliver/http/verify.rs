@@ -31,12 +31,16 @@ impl HttpTarget {
     /// Asks the ERP (`verify`) whether it has `doc`.
     pub(super) fn verify(&self, v: &Verify, ctx: &DocContext<'_>, key: &str) -> Found {
         let url = fill(&v.url, ctx, key, None);
-        let req = self.request(&v.method, &url);
-        let answer = match &v.body {
-            Some(b) => req
-                .set("Content-Type", "application/json")
-                .send_string(&fill_body(b, ctx, key)),
+        let body = v.body.as_ref().map(|b| fill_body(b, ctx, key));
+        // through the one place of every request: the rate limit, the credential
+        let answer = self.exchange(&v.method, &url, |req| match &body {
+            Some(b) => req.set("Content-Type", "application/json").send_string(b),
             None => req.call(),
+        });
+        let answer = match answer {
+            Ok(answer) => answer,
+            // no credential: the login or token endpoint refused, or is down
+            Err(message) => return Found::Unanswered(Attempt::Down { message }),
         };
         let unanswered = |message: String| {
             Found::Unanswered(Attempt::Transient {

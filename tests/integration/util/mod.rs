@@ -2,6 +2,7 @@
 //! a test reads like a user session.
 
 pub mod erp;
+pub mod login_erp;
 pub mod tls;
 
 use assert_cmd::Command;

@@ -86,6 +86,8 @@ pub struct Seen {
     pub body: String,
     /// The client certificate of its connection (DER), if one was shown.
     pub client_cert: Option<Vec<u8>>,
+    /// Its headers, in order.
+    pub headers: Vec<(String, String)>,
 }
 
 #[derive(Default)]
@@ -192,6 +194,7 @@ fn serve(
         let method = parts.next().unwrap_or("").to_string();
         let path = parts.next().unwrap_or("").to_string();
         let mut length = 0usize;
+        let mut headers = Vec::new();
         loop {
             let mut h = String::new();
             if r.read_line(&mut h).unwrap_or(0) == 0 {
@@ -205,6 +208,7 @@ fn serve(
                 if k.eq_ignore_ascii_case("content-length") {
                     length = v.trim().parse().unwrap_or(0);
                 }
+                headers.push((k.trim().to_string(), v.trim().to_string()));
             }
         }
         let mut body = vec![0; length];
@@ -229,6 +233,7 @@ fn serve(
             path,
             body: String::from_utf8_lossy(&body).into_owned(),
             client_cert,
+            headers,
         });
         drop(s);
         let out = format!(
