@@ -676,3 +676,24 @@ batch = { size = 10, ids_pointer = "/ids" }"#,
         start.elapsed()
     );
 }
+
+#[test]
+fn a_batch_too_large_for_the_erp_is_split_even_when_not_all_or_nothing() {
+    let erp = FakeErp::start(Behaviour {
+        max_batch: Some(10),
+        ..Behaviour::default()
+    });
+    let t = setup(
+        &erp,
+        "/batch",
+        r#"concurrency = 1
+batch = { size = 40, ids_pointer = "/ids" }"#,
+    );
+    t.write("drop/inbox/INV_1.csv", invoices_csv(40, 1));
+    let out = run(&t, &["run"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    // 40 -> 20 + 20 -> 10 + 10 + 10 + 10
+    assert_eq!(erp.batch_sizes(), [40, 20, 10, 10, 20, 10, 10]);
+    assert_eq!(erp.created(), (40, 1));
+    assert_eq!(ledger_ids(&t, "INV_1.csv").len(), 40);
+}

@@ -13,7 +13,8 @@
 //!   document is rejected alone and every good one accepted: about 2 log2(n) requests
 //!   for one bad document in n. Without `all_or_nothing`, the ERP may have created part
 //!   of it and no answer says which: every document of it is in doubt, and none is
-//!   sent again (a resend could create one twice).
+//!   sent again (a resend could create one twice). A 413 (the request is too large)
+//!   is split either way: the ERP refused it before reading it.
 //! - A 2xx that does not give an id for each document (fewer ids, or none at
 //!   `ids_pointer`) does not say which were created: those documents are in doubt too.
 
@@ -206,8 +207,10 @@ impl HttpTarget {
                     message,
                 });
             }
-            Ok(Answer::Refused { .. }) if b.all_or_nothing => {
-                // none of it was created: each half again, until each bad one is alone
+            // none of it was created (all or nothing; or too large a request, which the
+            // ERP refused before reading it): each half again, until each bad one is
+            // alone
+            Ok(Answer::Refused { status, .. }) if b.all_or_nothing || status == 413 => {
                 let (left, right) = docs.split_at(docs.len().div_ceil(2));
                 self.send_part(b, ctx, left, cancel, out, round);
                 self.send_part(b, ctx, right, cancel, out, round);

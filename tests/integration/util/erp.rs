@@ -53,6 +53,8 @@ pub struct Behaviour {
     /// A request whose body contains this text waits this long before it is handled
     /// (and then handled, whether the client is still there or not).
     pub slow: Option<(String, Duration)>,
+    /// Batch endpoints answer 413 to a list of more documents than this.
+    pub max_batch: Option<usize>,
     /// Create a new record for every POST, whatever its `Idempotency-Key` (as most
     /// ERPs do).
     pub ignore_idempotency: bool,
@@ -454,6 +456,13 @@ fn batch(seen: &Seen, s: &mut State) -> (u16, String, String) {
         );
     };
     s.batch_sizes.push(docs.len());
+    if s.behaviour.max_batch.is_some_and(|m| docs.len() > m) {
+        return (
+            413,
+            String::new(),
+            r#"{"message":"request entity too large"}"#.into(),
+        );
+    }
     let key = seen.header("Idempotency-Key").unwrap_or("").to_string();
     if let Some((status, answer)) = s.batch_answers.get(&key) {
         if !s.behaviour.ignore_idempotency {
