@@ -619,7 +619,9 @@ pub(super) fn check_operations(
         ),
         ("delete", &h.delete, users(&|m| m.deletes_missing.is_some())),
     ] {
-        if !who.is_empty() && req.url.contains("{id}") {
+        let needs_id =
+            req.url.contains("{id}") || req.body.as_ref().is_some_and(|b| b.contains("{id}"));
+        if !who.is_empty() && needs_id {
             errors.push(ConfigError::at(
                 path,
                 loc.line(&["target", "id_pointer"]).or(loc.line(&["target"])),

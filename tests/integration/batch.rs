@@ -697,3 +697,77 @@ batch = { size = 40, ids_pointer = "/ids" }"#,
     assert_eq!(erp.created(), (40, 1));
     assert_eq!(ledger_ids(&t, "INV_1.csv").len(), 40);
 }
+
+#[test]
+fn json_rpc_creates_in_batches_and_writes_changes_to_the_ids_it_kept() {
+    let erp = FakeErp::start(Behaviour::default());
+    let t = TestDir::new();
+    t.mapping_setup(
+        r#"name = "crm-customers"
+match = ["CUST_*.csv"]
+document_type = "party.party"
+
+[source]
+delimiter = ";"
+
+[document]
+key = ["CustomerNo"]
+on_change = "update"
+
+[header]
+number = { from = "CustomerNo", required = true }
+name   = { from = "Name", required = true }
+"#,
+    );
+    let rpc = format!("{}/rpc/", erp.base());
+    t.write(
+        "erpdrop.toml",
+        format!(
+            r#"mappings = ["mappings/*.toml"]
+[scan]
+settle_seconds = 0
+[target]
+kind = "http"
+url = "{rpc}"
+concurrency = 1
+error_pointer = "/error/1/0"
+body = '{{"method": "model.{{document}}.create", "params": [[{{payload}}], {{}}]}}'
+id_pointer = "/result/0"
+batch = {{ size = 50, body = '{{"method": "model.{{document}}.create", "params": [{{payloads}}, {{}}]}}', ids_pointer = "/result", all_or_nothing = true }}
+update = {{ method = "POST", url = "{rpc}", body = '{{"method": "model.{{document}}.write", "params": [[{{id}}], {{payload}}, {{}}]}}' }}
+"#
+        ),
+    );
+    let file = |rows: &[(&str, &str)]| {
+        let mut s = String::from("CustomerNo;Name\n");
+        for (k, n) in rows {
+            s.push_str(&format!("{k};{n}\n"));
+        }
+        s
+    };
+    t.write(
+        "drop/inbox/CUST_1.csv",
+        file(&[("C1", "Acme"), ("C2", "Globex"), ("C3", "Initech")]),
+    );
+    let out = t.run(&["run"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(erp.batch_sizes(), [3]);
+    let create: serde_json::Value = serde_json::from_str(&erp.requests()[0].body).unwrap();
+    assert_eq!(create["method"], "model.party.party.create");
+    // C2 renamed: a write to the id the create's answer gave
+    t.write(
+        "drop/inbox/CUST_2.csv",
+        file(&[("C1", "Acme"), ("C2", "Globex Corp"), ("C3", "Initech")]),
+    );
+    let out = t.run(&["run"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let reqs = erp.requests();
+    assert_eq!(reqs.len(), 2);
+    let write: serde_json::Value = serde_json::from_str(&reqs[1].body).unwrap();
+    let id = erp.id_of("C2").unwrap();
+    assert_eq!(write["method"], "model.party.party.write");
+    assert_eq!(write["params"][0], serde_json::json!([id]));
+    assert_eq!(write["params"][1]["name"], "Globex Corp");
+    assert_eq!(erp.records()[&id]["name"], "Globex Corp");
+    assert_eq!(erp.applied(id), (1, 0));
+}

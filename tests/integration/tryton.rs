@@ -489,7 +489,11 @@ fn billing_csv(tag: &str, n: usize, bad: &[usize]) -> String {
         String::from("InvoiceNo;InvoiceDate;CustomerId;Terms;ItemCode;Description;Qty;UnitPrice;LineTotal;GLAccount\n");
     for i in 1..=n {
         let customer = if i % 2 == 0 { "C-1002" } else { "C-1001" };
-        let gl = if bad.contains(&i) { "9999-00" } else { "4000-00" };
+        let gl = if bad.contains(&i) {
+            "9999-00"
+        } else {
+            "4000-00"
+        };
         s.push_str(&format!(
             "{tag}-{i:04};20.11.2026;{customer};N30;CONS;Consulting {i};1;{i},00;{i},00;{gl}\n"
         ));

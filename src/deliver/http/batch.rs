@@ -242,7 +242,7 @@ impl HttpTarget {
         docs: &[&SpooledDoc],
     ) -> Attempt<Answer> {
         let url = fill(&self.cfg.url, ctx, "", None);
-        let body = envelope::batch_body(&b.body, docs.iter().map(|d| &d.body[..]));
+        let body = envelope::batch_body(&b.body, ctx, docs.iter().map(|d| &d.body[..]));
         let key = batch_key(docs, ctx.mapping);
         let sent = self.exchange("POST", &url, |req| {
             self.content_type_of(req)

@@ -142,7 +142,7 @@ impl HttpTarget {
         match doc.operation {
             Operation::Create => {
                 let body = match &self.cfg.body {
-                    Some(template) => Cow::Owned(envelope::envelope(template, &doc.body)),
+                    Some(template) => Cow::Owned(envelope::envelope(template, ctx, &doc.body)),
                     None => Cow::Borrowed(&doc.body[..]),
                 };
                 ("POST", self.url_for(ctx, &doc.key), body)
@@ -154,12 +154,12 @@ impl HttpTarget {
                     &self.cfg.delete
                 };
                 let url = fill(&r.url, ctx, &doc.key, doc.erp_id.as_deref());
-                let body: &[u8] = match &r.body {
-                    Some(b) => b.as_bytes(),
-                    None if doc.operation == Operation::Update => &doc.body,
-                    None => &[],
+                let body = match &r.body {
+                    Some(b) => Cow::Owned(envelope::request_body(b, ctx, doc)),
+                    None if doc.operation == Operation::Update => Cow::Borrowed(&doc.body[..]),
+                    None => Cow::Borrowed(&[][..]),
                 };
-                (&r.method, url, Cow::Borrowed(body))
+                (&r.method, url, body)
             }
         }
     }
@@ -293,7 +293,22 @@ impl HttpTarget {
     fn request_problem(&self, ctx: &DocContext<'_>, doc: &SpooledDoc) -> Option<String> {
         let template = self.template_of(doc);
         let id = doc.erp_id.as_deref();
-        if template.contains("{id}") && id.is_none() {
+        let body_id = match doc.operation {
+            Operation::Create => false,
+            Operation::Update => self
+                .cfg
+                .update
+                .body
+                .as_ref()
+                .is_some_and(|b| b.contains("{id}")),
+            Operation::Delete => self
+                .cfg
+                .delete
+                .body
+                .as_ref()
+                .is_some_and(|b| b.contains("{id}")),
+        };
+        if (template.contains("{id}") || body_id) && id.is_none() {
             return Some(format!(
                 "the ERP's id for it is not known, and the {} request goes to {template}: it was created when the target kept no ids (target.id_pointer); {} it in the ERP by hand",
                 doc.operation.as_str(),

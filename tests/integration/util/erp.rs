@@ -447,6 +447,13 @@ fn change(seen: &Seen, s: &mut State) -> (u16, String, String) {
 fn batch(seen: &Seen, s: &mut State) -> (u16, String, String) {
     let rpc = seen.path.starts_with("/rpc");
     let body: serde_json::Value = serde_json::from_str(&seen.body).unwrap_or_default();
+    if rpc
+        && body["method"]
+            .as_str()
+            .is_some_and(|m| m.ends_with(".write"))
+    {
+        return rpc_write(&body, s);
+    }
     let docs = if rpc { &body["params"][0] } else { &body };
     let Some(docs) = docs.as_array() else {
         return (
@@ -515,4 +522,30 @@ fn batch(seen: &Seen, s: &mut State) -> (u16, String, String) {
     };
     s.batch_answers.insert(key, answer.clone());
     (answer.0, String::new(), answer.1)
+}
+
+/// JSON-RPC `write`: `params[0]` the ids, `params[1]` the fields merged into each
+/// record; `{"result": null}`, or an error for an id the ERP does not hold.
+fn rpc_write(body: &serde_json::Value, s: &mut State) -> (u16, String, String) {
+    let ids: Vec<u64> = body["params"][0]
+        .as_array()
+        .map(|a| a.iter().filter_map(|v| v.as_u64()).collect())
+        .unwrap_or_default();
+    let fields = body["params"][1].as_object().cloned().unwrap_or_default();
+    if ids.is_empty() || ids.iter().any(|id| !s.records.contains_key(id)) {
+        return (
+            200,
+            String::new(),
+            r#"{"id":1,"error":["UserError",["no such record",""]]}"#.into(),
+        );
+    }
+    for id in ids {
+        if let Some(rec) = s.records.get_mut(&id) {
+            for (k, v) in &fields {
+                rec[k] = v.clone();
+            }
+        }
+        *s.updates.entry(id).or_default() += 1;
+    }
+    (200, String::new(), r#"{"id":1,"result":null}"#.into())
 }
