@@ -1,9 +1,11 @@
 //! The plain client the HTTP benchmark compares erpdrop with: POSTs every payload file
 //! of a folder (as `erpdrop validate --emit` wrote them) with ureq, keep-alive, at a
 //! given concurrency, with a `Content-Type` and an `Idempotency-Key` header, and reads
-//! the id from each answer. Run by `scripts/bench`; not part of `cargo test`.
+//! the id from each answer. With `--batch N`, it posts the payloads N at a time as one
+//! JSON array (an `Idempotency-Key` for each batch) and checks that the answer's `/ids`
+//! holds an id for each. Run by `scripts/bench`; not part of `cargo test`.
 //!
-//!     http_client URL DIR CONCURRENCY
+//!     http_client URL DIR CONCURRENCY [--batch N]
 
 use sha2::{Digest, Sha256};
 use std::io::Read;
@@ -12,9 +14,18 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with("--"))
+    let all: Vec<String> = std::env::args().skip(1).collect();
+    let batch: Option<usize> = all
+        .iter()
+        .position(|a| a == "--batch")
+        .and_then(|i| all.get(i + 1))
+        .and_then(|n| n.parse().ok())
+        .filter(|&n| n > 0);
+    let args: Vec<String> = all
+        .iter()
+        .enumerate()
+        .filter(|(i, a)| !a.starts_with("--") && (*i == 0 || all[i - 1] != "--batch"))
+        .map(|(_, a)| a.clone())
         .collect();
     let (Some(url), Some(dir)) = (args.first(), args.get(1)) else {
         eprintln!("usage: http_client URL DIR CONCURRENCY");
@@ -40,6 +51,9 @@ fn main() -> ExitCode {
         .timeout(Duration::from_secs(30))
         .max_idle_connections_per_host(workers * 2)
         .build();
+    if let Some(size) = batch {
+        return batched(&agent, url, &docs, workers, size);
+    }
     let next = AtomicUsize::new(0);
     let failed = AtomicUsize::new(0);
     let start = Instant::now();
@@ -78,6 +92,70 @@ fn main() -> ExitCode {
     println!(
         "documents={} failed={} seconds={secs:.3} per_second={:.0}",
         docs.len(),
+        failed.load(Ordering::Relaxed),
+        docs.len() as f64 / secs
+    );
+    ExitCode::SUCCESS
+}
+
+/// The payloads `size` at a time, each batch one JSON array.
+fn batched(
+    agent: &ureq::Agent,
+    url: &str,
+    docs: &[(String, Vec<u8>)],
+    workers: usize,
+    size: usize,
+) -> ExitCode {
+    let batches: Vec<&[(String, Vec<u8>)]> = docs.chunks(size).collect();
+    let next = AtomicUsize::new(0);
+    let failed = AtomicUsize::new(0);
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(batch) = batches.get(i) else {
+                    break;
+                };
+                let mut h = Sha256::new();
+                let mut body =
+                    Vec::with_capacity(batch.iter().map(|(_, b)| b.len() + 1).sum::<usize>() + 2);
+                body.push(b'[');
+                for (j, (name, payload)) in batch.iter().enumerate() {
+                    h.update(name.as_bytes());
+                    if j > 0 {
+                        body.push(b',');
+                    }
+                    body.extend_from_slice(payload);
+                }
+                body.push(b']');
+                let res = agent
+                    .post(url)
+                    .set("Content-Type", "application/json")
+                    .set("Idempotency-Key", &hex::encode(h.finalize()))
+                    .send_bytes(&body);
+                let ids = res.ok().and_then(|r| {
+                    let mut text = String::new();
+                    let _ = r.into_reader().take(1 << 20).read_to_string(&mut text);
+                    serde_json::from_str::<serde_json::Value>(&text)
+                        .ok()
+                        .and_then(|v| {
+                            v.pointer("/ids")
+                                .and_then(|a| a.as_array())
+                                .map(|a| a.len())
+                        })
+                });
+                if ids != Some(batch.len()) {
+                    failed.fetch_add(batch.len(), Ordering::Relaxed);
+                }
+            });
+        }
+    });
+    let secs = start.elapsed().as_secs_f64();
+    println!(
+        "documents={} batches={} failed={} seconds={secs:.3} per_second={:.0}",
+        docs.len(),
+        batches.len(),
         failed.load(Ordering::Relaxed),
         docs.len() as f64 / secs
     );

@@ -1,5 +1,6 @@
 //! A minimal loopback ERP for the HTTP benchmark: HTTP/1.1 with keep-alive, one thread
-//! per connection, answers every request `201 {"id":N}` at once. It binds 127.0.0.1
+//! per connection, answers every request `201 {"id":N}` at once, and a batch (a body
+//! that is a JSON array) `201 {"ids":[N, ...]}`, an id for each element. It binds 127.0.0.1
 //! only and stops by itself after `--seconds` (default 900). Run by `scripts/bench`;
 //! not part of `cargo test`.
 //!
@@ -11,6 +12,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 static REQUESTS: AtomicU64 = AtomicU64::new(0);
+/// The next id of a document created in a batch.
+static IDS: AtomicU64 = AtomicU64::new(1 << 40);
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -79,7 +82,14 @@ fn serve(stream: TcpStream) -> std::io::Result<()> {
         body.resize(length, 0);
         reader.read_exact(&mut body)?;
         let n = REQUESTS.fetch_add(1, Ordering::Relaxed) + 1;
-        let answer = format!("{{\"id\":{n}}}");
+        let answer = match elements(&body) {
+            Some(k) => {
+                let first = IDS.fetch_add(k as u64, Ordering::Relaxed);
+                let ids: Vec<String> = (first..first + k as u64).map(|i| i.to_string()).collect();
+                format!("{{\"ids\":[{}]}}", ids.join(","))
+            }
+            None => format!("{{\"id\":{n}}}"),
+        };
         write!(
             writer,
             "HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{answer}",
@@ -90,4 +100,39 @@ fn serve(stream: TcpStream) -> std::io::Result<()> {
             return Ok(());
         }
     }
+}
+
+/// How many elements a body that is a JSON array has (`None`: not an array): its
+/// top-level commas, outside strings, counted in one pass.
+fn elements(body: &[u8]) -> Option<usize> {
+    let start = body.iter().position(|b| !b.is_ascii_whitespace())?;
+    if body[start] != b'[' {
+        return None;
+    }
+    let inner = &body[start + 1..];
+    let first = inner.iter().position(|b| !b.is_ascii_whitespace())?;
+    if inner[first] == b']' {
+        return Some(0);
+    }
+    let (mut depth, mut commas, mut in_string, mut escaped) = (0usize, 0usize, false, false);
+    for &b in inner {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => depth += 1,
+            b']' | b'}' if depth == 0 => break,
+            b']' | b'}' => depth -= 1,
+            b',' if depth == 0 => commas += 1,
+            _ => {}
+        }
+    }
+    Some(commas + 1)
 }

@@ -28,6 +28,13 @@ pub struct SpooledDoc {
     pub deletions: u64,
     /// The payload (empty for a delete: the target makes what it sends).
     pub body: Vec<u8>,
+    /// An earlier attempt of this content has no known outcome: the ERP may have it
+    /// already (set when the ledger claims it; not spooled).
+    pub resend: bool,
+    /// Its place among the file's documents, valid or not, imported before or not (0
+    /// for a delete): the same in every run of the same file, so that batches, fixed
+    /// stretches of it, are the same in every run.
+    pub ordinal: u64,
 }
 
 impl SpooledDoc {
@@ -46,6 +53,8 @@ impl SpooledDoc {
             erp_id,
             deletions,
             body: Vec::new(),
+            resend: false,
+            ordinal: 0,
         }
     }
 }
@@ -59,6 +68,7 @@ struct Entry<'a> {
     erp_id: Option<&'a str>,
     deletions: u64,
     body: &'a [u8],
+    ordinal: u64,
 }
 
 /// The spool being written: one temporary file, deleted when dropped.
@@ -110,13 +120,14 @@ impl Spool {
 
     /// Renders a document's payload in the target format and appends it, to be sent
     /// as `operation` (with the ERP's id for an update; `deletions`: how many times the
-    /// key was deleted before).
+    /// key was deleted before; `ordinal`: its place among the file's documents).
     pub fn push(
         &mut self,
         doc: &MappedDocument,
         operation: Operation,
         erp_id: Option<&str>,
         deletions: u64,
+        ordinal: u64,
     ) -> io::Result<()> {
         let mut body = Vec::with_capacity(512);
         match self.format {
@@ -134,6 +145,7 @@ impl Spool {
             erp_id,
             deletions,
             body: &body,
+            ordinal,
         })
     }
 
@@ -147,6 +159,7 @@ impl Spool {
             erp_id: d.erp_id.as_deref(),
             deletions: d.deletions,
             body: &d.body,
+            ordinal: d.ordinal,
         })
     }
 
@@ -159,6 +172,7 @@ impl Spool {
         write_bytes(f, e.erp_id.unwrap_or("").as_bytes())?;
         write_u64(f, e.deletions)?;
         write_bytes(f, e.body)?;
+        write_u64(f, e.ordinal)?;
         self.count += 1;
         Ok(())
     }
@@ -199,6 +213,7 @@ impl Iterator for SpoolReader {
             let erp_id = Some(text(read_bytes_owned(&mut self.file)?)).filter(|s| !s.is_empty());
             let deletions = read_u64(&mut self.file)?.ok_or(io::ErrorKind::UnexpectedEof)?;
             let body = read_bytes_owned(&mut self.file)?;
+            let ordinal = read_u64(&mut self.file)?.ok_or(io::ErrorKind::UnexpectedEof)?;
             Ok(SpooledDoc {
                 key,
                 line,
@@ -207,6 +222,8 @@ impl Iterator for SpoolReader {
                 erp_id,
                 deletions,
                 body,
+                resend: false,
+                ordinal,
             })
         };
         Some(read())
@@ -238,10 +255,11 @@ mod tests {
     #[test]
     fn replays_in_order_and_clears() {
         let mut s = Spool::new(None, PayloadFormat::Json, "sales_invoice").unwrap();
-        s.push(&doc("A"), Operation::Create, None, 0).unwrap();
+        s.push(&doc("A"), Operation::Create, None, 0, 0).unwrap();
         s.clear().unwrap();
-        s.push(&doc("B"), Operation::Create, None, 0).unwrap();
-        s.push(&doc("C"), Operation::Update, Some("42"), 1).unwrap();
+        s.push(&doc("B"), Operation::Create, None, 0, 1).unwrap();
+        s.push(&doc("C"), Operation::Update, Some("42"), 1, 2)
+            .unwrap();
         let docs: Vec<SpooledDoc> = s.replay().unwrap().map(Result::unwrap).collect();
         assert_eq!(docs.len(), 2);
         assert_eq!(docs[0].key, "B");

@@ -333,7 +333,11 @@ fn read_documents(
                             }
                             if let Some(s) = spool.as_deref_mut() {
                                 let id = plan.erp_id.as_deref();
-                                if let Err(e) = s.push(&doc, plan.operation, id, plan.deletions) {
+                                // its place among the file's documents, whatever became of the others
+                                let ordinal = check.counts.documents - 1;
+                                if let Err(e) =
+                                    s.push(&doc, plan.operation, id, plan.deletions, ordinal)
+                                {
                                     return Flow::Environment(format!(
                                         "cannot write the spool file: {e}"
                                     ));

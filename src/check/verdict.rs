@@ -2,7 +2,7 @@
 //! already accepted with this content (not sent again), or not to be sent (a conflict
 //! with what the ERP has, or an earlier attempt whose outcome is unknown).
 
-use crate::ledger::{Ledger, Operation};
+use crate::ledger::{DocState, Ledger, Operation};
 use crate::mapping::{MappedDocument, Mapping, OnChange};
 use crate::problem::{quote, Code, Problem, Stage};
 
@@ -72,10 +72,12 @@ pub fn classify(ledger: Option<&Ledger>, mapping: &Mapping, doc: &MappedDocument
             Some(&r),
         ))
     };
-    if r.state.is_unsettled()
-        && (r.content_hash != doc.content_hash || r.operation == Operation::Delete)
+    if r.state == DocState::InDoubt
+        || (r.state.is_unsettled()
+            && (r.content_hash != doc.content_hash || r.operation == Operation::Delete))
     {
-        // an earlier attempt with other content, or a delete, has no known outcome
+        // an earlier attempt with other content, or a delete, has no known outcome; or
+        // the ERP's answer left it in doubt (a batch): settled only by an operator
         return in_doubt();
     }
     let deletions = r.deletions.max(0) as u64;
@@ -148,10 +150,20 @@ pub fn in_doubt_problem(
             )
         })
         .unwrap_or_default();
-    let msg = format!(
-        "Document {k} was being sent{when} when that run stopped, and now arrives with different content; it is not known whether the ERP has the first version, so neither is sent. Check the ERP, then run `erpdrop resolve {key} --mapping {mapping} --accepted` (the ERP has it; add --id ID) or `--not-sent` (it does not), and reprocess the file",
-        k = quote(key),
-    );
+    let settle = format!("run `erpdrop resolve {key} --mapping {mapping} --accepted` (the ERP has it; add --id ID) or `--not-sent` (it does not), and reprocess the file");
+    // in doubt from the ERP's own answer (a batch that does not say what it created),
+    // with that answer kept as the document's last error
+    let answered = earlier.filter(|r| r.state == DocState::InDoubt && r.last_status.is_some());
+    let msg = match answered.and_then(|r| r.last_error.as_deref()) {
+        Some(why) => format!(
+            "Document {k} is in doubt since it was sent{when}: {why}; it is not sent again until that is settled. Check the ERP, then {settle}",
+            k = quote(key),
+        ),
+        None => format!(
+            "Document {k} was being sent{when} when that run stopped, and now arrives with different content; it is not known whether the ERP has the first version, so neither is sent. Check the ERP, then {settle}",
+            k = quote(key),
+        ),
+    };
     Problem::new(Stage::Validate, Code::InDoubt, msg)
         .with_document(key)
         .with_line(line)

@@ -7,9 +7,11 @@
 pub mod http;
 pub mod outbox;
 mod remote;
+mod settle;
 mod submission;
 mod window;
 
+pub use settle::settle_open_documents;
 pub use submission::{Batch, Submission, Submitted};
 
 use crate::config::{Config, TargetKind};
@@ -39,6 +41,13 @@ pub enum SubmitOutcome {
     },
     /// Not attempted: the target went down, or a stop came, before its turn.
     Skipped { reason: &'static str },
+    /// The ERP answered, but the answer does not say whether it created this document
+    /// (a refused batch that the ERP may have taken in part, an answer with fewer ids
+    /// than documents): never sent again until an operator, or the ERP, says.
+    InDoubt {
+        status: Option<u16>,
+        message: String,
+    },
 }
 
 impl SubmitOutcome {
@@ -121,6 +130,39 @@ pub trait RemoteTarget: Sync {
     fn concurrency(&self) -> usize;
     /// Sends one document, retrying transient failures unless `cancel` says stop.
     fn send(&self, ctx: &DocContext<'_>, doc: &SpooledDoc, cancel: &Cancel<'_>) -> SubmitOutcome;
+    /// How many creates one request may carry, if creates go in batches (`None`: a
+    /// request for each document).
+    fn batch_size(&self) -> Option<usize> {
+        None
+    }
+    /// Sends creates of one group together (at most [`batch_size`] of them): an
+    /// outcome for each, in their order.
+    ///
+    /// [`batch_size`]: RemoteTarget::batch_size
+    fn send_batch(
+        &self,
+        ctx: &DocContext<'_>,
+        docs: &[SpooledDoc],
+        cancel: &Cancel<'_>,
+    ) -> Vec<SubmitOutcome> {
+        docs.iter().map(|d| self.send(ctx, d, cancel)).collect()
+    }
+    /// Asks the ERP whether it has the document of this key; `None` when the target
+    /// cannot ask (no `verify`).
+    fn look_up(&self, _ctx: &DocContext<'_>, _key: &str) -> Option<LookUp> {
+        None
+    }
+}
+
+/// What the ERP said when asked whether it has a document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LookUp {
+    /// It has it, with this id where the answer gives one.
+    Has { id: Option<String> },
+    /// It does not.
+    HasNot,
+    /// It could not say (unreachable, an error answer): why.
+    Unanswered(String),
 }
 
 /// How a target takes documents.

@@ -8,8 +8,9 @@
 //! answered): on a machine with few cores, a wake-up per document costs more than the
 //! ledger.
 
-use super::window::{Sent, WINDOW_BYTES};
+use super::window::{Job, Sent, WINDOW_BYTES};
 use super::{Cancel, DocContext, RemoteTarget, SubmitOutcome};
+use crate::ledger::Operation;
 use crate::spool::SpooledDoc;
 use std::collections::VecDeque;
 use std::sync::{Condvar, Mutex, MutexGuard};
@@ -29,7 +30,7 @@ pub(super) struct Shared {
 #[derive(Default)]
 pub(super) struct Queue {
     /// Marked in flight, not yet taken by a worker.
-    pub jobs: VecDeque<SpooledDoc>,
+    pub jobs: VecDeque<Job>,
     /// Answers not yet taken by the ledger's thread (a document not attempted because
     /// the target was down or a stop came is `Skipped`).
     results: Vec<Sent>,
@@ -79,12 +80,14 @@ impl Shared {
         ctx: &DocContext<'_>,
         cancel: &Cancel<'_>,
     ) {
+        let batches = target.batch_size();
+        let per_request = batches.unwrap_or(1).max(1);
         loop {
-            let doc = {
+            let docs = {
                 let mut q = self.lock();
                 loop {
-                    if let Some(d) = q.jobs.pop_front() {
-                        break d;
+                    if let Some(first) = q.jobs.pop_front() {
+                        break take_batch(&mut q.jobs, first, per_request);
                     }
                     if q.closed {
                         return;
@@ -92,31 +95,38 @@ impl Shared {
                     q = self.work.wait(q).unwrap_or_else(|e| e.into_inner());
                 }
             };
-            let size = doc.body.len();
-            let outcome = if cancel.is_down() {
-                SubmitOutcome::Skipped {
-                    reason: "not sent: the target was unavailable",
-                }
+            let size: usize = docs.iter().map(|d| d.body.len()).sum();
+            let skipped = if cancel.is_down() {
+                Some("not sent: the target was unavailable")
             } else if cancel.is_stopped() {
-                SubmitOutcome::Skipped {
-                    reason: "not sent: the run was stopped",
-                }
+                Some("not sent: the run was stopped")
             } else {
-                let outcome = target.send(ctx, &doc, cancel);
-                if outcome.is_unavailable() {
-                    cancel.target_down();
+                None
+            };
+            let outcomes: Vec<SubmitOutcome> = match skipped {
+                Some(reason) => docs
+                    .iter()
+                    .map(|_| SubmitOutcome::Skipped { reason })
+                    .collect(),
+                None if batches.is_some() && docs[0].operation == Operation::Create => {
+                    target.send_batch(ctx, &docs, cancel)
                 }
-                outcome
+                None => vec![target.send(ctx, &docs[0], cancel)],
             };
-            let result = Sent {
-                key: doc.key,
-                line: doc.line,
-                operation: doc.operation,
-                outcome,
-            };
+            if outcomes.iter().any(SubmitOutcome::is_unavailable) {
+                cancel.target_down();
+            }
+            let n = docs.len();
             let mut q = self.lock();
-            q.results.push(result);
-            q.outstanding -= 1;
+            for (doc, outcome) in docs.into_iter().zip(outcomes) {
+                q.results.push(Sent {
+                    key: doc.key,
+                    line: doc.line,
+                    operation: doc.operation,
+                    outcome,
+                });
+            }
+            q.outstanding -= n;
             q.bytes -= size;
             let wake = q.room_or_done(self.half) || q.results.len() >= self.half || cancel.any();
             drop(q);
@@ -160,4 +170,21 @@ impl Shared {
         self.lock().closed = true;
         self.work.notify_all();
     }
+}
+
+/// The documents of one request: `first`, and the creates of its group that follow it
+/// (up to `per_request`); an update or a delete goes alone.
+fn take_batch(jobs: &mut VecDeque<Job>, first: Job, per_request: usize) -> Vec<SpooledDoc> {
+    let group = first.group;
+    let batches = per_request > 1 && first.doc.operation == Operation::Create;
+    let mut docs = vec![first.doc];
+    while batches && docs.len() < per_request {
+        match jobs.front() {
+            Some(j) if j.group == group && j.doc.operation == Operation::Create => {
+                docs.extend(jobs.pop_front().map(|j| j.doc));
+            }
+            _ => break,
+        }
+    }
+    docs
 }

@@ -11,7 +11,7 @@
 //! keeps the ledger (SQLite is used from one thread only).
 
 use super::remote::Shared;
-use super::window::{Room, Sent, WINDOW_BYTES};
+use super::window::{Job, Room, Sent, WINDOW_BYTES};
 use super::{Cancel, Delivery, DocContext, LocalTarget, RemoteTarget, SubmitOutcome, Target};
 use crate::check::in_doubt_problem;
 use crate::ledger::{Answer, Attempt, Claim, DocState, DocWriter, Ledger, LedgerError, Operation};
@@ -75,6 +75,12 @@ pub struct Submission<'a, D> {
     batch: &'a Batch<'a>,
     stop: &'a AtomicBool,
     out: Submitted,
+    /// Creates one request may carry (1: one each): the size of a group of documents
+    /// (`ordinal / per_request`).
+    per_request: u64,
+    /// The next document, taken from `docs` to see whether it belongs to the group
+    /// of the last one chosen.
+    ahead: Option<std::io::Result<SpooledDoc>>,
 }
 
 impl<'a, D: Iterator<Item = std::io::Result<SpooledDoc>>> Submission<'a, D> {
@@ -88,14 +94,21 @@ impl<'a, D: Iterator<Item = std::io::Result<SpooledDoc>>> Submission<'a, D> {
         batch: &'a Batch<'a>,
         stop: &'a AtomicBool,
     ) -> Result<Submitted, LedgerError> {
+        let delivery = target.delivery();
+        let per_request = match delivery {
+            Delivery::Remote(t) => t.batch_size().unwrap_or(1).max(1) as u64,
+            Delivery::Local(_) => 1,
+        };
         let mut s = Submission {
             docs,
             exhausted: false,
-            delivery: target.delivery(),
+            delivery,
             w: ledger.doc_writer()?,
             batch,
             stop,
             out: Submitted::default(),
+            per_request,
+            ahead: None,
         };
         match s.delivery {
             Delivery::Local(t) => s.local(t)?,
@@ -121,7 +134,7 @@ impl<'a, D: Iterator<Item = std::io::Result<SpooledDoc>>> Submission<'a, D> {
             // a stop signal or the target going down ends the batch early: the rest is
             // recorded as not sent
             let mut skip = None;
-            for doc in chosen {
+            for Job { doc, .. } in chosen {
                 if skip.is_none() && self.stopped() {
                     self.out.interrupted = true;
                     skip = Some("not sent: the run was stopped");
@@ -150,8 +163,10 @@ impl<'a, D: Iterator<Item = std::io::Result<SpooledDoc>>> Submission<'a, D> {
     fn remote(&mut self, target: &dyn RemoteTarget) -> Result<(), LedgerError> {
         let s = self;
         let workers = target.concurrency().max(1);
-        // documents marked in flight and handed to the workers, not yet recorded
-        let window = (workers * 32).max(64);
+        // documents marked in flight and handed to the workers, not yet recorded: with
+        // batches, enough for every worker to have one at the ERP and one waiting
+        let per_request = target.batch_size().unwrap_or(1).max(1);
+        let window = (workers * 32).max(64).max(workers * per_request * 2);
         let half = window / 2;
         let ctx = s.batch().ctx;
         let shared = Shared::new(half);
@@ -183,7 +198,7 @@ impl<'a, D: Iterator<Item = std::io::Result<SpooledDoc>>> Submission<'a, D> {
                     if !chosen.is_empty() {
                         let mut q = shared.lock();
                         q.outstanding += chosen.len();
-                        q.bytes += chosen.iter().map(|d| d.body.len()).sum::<usize>();
+                        q.bytes += chosen.iter().map(|j| j.doc.body.len()).sum::<usize>();
                         q.jobs.extend(chosen);
                         drop(q);
                         shared.work.notify_all();
@@ -236,7 +251,7 @@ impl<'a, D: Iterator<Item = std::io::Result<SpooledDoc>>> Submission<'a, D> {
         &mut self,
         answered: &mut Vec<Sent>,
         room: Room,
-    ) -> Result<Vec<SpooledDoc>, LedgerError> {
+    ) -> Result<Vec<Job>, LedgerError> {
         self.flush(answered);
         let ledger = self.w.ledger;
         ledger.in_transaction(|| {
@@ -260,25 +275,45 @@ impl<'a, D: Iterator<Item = std::io::Result<SpooledDoc>>> Submission<'a, D> {
     }
 
     /// Documents to submit, as many as there is `room` for, marked in flight (in the
-    /// caller's transaction).
-    fn choose(&mut self, room: Room) -> Result<Vec<SpooledDoc>, LedgerError> {
-        let mut chosen = Vec::with_capacity(room.docs.min(1024));
+    /// caller's transaction). With batches, a group is never cut: the documents of the
+    /// last one chosen are chosen with it, so that they can go in one request.
+    fn choose(&mut self, room: Room) -> Result<Vec<Job>, LedgerError> {
+        let mut chosen: Vec<Job> = Vec::with_capacity(room.docs.min(1024));
         let mut bytes = 0;
-        while chosen.len() < room.docs && (chosen.is_empty() || bytes < room.bytes) {
-            let Some(doc) = self.docs.next() else {
+        loop {
+            let filled = chosen.len() >= room.docs || (!chosen.is_empty() && bytes >= room.bytes);
+            if filled && !self.group_goes_on(chosen.last()) {
+                break;
+            }
+            let Some(doc) = self.ahead.take().or_else(|| self.docs.next()) else {
                 self.exhausted = true;
                 break;
             };
             match self.next_to_send(doc)? {
-                Some(d) => {
-                    bytes += d.body.len();
-                    chosen.push(d);
+                Some(doc) => {
+                    bytes += doc.body.len();
+                    let group = doc.ordinal / self.per_request;
+                    chosen.push(Job { doc, group });
                 }
                 None if !self.more() => break,
                 None => {}
             }
         }
         Ok(chosen)
+    }
+
+    /// Whether the next document belongs to the group of `last` (looked at ahead).
+    fn group_goes_on(&mut self, last: Option<&Job>) -> bool {
+        let Some(last) = last else {
+            return false;
+        };
+        if self.per_request == 1 {
+            return false;
+        }
+        if self.ahead.is_none() {
+            self.ahead = self.docs.next();
+        }
+        matches!(&self.ahead, Some(Ok(d)) if d.ordinal / self.per_request == last.group)
     }
 
     /// The spooled document, unless a stop came (`interrupted`) or the spool cannot be
@@ -315,6 +350,12 @@ impl<'a, D: Iterator<Item = std::io::Result<SpooledDoc>>> Submission<'a, D> {
                 // this content, or in doubt.
                 match self.w.claim(&attempt(&doc, mapping, file, run))? {
                     Claim::Send => return Ok(Some(doc)),
+                    Claim::Resend => {
+                        return Ok(Some(SpooledDoc {
+                            resend: true,
+                            ..doc
+                        }))
+                    }
                     Claim::AlreadyImported => self.out.already_imported += 1,
                     Claim::InDoubt => {
                         let rec = self.w.ledger.document(mapping, &doc.key)?;
@@ -463,6 +504,20 @@ impl<'a, D: Iterator<Item = std::io::Result<SpooledDoc>>> Submission<'a, D> {
                 out.target_down = true;
             }
             SubmitOutcome::Skipped { reason } => w.mark_not_sent(mapping, key, reason)?,
+            SubmitOutcome::InDoubt { status, message } => {
+                w.record(&answer(DocState::InDoubt, None, Some(message), *status))?;
+                out.in_doubt += 1;
+                let msg = format!(
+                    "The ERP's answer does not say whether it created document {}: {message}. It is not sent again until that is settled: look in the ERP, then run `erpdrop resolve {key} --mapping {mapping} --accepted` (the ERP has it; add --id ID) or `--not-sent` (it does not), and reprocess the file",
+                    quote(key)
+                );
+                out.problems.push(
+                    Problem::new(Stage::Submit, Code::InDoubt, msg)
+                        .with_document(key)
+                        .with_line((sent.line > 0).then_some(sent.line))
+                        .with_status(*status),
+                );
+            }
         }
         Ok(())
     }
@@ -520,6 +575,8 @@ mod tests {
                 erp_id: None,
                 deletions: 0,
                 body: vec![b'x'; size],
+                resend: false,
+                ordinal: i as u64,
             })
         })
     }
@@ -539,7 +596,7 @@ mod tests {
         let stop = AtomicBool::new(false);
         let pick = |s: &mut Submission<'_, _>, room: Room| {
             let chosen = ledger.in_transaction(|| s.choose(room)).unwrap();
-            chosen.iter().map(|d| d.key.clone()).collect::<Vec<_>>()
+            chosen.iter().map(|j| j.doc.key.clone()).collect::<Vec<_>>()
         };
         let submission = |docs| Submission {
             docs,
@@ -549,6 +606,8 @@ mod tests {
             batch: &batch,
             stop: &stop,
             out: Submitted::default(),
+            per_request: 1,
+            ahead: None,
         };
         // small documents: the count decides
         let mut small = submission(Box::new(docs("S", 100, 1_000)) as Box<dyn Iterator<Item = _>>);
@@ -579,6 +638,23 @@ mod tests {
             },
         );
         assert_eq!(got, ["L3"], "at least one document, however large");
+        // with batches of 10, a group is never cut: room for 15 takes 20, grouped by
+        // their place in the file, whatever is missing from it (already imported)
+        let mut grouped = submission(Box::new(
+            docs("G", 100, 10).filter(|d| d.as_ref().unwrap().ordinal != 3),
+        ));
+        grouped.per_request = 10;
+        let room = Room {
+            docs: 15,
+            bytes: WINDOW_BYTES,
+        };
+        let chosen = ledger.in_transaction(|| grouped.choose(room)).unwrap();
+        let groups: Vec<u64> = chosen.iter().map(|j| j.group).collect();
+        assert_eq!(groups, [[0; 9].as_slice(), &[1; 10]].concat());
+        let next = ledger.in_transaction(|| grouped.choose(room)).unwrap();
+        assert_eq!(next[0].doc.key, "G20");
+        assert_eq!(next[0].group, 2);
+        assert_eq!(next.len(), 20);
         // each chosen document is in flight in the ledger
         assert_eq!(
             ledger.document("m", "L3").unwrap().unwrap().state,

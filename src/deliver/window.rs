@@ -2,6 +2,7 @@
 //! a count and by their payload bytes; an answer waits to be recorded.
 
 use super::SubmitOutcome;
+use crate::spool::SpooledDoc;
 
 /// Payload bytes a submission holds at most (documents chosen and not yet answered),
 /// beside its count of documents: a file of very large documents must not multiply
@@ -26,4 +27,14 @@ pub(super) struct Sent {
     pub line: u64,
     pub operation: crate::ledger::Operation,
     pub outcome: SubmitOutcome,
+}
+
+/// A document chosen to be sent, with its group (`ordinal / batch size`, its place
+/// among all the file's documents): only the documents of one group may share a
+/// request. A group is a fixed stretch of the file, so a run after one that died
+/// groups what the dead run left in flight as the dead run did, whatever became of
+/// the other documents, and a resent batch carries the same idempotency key.
+pub(super) struct Job {
+    pub doc: SpooledDoc,
+    pub group: u64,
 }

@@ -166,16 +166,18 @@ macro_rules! in_flight_upsert {
 
 /// Marks a document in flight unless the ERP has it with this content already (a
 /// create or update), or has nothing to delete (a delete), or an earlier attempt with
-/// other content has no known outcome (in doubt: never sent again under another
-/// idempotency key).
+/// other content has no known outcome (never sent again under another idempotency
+/// key), or it is in doubt (only an operator, or the ERP, settles that).
 const CLAIM: &str = concat!(
     in_flight_upsert!(),
     " WHERE NOT (excluded.operation <> 'delete'
                 AND documents.erp_hash IS NOT NULL
                 AND documents.erp_hash = excluded.content_hash)
         AND NOT (excluded.operation = 'delete' AND documents.erp_hash IS NULL)
-        AND NOT (documents.state IN ('in_flight', 'in_doubt')
-                AND documents.content_hash <> excluded.content_hash)"
+        AND documents.state <> 'in_doubt'
+        AND NOT (documents.state = 'in_flight'
+                AND documents.content_hash <> excluded.content_hash)
+     RETURNING coalesce(prior_state IN ('in_flight', 'in_doubt'), 0)"
 );
 
 /// A document marked in flight was not delivered (the target was down, or the run
@@ -322,7 +324,8 @@ impl Ledger {
     }
 
     /// Marks a document whose earlier attempt has no known outcome as in doubt (it
-    /// arrived with other content); `message` says what to do.
+    /// arrived with other content); `message` says what to do. A document that the
+    /// ERP's answer left in doubt (it has a status) keeps that answer.
     pub fn mark_in_doubt(
         &self,
         mapping: &str,
@@ -333,8 +336,9 @@ impl Ledger {
     ) -> Result<(), LedgerError> {
         self.conn
             .prepare_cached(
-                "UPDATE documents SET state = 'in_doubt', last_error = ?3, updated = ?4
-                 WHERE mapping = ?1 AND key = ?2 AND state IN ('in_flight', 'in_doubt')",
+                "UPDATE documents SET state = 'in_doubt', last_error = ?3, last_status = NULL, updated = ?4
+                 WHERE mapping = ?1 AND key = ?2
+                   AND (state = 'in_flight' OR (state = 'in_doubt' AND last_status IS NULL))",
             )
             .and_then(|mut st| st.execute(params![mapping, key, message, self.now()]))
             .map(|_| ())
@@ -360,6 +364,20 @@ impl Ledger {
             &format!(
                 "SELECT {COLUMNS} FROM documents WHERE state <> 'accepted' AND state <> 'deleted'
                  ORDER BY updated DESC LIMIT ?1"
+            ),
+            params![limit as i64],
+            row_to_doc,
+        )
+    }
+
+    /// Creates whose last attempt has no known outcome (in flight or in doubt), oldest
+    /// first: the ones an ERP can be asked about.
+    pub fn unsettled_creates(&self, limit: usize) -> Result<Vec<DocRecord>, LedgerError> {
+        self.rows(
+            &format!(
+                "SELECT {COLUMNS} FROM documents WHERE state IN ('in_flight', 'in_doubt')
+                   AND coalesce(operation, 'create') = 'create'
+                 ORDER BY updated LIMIT ?1"
             ),
             params![limit as i64],
             row_to_doc,
@@ -426,12 +444,35 @@ impl DocWriter<'_> {
     /// for a target that cannot tell whether it already has a document left in flight.
     /// Nothing changes unless the answer is [`Claim::Send`].
     pub fn claim(&mut self, a: &Attempt<'_>) -> Result<Claim, LedgerError> {
-        if upsert_in_flight(self.ledger, &mut self.claim, a)? > 0 {
-            return Ok(Claim::Send);
+        let unsettled: Option<bool> = self
+            .claim
+            .query_row(
+                params![
+                    a.mapping,
+                    a.key,
+                    a.content_hash,
+                    a.file,
+                    a.run_id,
+                    self.ledger.now(),
+                    a.operation.as_str()
+                ],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.ledger.sql(e))?;
+        match unsettled {
+            Some(false) => return Ok(Claim::Send),
+            Some(true) => return Ok(Claim::Resend),
+            None => {}
         }
         // not claimed: which reason (rare: validation saw it first)
         Ok(match self.ledger.document(a.mapping, a.key)? {
-            Some(r) if r.state.is_unsettled() && r.content_hash != a.content_hash => Claim::InDoubt,
+            Some(r)
+                if r.state == DocState::InDoubt
+                    || (r.state.is_unsettled() && r.content_hash != a.content_hash) =>
+            {
+                Claim::InDoubt
+            }
             _ => Claim::AlreadyImported,
         })
     }
@@ -514,6 +555,11 @@ impl DocWriter<'_> {
 pub enum Claim {
     /// Marked in flight: send it.
     Send,
+    /// Marked in flight, but an earlier attempt of this content has no known outcome
+    /// (a timeout after the request went out, a run that died with it in flight): the
+    /// ERP may have it already. Sent with the same idempotency key, after asking the ERP
+    /// where the target can (`verify`).
+    Resend,
     /// The ERP has it with this content already (or, for a delete, has nothing).
     AlreadyImported,
     /// An earlier attempt with other content has no known outcome.
@@ -689,8 +735,8 @@ mod tests {
         assert_eq!(claim("K1", "h1", "f.csv", "r1"), Claim::Send);
         assert_eq!(get("K1").state, DocState::InFlight);
         assert_eq!(get("K1").attempts, 1);
-        // left in flight: sent again, one more attempt
-        assert_eq!(claim("K1", "h1", "g.csv", "r2"), Claim::Send);
+        // left in flight: sent again, one more attempt, said to be a resend
+        assert_eq!(claim("K1", "h1", "g.csv", "r2"), Claim::Resend);
         assert_eq!(
             (get("K1").attempts, get("K1").file.as_deref()),
             (2, Some("g.csv"))
@@ -766,7 +812,7 @@ mod tests {
             .unwrap();
         assert_eq!(
             w.claim(&att("m", "K2", "h1", "f", "r2")).unwrap(),
-            Claim::Send
+            Claim::Resend
         );
         w.mark_not_sent("m", "K2", "down").unwrap();
         assert_eq!(

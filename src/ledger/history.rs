@@ -211,7 +211,7 @@ mod tests {
         // a dead run left K1 in flight with h1
         assert_eq!(claim("K1", "h1"), Claim::Send);
         // the same content is sent again (same idempotency key); other content is not
-        assert_eq!(claim("K1", "h1"), Claim::Send);
+        assert_eq!(claim("K1", "h1"), Claim::Resend);
         assert_eq!(claim("K1", "h2"), Claim::InDoubt);
         assert_eq!(
             get("K1").content_hash,

@@ -121,6 +121,8 @@ fn files(
     recover(cfg, ledger)?;
     let folders = &cfg.folders;
     let target = crate::deliver::make_target(cfg);
+    // documents whose earlier attempt has no known outcome: the ERP says, if it can
+    crate::deliver::settle_open_documents(cfg, ledger, target.as_ref())?;
     let mut place = DropFolders {
         cfg,
         ledger,

@@ -687,3 +687,105 @@ fn a_bad_date_format_is_said_once_at_its_key() {
     assert!(err.contains("key header.date.format"), "{err}");
     assert!(!err.contains("source.date_format"), "{err}");
 }
+
+#[test]
+fn settings_for_real_erps_are_checked_when_the_config_loads() {
+    let t = TestDir::new();
+    t.invoice_setup(INVOICE_MAPPING);
+    let head = "mappings = [\"mappings/*.toml\"]\n[scan]\nsettle_seconds = 0\n[target]\nkind = \"http\"\nurl = \"http://127.0.0.1:9/api/{document}\"\n";
+    // (extra [target] lines, the key named, what the message says)
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "auth = { oauth2 = { token_url = \"ftp://x\", client_id_env = \"CID\", client_secret_env = \"CSECRET\" } }",
+            "target.auth.oauth2.token_url",
+            "must start with http:// or https://",
+        ),
+        (
+            "auth = { oauth2 = { token_url = \"https://login.example/token\", client_secret_env = \"CSECRET\" } }",
+            "target.auth.oauth2.client_id_env",
+            "oauth2 needs client_id_env",
+        ),
+        (
+            "auth = { oauth2 = { token_url = \"https://login.example/token\", client_id_env = \"CID\", client_secret_env = \"NOT_SET_ANYWHERE\" } }",
+            "target.auth.oauth2.client_secret_env",
+            "NOT_SET_ANYWHERE is not set",
+        ),
+        (
+            "auth = { bearer_env = \"CID\", oauth2 = { token_url = \"https://l/t\", client_id_env = \"CID\", client_secret_env = \"CSECRET\" } }",
+            "target.auth",
+            "leave out bearer_env",
+        ),
+        (
+            "auth = { session = { url = \"https://erp/Login\", body = '{\"User\": \"{env:NOT_SET_ANYWHERE}\"}' } }",
+            "target.auth.session.body",
+            "NOT_SET_ANYWHERE is not set",
+        ),
+        (
+            "auth = { session = { url = \"https://erp/Login\", value = \"B1SESSION=\" } }",
+            "target.auth.session.value",
+            "must contain {token}",
+        ),
+        (
+            "client_cert = \"certs/me.pem\"",
+            "target.client_cert",
+            "client_cert needs client_key",
+        ),
+        (
+            "max_requests_per_second = 0",
+            "target.max_requests_per_second",
+            "is not a rate",
+        ),
+        (
+            "body = '{\"params\": []}'",
+            "target.body",
+            "must contain {payload}",
+        ),
+        (
+            "batch = { size = 0 }",
+            "target.batch.size",
+            "between 1 and 1000",
+        ),
+        (
+            "batch = { size = 10, body = '{\"params\": []}' }",
+            "target.batch.body",
+            "must contain {payloads}",
+        ),
+        (
+            "batch = { size = 10, ids_pointer = \"result\" }",
+            "target.batch.ids_pointer",
+            "is not a JSON pointer",
+        ),
+        (
+            "verify = { url = \"https://erp/api?ref={key}\" }",
+            "target.verify.found_pointer",
+            "verify needs found_pointer",
+        ),
+    ];
+    for (extra, key, says) in cases {
+        t.write("erpdrop.toml", format!("{head}{extra}\n"));
+        let o = t
+            .cmd()
+            .env("CID", "client-1")
+            .env("CSECRET", "s3cret-value")
+            .arg("check")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{extra}: {err}");
+        assert!(
+            err.contains(&format!("erpdrop.toml, line 7, key {key}: ")) && err.contains(says),
+            "{extra}:\n{err}"
+        );
+        assert!(!err.contains("s3cret-value"), "{err}");
+    }
+    // batches are JSON arrays
+    t.write(
+        "erpdrop.toml",
+        format!("{head}format = \"xml\"\nbatch = {{ size = 10 }}\n"),
+    );
+    let err = config_error(&t);
+    assert!(
+        err.contains("key target.batch: ") && err.contains("format = \"json\""),
+        "{err}"
+    );
+}

@@ -4,6 +4,7 @@
 
 mod util;
 
+mod batch;
 mod bounded;
 mod config_errors;
 mod encodings;
@@ -12,12 +13,15 @@ mod http;
 mod input;
 mod ledger;
 mod lifecycle;
+mod login;
 mod master;
 mod run;
 mod smoke;
+mod tls;
 mod trust;
 mod trust_http;
 #[cfg(feature = "tryton")]
 mod tryton;
 mod validate;
+mod verify;
 mod xml;

@@ -448,3 +448,157 @@ fn the_crms_customers_follow_night_after_night_and_invoices_refer_to_them() {
         assert_eq!(decimal(&inv["total_amount"]), total, "{inv}");
     }
 }
+
+/// The example with its batched JSON-RPC config (`rpc.toml`), pointed at this Tryton, with
+/// the example's customers and addresses created through the REST config first and the
+/// example's own invoice file taken away.
+fn rpc_example(erp: &Tryton) -> TestDir {
+    let t = example(erp);
+    std::fs::remove_file(t.join("drop/inbox/INV_2026-11-21.csv")).unwrap();
+    let out = run(&t, erp, &["run"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let cfg = t
+        .read("rpc.toml")
+        .replace("http://127.0.0.1:8000/tryton", &erp.url);
+    t.write("rpc.toml", cfg);
+    t
+}
+
+/// erpdrop with the batched config and Tryton's admin login (JSON-RPC takes HTTP basic).
+fn rpc_cmd(t: &TestDir) -> std::process::Command {
+    let mut c = t.spawn_cmd();
+    c.env("TRYTON_USER", "admin")
+        .env("TRYTON_PASSWORD", "admin")
+        .args(["-c", "rpc.toml"]);
+    c
+}
+
+fn rpc(t: &TestDir, args: &[&str]) -> Out {
+    let o = rpc_cmd(t).args(args).output().unwrap();
+    Out {
+        code: o.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+    }
+}
+
+/// A billing file of `n` one-line invoices `TAG-0001`... for the example's customers;
+/// the invoice numbers in `bad` go to the unmapped GL account (Tryton refuses them).
+fn billing_csv(tag: &str, n: usize, bad: &[usize]) -> String {
+    let mut s =
+        String::from("InvoiceNo;InvoiceDate;CustomerId;Terms;ItemCode;Description;Qty;UnitPrice;LineTotal;GLAccount\n");
+    for i in 1..=n {
+        let customer = if i % 2 == 0 { "C-1002" } else { "C-1001" };
+        let gl = if bad.contains(&i) {
+            "9999-00"
+        } else {
+            "4000-00"
+        };
+        s.push_str(&format!(
+            "{tag}-{i:04};20.11.2026;{customer};N30;CONS;Consulting {i};1;{i},00;{i},00;{gl}\n"
+        ));
+    }
+    s
+}
+
+/// How many times Tryton holds each invoice reference of this tag.
+fn references(erp: &Tryton, tag: &str) -> std::collections::BTreeMap<String, usize> {
+    let mut seen = std::collections::BTreeMap::new();
+    for inv in erp.get("account.invoice?f=reference").as_array().unwrap() {
+        let r = inv["reference"].as_str().unwrap_or("");
+        if r.starts_with(&format!("{tag}-")) {
+            *seen.entry(r.to_string()).or_insert(0) += 1;
+        }
+    }
+    seen
+}
+
+#[test]
+fn invoices_go_in_json_rpc_batches_and_the_bad_one_is_refused_alone_with_trytons_message() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let erp = tryton();
+    let t = rpc_example(&erp);
+    let out = rpc(&t, &["check"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let tag = tag("B");
+    // 120 invoices in calls of 50; the 57th (in the second call) is refused by Tryton
+    t.write("drop/inbox/INV_batch.csv", billing_csv(&tag, 120, &[57]));
+    let out = rpc(&t, &["run", "--json"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    let report = t.read_json("drop/failed/INV_batch.csv.errors.json");
+    assert_eq!(report["counts"]["accepted"], 119, "{report}");
+    assert_eq!(report["counts"]["rejected"], 1);
+    let errors = report["errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 1, "{report}");
+    assert_eq!(errors[0]["document"], format!("{tag}-0057"));
+    assert_eq!(errors[0]["code"], "rejected");
+    let msg = errors[0]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("\"88888\"") && msg.contains("is not valid according to its domain"),
+        "Tryton's own message: {msg}"
+    );
+    // read back: every good invoice once, the bad one not at all
+    let seen = references(&erp, &tag);
+    assert_eq!(seen.len(), 119, "{seen:?}");
+    assert!(seen.values().all(|&n| n == 1), "{seen:?}");
+    assert!(!seen.contains_key(&format!("{tag}-0057")));
+    // each with the id the ledger and the report hold
+    let docs = report["documents"].as_array().unwrap();
+    assert_eq!(docs.len(), 119);
+    for d in docs.iter().step_by(17) {
+        let id = d["id"].as_str().unwrap();
+        let inv = erp.get(&format!("account.invoice/{id}?f=reference&f=total_amount"));
+        assert_eq!(inv["reference"], d["document"], "{inv}");
+    }
+    assert!(!out.stdout.contains("admin:admin") && !out.stderr.contains("YWRtaW46YWRtaW4"));
+    // the fix: the account is mapped; reprocess sends the one invoice, alone
+    let revenue = erp.id("revenue_account");
+    t.write(
+        "xref/accounts.csv",
+        format!("gl,tryton_id\n4000-00,{revenue}\n4100-00,{revenue}\n9999-00,{revenue}\n"),
+    );
+    let out = rpc(&t, &["reprocess", "--all", "--json"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(out.json()["files"][0]["counts"]["accepted"], 1);
+    let seen = references(&erp, &tag);
+    assert_eq!(seen.len(), 120);
+    assert!(seen.values().all(|&n| n == 1), "{seen:?}");
+}
+
+#[cfg(unix)]
+#[test]
+fn a_run_killed_in_mid_batch_creates_no_invoice_twice_because_verify_asks_tryton() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let erp = tryton();
+    let t = rpc_example(&erp);
+    // small calls, so that the kill lands while one is at Tryton
+    let cfg = t.read("rpc.toml").replace("size = 50,", "size = 10,");
+    t.write("rpc.toml", cfg);
+    let tag = tag("V");
+    t.write("drop/inbox/INV_kill.csv", billing_csv(&tag, 200, &[]));
+    let mut child = rpc_cmd(&t)
+        .args(["-q", "run"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while references(&erp, &tag).len() < 30 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let before = references(&erp, &tag).len();
+    assert!(before < 200, "killed before the end: {before}");
+    // Tryton ignores Idempotency-Key: the batch in flight at the kill is looked up by
+    // reference (verify) before anything of it goes again
+    let out = rpc(&t, &["run"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let seen = references(&erp, &tag);
+    assert_eq!(seen.len(), 200, "every invoice in Tryton");
+    assert!(
+        seen.values().all(|&n| n == 1),
+        "none twice: {:?}",
+        seen.iter().filter(|(_, &n)| n > 1).collect::<Vec<_>>()
+    );
+}

@@ -42,6 +42,26 @@ pub struct Behaviour {
     /// Error answers echo the request's `Authorization` and `X-Api-Key` headers in
     /// their message, as a careless ERP does.
     pub echo_headers: bool,
+    /// Batch endpoints (`/batch...`: an array of documents in, `{"ids": [...]}` out;
+    /// `/rpc...`: JSON-RPC, `params[0]` the documents, `{"result": [...]}` out, errors as
+    /// 200 with `{"error": ["UserError", [message, ""]]}`) refuse a list with a document
+    /// in `reject` whole, with the message of the first bad one. `batch_partial`: they
+    /// create the good documents of a refused list all the same (not all or nothing).
+    pub batch_partial: bool,
+    /// Batch endpoints answer one id fewer than the documents they created.
+    pub batch_short_ids: bool,
+    /// A request whose body contains this text waits this long before it is handled
+    /// (and then handled, whether the client is still there or not).
+    pub slow: Option<(String, Duration)>,
+    /// Batch endpoints answer 413 to a list of more documents than this.
+    pub max_batch: Option<usize>,
+    /// Create a new record for every POST, whatever its `Idempotency-Key` (as most
+    /// ERPs do).
+    pub ignore_idempotency: bool,
+    /// The next N creates are committed, then answered only after `late_delay` (past
+    /// a client's timeout: the client cannot know that they were created).
+    pub late: usize,
+    pub late_delay: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -80,6 +100,10 @@ struct State {
     /// Id -> how many PUTs, and how many DELETEs, were applied to it.
     updates: HashMap<u64, u32>,
     deletes: HashMap<u64, u32>,
+    /// Idempotency key -> the answer of a batch that created its documents.
+    batch_answers: HashMap<String, (u16, String)>,
+    /// The number of documents of every batch request, in order.
+    batch_sizes: Vec<usize>,
 }
 
 pub struct FakeErp {
@@ -161,6 +185,17 @@ impl FakeErp {
         self.state.lock().unwrap().records.remove(&id);
     }
 
+    /// The number of documents of every batch request seen, in order.
+    pub fn batch_sizes(&self) -> Vec<usize> {
+        self.state.lock().unwrap().batch_sizes.clone()
+    }
+
+    /// How many times the document with this number was created.
+    pub fn times_created(&self, number: &str) -> u32 {
+        let s = self.state.lock().unwrap();
+        s.created.get(number).copied().unwrap_or(0)
+    }
+
     /// How many updates and how many deletes were applied to a record.
     pub fn applied(&self, id: u64) -> (u32, u32) {
         let s = self.state.lock().unwrap();
@@ -227,7 +262,11 @@ fn serve(conn: TcpStream, state: Arc<Mutex<State>>) {
             if d {
                 s.behaviour.drop_next -= 1;
             }
-            (s.behaviour.delay, d)
+            let slow = match &s.behaviour.slow {
+                Some((text, wait)) if seen.body.contains(text.as_str()) => *wait,
+                _ => Duration::ZERO,
+            };
+            (s.behaviour.delay + slow, d)
         };
         std::thread::sleep(delay);
         let (status, extra, reply) = if drop_it {
@@ -237,6 +276,19 @@ fn serve(conn: TcpStream, state: Arc<Mutex<State>>) {
         } else {
             answer(&seen, &state)
         };
+        if seen.method == "POST" && status == 201 {
+            let late = {
+                let mut s = state.lock().unwrap();
+                let late = s.behaviour.late > 0;
+                if late {
+                    s.behaviour.late -= 1;
+                }
+                late.then_some(s.behaviour.late_delay)
+            };
+            if let Some(d) = late {
+                std::thread::sleep(d);
+            }
+        }
         state.lock().unwrap().in_flight -= 1;
         let resp = format!(
             "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{extra}\r\n{reply}",
@@ -299,6 +351,20 @@ fn answer(seen: &Seen, state: &Arc<Mutex<State>>) -> (u16, String, String) {
             .unwrap_or_default();
         return (503, extra, r#"{"message":"busy"}"#.into());
     }
+    if seen.method == "POST" && (seen.path.starts_with("/batch") || seen.path.starts_with("/rpc")) {
+        return batch(seen, &mut s);
+    }
+    if seen.method == "GET" && seen.path.starts_with("/search?number=") {
+        // a search by number, as a verify asks it: the ids of the records found
+        let number = &seen.path["/search?number=".len()..];
+        let ids: Vec<serde_json::Value> = s
+            .records
+            .iter()
+            .filter(|(_, v)| v["number"] == number)
+            .map(|(id, _)| serde_json::json!({ "id": id }))
+            .collect();
+        return (200, String::new(), serde_json::Value::from(ids).to_string());
+    }
     if seen.method == "GET" {
         return (200, String::new(), r#"{"status":"ok"}"#.into());
     }
@@ -327,7 +393,7 @@ fn answer(seen: &Seen, state: &Arc<Mutex<State>>) -> (u16, String, String) {
         );
     }
     let key = seen.header("Idempotency-Key").unwrap_or("").to_string();
-    if let Some(id) = s.by_key.get(&key) {
+    if let Some(id) = s.by_key.get(&key).filter(|_| !b.ignore_idempotency) {
         return (
             200,
             String::new(),
@@ -374,4 +440,112 @@ fn change(seen: &Seen, s: &mut State) -> (u16, String, String) {
     };
     s.applied.insert(key, answer.clone());
     (answer.0, String::new(), answer.1)
+}
+
+/// A list of documents created in one request (see `Behaviour::batch_partial`): all or
+/// nothing, the ids in the documents' order; a replay of a key answers again.
+fn batch(seen: &Seen, s: &mut State) -> (u16, String, String) {
+    let rpc = seen.path.starts_with("/rpc");
+    let body: serde_json::Value = serde_json::from_str(&seen.body).unwrap_or_default();
+    if rpc
+        && body["method"]
+            .as_str()
+            .is_some_and(|m| m.ends_with(".write"))
+    {
+        return rpc_write(&body, s);
+    }
+    let docs = if rpc { &body["params"][0] } else { &body };
+    let Some(docs) = docs.as_array() else {
+        return (
+            400,
+            String::new(),
+            r#"{"error":{"message":"not a list"}}"#.into(),
+        );
+    };
+    s.batch_sizes.push(docs.len());
+    if s.behaviour.max_batch.is_some_and(|m| docs.len() > m) {
+        return (
+            413,
+            String::new(),
+            r#"{"message":"request entity too large"}"#.into(),
+        );
+    }
+    let key = seen.header("Idempotency-Key").unwrap_or("").to_string();
+    if let Some((status, answer)) = s.batch_answers.get(&key) {
+        if !s.behaviour.ignore_idempotency {
+            return (*status, String::new(), answer.clone());
+        }
+    }
+    let number = |d: &serde_json::Value| d["number"].as_str().unwrap_or("").to_string();
+    let bad = docs
+        .iter()
+        .map(number)
+        .find(|n| s.behaviour.reject.contains(n));
+    let create = |s: &mut State, d: &serde_json::Value| {
+        s.next_id += 1;
+        let id = s.next_id;
+        *s.created.entry(number(d)).or_default() += 1;
+        s.records.insert(id, d.clone());
+        id
+    };
+    if let Some(bad) = bad {
+        if s.behaviour.batch_partial {
+            let reject = s.behaviour.reject.clone();
+            for d in docs.iter().filter(|d| !reject.contains(&number(d))) {
+                create(s, d);
+            }
+        }
+        let msg = serde_json::to_string(&format!("Unknown GL account on invoice {bad}")).unwrap();
+        return if rpc {
+            (
+                200,
+                String::new(),
+                format!(r#"{{"id":1,"error":["UserError",[{msg},""]]}}"#),
+            )
+        } else {
+            (
+                400,
+                String::new(),
+                format!(r#"{{"error":{{"message":{msg}}}}}"#),
+            )
+        };
+    }
+    let mut ids: Vec<u64> = docs.iter().map(|d| create(s, d)).collect();
+    if s.behaviour.batch_short_ids {
+        ids.pop();
+    }
+    let ids = serde_json::to_string(&ids).unwrap();
+    let answer = if rpc {
+        (200, format!(r#"{{"id":1,"result":{ids}}}"#))
+    } else {
+        (201, format!(r#"{{"ids":{ids}}}"#))
+    };
+    s.batch_answers.insert(key, answer.clone());
+    (answer.0, String::new(), answer.1)
+}
+
+/// JSON-RPC `write`: `params[0]` the ids, `params[1]` the fields merged into each
+/// record; `{"result": null}`, or an error for an id the ERP does not hold.
+fn rpc_write(body: &serde_json::Value, s: &mut State) -> (u16, String, String) {
+    let ids: Vec<u64> = body["params"][0]
+        .as_array()
+        .map(|a| a.iter().filter_map(|v| v.as_u64()).collect())
+        .unwrap_or_default();
+    let fields = body["params"][1].as_object().cloned().unwrap_or_default();
+    if ids.is_empty() || ids.iter().any(|id| !s.records.contains_key(id)) {
+        return (
+            200,
+            String::new(),
+            r#"{"id":1,"error":["UserError",["no such record",""]]}"#.into(),
+        );
+    }
+    for id in ids {
+        if let Some(rec) = s.records.get_mut(&id) {
+            for (k, v) in &fields {
+                rec[k] = v.clone();
+            }
+        }
+        *s.updates.entry(id).or_default() += 1;
+    }
+    (200, String::new(), r#"{"id":1,"result":null}"#.into())
 }

@@ -2,6 +2,8 @@
 //! a test reads like a user session.
 
 pub mod erp;
+pub mod login_erp;
+pub mod tls;
 
 use assert_cmd::Command;
 use std::path::{Path, PathBuf};

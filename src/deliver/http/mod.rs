@@ -12,26 +12,52 @@
 //!
 //! Every message made of the ERP's answer (its body, a header) or of a transport error
 //! has the secrets masked ([`crate::redact`]) before it leaves this module.
+//!
+//! Every request to the ERP is made in one place, [`HttpTarget::exchange`]: it waits
+//! its turn under `max_requests_per_second` and any pause a 429 asked for (`rate.rs`),
+//! and carries the configured headers and the credentials, fetched at run time when the
+//! target logs in (`auth.rs`: OAuth2, a session), fetched again once on a 401.
 
 use super::{Cancel, Delivery, DocContext, RemoteTarget, SubmitOutcome, Target};
-use crate::config::{HttpConfig, PayloadFormat};
+use crate::config::{HttpConfig, Login, PayloadFormat};
 use crate::ledger::Operation;
 use crate::spool::SpooledDoc;
 use sha2::{Digest, Sha256};
-use std::io::Read;
+use std::borrow::Cow;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+mod answer;
+mod auth;
+mod batch;
+mod envelope;
+mod rate;
+mod tls;
+mod url;
+mod verify;
+
+use answer::{error_text, not_delivery, read_body, scalar_text, transport_message};
+use url::{base_url, fill, key_changes_path};
+
 pub struct HttpTarget {
     agent: ureq::Agent,
+    tls: tls::Tls,
     cfg: HttpConfig,
     content_type: &'static str,
     jitter: AtomicU64,
+    /// The credential obtained at run time (`auth.oauth2`, `auth.session`), shared by
+    /// all workers.
+    login: auth::Cache,
+    /// The pace of requests across all workers.
+    gate: rate::Gate,
 }
 
-/// What one attempt gave.
-enum Attempt {
-    Done(SubmitOutcome),
+/// The ERP's answer to a request, or ureq's error, as ureq gives them.
+pub(super) type Sent = Result<ureq::Response, ureq::Error>;
+
+/// What one attempt gave: the ERP's answer (`T`: a document's outcome, or a batch's).
+enum Attempt<T = SubmitOutcome> {
+    Done(T),
     Transient {
         message: String,
         retry_after: Option<Duration>,
@@ -70,78 +96,11 @@ pub fn idempotency_key(doc: &SpooledDoc, mapping: &str) -> String {
     hex::encode(h.finalize())
 }
 
-/// A URL template with `{document}`, `{mapping}`, `{key}` and `{id}` filled in (key and
-/// id percent-encoded as path segments).
-fn fill(template: &str, ctx: &DocContext<'_>, key: &str, id: Option<&str>) -> String {
-    let mut url = template
-        .replace("{document}", ctx.document_type)
-        .replace("{mapping}", ctx.mapping)
-        .replace("{key}", &url_segment(key));
-    if let Some(id) = id {
-        url = url.replace("{id}", &url_segment(id));
-    }
-    url
-}
-
-/// Percent-encodes a key for a URL path segment. `.` and `..` stay as they are: no
-/// encoding of them survives a URL parser (WHATWG URL treats `%2e` as `.`), so such a
-/// key is refused before sending (see [`key_changes_path`]).
-fn url_segment(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-/// Whether a path segment is a dot segment as a URL parser sees it (`.`, `..`, or the
-/// same with `%2e`): it would be normalised away, changing the path.
-fn is_dot_segment(seg: &str) -> bool {
-    let seg = seg.to_ascii_lowercase();
-    matches!(
-        seg.as_str(),
-        "." | ".." | "%2e" | ".%2e" | "%2e." | "%2e%2e"
-    )
-}
-
-/// The path segments of a URL (after `scheme://host`, before `?` or `#`).
-fn path_segments(url: &str) -> impl Iterator<Item = &str> {
-    let after_scheme = url.find("://").map(|i| i + 3).unwrap_or(0);
-    let rest = &url[after_scheme..];
-    let path = rest.find('/').map(|i| &rest[i..]).unwrap_or("");
-    let path = path.split(['?', '#']).next().unwrap_or("");
-    path.split('/').skip(1)
-}
-
-/// Whether `url`, made with a document's key, has a path that the same URL made with
-/// a plain key (`x`) does not: a key of `.` or `..` (a dot segment, normalised away) or
-/// an empty key (an empty segment) would send the document to another resource.
-fn key_changes_path(url: &str, plain: &str) -> bool {
-    let mut a = path_segments(url);
-    let mut b = path_segments(plain);
-    loop {
-        match (a.next(), b.next()) {
-            (None, None) => return false,
-            (Some(x), Some(y)) => {
-                if (is_dot_segment(x) && !is_dot_segment(y)) || (x.is_empty() && !y.is_empty()) {
-                    return true;
-                }
-            }
-            _ => return true,
-        }
-    }
-}
-
-/// At most this many characters of a header the ERP sent go into a message.
-const HEADER_SHOWN: usize = 500;
-
 impl HttpTarget {
     pub fn new(cfg: &HttpConfig, format: PayloadFormat) -> HttpTarget {
+        let tls = tls::Tls::new(&cfg.tls, &cfg.tls_material);
         let agent = ureq::AgentBuilder::new()
+            .tls_connector(tls.connector.clone())
             // A redirect is never followed: ureq would resend a POST as a GET without
             // its body (301, 302, 303), or hand back the 3xx (307, 308); either way the
             // ERP never got the document. A 3xx is the target being unavailable.
@@ -157,12 +116,15 @@ impl HttpTarget {
             | 1;
         HttpTarget {
             agent,
+            tls,
             cfg: cfg.clone(),
             content_type: match format {
                 PayloadFormat::Json => "application/json",
                 PayloadFormat::Xml => "application/xml",
             },
             jitter: AtomicU64::new(seed),
+            login: auth::Cache::default(),
+            gate: rate::Gate::new(cfg.max_requests_per_second),
         }
     }
 
@@ -170,14 +132,21 @@ impl HttpTarget {
         fill(&self.cfg.url, ctx, key, None)
     }
 
-    /// The method, URL and body of a document's request, by its operation.
+    /// The method, URL and body of a document's request, by its operation. A create
+    /// goes in the envelope (`body`) where there is one.
     fn request_of<'d>(
         &'d self,
         ctx: &DocContext<'_>,
         doc: &'d SpooledDoc,
-    ) -> (&'d str, String, &'d [u8]) {
+    ) -> (&'d str, String, Cow<'d, [u8]>) {
         match doc.operation {
-            Operation::Create => ("POST", self.url_for(ctx, &doc.key), &doc.body),
+            Operation::Create => {
+                let body = match &self.cfg.body {
+                    Some(template) => Cow::Owned(envelope::envelope(template, ctx, &doc.body)),
+                    None => Cow::Borrowed(&doc.body[..]),
+                };
+                ("POST", self.url_for(ctx, &doc.key), body)
+            }
             Operation::Update | Operation::Delete => {
                 let r = if doc.operation == Operation::Update {
                     &self.cfg.update
@@ -186,21 +155,128 @@ impl HttpTarget {
                 };
                 let url = fill(&r.url, ctx, &doc.key, doc.erp_id.as_deref());
                 let body = match &r.body {
-                    Some(b) => b.as_bytes(),
-                    None if doc.operation == Operation::Update => &doc.body,
-                    None => &[],
+                    Some(b) => Cow::Owned(envelope::request_body(b, ctx, doc)),
+                    None if doc.operation == Operation::Update => Cow::Borrowed(&doc.body[..]),
+                    None => Cow::Borrowed(&[][..]),
                 };
                 (&r.method, url, body)
             }
         }
     }
 
+    /// A request with the configured headers (and no credential obtained at run time).
     fn request(&self, method: &str, url: &str) -> ureq::Request {
         let mut r = self.agent.request(method, url);
         for h in &self.cfg.headers {
             r = r.set(&h.name, &h.value);
         }
         r
+    }
+
+    /// The payload's `Content-Type`, unless `headers` gives one (`text/xml` for a SOAP
+    /// envelope).
+    fn content_type_of(&self, req: ureq::Request) -> ureq::Request {
+        let given = self
+            .cfg
+            .headers
+            .iter()
+            .any(|h| h.name.eq_ignore_ascii_case("content-type"));
+        if given {
+            req
+        } else {
+            req.set("Content-Type", self.content_type)
+        }
+    }
+
+    /// Makes a request to the ERP: every request goes through here (documents, the
+    /// probe, batches, verify). It waits for its turn under the rate limit (and any
+    /// pause a 429 asked for), carries the configured headers and the credential, and
+    /// `send` sends it (with its body). A 401 to a request made with a credential
+    /// obtained at run time drops that credential; a new one is fetched (once for all
+    /// workers) and the request is made once more: a second 401 is the caller's to
+    /// read, as refused credentials. A 429 with `Retry-After` pauses every worker for
+    /// that long (at most `retry.max_backoff_ms`).
+    ///
+    /// `Err` when no credential can be had: the login or token endpoint refused, or
+    /// stayed unreachable through every attempt; no request went to the ERP.
+    pub(super) fn exchange(
+        &self,
+        method: &str,
+        url: &str,
+        send: impl Fn(ureq::Request) -> Sent,
+    ) -> Result<Sent, String> {
+        let mut renewed = false;
+        loop {
+            let credential = match &self.cfg.login {
+                Some(login) => Some(
+                    self.login
+                        .get(|| self.log_in(login))
+                        .map_err(|e| e.message().to_string())?,
+                ),
+                None => None,
+            };
+            self.gate.wait();
+            let mut req = self.request(method, url);
+            if let Some(c) = &credential {
+                req = req.set(&c.header, &c.value);
+            }
+            let sent = send(req);
+            match (&sent, &credential) {
+                (Err(ureq::Error::Status(401, _)), Some(c)) if !renewed => {
+                    tracing::debug!("HTTP 401 from {url}: logging in again");
+                    self.login.refused(c);
+                    renewed = true;
+                    continue;
+                }
+                (Err(ureq::Error::Status(429, resp)), _) => {
+                    if let Some(wait) = resp.header("Retry-After").and_then(rate::retry_after) {
+                        let wait = wait.min(Duration::from_millis(self.cfg.retry.max_backoff_ms));
+                        tracing::debug!("HTTP 429 from {url}: every worker waits {wait:?}");
+                        self.gate.pause(wait);
+                    }
+                }
+                _ => {}
+            }
+            return Ok(sent);
+        }
+    }
+
+    /// Fetches the credential: the token request or the login, retried with backoff
+    /// while the endpoint is unreachable or answers 5xx; a refusal is final at once.
+    /// A session's login goes to the ERP: it keeps the rate limit and carries the
+    /// configured headers. A token request goes to the identity provider, with neither.
+    fn log_in(&self, login: &Login) -> Result<auth::Fetched, auth::AuthError> {
+        let attempts = self.cfg.retry.attempts.max(1);
+        let mut last = String::new();
+        for attempt in 1..=attempts {
+            let step = match login {
+                Login::OAuth2(o) => auth::token_request(&self.agent, &self.tls, o),
+                Login::Session(s) => {
+                    self.gate.wait();
+                    auth::session_login(self.request(&s.method, &s.url), &self.tls, s)
+                }
+            };
+            match step {
+                auth::Step::Got(f) => {
+                    tracing::debug!("logged in ({})", f.header);
+                    return Ok(f);
+                }
+                auth::Step::Refused(m) => return Err(auth::AuthError::Refused(m)),
+                auth::Step::Transient {
+                    message,
+                    retry_after,
+                } => {
+                    tracing::debug!(attempt, "logging in failed: {message}");
+                    last = message;
+                    if attempt < attempts {
+                        std::thread::sleep(self.backoff(attempt, retry_after));
+                    }
+                }
+            }
+        }
+        Err(auth::AuthError::Unavailable(format!(
+            "{last} (after {attempts} attempts)"
+        )))
     }
 
     /// The URL template of a document's request, by its operation.
@@ -217,7 +293,22 @@ impl HttpTarget {
     fn request_problem(&self, ctx: &DocContext<'_>, doc: &SpooledDoc) -> Option<String> {
         let template = self.template_of(doc);
         let id = doc.erp_id.as_deref();
-        if template.contains("{id}") && id.is_none() {
+        let body_id = match doc.operation {
+            Operation::Create => false,
+            Operation::Update => self
+                .cfg
+                .update
+                .body
+                .as_ref()
+                .is_some_and(|b| b.contains("{id}")),
+            Operation::Delete => self
+                .cfg
+                .delete
+                .body
+                .as_ref()
+                .is_some_and(|b| b.contains("{id}")),
+        };
+        if (template.contains("{id}") || body_id) && id.is_none() {
             return Some(format!(
                 "the ERP's id for it is not known, and the {} request goes to {template}: it was created when the target kept no ids (target.id_pointer); {} it in the ERP by hand",
                 doc.operation.as_str(),
@@ -247,16 +338,21 @@ impl HttpTarget {
 
     fn attempt(&self, ctx: &DocContext<'_>, doc: &SpooledDoc) -> Attempt {
         let (method, url, body) = self.request_of(ctx, doc);
-        let mut req = self
-            .request(method, &url)
-            .set("Idempotency-Key", &idempotency_key(doc, ctx.mapping));
-        if !body.is_empty() {
-            req = req.set("Content-Type", self.content_type);
-        }
-        let sent = if body.is_empty() && doc.operation == Operation::Delete {
-            req.call()
-        } else {
-            req.send_bytes(body)
+        let key = idempotency_key(doc, ctx.mapping);
+        let sent = self.exchange(method, &url, |req| {
+            let mut req = req.set("Idempotency-Key", &key);
+            if !body.is_empty() {
+                req = self.content_type_of(req);
+            }
+            if body.is_empty() && doc.operation == Operation::Delete {
+                req.call()
+            } else {
+                req.send_bytes(&body)
+            }
+        });
+        let sent = match sent {
+            Ok(sent) => sent,
+            Err(message) => return Attempt::Down { message },
         };
         match sent {
             Ok(resp) if !(200..300).contains(&resp.status()) => Attempt::Down {
@@ -295,11 +391,25 @@ impl HttpTarget {
                     status: Some(code),
                 })
             }
-            Err(ureq::Error::Status(code, resp)) => {
-                let retry_after = resp
-                    .header("Retry-After")
-                    .and_then(|v| v.trim().parse::<u64>().ok())
-                    .map(Duration::from_secs);
+            Err(e) => self.failed(&url, e, |status, message| SubmitOutcome::Rejected {
+                status: Some(status),
+                message,
+            }),
+        }
+    }
+
+    /// An attempt that got no 2xx: refused credentials make the target unavailable at
+    /// once, 408, 429, 5xx and transport errors are transient, any other status is the
+    /// ERP's refusal (`refused` makes it the answer, with the ERP's words).
+    fn failed<T>(
+        &self,
+        url: &str,
+        e: ureq::Error,
+        refused: impl FnOnce(u16, String) -> T,
+    ) -> Attempt<T> {
+        match e {
+            ureq::Error::Status(code, resp) => {
+                let retry_after = resp.header("Retry-After").and_then(rate::retry_after);
                 let body = read_body(resp);
                 let message = self.error_message(code, &body);
                 if code == 401 || code == 403 {
@@ -317,23 +427,26 @@ impl HttpTarget {
                         maybe_delivered: !matches!(code, 429 | 503),
                     }
                 } else {
-                    Attempt::Done(SubmitOutcome::Rejected {
-                        status: Some(code),
-                        message,
-                    })
+                    Attempt::Done(refused(code, message))
                 }
             }
-            Err(ureq::Error::Transport(t)) => Attempt::Transient {
-                message: transport_message(&t, &url),
-                retry_after: None,
-                maybe_delivered: !matches!(
-                    t.kind(),
-                    ureq::ErrorKind::ConnectionFailed
-                        | ureq::ErrorKind::Dns
-                        | ureq::ErrorKind::InvalidUrl
-                        | ureq::ErrorKind::UnknownScheme
-                        | ureq::ErrorKind::InsecureRequestHttpsOnly
-                ),
+            ureq::Error::Transport(t) => match self.tls.failure(&t, url) {
+                // a certificate error, or the server refused the TLS client: it will
+                // not fix itself, and the ERP never read the request
+                Some(message) => Attempt::Down { message },
+                None => Attempt::Transient {
+                    message: transport_message(&t, url),
+                    retry_after: None,
+                    maybe_delivered: !tls::in_handshake(&t)
+                        && !matches!(
+                            t.kind(),
+                            ureq::ErrorKind::ConnectionFailed
+                                | ureq::ErrorKind::Dns
+                                | ureq::ErrorKind::InvalidUrl
+                                | ureq::ErrorKind::UnknownScheme
+                                | ureq::ErrorKind::InsecureRequestHttpsOnly
+                        ),
+                },
             },
         }
     }
@@ -342,28 +455,11 @@ impl HttpTarget {
     /// (`/message`, `/error/message`, `/error`, `/detail`, `/title`), or the body text;
     /// secrets masked.
     fn error_message(&self, code: u16, body: &str) -> String {
-        crate::redact::redact_string(self.error_words(code, body))
-    }
-
-    fn error_words(&self, code: u16, body: &str) -> String {
-        if let Ok(j) = serde_json::from_str::<serde_json::Value>(body) {
-            let mut pointers: Vec<&str> = Vec::new();
-            if let Some(p) = &self.cfg.error_pointer {
-                pointers.push(p);
-            }
-            pointers.extend(["/message", "/error/message", "/error", "/detail", "/title"]);
-            for p in pointers {
-                if let Some(t) = j.pointer(p).and_then(error_text) {
-                    return t;
-                }
-            }
-        }
-        let text = body.trim();
-        if text.is_empty() {
-            format!("HTTP {code}")
-        } else {
-            text.chars().take(500).collect()
-        }
+        crate::redact::redact_string(answer::error_words(
+            self.cfg.error_pointer.as_deref(),
+            code,
+            body,
+        ))
     }
 
     fn backoff(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
@@ -394,16 +490,34 @@ impl HttpTarget {
             .health_url
             .clone()
             .unwrap_or_else(|| base_url(&self.cfg.url));
-        match self.request("GET", &url).call() {
+        let sent = self.exchange("GET", &url, |req| req.call())?;
+        match sent {
             Ok(r) if !(200..300).contains(&r.status()) => Err(not_delivery(&url, &r)),
-            Ok(r) => Ok(format!("{url} answered {}", r.status())),
+            Ok(r) => Ok(self.answered(&url, r.status())),
             Err(ureq::Error::Status(code @ (401 | 403), r)) => Err(format!(
                 "{url} refused the credentials: HTTP {code} {}",
                 self.error_message(code, &read_body(r))
             )),
             // Anything else means the server is there and took the credentials.
-            Err(ureq::Error::Status(code, _)) => Ok(format!("{url} answered {code}")),
-            Err(ureq::Error::Transport(t)) => Err(transport_message(&t, &url)),
+            Err(ureq::Error::Status(code, _)) => Ok(self.answered(&url, code)),
+            Err(ureq::Error::Transport(t)) => Err(self
+                .tls
+                .failure(&t, &url)
+                .unwrap_or_else(|| transport_message(&t, &url))),
+        }
+    }
+
+    /// `check`'s words for an answer: the status, and over https what TLS did.
+    fn answered(&self, url: &str, status: u16) -> String {
+        let login = match &self.cfg.login {
+            Some(Login::OAuth2(o)) => format!(" with a token from {}", o.token_url),
+            Some(Login::Session(s)) => format!(" with the session of {}", s.url),
+            None => String::new(),
+        };
+        if url.len() > 8 && url[..8].eq_ignore_ascii_case("https://") {
+            format!("{url} answered {status}{login}; {}", self.tls.summary())
+        } else {
+            format!("{url} answered {status}{login}")
         }
     }
 }
@@ -419,6 +533,10 @@ impl RemoteTarget for HttpTarget {
         self.cfg.concurrency
     }
 
+    fn look_up(&self, ctx: &DocContext<'_>, key: &str) -> Option<super::LookUp> {
+        self.look_up_key(ctx, key)
+    }
+
     fn send(&self, ctx: &DocContext<'_>, doc: &SpooledDoc, cancel: &Cancel<'_>) -> SubmitOutcome {
         if let Some(message) = self.request_problem(ctx, doc) {
             return SubmitOutcome::Rejected {
@@ -426,23 +544,75 @@ impl RemoteTarget for HttpTarget {
                 message,
             };
         }
+        // whether the ERP may have this document already: asked first (`verify`)
+        let mut unknown = doc.resend;
+        self.retrying(&doc.key, doc.resend, cancel, || {
+            if unknown {
+                match self.settle_unknown(ctx, doc) {
+                    Some(Ok(outcome)) => return Attempt::Done(outcome),
+                    Some(Err(unanswered)) => return unanswered,
+                    None => unknown = false,
+                }
+            }
+            let tried = self.attempt(ctx, doc);
+            if let Attempt::Transient {
+                maybe_delivered: true,
+                ..
+            } = tried
+            {
+                unknown = true;
+            }
+            tried
+        })
+        .unwrap_or_else(|(message, maybe_delivered)| SubmitOutcome::Unavailable {
+            message,
+            maybe_delivered,
+        })
+    }
+
+    fn batch_size(&self) -> Option<usize> {
+        self.cfg.batch.as_ref().map(|b| b.size)
+    }
+
+    fn send_batch(
+        &self,
+        ctx: &DocContext<'_>,
+        docs: &[SpooledDoc],
+        cancel: &Cancel<'_>,
+    ) -> Vec<SubmitOutcome> {
+        match &self.cfg.batch {
+            Some(b) => self.send_creates(b, ctx, docs, cancel),
+            None => docs.iter().map(|d| self.send(ctx, d, cancel)).collect(),
+        }
+    }
+}
+
+impl HttpTarget {
+    /// Makes one request (`what` names it in the log) until it is answered, retrying
+    /// transient failures with backoff unless `cancel` says stop. `Err`: the target is
+    /// unavailable (it is down for every thread), with the message and whether an
+    /// attempt (or an earlier one: `maybe_before`) may have reached the ERP.
+    fn retrying<T>(
+        &self,
+        what: &str,
+        maybe_before: bool,
+        cancel: &Cancel<'_>,
+        mut once: impl FnMut() -> Attempt<T>,
+    ) -> Result<T, (String, bool)> {
         let attempts = self.cfg.retry.attempts.max(1);
         let mut last = String::new();
-        let mut maybe = false;
+        let mut maybe = maybe_before;
         for attempt in 1..=attempts {
             if attempt > 1 && cancel.any() {
                 break;
             }
-            match self.attempt(ctx, doc) {
-                Attempt::Done(outcome) => return outcome,
+            match once() {
+                Attempt::Done(answer) => return Ok(answer),
                 Attempt::Down { message } => {
                     cancel.target_down();
                     // a redirect or refused credentials: this request was not taken,
                     // an earlier one that timed out may have been
-                    return SubmitOutcome::Unavailable {
-                        message,
-                        maybe_delivered: maybe,
-                    };
+                    return Err((message, maybe));
                 }
                 Attempt::Transient {
                     message,
@@ -450,7 +620,7 @@ impl RemoteTarget for HttpTarget {
                     maybe_delivered,
                 } => {
                     maybe |= maybe_delivered;
-                    tracing::debug!(document = %doc.key, attempt, "transient target error: {message}");
+                    tracing::debug!(document = %what, attempt, "transient target error: {message}");
                     last = message;
                     if attempt < attempts {
                         let wait = self.backoff(attempt, retry_after);
@@ -463,89 +633,12 @@ impl RemoteTarget for HttpTarget {
             }
         }
         cancel.target_down();
-        SubmitOutcome::Unavailable {
-            maybe_delivered: maybe,
-            message: if last.is_empty() {
-                "the target is down (another document found it unavailable)".to_string()
-            } else {
-                format!("{last} (after {attempts} attempts)")
-            },
-        }
-    }
-}
-
-fn read_body(resp: ureq::Response) -> String {
-    let mut s = String::new();
-    let _ = resp.into_reader().take(1 << 20).read_to_string(&mut s);
-    s
-}
-
-fn error_text(v: &serde_json::Value) -> Option<String> {
-    match v {
-        serde_json::Value::Null | serde_json::Value::Bool(false) => None,
-        serde_json::Value::String(s) if s.trim().is_empty() => None,
-        serde_json::Value::String(s) => Some(s.trim().to_string()),
-        serde_json::Value::Array(a) if a.is_empty() => None,
-        other => Some(other.to_string()),
-    }
-}
-
-fn scalar_text(v: &serde_json::Value) -> Option<String> {
-    match v {
-        serde_json::Value::String(s) => Some(s.clone()),
-        serde_json::Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    }
-}
-
-/// Why an answer that ureq took for a success (a 1xx or 3xx: redirects are not
-/// followed) is not delivery; a redirect names where the ERP points.
-fn not_delivery(url: &str, resp: &ureq::Response) -> String {
-    let code = resp.status();
-    if (300..400).contains(&code) {
-        match resp.header("Location") {
-            Some(to) => {
-                let to: String = to.chars().take(HEADER_SHOWN).collect();
-                crate::redact::redact_string(format!(
-                    "HTTP {code} from {url}: the ERP redirects to {to}; erpdrop never follows a redirect (a write would be lost): fix target.url"
-                ))
-            }
-            None => format!(
-                "HTTP {code} from {url}: a redirect without a Location; erpdrop never follows a redirect: check target.url"
-            ),
-        }
-    } else {
-        format!("HTTP {code} from {url}: not an answer erpdrop takes as delivery (only a 2xx is)")
-    }
-}
-
-fn transport_message(t: &ureq::Transport, url: &str) -> String {
-    crate::redact::redact_string(transport_words(t, url))
-}
-
-fn transport_words(t: &ureq::Transport, url: &str) -> String {
-    // The kind, ureq's message and the cause (e.g. "timed out", "Connection refused");
-    // never the request's headers.
-    let mut msg = format!("{url}: {}", t.kind());
-    if let Some(m) = t.message() {
-        msg.push_str(": ");
-        msg.push_str(m);
-    }
-    let mut source = std::error::Error::source(t);
-    while let Some(e) = source {
-        msg.push_str(": ");
-        msg.push_str(&e.to_string());
-        source = e.source();
-    }
-    msg
-}
-
-/// `http://host:8000/api/{document}` -> `http://host:8000/`.
-fn base_url(url: &str) -> String {
-    let after_scheme = url.find("://").map(|i| i + 3).unwrap_or(0);
-    match url[after_scheme..].find('/') {
-        Some(i) => url[..after_scheme + i + 1].to_string(),
-        None => format!("{url}/"),
+        let message = if last.is_empty() {
+            "the target is down (another document found it unavailable)".to_string()
+        } else {
+            format!("{last} (after {attempts} attempts)")
+        };
+        Err((message, maybe))
     }
 }
 
@@ -563,6 +656,8 @@ mod tests {
             erp_id: None,
             deletions,
             body: Vec::new(),
+            resend: false,
+            ordinal: 0,
         };
         let a = idempotency_key(&doc("h1", Operation::Create, 0), "m");
         assert_eq!(a.len(), 64);
@@ -577,42 +672,5 @@ mod tests {
         let again = idempotency_key(&doc("h1", Operation::Create, 1), "m");
         let delete = idempotency_key(&doc("h1", Operation::Delete, 0), "m");
         assert!(a != update && a != again && a != delete && update != delete);
-    }
-
-    #[test]
-    fn base_url_and_segments() {
-        assert_eq!(
-            base_url("http://127.0.0.1:8000/api/{document}"),
-            "http://127.0.0.1:8000/"
-        );
-        assert_eq!(base_url("https://erp.example"), "https://erp.example/");
-        assert_eq!(url_segment("INV 1/2"), "INV%201%2F2");
-    }
-
-    #[test]
-    fn only_a_key_that_would_change_the_path_is_refused() {
-        let t = "http://h:1/api/{key}/lines?ref={key}";
-        let url = |k: &str| t.replace("{key}", &url_segment(k));
-        let changes = |k: &str| key_changes_path(&url(k), &url("x"));
-        for k in [".", "..", ""] {
-            assert!(changes(k), "{k:?}");
-        }
-        for k in ["...", "a.b", ".a", "%2e", "%2E%2E", "a/..", "x"] {
-            assert!(!changes(k), "{k:?}");
-        }
-        // in the query only: no path to change
-        let q = |k: &str| format!("http://h:1/api?ref={}", url_segment(k));
-        assert!(!key_changes_path(&q(".."), &q("x")));
-        assert!(is_dot_segment("%2E%2e") && is_dot_segment(".%2E") && !is_dot_segment("..."));
-    }
-
-    #[test]
-    fn error_text_skips_empty_values() {
-        assert_eq!(error_text(&serde_json::json!(null)), None);
-        assert_eq!(error_text(&serde_json::json!("")), None);
-        assert_eq!(
-            error_text(&serde_json::json!("Unknown account")).as_deref(),
-            Some("Unknown account")
-        );
     }
 }
