@@ -2,6 +2,7 @@
 //! a test reads like a user session.
 
 pub mod erp;
+pub mod smtp;
 
 use assert_cmd::Command;
 use std::path::{Path, PathBuf};
