@@ -79,6 +79,7 @@ fn a_failed_file_is_mailed_over_starttls_with_its_errors_csv_attached() {
     let smtp = SmtpServer::start(SmtpOptions {
         tls: Some((t.join("smtp-cert.pem"), t.join("smtp-key.pem"))),
         login: Some(("erpdrop-mailer".into(), SMTP_PASSWORD.into())),
+        ..SmtpOptions::default()
     });
     let t2 = setup(&format!(
         "[[notify]]\non = [\"file_failed\"]\nemail = {{ to = [\"ap@example.com\", \"Controller <fc@example.com>\"], from = \"erpdrop@example.com\", smtp = \"127.0.0.1:{}\", starttls = true, user_env = \"SMTP_USER\", password_env = \"SMTP_PASSWORD\", ca_file = \"smtp-ca.pem\" }}\n",
@@ -125,6 +126,48 @@ fn a_failed_file_is_mailed_over_starttls_with_its_errors_csv_attached() {
         assert!(!text.contains(SMTP_PASSWORD), "{text}");
     }
     assert!(out.stderr.contains("notification sent"), "{}", out.stderr);
+}
+
+#[test]
+fn mail_goes_over_implicit_tls_with_tls_true_and_never_in_the_clear_to_an_unknown_ca() {
+    let t = setup("");
+    certificates(&t);
+    let smtp = SmtpServer::start(SmtpOptions {
+        tls: Some((t.join("smtp-cert.pem"), t.join("smtp-key.pem"))),
+        implicit_tls: true,
+        ..SmtpOptions::default()
+    });
+    let cfg = t.read("erpdrop.toml");
+    let notify = |ca: &str| {
+        format!(
+            "{cfg}[[notify]]\non = [\"file_failed\"]\nemail = {{ to = \"ap@example.com\", from = \"erpdrop@example.com\", smtp = \"127.0.0.1:{}\", tls = true{ca} }}\n",
+            smtp.port
+        )
+    };
+    // the server's CA is not trusted: no mail, a warning, the same outcome
+    t.write("erpdrop.toml", notify(""));
+    t.write("drop/inbox/INV_1.csv", one_bad_invoice());
+    let out = t.run(&["run"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(smtp.mails().is_empty());
+    assert!(
+        out.stderr.contains("the notification could not be sent")
+            && out.stderr.to_lowercase().contains("certificate"),
+        "{}",
+        out.stderr
+    );
+    // trusted through ca_file: the mail arrives over TLS
+    t.write("erpdrop.toml", notify(", ca_file = \"smtp-ca.pem\""));
+    t.write("drop/inbox/INV_2.csv", one_bad_invoice());
+    let out = t.run(&["run"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    let mails = smtp.mails();
+    assert_eq!(mails.len(), 1, "{out:?}");
+    assert_eq!(mails[0].session["tls"], true);
+    assert_eq!(
+        mails[0].parsed["attachments"][0]["filename"],
+        "INV_2.csv.errors.csv"
+    );
 }
 
 #[test]

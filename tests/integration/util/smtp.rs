@@ -12,12 +12,13 @@ import sys, os, json, ssl, time
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-port, out, cert, key, user, password = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5], sys.argv[6]
+port, out, cert, key, user, password, implicit = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5], sys.argv[6], sys.argv[7] == "1"
 
 class Keep:
     async def handle_DATA(self, server, session, envelope):
         n = len([f for f in os.listdir(out) if f.endswith('.eml')])
-        meta = {"tls": session.ssl is not None, "login": session.auth_data.decode() if isinstance(session.auth_data, bytes) else None,
+        tls = session.ssl is not None or server.transport.get_extra_info("ssl_object") is not None
+        meta = {"tls": tls, "login": session.auth_data.decode() if isinstance(session.auth_data, bytes) else None,
                 "from": envelope.mail_from, "to": envelope.rcpt_tos}
         with open(os.path.join(out, f"{n}.json"), "w") as f:
             json.dump(meta, f)
@@ -35,12 +36,16 @@ kw = {}
 if cert:
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ctx.load_cert_chain(cert, key)
-    kw.update(tls_context=ctx, require_starttls=True)
+    if not implicit:
+        kw.update(tls_context=ctx, require_starttls=True)
 if user:
     kw.update(authenticator=login, auth_require_tls=bool(cert))
 else:
     kw.update(auth_require_tls=False)
-c = Controller(Keep(), hostname="127.0.0.1", port=port, **kw)
+if cert and implicit:
+    c = Controller(Keep(), hostname="127.0.0.1", port=port, ssl_context=ctx, **kw)
+else:
+    c = Controller(Keep(), hostname="127.0.0.1", port=port, **kw)
 c.start()
 print("ready", flush=True)
 sys.stdin.read()
@@ -76,6 +81,8 @@ pub fn require_aiosmtpd() {
 pub struct SmtpOptions {
     pub tls: Option<(PathBuf, PathBuf)>,
     pub login: Option<(String, String)>,
+    /// With `tls`: TLS from the first byte (port 465's way) instead of STARTTLS.
+    pub implicit_tls: bool,
 }
 
 pub struct SmtpServer {
@@ -102,6 +109,7 @@ impl SmtpServer {
             .args(["-c", SERVER, &port.to_string()])
             .arg(dir.path())
             .args([&cert, &key, &user, &password])
+            .arg(if opts.implicit_tls { "1" } else { "0" })
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
