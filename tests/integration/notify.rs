@@ -214,43 +214,50 @@ fn http_setup(erp: &FakeErp, notify: &str) -> TestDir {
 
 #[test]
 fn target_down_is_told_once_when_it_goes_down_and_once_when_it_is_back() {
+    const TOKEN: &str = "tok-Secret-42";
+    // an ERP in maintenance that echoes the credentials it was sent
     let erp = FakeErp::start(Behaviour {
         down: true,
+        echo_headers: true,
+        token: Some(TOKEN.into()),
         ..Behaviour::default()
     });
     let hook = FakeErp::start(Behaviour::default());
     let t = http_setup(
         &erp,
         &format!(
-            "[[notify]]\non = [\"target_down\"]\nwebhook = {{ url = \"{}/hook\", format = \"json\" }}\n",
+            "auth = {{ bearer_env = \"ERP_TOKEN\" }}\n[[notify]]\non = [\"target_down\"]\nwebhook = {{ url = \"{}/hook\", format = \"json\" }}\n",
             hook.base()
         ),
     );
+    let env = [("ERP_TOKEN", TOKEN)];
     t.write("drop/inbox/INV_1.csv", invoices_csv(2, 1));
     for _ in 0..3 {
-        let out = t.run(&["run"]);
+        let out = run_with(&t, &["run"], &env);
         assert_eq!(out.code, 3, "{out:?}");
     }
     let seen = hooks(&hook);
     assert_eq!(seen.len(), 1, "{seen:#?}");
     assert_eq!(seen[0]["event"], "target_down");
     assert_eq!(seen[0]["state"], "down");
+    let detail = seen[0]["detail"].as_str().unwrap();
     assert!(
-        seen[0]["detail"].as_str().unwrap().contains("503"),
+        detail.contains("503") && detail.contains("Bearer ***"),
         "{:#}",
         seen[0]
     );
+    assert!(!seen[0].to_string().contains(TOKEN), "{:#}", seen[0]);
 
     erp.set(|b| b.down = false);
-    let out = t.run(&["run"]);
+    let out = run_with(&t, &["run"], &env);
     assert_eq!(out.code, 0, "{out:?}");
     t.write(
         "drop/inbox/INV_2.csv",
         invoices_csv(2, 1).replace("INV0", "B0"),
     );
-    let out = t.run(&["run"]);
+    let out = run_with(&t, &["run"], &env);
     assert_eq!(out.code, 0, "{out:?}");
-    assert_eq!(t.run(&["run"]).code, 0);
+    assert_eq!(run_with(&t, &["run"], &env).code, 0);
     let seen = hooks(&hook);
     let states: Vec<&str> = seen.iter().map(|v| v["state"].as_str().unwrap()).collect();
     assert_eq!(states, ["down", "back"], "{seen:#?}");
