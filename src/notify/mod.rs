@@ -483,6 +483,45 @@ mod tests {
     }
 
     #[test]
+    fn gave_up_is_delivered_to_the_channels_that_take_it_and_no_other() {
+        let d = tempfile::tempdir().unwrap();
+        let out = d.path().join("told.txt");
+        let channel = |on: EventName, to: &std::path::Path| Notify {
+            name: "notify[0]".into(),
+            on: vec![on],
+            channel: Channel::Command(vec![
+                "/bin/sh".into(),
+                "-c".into(),
+                "printf '%s|%s|%s|%s' \"$1\" \"$2\" \"$3\" \"$4\" > \"$0\"".into(),
+                to.display().to_string(),
+                "{event}".into(),
+                "{file}".into(),
+                "{mapping}".into(),
+                "{report}".into(),
+            ]),
+            timeout: std::time::Duration::from_secs(10),
+            line: None,
+        };
+        let other = d.path().join("other.txt");
+        let notify = vec![
+            channel(EventName::GaveUp, &out),
+            channel(EventName::FileFailed, &other),
+        ];
+        let mut e = failed_event();
+        e.name = EventName::GaveUp;
+        e.attempts = Some(5);
+        Notifier { notify: &notify }.send(&e);
+        assert_eq!(
+            std::fs::read_to_string(&out).unwrap(),
+            "gave_up|INV_2026-11-20.csv|billing-invoices|drop/failed/INV_2026-11-20.csv.errors.csv"
+        );
+        assert!(
+            !other.exists(),
+            "file_failed's channel is not told of gave_up"
+        );
+    }
+
+    #[test]
     fn target_down_and_back_are_two_states_of_one_event() {
         let d = Event::target_down("HTTP 503 from http://erp/api");
         assert_eq!(d.json()["state"], "down");
