@@ -305,12 +305,21 @@ impl Event {
 /// The channels of `[[notify]]`.
 pub struct Notifier<'a> {
     notify: &'a [Notify],
+    /// Channels (by index) that could not be reached in this pass: a mail server or a
+    /// webhook that is down is not waited for again for every failed file of a big
+    /// pass (each wait is up to its timeout).
+    unreachable: std::cell::RefCell<Vec<bool>>,
 }
 
 impl<'a> Notifier<'a> {
     pub fn new(cfg: &'a Config) -> Notifier<'a> {
+        Notifier::of(&cfg.notify)
+    }
+
+    fn of(notify: &'a [Notify]) -> Notifier<'a> {
         Notifier {
-            notify: &cfg.notify,
+            notify,
+            unreachable: std::cell::RefCell::new(vec![false; notify.len()]),
         }
     }
 
@@ -321,15 +330,32 @@ impl<'a> Notifier<'a> {
 
     /// Tells every channel that takes the event; one that cannot be told is a warning.
     pub fn send(&self, event: &Event) {
-        for n in self.notify.iter().filter(|n| n.on.contains(&event.name)) {
+        for (i, n) in self.notify.iter().enumerate() {
+            if !n.on.contains(&event.name) {
+                continue;
+            }
+            if self.unreachable.borrow()[i] {
+                tracing::warn!(
+                    event = event.name.as_str(), to = %n.channel.describe(),
+                    "{}: the notification was not sent: this channel could not be reached earlier in this pass", n.name
+                );
+                continue;
+            }
             match send_to(n, event) {
                 Ok(said) => {
                     tracing::info!(event = event.name.as_str(), to = %n.channel.describe(), "notification sent{said}")
                 }
-                Err(e) => tracing::warn!(
-                    event = event.name.as_str(), to = %n.channel.describe(),
-                    "{}: the notification could not be sent: {}", n.name, crate::redact::redact(&e)
-                ),
+                Err(e) => {
+                    // a command is run again for the next event: its failure may be
+                    // that event's own
+                    if !matches!(n.channel, Channel::Command(_)) {
+                        self.unreachable.borrow_mut()[i] = true;
+                    }
+                    tracing::warn!(
+                        event = event.name.as_str(), to = %n.channel.describe(),
+                        "{}: the notification could not be sent: {}", n.name, crate::redact::redact(&e)
+                    )
+                }
             }
         }
     }
@@ -510,7 +536,7 @@ mod tests {
         let mut e = failed_event();
         e.name = EventName::GaveUp;
         e.attempts = Some(5);
-        Notifier { notify: &notify }.send(&e);
+        Notifier::of(&notify).send(&e);
         assert_eq!(
             std::fs::read_to_string(&out).unwrap(),
             "gave_up|INV_2026-11-20.csv|billing-invoices|drop/failed/INV_2026-11-20.csv.errors.csv"
@@ -535,9 +561,7 @@ mod tests {
     fn the_target_state_is_told_once_when_it_changes() {
         let l = Ledger::open_in_memory().unwrap();
         let cfg_notify: Vec<Notify> = Vec::new();
-        let n = Notifier {
-            notify: &cfg_notify,
-        };
+        let n = Notifier::of(&cfg_notify);
         target_state(&n, &l, None, true).unwrap();
         assert_eq!(
             l.notice("target").unwrap(),

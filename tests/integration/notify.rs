@@ -275,6 +275,7 @@ fn a_webhook_on_a_closed_port_changes_no_outcome_and_no_exit_code() {
     for t in [&with, &without] {
         t.write("drop/inbox/INV_1.csv", one_bad_invoice());
         t.write("drop/inbox/INV_2.csv", invoices_csv(3, 1));
+        t.write("drop/inbox/INV_3.csv", one_bad_invoice());
     }
     let started = std::time::Instant::now();
     let a = with.run(&["run"]);
@@ -289,6 +290,21 @@ fn a_webhook_on_a_closed_port_changes_no_outcome_and_no_exit_code() {
     for dir in ["drop/inbox", "drop/failed", "drop/outbox"] {
         assert_eq!(with.ls(dir), without.ls(dir), "{dir}");
     }
+    // tried once in the pass, not waited for again for the second failed file
+    assert_eq!(
+        a.stderr
+            .matches("the notification could not be sent")
+            .count(),
+        1,
+        "{}",
+        a.stderr
+    );
+    assert!(
+        a.stderr
+            .contains("could not be reached earlier in this pass"),
+        "{}",
+        a.stderr
+    );
     assert!(
         a.stderr.contains("the notification could not be sent"),
         "{}",
