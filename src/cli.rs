@@ -147,6 +147,10 @@ pub enum Command {
         /// With --sample: the mapping for the sample files instead of matching names
         #[arg(long, requires = "sample")]
         mapping: Option<String>,
+        /// Also send one test notification to each [[notify]] channel (exit 3 when one
+        /// cannot be sent)
+        #[arg(long)]
+        notify_test: bool,
     },
     /// What was sent to the ERP and when: every operation on a document (create,
     /// update, delete, an operator's decision), oldest first, or on the documents of a file

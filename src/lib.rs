@@ -23,6 +23,7 @@ pub mod fsutil;
 pub mod ledger;
 pub mod lifecycle;
 pub mod mapping;
+pub mod notify;
 pub mod outcome;
 pub mod output;
 pub mod pass;

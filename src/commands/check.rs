@@ -5,7 +5,7 @@ use crate::cli::Cli;
 use crate::exit::{Exit, Failure};
 use crate::ui::Ui;
 
-pub fn check(cli: &Cli, ui: &Ui) -> Result<Exit, Failure> {
+pub fn check(cli: &Cli, ui: &Ui, notify_test: bool) -> Result<Exit, Failure> {
     let cfg = load_config(cli)?;
     let mut lines = Vec::new();
     lines.push(format!("config {}: ok", config_path(cli).display()));
@@ -55,8 +55,55 @@ pub fn check(cli: &Cli, ui: &Ui) -> Result<Exit, Failure> {
             cfg.target.format.extension()
         )),
     }
+    // notifications: each channel, a command that can be run, and the test message
+    let mut not_sent = Vec::new();
+    let mut notified = Vec::new();
+    for n in &cfg.notify {
+        let on: Vec<&str> = n.on.iter().map(|e| e.as_str()).collect();
+        if let crate::config::Channel::Command(argv) = &n.channel {
+            if let Err(why) = runnable(&argv[0]) {
+                problems.push(format!(
+                    "{} ({}{}): the command {}",
+                    n.name,
+                    config_path(cli).display(),
+                    n.line.map(|l| format!(", line {l}")).unwrap_or_default(),
+                    why
+                ));
+                continue;
+            }
+        }
+        let mut line = format!("{}: {} on {}", n.name, n.channel.describe(), on.join(", "));
+        if notify_test {
+            match crate::notify::send_to(n, &crate::notify::Event::test()) {
+                Ok(_) => line.push_str(" (test notification sent)"),
+                Err(e) => {
+                    let e = crate::redact::redact_string(e);
+                    line.push_str(" (test notification NOT sent)");
+                    not_sent.push(format!(
+                        "{}: the test notification could not be sent: {e}",
+                        n.name
+                    ));
+                }
+            }
+        }
+        notified
+            .push(serde_json::json!({"name": n.name, "channel": n.channel.describe(), "on": on}));
+        lines.push(line);
+    }
+    if notify_test && cfg.notify.is_empty() {
+        lines.push("notify: no [[notify]] in the config: no test notification to send".into());
+    }
+    for x in &cfg.expect {
+        lines.push(format!(
+            "expect: a file for mapping {} every day by {} (local time)",
+            x.mapping,
+            x.by.format("%H:%M")
+        ));
+    }
     if ui.json {
         let v = serde_json::json!({
+            "notify": notified,
+            "notify_errors": not_sent,
             "config": config_path(cli),
             "mappings": cfg.mappings.iter().map(|m| serde_json::json!({
                 "name": m.name, "file": m.file, "match": m.match_globs,
@@ -78,7 +125,49 @@ pub fn check(cli: &Cli, ui: &Ui) -> Result<Exit, Failure> {
     if let Some(msg) = unreachable {
         return Err(Failure::unavailable(msg));
     }
+    if !not_sent.is_empty() {
+        return Err(Failure::unavailable(not_sent.join("\n")));
+    }
     Ok(Exit::Ok)
+}
+
+/// Whether a notify command's program can be run: a path to an executable file, or a
+/// name found on `PATH`; `Err` says what is wrong.
+fn runnable(program: &str) -> Result<(), String> {
+    #[cfg(unix)]
+    fn executable(m: &std::fs::Metadata) -> bool {
+        use std::os::unix::fs::PermissionsExt as _;
+        m.permissions().mode() & 0o111 != 0
+    }
+    #[cfg(not(unix))]
+    fn executable(_: &std::fs::Metadata) -> bool {
+        true
+    }
+    let candidates: Vec<std::path::PathBuf> = if program.contains('/') {
+        vec![std::path::PathBuf::from(program)]
+    } else {
+        std::env::var_os("PATH")
+            .map(|p| std::env::split_paths(&p).map(|d| d.join(program)).collect())
+            .unwrap_or_default()
+    };
+    let mut seen = None;
+    for c in &candidates {
+        match std::fs::metadata(c) {
+            Ok(m) if m.is_file() && executable(&m) => return Ok(()),
+            Ok(m) if m.is_file() => {
+                seen = Some(format!("{} is not executable (chmod +x)", c.display()))
+            }
+            Ok(_) => seen = Some(format!("{} is not a file", c.display())),
+            Err(_) => {}
+        }
+    }
+    Err(seen.unwrap_or_else(|| {
+        if program.contains('/') {
+            format!("{program} does not exist")
+        } else {
+            format!("{program} is not found on PATH")
+        }
+    }))
 }
 
 /// Pairs of mappings whose `match` globs take the same file names: a name like each

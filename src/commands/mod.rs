@@ -78,13 +78,17 @@ pub fn dispatch(cli: &Cli) -> Result<Exit, Failure> {
             let cfg = load_config(cli)?;
             status::status(&cfg, &ui, *failed)
         }
-        Command::Check { sample, mapping } => {
+        Command::Check {
+            sample,
+            mapping,
+            notify_test,
+        } => {
             if ui.json && !sample.is_empty() {
                 return Err(Failure::usage(
                     "check --sample prints text; for the sample as JSON run `erpdrop validate --json FILE`",
                 ));
             }
-            let exit = check::check(cli, &ui)?;
+            let exit = check::check(cli, &ui, *notify_test)?;
             if sample.is_empty() {
                 return Ok(exit);
             }

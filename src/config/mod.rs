@@ -4,6 +4,13 @@
 //! file, the line and the key (see [`ConfigError`]). The mapping files are read and
 //! compiled by [`Mapping::load`]; this module finds them.
 
+mod notify;
+
+pub use notify::{
+    Channel, Email, EventName, Expect, Notify, SmtpSecurity, Webhook, WebhookFormat,
+    DEFAULT_TIMEOUT_SECONDS,
+};
+
 use crate::config_error::{parse_toml, ConfigError, ConfigErrors, KeyLocator};
 use crate::mapping::Mapping;
 use serde::Deserialize;
@@ -34,6 +41,10 @@ struct ConfigSpec {
     scan: ScanSpec,
     #[serde(default)]
     target: TargetSpec,
+    #[serde(default)]
+    notify: Vec<notify::NotifySpec>,
+    #[serde(default)]
+    expect: Vec<notify::ExpectSpec>,
 }
 
 fn default_mappings() -> Vec<String> {
@@ -183,6 +194,10 @@ pub struct Config {
     pub ready_marker: Option<String>,
     pub target: TargetConfig,
     pub mappings: Vec<Arc<Mapping>>,
+    /// `[[notify]]`: who is told what.
+    pub notify: Vec<Notify>,
+    /// `[[expect]]`: files expected every day by a time.
+    pub expect: Vec<Expect>,
 }
 
 impl Config {
@@ -289,6 +304,9 @@ impl Config {
             }
         }
         check_references(&mappings, &mut errors);
+        let notify = notify::resolve_notify(path, &locator, &base_dir, &spec.notify, &mut errors);
+        let names: Vec<&str> = mappings.iter().map(|m| m.name.as_str()).collect();
+        let expect = notify::resolve_expect(path, &locator, &spec.expect, &names, &mut errors);
         if let Some(h) = &target.http {
             check_operations(path, &locator, h, &mappings, &mut errors);
         }
@@ -303,6 +321,8 @@ impl Config {
             ready_marker,
             target,
             mappings,
+            notify,
+            expect,
         })
     }
 

@@ -37,6 +37,9 @@ pub struct Submitted {
     pub documents: crate::problem_log::SpillLog<AcceptedDoc>,
     /// The target is unavailable: stop the run.
     pub target_down: bool,
+    /// Why the target was found unavailable (its first answer or transport error);
+    /// `None` when it was not, or when the run stopped for another reason (the spool).
+    pub down_reason: Option<String>,
     /// A stop signal arrived.
     pub interrupted: bool,
 }
@@ -54,6 +57,9 @@ impl Submitted {
         self.problems.extend(other.problems);
         self.documents.append(other.documents);
         self.target_down |= other.target_down;
+        if self.down_reason.is_none() {
+            self.down_reason = other.down_reason;
+        }
         self.interrupted |= other.interrupted;
     }
 }
@@ -502,6 +508,12 @@ impl<'a, D: Iterator<Item = std::io::Result<SpooledDoc>>> Submission<'a, D> {
                     tracing::error!(file = %file, document = %key, "the target is unavailable: {message}");
                 }
                 out.target_down = true;
+                if out.down_reason.is_none() {
+                    out.down_reason = Some(
+                        crate::problem::bound(message, crate::problem::MAX_MESSAGE_CHARS)
+                            .into_owned(),
+                    );
+                }
             }
             SubmitOutcome::Skipped { reason } => w.mark_not_sent(mapping, key, reason)?,
             SubmitOutcome::InDoubt { status, message } => {

@@ -121,4 +121,12 @@ pub(super) const MIGRATIONS: &[&str] = &[
         CASE state WHEN 'in_flight' THEN 'unknown' ELSE state END, last_status, target_id, last_error
       FROM documents WHERE state IN ('accepted', 'rejected', 'in_flight')
       ORDER BY updated;",
+    // 5: what notifications remember between runs: whether the target was last seen
+    // down (`target_down` is sent once when it goes down and once when it is back),
+    // the day a `no_file` was sent for a mapping (one a day)
+    "CREATE TABLE notices (
+        name TEXT PRIMARY KEY,
+        value TEXT NOT NULL,
+        updated TEXT NOT NULL
+    );",
 ];

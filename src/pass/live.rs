@@ -17,6 +17,7 @@ use crate::lifecycle::scan::{list_files_with_ids, marker_path, readiness, NotRea
 use crate::lifecycle::{
     claim, return_to_inbox, settle_with, Claimed, RunLock, DONE_SIDECARS, FAILED_SIDECARS,
 };
+use crate::notify::{Event, Notifier};
 use crate::outcome::Outcome;
 use crate::problem::{Code, Problem, Stage};
 use crate::report::{timestamp, FileReport};
@@ -130,6 +131,9 @@ fn files(
         stop: opts.stop.now_flag(),
         run_id: pass.run_id.clone(),
         claimed: None,
+        notifier: Notifier::new(cfg),
+        down: None,
+        reached: false,
     };
     let mut files = list_files_with_ids(&folders.inbox).map_err(|e| {
         Failure::usage(format!(
@@ -160,6 +164,7 @@ fn files(
         cfg.ready_marker.as_deref()
     };
     let now = SystemTime::now();
+    let mut halted = None;
     for (file, seen) in files {
         if opts.stop.requested() {
             tracing::info!("stop requested: no more files in this pass");
@@ -220,10 +225,25 @@ fn files(
         };
         place.claimed = Some(claimed);
         if let Some(halt) = pass.file(&mut place, taken)? {
-            return Ok(Some(halt));
+            halted = Some(halt);
+            break;
         }
     }
-    Ok(None)
+    // notifications that depend on the whole pass; one that cannot be sent is a
+    // warning, and the ledger's memory of them never fails the run
+    let told = crate::notify::target_state(
+        &place.notifier,
+        ledger,
+        place.down.as_deref(),
+        place.reached,
+    )
+    .and_then(|()| {
+        crate::notify::expected_files(cfg, &place.notifier, ledger, chrono::Local::now())
+    });
+    if let Err(e) = told {
+        tracing::warn!("cannot remember what was notified in the ledger: {e}");
+    }
+    Ok(halted)
 }
 
 /// The drop folders as a pass's [`Place`]: valid documents go to the target through the
@@ -237,6 +257,11 @@ struct DropFolders<'a> {
     run_id: String,
     /// The file in hand.
     claimed: Option<Claimed>,
+    notifier: Notifier<'a>,
+    /// Why the target was found unavailable in this pass, if it was.
+    down: Option<String>,
+    /// The target answered documents in this pass.
+    reached: bool,
 }
 
 impl DropFolders<'_> {
@@ -398,6 +423,14 @@ impl DropFolders<'_> {
         check: FileCheck,
         sent: Option<Submitted>,
     ) -> Result<FileEnd, LedgerError> {
+        if let Some(s) = &sent {
+            match &s.down_reason {
+                Some(r) => {
+                    self.down.get_or_insert_with(|| r.clone());
+                }
+                None => self.reached |= s.accepted + s.rejected > 0,
+            }
+        }
         let halt = sent.as_ref().and_then(|s| {
             if s.target_down {
                 Some(Halt::Unavailable)
@@ -464,6 +497,8 @@ impl DropFolders<'_> {
                 already_imported = c.already_imported, report = %std::path::Path::new(&errors).display(),
                 "file failed"
             );
+            self.notifier
+                .send(&Event::file_failed(&report, report.report_at.clone()));
         } else {
             tracing::info!(
                 file = %taken.name, outcome = report.outcome.as_str(), documents = c.documents,

@@ -15,6 +15,7 @@ mod ledger;
 mod lifecycle;
 mod login;
 mod master;
+mod notify;
 mod run;
 mod smoke;
 mod tls;

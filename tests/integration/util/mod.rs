@@ -4,6 +4,7 @@
 pub mod erp;
 pub mod login_erp;
 pub mod tls;
+pub mod smtp;
 
 use assert_cmd::Command;
 use std::path::{Path, PathBuf};
