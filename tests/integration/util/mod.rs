@@ -3,8 +3,8 @@
 
 pub mod erp;
 pub mod login_erp;
-pub mod tls;
 pub mod smtp;
+pub mod tls;
 
 use assert_cmd::Command;
 use std::path::{Path, PathBuf};
