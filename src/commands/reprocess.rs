@@ -54,7 +54,9 @@ pub fn reprocess(
                 .unwrap_or_default()
                 .to_string_lossy()
                 .into_owned();
-            cfg.mapping_for(&n).is_some() || !all
+            // a file's rejected rows go with it, as its reports do
+            (cfg.mapping_for(&n).is_some() && !crate::fsutil::is_rejected_sidecar(failed, &n))
+                || !all
         })
         .collect();
     let Some(lock) = lock_drop(cfg)? else {
@@ -78,12 +80,13 @@ pub fn reprocess(
             .to_string_lossy()
             .into_owned();
         for side in FAILED_SIDECARS {
-            let s = failed.join(format!("{name}{side}"));
+            let side_name = crate::fsutil::sidecar_name(&name, side);
+            let s = failed.join(&side_name);
             if s.exists() {
                 std::fs::create_dir_all(&history).map_err(|e| {
                     Failure::usage(format!("cannot create {}: {e}", history.display()))
                 })?;
-                let to = free_name(&history, &format!("{name}{side}"), &[]);
+                let to = free_name(&history, &side_name, &[]);
                 move_no_clobber(&s, &to).map_err(|e| {
                     Failure::usage(format!("cannot keep the old report {}: {e}", s.display()))
                 })?;

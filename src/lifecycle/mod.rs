@@ -23,7 +23,11 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 /// The sidecar suffixes of a file in failed/.
-pub const FAILED_SIDECARS: &[&str] = &[".errors.json", ".errors.csv"];
+pub const FAILED_SIDECARS: &[&str] = &[
+    ".errors.json",
+    ".errors.csv",
+    crate::fsutil::REJECTED_SIDECAR,
+];
 /// The sidecar suffix of a file in done/.
 pub const DONE_SIDECARS: &[&str] = &[".report.json"];
 

@@ -19,6 +19,7 @@ use crate::lifecycle::{
 };
 use crate::outcome::Outcome;
 use crate::problem::{Code, Problem, Stage};
+use crate::report::rejected::{rejected_name, write_rejected, RejectedInput};
 use crate::report::{timestamp, FileReport};
 use crate::stop::Stop;
 use crate::ui::Ui;
@@ -339,6 +340,7 @@ impl DropFolders<'_> {
         report: &mut FileReport,
         dir: &Path,
         sidecars: &[&str],
+        rejected: Option<&crate::mapping::Mapping>,
     ) -> Result<Result<std::path::PathBuf, String>, LedgerError> {
         let mut recorded: Option<String> = None;
         let mut ledger_error: Option<LedgerError> = None;
@@ -359,6 +361,19 @@ impl DropFolders<'_> {
                 report.moved_to = Some(to.display().to_string());
                 let name = to.file_name().unwrap_or_default().to_string_lossy();
                 report.write_sidecars(dir, &name)?;
+                if let Some(mapping) = rejected {
+                    if let Err(e) =
+                        self.write_rejected(report, mapping, &dir.join(rejected_name(&name)))
+                    {
+                        // the reports go together, or none
+                        for s in FAILED_SIDECARS {
+                            let _ = std::fs::remove_file(
+                                dir.join(crate::fsutil::sidecar_name(&name, s)),
+                            );
+                        }
+                        return Err(e);
+                    }
+                }
                 report.report_at = matches!(report.outcome, Outcome::Failed | Outcome::Invalid)
                     .then(|| dir.join(format!("{name}.errors.csv")));
                 if let Err(e) = self.record_file(report, Some(to)) {
@@ -388,6 +403,36 @@ impl DropFolders<'_> {
                 )))
             }
         }
+    }
+
+    /// Writes the rejected rows of a failed file beside its reports (see
+    /// [`crate::report::rejected`]).
+    fn write_rejected(
+        &self,
+        report: &FileReport,
+        mapping: &crate::mapping::Mapping,
+        to: &Path,
+    ) -> std::io::Result<()> {
+        let claimed = self.claimed();
+        let in_erp = |key: &str| {
+            self.ledger
+                .document(&mapping.name, key)
+                .ok()
+                .flatten()
+                .is_some_and(|d| d.in_erp())
+        };
+        write_rejected(
+            &RejectedInput {
+                source: &claimed.path,
+                id: Some(claimed.id),
+                mapping,
+                problems: &report.errors,
+                held_back: report.counts.held_back > 0,
+                in_erp: &in_erp,
+            },
+            to,
+        )
+        .map(|_| ())
     }
 
     fn finish_file(
@@ -441,7 +486,9 @@ impl DropFolders<'_> {
             let day = chrono::Local::now().format("%Y-%m-%d").to_string();
             (self.folders().done.join(day), DONE_SIDECARS)
         };
-        let stored = match self.store(&mut report, &dir, sidecars)? {
+        // a file unusable as a whole has no rows to fix one by one
+        let rejected = (failed && !check.fatal).then_some(&*taken.mapping);
+        let stored = match self.store(&mut report, &dir, sidecars, rejected)? {
             Ok(p) => p,
             Err(reason) => {
                 // No report was left behind (each is written whole or not at all); what

@@ -13,6 +13,7 @@ mod input;
 mod ledger;
 mod lifecycle;
 mod master;
+mod rejected;
 mod run;
 mod smoke;
 mod trust;
