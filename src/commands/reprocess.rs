@@ -5,7 +5,7 @@
 use crate::config::Config;
 use crate::exit::{Exit, Failure};
 use crate::fsutil::{free_name, move_no_clobber};
-use crate::lifecycle::scan::list_files;
+use crate::lifecycle::scan::list_failed_files;
 use crate::lifecycle::FAILED_SIDECARS;
 use crate::pass::live::{run_locked, LiveOptions};
 use crate::pass::{lock_drop, refuse_lost_ledger, Settings};
@@ -27,7 +27,7 @@ pub fn reprocess(
     let failed = &cfg.folders.failed;
     // Check everything before moving anything.
     let chosen: Vec<PathBuf> = if all {
-        list_files(failed).unwrap_or_default()
+        list_failed_files(failed).unwrap_or_default()
     } else {
         let mut v = Vec::new();
         for f in files {
@@ -54,9 +54,7 @@ pub fn reprocess(
                 .unwrap_or_default()
                 .to_string_lossy()
                 .into_owned();
-            // a file's rejected rows go with it, as its reports do
-            (cfg.mapping_for(&n).is_some() && !crate::fsutil::is_rejected_sidecar(failed, &n))
-                || !all
+            cfg.mapping_for(&n).is_some() || !all
         })
         .collect();
     let Some(lock) = lock_drop(cfg)? else {

@@ -5,7 +5,7 @@
 use crate::config::Config;
 use crate::exit::{Exit, Failure};
 use crate::ledger::{DocRecord, FileRecord, Ledger, RunRecord, RunState};
-use crate::lifecycle::scan::{list_files, readiness, NotReady};
+use crate::lifecycle::scan::{list_failed_files, list_files, readiness, NotReady};
 use crate::outcome::Outcome;
 use crate::problem::{bound, MAX_MESSAGE_CHARS};
 use crate::ui::Ui;
@@ -133,7 +133,7 @@ pub fn status(cfg: &Config, ui: &Ui, failed_only: bool) -> Result<Exit, Failure>
     }
 
     let mut failed_files = Vec::new();
-    for f in list_files(&cfg.folders.failed).unwrap_or_default() {
+    for f in list_failed_files(&cfg.folders.failed).unwrap_or_default() {
         let name = f
             .file_name()
             .unwrap_or_default()

@@ -194,6 +194,15 @@ fn reprocess_keeps_the_rejected_rows_with_the_old_reports() {
     );
     assert_eq!(t.run(&["run"]).code, 1);
     assert!(t.exists("drop/failed/INV_1.rejected.csv"));
+    // status lists the file once: its rejected rows are no failed file of their own
+    let st = t.run(&["status", "--json"]).json();
+    let failed: Vec<&str> = st["failed_files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["file"].as_str().unwrap())
+        .collect();
+    assert_eq!(failed, ["INV_1.csv"]);
     // --all takes the file, not its rejected rows as a file of their own
     let out = t.run(&["reprocess", "--all"]);
     assert_eq!(out.code, 1, "{out:?}");
