@@ -120,6 +120,13 @@ fn files(
 ) -> Result<Option<Halt>, Failure> {
     let cfg = pass.cfg;
     recover(cfg, ledger)?;
+    // [retry]: failed files whose time has come go back to the inbox first (not in a
+    // reprocess, which takes only the files it was given)
+    let retried = if opts.only.is_none() {
+        super::retry::move_due(cfg, ledger)?
+    } else {
+        HashSet::new()
+    };
     let folders = &cfg.folders;
     let target = crate::deliver::make_target(cfg);
     let mut place = DropFolders {
@@ -180,7 +187,13 @@ fn files(
             }
             continue;
         };
-        match readiness(&file, settle, marker_rule, now) {
+        // a retried file was ready once already, as a reprocessed one
+        let ready = if retried.contains(&name) {
+            Ok(())
+        } else {
+            readiness(&file, settle, marker_rule, now)
+        };
+        match ready {
             Ok(()) => {}
             Err(NotReady::Settling(_)) => {
                 tracing::info!(file = %name, "not settled yet (modified less than {}s ago); next run", cfg.settle_seconds);
@@ -489,7 +502,11 @@ impl DropFolders<'_> {
         // a file unusable as a whole has no rows to fix one by one
         let rejected = (failed && !check.fatal).then_some(&*taken.mapping);
         let stored = match self.store(&mut report, &dir, sidecars, rejected)? {
-            Ok(p) => p,
+            Ok(p) => {
+                // a file given up on before under this name is not that file
+                self.ledger.forget_gave_up(&p.display().to_string())?;
+                p
+            }
             Err(reason) => {
                 // No report was left behind (each is written whole or not at all); what
                 // was delivered is in the ledger, so the next run skips it.

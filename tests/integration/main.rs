@@ -14,6 +14,7 @@ mod ledger;
 mod lifecycle;
 mod master;
 mod rejected;
+mod retry;
 mod run;
 mod smoke;
 mod trust;
