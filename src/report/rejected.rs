@@ -59,7 +59,17 @@ pub fn write_rejected(input: &RejectedInput<'_>, to: &Path) -> io::Result<bool> 
         SourceFormat::Xml => super::rejected_xml::copy_xml(input, &rows, w),
     });
     match written {
-        Ok(()) => Ok(true),
+        Ok(()) => {
+            let name = to.file_name().unwrap_or_default().to_string_lossy();
+            if !input.mapping.matches(&name) {
+                // `INV_????-??-??.csv` does not take `INV_2026-11-20.rejected.csv`
+                tracing::warn!(
+                    rejected = %name, mapping = %input.mapping.name,
+                    "the rejected rows' name does not match the mapping's globs: rename the file to a name the mapping takes before dropping it back into the inbox"
+                );
+            }
+            Ok(true)
+        }
         // the records could not be told apart as the source read them: no file rather
         // than one with the wrong records
         Err(e) if e.kind() == io::ErrorKind::InvalidData => {

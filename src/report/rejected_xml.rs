@@ -1,10 +1,14 @@
 //! The rejected records of an XML file: its declaration, then the failed records under
 //! the same ancestors (their start tags as written, attributes and namespace
 //! declarations included), each after a comment `<!-- erpdrop_error: ... -->`.
+//!
+//! Two streaming passes over the file's text, so that memory stays flat: the first finds
+//! where each failed record and its ancestors' start tags stand, the second copies
+//! those bytes in order between the comments and closing tags.
 
 use super::rejected::{open_text, Encoded, RejectedInput, Rows};
 use quick_xml::events::Event;
-use std::io::{self, Read, Write};
+use std::io::{self, BufRead, Write};
 
 /// A step of the record's path: a local name, or `*`.
 fn steps(record: &str) -> (bool, Vec<Option<Vec<u8>>>) {
@@ -51,96 +55,104 @@ fn comment_text(message: &str) -> String {
     t
 }
 
-pub(super) fn copy_xml(
-    input: &RejectedInput<'_>,
-    rows: &Rows,
-    w: &mut dyn Write,
-) -> io::Result<()> {
+/// One piece of the rejected file: bytes of the file's text (a range), or text of ours.
+enum Piece {
+    /// A range of the text; with the line a record must start on (checked as copied).
+    Copy {
+        start: u64,
+        end: u64,
+        line: Option<u64>,
+    },
+    Text(String),
+}
+
+/// The first pass: what the rejected file is made of.
+fn plan(input: &RejectedInput<'_>, rows: &Rows) -> io::Result<Vec<Piece>> {
     let record = input.mapping.source.xml.record.as_deref().unwrap_or("");
     let (descendant, steps) = steps(record);
-    let mut text = open_text(input, input.mapping.source.encoding)?;
-    // the text is read whole: only a failed file's, once
-    let mut all = String::new();
-    text.reader.read_to_string(&mut all)?;
-    let mut out = Encoded::new(w, text.encoding, text.bom)?;
-    let mut reader = quick_xml::Reader::from_str(&all);
+    let text = open_text(input, input.mapping.source.encoding)?;
+    let mut reader = quick_xml::Reader::from_reader(text.reader);
     reader.config_mut().check_end_names = false;
-    // open elements: local name, raw start tag, its qualified name, its offset
-    let mut stack: Vec<(Vec<u8>, String, String, usize)> = Vec::new();
-    // the ancestors written so far, by offset of their start tag
-    let mut written: Vec<(usize, String)> = Vec::new();
-    let mut ordinal = 0u64;
     let bad = |e: quick_xml::Error| io::Error::new(io::ErrorKind::InvalidData, e.to_string());
+    let mut pieces = Vec::new();
+    // open elements: local name, qualified name, range of the start tag
+    let mut stack: Vec<(Vec<u8>, String, u64, u64)> = Vec::new();
+    // the ancestors written so far, by where their start tag is
+    let mut written: Vec<(u64, String)> = Vec::new();
+    let mut ordinal = 0u64;
+    let mut buf = Vec::new();
     loop {
-        let start = reader.buffer_position() as usize;
-        let ev = reader.read_event().map_err(bad)?;
-        let end = reader.buffer_position() as usize;
+        buf.clear();
+        let start = reader.buffer_position();
+        let ev = reader.read_event_into(&mut buf).map_err(bad)?;
+        let end = reader.buffer_position();
         match ev {
             Event::Eof => break,
             Event::Decl(_) => {
-                out.write_str(&all[..end])?;
-                out.write_str("\n")?;
+                pieces.push(Piece::Copy {
+                    start: 0,
+                    end,
+                    line: None,
+                });
+                pieces.push(Piece::Text("\n".into()));
             }
             Event::Start(ref e) | Event::Empty(ref e) => {
                 let empty = matches!(ev, Event::Empty(_));
-                let qname = String::from_utf8_lossy(e.name().as_ref()).into_owned();
+                // text before a tag is an event of its own: the tag starts here
+                let begin = start;
+                let name = e.name().as_ref().to_vec();
+                let qname = String::from_utf8_lossy(&name).into_owned();
                 let mut names: Vec<Vec<u8>> = stack.iter().map(|s| s.0.clone()).collect();
-                names.push(local(e.name().as_ref()).to_vec());
-                if is_record(&names, descendant, &steps) {
-                    let record_end = if empty {
-                        end
-                    } else {
-                        let name = e.name().as_ref().to_vec();
-                        reader
-                            .read_to_end(quick_xml::name::QName(&name))
-                            .map_err(bad)?;
-                        reader.buffer_position() as usize
-                    };
-                    let here = ordinal;
-                    ordinal += 1;
-                    let Some((line, message)) = rows.get(&here) else {
-                        continue;
-                    };
-                    let lt = start + all[start..].find('<').unwrap_or(0);
-                    let found_line =
-                        1 + all.as_bytes()[..lt].iter().filter(|&&b| b == b'\n').count() as u64;
-                    if found_line != *line {
-                        return Err(io::Error::new(
-                            io::ErrorKind::InvalidData,
-                            format!("record {} is on line {found_line}, the source read it on line {line}", here + 1),
-                        ));
+                names.push(local(&name).to_vec());
+                if !is_record(&names, descendant, &steps) {
+                    if !empty {
+                        stack.push((local(&name).to_vec(), qname, begin, end));
                     }
-                    // the ancestors of this record, opened as in the file
-                    let keep = written
-                        .iter()
-                        .zip(&stack)
-                        .take_while(|(w, s)| w.0 == s.3)
-                        .count();
-                    while written.len() > keep {
-                        let (_, q) = written.pop().expect("an ancestor");
-                        out.write_str(&format!("</{q}>\n"))?;
-                    }
-                    for s in &stack[keep..] {
-                        out.write_str(&format!("{}\n", s.1))?;
-                        written.push((s.3, s.2.clone()));
-                    }
-                    out.write_str(&format!(
-                        "<!-- erpdrop_error: {} -->\n",
-                        comment_text(message)
-                    ))?;
-                    out.write_str(all[lt..record_end].trim_end())?;
-                    out.write_str("\n")?;
                     continue;
                 }
-                if !empty {
-                    let lt = start + all[start..].find('<').unwrap_or(0);
-                    stack.push((
-                        local(e.name().as_ref()).to_vec(),
-                        all[lt..end].to_string(),
-                        qname,
-                        lt,
-                    ));
+                let record_end = if empty {
+                    end
+                } else {
+                    let mut skip = Vec::new();
+                    reader
+                        .read_to_end_into(quick_xml::name::QName(&name), &mut skip)
+                        .map_err(bad)?;
+                    reader.buffer_position()
+                };
+                let here = ordinal;
+                ordinal += 1;
+                let Some((line, message)) = rows.get(&here) else {
+                    continue;
+                };
+                // the ancestors of this record, opened as in the file
+                let keep = written
+                    .iter()
+                    .zip(&stack)
+                    .take_while(|(w, s)| w.0 == s.2)
+                    .count();
+                while written.len() > keep {
+                    let (_, q) = written.pop().expect("an ancestor");
+                    pieces.push(Piece::Text(format!("</{q}>\n")));
                 }
+                for s in &stack[keep..] {
+                    pieces.push(Piece::Copy {
+                        start: s.2,
+                        end: s.3,
+                        line: None,
+                    });
+                    pieces.push(Piece::Text("\n".into()));
+                    written.push((s.2, s.1.clone()));
+                }
+                pieces.push(Piece::Text(format!(
+                    "<!-- erpdrop_error: {} -->\n",
+                    comment_text(message)
+                )));
+                pieces.push(Piece::Copy {
+                    start: begin,
+                    end: record_end,
+                    line: Some(*line),
+                });
+                pieces.push(Piece::Text("\n".into()));
             }
             Event::End(_) => {
                 stack.pop();
@@ -149,7 +161,68 @@ pub(super) fn copy_xml(
         }
     }
     while let Some((_, q)) = written.pop() {
-        out.write_str(&format!("</{q}>\n"))?;
+        pieces.push(Piece::Text(format!("</{q}>\n")));
+    }
+    Ok(pieces)
+}
+
+pub(super) fn copy_xml(
+    input: &RejectedInput<'_>,
+    rows: &Rows,
+    w: &mut dyn Write,
+) -> io::Result<()> {
+    let pieces = plan(input, rows)?;
+    // the second pass: the text again, copied where the plan says
+    let mut text = open_text(input, input.mapping.source.encoding)?;
+    let mut out = Encoded::new(w, text.encoding, text.bom)?;
+    let r = &mut text.reader;
+    let mut at = 0u64;
+    let mut line = 1u64;
+    let mut bytes = Vec::new();
+    for p in pieces {
+        match p {
+            Piece::Text(t) => out.write_str(&t)?,
+            Piece::Copy {
+                start,
+                end,
+                line: want,
+            } => {
+                // skip to `start`, counting lines
+                while at < start {
+                    let avail = r.fill_buf()?;
+                    if avail.is_empty() {
+                        break;
+                    }
+                    let n = avail.len().min((start - at) as usize);
+                    line += crate::source::count_newlines(&avail[..n]);
+                    r.consume(n);
+                    at += n as u64;
+                }
+                if let Some(want) = want {
+                    if want != line {
+                        return Err(io::Error::new(
+                            io::ErrorKind::InvalidData,
+                            format!(
+                                "a record starts on line {line}, the source read it on line {want}"
+                            ),
+                        ));
+                    }
+                }
+                bytes.clear();
+                while at < end {
+                    let avail = r.fill_buf()?;
+                    if avail.is_empty() {
+                        break;
+                    }
+                    let n = avail.len().min((end - at) as usize);
+                    bytes.extend_from_slice(&avail[..n]);
+                    line += crate::source::count_newlines(&avail[..n]);
+                    r.consume(n);
+                    at += n as u64;
+                }
+                out.write_str(String::from_utf8_lossy(&bytes).trim_end())?;
+            }
+        }
     }
     out.finish()
 }

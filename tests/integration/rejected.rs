@@ -297,3 +297,30 @@ fn xml_rejected_records_keep_their_ancestors_and_come_back_fixed() {
     let doc = t.read_json(&format!("drop/outbox/{x2}"));
     assert_eq!(doc["lines"][1]["item"], "Pâté");
 }
+
+#[test]
+fn a_rejected_name_the_globs_do_not_take_is_warned_of() {
+    let t = TestDir::new();
+    t.invoice_setup(&skip_document_mapping("").replace("INV_*.csv", "INV_????.csv"));
+    t.write(
+        "drop/inbox/INV_0001.csv",
+        "No;Date;Cust;Terms;Total;Item;Amount\nINV1;20.11.2026;C1;XX;1,50;A;1,50\n",
+    );
+    let out = t.run(&["run"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(t.exists("drop/failed/INV_0001.rejected.csv"));
+    assert!(
+        out.stderr.contains("does not match the mapping's globs"),
+        "{}",
+        out.stderr
+    );
+    // a name the globs take is not warned of
+    let t = TestDir::new();
+    t.invoice_setup(&skip_document_mapping(""));
+    t.write(
+        "drop/inbox/INV_0001.csv",
+        "No;Date;Cust;Terms;Total;Item;Amount\nINV1;20.11.2026;C1;XX;1,50;A;1,50\n",
+    );
+    let out = t.run(&["run"]);
+    assert!(!out.stderr.contains("globs"), "{}", out.stderr);
+}
