@@ -8,9 +8,11 @@
 //! as `reprocess` moves it (its reports to `failed/.history/`); the ledger skips what
 //! the ERP accepted, so only the failed documents are sent again. After the last
 //! attempt the file stays in failed/ and the ledger records that erpdrop gave up on it.
+//! A file whose rejected rows a person dropped back into the inbox is left alone: the
+//! fix goes first, and once the ERP has every failed document nothing is left to retry.
 
 use crate::config::{AutoRetry, Config};
-use crate::ledger::{Ledger, LedgerError};
+use crate::ledger::{DocState, Ledger, LedgerError};
 use crate::lifecycle::back_to_inbox;
 use crate::lifecycle::scan::list_failed_files;
 use serde::Deserialize;
@@ -67,14 +69,23 @@ pub fn move_due(cfg: &Config, ledger: &Ledger) -> Result<HashSet<String>, Ledger
         let Some(mapping) = cfg.mapping_for(&name) else {
             continue;
         };
+        // its rejected rows are back in the inbox, fixed by a person: they go first, and
+        // the old content would only be a conflict beside them
+        let rows = crate::report::rejected::rejected_name(&name);
+        if cfg.folders.inbox.join(&rows).symlink_metadata().is_ok() {
+            tracing::info!(file = %name, "not retried: its rejected rows {rows} are in the inbox");
+            continue;
+        }
         let report = failed.join(format!("{name}.errors.json"));
         let Some(view) = read_report(&report) else {
             continue;
         };
         match verdict(&view, retry, now, |key| {
-            ledger.document(&mapping.name, key).map(|d| {
+            ledger.document(&mapping.name, key).map(|d| match d {
                 // a document accepted meanwhile (another file) no longer counts
-                d.filter(|d| !d.in_erp()).map(|d| d.failures)
+                Some(d) if d.state == DocState::Accepted => None,
+                Some(d) => Some(d.failures),
+                None => Some(0),
             })
         })? {
             Verdict::Person | Verdict::Later => {}
@@ -132,7 +143,7 @@ fn read_report(path: &Path) -> Option<ReportView> {
 }
 
 /// What becomes of a failed file with this report; `failures` gives how many times a
-/// document failed (`None`: the ERP has it now, or the ledger does not know it).
+/// document failed (`None`: the ERP accepted it since).
 fn verdict(
     view: &ReportView,
     retry: &AutoRetry,
@@ -153,8 +164,18 @@ fn verdict(
         }
     }
     let mut most = 0;
+    let mut open = 0;
     for k in keys {
-        most = most.max(failures(k)?.unwrap_or(0));
+        if let Some(n) = failures(k)? {
+            most = most.max(n);
+            open += 1;
+        }
+    }
+    if open == 0 {
+        // every failed document reached the ERP meanwhile (from another file, such as
+        // the fixed rejected rows): nothing is left to send, and sending this file's
+        // old content would only be a conflict
+        return Ok(Verdict::Person);
     }
     if most >= i64::from(retry.attempts) {
         return Ok(Verdict::GaveUp {
@@ -232,6 +253,13 @@ mod tests {
         assert_eq!(verdict(&v, &retry(), late, n).unwrap(), Verdict::Person);
         let v = view("2026-11-25T04:00:00Z", &[(None, "rejected")]);
         assert_eq!(verdict(&v, &retry(), late, n).unwrap(), Verdict::Person);
+    }
+
+    #[test]
+    fn a_file_whose_failed_documents_the_erp_has_now_is_not_sent_again() {
+        let v = view("2026-11-25T04:00:00Z", &[(Some("A"), "rejected")]);
+        let got = verdict(&v, &retry(), at("2026-11-26T00:00:00Z"), |_| Ok(None)).unwrap();
+        assert_eq!(got, Verdict::Person);
     }
 
     #[test]

@@ -185,3 +185,36 @@ fn a_wrong_retry_setting_is_named_with_its_line() {
         out.stderr
     );
 }
+
+#[test]
+fn a_file_whose_rejected_rows_came_back_fixed_is_not_retried() {
+    let erp = FakeErp::start(Behaviour {
+        reject: ["INV000001".to_string()].into(),
+        ..Behaviour::default()
+    });
+    let t = setup(&erp, "attempts = 3\nevery = \"1s\"");
+    t.write("drop/inbox/INV_1.csv", invoices_csv(3, 1));
+    assert_eq!(t.run(&["run"]).code, 1);
+    // the user fixes the rejected row (other content) and drops it back
+    erp.set(|b| b.reject.clear());
+    let rejected = t.read("drop/failed/INV_1.rejected.csv");
+    t.write(
+        "drop/inbox/INV_1.rejected.csv",
+        rejected.replace("ITEM0", "ITEM9"),
+    );
+    age_last_attempt(&t, "INV_1.csv", 5);
+    let out = t.run(&["run"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(
+        asked(&erp, "INV000001"),
+        2,
+        "sent once more, from the fixed rows"
+    );
+    // the original is not sent again with its old content (a conflict)
+    assert!(t.exists("drop/failed/INV_1.csv"));
+    assert!(!t.exists("drop/failed/.history"), "not moved");
+    assert_eq!(
+        today_done(&t),
+        ["INV_1.rejected.csv", "INV_1.rejected.csv.report.json"]
+    );
+}
