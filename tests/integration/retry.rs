@@ -218,3 +218,41 @@ fn a_file_whose_rejected_rows_came_back_fixed_is_not_retried() {
         ["INV_1.rejected.csv", "INV_1.rejected.csv.report.json"]
     );
 }
+
+#[test]
+fn watch_retries_a_failed_file_when_its_time_comes() {
+    use std::time::{Duration, Instant};
+    let erp = FakeErp::start(Behaviour {
+        reject: ["INV000001".to_string()].into(),
+        ..Behaviour::default()
+    });
+    let t = setup(&erp, "attempts = 3\nevery = \"1h\"");
+    t.write("drop/inbox/INV_1.csv", invoices_csv(3, 1));
+    let mut child = t
+        .spawn_cmd()
+        .args(["watch", "--interval", "1s"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let wait_for = |what: &dyn Fn() -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !what() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        what()
+    };
+    let failed = wait_for(&|| t.exists("drop/failed/INV_1.csv.errors.json"));
+    erp.set(|b| b.reject.clear());
+    if failed {
+        // an hour passes
+        age_last_attempt(&t, "INV_1.csv", 3601);
+    }
+    let done = failed && wait_for(&|| today_done(&t).len() == 2);
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(failed, "the first pass failed the file");
+    assert!(done, "the file was retried: {:?}", t.ls("drop/failed"));
+    assert_eq!(asked(&erp, "INV000001"), 2);
+    assert_eq!(erp.created(), (3, 1));
+}
