@@ -51,6 +51,8 @@ struct FailedDoc {
     operation: Option<&'static str>,
     file: Option<String>,
     attempts: i64,
+    /// Attempts in a row that failed (rejected or invalid): what `[retry]` counts.
+    failed_attempts: i64,
     status: Option<i64>,
     last_error: Option<String>,
     updated: String,
@@ -206,6 +208,7 @@ pub fn status(cfg: &Config, ui: &Ui, failed_only: bool) -> Result<Exit, Failure>
                 .then_some(d.operation.as_str()),
             file: d.file,
             attempts: d.attempts,
+            failed_attempts: d.failures,
             status: d.last_status,
             last_error: d
                 .last_error

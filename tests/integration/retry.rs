@@ -134,6 +134,13 @@ fn after_the_last_attempt_the_file_stays_and_status_says_erpdrop_gave_up() {
             .contains("Payment terms N30 are not set up"),
         "{f}"
     );
+    let doc = st["failed_documents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["document"] == "INV000001")
+        .expect("the failed document is listed");
+    assert_eq!(doc["failed_attempts"], 2, "{doc}");
     let text = t.run(&["status"]).stdout;
     assert!(text.contains("gave up after 2 attempts"), "{text}");
     assert!(text.contains("Payment terms N30"), "{text}");
