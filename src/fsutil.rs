@@ -247,7 +247,7 @@ pub fn free_name(dir: &Path, name: &str, sidecars: &[&str]) -> PathBuf {
         dir.join(n).symlink_metadata().is_ok()
             || sidecars
                 .iter()
-                .any(|s| dir.join(format!("{n}{s}")).symlink_metadata().is_ok())
+                .any(|s| dir.join(sidecar_name(n, s)).symlink_metadata().is_ok())
     };
     if !taken(name) {
         return dir.join(name);
@@ -263,6 +263,38 @@ pub fn free_name(dir: &Path, name: &str, sidecars: &[&str]) -> PathBuf {
         }
     }
     unreachable!("some suffix is free")
+}
+
+/// The sidecar of the rejected rows: it goes before the extension
+/// (`INV_1.rejected.csv` for `INV_1.csv`), so that it matches the same globs.
+pub const REJECTED_SIDECAR: &str = ".rejected{ext}";
+
+/// The name of a file's sidecar: the suffix after its name (`.errors.json`), or with
+/// `{ext}` the part before its extension, the extension after ([`REJECTED_SIDECAR`]).
+pub fn sidecar_name(name: &str, side: &str) -> String {
+    if !side.contains("{ext}") {
+        return format!("{name}{side}");
+    }
+    let (stem, ext) = match name.rfind('.') {
+        Some(i) if i > 0 => (&name[..i], &name[i..]),
+        _ => (name, ""),
+    };
+    format!("{stem}{}", side.replace("{ext}", ext))
+}
+
+/// Whether `name` is the rejected rows sidecar of a file that stands beside it in
+/// `dir` (not a file of its own).
+pub fn is_rejected_sidecar(dir: &Path, name: &str) -> bool {
+    let Some(i) = name.find(".rejected") else {
+        return false;
+    };
+    let rest = &name[i + ".rejected".len()..];
+    if !(rest.is_empty() || rest.starts_with('.')) || rest[1.min(rest.len())..].contains('.') {
+        return false;
+    }
+    let original = format!("{}{rest}", &name[..i]);
+    sidecar_name(&original, REJECTED_SIDECAR) == name
+        && dir.join(&original).symlink_metadata().is_ok()
 }
 
 /// Moves a file without overwriting: a hard link to the new name (fails if it exists),

@@ -4,9 +4,8 @@
 
 use crate::config::Config;
 use crate::exit::{Exit, Failure};
-use crate::fsutil::{free_name, move_no_clobber};
-use crate::lifecycle::scan::list_files;
-use crate::lifecycle::FAILED_SIDECARS;
+use crate::lifecycle::back_to_inbox;
+use crate::lifecycle::scan::list_failed_files;
 use crate::pass::live::{run_locked, LiveOptions};
 use crate::pass::{lock_drop, refuse_lost_ledger, Settings};
 use crate::stop::Stop;
@@ -27,7 +26,7 @@ pub fn reprocess(
     let failed = &cfg.folders.failed;
     // Check everything before moving anything.
     let chosen: Vec<PathBuf> = if all {
-        list_files(failed).unwrap_or_default()
+        list_failed_files(failed).unwrap_or_default()
     } else {
         let mut v = Vec::new();
         for f in files {
@@ -77,29 +76,8 @@ pub fn reprocess(
             .unwrap_or_default()
             .to_string_lossy()
             .into_owned();
-        for side in FAILED_SIDECARS {
-            let s = failed.join(format!("{name}{side}"));
-            if s.exists() {
-                std::fs::create_dir_all(&history).map_err(|e| {
-                    Failure::usage(format!("cannot create {}: {e}", history.display()))
-                })?;
-                let to = free_name(&history, &format!("{name}{side}"), &[]);
-                move_no_clobber(&s, &to).map_err(|e| {
-                    Failure::usage(format!("cannot keep the old report {}: {e}", s.display()))
-                })?;
-            }
-        }
-        let to = free_name(&cfg.folders.inbox, &name, &[]);
-        move_no_clobber(p, &to).map_err(|e| {
-            Failure::usage(format!("cannot move {} to the inbox: {e}", p.display()))
-        })?;
-        if let Some(pattern) = &cfg.ready_marker {
-            let marker = crate::lifecycle::scan::marker_path(p, pattern);
-            if marker.exists() {
-                let _ =
-                    move_no_clobber(&marker, &crate::lifecycle::scan::marker_path(&to, pattern));
-            }
-        }
+        let to = back_to_inbox(&cfg.folders, p, cfg.ready_marker.as_deref(), &history)
+            .map_err(Failure::usage)?;
         tracing::info!(file = %name, "moved back to the inbox for reprocessing");
         names.insert(
             to.file_name()

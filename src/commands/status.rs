@@ -5,7 +5,7 @@
 use crate::config::Config;
 use crate::exit::{Exit, Failure};
 use crate::ledger::{DocRecord, FileRecord, Ledger, RunRecord, RunState};
-use crate::lifecycle::scan::{list_files, readiness, NotReady};
+use crate::lifecycle::scan::{list_failed_files, list_files, readiness, NotReady};
 use crate::outcome::Outcome;
 use crate::problem::{bound, MAX_MESSAGE_CHARS};
 use crate::ui::Ui;
@@ -27,6 +27,18 @@ struct FailedFile {
     /// Documents of the file that failed (invalid or rejected), the first error's
     /// included.
     failed_documents: u64,
+    /// `[retry]` gave up on it: after how many attempts, and the last error.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    gave_up: Option<GaveUpView>,
+}
+
+#[derive(Debug, Serialize)]
+struct GaveUpView {
+    attempts: i64,
+    last_error: Option<String>,
+    at: String,
+    /// "gave up after N attempts", as the text listing says it.
+    message: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -39,6 +51,8 @@ struct FailedDoc {
     operation: Option<&'static str>,
     file: Option<String>,
     attempts: i64,
+    /// Attempts in a row that failed (rejected or invalid): what `[retry]` counts.
+    failed_attempts: i64,
     status: Option<i64>,
     last_error: Option<String>,
     updated: String,
@@ -88,6 +102,10 @@ pub fn status(cfg: &Config, ui: &Ui, failed_only: bool) -> Result<Exit, Failure>
         Some(l) => l.failed_documents(50)?,
         None => Vec::new(),
     };
+    let gave_up = match &ledger {
+        Some(l) => l.gave_up_files()?,
+        None => Vec::new(),
+    };
     let counts = match &ledger {
         Some(l) => l.document_counts()?.into_iter().collect(),
         None => Default::default(),
@@ -133,7 +151,7 @@ pub fn status(cfg: &Config, ui: &Ui, failed_only: bool) -> Result<Exit, Failure>
     }
 
     let mut failed_files = Vec::new();
-    for f in list_files(&cfg.folders.failed).unwrap_or_default() {
+    for f in list_failed_files(&cfg.folders.failed).unwrap_or_default() {
         let name = f
             .file_name()
             .unwrap_or_default()
@@ -153,7 +171,20 @@ pub fn status(cfg: &Config, ui: &Ui, failed_only: bool) -> Result<Exit, Failure>
                     .iter()
                     .find(|r| r.name == name && r.outcome == Outcome::Failed)
             });
+        let given_up = gave_up
+            .iter()
+            .find(|g| g.stored_as == path || g.stored_as.ends_with(&format!("/{name}")))
+            .map(|g| GaveUpView {
+                attempts: g.attempts,
+                last_error: g
+                    .last_error
+                    .as_deref()
+                    .map(|e| bounded_message(&crate::redact::redact(e))),
+                at: g.time.clone(),
+                message: format!("gave up after {} attempts", g.attempts),
+            });
         failed_files.push(FailedFile {
+            gave_up: given_up,
             file: name,
             run: rec.map(|r| r.run_id.clone()),
             finished: rec.map(|r| r.finished.clone()),
@@ -177,6 +208,7 @@ pub fn status(cfg: &Config, ui: &Ui, failed_only: bool) -> Result<Exit, Failure>
                 .then_some(d.operation.as_str()),
             file: d.file,
             attempts: d.attempts,
+            failed_attempts: d.failures,
             status: d.last_status,
             last_error: d
                 .last_error
@@ -323,6 +355,14 @@ fn print_text(st: &Status, failed_only: bool, no_ledger: bool) {
             cut(&f.file, 30),
             f.finished.as_deref().map(short_time).unwrap_or_default()
         );
+        if let Some(g) = &f.gave_up {
+            crate::outln!(
+                "    {} ({}): {}",
+                g.message,
+                short_time(&g.at),
+                cut(g.last_error.as_deref().unwrap_or(""), 40)
+            );
+        }
         if let Some(e) = &f.first_error {
             crate::outln!("    {}", cut(e, 74));
         }

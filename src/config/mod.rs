@@ -45,6 +45,100 @@ struct ConfigSpec {
     notify: Vec<notify::NotifySpec>,
     #[serde(default)]
     expect: Vec<notify::ExpectSpec>,
+    /// Failed files sent again on a schedule (`[retry]`).
+    retry: Option<AutoRetrySpec>,
+}
+
+/// `[retry]`: failed files put through again automatically.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AutoRetrySpec {
+    #[serde(default = "default_retry_attempts")]
+    attempts: u32,
+    #[serde(default = "default_every")]
+    every: String,
+    #[serde(default = "default_codes")]
+    codes: Vec<String>,
+}
+
+/// `[retry] attempts`: five, the first counted.
+fn default_retry_attempts() -> u32 {
+    5
+}
+
+fn default_every() -> String {
+    "15m".to_string()
+}
+
+fn default_codes() -> Vec<String> {
+    vec!["rejected".to_string()]
+}
+
+/// `[retry]`: a failed file whose failed documents all have one of `codes` goes back to
+/// the inbox once `every` has passed since its last attempt, until its documents have
+/// had `attempts` attempts (the first counted).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AutoRetry {
+    pub attempts: u32,
+    pub every: std::time::Duration,
+    pub codes: Vec<crate::problem::Code>,
+}
+
+/// Compiles `[retry]`; errors name the key and its line.
+fn auto_retry(
+    path: &Path,
+    loc: &KeyLocator,
+    spec: &AutoRetrySpec,
+) -> Result<AutoRetry, ConfigErrors> {
+    let err = |key: &str, msg: String| -> ConfigErrors {
+        ConfigError::at(
+            path,
+            loc.line(&["retry", key]),
+            &format!("retry.{key}"),
+            msg,
+        )
+        .into()
+    };
+    if spec.attempts == 0 {
+        return Err(err(
+            "attempts",
+            "attempts must be at least 1 (the first attempt counts)".into(),
+        ));
+    }
+    let every = humantime::parse_duration(spec.every.trim()).map_err(|e| {
+        err(
+            "every",
+            format!(
+                "every = {:?} is not a duration: {e} (e.g. \"15m\", \"1h\")",
+                spec.every
+            ),
+        )
+    })?;
+    let mut codes = Vec::new();
+    for c in &spec.codes {
+        let code: crate::problem::Code =
+            serde_json::from_value(serde_json::Value::String(c.clone())).map_err(|_| {
+                err(
+                    "codes",
+                    format!(
+                    "{c:?} is not an error code (e.g. \"rejected\", \"lookup\", \"not_allowed\")"
+                ),
+                )
+            })?;
+        codes.push(code);
+    }
+    if codes.is_empty() {
+        return Err(err(
+            "codes",
+            "codes is empty: no failed file would ever be retried (e.g. codes = [\"rejected\"])"
+                .into(),
+        ));
+    }
+    Ok(AutoRetry {
+        attempts: spec.attempts,
+        every,
+        codes,
+    })
 }
 
 fn default_mappings() -> Vec<String> {
@@ -198,6 +292,8 @@ pub struct Config {
     pub notify: Vec<Notify>,
     /// `[[expect]]`: files expected every day by a time.
     pub expect: Vec<Expect>,
+    /// `[retry]`, when set.
+    pub retry: Option<AutoRetry>,
 }
 
 impl Config {
@@ -263,6 +359,10 @@ impl Config {
             },
         };
 
+        let retry = match &spec.retry {
+            Some(r) => Some(auto_retry(path, &locator, r)?),
+            None => None,
+        };
         let mut errors = Vec::new();
         let mut files = Vec::new();
         for (n, pattern) in spec.mappings.iter().enumerate() {
@@ -323,6 +423,7 @@ impl Config {
             mappings,
             notify,
             expect,
+            retry,
         })
     }
 

@@ -119,6 +119,8 @@ pub struct DocRecord {
     pub operation: Operation,
     /// How many times the ERP deleted it (a key that comes back is a new document).
     pub deletions: i64,
+    /// How many attempts in a row failed (rejected or invalid): what `[retry]` counts.
+    pub failures: i64,
 }
 
 impl DocRecord {
@@ -142,7 +144,7 @@ pub struct Attempt<'a> {
 
 macro_rules! columns {
     () => {
-        "mapping, key, content_hash, state, target_id, attempts, last_error, last_status, file, run_id, updated, erp_hash, operation, deletions"
+        "mapping, key, content_hash, state, target_id, attempts, last_error, last_status, file, run_id, updated, erp_hash, operation, deletions, failures"
     };
 }
 const COLUMNS: &str = columns!();
@@ -197,6 +199,7 @@ pub(super) const OUTCOME: &str = "UPDATE documents SET
                        WHEN operation = 'delete' THEN NULL
                        ELSE content_hash END,
        deletions = deletions + (CASE WHEN ?3 = 'accepted' AND operation = 'delete' THEN 1 ELSE 0 END),
+       failures = CASE ?3 WHEN 'rejected' THEN failures + 1 WHEN 'accepted' THEN 0 ELSE failures END,
        target_id = coalesce(?4, target_id),
        last_error = ?5, last_status = ?6, updated = ?7
      WHERE mapping = ?1 AND key = ?2";
@@ -307,10 +310,11 @@ impl Ledger {
     ) -> Result<(), LedgerError> {
         self.conn
             .prepare_cached(
-                "INSERT INTO documents (mapping, key, content_hash, state, attempts, last_error, file, run_id, updated)
-                 VALUES (?1, ?2, '', 'invalid', 0, ?3, ?4, ?5, ?6)
+                "INSERT INTO documents (mapping, key, content_hash, state, attempts, last_error, file, run_id, updated, failures)
+                 VALUES (?1, ?2, '', 'invalid', 0, ?3, ?4, ?5, ?6, 1)
                  ON CONFLICT (mapping, key) DO UPDATE SET
                    state = 'invalid', last_error = excluded.last_error, last_status = NULL,
+                   failures = documents.failures + 1,
                    file = excluded.file, run_id = excluded.run_id, updated = excluded.updated
                  WHERE documents.state NOT IN ('accepted', 'in_flight', 'in_doubt')",
             )
@@ -614,6 +618,7 @@ pub(super) fn row_to_doc(r: &rusqlite::Row<'_>) -> rusqlite::Result<DocRecord> {
         erp_hash: r.get(11)?,
         operation,
         deletions: r.get(13)?,
+        failures: r.get(14)?,
     })
 }
 

@@ -13,12 +13,14 @@
 mod documents;
 mod history;
 mod notices;
+mod retries;
 mod runs;
 mod schema;
 mod snapshot;
 
 pub use documents::{Answer, Attempt, Claim, DocRecord, DocState, DocWriter, Glance, Operation};
 pub use history::{HistoryQuery, HistoryRecord, Resolution};
+pub use retries::GaveUp;
 pub use runs::{FileRecord, RunRecord, RunState};
 pub use snapshot::Missing;
 
@@ -27,7 +29,7 @@ use schema::MIGRATIONS;
 use std::path::Path;
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {

@@ -129,4 +129,17 @@ pub(super) const MIGRATIONS: &[&str] = &[
         value TEXT NOT NULL,
         updated TEXT NOT NULL
     );",
+    // 6: automatic retries ([retry]): how many attempts in a row each document failed
+    // (rejected or invalid; an acceptance starts it again), and the failed files that
+    // erpdrop gave up retrying, by where they are stored
+    "ALTER TABLE documents ADD COLUMN failures INTEGER NOT NULL DEFAULT 0;
+    UPDATE documents SET failures = 1 WHERE state IN ('rejected', 'invalid');
+    CREATE TABLE gave_up (
+        stored_as TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        mapping TEXT NOT NULL,
+        attempts INTEGER NOT NULL,
+        last_error TEXT,
+        time TEXT NOT NULL
+    );",
 ];

@@ -23,7 +23,11 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 /// The sidecar suffixes of a file in failed/.
-pub const FAILED_SIDECARS: &[&str] = &[".errors.json", ".errors.csv"];
+pub const FAILED_SIDECARS: &[&str] = &[
+    ".errors.json",
+    ".errors.csv",
+    crate::fsutil::REJECTED_SIDECAR,
+];
 /// The sidecar suffix of a file in done/.
 pub const DONE_SIDECARS: &[&str] = &[".report.json"];
 
@@ -74,6 +78,46 @@ pub fn ensure_folders(f: &Folders) -> io::Result<()> {
         fs::create_dir_all(d)?;
     }
     Ok(())
+}
+
+/// Moves a file of failed/ back to the inbox (reprocess, and `[retry]`): its reports
+/// and rejected rows to `history` (a folder under `failed/.history/`), its ready marker
+/// (`marker`: the pattern) beside it. The path it has in the inbox; `Err` says what
+/// could not be moved, nothing else moved after it.
+pub fn back_to_inbox(
+    f: &Folders,
+    file: &Path,
+    marker: Option<&str>,
+    history: &Path,
+) -> Result<PathBuf, String> {
+    use crate::fsutil::{free_name, move_no_clobber, sidecar_name};
+    let name = file
+        .file_name()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .into_owned();
+    let dir = file.parent().unwrap_or(&f.failed);
+    for side in FAILED_SIDECARS {
+        let side_name = sidecar_name(&name, side);
+        let s = dir.join(&side_name);
+        if s.exists() {
+            fs::create_dir_all(history)
+                .map_err(|e| format!("cannot create {}: {e}", history.display()))?;
+            let to = free_name(history, &side_name, &[]);
+            move_no_clobber(&s, &to)
+                .map_err(|e| format!("cannot keep the old report {}: {e}", s.display()))?;
+        }
+    }
+    let to = free_name(&f.inbox, &name, &[]);
+    move_no_clobber(file, &to)
+        .map_err(|e| format!("cannot move {} to the inbox: {e}", file.display()))?;
+    if let Some(pattern) = marker {
+        let m = scan::marker_path(file, pattern);
+        if m.exists() {
+            let _ = move_no_clobber(&m, &scan::marker_path(&to, pattern));
+        }
+    }
+    Ok(to)
 }
 
 #[cfg(test)]

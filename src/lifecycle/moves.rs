@@ -108,7 +108,7 @@ pub fn settle_with(
             .into_owned();
         let reports: Vec<PathBuf> = sidecars
             .iter()
-            .map(|s| dir.join(format!("{to_name}{s}")))
+            .map(|s| dir.join(crate::fsutil::sidecar_name(&to_name, s)))
             .collect();
         let marker_to = c.marker.as_ref().map(|m| {
             let suffix = m

@@ -27,6 +27,17 @@ pub fn list_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
         .collect())
 }
 
+/// The files of failed/: as [`list_files`], without the rejected rows beside each
+/// file (`INV_1.rejected.csv` of `INV_1.csv`), which are its sidecars, not files.
+pub fn list_failed_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut files = list_files(dir)?;
+    files.retain(|p| {
+        let name = p.file_name().unwrap_or_default().to_string_lossy();
+        !crate::fsutil::is_rejected_sidecar(dir, &name)
+    });
+    Ok(files)
+}
+
 /// As [`list_files`], with the identity of each file as listed, so that a claim can
 /// tell whether its name still holds that file.
 pub fn list_files_with_ids(dir: &Path) -> std::io::Result<Vec<(PathBuf, FileId)>> {

@@ -110,6 +110,24 @@ impl Event {
         e
     }
 
+    /// erpdrop gave up retrying a stored failed file (`[retry]`): its name and mapping,
+    /// the attempts made, the last error, and its `FILE.errors.csv`.
+    pub fn gave_up_on(
+        file: &str,
+        mapping: &str,
+        attempts: u32,
+        last_error: Option<&str>,
+        errors_csv: PathBuf,
+    ) -> Event {
+        let mut e = Event::new(EventName::GaveUp);
+        e.file = Some(file.to_string());
+        e.mapping = Some(mapping.to_string());
+        e.attempts = Some(attempts);
+        e.detail = last_error.map(str::to_string);
+        e.report = Some(std::path::absolute(&errors_csv).unwrap_or(errors_csv));
+        e
+    }
+
     /// The target went down (`reason`: its answer), files wait in the inbox.
     pub fn target_down(reason: &str) -> Event {
         let mut e = Event::new(EventName::TargetDown);
@@ -199,7 +217,16 @@ impl Event {
             EventName::FileFailed | EventName::GaveUp => {
                 let file = self.file.as_deref().unwrap_or("");
                 let c = self.counts.unwrap_or_default();
-                if self.name == EventName::GaveUp {
+                if self.name == EventName::GaveUp && self.counts.is_none() {
+                    // told by [retry], from the stored file: its last error, not counts
+                    t.push_str(&format!(
+                        "erpdrop retried {file} {} times and gave up: the ERP still refuses some of its documents. The file stays in failed/.\n",
+                        self.attempts.unwrap_or(0)
+                    ));
+                    if let Some(d) = &self.detail {
+                        t.push_str(&format!("\nThe last error: {d}\n"));
+                    }
+                } else if self.name == EventName::GaveUp {
                     t.push_str(&format!(
                         "erpdrop retried {file} {} times and gave up: the ERP still refuses {} of its documents. The file stays in failed/.\n",
                         self.attempts.unwrap_or(0),
@@ -218,10 +245,12 @@ impl Event {
                 if let Some(m) = &self.mapping {
                     t.push_str(&format!("Mapping: {m}\n"));
                 }
-                t.push_str(&format!(
-                    "Documents: {} (accepted {}, rejected by the ERP {}, invalid {}, already imported {})\n",
-                    c.documents, c.accepted, c.rejected, c.invalid, c.already_imported
-                ));
+                if self.counts.is_some() {
+                    t.push_str(&format!(
+                        "Documents: {} (accepted {}, rejected by the ERP {}, invalid {}, already imported {})\n",
+                        c.documents, c.accepted, c.rejected, c.invalid, c.already_imported
+                    ));
+                }
                 if let Some(r) = &self.report {
                     t.push_str(&format!("Report: {}\n", r.display()));
                 }

@@ -20,6 +20,7 @@ use crate::lifecycle::{
 use crate::notify::{Event, Notifier};
 use crate::outcome::Outcome;
 use crate::problem::{Code, Problem, Stage};
+use crate::report::rejected::{rejected_name, write_rejected, RejectedInput};
 use crate::report::{timestamp, FileReport};
 use crate::stop::Stop;
 use crate::ui::Ui;
@@ -120,6 +121,13 @@ fn files(
 ) -> Result<Option<Halt>, Failure> {
     let cfg = pass.cfg;
     recover(cfg, ledger)?;
+    // [retry]: failed files whose time has come go back to the inbox first (not in a
+    // reprocess, which takes only the files it was given)
+    let retried = if opts.only.is_none() {
+        super::retry::move_due(cfg, ledger)?
+    } else {
+        HashSet::new()
+    };
     let folders = &cfg.folders;
     let target = crate::deliver::make_target(cfg);
     // documents whose earlier attempt has no known outcome: the ERP says, if it can
@@ -134,6 +142,7 @@ fn files(
         notifier: Notifier::new(cfg),
         down: None,
         reached: false,
+        retried: retried.clone(),
     };
     let mut files = list_files_with_ids(&folders.inbox).map_err(|e| {
         Failure::usage(format!(
@@ -186,7 +195,13 @@ fn files(
             }
             continue;
         };
-        match readiness(&file, settle, marker_rule, now) {
+        // a retried file was ready once already, as a reprocessed one
+        let ready = if retried.contains(&name) {
+            Ok(())
+        } else {
+            readiness(&file, settle, marker_rule, now)
+        };
+        match ready {
             Ok(()) => {}
             Err(NotReady::Settling(_)) => {
                 tracing::info!(file = %name, "not settled yet (modified less than {}s ago); next run", cfg.settle_seconds);
@@ -262,6 +277,9 @@ struct DropFolders<'a> {
     down: Option<String>,
     /// The target answered documents in this pass.
     reached: bool,
+    /// Files that `[retry]` put back into the inbox in this pass: one that fails again
+    /// is not told as `file_failed` again (its first failure was; `gave_up` ends it).
+    retried: HashSet<String>,
 }
 
 impl DropFolders<'_> {
@@ -366,6 +384,7 @@ impl DropFolders<'_> {
         report: &mut FileReport,
         dir: &Path,
         sidecars: &[&str],
+        rejected: Option<&crate::mapping::Mapping>,
     ) -> Result<Result<std::path::PathBuf, String>, LedgerError> {
         let mut recorded: Option<String> = None;
         let mut ledger_error: Option<LedgerError> = None;
@@ -386,6 +405,19 @@ impl DropFolders<'_> {
                 report.moved_to = Some(to.display().to_string());
                 let name = to.file_name().unwrap_or_default().to_string_lossy();
                 report.write_sidecars(dir, &name)?;
+                if let Some(mapping) = rejected {
+                    if let Err(e) =
+                        self.write_rejected(report, mapping, &dir.join(rejected_name(&name)))
+                    {
+                        // the reports go together, or none
+                        for s in FAILED_SIDECARS {
+                            let _ = std::fs::remove_file(
+                                dir.join(crate::fsutil::sidecar_name(&name, s)),
+                            );
+                        }
+                        return Err(e);
+                    }
+                }
                 report.report_at = matches!(report.outcome, Outcome::Failed | Outcome::Invalid)
                     .then(|| dir.join(format!("{name}.errors.csv")));
                 if let Err(e) = self.record_file(report, Some(to)) {
@@ -415,6 +447,36 @@ impl DropFolders<'_> {
                 )))
             }
         }
+    }
+
+    /// Writes the rejected rows of a failed file beside its reports (see
+    /// [`crate::report::rejected`]).
+    fn write_rejected(
+        &self,
+        report: &FileReport,
+        mapping: &crate::mapping::Mapping,
+        to: &Path,
+    ) -> std::io::Result<()> {
+        let claimed = self.claimed();
+        let in_erp = |key: &str| {
+            self.ledger
+                .document(&mapping.name, key)
+                .ok()
+                .flatten()
+                .is_some_and(|d| d.in_erp())
+        };
+        write_rejected(
+            &RejectedInput {
+                source: &claimed.path,
+                id: Some(claimed.id),
+                mapping,
+                problems: &report.errors,
+                held_back: report.counts.held_back > 0,
+                in_erp: &in_erp,
+            },
+            to,
+        )
+        .map(|_| ())
     }
 
     fn finish_file(
@@ -476,8 +538,14 @@ impl DropFolders<'_> {
             let day = chrono::Local::now().format("%Y-%m-%d").to_string();
             (self.folders().done.join(day), DONE_SIDECARS)
         };
-        let stored = match self.store(&mut report, &dir, sidecars)? {
-            Ok(p) => p,
+        // a file unusable as a whole has no rows to fix one by one
+        let rejected = (failed && !check.fatal).then_some(&*taken.mapping);
+        let stored = match self.store(&mut report, &dir, sidecars, rejected)? {
+            Ok(p) => {
+                // a file given up on before under this name is not that file
+                self.ledger.forget_gave_up(&p.display().to_string())?;
+                p
+            }
             Err(reason) => {
                 // No report was left behind (each is written whole or not at all); what
                 // was delivered is in the ledger, so the next run skips it.
@@ -497,8 +565,10 @@ impl DropFolders<'_> {
                 already_imported = c.already_imported, report = %std::path::Path::new(&errors).display(),
                 "file failed"
             );
-            self.notifier
-                .send(&Event::file_failed(&report, report.report_at.clone()));
+            if !self.retried.contains(&taken.name) {
+                self.notifier
+                    .send(&Event::file_failed(&report, report.report_at.clone()));
+            }
         } else {
             tracing::info!(
                 file = %taken.name, outcome = report.outcome.as_str(), documents = c.documents,

@@ -18,6 +18,7 @@
 mod drop;
 pub mod dry;
 pub mod live;
+mod retry;
 
 pub use drop::{ledger_path, lock_drop, refuse_linked_folders, refuse_lost_ledger};
 

@@ -5,6 +5,8 @@
 //! ([`crate::redact`]): the second line of defence behind the target's own masking of
 //! what the ERP sends back.
 
+pub mod rejected;
+mod rejected_xml;
 mod summary;
 
 pub use crate::outcome::{AcceptedDoc, Counts, Outcome};

@@ -157,7 +157,11 @@ fn reprocess_after_a_fix_sends_only_the_failed_documents() {
     assert_eq!(history.len(), 1);
     assert_eq!(
         t.ls(&format!("drop/failed/.history/{}", history[0])),
-        vec!["INV_1.csv.errors.csv", "INV_1.csv.errors.json"]
+        vec![
+            "INV_1.csv.errors.csv",
+            "INV_1.csv.errors.json",
+            "INV_1.rejected.csv"
+        ]
     );
     let js = t.run(&["status", "--failed", "--json"]).json();
     assert!(
@@ -232,7 +236,7 @@ fn a_ledger_of_an_older_schema_is_migrated() {
         .query_row("SELECT max(version) FROM schema_version", [], |r| r.get(0))
         .unwrap();
     assert_eq!(v, erpdrop::ledger::SCHEMA_VERSION);
-    assert_eq!(v, 5);
+    assert_eq!(v, 6);
     let accepted: i64 = c
         .query_row(
             "SELECT count(*) FROM documents WHERE state = 'accepted'",

@@ -560,7 +560,12 @@ fn a_lost_ledger_next_to_history_is_refused_until_a_new_one_is_asked_for() {
             assert_eq!(t.ls("drop/inbox"), ["INV_1.csv"]);
             assert_eq!(
                 t.ls("drop/failed"),
-                ["INV_2.csv", "INV_2.csv.errors.csv", "INV_2.csv.errors.json"]
+                [
+                    "INV_2.csv",
+                    "INV_2.csv.errors.csv",
+                    "INV_2.csv.errors.json",
+                    "INV_2.rejected.csv"
+                ]
             );
             assert_eq!(t.ls(&day), ["INV_1.csv", "INV_1.csv.report.json"]);
             assert_eq!(mtimes(&t, "drop/outbox"), outbox, "nothing submitted");

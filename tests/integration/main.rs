@@ -16,6 +16,8 @@ mod lifecycle;
 mod login;
 mod master;
 mod notify;
+mod rejected;
+mod retry;
 mod run;
 mod smoke;
 mod tls;

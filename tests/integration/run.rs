@@ -216,7 +216,12 @@ fn good_and_bad_files_each_end_in_their_place() {
     );
     assert_eq!(
         t.ls("drop/failed"),
-        vec!["INV_2.csv", "INV_2.csv.errors.csv", "INV_2.csv.errors.json"]
+        vec![
+            "INV_2.csv",
+            "INV_2.csv.errors.csv",
+            "INV_2.csv.errors.json",
+            "INV_2.rejected.csv"
+        ]
     );
     let errors = t.read_json("drop/failed/INV_2.csv.errors.json");
     assert_eq!(errors["outcome"], "failed");
@@ -374,9 +379,11 @@ fn names_in_done_and_failed_are_never_overwritten() {
             "INV_2.1.csv",
             "INV_2.1.csv.errors.csv",
             "INV_2.1.csv.errors.json",
+            "INV_2.1.rejected.csv",
             "INV_2.csv",
             "INV_2.csv.errors.csv",
-            "INV_2.csv.errors.json"
+            "INV_2.csv.errors.json",
+            "INV_2.rejected.csv"
         ]
     );
     assert!(t

@@ -117,6 +117,14 @@ fn in_file_encoding(head: &[u8]) -> Result<Option<&'static Encoding>, Problem> {
     }
 }
 
+/// The encoding an XML file is read in, from its first bytes (up to 1,024) and the
+/// mapping's `source.encoding`, as [`XmlSource`] reads it.
+pub fn encoding_of(head: &[u8], named: Option<&'static Encoding>) -> Option<&'static Encoding> {
+    sniff(&head[..head.len().min(HEAD)], named, in_file_encoding)
+        .ok()
+        .map(|(e, _)| e)
+}
+
 /// The `encoding` of an `<?xml ... ?>` declaration at the start of `head`.
 fn declared_encoding(head: &[u8]) -> Option<String> {
     if !head.starts_with(b"<?xml") {

@@ -1,0 +1,513 @@
+//! `STEM.rejected.EXT`: the source rows of every failed document of a file, as read, in
+//! the file's own format, so that a user fixes them and drops the file back in.
+//!
+//! The file is read a second time: once through the mapping's own source, to learn which
+//! physical lines (CSV) or which records (XML, by their order) belong to a failed
+//! document, and once as text, to copy those rows' bytes exactly (quoting, multi-line
+//! values, line ends) with one more column, `erpdrop_error`, or a comment before each
+//! XML record. The text is written back in the file's encoding, with its byte-order
+//! mark where it had one; a character of a message that the encoding cannot hold
+//! becomes `?`.
+
+use crate::check::{open_source_for, Pass};
+use crate::fsutil::{write_atomic_with, FileId};
+use crate::mapping::Mapping;
+use crate::problem::Stage;
+use crate::problem_log::ProblemLog;
+use crate::source::decode::{byte_order_mark, DecodeReader, Tap};
+use crate::source::{CsvOptions, SourceError, SourceFormat};
+use encoding_rs::{Encoding, UTF_16BE, UTF_16LE, UTF_8};
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::path::Path;
+use std::rc::Rc;
+
+/// The name of the column (CSV) that carries a failed document's problems.
+pub const ERROR_COLUMN: &str = "erpdrop_error";
+
+/// The sentence for a valid document that was not sent because others of its file
+/// were invalid (`on_invalid = "reject-file"`).
+const HELD_BACK: &str =
+    "Not sent: other documents of this file are invalid and the mapping says on_invalid = \"reject-file\"";
+
+/// What the rejected rows file is made from.
+pub struct RejectedInput<'a> {
+    /// The file as it is now (in processing/), and the file that was claimed.
+    pub source: &'a Path,
+    pub id: Option<FileId>,
+    pub mapping: &'a Mapping,
+    /// The problems of the file's report.
+    pub problems: &'a ProblemLog,
+    /// Valid documents were held back (not sent) because others were invalid.
+    pub held_back: bool,
+    /// Whether the ERP already has a document (by key): held-back documents it has
+    /// are not listed.
+    pub in_erp: &'a dyn Fn(&str) -> bool,
+}
+
+/// Writes the rejected rows of a failed file to `to`, whole or not at all; `Ok(false)`
+/// when there is no row to write (nothing failed row by row).
+pub fn write_rejected(input: &RejectedInput<'_>, to: &Path) -> io::Result<bool> {
+    let failed = failed_problems(input.problems)?;
+    let rows = failed_rows(input, &failed)?;
+    if rows.is_empty() {
+        return Ok(false);
+    }
+    let written = write_atomic_with(to, &mut |w| match input.mapping.source.format {
+        SourceFormat::Csv => copy_csv(input, &rows, w),
+        SourceFormat::Xml => super::rejected_xml::copy_xml(input, &rows, w),
+    });
+    match written {
+        Ok(()) => {
+            let name = to.file_name().unwrap_or_default().to_string_lossy();
+            if !input.mapping.matches(&name) {
+                // `INV_????-??-??.csv` does not take `INV_2026-11-20.rejected.csv`
+                tracing::warn!(
+                    rejected = %name, mapping = %input.mapping.name,
+                    "the rejected rows' name does not match the mapping's globs: rename the file to a name the mapping takes before dropping it back into the inbox"
+                );
+            }
+            Ok(true)
+        }
+        // the records could not be told apart as the source read them: no file rather
+        // than one with the wrong records
+        Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+            tracing::warn!(file = %input.source.display(), "no rejected rows file: {e}");
+            Ok(false)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// The name of the rejected rows file of a file stored as `name`:
+/// `INV_1.rejected.csv` for `INV_1.csv`.
+pub fn rejected_name(name: &str) -> String {
+    crate::fsutil::sidecar_name(name, crate::fsutil::REJECTED_SIDECAR)
+}
+
+/// The problems of failed documents: by document key, and by line for those without one.
+#[derive(Default)]
+struct Failed {
+    by_key: HashMap<String, Vec<String>>,
+    by_line: HashMap<u64, Vec<String>>,
+}
+
+fn failed_problems(problems: &ProblemLog) -> io::Result<Failed> {
+    let mut f = Failed::default();
+    problems.try_for_each(|p| {
+        let message = crate::redact::redact_string(p.message());
+        match (&p.document, p.line) {
+            (Some(k), _) => f.by_key.entry(k.clone()).or_default().push(message),
+            (None, Some(l)) if p.stage != Stage::Read || l > 0 => {
+                f.by_line.entry(l).or_default().push(message)
+            }
+            _ => {}
+        }
+        Ok(())
+    })?;
+    Ok(f)
+}
+
+/// Where the failed documents are, and the text of their `erpdrop_error`: CSV by
+/// physical line of each row, XML by the order of the record (0 the first).
+pub(super) type Rows = BTreeMap<u64, (u64, Rc<str>)>;
+
+fn failed_rows(input: &RejectedInput<'_>, failed: &Failed) -> io::Result<Rows> {
+    let mut pass = Pass::Stream;
+    'again: loop {
+        let tap = Rc::new(RefCell::new(Tap::default()));
+        let mut source = open_source_for(input.mapping, input.source, input.id, tap, pass)
+            .map_err(|p| io::Error::other(p.message()))?;
+        let mut rows = Rows::new();
+        let mut ordinal = 0u64;
+        while let Some(doc) = source.next_document() {
+            let doc = match doc {
+                Ok(d) => d,
+                Err(SourceError::Ungrouped) => {
+                    pass = Pass::Ungrouped;
+                    continue 'again;
+                }
+                Err(SourceError::Repeated(r)) => {
+                    pass = Pass::Repeats(r);
+                    continue 'again;
+                }
+                Err(SourceError::Fatal(p)) => return Err(io::Error::other(p.message())),
+                Err(SourceError::Environment(e)) => return Err(io::Error::other(e)),
+            };
+            let key = doc.key_display();
+            let mut lines: Vec<u64> = std::iter::once(doc.header.line)
+                .chain(doc.lines.iter().map(|l| l.line))
+                .collect();
+            lines.sort_unstable();
+            lines.dedup();
+            let mut messages: Vec<&str> = Vec::new();
+            if !doc.key.is_empty() {
+                if let Some(m) = failed.by_key.get(&key) {
+                    messages.extend(m.iter().map(String::as_str));
+                }
+            }
+            for l in &lines {
+                if let Some(m) = failed.by_line.get(l) {
+                    messages.extend(m.iter().map(String::as_str));
+                }
+            }
+            let mut seen = std::collections::HashSet::new();
+            messages.retain(|m| seen.insert(*m));
+            let text: Option<Rc<str>> = if !messages.is_empty() {
+                Some(messages.join(" | ").into())
+            } else if input.held_back && !(input.in_erp)(&key) {
+                Some(HELD_BACK.into())
+            } else {
+                None
+            };
+            if let Some(text) = text {
+                match input.mapping.source.format {
+                    SourceFormat::Csv => {
+                        for l in lines {
+                            rows.insert(l, (l, text.clone()));
+                        }
+                    }
+                    SourceFormat::Xml => {
+                        rows.insert(ordinal, (doc.line, text));
+                    }
+                }
+            }
+            ordinal += 1;
+        }
+        return Ok(rows);
+    }
+}
+
+/// The file opened as text: its encoding, whether it had a byte-order mark, and a
+/// reader of its text as UTF-8.
+pub(super) struct Text {
+    pub encoding: &'static Encoding,
+    pub bom: bool,
+    pub reader: BufReader<DecodeReader<std::fs::File>>,
+}
+
+pub(super) fn open_text(
+    input: &RejectedInput<'_>,
+    named: Option<&'static Encoding>,
+) -> io::Result<Text> {
+    let mut file = crate::fsutil::open_regular(input.source, input.id)?;
+    let mut head = [0u8; 1024];
+    let mut n = 0;
+    while n < head.len() {
+        let got = file.read(&mut head[n..])?;
+        if got == 0 {
+            break;
+        }
+        n += got;
+    }
+    let bom = byte_order_mark(&head[..n]);
+    let file = crate::fsutil::open_regular(input.source, input.id)?;
+    let declared = match input.mapping.source.format {
+        // an XML file's own declaration counts, as when it was read
+        SourceFormat::Xml => crate::source::xml::encoding_of(&head[..n], named),
+        SourceFormat::Csv => named,
+    }
+    .unwrap_or(UTF_8);
+    let mut reader = BufReader::with_capacity(64 * 1024, DecodeReader::new(file, declared));
+    // the first read settles the encoding (a byte-order mark wins)
+    reader.fill_buf()?;
+    let encoding = bom.map(|(e, _)| e).unwrap_or(reader.get_ref().encoding());
+    Ok(Text {
+        encoding,
+        bom: bom.is_some(),
+        reader,
+    })
+}
+
+/// Writes text in a file's encoding; characters it cannot hold become `?`.
+pub(super) struct Encoded<'w> {
+    out: &'w mut dyn Write,
+    encoding: &'static Encoding,
+    encoder: Option<encoding_rs::Encoder>,
+    buf: Vec<u8>,
+}
+
+impl<'w> Encoded<'w> {
+    pub fn new(out: &'w mut dyn Write, encoding: &'static Encoding, bom: bool) -> io::Result<Self> {
+        if bom {
+            if encoding == UTF_16LE {
+                out.write_all(&[0xFF, 0xFE])?;
+            } else if encoding == UTF_16BE {
+                out.write_all(&[0xFE, 0xFF])?;
+            } else {
+                out.write_all(&[0xEF, 0xBB, 0xBF])?;
+            }
+        }
+        let plain = encoding == UTF_8 || encoding == UTF_16LE || encoding == UTF_16BE;
+        Ok(Encoded {
+            out,
+            encoding,
+            encoder: (!plain).then(|| encoding.new_encoder()),
+            buf: vec![0; 16 * 1024],
+        })
+    }
+
+    pub fn write_str(&mut self, mut s: &str) -> io::Result<()> {
+        if self.encoding == UTF_8 {
+            return self.out.write_all(s.as_bytes());
+        }
+        if self.encoding == UTF_16LE || self.encoding == UTF_16BE {
+            let le = self.encoding == UTF_16LE;
+            let mut b = Vec::with_capacity(s.len() * 2);
+            for u in s.encode_utf16() {
+                b.extend_from_slice(&if le { u.to_le_bytes() } else { u.to_be_bytes() });
+            }
+            return self.out.write_all(&b);
+        }
+        let enc = self.encoder.as_mut().expect("an encoder");
+        loop {
+            let (result, read, written) =
+                enc.encode_from_utf8_without_replacement(s, &mut self.buf, false);
+            self.out.write_all(&self.buf[..written])?;
+            s = &s[read..];
+            match result {
+                encoding_rs::EncoderResult::InputEmpty => return Ok(()),
+                encoding_rs::EncoderResult::OutputFull => {}
+                encoding_rs::EncoderResult::Unmappable(_) => self.out.write_all(b"?")?,
+            }
+        }
+    }
+
+    pub fn finish(&mut self) -> io::Result<()> {
+        if let Some(enc) = self.encoder.as_mut() {
+            let (_, _, written) = enc.encode_from_utf8_without_replacement("", &mut self.buf, true);
+            self.out.write_all(&self.buf[..written])?;
+        }
+        Ok(())
+    }
+}
+
+/// One CSV record as it stands in the text: its bytes with the line end, the line
+/// where it starts, where its last field starts and how many fields it has.
+struct Record {
+    raw: Vec<u8>,
+    line: u64,
+    last_field: usize,
+    fields: usize,
+}
+
+impl Record {
+    /// The record without its line end, and the line end.
+    fn split(&self) -> (&[u8], &[u8]) {
+        let r = &self.raw[..];
+        if r.ends_with(b"\r\n") {
+            r.split_at(r.len() - 2)
+        } else if r.ends_with(b"\n") {
+            r.split_at(r.len() - 1)
+        } else {
+            (r, &[])
+        }
+    }
+
+    fn is_blank(&self) -> bool {
+        self.raw.iter().all(|b| b.is_ascii_whitespace())
+    }
+}
+
+/// Reads the next record as the CSV reader sees it (a line feed outside quotes ends it;
+/// a quote opens a quoted value only at the start of a field).
+fn next_record<R: BufRead>(
+    r: &mut R,
+    opts: &CsvOptions,
+    line: &mut u64,
+) -> io::Result<Option<Record>> {
+    #[derive(PartialEq)]
+    enum S {
+        FieldStart,
+        Unquoted,
+        Quoted,
+        QuoteInQuoted,
+    }
+    let mut rec = Record {
+        raw: Vec::new(),
+        line: *line,
+        last_field: 0,
+        fields: 1,
+    };
+    let mut s = S::FieldStart;
+    loop {
+        let buf = r.fill_buf()?;
+        if buf.is_empty() {
+            return Ok((!rec.raw.is_empty()).then_some(rec));
+        }
+        let mut used = 0;
+        let mut end = false;
+        for &b in buf {
+            used += 1;
+            if b == b'\n' {
+                *line += 1;
+            }
+            match s {
+                S::Quoted => {
+                    if b == opts.quote {
+                        s = S::QuoteInQuoted;
+                    }
+                    continue;
+                }
+                S::QuoteInQuoted if b == opts.quote => {
+                    s = S::Quoted;
+                    continue;
+                }
+                S::FieldStart if b == opts.quote => {
+                    s = S::Quoted;
+                    continue;
+                }
+                _ => {}
+            }
+            if b == b'\n' {
+                end = true;
+                break;
+            }
+            if b == opts.delimiter {
+                s = S::FieldStart;
+                rec.last_field = rec.raw.len() + used;
+                rec.fields += 1;
+            } else {
+                s = S::Unquoted;
+            }
+        }
+        rec.raw.extend_from_slice(&buf[..used]);
+        r.consume(used);
+        if end {
+            return Ok(Some(rec));
+        }
+    }
+}
+
+/// A value as the file's dialect writes it: quoted where it holds the delimiter, the
+/// quote or a line end.
+fn quoted(value: &str, opts: &CsvOptions) -> String {
+    let d = opts.delimiter as char;
+    let q = opts.quote as char;
+    if value.contains([d, q, '\r', '\n']) || value.starts_with(' ') || value.ends_with(' ') {
+        let doubled = value.replace(q, &format!("{q}{q}"));
+        format!("{q}{doubled}{q}")
+    } else {
+        value.to_string()
+    }
+}
+
+fn copy_csv(input: &RejectedInput<'_>, rows: &Rows, w: &mut dyn Write) -> io::Result<()> {
+    let opts = &input.mapping.source.csv;
+    let mut text = open_text(input, input.mapping.source.encoding)?;
+    let mut out = Encoded::new(w, text.encoding, text.bom)?;
+    let r = &mut text.reader;
+    let mut line = 1u64;
+    // title rows above the header stay: the mapping skips them when the file comes back
+    let mut scratch = Vec::new();
+    for _ in 0..opts.skip_lines {
+        scratch.clear();
+        if r.read_until(b'\n', &mut scratch)? == 0 {
+            break;
+        }
+        line += 1;
+        out.write_str(&String::from_utf8_lossy(&scratch))?;
+    }
+    let mut header: Option<Record> = None;
+    let mut default_end: Vec<u8> = Vec::new();
+    // the file's header already ends with erpdrop_error (a rejected file that failed
+    // again): that column is replaced, not added twice
+    let mut replace_last = None;
+    while let Some(rec) = next_record(r, opts, &mut line)? {
+        let (body, end) = rec.split();
+        if default_end.is_empty() && !end.is_empty() {
+            default_end = end.to_vec();
+        }
+        if opts.header && header.is_none() {
+            if rec.is_blank() {
+                out.write_str(&String::from_utf8_lossy(&rec.raw))?;
+                continue;
+            }
+            let last = String::from_utf8_lossy(&body[rec.last_field..]);
+            if last.trim().trim_matches(opts.quote as char) == ERROR_COLUMN {
+                replace_last = Some(rec.fields);
+                out.write_str(&String::from_utf8_lossy(&rec.raw))?;
+            } else {
+                out.write_str(&String::from_utf8_lossy(body))?;
+                out.write_str(&format!("{}{ERROR_COLUMN}", opts.delimiter as char))?;
+                let end = if end.is_empty() { b"\n" as &[u8] } else { end };
+                out.write_str(&String::from_utf8_lossy(end))?;
+            }
+            header = Some(rec);
+            continue;
+        }
+        let Some((_, message)) = rows.get(&rec.line) else {
+            continue;
+        };
+        let kept = if replace_last == Some(rec.fields) {
+            &body[..rec.last_field]
+        } else {
+            out.write_str(&String::from_utf8_lossy(body))?;
+            out.write_str(&(opts.delimiter as char).to_string())?;
+            &[][..]
+        };
+        out.write_str(&String::from_utf8_lossy(kept))?;
+        out.write_str(&quoted(message, opts))?;
+        let end = if end.is_empty() {
+            if default_end.is_empty() {
+                b"\n".to_vec()
+            } else {
+                default_end.clone()
+            }
+        } else {
+            end.to_vec()
+        };
+        out.write_str(&String::from_utf8_lossy(&end))?;
+    }
+    out.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts() -> CsvOptions {
+        CsvOptions {
+            delimiter: b';',
+            quote: b'"',
+            header: true,
+            skip_lines: 0,
+        }
+    }
+
+    #[test]
+    fn records_end_at_line_feeds_outside_quotes_only() {
+        let text = "a;\"x\ny\";c\r\nb;q\"r;s\n\"e\"\"f\";g";
+        let mut r = io::Cursor::new(text.as_bytes());
+        let mut line = 1;
+        let first = next_record(&mut r, &opts(), &mut line).unwrap().unwrap();
+        assert_eq!(first.raw, b"a;\"x\ny\";c\r\n");
+        assert_eq!((first.line, first.fields), (1, 3));
+        assert_eq!(&first.raw[first.last_field..], b"c\r\n");
+        let second = next_record(&mut r, &opts(), &mut line).unwrap().unwrap();
+        // a quote inside an unquoted value is a character, not a quote
+        assert_eq!(second.raw, b"b;q\"r;s\n");
+        assert_eq!(second.line, 3);
+        let third = next_record(&mut r, &opts(), &mut line).unwrap().unwrap();
+        assert_eq!(third.raw, b"\"e\"\"f\";g");
+        assert_eq!(third.split().1, b"");
+        assert!(next_record(&mut r, &opts(), &mut line).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_message_is_quoted_where_the_dialect_needs() {
+        assert_eq!(quoted("plain text", &opts()), "plain text");
+        assert_eq!(quoted("a; b", &opts()), "\"a; b\"");
+        assert_eq!(quoted("say \"x\"", &opts()), "\"say \"\"x\"\"\"");
+    }
+
+    #[test]
+    fn characters_the_encoding_cannot_hold_become_question_marks() {
+        let mut v = Vec::new();
+        let mut e = Encoded::new(&mut v, encoding_rs::WINDOWS_1252, false).unwrap();
+        e.write_str("é Ж €").unwrap();
+        e.finish().unwrap();
+        assert_eq!(v, b"\xe9 ? \x80");
+    }
+}

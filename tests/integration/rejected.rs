@@ -1,0 +1,326 @@
+//! After a failure, the rejected rows (issue 16): `STEM.rejected.EXT` beside the reports
+//! of a failed file holds the source rows of its failed documents as read, plus their
+//! problems; fixed and dropped back into the inbox, only those documents go.
+
+use crate::util::{TestDir, INVOICE_MAPPING};
+
+/// The payloads in the outbox.
+fn payloads(t: &TestDir) -> Vec<String> {
+    t.ls("drop/outbox")
+        .into_iter()
+        .filter(|n| !n.starts_with('.'))
+        .collect()
+}
+
+fn cp1252(text: &str) -> Vec<u8> {
+    let (b, _, bad) = encoding_rs::WINDOWS_1252.encode(text);
+    assert!(!bad);
+    b.into_owned()
+}
+
+fn replace(bytes: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i..].starts_with(from) {
+            out.extend_from_slice(to);
+            i += from.len();
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
+fn skip_document_mapping(extra_source: &str) -> String {
+    INVOICE_MAPPING
+        .replace(
+            "delimiter = \";\"",
+            &format!("delimiter = \";\"\n{extra_source}"),
+        )
+        .replace(
+            "key = [\"No\"]",
+            "key = [\"No\"]\non_invalid = \"skip-document\"",
+        )
+}
+
+#[test]
+fn csv_rejected_rows_keep_the_files_bytes_and_come_back_fixed() {
+    let t = TestDir::new();
+    t.invoice_setup(&skip_document_mapping("encoding = \"windows-1252\""));
+    // INV2 has two lines far apart (the file is not grouped by key); a quoted value
+    // spans two lines; CRLF line ends; "é" and friends are single windows-1252 bytes
+    let rows = [
+        "No;Date;Cust;Terms;Total;Item;Amount",
+        "INV1;20.11.2026;C1;N30;1,50;Café;1,50",
+        "INV2;20.11.2026;C1;XX;3,00;\"Crème;\r\nbrûlée\";1,50",
+        "INV3;20.11.2026;C1;N30;1,50;Thé;1,50",
+        "INV2;20.11.2026;C1;XX;3,00;Brûlé;1,50",
+        "INV4;20.11.2026;C9;N30;1,50;Pâté;1,50",
+        "INV5;20.11.2026;C2;N30;1,50;Eau;1,50",
+    ];
+    let file = cp1252(&(rows.join("\r\n") + "\r\n"));
+    t.write("drop/inbox/INV_1.csv", &file);
+    let out = t.run(&["run"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert_eq!(payloads(&t).len(), 3, "INV1, INV3, INV5 went");
+    assert!(t.exists("drop/failed/INV_1.csv.errors.csv"));
+
+    let rejected = std::fs::read(t.join("drop/failed/INV_1.rejected.csv")).unwrap();
+    let lines: Vec<&[u8]> = rejected.split(|&b| b == b'\n').collect();
+    // header, INV2 (two physical lines), INV2 again, INV4, and the end after the last \n
+    assert_eq!(lines.len(), 6, "{}", String::from_utf8_lossy(&rejected));
+    assert_eq!(
+        lines[0],
+        cp1252("No;Date;Cust;Terms;Total;Item;Amount;erpdrop_error\r")
+    );
+    assert_eq!(lines[1], cp1252("INV2;20.11.2026;C1;XX;3,00;\"Crème;\r"));
+    let own = |i: usize, row: &str| {
+        let l = lines[i];
+        let mine = cp1252(&format!("{row};"));
+        assert!(l.starts_with(&mine), "{}", String::from_utf8_lossy(l));
+        assert!(l.ends_with(b"\r"), "the file's own CRLF");
+        String::from_utf8_lossy(&l[mine.len()..l.len() - 1]).into_owned()
+    };
+    let e1 = own(2, "brûlée\";1,50");
+    let e2 = own(3, "INV2;20.11.2026;C1;XX;3,00;Brûlé;1,50");
+    let e4 = own(4, "INV4;20.11.2026;C9;N30;1,50;Pâté;1,50");
+    assert_eq!(e1, e2, "both rows of INV2 carry its problems");
+    assert!(e1.contains("XX"), "{e1}");
+    assert!(e4.contains("C9"), "{e4}");
+    assert_eq!(lines[5], b"");
+
+    // the user fixes the two documents in the rejected file and drops it back
+    let fixed = replace(&replace(&rejected, b";XX;", b";N30;"), b";C9;", b";C1;");
+    t.write("drop/inbox/INV_1.rejected.csv", &fixed);
+    let out = t.run(&["run"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(payloads(&t).len(), 5, "only INV2 and INV4 were sent");
+    assert!(t.ls("drop/inbox").is_empty());
+    assert!(!t.exists("drop/failed/INV_1.rejected.rejected.csv"));
+    let inv2 = payloads(&t)
+        .into_iter()
+        .find(|p| p.contains("INV2"))
+        .expect("INV2 was sent");
+    let doc = t.read_json(&format!("drop/outbox/{inv2}"));
+    assert_eq!(doc["lines"][0]["item"], "Crème;\r\nbrûlée", "{doc}");
+    assert_eq!(doc["lines"][1]["item"], "Brûlé");
+}
+
+#[test]
+fn reject_file_lists_the_documents_held_back_too() {
+    let t = TestDir::new();
+    t.invoice_setup(INVOICE_MAPPING);
+    let file = "No;Date;Cust;Terms;Total;Item;Amount\n\
+                INV1;20.11.2026;C1;N30;1,50;A;1,50\n\
+                INV2;20.11.2026;C1;XX;1,50;B;1,50\n\
+                INV3;20.11.2026;C1;N30;1,50;C;1,50\n";
+    t.write("drop/inbox/INV_1.csv", file);
+    assert_eq!(t.run(&["run"]).code, 1);
+    assert!(payloads(&t).is_empty(), "reject-file: nothing went");
+    let rejected = t.read("drop/failed/INV_1.rejected.csv");
+    let rows: Vec<&str> = rejected.lines().collect();
+    assert_eq!(rows.len(), 4, "{rejected}");
+    assert!(
+        rows[1].starts_with("INV1;") && rows[1].contains("Not sent"),
+        "{rejected}"
+    );
+    assert!(
+        rows[2].starts_with("INV2;") && rows[2].contains("XX"),
+        "{rejected}"
+    );
+    assert!(
+        rows[3].starts_with("INV3;") && rows[3].contains("Not sent"),
+        "{rejected}"
+    );
+    t.write(
+        "drop/inbox/INV_1.rejected.csv",
+        rejected.replace(";XX;", ";N30;"),
+    );
+    assert_eq!(t.run(&["run"]).code, 0);
+    assert_eq!(
+        payloads(&t).len(),
+        3,
+        "every document of the file went once"
+    );
+}
+
+#[test]
+fn a_rejected_file_that_fails_again_keeps_one_error_column() {
+    let t = TestDir::new();
+    t.invoice_setup(&skip_document_mapping(""));
+    t.write(
+        "drop/inbox/INV_1.csv",
+        "No;Date;Cust;Terms;Total;Item;Amount\nINV1;20.11.2026;C1;XX;1,50;A;1,50\n",
+    );
+    assert_eq!(t.run(&["run"]).code, 1);
+    let first = t.read("drop/failed/INV_1.rejected.csv");
+    // dropped back unchanged, with a new mistake: still one erpdrop_error column
+    t.write(
+        "drop/inbox/INV_1.rejected.csv",
+        first.replace(";C1;", ";C9;"),
+    );
+    assert_eq!(t.run(&["run"]).code, 1);
+    // its name was taken by the first rejected rows: it was stored with a suffix
+    let again = t.read("drop/failed/INV_1.rejected.1.rejected.csv");
+    let rows: Vec<&str> = again.lines().collect();
+    assert_eq!(
+        rows[0],
+        "No;Date;Cust;Terms;Total;Item;Amount;erpdrop_error"
+    );
+    assert_eq!(rows[1].split(';').count(), 8, "{again}");
+    assert!(rows[1].contains("C9"), "{again}");
+}
+
+#[test]
+fn a_file_unreadable_as_a_whole_gets_no_rejected_rows() {
+    let t = TestDir::new();
+    t.invoice_setup(&skip_document_mapping(""));
+    // no such column as the mapping reads: a problem with the whole file
+    t.write("drop/inbox/INV_1.csv", "Nothing;Here\n1;2\n");
+    assert_eq!(t.run(&["run"]).code, 1);
+    assert!(t.exists("drop/failed/INV_1.csv.errors.json"));
+    assert!(!t.exists("drop/failed/INV_1.rejected.csv"));
+}
+
+#[test]
+fn reprocess_keeps_the_rejected_rows_with_the_old_reports() {
+    let t = TestDir::new();
+    t.invoice_setup(&skip_document_mapping(""));
+    t.write(
+        "drop/inbox/INV_1.csv",
+        "No;Date;Cust;Terms;Total;Item;Amount\nINV1;20.11.2026;C1;XX;1,50;A;1,50\n",
+    );
+    assert_eq!(t.run(&["run"]).code, 1);
+    assert!(t.exists("drop/failed/INV_1.rejected.csv"));
+    // status lists the file once: its rejected rows are no failed file of their own
+    let st = t.run(&["status", "--json"]).json();
+    let failed: Vec<&str> = st["failed_files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["file"].as_str().unwrap())
+        .collect();
+    assert_eq!(failed, ["INV_1.csv"]);
+    // --all takes the file, not its rejected rows as a file of their own
+    let out = t.run(&["reprocess", "--all"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    let history = t.ls("drop/failed/.history");
+    assert_eq!(history.len(), 1);
+    let old = t.ls(&format!("drop/failed/.history/{}", history[0]));
+    assert!(old.contains(&"INV_1.rejected.csv".to_string()), "{old:?}");
+    assert!(t.exists("drop/failed/INV_1.rejected.csv"), "written again");
+    assert!(!t.exists("drop/failed/INV_1.rejected.rejected.csv"));
+}
+
+const XML_MAPPING: &str = r#"name = "xinv"
+match = ["XINV_*.xml"]
+document_type = "sales_invoice"
+
+[source]
+format = "xml"
+record = "/e:Export/e:Batch/e:Invoice"
+lines = "e:Line"
+namespaces = { e = "urn:export" }
+
+[document]
+key = ["@no"]
+on_invalid = "skip-document"
+
+[header]
+number = { from = "@no", required = true }
+terms  = { from = "e:Terms", allowed = "terms" }
+
+[lines]
+item = { from = "@item", required = true }
+
+[lookups]
+terms = { file = "ref/terms.csv", key = "code" }
+"#;
+
+#[test]
+fn xml_rejected_records_keep_their_ancestors_and_come_back_fixed() {
+    let t = TestDir::new();
+    t.invoice_setup(XML_MAPPING);
+    let xml = "<?xml version=\"1.0\" encoding=\"windows-1252\"?>\r\n\
+<Export xmlns=\"urn:export\" version=\"2\">\r\n\
+ <Batch id=\"b1\">\r\n\
+  <Invoice no=\"X1\"><Terms>N30</Terms><Line item=\"Café\"/></Invoice>\r\n\
+  <Invoice no=\"X2\"><Terms>XX</Terms><Line item=\"Thé\"/><Line item=\"Pâté\"/></Invoice>\r\n\
+ </Batch>\r\n\
+ <Batch id=\"b2\">\r\n\
+  <Invoice no=\"X3\"><Terms>N30</Terms><Line item=\"Eau\"/></Invoice>\r\n\
+  <Invoice no=\"X4\"><Terms>F--</Terms><Line item=\"Crème\"/></Invoice>\r\n\
+ </Batch>\r\n\
+</Export>\r\n";
+    t.write("drop/inbox/XINV_1.xml", cp1252(xml));
+    let out = t.run(&["run"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert_eq!(payloads(&t).len(), 2);
+    let raw = std::fs::read(t.join("drop/failed/XINV_1.rejected.xml"))
+        .unwrap_or_else(|e| panic!("{e}: {out:?}"));
+    let (text, _, bad) = encoding_rs::WINDOWS_1252.decode(&raw);
+    assert!(
+        !bad && std::str::from_utf8(&raw).is_err(),
+        "windows-1252 bytes"
+    );
+    assert!(
+        text.starts_with("<?xml version=\"1.0\" encoding=\"windows-1252\"?>"),
+        "{text}"
+    );
+    let at = |needle: &str| {
+        text.find(needle)
+            .unwrap_or_else(|| panic!("{needle} in {text}"))
+    };
+    assert!(at("<Export xmlns=\"urn:export\" version=\"2\">") < at("<Batch id=\"b1\">"));
+    assert!(at("<Batch id=\"b1\">") < at("<!-- erpdrop_error:"));
+    assert!(at("<!-- erpdrop_error:") < at("<Invoice no=\"X2\"><Terms>XX</Terms><Line item=\"Thé\"/><Line item=\"Pâté\"/></Invoice>"));
+    assert!(at("<Batch id=\"b2\">") < at("<Invoice no=\"X4\">"));
+    assert!(!text.contains("X1") && !text.contains("X3"), "{text}");
+    // the problem of X4 quotes "F--": no "--" inside a comment
+    for c in text.split("<!--").skip(1) {
+        let body = c.split("-->").next().unwrap();
+        assert!(!body.contains("--"), "{body}");
+    }
+    assert_eq!(text.matches("<!-- erpdrop_error:").count(), 2);
+    assert!(text.trim_end().ends_with("</Export>"), "{text}");
+
+    let fixed = text
+        .replace("<Terms>XX</Terms>", "<Terms>N30</Terms>")
+        .replace("<Terms>F--</Terms>", "<Terms>F48</Terms>");
+    t.write("drop/inbox/XINV_1.rejected.xml", cp1252(&fixed));
+    let out = t.run(&["run"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(payloads(&t).len(), 4, "only X2 and X4 were sent");
+    let x2 = payloads(&t).into_iter().find(|p| p.contains("X2")).unwrap();
+    let doc = t.read_json(&format!("drop/outbox/{x2}"));
+    assert_eq!(doc["lines"][1]["item"], "Pâté");
+}
+
+#[test]
+fn a_rejected_name_the_globs_do_not_take_is_warned_of() {
+    let t = TestDir::new();
+    t.invoice_setup(&skip_document_mapping("").replace("INV_*.csv", "INV_????.csv"));
+    t.write(
+        "drop/inbox/INV_0001.csv",
+        "No;Date;Cust;Terms;Total;Item;Amount\nINV1;20.11.2026;C1;XX;1,50;A;1,50\n",
+    );
+    let out = t.run(&["run"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(t.exists("drop/failed/INV_0001.rejected.csv"));
+    assert!(
+        out.stderr.contains("does not match the mapping's globs"),
+        "{}",
+        out.stderr
+    );
+    // a name the globs take is not warned of
+    let t = TestDir::new();
+    t.invoice_setup(&skip_document_mapping(""));
+    t.write(
+        "drop/inbox/INV_0001.csv",
+        "No;Date;Cust;Terms;Total;Item;Amount\nINV1;20.11.2026;C1;XX;1,50;A;1,50\n",
+    );
+    let out = t.run(&["run"]);
+    assert!(!out.stderr.contains("globs"), "{}", out.stderr);
+}
