@@ -87,7 +87,7 @@ impl From<ConfigError> for ConfigErrors {
 /// deserialisation (a bad regular expression, an unknown lookup) can still name a line.
 pub struct KeyLocator {
     text: String,
-    doc: Option<toml_edit::ImDocument<String>>,
+    doc: Option<toml_edit::Document<String>>,
 }
 
 impl KeyLocator {
@@ -95,7 +95,7 @@ impl KeyLocator {
     pub fn new(text: &str) -> KeyLocator {
         KeyLocator {
             text: text.to_string(),
-            doc: toml_edit::ImDocument::parse(text.to_string()).ok(),
+            doc: toml_edit::Document::parse(text.to_string()).ok(),
         }
     }
 
@@ -152,7 +152,11 @@ pub fn parse_toml<T: serde::de::DeserializeOwned>(
     file: &Path,
     text: &str,
 ) -> Result<T, ConfigError> {
-    let de = toml::Deserializer::new(text);
+    let syntax = |inner: toml::de::Error| {
+        let line = inner.span().map(|s| line_of(text, s.start));
+        ConfigError::at(file, line, "", tidy_serde_message(inner.message()))
+    };
+    let de = toml::Deserializer::parse(text).map_err(syntax)?;
     serde_path_to_error::deserialize(de).map_err(|err| {
         let path = err.path().to_string();
         let inner = err.into_inner();

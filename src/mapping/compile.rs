@@ -593,7 +593,7 @@ fn dotted_name_hint(mut e: ConfigError, text: &str) -> ConfigError {
     {
         return e;
     }
-    let Ok(doc) = toml_edit::ImDocument::parse(text.to_string()) else {
+    let Ok(doc) = toml_edit::Document::parse(text.to_string()) else {
         return e;
     };
     let mut cur = doc

@@ -789,3 +789,45 @@ fn settings_for_real_erps_are_checked_when_the_config_loads() {
         "{err}"
     );
 }
+
+#[test]
+fn an_inline_table_may_span_lines_as_toml_1_1_allows() {
+    let t = TestDir::new();
+    t.invoice_setup(INVOICE_MAPPING);
+    t.write(
+        "erpdrop.toml",
+        r#"mappings = ["mappings/*.toml"]
+[folders]
+root = "drop"
+[target]
+kind = "http"
+url = "http://127.0.0.1:9/api/{document}"
+auth = { oauth2 = { token_url = "http://127.0.0.1:9/token", client_id_env = "ML_ID",
+                    client_secret_env = "ML_SECRET", scope = "api" } }
+batch = { size = 10, body = '{"records": {payloads}}',
+          ids_pointer = "/ids", all_or_nothing = true, }
+
+[[notify]]
+on = ["file_failed"]
+email = { to = ["ap@example.com"], from = "erpdrop@example.com", smtp = "127.0.0.1:9",
+          starttls = false }
+"#,
+    );
+    // validate loads the whole config (and submits nothing)
+    let out = t
+        .cmd()
+        .env("ML_ID", "client-1")
+        .env("ML_SECRET", "s3cret-multi-line")
+        .args(["validate"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    // and a syntax error is still named with its line
+    let cfg = t
+        .read("erpdrop.toml")
+        .replace("scope = \"api\" } }", "scope = \"api\" }");
+    t.write("erpdrop.toml", cfg);
+    let out = t.run(&["check"]);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.stderr.contains("erpdrop.toml, line"), "{}", out.stderr);
+}
