@@ -61,6 +61,8 @@ pub struct Counts {
     pub deleted: u64,
     /// The same as `already_imported`, under the name master data uses.
     pub unchanged: u64,
+    /// Rows left out by `[[skip]]` (`VOID`, `CANCELLED`): they make no document.
+    pub skipped: u64,
 }
 
 impl Counts {
@@ -76,6 +78,7 @@ impl Counts {
         self.updated += other.updated;
         self.deleted += other.deleted;
         self.unchanged += other.unchanged;
+        self.skipped += other.skipped;
     }
 
     /// Whether any document is (or would be) updated or deleted: summaries name the

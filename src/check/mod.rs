@@ -17,6 +17,8 @@ use crate::problem::{Code, Problem};
 use crate::problem_log::{ProblemLog, SpillLog};
 use crate::source::csv::{CsvSource, Grouping};
 use crate::source::decode::Tap;
+use crate::source::fixed::FixedReader;
+use crate::source::rows::RowDocuments;
 use crate::source::SourceFormat;
 use crate::source::{DocumentSource, SourceError};
 use crate::spool::Spool;
@@ -124,7 +126,26 @@ pub fn open_source_for(
     };
     let file = open_regular(path, id)
         .map_err(|e| Problem::file(Code::Io, None, format!("The file could not be opened: {e}")))?;
+    let (opts, slots) = (&mapping.source, &mapping.slots);
     match mapping.source.format {
+        SourceFormat::Csv if opts.rows.any() => {
+            let csv = CsvSource::open(file, tap, opts, slots, Grouping::Grouped)?;
+            Ok(Box::new(RowDocuments::open(
+                csv,
+                slots,
+                &opts.rows,
+                opts.budget,
+            )?))
+        }
+        SourceFormat::Fixed => {
+            let fixed = FixedReader::open(file, tap, opts);
+            Ok(Box::new(RowDocuments::open(
+                fixed,
+                slots,
+                &opts.rows,
+                opts.budget,
+            )?))
+        }
         SourceFormat::Csv => Ok(Box::new(CsvSource::open(
             file,
             tap,
@@ -360,6 +381,7 @@ fn read_documents(
             (opts.progress)(source.bytes_read());
         }
     }
+    check.counts.skipped = source.skipped();
     Flow::Done
 }
 

@@ -213,6 +213,7 @@ impl Ledger {
                         created: r.get::<_, i64>(12)? as u64,
                         updated: r.get::<_, i64>(13)? as u64,
                         deleted: r.get::<_, i64>(14)? as u64,
+                        skipped: 0,
                     },
                     exit_code,
                 })
@@ -246,6 +247,7 @@ impl Ledger {
                         created: r.get::<_, i64>(15)? as u64,
                         updated: r.get::<_, i64>(16)? as u64,
                         deleted: r.get::<_, i64>(17)? as u64,
+                        skipped: 0,
                     },
                     started: r.get(12)?,
                     finished: r.get(13)?,

@@ -15,6 +15,8 @@ use rust_decimal::Decimal;
 use std::path::Path;
 use std::sync::Arc;
 
+mod rows;
+
 impl Mapping {
     /// Reads and compiles a mapping file. Relative lookup paths are taken from the
     /// config's folder, or else from the mapping file's own folder.
@@ -38,7 +40,9 @@ impl Mapping {
         };
         check_names(&spec, &mut errors);
         let globs = compile_globs(&spec.match_globs, &mut errors);
-        let (source, defaults) = compile_source(&spec, &mut errors);
+        let (mut source, defaults) = compile_source(&spec, &mut errors);
+        source.rows = rows::compile_rules(&spec, defaults.decimal, defaults.thousands, &mut errors);
+        source.fixed = rows::compile_columns(&spec, &source.rows, &mut errors);
         let lookups = load_lookups(file, base_dir, &spec, &mut errors);
         let mut slots = Slots::default();
         let fields = Sections {
@@ -64,6 +68,9 @@ impl Mapping {
             &spec.document,
             &mut errors,
         );
+        if source.format == SourceFormat::Fixed {
+            rows::check_fixed_reads(&source.fixed, &source.rows, &slots, &mut errors);
+        }
         if source.format == SourceFormat::Xml {
             check_xml_paths(&source.xml, &slots, &mut errors);
         }
@@ -213,6 +220,8 @@ fn compile_source(spec: &MappingSpec, errors: &mut Errors) -> (SourceOptions, Fi
             lines: src.lines.clone(),
             namespaces: src.namespaces.clone(),
         },
+        fixed: Default::default(),
+        rows: Default::default(),
         budget: Budget::default(),
     };
     let defaults = FieldDefaults {
@@ -233,7 +242,7 @@ fn check_format_keys(spec: &MappingSpec, src: &SourceSpec, errors: &mut Errors) 
     if src.format == SourceFormat::Xml && !spec.lines.is_empty() && src.lines.is_none() {
         errors.at(&["source", "lines"], "an XML source with [lines] needs `lines`, the path of the line elements relative to the record (e.g. \"Lines/Line\")".into());
     }
-    if src.format == SourceFormat::Csv && (src.record.is_some() || src.lines.is_some()) {
+    if src.format != SourceFormat::Xml && (src.record.is_some() || src.lines.is_some()) {
         errors.at(
             &["source", "record"],
             "`record` and `lines` are for format = \"xml\"".into(),

@@ -8,6 +8,7 @@ mod bounded;
 mod config_errors;
 mod encodings;
 mod fields;
+mod fixed;
 mod http;
 mod input;
 mod ledger;

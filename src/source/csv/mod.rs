@@ -15,11 +15,13 @@ mod end_of_input;
 mod grouping;
 mod header;
 mod problems;
+mod rows;
 #[cfg(test)]
 mod tests;
 mod ungrouped;
 
 pub use end_of_input::MAX_HEADER_BYTES;
+pub(crate) use problems::io_problem;
 
 use super::decode::{DecodeReader, Tap, TapReader};
 use super::extsort::Sorted;
@@ -29,7 +31,7 @@ use super::{RawDocument, SourceError};
 use crate::problem::{Code, Problem};
 use encoding_rs::UTF_8;
 use end_of_input::{unclosed_quote, unclosed_quote_problem, EndWithNewline};
-use problems::{csv_problem, io_problem, nul_problem, utf8_problem};
+use problems::{csv_problem, nul_problem, utf8_problem};
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read};

@@ -24,6 +24,8 @@ fn opts(delim: u8) -> SourceOptions {
             skip_lines: 0,
         },
         xml: XmlOptions::default(),
+        fixed: Default::default(),
+        rows: Default::default(),
         budget: Budget::default(),
     }
 }
