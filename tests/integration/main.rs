@@ -14,6 +14,7 @@ mod input;
 mod ledger;
 mod lifecycle;
 mod master;
+mod records;
 mod run;
 mod smoke;
 mod trust;

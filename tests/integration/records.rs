@@ -1,0 +1,280 @@
+//! Record types (`record_type`: header, line and trailer rows, CSV and fixed width),
+//! skipped rows (`[[skip]]`) and control totals (`[source.trailer]`): a billing export
+//! of H/L/T records, VOID invoices, a file cut off before its trailer, a trailer that
+//! disagrees by one cent.
+use crate::util::TestDir;
+
+/// An H/L/T billing export in fixed width: H = invoice, L = its lines, T = trailer.
+const FIXED: &str = r#"name = "billing"
+match = ["BILL_*"]
+document_type = "sales_invoice"
+
+[source]
+format = "fixed"
+record_type = { column = "RecType", header = "H", line = "L", trailer = "T" }
+
+[source.columns]
+RecType = { start = 1, width = 1 }
+
+[source.columns.H]
+InvoiceNo = { start = 2, width = 10 }
+Customer  = { start = 12, width = 8 }
+Status    = { start = 20, width = 9 }
+
+[source.columns.L]
+Item      = { start = 2, width = 10 }
+LineTotal = { start = 12, width = 10 }
+
+[source.columns.T]
+RecordCount = { start = 2, width = 6 }
+TotalAmount = { start = 8, width = 14 }
+
+[document]
+key = ["InvoiceNo"]
+
+[header]
+number   = { from = "InvoiceNo", required = true }
+customer = { from = "Customer", required = true }
+
+[lines]
+item   = { from = "Item", required = true }
+amount = { from = "LineTotal", type = "decimal", scale = 2 }
+"#;
+
+fn h(no: &str, cust: &str, status: &str) -> String {
+    format!("H{no:<10}{cust:<8}{status:<9}")
+}
+
+fn l(item: &str, amount: &str) -> String {
+    format!("L{item:<10}{amount:>10}")
+}
+
+fn t(count: u64, total: &str) -> String {
+    format!("T{count:06}{total:>14}")
+}
+
+fn fixed(extra: &str) -> TestDir {
+    let d = TestDir::new();
+    d.mapping_setup(&format!("{FIXED}{extra}"));
+    d
+}
+
+fn file(rows: &[String]) -> String {
+    rows.join("\n") + "\n"
+}
+
+#[test]
+fn fixed_width_header_rows_start_documents_and_line_rows_belong_to_them() {
+    let d = fixed("");
+    let text = file(&[
+        h("INV-1", "C1", "OPEN"),
+        l("WIDGET", "10.00"),
+        l("GADGET", "2.50"),
+        h("INV-2", "C2", "OPEN"),
+        l("BOLT", "0.99"),
+        t(5, "13.49"),
+    ]);
+    let c = d.check_file("BILL_1.txt", text);
+    assert_eq!(c.out.code, 0, "{:#?}", c.errors);
+    let a = c.doc("sales_invoice-INV-1.json");
+    assert_eq!(a["customer"], "C1");
+    assert_eq!(a["lines"][0]["item"], "WIDGET");
+    assert_eq!(a["lines"][0]["amount"], "10.00");
+    assert_eq!(a["lines"][1]["amount"], "2.50");
+    assert_eq!(a["lines"].as_array().unwrap().len(), 2);
+    let b = c.doc("sales_invoice-INV-2.json");
+    assert_eq!(b["lines"][0]["item"], "BOLT");
+    assert_eq!(c.report["counts"]["documents"], 2);
+    assert_eq!(c.report["counts"]["rows"], 5);
+}
+
+#[test]
+fn an_unknown_record_type_is_malformed_with_line_column_and_value() {
+    let d = fixed("");
+    let text = file(&[
+        h("INV-1", "C1", "OPEN"),
+        l("WIDGET", "10.00"),
+        "X junk".into(),
+    ]);
+    let c = d.check_file("BILL_2.txt", text);
+    assert_eq!(c.out.code, 1);
+    let e = c.only_error();
+    assert_eq!(e["code"], "malformed");
+    assert_eq!(e["line"], 3);
+    assert_eq!(e["column"], "RecType");
+    assert_eq!(e["value"], "X");
+    assert!(c.emitted.is_empty());
+}
+
+#[test]
+fn a_line_row_before_any_header_row_is_malformed() {
+    let d = fixed("");
+    let text = file(&[l("WIDGET", "10.00"), h("INV-1", "C1", "OPEN")]);
+    let c = d.check_file("BILL_3.txt", text);
+    assert_eq!(c.out.code, 1);
+    let e = c.only_error();
+    assert_eq!(e["code"], "malformed");
+    assert_eq!(e["line"], 1);
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains("before any header row"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_row_after_the_trailer_is_malformed() {
+    let d = fixed("");
+    let text = file(&[
+        h("INV-1", "C1", "OPEN"),
+        l("W", "1.00"),
+        t(2, "1.00"),
+        h("INV-2", "C1", "OPEN"),
+    ]);
+    let c = d.check_file("BILL_4.txt", text);
+    assert_eq!(c.out.code, 1);
+    let e = c.only_error();
+    assert_eq!(e["code"], "malformed");
+    assert_eq!(e["line"], 4);
+    assert!(
+        e["message"].as_str().unwrap().contains("after the trailer"),
+        "{e}"
+    );
+    assert!(c.emitted.is_empty());
+}
+
+#[test]
+fn record_types_may_reuse_positions_but_one_type_may_not_overlap() {
+    // H and L both use characters 2 to 11: fine (FIXED itself). Within L: an error.
+    let d = TestDir::new();
+    d.mapping_setup(&FIXED.replace("LineTotal = { start = 12", "LineTotal = { start = 9"));
+    let out = d.run(&["check"]);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(
+        out.stderr.contains("columns \"Item\" (characters 2 to 11) and \"LineTotal\" (characters 9 to 18) overlap in rows of record type \"L\""),
+        "{}",
+        out.stderr
+    );
+    let ok = TestDir::new();
+    ok.mapping_setup(FIXED);
+    assert_eq!(ok.run(&["check"]).code, 0);
+}
+
+/// The same export as CSV, with a column-name row for every type.
+const CSV: &str = r#"name = "billing"
+match = ["BILL_*"]
+document_type = "sales_invoice"
+
+[source]
+delimiter = ";"
+record_type = { column = "RecType", header = "H", line = "L", trailer = "T" }
+
+[document]
+key = ["InvoiceNo"]
+
+[header]
+number   = { from = "InvoiceNo", required = true }
+customer = { from = "Customer", required = true }
+
+[lines]
+item   = { from = "Item", required = true }
+amount = { from = "LineTotal", type = "decimal", scale = 2 }
+"#;
+
+#[test]
+fn csv_with_a_column_name_row_for_every_record_type() {
+    let d = TestDir::new();
+    d.mapping_setup(CSV);
+    let text = "RecType;InvoiceNo;Customer;Status;Item;LineTotal;RecordCount;TotalAmount\n\
+                H;INV-1;C1;OPEN;;;;\n\
+                L;;;;WIDGET;10.00;;\n\
+                L;;;;GADGET;2.50;;\n\
+                H;INV-2;C2;OPEN;;;;\n\
+                L;;;;BOLT;0.99;;\n\
+                T;;;;;;5;13.49\n";
+    let c = d.check_file("BILL_5.csv", text);
+    assert_eq!(c.out.code, 0, "{:#?}", c.errors);
+    let a = c.doc("sales_invoice-INV-1.json");
+    assert_eq!(a["customer"], "C1");
+    assert_eq!(a["lines"].as_array().unwrap().len(), 2);
+    assert_eq!(a["lines"][1]["amount"], "2.50");
+    assert_eq!(
+        c.doc("sales_invoice-INV-2.json")["lines"][0]["item"],
+        "BOLT"
+    );
+}
+
+#[test]
+fn csv_without_a_column_name_row_reads_positions_per_type() {
+    let d = TestDir::new();
+    let mapping = CSV
+        .replace("delimiter = \";\"", "delimiter = \";\"\nheader = false")
+        .replace("column = \"RecType\"", "column = 1")
+        .replace("[\"InvoiceNo\"]", "[\"2\"]")
+        .replace("from = \"InvoiceNo\"", "from = 2")
+        .replace("from = \"Customer\"", "from = 3")
+        .replace("from = \"Item\"", "from = 2")
+        .replace("from = \"LineTotal\"", "from = 3");
+    d.mapping_setup(&mapping);
+    let text = "H;INV-1;C1\nL;WIDGET;10.00\nL;GADGET;2.50\nH;INV-2;C2\nL;BOLT;0.99\nT;5;13.49\n";
+    let c = d.check_file("BILL_6.csv", text);
+    assert_eq!(c.out.code, 0, "{:#?}", c.errors);
+    let a = c.doc("sales_invoice-INV-1.json");
+    assert_eq!(a["customer"], "C1");
+    assert_eq!(a["lines"][0]["item"], "WIDGET");
+    assert_eq!(a["lines"][1]["amount"], "2.50");
+    assert_eq!(
+        c.doc("sales_invoice-INV-2.json")["lines"][0]["amount"],
+        "0.99"
+    );
+}
+
+#[test]
+fn an_unknown_record_type_in_csv_names_its_column() {
+    let d = TestDir::new();
+    d.mapping_setup(CSV);
+    let text = "RecType;InvoiceNo;Customer;Item;LineTotal\nH;INV-1;C1;;\nD;;;W;1.00\n";
+    let c = d.check_file("BILL_7.csv", text);
+    assert_eq!(c.out.code, 1);
+    let e = c.only_error();
+    assert_eq!(e["code"], "malformed");
+    assert_eq!(e["line"], 3);
+    assert_eq!(e["column"], "RecType");
+    assert_eq!(e["value"], "D");
+}
+
+#[test]
+fn check_refuses_a_type_table_no_record_type_has_and_a_line_type_without_fields() {
+    let d = TestDir::new();
+    d.mapping_setup(&FIXED.replace("[source.columns.T]", "[source.columns.X]"));
+    let out = d.run(&["check"]);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(
+        out.stderr
+            .contains("\"X\" is not one of the record types in source.record_type"),
+        "{}",
+        out.stderr
+    );
+    let d = TestDir::new();
+    let no_lines = &FIXED[..FIXED.find("[lines]").unwrap()];
+    d.mapping_setup(no_lines);
+    let out = d.run(&["check"]);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(
+        out.stderr
+            .contains("no field reads the line rows (record type \"L\")"),
+        "{}",
+        out.stderr
+    );
+    let d = TestDir::new();
+    d.mapping_setup(&FIXED.replace("[source.columns.L]\nItem", "[source.columns.L]\nArticle"));
+    let out = d.run(&["check"]);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(
+        out.stderr.contains("a [lines] field reads column \"Item\", which is not in [source.columns] or [source.columns.L]"),
+        "{}",
+        out.stderr
+    );
+}
