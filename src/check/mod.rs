@@ -128,7 +128,7 @@ pub fn open_source_for(
         .map_err(|e| Problem::file(Code::Io, None, format!("The file could not be opened: {e}")))?;
     let (opts, slots) = (&mapping.source, &mapping.slots);
     match mapping.source.format {
-        SourceFormat::Csv if opts.rows.any() => {
+        SourceFormat::Csv if opts.rows.record_type.is_some() || opts.rows.trailer.is_some() => {
             let csv = CsvSource::open(file, tap, opts, slots, Grouping::Grouped)?;
             Ok(Box::new(RowDocuments::open(
                 csv,
@@ -146,13 +146,11 @@ pub fn open_source_for(
                 opts.budget,
             )?))
         }
-        SourceFormat::Csv => Ok(Box::new(CsvSource::open(
-            file,
-            tap,
-            &mapping.source,
-            &mapping.slots,
-            grouping,
-        )?)),
+        // without record types or a trailer, rows are skipped as the CSV reader reads
+        // them, so that a file not grouped by key is still sorted
+        SourceFormat::Csv => Ok(Box::new(
+            CsvSource::open(file, tap, opts, slots, grouping)?.with_skip(&opts.rows.skip)?,
+        )),
         SourceFormat::Xml => {
             let src =
                 crate::source::xml::XmlSource::open(file, tap, &mapping.source, &mapping.slots)?;
@@ -232,6 +230,7 @@ pub fn check_file(
                 &mut opts,
             );
             (opts.progress)(source.bytes_read());
+            check.counts.skipped = source.skipped();
             drop(source);
             let t = match producer {
                 // a panic of the reader is this thread's, as if it had read the file
@@ -381,7 +380,6 @@ fn read_documents(
             (opts.progress)(source.bytes_read());
         }
     }
-    check.counts.skipped = source.skipped();
     Flow::Done
 }
 

@@ -278,3 +278,150 @@ fn check_refuses_a_type_table_no_record_type_has_and_a_line_type_without_fields(
         out.stderr
     );
 }
+
+// ---------------------------------------------------------------- [[skip]]
+
+const SKIP_VOID: &str = r#"
+[[skip]]
+column = "Status"
+equals = ["VOID", "CANCELLED"]
+"#;
+
+#[test]
+fn a_void_header_row_skips_its_invoice_with_its_lines() {
+    let d = fixed(SKIP_VOID);
+    let text = file(&[
+        h("INV-1", "C1", "OPEN"),
+        l("WIDGET", "10.00"),
+        h("INV-2", "C2", "VOID"),
+        l("BOLT", "0.99"),
+        l("NUT", "0.10"),
+        h("INV-3", "C3", "CANCELLED"),
+        h("INV-4", "C4", "OPEN"),
+        l("GADGET", "2.50"),
+    ]);
+    let c = d.check_file("BILL_v.txt", text);
+    assert_eq!(c.out.code, 0, "{:#?}", c.errors);
+    let names: Vec<&String> = c.emitted.keys().collect();
+    assert_eq!(
+        names,
+        ["sales_invoice-INV-1.json", "sales_invoice-INV-4.json"]
+    );
+    assert_eq!(
+        c.doc("sales_invoice-INV-4.json")["lines"][0]["item"],
+        "GADGET"
+    );
+    assert_eq!(c.report["counts"]["documents"], 2);
+    assert_eq!(c.report["counts"]["rows"], 4);
+    // INV-2 with its two lines, INV-3
+    assert_eq!(c.report["counts"]["skipped"], 4);
+    assert!(c.out.stdout.contains("4 rows skipped"), "{}", c.out.stdout);
+}
+
+#[test]
+fn csv_rows_matching_a_pattern_are_skipped_even_when_not_grouped() {
+    let d = TestDir::new();
+    d.mapping_setup(
+        r#"name = "lines"
+match = ["INV_*"]
+document_type = "sales_invoice"
+
+[document]
+key = ["No"]
+
+[header]
+number = { from = "No" }
+
+[lines]
+item   = { from = "Item" }
+amount = { from = "Amount", type = "decimal" }
+
+[[skip]]
+column = "Item"
+matches = "TEST-[0-9]+"
+"#,
+    );
+    // INV-1's rows are not together; TEST-1 is a test line, TEST-1X is not a match
+    let text = "No,Item,Amount\nINV-1,A,1.00\nINV-2,TEST-7,5.00\nINV-2,B,2.00\nINV-1,TEST-1,9.00\nINV-1,TEST-1X,3.00\n";
+    let c = d.check_file("INV_1.csv", text);
+    assert_eq!(c.out.code, 0, "{:#?}", c.errors);
+    let a = c.doc("sales_invoice-INV-1.json");
+    let items: Vec<&str> = a["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["item"].as_str().unwrap())
+        .collect();
+    assert_eq!(items, ["A", "TEST-1X"]);
+    assert_eq!(
+        c.doc("sales_invoice-INV-2.json")["lines"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(c.report["counts"]["skipped"], 2);
+    assert_eq!(c.report["counts"]["rows"], 3);
+}
+
+#[test]
+fn skipped_rows_are_counted_in_the_ledger_status_and_json_summaries() {
+    let d = fixed(SKIP_VOID);
+    let text = file(&[
+        h("INV-1", "C1", "OPEN"),
+        l("WIDGET", "10.00"),
+        h("INV-2", "C2", "VOID"),
+        l("BOLT", "0.99"),
+    ]);
+    d.write("drop/inbox/BILL_r.txt", text);
+    let out = d.run(&["--json", "run"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let j = out.json();
+    assert_eq!(j["totals"]["skipped"], 2, "{j:#}");
+    assert_eq!(j["files"][0]["counts"]["skipped"], 2, "{j:#}");
+    let done = d.ls("drop/done");
+    let report = d.read_json(&format!("drop/done/{}/BILL_r.txt.report.json", done[0]));
+    assert_eq!(report["counts"]["skipped"], 2);
+    let db = rusqlite::Connection::open(d.join("drop/.erpdrop/ledger.sqlite")).unwrap();
+    let (f, r): (i64, i64) = db
+        .query_row(
+            "SELECT (SELECT skipped FROM files), (SELECT skipped FROM runs)",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!((f, r), (2, 2));
+    let st = d.run(&["status"]);
+    assert!(st.stdout.contains("2 rows skipped"), "{}", st.stdout);
+    let st = d.run(&["status", "--json"]).json();
+    assert_eq!(st["runs"][0]["skipped"], 2, "{st:#}");
+}
+
+#[test]
+fn check_refuses_a_skip_with_both_or_neither_test_and_a_bad_pattern() {
+    for (skip, expected) in [
+        (
+            "column = \"Status\"\nequals = [\"VOID\"]\nmatches = \"V.*\"",
+            "either `equals`",
+        ),
+        ("column = \"Status\"", "either `equals`"),
+        (
+            "column = \"Status\"\nmatches = \"(VOID\"",
+            "is not a valid regular expression",
+        ),
+        (
+            "column = \"Colour\"\nequals = [\"RED\"]",
+            "[[skip]] reads column \"Colour\", which no record type has",
+        ),
+    ] {
+        let d = fixed(&format!("\n[[skip]]\n{skip}\n"));
+        let out = d.run(&["check"]);
+        assert_eq!(out.code, 2, "{skip}: {out:?}");
+        assert!(
+            out.stderr.contains("mappings/m.toml, line"),
+            "{}",
+            out.stderr
+        );
+        assert!(out.stderr.contains(expected), "{skip}: {}", out.stderr);
+    }
+}

@@ -74,6 +74,10 @@ pub struct CsvSource<R: Read> {
     budget: Budget,
     finished: bool,
     tap: Rc<RefCell<Tap>>,
+    /// `[[skip]]` rules with their columns (when the file is not read through the
+    /// [`rows`](crate::source::rows) layer, which skips rows itself).
+    skip: Vec<(usize, crate::source::SkipRule)>,
+    skipped: u64,
 }
 
 impl<R: Read> CsvSource<R> {
@@ -124,7 +128,34 @@ impl<R: Read> CsvSource<R> {
             budget,
             finished: false,
             tap,
+            skip: Vec::new(),
+            skipped: 0,
         })
+    }
+
+    /// Leaves out the rows that a `[[skip]]` rule matches; a column that the file lacks
+    /// is a problem of the whole file.
+    pub fn with_skip(mut self, rules: &[crate::source::SkipRule]) -> Result<Self, Problem> {
+        use crate::source::rows::RowReader;
+        for r in rules {
+            let col = self.resolve(&r.column, None).map_err(|m| {
+                Problem::file(
+                    Code::MissingColumn,
+                    None,
+                    format!("[[skip]] reads a column the file does not have: {m}"),
+                )
+                .with_value(r.column.clone())
+            })?;
+            self.skip.push((col, r.clone()));
+        }
+        Ok(self)
+    }
+
+    /// Whether a `[[skip]]` rule leaves the current row out.
+    fn skips_row(&self) -> bool {
+        self.skip
+            .iter()
+            .any(|(c, r)| r.skips(crate::source::trim(self.field(*c).unwrap_or(""))))
     }
 
     fn column_name(&self, idx: usize) -> String {
@@ -164,6 +195,11 @@ impl<R: Read> CsvSource<R> {
             match csv::StringRecord::from_byte_record(bytes) {
                 Ok(row) => {
                     self.row = Some(row);
+                    if !self.skip.is_empty() && self.skips_row() {
+                        self.skipped += 1;
+                        self.spare = self.row.take().map(csv::StringRecord::into_byte_record);
+                        continue;
+                    }
                     return Ok(true);
                 }
                 Err(e) => {
@@ -251,6 +287,10 @@ impl<R: Read> super::DocumentSource for CsvSource<R> {
 
     fn bytes_read(&self) -> u64 {
         self.tap.borrow().bytes
+    }
+
+    fn skipped(&self) -> u64 {
+        self.skipped
     }
 }
 
