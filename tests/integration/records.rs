@@ -425,3 +425,244 @@ fn check_refuses_a_skip_with_both_or_neither_test_and_a_bad_pattern() {
         assert!(out.stderr.contains(expected), "{skip}: {}", out.stderr);
     }
 }
+
+// ---------------------------------------------------------------- [source.trailer]
+
+const TRAILER: &str = r#"
+[source.trailer]
+count = "RecordCount"
+sum = { column = "TotalAmount", of = "LineTotal" }
+"#;
+
+/// The fixed mapping with a trailer check (its tables come after `[source]`'s keys).
+fn with_trailer(extra: &str) -> TestDir {
+    let d = TestDir::new();
+    let at = FIXED.find("[source.columns]").unwrap();
+    d.mapping_setup(&format!(
+        "{}{TRAILER}\n{}{extra}",
+        &FIXED[..at],
+        &FIXED[at..]
+    ));
+    d
+}
+
+fn billing() -> Vec<String> {
+    vec![
+        h("INV-1", "C1", "OPEN"),
+        l("WIDGET", "10.00"),
+        l("GADGET", "2.50"),
+        h("INV-2", "C2", "OPEN"),
+        l("BOLT", "0.99"),
+    ]
+}
+
+#[test]
+fn a_trailer_that_agrees_lets_the_file_through() {
+    let d = with_trailer("");
+    let mut rows = billing();
+    rows.push(t(5, "13.49"));
+    let c = d.check_file("BILL_t.txt", file(&rows));
+    assert_eq!(c.out.code, 0, "{:#?}", c.errors);
+    assert_eq!(c.emitted.len(), 2);
+}
+
+/// `run` on one file: it must fail whole, with one `incomplete` row and nothing sent.
+fn run_incomplete(d: &TestDir, name: &str, text: String) -> serde_json::Value {
+    d.write(&format!("drop/inbox/{name}"), text);
+    let out = d.run(&["run"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert_eq!(
+        d.ls("drop/failed").iter().filter(|n| *n == name).count(),
+        1,
+        "{:?}",
+        d.ls("drop/failed")
+    );
+    assert!(
+        d.ls("drop/outbox").is_empty(),
+        "nothing submitted: {:?}",
+        d.ls("drop/outbox")
+    );
+    let r = d.read_json(&format!("drop/failed/{name}.errors.json"));
+    let errors = r["errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    let e = errors[0].clone();
+    assert_eq!(e["stage"], "read");
+    assert_eq!(e["code"], "incomplete");
+    assert!(e.get("document").is_none(), "{e}");
+    assert_eq!(r["counts"]["accepted"], 0);
+    e
+}
+
+#[test]
+fn a_trailer_sum_one_cent_off_fails_the_whole_file() {
+    let d = with_trailer("");
+    let mut rows = billing();
+    rows.push(t(5, "13.48"));
+    let e = run_incomplete(&d, "BILL_cent.txt", file(&rows));
+    assert_eq!(e["line"], 6);
+    assert_eq!(e["column"], "TotalAmount");
+    assert_eq!(e["value"], "13.48");
+    let msg = e["message"].as_str().unwrap();
+    assert!(msg.contains("LineTotal adds up to 13.48"), "{msg}");
+    assert!(msg.contains("add up to 13.49"), "{msg}");
+}
+
+#[test]
+fn a_trailer_count_that_disagrees_fails_the_whole_file() {
+    let d = with_trailer("");
+    let mut rows = billing();
+    rows.remove(2); // a line lost on the way; the sum is checked too
+    rows.push(t(5, "13.49"));
+    let e = run_incomplete(&d, "BILL_count.txt", file(&rows));
+    let msg = e["message"].as_str().unwrap();
+    assert!(
+        msg.contains("The trailer says 5 rows (RecordCount) but the file holds 4"),
+        "{msg}"
+    );
+    assert!(msg.contains("add up to 10.99"), "{msg}");
+    assert_eq!(e["column"], "RecordCount");
+}
+
+#[test]
+fn a_file_cut_off_before_its_trailer_is_incomplete() {
+    let d = with_trailer("");
+    let text = file(&billing());
+    let e = run_incomplete(&d, "BILL_cut.txt", text);
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains("no trailer row (record type \"T\")"),
+        "{e}"
+    );
+    // cut off in the middle of a line: its short line is the first thing wrong, but
+    // nothing is submitted either way
+    let d = with_trailer("");
+    let mut text = file(&billing());
+    text.truncate(text.len() - 6);
+    d.write("drop/inbox/BILL_half.txt", text);
+    assert_eq!(d.run(&["run"]).code, 1);
+    assert!(d.ls("drop/outbox").is_empty());
+    let codes = d.read("drop/failed/BILL_half.txt.errors.json");
+    assert!(codes.contains("\"incomplete\""), "{codes}");
+}
+
+#[test]
+fn skipped_rows_count_for_the_trailer() {
+    let d = with_trailer(SKIP_VOID);
+    let mut rows = billing();
+    rows.push(h("INV-3", "C3", "VOID"));
+    rows.push(l("NUT", "1.00"));
+    rows.push(t(7, "14.49"));
+    let c = d.check_file("BILL_sk.txt", file(&rows));
+    assert_eq!(c.out.code, 0, "{:#?}", c.errors);
+    assert_eq!(c.emitted.len(), 2);
+    assert_eq!(c.report["counts"]["skipped"], 2);
+}
+
+#[test]
+fn without_record_types_the_last_row_is_the_trailer() {
+    let d = TestDir::new();
+    d.mapping_setup(
+        r#"name = "lines"
+match = ["INV_*"]
+document_type = "sales_invoice"
+
+[source]
+delimiter = ";"
+decimal_separator = ","
+
+[source.trailer]
+count = "No"
+sum = { column = "Amount", of = "Amount" }
+
+[document]
+key = ["No"]
+
+[header]
+number = { from = "No" }
+
+[lines]
+item   = { from = "Item" }
+amount = { from = "Amount", type = "decimal" }
+"#,
+    );
+    let good = "No;Item;Amount\nINV-1;A;1,10\nINV-1;B;2,20\nINV-2;C;0,05\n3;;3,35\n";
+    let c = d.check_file("INV_ok.csv", good);
+    assert_eq!(c.out.code, 0, "{:#?}", c.errors);
+    assert_eq!(c.emitted.len(), 2);
+    assert_eq!(c.report["counts"]["rows"], 3);
+    // the totals row lost: the last invoice line is no trailer
+    let cut = "No;Item;Amount\nINV-1;A;1,10\nINV-1;B;2,20\nINV-2;C;0,05\n";
+    let c = d.check_file("INV_cut.csv", cut);
+    assert_eq!(c.out.code, 1);
+    let e = c.only_error();
+    assert_eq!(e["code"], "incomplete");
+    assert_eq!(e["line"], 4);
+    assert!(
+        e["message"].as_str().unwrap().contains("is not a trailer"),
+        "{e}"
+    );
+    assert!(c.emitted.is_empty());
+}
+
+#[test]
+fn check_refuses_a_trailer_with_record_types_but_no_trailer_type() {
+    let d = TestDir::new();
+    let at = FIXED.find("[source.columns]").unwrap();
+    let m = format!("{}{TRAILER}\n{}", &FIXED[..at], &FIXED[at..])
+        .replace(", trailer = \"T\"", "")
+        .replace("[source.columns.T]", "[source.columns.H2]");
+    d.mapping_setup(&m);
+    let out = d.run(&["check"]);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(
+        out.stderr.contains("needs record_type.trailer"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn the_utility_billing_fixture_imports_and_one_cent_off_fails_it() {
+    let d = TestDir::new();
+    d.copy_from_repo("fixtures/hlt");
+    let out = d.run(&["--json", "validate", "--emit", "em"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(out.json()["totals"]["skipped"], 2);
+    assert_eq!(
+        d.ls("em"),
+        [
+            "sales_invoice-U-2026-10001.json",
+            "sales_invoice-U-2026-10003.json"
+        ]
+    );
+    let c = d.read_json("em/sales_invoice-U-2026-10003.json");
+    assert_eq!(c["total"], "79.44");
+    assert_eq!(c["lines"][2]["amount"], "-15.00");
+    assert_eq!(c["lines"][0]["quantity"], "1204.250");
+    // the same export with its trailer's total one cent off
+    let name = "drop/inbox/BILLING_20261130.dat";
+    let text = d.read(name).replace("205.15", "205.14");
+    d.write(name, text);
+    let out = d.run(&["run"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(d.ls("drop/outbox").is_empty());
+    let r = d.read_json("drop/failed/BILLING_20261130.dat.errors.json");
+    assert_eq!(r["errors"].as_array().unwrap().len(), 1);
+    assert_eq!(r["errors"][0]["code"], "incomplete");
+    assert_eq!(r["errors"][0]["line"], 11);
+}
+
+#[test]
+fn a_large_file_with_a_wrong_trailer_submits_nothing() {
+    // more documents than any batch or read-ahead holds: the verdict waits for the end
+    let d = with_trailer("");
+    let mut rows = Vec::new();
+    for i in 0..3000 {
+        rows.push(h(&format!("INV-{i}"), "C1", "OPEN"));
+        rows.push(l("W", "1.00"));
+    }
+    rows.push(t(6000, "2999.99"));
+    run_incomplete(&d, "BILL_big.txt", file(&rows));
+}
