@@ -666,3 +666,30 @@ fn a_large_file_with_a_wrong_trailer_submits_nothing() {
     rows.push(t(6000, "2999.99"));
     run_incomplete(&d, "BILL_big.txt", file(&rows));
 }
+
+#[test]
+fn check_says_when_a_field_reads_another_record_types_column() {
+    let d = TestDir::new();
+    // a header field reading the line rows' LineTotal
+    d.mapping_setup(&FIXED.replace(
+        "customer = { from = \"Customer\", required = true }",
+        "customer = { from = \"Customer\", required = true }\ntotal = { from = \"LineTotal\" }",
+    ));
+    let out = d.run(&["check"]);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(
+        out.stderr.contains("a [header] field reads column \"LineTotal\", which is not in [source.columns] or [source.columns.H] (it is in [source.columns.L], but header fields read the rows of their own record type)"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn check_passes_the_fixtures_layouts() {
+    for fixture in ["fixtures/hlt", "fixtures/bank"] {
+        let d = TestDir::new();
+        d.copy_from_repo(fixture);
+        let out = d.run(&["check"]);
+        assert_eq!(out.code, 0, "{fixture}: {out:?}");
+    }
+}

@@ -300,9 +300,23 @@ pub(super) fn check_fixed_reads(
                 Some(c) => format!("[source.columns] or [source.columns.{c}]"),
                 None => "[source.columns]".to_string(),
             };
+            let elsewhere: Vec<String> = fixed
+                .types
+                .iter()
+                .filter(|(t, cols)| Some(t.as_str()) != code && cols.contains_key(name))
+                .map(|(t, _)| format!("[source.columns.{t}]"))
+                .collect();
+            let hint = if elsewhere.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " (it is in {}, but {section} fields read the rows of their own record type)",
+                    elsewhere.join(", ")
+                )
+            };
             errors.at(
                 &[section],
-                format!("{what} column {name:?}, which is not in {tables}"),
+                format!("{what} column {name:?}, which is not in {tables}{hint}"),
             );
         }
     };
