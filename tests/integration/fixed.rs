@@ -278,3 +278,19 @@ fn the_bank_statement_fixture_imports() {
     assert_eq!(c["amount"], "-17.45");
     assert_eq!(t.ls("em").len(), 4);
 }
+
+#[test]
+fn a_byte_windows_1251_does_not_define_is_an_encoding_error_with_its_line() {
+    let t = bank();
+    let a = line("TX1", "01.12.2026", "Ромашка", "1.00", "RUB");
+    let mut bytes = cp1251(&format!("{a}\n\n{a}\n{a}\n"));
+    // 0x98 is the one byte Windows-1251 leaves undefined; put it into line 4's payer
+    let at = bytes.len() - a.len() - 1 + 22;
+    bytes[at] = 0x98;
+    let c = t.check_file("STMT_98.txt", bytes);
+    assert_eq!(c.out.code, 1);
+    let e = c.only_error();
+    assert_eq!(e["code"], "encoding");
+    assert_eq!(e["line"], 4);
+    assert_eq!(e["value"], "0x98");
+}
