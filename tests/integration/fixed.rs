@@ -152,6 +152,8 @@ fn a_nul_byte_is_an_encoding_error_with_its_line() {
         e["message"].as_str().unwrap().contains("character 26"),
         "{e}"
     );
+    // characters 21 to 50
+    assert_eq!(e["column"], "Payer");
 }
 
 #[test]

@@ -693,3 +693,30 @@ fn check_passes_the_fixtures_layouts() {
         assert_eq!(out.code, 0, "{fixture}: {out:?}");
     }
 }
+
+#[test]
+fn a_skip_column_the_csv_header_lacks_is_a_missing_column() {
+    let d = TestDir::new();
+    d.mapping_setup(
+        r#"name = "lines"
+match = ["INV_*"]
+document_type = "sales_invoice"
+
+[document]
+key = ["No"]
+
+[header]
+number = { from = "No" }
+
+[[skip]]
+column = "Status"
+equals = ["VOID"]
+"#,
+    );
+    let c = d.check_file("INV_s.csv", "No,State\nA,VOID\n");
+    assert_eq!(c.out.code, 1);
+    let e = c.only_error();
+    assert_eq!(e["code"], "missing_column");
+    assert_eq!(e["value"], "Status");
+    assert!(e["message"].as_str().unwrap().contains("[[skip]]"), "{e}");
+}

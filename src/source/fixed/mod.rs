@@ -82,6 +82,19 @@ impl<R: Read> FixedReader<R> {
         }
     }
 
+    /// The name of a column that holds the 1-based `character` (the shared table's
+    /// first, then the record types'), for a problem with a byte there.
+    fn column_at(&self, character: u64) -> Option<String> {
+        let at = usize::try_from(character).ok()?.checked_sub(1)?;
+        self.columns
+            .iter()
+            .find(|c| c.at.start <= at && at < c.at.start + c.at.width)
+            .map(|c| match &c.of_type {
+                Some(t) => format!("{} ({t})", c.name),
+                None => c.name.clone(),
+            })
+    }
+
     /// How many characters the current line has.
     fn len_chars(&self) -> usize {
         if self.ascii {
@@ -136,6 +149,7 @@ impl<R: Read> RowReader for FixedReader<R> {
                 return Err(SourceError::Fatal(
                     Problem::file(Code::Encoding, Some(line), msg)
                         .with_character(Some(character))
+                        .with_column_opt(self.column_at(character))
                         .with_value(hex_bytes(&[0])),
                 ));
             }
@@ -155,6 +169,7 @@ impl<R: Read> RowReader for FixedReader<R> {
                     return Err(SourceError::Fatal(
                         Problem::file(Code::Encoding, Some(line), msg)
                             .with_character(Some(character))
+                            .with_column_opt(self.column_at(character))
                             .with_value(hex_bytes(bad)),
                     ));
                 }
