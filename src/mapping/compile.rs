@@ -8,7 +8,7 @@ use super::lookup::{single_byte, Lookup};
 use super::spec::{self, CheckKind, CheckSpec, DocumentSpec, FieldSpec, MappingSpec, SourceSpec};
 use super::{value, Mapping, SumCheck};
 use crate::config_error::{parse_toml, ConfigError, ConfigErrors, KeyLocator};
-use crate::source::decode::encoding_for_label;
+use crate::source::decode::{code_page_for_label, encoding_for_label};
 use crate::source::{Budget, CsvOptions, Slots, SourceFormat, SourceOptions, XmlOptions};
 use indexmap::IndexMap;
 use rust_decimal::Decimal;
@@ -172,9 +172,19 @@ fn compile_source(spec: &MappingSpec, errors: &mut Errors) -> (SourceOptions, Fi
             b'"'
         }),
     };
+    let code_page = src.encoding.as_deref().and_then(code_page_for_label);
+    if code_page.is_some() && src.format == SourceFormat::Xml {
+        errors.at(
+            &["source", "encoding"],
+            "an XML file names its encoding in its declaration; cp437 is for csv and fixed".into(),
+        );
+    }
     let encoding = src.encoding.as_ref().map(|l| {
+        if code_page.is_some() {
+            return encoding_rs::UTF_8;
+        }
         encoding_for_label(l).unwrap_or_else(|| {
-            errors.at(&["source", "encoding"], format!("unknown encoding {l:?} (e.g. utf-8, utf-16, windows-1251, windows-1252, iso-8859-1)"));
+            errors.at(&["source", "encoding"], format!("unknown encoding {l:?} (e.g. utf-8, utf-16, windows-1251, windows-1252, iso-8859-1, cp437)"));
             encoding_rs::UTF_8
         })
     });
@@ -209,6 +219,7 @@ fn compile_source(spec: &MappingSpec, errors: &mut Errors) -> (SourceOptions, Fi
     let options = SourceOptions {
         format: src.format,
         encoding,
+        code_page,
         csv: CsvOptions {
             delimiter,
             quote,

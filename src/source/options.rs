@@ -26,6 +26,9 @@ pub struct SourceOptions {
     /// `source.encoding` when the mapping sets it. A byte-order mark still wins; without
     /// one, an XML file's own declaration counts only when this is `None`.
     pub encoding: Option<&'static Encoding>,
+    /// A DOS code page that encoding_rs lacks (`encoding = "cp437"`; `encoding` is then
+    /// UTF-8): CSV and fixed width decode it.
+    pub code_page: Option<crate::source::decode::CodePage>,
     pub csv: CsvOptions,
     pub xml: XmlOptions,
     /// Fixed width: where each column stands.

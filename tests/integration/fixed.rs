@@ -296,3 +296,104 @@ fn a_byte_windows_1251_does_not_define_is_an_encoding_error_with_its_line() {
     assert_eq!(e["line"], 4);
     assert_eq!(e["value"], "0x98");
 }
+
+/// Text in CP437 (the characters these tests use; the rest is ASCII).
+fn cp437(s: &str) -> Vec<u8> {
+    s.chars()
+        .map(|c| match c {
+            'ü' => 0x81,
+            'é' => 0x82,
+            'ä' => 0x84,
+            'Ä' => 0x8E,
+            'ö' => 0x94,
+            'Ö' => 0x99,
+            'Ü' => 0x9A,
+            'ñ' => 0xA4,
+            'Ñ' => 0xA5,
+            'ß' => 0xE1,
+            c if c.is_ascii() => c as u8,
+            c => panic!("{c} is not in this test's CP437 table"),
+        })
+        .collect()
+}
+
+#[test]
+fn a_cp437_statement_from_a_dos_banking_program() {
+    let t = TestDir::new();
+    t.mapping_setup(&BANK.replace("windows-1251", "cp437"));
+    let text = [
+        line("TX1", "01.12.2026", "Müller & Söhne GmbH", "1250.00", "EUR"),
+        line(
+            "TX2",
+            "01.12.2026",
+            "Peña Ibáñez".replace('á', "a").as_str(),
+            "17.45-",
+            "EUR",
+        ),
+        line(
+            "TX3",
+            "02.12.2026",
+            "Österreichische Straßenbau",
+            "3.10",
+            "EUR",
+        ),
+    ]
+    .join("\r\n")
+        + "\r\n";
+    let c = t.check_file("STMT_437.txt", cp437(&text));
+    assert_eq!(c.out.code, 0, "{:#?}", c.errors);
+    assert_eq!(
+        c.doc("bank_transaction-TX1.json")["payer"],
+        "Müller & Söhne GmbH"
+    );
+    assert_eq!(c.doc("bank_transaction-TX2.json")["payer"], "Peña Ibañez");
+    assert_eq!(c.doc("bank_transaction-TX2.json")["amount"], "-17.45");
+    assert_eq!(
+        c.doc("bank_transaction-TX3.json")["payer"],
+        "Österreichische Straßenbau"
+    );
+    assert_eq!(c.doc("bank_transaction-TX3.json")["currency"], "EUR");
+}
+
+#[test]
+fn cp437_is_read_for_csv_too_and_refused_for_xml() {
+    let t = TestDir::new();
+    t.mapping_setup(
+        r#"name = "c"
+match = ["C_*"]
+document_type = "customer"
+
+[source]
+delimiter = ";"
+encoding = "cp437"
+
+[document]
+key = ["No"]
+
+[header]
+name = { from = "Name" }
+"#,
+    );
+    let c = t.check_file(
+        "C_1.csv",
+        cp437(
+            "No;Name\n1;Jürgen Müßig\n2;Ñandú\n"
+                .replace('ú', "u")
+                .as_str(),
+        ),
+    );
+    assert_eq!(c.out.code, 0, "{:#?}", c.errors);
+    assert_eq!(c.doc("customer-1.json")["name"], "Jürgen Müßig");
+    assert_eq!(c.doc("customer-2.json")["name"], "Ñandu");
+    let x = TestDir::new();
+    x.mapping_setup(
+        "name = \"x\"\nmatch = [\"X_*\"]\ndocument_type = \"d\"\n[source]\nformat = \"xml\"\nrecord = \"/a/b\"\nencoding = \"cp437\"\n[document]\nkey = [\"@id\"]\n[header]\nid = { from = \"@id\" }\n",
+    );
+    let out = x.run(&["check"]);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(
+        out.stderr.contains("cp437 is for csv and fixed"),
+        "{}",
+        out.stderr
+    );
+}

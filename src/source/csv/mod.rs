@@ -92,8 +92,10 @@ impl<R: Read> CsvSource<R> {
     ) -> Result<CsvSource<R>, Problem> {
         let encoding = opts.encoding.unwrap_or(UTF_8);
         let budget = opts.budget;
+        let code_page = opts.code_page;
         let opts = &opts.csv;
-        let decoder = DecodeReader::new(TapReader::new(input, tap.clone()), encoding);
+        let decoder = DecodeReader::new(TapReader::new(input, tap.clone()), encoding)
+            .with_code_page(code_page);
         let mut buffered = BufReader::with_capacity(256 * 1024, decoder);
         let skipped = skip_lines(&mut buffered, opts.skip_lines)?;
         let mut rdr = csv::ReaderBuilder::new()

@@ -17,6 +17,7 @@ fn opts(delim: u8) -> SourceOptions {
     SourceOptions {
         format: SourceFormat::Csv,
         encoding: None,
+        code_page: None,
         csv: CsvOptions {
             delimiter: delim,
             quote: b'"',

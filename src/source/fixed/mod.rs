@@ -52,7 +52,8 @@ impl<R: Read> FixedReader<R> {
     /// Opens a file in the mapping's encoding (a byte-order mark wins).
     pub fn open(input: R, tap: Rc<RefCell<Tap>>, opts: &SourceOptions) -> FixedReader<R> {
         let encoding = opts.encoding.unwrap_or(UTF_8);
-        let decoder = DecodeReader::new(TapReader::new(input, tap.clone()), encoding);
+        let decoder = DecodeReader::new(TapReader::new(input, tap.clone()), encoding)
+            .with_code_page(opts.code_page);
         let mut columns: Vec<Column> = opts
             .fixed
             .columns

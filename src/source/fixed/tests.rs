@@ -9,6 +9,7 @@ fn reader<'a>(text: &'a [u8], enc: &'static encoding_rs::Encoding) -> FixedReade
     let opts = SourceOptions {
         format: crate::source::SourceFormat::Fixed,
         encoding: Some(enc),
+        code_page: None,
         csv: crate::source::CsvOptions {
             delimiter: b',',
             quote: b'"',

@@ -10,6 +10,7 @@ fn opts(record: &str, lines: Option<&str>, ns: &[(&str, &str)]) -> SourceOptions
     SourceOptions {
         format: SourceFormat::Xml,
         encoding: None,
+        code_page: None,
         csv: CsvOptions {
             delimiter: b',',
             quote: b'"',
