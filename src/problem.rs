@@ -61,6 +61,8 @@ pub enum Code {
     Io,
     /// A snapshot asks for more deletes than `max_deletes` allows.
     TooManyDeletes,
+    /// The file's trailer states other totals than the file holds, or it has none.
+    Incomplete,
 }
 
 impl Code {
@@ -86,6 +88,7 @@ impl Code {
             Code::Empty => "empty",
             Code::Io => "io",
             Code::TooManyDeletes => "too_many_deletes",
+            Code::Incomplete => "incomplete",
         }
     }
 }

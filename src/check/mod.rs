@@ -17,6 +17,8 @@ use crate::problem::{Code, Problem};
 use crate::problem_log::{ProblemLog, SpillLog};
 use crate::source::csv::{CsvSource, Grouping};
 use crate::source::decode::Tap;
+use crate::source::fixed::FixedReader;
+use crate::source::rows::RowDocuments;
 use crate::source::SourceFormat;
 use crate::source::{DocumentSource, SourceError};
 use crate::spool::Spool;
@@ -126,14 +128,31 @@ pub fn open_source_for(
     };
     let file = open_regular(path, id)
         .map_err(|e| Problem::file(Code::Io, None, format!("The file could not be opened: {e}")))?;
+    let (opts, slots) = (&mapping.source, &mapping.slots);
     match mapping.source.format {
-        SourceFormat::Csv => Ok(Box::new(CsvSource::open(
-            file,
-            tap,
-            &mapping.source,
-            &mapping.slots,
-            grouping,
-        )?)),
+        SourceFormat::Csv if opts.rows.record_type.is_some() || opts.rows.trailer.is_some() => {
+            let csv = CsvSource::open(file, tap, opts, slots, Grouping::Grouped)?;
+            Ok(Box::new(RowDocuments::open(
+                csv,
+                slots,
+                &opts.rows,
+                opts.budget,
+            )?))
+        }
+        SourceFormat::Fixed => {
+            let fixed = FixedReader::open(file, tap, opts);
+            Ok(Box::new(RowDocuments::open(
+                fixed,
+                slots,
+                &opts.rows,
+                opts.budget,
+            )?))
+        }
+        // without record types or a trailer, rows are skipped as the CSV reader reads
+        // them, so that a file not grouped by key is still sorted
+        SourceFormat::Csv => Ok(Box::new(
+            CsvSource::open(file, tap, opts, slots, grouping)?.with_skip(&opts.rows.skip)?,
+        )),
         SourceFormat::Xml => {
             let src =
                 crate::source::xml::XmlSource::open(file, tap, &mapping.source, &mapping.slots)?;
@@ -214,6 +233,7 @@ pub fn check_file(
                 &mut opts,
             );
             (opts.progress)(source.bytes_read());
+            check.counts.skipped = source.skipped();
             drop(source);
             let t = match producer {
                 // a panic of the reader is this thread's, as if it had read the file

@@ -121,4 +121,7 @@ pub(super) const MIGRATIONS: &[&str] = &[
         CASE state WHEN 'in_flight' THEN 'unknown' ELSE state END, last_status, target_id, last_error
       FROM documents WHERE state IN ('accepted', 'rejected', 'in_flight')
       ORDER BY updated;",
+    // 5: rows that [[skip]] left out (VOID, CANCELLED), per file and per run
+    "ALTER TABLE files ADD COLUMN skipped INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE runs ADD COLUMN skipped INTEGER NOT NULL DEFAULT 0;",
 ];

@@ -8,12 +8,14 @@ use super::lookup::{single_byte, Lookup};
 use super::spec::{self, CheckKind, CheckSpec, DocumentSpec, FieldSpec, MappingSpec, SourceSpec};
 use super::{value, Mapping, SumCheck};
 use crate::config_error::{parse_toml, ConfigError, ConfigErrors, KeyLocator};
-use crate::source::decode::encoding_for_label;
+use crate::source::decode::{code_page_for_label, encoding_for_label};
 use crate::source::{Budget, CsvOptions, Slots, SourceFormat, SourceOptions, XmlOptions};
 use indexmap::IndexMap;
 use rust_decimal::Decimal;
 use std::path::Path;
 use std::sync::Arc;
+
+mod rows;
 
 impl Mapping {
     /// Reads and compiles a mapping file. Relative lookup paths are taken from the
@@ -38,7 +40,9 @@ impl Mapping {
         };
         check_names(&spec, &mut errors);
         let globs = compile_globs(&spec.match_globs, &mut errors);
-        let (source, defaults) = compile_source(&spec, &mut errors);
+        let (mut source, defaults) = compile_source(&spec, &mut errors);
+        source.rows = rows::compile_rules(&spec, defaults.decimal, defaults.thousands, &mut errors);
+        source.fixed = rows::compile_columns(&spec, &source.rows, &mut errors);
         let lookups = load_lookups(file, base_dir, &spec, &mut errors);
         let mut slots = Slots::default();
         let fields = Sections {
@@ -64,6 +68,9 @@ impl Mapping {
             &spec.document,
             &mut errors,
         );
+        if source.format == SourceFormat::Fixed {
+            rows::check_fixed_reads(&source.fixed, &source.rows, &slots, &mut errors);
+        }
         if source.format == SourceFormat::Xml {
             check_xml_paths(&source.xml, &slots, &mut errors);
         }
@@ -174,9 +181,19 @@ fn compile_source(spec: &MappingSpec, errors: &mut Errors) -> (SourceOptions, Fi
             b'"'
         }),
     };
+    let code_page = src.encoding.as_deref().and_then(code_page_for_label);
+    if code_page.is_some() && src.format == SourceFormat::Xml {
+        errors.at(
+            &["source", "encoding"],
+            "an XML file names its encoding in its declaration; cp437 is for csv and fixed".into(),
+        );
+    }
     let encoding = src.encoding.as_ref().map(|l| {
+        if code_page.is_some() {
+            return encoding_rs::UTF_8;
+        }
         encoding_for_label(l).unwrap_or_else(|| {
-            errors.at(&["source", "encoding"], format!("unknown encoding {l:?} (e.g. utf-8, utf-16, windows-1251, windows-1252, iso-8859-1)"));
+            errors.at(&["source", "encoding"], format!("unknown encoding {l:?} (e.g. utf-8, utf-16, windows-1251, windows-1252, iso-8859-1, cp437)"));
             encoding_rs::UTF_8
         })
     });
@@ -214,6 +231,7 @@ fn compile_source(spec: &MappingSpec, errors: &mut Errors) -> (SourceOptions, Fi
     let options = SourceOptions {
         format: src.format,
         encoding,
+        code_page,
         csv: CsvOptions {
             delimiter,
             quote,
@@ -225,6 +243,8 @@ fn compile_source(spec: &MappingSpec, errors: &mut Errors) -> (SourceOptions, Fi
             lines: src.lines.clone(),
             namespaces: src.namespaces.clone(),
         },
+        fixed: Default::default(),
+        rows: Default::default(),
         budget: Budget::default(),
     };
     let defaults = FieldDefaults {
@@ -245,7 +265,7 @@ fn check_format_keys(spec: &MappingSpec, src: &SourceSpec, errors: &mut Errors) 
     if src.format == SourceFormat::Xml && !spec.lines.is_empty() && src.lines.is_none() {
         errors.at(&["source", "lines"], "an XML source with [lines] needs `lines`, the path of the line elements relative to the record (e.g. \"Lines/Line\")".into());
     }
-    if src.format == SourceFormat::Csv && (src.record.is_some() || src.lines.is_some()) {
+    if src.format != SourceFormat::Xml && (src.record.is_some() || src.lines.is_some()) {
         errors.at(
             &["source", "record"],
             "`record` and `lines` are for format = \"xml\"".into(),

@@ -8,11 +8,16 @@
 pub mod csv;
 pub mod decode;
 mod extsort;
+pub mod fixed;
 pub mod keys;
 mod options;
+pub mod rows;
 pub mod xml;
 
-pub use options::{Budget, CsvOptions, SourceFormat, SourceOptions, XmlOptions};
+pub use options::{
+    Budget, CsvOptions, FixedColumn, FixedOptions, RecordTypes, RowKind, RowRules, SkipRule,
+    SourceFormat, SourceOptions, TrailerRule, XmlOptions,
+};
 
 use crate::codec::{put_bytes, put_len, put_u32, put_u64, take_len, take_str, take_u32, take_u64};
 use crate::problem::Problem;
@@ -314,6 +319,10 @@ pub trait DocumentSource {
     fn next_document(&mut self) -> Option<Result<RawDocument, SourceError>>;
     /// Bytes of the file consumed so far (for progress bars).
     fn bytes_read(&self) -> u64;
+    /// Rows left out by `[[skip]]` so far (they make no document).
+    fn skipped(&self) -> u64 {
+        0
+    }
 }
 
 #[cfg(test)]

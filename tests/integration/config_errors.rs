@@ -281,7 +281,7 @@ fn bad_source_options() {
             "delimiter = \";\"",
             "delimiter = \";\"\nencoding = \"klingon\"",
             "source.encoding",
-            "unknown encoding \"klingon\" (e.g. utf-8, utf-16, windows-1251, windows-1252, iso-8859-1)",
+            "unknown encoding \"klingon\" (e.g. utf-8, utf-16, windows-1251, windows-1252, iso-8859-1, cp437)",
         ),
         (
             "decimal_separator = \",\"",

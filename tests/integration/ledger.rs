@@ -232,7 +232,7 @@ fn a_ledger_of_an_older_schema_is_migrated() {
         .query_row("SELECT max(version) FROM schema_version", [], |r| r.get(0))
         .unwrap();
     assert_eq!(v, erpdrop::ledger::SCHEMA_VERSION);
-    assert_eq!(v, 4);
+    assert_eq!(v, 5);
     let accepted: i64 = c
         .query_row(
             "SELECT count(*) FROM documents WHERE state = 'accepted'",

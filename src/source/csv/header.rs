@@ -152,7 +152,7 @@ pub(super) fn resolve(
     Ok(resolved)
 }
 
-fn resolve_column(columns: &[String], name: &str, header: bool) -> Option<usize> {
+pub(super) fn resolve_column(columns: &[String], name: &str, header: bool) -> Option<usize> {
     if !header {
         return name
             .trim()
