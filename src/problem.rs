@@ -61,6 +61,8 @@ pub enum Code {
     Io,
     /// A snapshot asks for more deletes than `max_deletes` allows.
     TooManyDeletes,
+    /// A workbook has no sheet of the name the mapping gives.
+    MissingSheet,
 }
 
 impl Code {
@@ -86,6 +88,7 @@ impl Code {
             Code::Empty => "empty",
             Code::Io => "io",
             Code::TooManyDeletes => "too_many_deletes",
+            Code::MissingSheet => "missing_sheet",
         }
     }
 }

@@ -13,7 +13,7 @@ use crate::fsutil::{open_regular, FileId};
 use crate::mapping::OnInvalid;
 use crate::mapping::{MappedDocument, Mapping};
 use crate::outcome::{AcceptedDoc, Counts};
-use crate::problem::{Code, Problem};
+use crate::problem::{Code, Problem, Stage};
 use crate::problem_log::{ProblemLog, SpillLog};
 use crate::source::csv::{CsvSource, Grouping};
 use crate::source::decode::Tap;
@@ -132,7 +132,19 @@ pub fn open_source_for(
             &mapping.slots,
             grouping,
         )?)),
-        SourceFormat::Xml => {
+        f if f.is_sheet() => Ok(Box::new(crate::source::sheet::SheetSource::open(
+            file,
+            &mapping.source,
+            &mapping.slots,
+            grouping,
+        )?)),
+        SourceFormat::Json => Ok(Box::new(crate::source::json::JsonSource::open(
+            file,
+            tap,
+            &mapping.source,
+            &mapping.slots,
+        )?)),
+        _ => {
             let src =
                 crate::source::xml::XmlSource::open(file, tap, &mapping.source, &mapping.slots)?;
             Ok(match pass {
@@ -342,7 +354,16 @@ fn read_documents(
                     }
                 } else {
                     check.counts.invalid += 1;
-                    check.problems.extend(doc.problems);
+                    let mut problems = doc.problems;
+                    // a workbook names a column by its letter and header: `C (Amount)`
+                    for p in problems.iter_mut().filter(|p| p.stage != Stage::Read) {
+                        if let Some(label) =
+                            p.column.as_deref().and_then(|c| source.column_label(c))
+                        {
+                            p.column = Some(label);
+                        }
+                    }
+                    check.problems.extend(problems);
                 }
             }
             Err(SourceError::Ungrouped) if *pass == Pass::Stream => {

@@ -9,7 +9,9 @@ use super::spec::{self, CheckKind, CheckSpec, DocumentSpec, FieldSpec, MappingSp
 use super::{value, Mapping, SumCheck};
 use crate::config_error::{parse_toml, ConfigError, ConfigErrors, KeyLocator};
 use crate::source::decode::encoding_for_label;
-use crate::source::{Budget, CsvOptions, Slots, SourceFormat, SourceOptions, XmlOptions};
+use crate::source::{
+    Budget, CsvOptions, JsonOptions, SheetOptions, Slots, SourceFormat, SourceOptions, XmlOptions,
+};
 use indexmap::IndexMap;
 use rust_decimal::Decimal;
 use std::path::Path;
@@ -213,6 +215,13 @@ fn compile_source(spec: &MappingSpec, errors: &mut Errors) -> (SourceOptions, Fi
             lines: src.lines.clone(),
             namespaces: src.namespaces.clone(),
         },
+        sheet: SheetOptions {
+            sheet: src.sheet.clone(),
+        },
+        json: JsonOptions {
+            record: src.record.clone(),
+            lines: src.lines.clone(),
+        },
         budget: Budget::default(),
     };
     let defaults = FieldDefaults {
@@ -224,19 +233,86 @@ fn compile_source(spec: &MappingSpec, errors: &mut Errors) -> (SourceOptions, Fi
     (options, defaults)
 }
 
-/// `record` and `lines` are there for XML, and only for XML.
+/// Each format's own keys are there for it, and only for it: `record` and `lines` for
+/// XML and JSON, `sheet` for workbooks, `delimiter`, `quote` and `encoding` for text.
 fn check_format_keys(spec: &MappingSpec, src: &SourceSpec, errors: &mut Errors) {
-    if src.format == SourceFormat::Xml && src.record.as_deref().is_none_or(|r| r.trim().is_empty())
-    {
+    let format = src.format;
+    if format == SourceFormat::Xml && src.record.as_deref().is_none_or(|r| r.trim().is_empty()) {
         errors.at(&["source", "record"], "an XML source needs `record`, the path of the element that is one document (e.g. \"/Export/Invoice\")".into());
     }
-    if src.format == SourceFormat::Xml && !spec.lines.is_empty() && src.lines.is_none() {
+    if format == SourceFormat::Xml && !spec.lines.is_empty() && src.lines.is_none() {
         errors.at(&["source", "lines"], "an XML source with [lines] needs `lines`, the path of the line elements relative to the record (e.g. \"Lines/Line\")".into());
     }
-    if src.format == SourceFormat::Csv && (src.record.is_some() || src.lines.is_some()) {
+    if format == SourceFormat::Json && !spec.lines.is_empty() && src.lines.is_none() {
+        errors.at(&["source", "lines"], "a JSON source with [lines] needs `lines`, the member of a record that holds its array of lines (e.g. \"lines\")".into());
+    }
+    if format == SourceFormat::Json {
+        if let Some(r) = &src.record {
+            if let Err(m) = crate::source::json::check_pointer(r) {
+                errors.at(&["source", "record"], m);
+            }
+        }
+        if let Some(l) = &src.lines {
+            if let Err(m) = crate::source::json::check_path(l) {
+                errors.at(&["source", "lines"], m);
+            }
+        }
+    }
+    let text = matches!(format, SourceFormat::Csv);
+    if (text || format.is_sheet()) && (src.record.is_some() || src.lines.is_some()) {
+        let key = if src.record.is_some() {
+            "record"
+        } else {
+            "lines"
+        };
         errors.at(
-            &["source", "record"],
-            "`record` and `lines` are for format = \"xml\"".into(),
+            &["source", key],
+            format!(
+                "`record` and `lines` are for format = \"xml\" and \"json\", not {:?}",
+                format.name()
+            ),
+        );
+    }
+    if src.sheet.is_some() && !format.is_sheet() {
+        errors.at(
+            &["source", "sheet"],
+            format!(
+                "`sheet` is for workbooks (format = \"xlsx\", \"xls\" or \"ods\"), not {:?}",
+                format.name()
+            ),
+        );
+    }
+    if src.sheet.as_deref().is_some_and(|s| s.trim().is_empty()) {
+        errors.at(
+            &["source", "sheet"],
+            "`sheet` is empty: name a sheet of the workbook, or leave it out to read the first"
+                .into(),
+        );
+    }
+    if !text && format != SourceFormat::Xml {
+        for (key, set) in [
+            ("delimiter", src.delimiter.is_some()),
+            ("quote", src.quote.is_some()),
+        ] {
+            if set {
+                errors.at(
+                    &["source", key],
+                    format!("`{key}` is for CSV files, not format = {:?}", format.name()),
+                );
+            }
+        }
+    }
+    if format.is_sheet() && src.encoding.is_some() {
+        errors.at(
+            &["source", "encoding"],
+            "a workbook says its own encoding: `encoding` is for text formats (csv, xml, json)"
+                .into(),
+        );
+    }
+    if format == SourceFormat::Json && src.skip_lines > 0 {
+        errors.at(
+            &["source", "skip_lines"],
+            "`skip_lines` is for CSV files and workbooks, not JSON".into(),
         );
     }
 }

@@ -53,6 +53,8 @@ pub struct SourceSpec {
     /// XML: namespace prefixes usable in paths.
     #[serde(default)]
     pub namespaces: IndexMap<String, String>,
+    /// Workbooks (xlsx, xls, ods): the sheet's name; default the first sheet.
+    pub sheet: Option<String>,
 }
 
 impl Default for SourceSpec {
@@ -71,6 +73,7 @@ impl Default for SourceSpec {
             record: None,
             lines: None,
             namespaces: IndexMap::new(),
+            sheet: None,
         }
     }
 }

@@ -15,6 +15,36 @@ pub enum SourceFormat {
     #[default]
     Csv,
     Xml,
+    /// An Excel workbook (Office Open XML), read as a stream of rows.
+    Xlsx,
+    /// An Excel 97-2003 workbook (BIFF), read whole (at most 65,536 rows).
+    Xls,
+    /// An OpenDocument spreadsheet, read whole.
+    Ods,
+    /// JSON: one value with an array of records, or one record per line.
+    Json,
+}
+
+impl SourceFormat {
+    /// A workbook: xlsx, xls or ods.
+    pub fn is_sheet(self) -> bool {
+        matches!(
+            self,
+            SourceFormat::Xlsx | SourceFormat::Xls | SourceFormat::Ods
+        )
+    }
+
+    /// The name as written in a mapping (`format = "xlsx"`).
+    pub fn name(self) -> &'static str {
+        match self {
+            SourceFormat::Csv => "csv",
+            SourceFormat::Xml => "xml",
+            SourceFormat::Xlsx => "xlsx",
+            SourceFormat::Xls => "xls",
+            SourceFormat::Ods => "ods",
+            SourceFormat::Json => "json",
+        }
+    }
 }
 
 /// Everything a source needs to read a file.
@@ -26,7 +56,26 @@ pub struct SourceOptions {
     pub encoding: Option<&'static Encoding>,
     pub csv: CsvOptions,
     pub xml: XmlOptions,
+    pub sheet: SheetOptions,
+    pub json: JsonOptions,
     pub budget: Budget,
+}
+
+/// How to read a workbook (xlsx, xls, ods); `header` and `skip_lines` come from
+/// [`CsvOptions`], as for CSV.
+#[derive(Debug, Clone, Default)]
+pub struct SheetOptions {
+    /// The sheet's name; `None`: the first sheet.
+    pub sheet: Option<String>,
+}
+
+/// How to read JSON.
+#[derive(Debug, Clone, Default)]
+pub struct JsonOptions {
+    /// A JSON pointer to the array of records (`/invoices`); `None`: one record per line.
+    pub record: Option<String>,
+    /// The member of a record that holds its lines (a path: `lines`, `body/items`).
+    pub lines: Option<String>,
 }
 
 /// How to read a CSV file.

@@ -14,6 +14,7 @@ mod ledger;
 mod lifecycle;
 mod master;
 mod run;
+mod sheets;
 mod smoke;
 mod trust;
 mod trust_http;

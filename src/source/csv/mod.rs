@@ -20,6 +20,7 @@ mod tests;
 mod ungrouped;
 
 pub use end_of_input::MAX_HEADER_BYTES;
+pub(crate) use header::{resolve as resolve_columns, SlotColumns};
 
 use super::decode::{DecodeReader, Tap, TapReader};
 use super::extsort::Sorted;

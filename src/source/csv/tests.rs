@@ -24,6 +24,8 @@ fn opts(delim: u8) -> SourceOptions {
             skip_lines: 0,
         },
         xml: XmlOptions::default(),
+        sheet: Default::default(),
+        json: Default::default(),
         budget: Budget::default(),
     }
 }

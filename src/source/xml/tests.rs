@@ -24,6 +24,8 @@ fn opts(record: &str, lines: Option<&str>, ns: &[(&str, &str)]) -> SourceOptions
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
         },
+        sheet: Default::default(),
+        json: Default::default(),
         budget: Budget::default(),
     }
 }
