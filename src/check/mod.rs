@@ -138,12 +138,14 @@ pub fn open_source_for(
             &mapping.slots,
             grouping,
         )?)),
-        SourceFormat::Json => Ok(Box::new(crate::source::json::JsonSource::open(
-            file,
-            tap,
-            &mapping.source,
-            &mapping.slots,
-        )?)),
+        SourceFormat::Json => {
+            let src =
+                crate::source::json::JsonSource::open(file, tap, &mapping.source, &mapping.slots)?;
+            Ok(match pass {
+                Pass::Repeats(r) => Box::new(src.with_repeats(r)),
+                _ => Box::new(src),
+            })
+        }
         _ => {
             let src =
                 crate::source::xml::XmlSource::open(file, tap, &mapping.source, &mapping.slots)?;

@@ -10,6 +10,7 @@ mod encodings;
 mod fields;
 mod http;
 mod input;
+mod json;
 mod ledger;
 mod lifecycle;
 mod master;
