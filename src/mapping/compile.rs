@@ -69,6 +69,9 @@ impl Mapping {
         if source.format == SourceFormat::Xml {
             check_xml_paths(&source.xml, &slots, &mut errors);
         }
+        if source.format == SourceFormat::Json {
+            check_json_paths(&slots, &mut errors);
+        }
         let checks = compile_checks(&spec, &header, &line_fields, &mut errors);
 
         if !errors.list.is_empty() {
@@ -536,6 +539,26 @@ fn check_xml_paths(xml: &XmlOptions, slots: &Slots, errors: &mut Errors) {
                     vec![section]
                 };
                 errors.at(&key, format!("path {p:?}: {m}"));
+            }
+        }
+    }
+}
+
+/// JSON paths inside a record are checked now, not when the first file arrives.
+fn check_json_paths(slots: &Slots, errors: &mut Errors) {
+    for (section, list) in [
+        ("header", &slots.header),
+        ("lines", &slots.lines),
+        ("document", &slots.key),
+    ] {
+        for p in list.iter() {
+            if let Err(m) = crate::source::json::check_path(p) {
+                let key = if section == "document" {
+                    vec!["document", "key"]
+                } else {
+                    vec![section]
+                };
+                errors.at(&key, m);
             }
         }
     }
