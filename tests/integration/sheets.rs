@@ -461,3 +461,38 @@ fn an_xls_workbook_validates_and_emits() {
     assert_eq!(two["date"], "2026-11-23");
     assert_eq!(two["lines"][0]["amount"], "99.99");
 }
+
+#[test]
+fn an_ungrouped_sheet_is_sorted_through_temporary_files_in_a_small_budget() {
+    let t = TestDir::new();
+    t.mapping_setup(&mapping("format = \"xlsx\""));
+    // 300 invoices of 2 lines each, the second lines after all the first ones
+    let file = workbook(&[("Sheet1", &|ws: &mut Worksheet| {
+        header(ws, 0);
+        for i in 0..600u32 {
+            let no = format!("INV-{:03}", i % 300);
+            ws.write_string(i + 1, 0, &no).unwrap();
+            ws.write_number(i + 1, 3, 3.0).unwrap();
+            ws.write_string(i + 1, 4, format!("ITEM-{i}")).unwrap();
+            ws.write_number(i + 1, 7, if i < 300 { 1.0 } else { 2.0 })
+                .unwrap();
+        }
+    })]);
+    t.write("in/INV_apart.xlsx", &file);
+    let out = t
+        .cmd()
+        .env("ERPDROP_SORT_MEMORY", "2048")
+        .args(["validate", "in/INV_apart.xlsx", "--emit", "em"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(t.ls("em").len(), 300);
+    let doc = t.read_json("em/sales_invoice-INV-007.json");
+    let items: Vec<&str> = doc["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["item"].as_str().unwrap())
+        .collect();
+    assert_eq!(items, ["ITEM-7", "ITEM-307"]);
+}

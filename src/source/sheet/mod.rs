@@ -22,11 +22,11 @@ use super::keys::{document_key, duplicate, missing_key, SeenKeys};
 use super::{put_key, take_key, RawDocument, RawRow, SourceError, SourceOptions};
 use super::{Budget, DocumentSource, Slots};
 use crate::problem::{quote, Code, Problem, Stage};
-use cell::{column_letters, Cell};
+use cell::{column_letters, Cell, Row};
 use std::collections::VecDeque;
 use std::fs::File;
 use std::sync::mpsc::Receiver;
-use workbook::{Batch, Row};
+use workbook::Batch;
 
 /// One sheet of a workbook read as a stream of documents.
 pub struct SheetSource {
@@ -93,10 +93,8 @@ impl SheetSource {
                     Some(r) if u64::from(r.number) <= skip => continue,
                     Some(r) => {
                         header_row = u64::from(r.number) - 1;
-                        src.columns = r
-                            .cells
-                            .iter()
-                            .map(|c| c.text().trim().to_string())
+                        src.columns = (0..r.len())
+                            .map(|i| r.cell(i).text().trim().to_string())
                             .collect();
                         break;
                     }
@@ -141,7 +139,7 @@ impl SheetSource {
     /// The next data row: not blank, below the titles and the header.
     fn next_data_row(&mut self) -> Result<Option<Row>, Problem> {
         while let Some(r) = self.next_row()? {
-            if u64::from(r.number) <= self.skip_before || r.cells.iter().all(Cell::is_blank) {
+            if u64::from(r.number) <= self.skip_before || r.is_blank() {
                 continue;
             }
             return Ok(Some(r));
@@ -159,7 +157,7 @@ impl SheetSource {
     }
 
     fn key_of(&self, row: &Row) -> Vec<String> {
-        document_key(self.idx.key.iter().map(|&i| cell_at(row, i).text()))
+        document_key(self.idx.key.iter().map(|&i| row.cell(i).text()))
     }
 
     /// The row's values for the slots of `idx`, date cells marked; an error cell is a
@@ -168,16 +166,18 @@ impl SheetSource {
         let line = u64::from(row.number);
         let mut out = RawRow::with_capacity(line, idx.len(), 64);
         for &i in idx {
-            let c = cell_at(row, i);
+            let c = row.cell(i);
             // an error cell has no value: its problem is said once, here
             out.push((!matches!(c, Cell::Error(_))).then(|| c.text()));
             match c {
                 Cell::Date(_) => out.mark_date(),
                 Cell::Error(e) => {
                     let at = format!("{}{}", column_letters(i), row.number);
+                    let column = self.column_label(i);
+                    // the same cell read by a header and a line field: said once
                     if !problems
                         .iter()
-                        .any(|p| p.line == Some(line) && p.value.as_deref() == Some(e))
+                        .any(|p| p.line == Some(line) && p.column.as_deref() == Some(&column))
                     {
                         let msg = format!(
                             "Cell {at} holds the error {e}, not a value: a formula that failed in the workbook"
@@ -185,8 +185,8 @@ impl SheetSource {
                         problems.push(
                             Problem::new(Stage::Read, Code::Type, &msg)
                                 .with_line(line)
-                                .with_column(self.column_label(i))
-                                .with_value(e.clone()),
+                                .with_column(column)
+                                .with_value(e.to_string()),
                         );
                     }
                 }
@@ -436,12 +436,6 @@ impl SheetSource {
                     .map(|n| n - 1)
             })
     }
-}
-
-/// The cell in column `i` of a row (empty past its last cell).
-fn cell_at(row: &Row, i: usize) -> &Cell {
-    static EMPTY: Cell = Cell::Empty;
-    row.cells.get(i).unwrap_or(&EMPTY)
 }
 
 fn temp_failure(e: &std::io::Error) -> SourceError {

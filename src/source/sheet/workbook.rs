@@ -5,21 +5,13 @@
 //! reads xls and ods sheets whole (`worksheet_range`); an xls sheet has at most 65,536
 //! rows, and an ods file is one XML document.
 
-use super::cell::Cell;
+use super::cell::Row;
 use crate::problem::{quote, Code, Problem};
 use crate::source::SourceFormat;
 use calamine::{Data, Ods, Range, Reader, Xls, Xlsx, XlsxError};
 use std::fs::File;
 use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
-
-/// One row of a sheet: its number (1-based, as the sheet shows it) and its cells from
-/// column A on (absent cells empty; the row ends at its last cell).
-#[derive(Debug, Clone, Default)]
-pub struct Row {
-    pub number: u32,
-    pub cells: Vec<Cell>,
-}
 
 /// What the reading thread sends: rows, in batches, then the end, or why it stopped.
 pub enum Batch {
@@ -146,7 +138,7 @@ fn read(
             let mut cells = wb
                 .worksheet_cells_reader(&name)
                 .map_err(|e| damaged(format, &e.to_string()))?;
-            let mut row = Row::default();
+            let mut row = Row::new(0);
             loop {
                 let cell = cells
                     .next_cell()
@@ -155,22 +147,14 @@ fn read(
                 let (r, c) = cell.get_position();
                 let number = r.saturating_add(1);
                 if number != row.number {
-                    if !row.cells.is_empty() {
-                        out.push(std::mem::take(&mut row))?;
+                    if !row.is_empty() {
+                        out.push(std::mem::replace(&mut row, Row::new(number)))?;
                     }
                     row.number = number;
                 }
-                let value = Cell::from_data(cell.get_value().clone());
-                if value == Cell::Empty {
-                    continue;
-                }
-                let c = c as usize;
-                if row.cells.len() <= c {
-                    row.cells.resize(c + 1, Cell::Empty);
-                }
-                row.cells[c] = value;
+                row.put(c as usize, cell.get_value());
             }
-            if !row.cells.is_empty() {
+            if !row.is_empty() {
                 out.push(row)?;
             }
             Ok(())
@@ -183,16 +167,13 @@ fn send_range(range: &Range<Data>, out: &mut Sender) -> Result<(), Stop> {
         return Ok(());
     };
     for (i, cells) in range.rows().enumerate() {
-        let mut row = Row {
-            number: top + i as u32 + 1,
-            cells: Vec::new(),
-        };
-        let last = cells.iter().rposition(|c| *c != Data::Empty);
-        let Some(last) = last else { continue };
-        row.cells.resize(left as usize, Cell::Empty);
-        row.cells
-            .extend(cells[..=last].iter().map(Cell::from_owned));
-        out.push(row)?;
+        let mut row = Row::new(top + i as u32 + 1);
+        for (c, d) in cells.iter().enumerate() {
+            row.put_owned(left as usize + c, d);
+        }
+        if !row.is_empty() {
+            out.push(row)?;
+        }
     }
     Ok(())
 }
