@@ -496,3 +496,30 @@ fn an_ungrouped_sheet_is_sorted_through_temporary_files_in_a_small_budget() {
         .collect();
     assert_eq!(items, ["ITEM-7", "ITEM-307"]);
 }
+
+#[test]
+fn a_workbook_with_a_password_is_one_read_error() {
+    let t = TestDir::new();
+    for (format, name) in [
+        ("xlsx", "pass_protected.xlsx"),
+        ("ods", "pass_protected.ods"),
+    ] {
+        t.mapping_setup(&mapping(&format!("format = \"{format}\"")));
+        let bytes = std::fs::read(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("fixtures/sheets/protected")
+                .join(name),
+        )
+        .unwrap();
+        let c = t.check_file(name, &bytes);
+        assert_eq!(c.out.code, 1, "{name}");
+        let e = c.only_error();
+        assert_eq!(e["stage"], "read", "{name}");
+        assert_eq!(e["code"], "malformed", "{name}");
+        assert_eq!(
+            e["message"],
+            "The workbook is protected by a password: erpdrop cannot read it; save it without a password",
+            "{name}"
+        );
+    }
+}
