@@ -74,6 +74,8 @@ fn export(ws: &mut Worksheet) {
     ws.merge_range(0, 0, 0, 7, "Sales invoices, November 2026", &bold)
         .unwrap();
     ws.write_string(1, 0, "Printed 01.12.2026").unwrap();
+    // a row of blanks above the header, as a cleared cell leaves it
+    ws.write_string(2, 2, "  ").unwrap();
     header(ws, 3);
     // INV-1: a date cell, two lines; the total is a formula with its cached value
     let day = ExcelDateTime::from_ymd(2026, 11, 20).unwrap();

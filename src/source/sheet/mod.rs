@@ -90,7 +90,7 @@ impl SheetSource {
                             "The sheet is empty: there is no header row",
                         ))
                     }
-                    Some(r) if u64::from(r.number) <= skip => continue,
+                    Some(r) if u64::from(r.number) <= skip || r.is_blank() => continue,
                     Some(r) => {
                         header_row = u64::from(r.number) - 1;
                         src.columns = (0..r.len())
