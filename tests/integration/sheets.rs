@@ -525,3 +525,45 @@ fn a_workbook_with_a_password_is_one_read_error() {
         );
     }
 }
+
+#[test]
+fn a_date_cell_is_a_datetime_and_iso_text_for_other_fields() {
+    let t = TestDir::new();
+    t.mapping_setup(
+        r#"name = "stamps"
+match = ["*.xlsx"]
+document_type = "event"
+[source]
+format = "xlsx"
+datetime_format = "%d.%m.%Y %H:%M"
+[document]
+key = ["No"]
+[header]
+no    = { from = "No" }
+at    = { from = "At", type = "datetime" }
+text  = { from = "At" }
+"#,
+    );
+    let file = workbook(&[("Sheet1", &|ws: &mut Worksheet| {
+        let fmt = Format::new().set_num_format("dd/mm/yyyy hh:mm");
+        ws.write_string(0, 0, "No").unwrap();
+        ws.write_string(0, 1, "At").unwrap();
+        ws.write_string(1, 0, "E-1").unwrap();
+        let at = ExcelDateTime::from_ymd(2026, 11, 20)
+            .unwrap()
+            .and_hms(13, 45, 30)
+            .unwrap();
+        ws.write_datetime_with_format(1, 1, &at, &fmt).unwrap();
+        ws.write_string(2, 0, "E-2").unwrap();
+        ws.write_string(2, 1, "21.11.2026 08:05").unwrap();
+    })]);
+    let c = t.check_file("EV.xlsx", &file);
+    assert_eq!(c.out.code, 0, "{:#?}", c.errors);
+    let one = c.doc("event-E-1.json");
+    assert_eq!(
+        one["at"], "2026-11-20T13:45:30",
+        "whatever datetime_format says"
+    );
+    assert_eq!(one["text"], "2026-11-20T13:45:30");
+    assert_eq!(c.doc("event-E-2.json")["at"], "2026-11-21T08:05:00");
+}
