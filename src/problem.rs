@@ -63,6 +63,8 @@ pub enum Code {
     TooManyDeletes,
     /// The file's trailer states other totals than the file holds, or it has none.
     Incomplete,
+    /// A workbook has no sheet of the name the mapping gives.
+    MissingSheet,
 }
 
 impl Code {
@@ -89,6 +91,7 @@ impl Code {
             Code::Io => "io",
             Code::TooManyDeletes => "too_many_deletes",
             Code::Incomplete => "incomplete",
+            Code::MissingSheet => "missing_sheet",
         }
     }
 }

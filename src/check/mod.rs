@@ -13,7 +13,7 @@ use crate::fsutil::{open_regular, FileId};
 use crate::mapping::OnInvalid;
 use crate::mapping::{MappedDocument, Mapping};
 use crate::outcome::{AcceptedDoc, Counts};
-use crate::problem::{Code, Problem};
+use crate::problem::{Code, Problem, Stage};
 use crate::problem_log::{ProblemLog, SpillLog};
 use crate::source::csv::{CsvSource, Grouping};
 use crate::source::decode::Tap;
@@ -153,6 +153,16 @@ pub fn open_source_for(
         SourceFormat::Csv => Ok(Box::new(
             CsvSource::open(file, tap, opts, slots, grouping)?.with_skip(&opts.rows.skip)?,
         )),
+        SourceFormat::Xlsx | SourceFormat::Xls | SourceFormat::Ods => Ok(Box::new(
+            crate::source::sheet::SheetSource::open(file, opts, slots, grouping)?,
+        )),
+        SourceFormat::Json => {
+            let src = crate::source::json::JsonSource::open(file, tap, opts, slots)?;
+            Ok(match pass {
+                Pass::Repeats(r) => Box::new(src.with_repeats(r)),
+                _ => Box::new(src),
+            })
+        }
         SourceFormat::Xml => {
             let src =
                 crate::source::xml::XmlSource::open(file, tap, &mapping.source, &mapping.slots)?;
@@ -368,7 +378,16 @@ fn read_documents(
                     }
                 } else {
                     check.counts.invalid += 1;
-                    check.problems.extend(doc.problems);
+                    let mut problems = doc.problems;
+                    // a workbook names a column by its letter and header: `C (Amount)`
+                    for p in problems.iter_mut().filter(|p| p.stage != Stage::Read) {
+                        if let Some(label) =
+                            p.column.as_deref().and_then(|c| source.column_label(c))
+                        {
+                            p.column = Some(label);
+                        }
+                    }
+                    check.problems.extend(problems);
                 }
             }
             Err(SourceError::Ungrouped) if *pass == Pass::Stream => {

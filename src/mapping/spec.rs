@@ -85,6 +85,8 @@ pub struct SourceSpec {
     pub record_type: Option<RecordTypeSpec>,
     /// `[source.trailer]`: the control totals of the file's last row.
     pub trailer: Option<TrailerSpec>,
+    /// Workbooks (xlsx, xls, ods): the sheet's name; default the first sheet.
+    pub sheet: Option<String>,
 }
 
 /// `InvoiceNo = { start = 2, width = 10 }`, or a record type's own table of them.
@@ -157,6 +159,7 @@ impl Default for SourceSpec {
             columns: IndexMap::new(),
             record_type: None,
             trailer: None,
+            sheet: None,
         }
     }
 }

@@ -17,6 +17,37 @@ pub enum SourceFormat {
     Xml,
     /// Fixed-width text: columns by position (`[source.columns]`).
     Fixed,
+    /// An Excel workbook (Office Open XML), read as a stream of rows.
+    Xlsx,
+    /// An Excel 97-2003 workbook (BIFF), read whole (at most 65,536 rows).
+    Xls,
+    /// An OpenDocument spreadsheet, read whole.
+    Ods,
+    /// JSON: one value with an array of records, or one record per line.
+    Json,
+}
+
+impl SourceFormat {
+    /// A workbook: xlsx, xls or ods.
+    pub fn is_sheet(self) -> bool {
+        matches!(
+            self,
+            SourceFormat::Xlsx | SourceFormat::Xls | SourceFormat::Ods
+        )
+    }
+
+    /// The name as written in a mapping (`format = "xlsx"`).
+    pub fn name(self) -> &'static str {
+        match self {
+            SourceFormat::Csv => "csv",
+            SourceFormat::Xml => "xml",
+            SourceFormat::Fixed => "fixed",
+            SourceFormat::Xlsx => "xlsx",
+            SourceFormat::Xls => "xls",
+            SourceFormat::Ods => "ods",
+            SourceFormat::Json => "json",
+        }
+    }
 }
 
 /// Everything a source needs to read a file.
@@ -36,6 +67,8 @@ pub struct SourceOptions {
     /// Record types, skipped rows and the trailer: the layer over the rows of a
     /// row-shaped file ([`rows`](crate::source::rows)).
     pub rows: RowRules,
+    pub sheet: SheetOptions,
+    pub json: JsonOptions,
     pub budget: Budget,
 }
 
@@ -153,6 +186,23 @@ impl RowRules {
     pub fn any(&self) -> bool {
         self.record_type.is_some() || !self.skip.is_empty() || self.trailer.is_some()
     }
+}
+
+/// How to read a workbook (xlsx, xls, ods); `header` and `skip_lines` come from
+/// [`CsvOptions`], as for CSV.
+#[derive(Debug, Clone, Default)]
+pub struct SheetOptions {
+    /// The sheet's name; `None`: the first sheet.
+    pub sheet: Option<String>,
+}
+
+/// How to read JSON.
+#[derive(Debug, Clone, Default)]
+pub struct JsonOptions {
+    /// A JSON pointer to the array of records (`/invoices`); `None`: one record per line.
+    pub record: Option<String>,
+    /// The member of a record that holds its lines (a path: `lines`, `body/items`).
+    pub lines: Option<String>,
 }
 
 /// How to read a CSV file.

@@ -392,7 +392,7 @@ name = { from = "Name" }
     let out = x.run(&["check"]);
     assert_eq!(out.code, 2, "{out:?}");
     assert!(
-        out.stderr.contains("cp437 is for csv and fixed"),
+        out.stderr.contains("cp437 is for csv, fixed and json"),
         "{}",
         out.stderr
     );

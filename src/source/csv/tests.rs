@@ -27,6 +27,8 @@ fn opts(delim: u8) -> SourceOptions {
         xml: XmlOptions::default(),
         fixed: Default::default(),
         rows: Default::default(),
+        sheet: Default::default(),
+        json: Default::default(),
         budget: Budget::default(),
     }
 }

@@ -22,6 +22,8 @@ fn reader<'a>(text: &'a [u8], enc: &'static encoding_rs::Encoding) -> FixedReade
             types: IndexMap::new(),
         },
         rows: Default::default(),
+        sheet: Default::default(),
+        json: Default::default(),
         budget: Default::default(),
     };
     FixedReader::open(text, Rc::default(), &opts)

@@ -27,6 +27,8 @@ fn opts(record: &str, lines: Option<&str>, ns: &[(&str, &str)]) -> SourceOptions
         },
         fixed: Default::default(),
         rows: Default::default(),
+        sheet: Default::default(),
+        json: Default::default(),
         budget: Budget::default(),
     }
 }
