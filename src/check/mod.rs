@@ -19,6 +19,7 @@ use crate::source::csv::{CsvSource, Grouping};
 use crate::source::decode::Tap;
 use crate::source::fixed::FixedReader;
 use crate::source::rows::RowDocuments;
+use crate::source::sheet::SheetSource;
 use crate::source::SourceFormat;
 use crate::source::{DocumentSource, SourceError};
 use crate::spool::Spool;
@@ -153,11 +154,25 @@ pub fn open_source_for(
         SourceFormat::Csv => Ok(Box::new(
             CsvSource::open(file, tap, opts, slots, grouping)?.with_skip(&opts.rows.skip)?,
         )),
+        // a workbook with a trailer (its totals row) goes through the rows layer, as
+        // CSV does; with [[skip]] only, it skips rows itself and can still be sorted
+        SourceFormat::Xlsx | SourceFormat::Xls | SourceFormat::Ods
+            if opts.rows.record_type.is_some() || opts.rows.trailer.is_some() =>
+        {
+            let sheet = SheetSource::open(file, opts, slots, Grouping::Grouped)?;
+            Ok(Box::new(RowDocuments::open(
+                sheet,
+                slots,
+                &opts.rows,
+                opts.budget,
+            )?))
+        }
         SourceFormat::Xlsx | SourceFormat::Xls | SourceFormat::Ods => Ok(Box::new(
-            crate::source::sheet::SheetSource::open(file, opts, slots, grouping)?,
+            SheetSource::open(file, opts, slots, grouping)?.with_skip(&opts.rows.skip)?,
         )),
         SourceFormat::Json => {
-            let src = crate::source::json::JsonSource::open(file, tap, opts, slots)?;
+            let src = crate::source::json::JsonSource::open(file, tap, opts, slots)?
+                .with_skip(&opts.rows.skip);
             Ok(match pass {
                 Pass::Repeats(r) => Box::new(src.with_repeats(r)),
                 _ => Box::new(src),

@@ -377,3 +377,40 @@ fn a_web_shop_order_export_validates_and_emits() {
     assert_eq!(three["country"], "DE", "a null address: the default");
     assert_eq!(three["lines"][0]["quantity"], 3);
 }
+
+#[test]
+fn a_skip_rule_leaves_records_out_and_a_trailer_is_refused() {
+    let t = TestDir::new();
+    t.mapping_setup(&format!(
+        "{}\n[[skip]]\ncolumn = \"meta/state\"\nequals = [\"CANCELLED\"]\n",
+        mapping("")
+    ));
+    let text = concat!(
+        r#"{"number": "INV-1", "customer": {"id": "C"}, "meta": {"state": "OPEN"}, "total": 0.1, "lines": [{"sku": "A", "amount": 0.1}]}"#,
+        "\n",
+        r#"{"number": "INV-2", "customer": {"id": "C"}, "meta": {"state": "CANCELLED"}, "total": 9, "lines": [{"sku": "B", "amount": 1}]}"#,
+        "\n",
+        r#"{"number": "INV-3", "customer": {"id": "C"}, "total": 0.2, "lines": [{"sku": "C", "amount": 0.2}]}"#,
+        "\n",
+    );
+    let c = t.check_file("orders.ndjson", text);
+    assert_eq!(c.out.code, 0, "{:#?}", c.errors);
+    assert_eq!(c.report["counts"]["documents"], 2, "{}", c.report);
+    assert_eq!(c.report["counts"]["skipped"], 1, "{}", c.report);
+    assert!(
+        c.emitted.keys().all(|n| !n.contains("INV-2")),
+        "{:?}",
+        c.emitted
+    );
+    // JSON records have no trailer row
+    let t = TestDir::new();
+    t.mapping_setup(&mapping("\n[source.trailer]\ncount = \"n\""));
+    let check = t.run(&["check"]);
+    assert_eq!(check.code, 2, "{check:?}");
+    assert!(
+        check.stderr.contains("key source.trailer")
+            && check.stderr.contains("JSON records have no trailer row"),
+        "{}",
+        check.stderr
+    );
+}

@@ -567,3 +567,128 @@ text  = { from = "At" }
     assert_eq!(one["text"], "2026-11-20T13:45:30");
     assert_eq!(c.doc("event-E-2.json")["at"], "2026-11-21T08:05:00");
 }
+
+/// An export with a title row, a VOID invoice and a totals row under the data whose
+/// Amount is `total` (the sum of every invoice's amounts, the VOID one's included).
+fn with_totals(total: f64) -> Vec<u8> {
+    workbook(&[("Invoices", &move |ws: &mut Worksheet| {
+        let date = Format::new().set_num_format("dd.mm.yyyy");
+        let day = ExcelDateTime::from_ymd(2026, 11, 20).unwrap();
+        ws.write_string(0, 0, "Invoices, November 2026").unwrap();
+        header(ws, 1);
+        ws.write_string(1, 8, "Status").unwrap();
+        let rows: [(&str, f64, &str, f64, &str); 4] = [
+            ("INV-1", 30.75, "A", 10.5, "OPEN"),
+            ("INV-1", 30.75, "B", 20.25, "OPEN"),
+            ("INV-2", 5.0, "C", 5.0, "VOID"),
+            ("INV-3", 7.1, "D", 7.1, "OPEN"),
+        ];
+        for (i, (no, tot, item, amount, status)) in rows.into_iter().enumerate() {
+            let r = 2 + i as u32;
+            ws.write_string(r, 0, no).unwrap();
+            ws.write_datetime_with_format(r, 1, &day, &date).unwrap();
+            ws.write_number(r, 3, tot).unwrap();
+            ws.write_string(r, 4, item).unwrap();
+            ws.write_number(r, 7, amount).unwrap();
+            ws.write_string(r, 8, status).unwrap();
+        }
+        ws.write_string(6, 6, "Total").unwrap();
+        ws.write_number(6, 7, total).unwrap();
+    })])
+}
+
+const TOTALS: &str = "format = \"xlsx\"\nskip_lines = 1\n\n[source.trailer]\nsum = { column = \"Amount\", of = \"Amount\" }\n\n[[skip]]\ncolumn = \"Status\"\nequals = [\"VOID\"]";
+
+#[test]
+fn a_void_row_is_skipped_and_the_totals_row_is_the_trailer() {
+    let t = TestDir::new();
+    t.mapping_setup(&mapping(TOTALS));
+    let c = t.check_file("INV_totals.xlsx", with_totals(42.85));
+    assert_eq!(c.out.code, 0, "{:#?}", c.errors);
+    assert_eq!(c.report["counts"]["documents"], 2, "{}", c.report);
+    assert_eq!(c.report["counts"]["skipped"], 1, "{}", c.report);
+    assert!(c.out.stdout.contains("1 rows skipped"), "{}", c.out.stdout);
+    assert!(
+        c.emitted.keys().all(|n| !n.contains("INV-2")),
+        "{:?}",
+        c.emitted
+    );
+    // read through the rows layer, a date cell is still a date whatever date_format says
+    let one = c.doc("sales_invoice-INV-1.json");
+    assert_eq!(one["date"], "2026-11-20");
+    assert_eq!(one["lines"].as_array().unwrap().len(), 2);
+    assert_eq!(c.doc("sales_invoice-INV-3.json")["total"], "7.10");
+
+    // through a run: done, the two invoices sent
+    t.write("drop/inbox/INV_totals.xlsx", with_totals(42.85));
+    let out = t.run(&["run"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(t.ls("drop/outbox").len(), 2, "{:?}", t.ls("drop/outbox"));
+    assert_eq!(t.ls("drop/done").len(), 1);
+}
+
+#[test]
+fn a_totals_row_one_cent_off_makes_the_workbook_incomplete() {
+    let t = TestDir::new();
+    t.mapping_setup(&mapping(TOTALS));
+    t.write("drop/inbox/INV_cent.xlsx", with_totals(42.84));
+    let out = t.run(&["run"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert_eq!(
+        t.ls("drop/failed")
+            .iter()
+            .filter(|n| *n == "INV_cent.xlsx")
+            .count(),
+        1,
+        "{:?}",
+        t.ls("drop/failed")
+    );
+    assert!(
+        t.ls("drop/outbox").is_empty(),
+        "nothing submitted: {:?}",
+        t.ls("drop/outbox")
+    );
+    let r = t.read_json("drop/failed/INV_cent.xlsx.errors.json");
+    let errors = r["errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    assert_eq!(errors[0]["stage"], "read");
+    assert_eq!(errors[0]["code"], "incomplete");
+    let msg = errors[0]["message"].as_str().unwrap();
+    assert!(msg.contains("42.84") && msg.contains("42.85"), "{msg}");
+    assert_eq!(r["counts"]["accepted"], 0);
+}
+
+#[test]
+fn a_void_row_is_skipped_in_a_sheet_sorted_by_key() {
+    // [[skip]] alone: rows of one invoice apart are still sorted into one document
+    let t = TestDir::new();
+    t.mapping_setup(&mapping(
+        "format = \"xlsx\"\n\n[[skip]]\ncolumn = \"Status\"\nequals = [\"VOID\"]",
+    ));
+    let file = workbook(&[("Sheet1", &|ws: &mut Worksheet| {
+        header(ws, 0);
+        ws.write_string(0, 8, "Status").unwrap();
+        for (r, no, amount, status) in [
+            (1, "INV-1", 1.0, "OPEN"),
+            (2, "INV-2", 2.0, "VOID"),
+            (3, "INV-1", 2.0, "OPEN"),
+        ] {
+            ws.write_string(r, 0, no).unwrap();
+            ws.write_number(r, 3, 3.0).unwrap();
+            ws.write_string(r, 4, "A").unwrap();
+            ws.write_number(r, 7, amount).unwrap();
+            ws.write_string(r, 8, status).unwrap();
+        }
+    })]);
+    let c = t.check_file("INV_apart.xlsx", &file);
+    assert_eq!(c.out.code, 0, "{:#?}", c.errors);
+    assert_eq!(c.report["counts"]["documents"], 1, "{}", c.report);
+    assert_eq!(c.report["counts"]["skipped"], 1, "{}", c.report);
+    assert_eq!(
+        c.doc("sales_invoice-INV-1.json")["lines"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+}

@@ -22,9 +22,14 @@ pub(super) fn compile_rules(
     errors: &mut Errors,
 ) -> RowRules {
     let src = &spec.source;
-    let row_shaped = matches!(src.format, SourceFormat::Csv | SourceFormat::Fixed);
+    // record types: csv and fixed width; [[skip]]: every row-shaped format and JSON (a
+    // record is one row); [source.trailer]: a trailer row, so not JSON, whose records
+    // are not rows of a table and which has no last row standing apart
+    let typed = matches!(src.format, SourceFormat::Csv | SourceFormat::Fixed);
+    let row_shaped = typed || src.format.is_sheet();
+    let skippable = row_shaped || src.format == SourceFormat::Json;
     let record_type = src.record_type.as_ref().map(|rt| {
-        if !row_shaped {
+        if !typed {
             errors.at(
                 &["source", "record_type"],
                 "record_type is for format = \"csv\" and \"fixed\"".into(),
@@ -67,11 +72,16 @@ pub(super) fn compile_rules(
     let mut skip = Vec::new();
     for (i, s) in spec.skip.iter().enumerate() {
         let idx = i.to_string();
-        if !row_shaped {
+        if !skippable {
             errors.at(
                 &["skip", &idx],
-                "[[skip]] is for format = \"csv\" and \"fixed\"".into(),
+                "[[skip]] is for format = \"csv\", \"fixed\", \"xlsx\", \"xls\", \"ods\" and \"json\"".into(),
             );
+        }
+        if src.format == SourceFormat::Json {
+            if let Err(m) = crate::source::json::check_path(&column_text(&s.column)) {
+                errors.at(&["skip", &idx, "column"], m);
+            }
         }
         let matches = match (&s.equals, &s.matches) {
             (Some(_), Some(_)) | (None, None) => {
@@ -101,7 +111,7 @@ pub(super) fn compile_rules(
     }
     let trailer = src.trailer.as_ref().map(|t| {
         if !row_shaped {
-            errors.at(&["source", "trailer"], "[source.trailer] is for format = \"csv\" and \"fixed\"".into());
+            errors.at(&["source", "trailer"], "[source.trailer] is for format = \"csv\", \"fixed\", \"xlsx\", \"xls\" and \"ods\": JSON records have no trailer row".into());
         }
         if t.count.is_none() && t.sum.is_none() {
             errors.at(

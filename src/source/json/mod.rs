@@ -69,6 +69,9 @@ pub struct JsonSource<R: Read> {
     wants_lines: bool,
     keys: SeenKeys,
     tap: Rc<RefCell<Tap>>,
+    /// `[[skip]]`: a record whose value at the rule's path matches makes no document.
+    skip: Vec<(Path, crate::source::SkipRule)>,
+    skipped: u64,
 }
 
 impl<R: Read> JsonSource<R> {
@@ -95,12 +98,32 @@ impl<R: Read> JsonSource<R> {
             wants_lines: slots.wants_lines || !slots.lines.is_empty(),
             keys: SeenKeys::new(opts.budget.key_window),
             tap,
+            skip: Vec::new(),
+            skipped: 0,
         };
         if let Some(pointer) = &opts.json.record {
             src.descend(pointer)?;
             src.state = State::First;
         }
         Ok(src)
+    }
+
+    /// Leaves out the records that a `[[skip]]` rule matches: the rule's `column` is a
+    /// path inside the record, as a field's `from` is (a record without it is kept).
+    pub fn with_skip(mut self, rules: &[crate::source::SkipRule]) -> JsonSource<R> {
+        self.skip = rules
+            .iter()
+            .map(|r| (Path::new(&r.column), r.clone()))
+            .collect();
+        self
+    }
+
+    /// Whether a `[[skip]]` rule leaves the record out.
+    fn skips(&self, rec: &Node) -> bool {
+        self.skip.iter().any(|(path, rule)| {
+            text_at(rec, path, &mut Vec::new())
+                .is_some_and(|(t, _)| rule.skips(crate::source::trim(&t)))
+        })
     }
 
     /// For a second pass: the keys (hashes) that occur more than once (see
@@ -556,7 +579,15 @@ fn find<'a>(node: &'a Node, parts: &[String]) -> Found<'a> {
 
 impl<R: Read> DocumentSource for JsonSource<R> {
     fn next_document(&mut self) -> Option<Result<RawDocument, SourceError>> {
-        match self.next_record() {
+        let mut next = self.next_record();
+        while let Ok(Some(rec)) = &next {
+            if !self.skips(rec) {
+                break;
+            }
+            self.skipped += 1;
+            next = self.next_record();
+        }
+        match next {
             Ok(Some(rec)) => Some(Ok(self.document(rec))),
             Ok(None) => match std::mem::take(&mut self.keys).finish() {
                 Ok(Some(r)) => Some(Err(SourceError::Repeated(r))),
@@ -574,6 +605,10 @@ impl<R: Read> DocumentSource for JsonSource<R> {
 
     fn bytes_read(&self) -> u64 {
         self.tap.borrow().bytes
+    }
+
+    fn skipped(&self) -> u64 {
+        self.skipped
     }
 }
 

@@ -38,6 +38,25 @@ pub trait RowReader {
     fn column_name(&self, col: usize) -> String;
     /// Bytes of the file consumed so far.
     fn bytes_read(&self) -> u64;
+    /// Adds the current row's value of a resolved column to `row`; a reader whose cells
+    /// carry more than their text (a workbook's date cells and error cells) says so
+    /// here.
+    fn push_value(&self, col: usize, row: &mut RawRow, problems: &mut Vec<Problem>) {
+        match self.value(col) {
+            Ok(v) => row.push(Some(v)),
+            Err(p) => {
+                row.push(Some(""));
+                if !problems.contains(&p) {
+                    problems.push(p);
+                }
+            }
+        }
+    }
+    /// How a column that a field's `from` names is shown in a problem, where the reader
+    /// shows it otherwise (see [`DocumentSource::column_label`](super::DocumentSource::column_label)).
+    fn label(&self, _column: &str) -> Option<String> {
+        None
+    }
 }
 
 /// Where each thing the mapping reads stands in the rows of one kind.
@@ -247,15 +266,7 @@ impl<R: RowReader> RowDocuments<R> {
     fn values(&self, cols: &[usize], problems: &mut Vec<Problem>) -> RawRow {
         let mut row = RawRow::with_capacity(self.rdr.line(), cols.len(), 64);
         for &c in cols {
-            match self.rdr.value(c) {
-                Ok(v) => row.push(Some(v)),
-                Err(p) => {
-                    row.push(Some(""));
-                    if !problems.contains(&p) {
-                        problems.push(p);
-                    }
-                }
-            }
+            self.rdr.push_value(c, &mut row, problems);
         }
         row
     }
@@ -694,6 +705,10 @@ impl<R: RowReader> super::DocumentSource for RowDocuments<R> {
 
     fn skipped(&self) -> u64 {
         self.skipped
+    }
+
+    fn column_label(&self, column: &str) -> Option<String> {
+        self.rdr.label(column)
     }
 }
 

@@ -19,8 +19,9 @@ mod workbook;
 use super::csv::{resolve_columns, Grouping, SlotColumns};
 use super::extsort::{Sorted, Sorter};
 use super::keys::{document_key, duplicate, missing_key, SeenKeys};
+use super::rows::RowReader;
 use super::{put_key, take_key, RawDocument, RawRow, SourceError, SourceOptions};
-use super::{Budget, DocumentSource, Slots};
+use super::{Budget, DocumentSource, RowKind, Slots};
 use crate::problem::{quote, Code, Problem, Stage};
 use cell::{column_letters, Cell, Row};
 use std::collections::VecDeque;
@@ -45,6 +46,12 @@ pub struct SheetSource {
     finished: bool,
     /// Rows up to this number are titles above the data (`skip_lines`).
     skip_before: u64,
+    /// Read through the [`rows`](crate::source::rows) layer: the current row.
+    current: Option<Row>,
+    /// `[[skip]]` rules with their columns (without the rows layer, which skips rows
+    /// itself), and how many rows they left out.
+    skip: Vec<(usize, crate::source::SkipRule)>,
+    skipped: u64,
 }
 
 impl SheetSource {
@@ -76,6 +83,9 @@ impl SheetSource {
             budget: opts.budget,
             finished: false,
             skip_before: opts.csv.skip_lines as u64,
+            current: None,
+            skip: Vec::new(),
+            skipped: 0,
         };
         let skip = opts.csv.skip_lines as u64;
         // the rows above the header (titles) and, without a header row, above the data
@@ -136,10 +146,39 @@ impl SheetSource {
         }
     }
 
-    /// The next data row: not blank, below the titles and the header.
+    /// Leaves out the rows that a `[[skip]]` rule matches (a file read without the rows
+    /// layer, so that rows of one key apart are still sorted); a column that the sheet
+    /// lacks is a problem of the whole file.
+    pub fn with_skip(mut self, rules: &[crate::source::SkipRule]) -> Result<Self, Problem> {
+        for r in rules {
+            let col = self.column_index(&r.column).ok_or_else(|| {
+                Problem::file(
+                    Code::MissingColumn,
+                    None,
+                    format!(
+                        "[[skip]] reads a column the sheet does not have: {}",
+                        quote(&r.column)
+                    ),
+                )
+            })?;
+            self.skip.push((col, r.clone()));
+        }
+        Ok(self)
+    }
+
+    /// The next data row: not blank, below the titles and the header, not left out by
+    /// `[[skip]]`.
     fn next_data_row(&mut self) -> Result<Option<Row>, Problem> {
         while let Some(r) = self.next_row()? {
             if u64::from(r.number) <= self.skip_before || r.is_blank() {
+                continue;
+            }
+            if self
+                .skip
+                .iter()
+                .any(|(c, rule)| rule.skips(super::trim(r.cell(*c).text())))
+            {
+                self.skipped += 1;
                 continue;
             }
             return Ok(Some(r));
@@ -166,34 +205,44 @@ impl SheetSource {
         let line = u64::from(row.number);
         let mut out = RawRow::with_capacity(line, idx.len(), 64);
         for &i in idx {
-            let c = row.cell(i);
-            // an error cell has no value: its problem is said once, here
-            out.push((!matches!(c, Cell::Error(_))).then(|| c.text()));
-            match c {
-                Cell::Date(_) => out.mark_date(),
-                Cell::Error(e) => {
-                    let at = format!("{}{}", column_letters(i), row.number);
-                    let column = self.column_label(i);
-                    // the same cell read by a header and a line field: said once
-                    if !problems
-                        .iter()
-                        .any(|p| p.line == Some(line) && p.column.as_deref() == Some(&column))
-                    {
-                        let msg = format!(
-                            "Cell {at} holds the error {e}, not a value: a formula that failed in the workbook"
-                        );
-                        problems.push(
-                            Problem::new(Stage::Read, Code::Type, &msg)
-                                .with_line(line)
-                                .with_column(column)
-                                .with_value(e.to_string()),
-                        );
-                    }
-                }
-                _ => {}
-            }
+            self.push_cell(row, i, &mut out, problems);
         }
         out
+    }
+
+    /// Adds cell `i` of `row` to `out`: a date cell marked, an error cell empty with its
+    /// problem (said once for the row, however many fields read it).
+    fn push_cell(&self, row: &Row, i: usize, out: &mut RawRow, problems: &mut Vec<Problem>) {
+        let c = row.cell(i);
+        // an error cell has no value: its problem is said once, here
+        out.push((!matches!(c, Cell::Error(_))).then(|| c.text()));
+        match c {
+            Cell::Date(_) => out.mark_date(),
+            Cell::Error(_) => {
+                let p = self.error_cell(row, i);
+                // the same cell read by a header and a line field: said once
+                if !problems
+                    .iter()
+                    .any(|q| q.line == p.line && q.column == p.column)
+                {
+                    problems.push(p);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The problem of an error cell (`#N/A`).
+    fn error_cell(&self, row: &Row, i: usize) -> Problem {
+        let e = row.cell(i).text().to_string();
+        let at = format!("{}{}", column_letters(i), row.number);
+        let msg = format!(
+            "Cell {at} holds the error {e}, not a value: a formula that failed in the workbook"
+        );
+        Problem::new(Stage::Read, Code::Type, &msg)
+            .with_line(u64::from(row.number))
+            .with_column(self.column_label(i))
+            .with_value(e)
     }
 
     /// A document from its first row.
@@ -411,6 +460,66 @@ impl DocumentSource for SheetSource {
     }
 
     fn column_label(&self, column: &str) -> Option<String> {
+        let i = self.column_index(column)?;
+        Some(self.column_label(i))
+    }
+
+    fn skipped(&self) -> u64 {
+        self.skipped
+    }
+}
+
+/// A sheet read row by row for the [`rows`](crate::source::rows) layer: `[[skip]]` and
+/// `[source.trailer]` (a totals row) work on workbooks as on CSV and fixed width.
+impl RowReader for SheetSource {
+    fn next_row(&mut self) -> Result<bool, SourceError> {
+        self.current = self.next_data_row().map_err(SourceError::Fatal)?;
+        Ok(self.current.is_some())
+    }
+
+    fn line(&self) -> u64 {
+        self.current.as_ref().map_or(0, |r| u64::from(r.number))
+    }
+
+    /// A header row names the columns of every kind of row; without one, columns are
+    /// numbers (`from = 3`).
+    fn resolve(&self, name: &str, _kind: Option<RowKind>) -> Result<usize, String> {
+        self.column_index(name).ok_or_else(|| {
+            if self.columns.is_empty() {
+                format!("{name:?} is not a column number (header = false: 1, 2, 3...)")
+            } else {
+                format!("the header row has no column {name:?}")
+            }
+        })
+    }
+
+    /// An error cell has no value: a problem that names the cell.
+    fn value(&self, col: usize) -> Result<&str, Problem> {
+        let Some(row) = self.current.as_ref() else {
+            return Ok("");
+        };
+        match row.cell(col) {
+            Cell::Error(_) => Err(self.error_cell(row, col)),
+            c => Ok(c.text()),
+        }
+    }
+
+    fn column_name(&self, col: usize) -> String {
+        self.column_label(col)
+    }
+
+    fn bytes_read(&self) -> u64 {
+        0
+    }
+
+    fn push_value(&self, col: usize, out: &mut RawRow, problems: &mut Vec<Problem>) {
+        match self.current.as_ref() {
+            Some(row) => self.push_cell(row, col, out, problems),
+            None => out.push(None),
+        }
+    }
+
+    fn label(&self, column: &str) -> Option<String> {
         let i = self.column_index(column)?;
         Some(self.column_label(i))
     }
