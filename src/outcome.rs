@@ -64,6 +64,8 @@ pub struct Counts {
     /// Valid documents not submitted because the file has invalid ones
     /// (`on_invalid = "reject-file"`).
     pub held_back: u64,
+    /// Rows left out by `[[skip]]` (`VOID`, `CANCELLED`): they make no document.
+    pub skipped: u64,
 }
 
 impl Counts {
@@ -80,6 +82,7 @@ impl Counts {
         self.deleted += other.deleted;
         self.unchanged += other.unchanged;
         self.held_back += other.held_back;
+        self.skipped += other.skipped;
     }
 
     /// Whether any document is (or would be) updated or deleted: summaries name the

@@ -61,6 +61,10 @@ pub enum Code {
     Io,
     /// A snapshot asks for more deletes than `max_deletes` allows.
     TooManyDeletes,
+    /// The file's trailer states other totals than the file holds, or it has none.
+    Incomplete,
+    /// A workbook has no sheet of the name the mapping gives.
+    MissingSheet,
 }
 
 impl Code {
@@ -86,6 +90,8 @@ impl Code {
             Code::Empty => "empty",
             Code::Io => "io",
             Code::TooManyDeletes => "too_many_deletes",
+            Code::Incomplete => "incomplete",
+            Code::MissingSheet => "missing_sheet",
         }
     }
 }

@@ -13,10 +13,13 @@ use crate::fsutil::{open_regular, FileId};
 use crate::mapping::OnInvalid;
 use crate::mapping::{MappedDocument, Mapping};
 use crate::outcome::{AcceptedDoc, Counts};
-use crate::problem::{Code, Problem};
+use crate::problem::{Code, Problem, Stage};
 use crate::problem_log::{ProblemLog, SpillLog};
 use crate::source::csv::{CsvSource, Grouping};
 use crate::source::decode::Tap;
+use crate::source::fixed::FixedReader;
+use crate::source::rows::RowDocuments;
+use crate::source::sheet::SheetSource;
 use crate::source::SourceFormat;
 use crate::source::{DocumentSource, SourceError};
 use crate::spool::Spool;
@@ -126,14 +129,55 @@ pub fn open_source_for(
     };
     let file = open_regular(path, id)
         .map_err(|e| Problem::file(Code::Io, None, format!("The file could not be opened: {e}")))?;
+    let (opts, slots) = (&mapping.source, &mapping.slots);
     match mapping.source.format {
-        SourceFormat::Csv => Ok(Box::new(CsvSource::open(
-            file,
-            tap,
-            &mapping.source,
-            &mapping.slots,
-            grouping,
-        )?)),
+        SourceFormat::Csv if opts.rows.record_type.is_some() || opts.rows.trailer.is_some() => {
+            let csv = CsvSource::open(file, tap, opts, slots, Grouping::Grouped)?;
+            Ok(Box::new(RowDocuments::open(
+                csv,
+                slots,
+                &opts.rows,
+                opts.budget,
+            )?))
+        }
+        SourceFormat::Fixed => {
+            let fixed = FixedReader::open(file, tap, opts);
+            Ok(Box::new(RowDocuments::open(
+                fixed,
+                slots,
+                &opts.rows,
+                opts.budget,
+            )?))
+        }
+        // without record types or a trailer, rows are skipped as the CSV reader reads
+        // them, so that a file not grouped by key is still sorted
+        SourceFormat::Csv => Ok(Box::new(
+            CsvSource::open(file, tap, opts, slots, grouping)?.with_skip(&opts.rows.skip)?,
+        )),
+        // a workbook with a trailer (its totals row) goes through the rows layer, as
+        // CSV does; with [[skip]] only, it skips rows itself and can still be sorted
+        SourceFormat::Xlsx | SourceFormat::Xls | SourceFormat::Ods
+            if opts.rows.record_type.is_some() || opts.rows.trailer.is_some() =>
+        {
+            let sheet = SheetSource::open(file, opts, slots, Grouping::Grouped)?;
+            Ok(Box::new(RowDocuments::open(
+                sheet,
+                slots,
+                &opts.rows,
+                opts.budget,
+            )?))
+        }
+        SourceFormat::Xlsx | SourceFormat::Xls | SourceFormat::Ods => Ok(Box::new(
+            SheetSource::open(file, opts, slots, grouping)?.with_skip(&opts.rows.skip)?,
+        )),
+        SourceFormat::Json => {
+            let src = crate::source::json::JsonSource::open(file, tap, opts, slots)?
+                .with_skip(&opts.rows.skip);
+            Ok(match pass {
+                Pass::Repeats(r) => Box::new(src.with_repeats(r)),
+                _ => Box::new(src),
+            })
+        }
         SourceFormat::Xml => {
             let src =
                 crate::source::xml::XmlSource::open(file, tap, &mapping.source, &mapping.slots)?;
@@ -214,6 +258,7 @@ pub fn check_file(
                 &mut opts,
             );
             (opts.progress)(source.bytes_read());
+            check.counts.skipped = source.skipped();
             drop(source);
             let t = match producer {
                 // a panic of the reader is this thread's, as if it had read the file
@@ -352,7 +397,16 @@ fn read_documents(
                     }
                 } else {
                     check.counts.invalid += 1;
-                    check.problems.extend(doc.problems);
+                    let mut problems = doc.problems;
+                    // a workbook names a column by its letter and header: `C (Amount)`
+                    for p in problems.iter_mut().filter(|p| p.stage != Stage::Read) {
+                        if let Some(label) =
+                            p.column.as_deref().and_then(|c| source.column_label(c))
+                        {
+                            p.column = Some(label);
+                        }
+                    }
+                    check.problems.extend(problems);
                 }
             }
             Err(SourceError::Ungrouped) if *pass == Pass::Stream => {

@@ -322,6 +322,9 @@ fn print_text(st: &Status, failed_only: bool, no_ledger: bool) {
                     c.already_imported
                 );
             }
+            if c.skipped > 0 {
+                crate::outln!("    {} rows skipped ([[skip]])", c.skipped);
+            }
             if r.state == RunState::Interrupted {
                 crate::outln!(
                     "    interrupted: its end was never recorded (killed, or stopped by an error)"

@@ -120,7 +120,7 @@ impl Ledger {
             .execute(
                 "UPDATE runs SET finished = ?2, files = ?3, accepted = ?4, rejected = ?5,
                    invalid = ?6, already_imported = ?7, exit_code = ?8, rows = ?9, documents = ?10,
-                   created = ?11, updated = ?12, deleted = ?13
+                   created = ?11, updated = ?12, deleted = ?13, skipped = ?14
                  WHERE id = ?1",
                 params![
                     r.id,
@@ -135,7 +135,8 @@ impl Ledger {
                     r.counts.documents as i64,
                     r.counts.created as i64,
                     r.counts.updated as i64,
-                    r.counts.deleted as i64
+                    r.counts.deleted as i64,
+                    r.counts.skipped as i64
                 ],
             )
             .map(|_| ())
@@ -147,8 +148,8 @@ impl Ledger {
             .execute(
                 "INSERT INTO files (run_id, name, stored_as, sha256, mapping, outcome, rows, documents,
                    accepted, rejected, invalid, already_imported, started, finished, first_error,
-                   created, updated, deleted)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
+                   created, updated, deleted, skipped)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
                 params![
                     f.run_id,
                     f.name,
@@ -169,7 +170,8 @@ impl Ledger {
                         .map(|e| bound(&crate::redact::redact(e), MAX_MESSAGE_CHARS).into_owned()),
                     f.counts.created as i64,
                     f.counts.updated as i64,
-                    f.counts.deleted as i64
+                    f.counts.deleted as i64,
+                    f.counts.skipped as i64
                 ],
             )
             .map(|_| ())
@@ -222,7 +224,7 @@ impl Ledger {
         self.rows(
             &format!(
                 "SELECT id, command, started, finished, files, accepted, rejected, invalid, already_imported, exit_code,
-                   rows, documents, created, updated, deleted
+                   rows, documents, created, updated, deleted, skipped
                  FROM runs WHERE {filter} ORDER BY started DESC, id DESC LIMIT ?1"
             ),
             params![limit as i64],
@@ -247,6 +249,8 @@ impl Ledger {
                         created: r.get::<_, i64>(12)? as u64,
                         updated: r.get::<_, i64>(13)? as u64,
                         deleted: r.get::<_, i64>(14)? as u64,
+                        skipped: r.get::<_, i64>(15)? as u64,
+                        // held_back is not kept in the ledger
                         ..Counts::default()
                     },
                     exit_code,
@@ -259,7 +263,8 @@ impl Ledger {
     pub fn recent_files(&self, limit: usize) -> Result<Vec<FileRecord>, LedgerError> {
         self.rows(
             "SELECT run_id, name, stored_as, sha256, mapping, outcome, rows, documents, accepted, rejected,
-               invalid, already_imported, started, finished, first_error, created, updated, deleted
+               invalid, already_imported, started, finished, first_error, created, updated, deleted,
+               skipped
              FROM files ORDER BY finished DESC, id DESC LIMIT ?1",
             params![limit as i64],
             |r| {
@@ -281,6 +286,8 @@ impl Ledger {
                         created: r.get::<_, i64>(15)? as u64,
                         updated: r.get::<_, i64>(16)? as u64,
                         deleted: r.get::<_, i64>(17)? as u64,
+                        skipped: r.get::<_, i64>(18)? as u64,
+                        // held_back is not kept in the ledger
                         ..Counts::default()
                     },
                     started: r.get(12)?,

@@ -142,4 +142,7 @@ pub(super) const MIGRATIONS: &[&str] = &[
         last_error TEXT,
         time TEXT NOT NULL
     );",
+    // 7: rows that [[skip]] left out (VOID, CANCELLED), per file and per run
+    "ALTER TABLE files ADD COLUMN skipped INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE runs ADD COLUMN skipped INTEGER NOT NULL DEFAULT 0;",
 ];

@@ -8,12 +8,16 @@ use super::lookup::{single_byte, Lookup};
 use super::spec::{self, CheckKind, CheckSpec, DocumentSpec, FieldSpec, MappingSpec, SourceSpec};
 use super::{value, Mapping, SumCheck};
 use crate::config_error::{parse_toml, ConfigError, ConfigErrors, KeyLocator};
-use crate::source::decode::encoding_for_label;
-use crate::source::{Budget, CsvOptions, Slots, SourceFormat, SourceOptions, XmlOptions};
+use crate::source::decode::{code_page_for_label, encoding_for_label};
+use crate::source::{
+    Budget, CsvOptions, JsonOptions, SheetOptions, Slots, SourceFormat, SourceOptions, XmlOptions,
+};
 use indexmap::IndexMap;
 use rust_decimal::Decimal;
 use std::path::Path;
 use std::sync::Arc;
+
+mod rows;
 
 impl Mapping {
     /// Reads and compiles a mapping file. Relative lookup paths are taken from the
@@ -38,7 +42,9 @@ impl Mapping {
         };
         check_names(&spec, &mut errors);
         let globs = compile_globs(&spec.match_globs, &mut errors);
-        let (source, defaults) = compile_source(&spec, &mut errors);
+        let (mut source, defaults) = compile_source(&spec, &mut errors);
+        source.rows = rows::compile_rules(&spec, defaults.decimal, defaults.thousands, &mut errors);
+        source.fixed = rows::compile_columns(&spec, &source.rows, &mut errors);
         let lookups = load_lookups(file, base_dir, &spec, &mut errors);
         let mut slots = Slots::default();
         let fields = Sections {
@@ -64,8 +70,14 @@ impl Mapping {
             &spec.document,
             &mut errors,
         );
+        if source.format == SourceFormat::Fixed {
+            rows::check_fixed_reads(&source.fixed, &source.rows, &slots, &mut errors);
+        }
         if source.format == SourceFormat::Xml {
             check_xml_paths(&source.xml, &slots, &mut errors);
+        }
+        if source.format == SourceFormat::Json {
+            check_json_paths(&slots, &mut errors);
         }
         let checks = compile_checks(&spec, &header, &line_fields, &mut errors);
         let report_delimiter = match &spec.report.delimiter {
@@ -174,9 +186,20 @@ fn compile_source(spec: &MappingSpec, errors: &mut Errors) -> (SourceOptions, Fi
             b'"'
         }),
     };
+    let code_page = src.encoding.as_deref().and_then(code_page_for_label);
+    if code_page.is_some() && src.format == SourceFormat::Xml {
+        errors.at(
+            &["source", "encoding"],
+            "an XML file names its encoding in its declaration; cp437 is for csv, fixed and json"
+                .into(),
+        );
+    }
     let encoding = src.encoding.as_ref().map(|l| {
+        if code_page.is_some() {
+            return encoding_rs::UTF_8;
+        }
         encoding_for_label(l).unwrap_or_else(|| {
-            errors.at(&["source", "encoding"], format!("unknown encoding {l:?} (e.g. utf-8, utf-16, windows-1251, windows-1252, iso-8859-1)"));
+            errors.at(&["source", "encoding"], format!("unknown encoding {l:?} (e.g. utf-8, utf-16, windows-1251, windows-1252, iso-8859-1, cp437)"));
             encoding_rs::UTF_8
         })
     });
@@ -214,6 +237,7 @@ fn compile_source(spec: &MappingSpec, errors: &mut Errors) -> (SourceOptions, Fi
     let options = SourceOptions {
         format: src.format,
         encoding,
+        code_page,
         csv: CsvOptions {
             delimiter,
             quote,
@@ -224,6 +248,15 @@ fn compile_source(spec: &MappingSpec, errors: &mut Errors) -> (SourceOptions, Fi
             record: src.record.clone(),
             lines: src.lines.clone(),
             namespaces: src.namespaces.clone(),
+        },
+        fixed: Default::default(),
+        rows: Default::default(),
+        sheet: SheetOptions {
+            sheet: src.sheet.clone(),
+        },
+        json: JsonOptions {
+            record: src.record.clone(),
+            lines: src.lines.clone(),
         },
         budget: Budget::default(),
     };
@@ -236,19 +269,87 @@ fn compile_source(spec: &MappingSpec, errors: &mut Errors) -> (SourceOptions, Fi
     (options, defaults)
 }
 
-/// `record` and `lines` are there for XML, and only for XML.
+/// Each format's own keys are there for it, and only for it: `record` and `lines` for
+/// XML and JSON, `sheet` for workbooks, `delimiter`, `quote` and `encoding` for text.
 fn check_format_keys(spec: &MappingSpec, src: &SourceSpec, errors: &mut Errors) {
-    if src.format == SourceFormat::Xml && src.record.as_deref().is_none_or(|r| r.trim().is_empty())
-    {
+    let format = src.format;
+    if format == SourceFormat::Xml && src.record.as_deref().is_none_or(|r| r.trim().is_empty()) {
         errors.at(&["source", "record"], "an XML source needs `record`, the path of the element that is one document (e.g. \"/Export/Invoice\")".into());
     }
-    if src.format == SourceFormat::Xml && !spec.lines.is_empty() && src.lines.is_none() {
+    if format == SourceFormat::Xml && !spec.lines.is_empty() && src.lines.is_none() {
         errors.at(&["source", "lines"], "an XML source with [lines] needs `lines`, the path of the line elements relative to the record (e.g. \"Lines/Line\")".into());
     }
-    if src.format == SourceFormat::Csv && (src.record.is_some() || src.lines.is_some()) {
+    if format == SourceFormat::Json && !spec.lines.is_empty() && src.lines.is_none() {
+        errors.at(&["source", "lines"], "a JSON source with [lines] needs `lines`, the member of a record that holds its array of lines (e.g. \"lines\")".into());
+    }
+    if format == SourceFormat::Json {
+        if let Some(r) = &src.record {
+            if let Err(m) = crate::source::json::check_pointer(r) {
+                errors.at(&["source", "record"], m);
+            }
+        }
+        if let Some(l) = &src.lines {
+            if let Err(m) = crate::source::json::check_path(l) {
+                errors.at(&["source", "lines"], m);
+            }
+        }
+    }
+    // row-shaped text: CSV and fixed width
+    let text = matches!(format, SourceFormat::Csv | SourceFormat::Fixed);
+    if (text || format.is_sheet()) && (src.record.is_some() || src.lines.is_some()) {
+        let key = if src.record.is_some() {
+            "record"
+        } else {
+            "lines"
+        };
         errors.at(
-            &["source", "record"],
-            "`record` and `lines` are for format = \"xml\"".into(),
+            &["source", key],
+            format!(
+                "`record` and `lines` are for format = \"xml\" and \"json\", not {:?}",
+                format.name()
+            ),
+        );
+    }
+    if src.sheet.is_some() && !format.is_sheet() {
+        errors.at(
+            &["source", "sheet"],
+            format!(
+                "`sheet` is for workbooks (format = \"xlsx\", \"xls\" or \"ods\"), not {:?}",
+                format.name()
+            ),
+        );
+    }
+    if src.sheet.as_deref().is_some_and(|s| s.trim().is_empty()) {
+        errors.at(
+            &["source", "sheet"],
+            "`sheet` is empty: name a sheet of the workbook, or leave it out to read the first"
+                .into(),
+        );
+    }
+    if format != SourceFormat::Csv && format != SourceFormat::Xml {
+        for (key, set) in [
+            ("delimiter", src.delimiter.is_some()),
+            ("quote", src.quote.is_some()),
+        ] {
+            if set {
+                errors.at(
+                    &["source", key],
+                    format!("`{key}` is for CSV files, not format = {:?}", format.name()),
+                );
+            }
+        }
+    }
+    if format.is_sheet() && src.encoding.is_some() {
+        errors.at(
+            &["source", "encoding"],
+            "a workbook says its own encoding: `encoding` is for text formats (csv, fixed, xml, json)"
+                .into(),
+        );
+    }
+    if format == SourceFormat::Json && src.skip_lines > 0 {
+        errors.at(
+            &["source", "skip_lines"],
+            "`skip_lines` is for CSV files and workbooks, not JSON".into(),
         );
     }
 }
@@ -493,6 +594,26 @@ fn check_xml_paths(xml: &XmlOptions, slots: &Slots, errors: &mut Errors) {
                     vec![section]
                 };
                 errors.at(&key, format!("path {p:?}: {m}"));
+            }
+        }
+    }
+}
+
+/// JSON paths inside a record are checked now, not when the first file arrives.
+fn check_json_paths(slots: &Slots, errors: &mut Errors) {
+    for (section, list) in [
+        ("header", &slots.header),
+        ("lines", &slots.lines),
+        ("document", &slots.key),
+    ] {
+        for p in list.iter() {
+            if let Err(m) = crate::source::json::check_path(p) {
+                let key = if section == "document" {
+                    vec!["document", "key"]
+                } else {
+                    vec![section]
+                };
+                errors.at(&key, m);
             }
         }
     }

@@ -28,6 +28,9 @@ pub struct MappingSpec {
     pub checks: Vec<CheckSpec>,
     #[serde(default)]
     pub report: ReportSpec,
+    /// `[[skip]]`: rows that make no document.
+    #[serde(default)]
+    pub skip: Vec<SkipSpec>,
 }
 
 /// `rounding` of a decimal field with `scale`.
@@ -75,6 +78,66 @@ pub struct SourceSpec {
     /// XML: namespace prefixes usable in paths.
     #[serde(default)]
     pub namespaces: IndexMap<String, String>,
+    /// Fixed width: `[source.columns]` (every record type) and `[source.columns.H]`.
+    #[serde(default)]
+    pub columns: IndexMap<String, ColumnEntry>,
+    /// CSV and fixed width: the column that says what a row is.
+    pub record_type: Option<RecordTypeSpec>,
+    /// `[source.trailer]`: the control totals of the file's last row.
+    pub trailer: Option<TrailerSpec>,
+    /// Workbooks (xlsx, xls, ods): the sheet's name; default the first sheet.
+    pub sheet: Option<String>,
+}
+
+/// `InvoiceNo = { start = 2, width = 10 }`, or a record type's own table of them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum ColumnEntry {
+    Column(ColumnSpec),
+    Type(IndexMap<String, ColumnSpec>),
+}
+
+/// A fixed-width column: 1-based first character and width, in characters.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ColumnSpec {
+    pub start: i64,
+    pub width: i64,
+}
+
+/// `record_type = { column = "RecType", header = "H", line = "L", trailer = "T" }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordTypeSpec {
+    pub column: ColumnRef,
+    pub header: String,
+    pub line: Option<String>,
+    pub trailer: Option<String>,
+}
+
+/// `[source.trailer]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrailerSpec {
+    pub count: Option<ColumnRef>,
+    pub sum: Option<TrailerSumSpec>,
+}
+
+/// `sum = { column = "TotalAmount", of = "LineTotal" }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrailerSumSpec {
+    pub column: ColumnRef,
+    pub of: ColumnRef,
+}
+
+/// One `[[skip]]`: `column` with `equals = [...]` or `matches = "REGEX"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SkipSpec {
+    pub column: ColumnRef,
+    pub equals: Option<Vec<String>>,
+    pub matches: Option<String>,
 }
 
 impl Default for SourceSpec {
@@ -93,6 +156,10 @@ impl Default for SourceSpec {
             record: None,
             lines: None,
             namespaces: IndexMap::new(),
+            columns: IndexMap::new(),
+            record_type: None,
+            trailer: None,
+            sheet: None,
         }
     }
 }

@@ -456,6 +456,15 @@ pub fn decimal_from_config(text: &str) -> Option<Decimal> {
     Decimal::from_str(text.trim()).ok()
 }
 
+/// A workbook's date cell as its reader writes it: `2026-11-20` or
+/// `2026-11-20T13:45:00` (seconds with a fraction where the cell has one).
+pub fn parse_iso_cell(text: &str) -> Option<NaiveDateTime> {
+    if let Ok(d) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+        return d.and_hms_opt(0, 0, 0);
+    }
+    NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f").ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

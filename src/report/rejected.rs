@@ -49,6 +49,19 @@ pub struct RejectedInput<'a> {
 /// Writes the rejected rows of a failed file to `to`, whole or not at all; `Ok(false)`
 /// when there is no row to write (nothing failed row by row).
 pub fn write_rejected(input: &RejectedInput<'_>, to: &Path) -> io::Result<bool> {
+    let source = &input.mapping.source;
+    if !matches!(source.format, SourceFormat::Csv | SourceFormat::Xml) {
+        // fixed width, workbooks and JSON: their reports list every failed row; a file of
+        // only those rows in their own format is not written yet (README)
+        tracing::info!(file = %input.source.display(), format = source.format.name(), "no rejected rows file for this format: the report lists the failed rows");
+        return Ok(false);
+    }
+    if source.rows.trailer.is_some() {
+        // a file of some of the rows would disagree with a trailer of all of them, and
+        // come back `incomplete`
+        tracing::info!(file = %input.source.display(), "no rejected rows file: the mapping checks a trailer ([source.trailer]), which a file of only the failed rows would not match");
+        return Ok(false);
+    }
     let failed = failed_problems(input.problems)?;
     let rows = failed_rows(input, &failed)?;
     if rows.is_empty() {
@@ -57,6 +70,11 @@ pub fn write_rejected(input: &RejectedInput<'_>, to: &Path) -> io::Result<bool> 
     let written = write_atomic_with(to, &mut |w| match input.mapping.source.format {
         SourceFormat::Csv => copy_csv(input, &rows, w),
         SourceFormat::Xml => super::rejected_xml::copy_xml(input, &rows, w),
+        // refused above; an error rather than a panic if that ever changes
+        _ => Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "no rejected rows for this format",
+        )),
     });
     match written {
         Ok(()) => {
@@ -168,7 +186,7 @@ fn failed_rows(input: &RejectedInput<'_>, failed: &Failed) -> io::Result<Rows> {
                             rows.insert(l, (l, text.clone()));
                         }
                     }
-                    SourceFormat::Xml => {
+                    _ => {
                         rows.insert(ordinal, (doc.line, text));
                     }
                 }
@@ -206,7 +224,7 @@ pub(super) fn open_text(
     let declared = match input.mapping.source.format {
         // an XML file's own declaration counts, as when it was read
         SourceFormat::Xml => crate::source::xml::encoding_of(&head[..n], named),
-        SourceFormat::Csv => named,
+        _ => named,
     }
     .unwrap_or(UTF_8);
     let mut reader = BufReader::with_capacity(64 * 1024, DecodeReader::new(file, declared));

@@ -74,6 +74,9 @@ pub fn print_file_summary<W: Write + ?Sized>(out: &mut W, r: &FileReport) -> io:
     if c.held_back > 0 {
         write!(out, ", {} held back", c.held_back)?;
     }
+    if c.skipped > 0 {
+        write!(out, ", {} rows skipped", c.skipped)?;
+    }
     if matches!(r.outcome, Outcome::Valid | Outcome::Invalid) && c.has_changes() {
         write!(out, "; would {}", plan(c))?;
     }
@@ -175,23 +178,25 @@ impl Summary {
             (0, false) if !waiting.is_empty() => crate::outln!("nothing to do yet: {waiting}"),
             (0, false) => crate::outln!("nothing to do"),
             (_, true) => crate::outln!(
-                "{} files: {} valid, {} invalid; {} documents, {} invalid{}",
+                "{} files: {} valid, {} invalid; {} documents, {} invalid{}{}",
                 t.files, t.files_ok, t.files_failed, c.documents, c.invalid,
                 if c.has_changes() {
                     format!("; would {}", plan(c))
                 } else {
                     String::new()
-                }
+                },
+                skipped(c)
             ),
             (_, false) => crate::outln!(
-                "{} files: {} done, {} failed, {} back in the inbox; {} documents accepted{}, {} rejected, {} invalid, {} {}{}",
+                "{} files: {} done, {} failed, {} back in the inbox; {} documents accepted{}, {} rejected, {} invalid, {} {}{}{}",
                 t.files, t.files_ok, t.files_failed, t.files_waiting, c.accepted, operations(c),
                 c.rejected, c.invalid, c.already_imported, sent_before(t.master),
                 if c.held_back > 0 {
                     format!(", {} held back by invalid ones", c.held_back)
                 } else {
                     String::new()
-                }
+                },
+                skipped(c)
             ),
         }
         if t.files > 0 && !waiting.is_empty() {
@@ -220,4 +225,13 @@ fn waiting_list(waiting: &[String]) -> String {
         ));
     }
     s
+}
+
+/// `; 3 rows skipped` when `[[skip]]` left rows out.
+fn skipped(c: &Counts) -> String {
+    if c.skipped > 0 {
+        format!("; {} rows skipped", c.skipped)
+    } else {
+        String::new()
+    }
 }

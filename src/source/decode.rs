@@ -29,6 +29,41 @@ pub fn encoding_for_label(label: &str) -> Option<&'static Encoding> {
     Encoding::for_label(l.as_bytes())
 }
 
+/// A DOS code page that encoding_rs (the web's list of encodings) does not have: CP437,
+/// the IBM PC's, which bank and mainframe exports still use. Its lower half is ASCII;
+/// every byte is a character, so no byte is invalid in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CodePage {
+    pub name: &'static str,
+    upper: &'static [char; 128],
+}
+
+/// CP437's characters for the bytes 0x80..=0xFF.
+static CP437_UPPER: [char; 128] = [
+    'Ç', 'ü', 'é', 'â', 'ä', 'à', 'å', 'ç', 'ê', 'ë', 'è', 'ï', 'î', 'ì', 'Ä', 'Å', 'É', 'æ', 'Æ',
+    'ô', 'ö', 'ò', 'û', 'ù', 'ÿ', 'Ö', 'Ü', '¢', '£', '¥', '₧', 'ƒ', 'á', 'í', 'ó', 'ú', 'ñ', 'Ñ',
+    'ª', 'º', '¿', '⌐', '¬', '½', '¼', '¡', '«', '»', '░', '▒', '▓', '│', '┤', '╡', '╢', '╖', '╕',
+    '╣', '║', '╗', '╝', '╜', '╛', '┐', '└', '┴', '┬', '├', '─', '┼', '╞', '╟', '╚', '╔', '╩', '╦',
+    '╠', '═', '╬', '╧', '╨', '╤', '╥', '╙', '╘', '╒', '╓', '╫', '╪', '┘', '┌', '█', '▄', '▌', '▐',
+    '▀', 'α', 'ß', 'Γ', 'π', 'Σ', 'σ', 'µ', 'τ', 'Φ', 'Θ', 'Ω', 'δ', '∞', 'φ', 'ε', '∩', '≡', '±',
+    '≥', '≤', '⌠', '⌡', '÷', '≈', '°', '∙', '·', '√', 'ⁿ', '²', '■', '\u{a0}',
+];
+
+/// CP437 (IBM PC, "OEM United States").
+pub const CP437: CodePage = CodePage {
+    name: "CP437",
+    upper: &CP437_UPPER,
+};
+
+/// The code page a label names (`cp437`, `ibm437`, `437`, `dos-437`, `oem-us`); `None`
+/// for the encodings [`encoding_for_label`] knows.
+pub fn code_page_for_label(label: &str) -> Option<CodePage> {
+    match label.trim().to_ascii_lowercase().as_str() {
+        "cp437" | "ibm437" | "ibm-437" | "437" | "dos-437" | "oem-us" | "cp-437" => Some(CP437),
+        _ => None,
+    }
+}
+
 /// Bytes that are not text in the file's encoding.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EncodingError {
@@ -144,6 +179,8 @@ pub struct DecodeReader<R> {
     out_buf: Vec<u8>,
     out_pos: usize,
     out_end: usize,
+    /// A code page that encoding_rs lacks, decoded here (`declared` is then UTF-8).
+    code_page: Option<CodePage>,
 }
 
 impl<R: Read> DecodeReader<R> {
@@ -163,7 +200,42 @@ impl<R: Read> DecodeReader<R> {
             out_buf: vec![0; IN_BUF * 2],
             out_pos: 0,
             out_end: 0,
+            code_page: None,
         }
+    }
+
+    /// Decodes a code page that encoding_rs lacks ([`CP437`]) instead, unless the input
+    /// starts with a byte-order mark (which wins, as always).
+    pub fn with_code_page(mut self, code_page: Option<CodePage>) -> Self {
+        self.code_page = code_page;
+        self
+    }
+
+    /// Decodes the next chunk of a [`CodePage`] into `out_buf`; `Ok(false)` at the end.
+    /// Each byte is one character of at most 3 bytes in UTF-8.
+    fn code_page_chunk(&mut self, cp: CodePage) -> io::Result<bool> {
+        if self.start == self.end && !self.eof {
+            self.fill()?;
+        }
+        if self.start == self.end {
+            return Ok(false);
+        }
+        let n = (self.end - self.start).min(self.out_buf.len() / 3);
+        let mut w = 0;
+        for &b in &self.buf[self.start..self.start + n] {
+            if b < 0x80 {
+                self.out_buf[w] = b;
+                w += 1;
+            } else {
+                w += cp.upper[usize::from(b - 0x80)]
+                    .encode_utf8(&mut self.out_buf[w..])
+                    .len();
+            }
+        }
+        self.start += n;
+        self.out_pos = 0;
+        self.out_end = w;
+        Ok(true)
     }
 
     /// The encoding in use (after BOM sniffing).
@@ -198,6 +270,9 @@ impl<R: Read> DecodeReader<R> {
             sniff::<Infallible>(&self.buf[..self.end], Some(self.declared), |_| Ok(None));
         self.start = skip;
         self.encoding = enc;
+        if skip > 0 {
+            self.code_page = None;
+        }
         self.decoder = Some(if enc == UTF_8 {
             None
         } else {
@@ -283,16 +358,24 @@ impl<R: Read> Read for DecodeReader<R> {
             return Ok(0);
         }
         if matches!(self.decoder, Some(None)) {
-            // UTF-8: pass through.
-            if self.start == self.end && !self.eof {
-                self.fill()?;
+            match self.code_page {
+                None => {
+                    // UTF-8: pass through.
+                    if self.start == self.end && !self.eof {
+                        self.fill()?;
+                    }
+                    let n = (self.end - self.start).min(out.len());
+                    out[..n].copy_from_slice(&self.buf[self.start..self.start + n]);
+                    self.start += n;
+                    return Ok(n);
+                }
+                Some(cp) => {
+                    if self.out_pos == self.out_end && !self.code_page_chunk(cp)? {
+                        return Ok(0);
+                    }
+                }
             }
-            let n = (self.end - self.start).min(out.len());
-            out[..n].copy_from_slice(&self.buf[self.start..self.start + n]);
-            self.start += n;
-            return Ok(n);
-        }
-        if self.out_pos == self.out_end && !self.decode_chunk()? {
+        } else if self.out_pos == self.out_end && !self.decode_chunk()? {
             return Ok(0);
         }
         let n = (self.out_end - self.out_pos).min(out.len());
@@ -323,6 +406,29 @@ mod tests {
         let mut s = String::new();
         r.read_to_string(&mut s)?;
         Ok(s)
+    }
+
+    #[test]
+    fn cp437_every_byte_is_its_character() {
+        let bytes = b"M\x81ller \xA5o\xA4o Stra\xE1e \xC9\xCD\xBB 12\xF8\n";
+        let mut r = DecodeReader::new(&bytes[..], UTF_8).with_code_page(Some(CP437));
+        let mut s = String::new();
+        r.read_to_string(&mut s).unwrap();
+        assert_eq!(s, "Müller Ñoño Straße ╔═╗ 12°\n");
+        // all 256 bytes decode, the upper half as Python's cp437 codec does
+        let all: Vec<u8> = (0..=255).collect();
+        let mut r =
+            DecodeReader::new(&all[..], UTF_8).with_code_page(code_page_for_label("IBM437"));
+        let mut s = String::new();
+        r.read_to_string(&mut s).unwrap();
+        assert_eq!(s.chars().count(), 256);
+        assert!(s.ends_with("√ⁿ²■\u{a0}"));
+        // a byte-order mark wins
+        let mut r =
+            DecodeReader::new(&b"\xEF\xBB\xBFM\xC3\xBC"[..], UTF_8).with_code_page(Some(CP437));
+        let mut s = String::new();
+        r.read_to_string(&mut s).unwrap();
+        assert_eq!(s, "Mü");
     }
 
     #[test]

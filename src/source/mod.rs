@@ -8,11 +8,18 @@
 pub mod csv;
 pub mod decode;
 mod extsort;
+pub mod fixed;
+pub mod json;
 pub mod keys;
 mod options;
+pub mod rows;
+pub mod sheet;
 pub mod xml;
 
-pub use options::{Budget, CsvOptions, SourceFormat, SourceOptions, XmlOptions};
+pub use options::{
+    Budget, CsvOptions, FixedColumn, FixedOptions, JsonOptions, RecordTypes, RowKind, RowRules,
+    SheetOptions, SkipRule, SourceFormat, SourceOptions, TrailerRule, XmlOptions,
+};
 
 use crate::codec::{put_bytes, put_len, put_u32, put_u64, take_len, take_str, take_u32, take_u64};
 use crate::problem::Problem;
@@ -72,6 +79,10 @@ pub struct RawRow {
     bounds: Vec<(u32, u32)>,
     /// XML: the line of each slot's element, where it differs from `line`.
     slot_lines: Vec<u64>,
+    /// Workbooks: the slots whose value is a date cell's, written ISO 8601
+    /// (`2026-11-20`, `2026-11-20T13:45:00`), which a date field takes whatever its
+    /// format. Text never gets here: only the reader marks a slot.
+    dates: Vec<u32>,
 }
 
 impl RawRow {
@@ -102,6 +113,7 @@ impl RawRow {
             text: String::with_capacity(bytes),
             bounds: Vec::with_capacity(slots),
             slot_lines: Vec::new(),
+            dates: Vec::new(),
         }
     }
 
@@ -132,6 +144,7 @@ impl RawRow {
             text: text.to_string(),
             bounds,
             slot_lines,
+            dates: Vec::new(),
         }
     }
 
@@ -147,6 +160,10 @@ impl RawRow {
         put_len(out, self.slot_lines.len());
         for &l in &self.slot_lines {
             put_u64(out, l);
+        }
+        put_len(out, self.dates.len());
+        for &d in &self.dates {
+            put_u32(out, d);
         }
     }
 
@@ -169,12 +186,30 @@ impl RawRow {
         for _ in 0..n {
             slot_lines.push(take_u64(buf)?);
         }
+        let n = take_len(buf)?;
+        let mut dates = Vec::with_capacity(n.min(buf.len() / 4));
+        for _ in 0..n {
+            dates.push(take_u32(buf)?);
+        }
         Some(RawRow {
             line,
             text,
             bounds,
             slot_lines,
+            dates,
         })
+    }
+
+    /// Marks the last slot pushed as a date cell's value (workbooks).
+    pub fn mark_date(&mut self) {
+        if let Some(last) = self.bounds.len().checked_sub(1) {
+            self.dates.push(last as u32);
+        }
+    }
+
+    /// Whether `slot` holds a date cell's value, ISO 8601 (workbooks).
+    pub fn is_date(&self, slot: usize) -> bool {
+        !self.dates.is_empty() && self.dates.contains(&(slot as u32))
     }
 
     /// The value of `slot`; `None` when the source has none (an XML element not there).
@@ -314,6 +349,15 @@ pub trait DocumentSource {
     fn next_document(&mut self) -> Option<Result<RawDocument, SourceError>>;
     /// Bytes of the file consumed so far (for progress bars).
     fn bytes_read(&self) -> u64;
+    /// Rows left out by `[[skip]]` so far (they make no document).
+    fn skipped(&self) -> u64 {
+        0
+    }
+    /// How the column that a field's `from` names is shown in a problem, where the
+    /// format shows it otherwise than by that name (a workbook: `C (Amount)`).
+    fn column_label(&self, _column: &str) -> Option<String> {
+        None
+    }
 }
 
 #[cfg(test)]
@@ -327,6 +371,8 @@ mod tests {
         header.push(Some("INV-1"));
         header.push(None);
         header.push(Some("Grüße"));
+        header.push(Some("2026-11-20"));
+        header.mark_date();
         let line = RawRow::from_parts(
             4,
             "ab",

@@ -281,7 +281,7 @@ fn bad_source_options() {
             "delimiter = \";\"",
             "delimiter = \";\"\nencoding = \"klingon\"",
             "source.encoding",
-            "unknown encoding \"klingon\" (e.g. utf-8, utf-16, windows-1251, windows-1252, iso-8859-1)",
+            "unknown encoding \"klingon\" (e.g. utf-8, utf-16, windows-1251, windows-1252, iso-8859-1, cp437)",
         ),
         (
             "decimal_separator = \",\"",
@@ -830,4 +830,115 @@ email = { to = ["ap@example.com"], from = "erpdrop@example.com", smtp = "127.0.0
     let out = t.run(&["check"]);
     assert_eq!(out.code, 2, "{out:?}");
     assert!(out.stderr.contains("erpdrop.toml, line"), "{}", out.stderr);
+}
+
+/// `erpdrop check` on a mapping whose `[source]` is `source`; the errors, one a line.
+fn source_errors(source: &str, lines: bool) -> (String, String) {
+    let t = TestDir::new();
+    let m = format!(
+        "name = \"m\"\nmatch = [\"*.x\"]\ndocument_type = \"d\"\n\n[source]\n{source}\n\n[document]\nkey = [\"No\"]\n\n[header]\nno = {{ from = \"No\" }}\n{}",
+        if lines { "\n[lines]\nitem = { from = \"Item\" }\n" } else { "" }
+    );
+    t.mapping_setup(&m);
+    let check = t.run(&["check"]);
+    assert_eq!(check.code, 2, "check: {check:?}");
+    (check.stderr, m)
+}
+
+#[test]
+fn options_of_another_format_are_refused_before_any_file_arrives() {
+    for (source, key, says) in [
+        (
+            "sheet = \"Invoices\"",
+            "source.sheet",
+            "`sheet` is for workbooks (format = \"xlsx\", \"xls\" or \"ods\"), not \"csv\"",
+        ),
+        (
+            "format = \"json\"\nsheet = \"Invoices\"",
+            "source.sheet",
+            "not \"json\"",
+        ),
+        (
+            "format = \"xlsx\"\nsheet = \"\"",
+            "source.sheet",
+            "`sheet` is empty",
+        ),
+        (
+            "format = \"xlsx\"\ndelimiter = \";\"",
+            "source.delimiter",
+            "`delimiter` is for CSV files, not format = \"xlsx\"",
+        ),
+        (
+            "format = \"ods\"\nencoding = \"windows-1251\"",
+            "source.encoding",
+            "a workbook says its own encoding",
+        ),
+        (
+            "format = \"xls\"\nrecord = \"/a\"",
+            "source.record",
+            "`record` and `lines` are for format = \"xml\" and \"json\", not \"xls\"",
+        ),
+        (
+            "format = \"json\"\nrecord = \"invoices\"",
+            "source.record",
+            "\"invoices\" is not a JSON pointer: it starts with /",
+        ),
+        (
+            "format = \"json\"\nrecord = \"/a~2b\"",
+            "source.record",
+            "`~` must be followed by 0 (for ~) or 1 (for /)",
+        ),
+        (
+            "format = \"json\"\nlines = \"/lines\"",
+            "source.lines",
+            "a path inside a record does not start with /",
+        ),
+        (
+            "format = \"json\"\nlines = \"a//b\"",
+            "source.lines",
+            "its names are separated by single slashes",
+        ),
+        (
+            "format = \"json\"\nskip_lines = 2",
+            "source.skip_lines",
+            "`skip_lines` is for CSV files and workbooks, not JSON",
+        ),
+    ] {
+        let (err, m) = source_errors(source, false);
+        let needle = key.rsplit('.').next().unwrap();
+        let line = m
+            .lines()
+            .position(|l| l.starts_with(needle))
+            .map(|i| i + 1)
+            .unwrap_or(0);
+        assert!(
+            err.contains(&format!("./mappings/m.toml, line {line}, key {key}")),
+            "{source}: {err}"
+        );
+        assert!(err.contains(key), "{source}: {err}");
+        assert!(err.contains(says), "{source}: {err}");
+    }
+    let t = TestDir::new();
+    t.mapping_setup("name = \"m\"\nmatch = [\"*.x\"]\ndocument_type = \"d\"\n[source]\nformat = \"json\"\n[document]\nkey = [\"/No\"]\n[header]\ncustomer = { from = \"customer//id\" }\n");
+    let check = t.run(&["check"]);
+    assert_eq!(check.code, 2);
+    assert!(
+        check
+            .stderr
+            .contains("key document.key: \"/No\": a path inside a record does not start with /"),
+        "{}",
+        check.stderr
+    );
+    assert!(
+        check
+            .stderr
+            .contains("key header: \"customer//id\" is not a path"),
+        "{}",
+        check.stderr
+    );
+    let (err, _) = source_errors("format = \"json\"", true);
+    assert!(
+        err.contains("a JSON source with [lines] needs `lines`, the member of a record that holds its array of lines"),
+        "{err}"
+    );
 }

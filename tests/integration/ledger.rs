@@ -236,7 +236,7 @@ fn a_ledger_of_an_older_schema_is_migrated() {
         .query_row("SELECT max(version) FROM schema_version", [], |r| r.get(0))
         .unwrap();
     assert_eq!(v, erpdrop::ledger::SCHEMA_VERSION);
-    assert_eq!(v, 6);
+    assert_eq!(v, 7);
     let accepted: i64 = c
         .query_row(
             "SELECT count(*) FROM documents WHERE state = 'accepted'",
@@ -262,8 +262,11 @@ fn a_ledger_of_an_older_schema_is_migrated() {
     assert_eq!(h[0]["file"], "INV_0.csv");
 
     // a ledger from a newer erpdrop is refused, and nothing is touched
-    c.execute("INSERT INTO schema_version VALUES (7, 'future')", [])
-        .unwrap();
+    c.execute(
+        "INSERT INTO schema_version VALUES (?1, 'future')",
+        [erpdrop::ledger::SCHEMA_VERSION + 1],
+    )
+    .unwrap();
     drop(c);
     t.write(
         "drop/inbox/INV_2.csv",

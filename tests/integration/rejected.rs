@@ -2,7 +2,7 @@
 //! of a failed file holds the source rows of its failed documents as read, plus their
 //! problems; fixed and dropped back into the inbox, only those documents go.
 
-use crate::util::{TestDir, INVOICE_MAPPING};
+use crate::util::{TestDir, INVOICE_HEADER, INVOICE_MAPPING};
 
 /// The payloads in the outbox.
 fn payloads(t: &TestDir) -> Vec<String> {
@@ -323,4 +323,30 @@ fn a_rejected_name_the_globs_do_not_take_is_warned_of() {
     );
     let out = t.run(&["run"]);
     assert!(!out.stderr.contains("globs"), "{}", out.stderr);
+}
+
+#[test]
+fn shapes_without_rejected_rows_yet_get_their_reports_and_nothing_that_would_not_come_back() {
+    // a CSV whose trailer counts the rows: a file of the failed rows alone would not
+    // match it, so none is written; the reports are there
+    let t = TestDir::new();
+    t.invoice_setup(&INVOICE_MAPPING.replace(
+        "[header]",
+        "[source.trailer]\ncount = \"Total\"\n\n[header]",
+    ));
+    t.write(
+        "drop/inbox/INV_1.csv",
+        format!("{INVOICE_HEADER}A1;20.11.2026;C9;N30;1,50;X;1,50\nA2;20.11.2026;C1;N30;1,50;X;1,50\nT;;;;2;;\n"),
+    );
+    let out = t.run(&["run"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    let failed = t.ls("drop/failed");
+    assert!(
+        failed.contains(&"INV_1.csv.errors.csv".to_string()),
+        "{failed:?}"
+    );
+    assert!(
+        !failed.iter().any(|f| f.contains(".rejected.")),
+        "no rejected rows that would come back incomplete: {failed:?}"
+    );
 }

@@ -258,7 +258,7 @@ fn report_files_have_the_keys_of_spec() {
         r["counts"],
         // in a dry run, created/updated/deleted say what would be
         json!({"rows": 3, "documents": 3, "accepted": 0, "rejected": 0, "invalid": 2, "already_imported": 0, "held_back": 1,
-               "created": 0, "updated": 0, "deleted": 0, "unchanged": 0})
+               "created": 0, "updated": 0, "deleted": 0, "unchanged": 0, "skipped": 0})
     );
     assert_eq!(
         r["errors"],
@@ -480,7 +480,7 @@ fn json_summary() {
         s["totals"],
         json!({"files": 2, "files_ok": 1, "files_failed": 1, "files_waiting": 0, "rows": 5,
                "documents": 4, "accepted": 0, "rejected": 0, "invalid": 1, "already_imported": 0, "held_back": 1,
-               "created": 2, "updated": 0, "deleted": 0, "unchanged": 0})
+               "created": 2, "updated": 0, "deleted": 0, "unchanged": 0, "skipped": 0})
     );
     let out = t.run(&["run", "--dry-run", "--json"]);
     assert_eq!(out.code, 1);

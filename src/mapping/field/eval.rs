@@ -43,14 +43,19 @@ impl Field {
         } else {
             &raw
         };
+        // a workbook's date cell, as long as its text is the cell's
+        let mut date_cell =
+            matches!(self.source, FieldSource::Slot { slot, .. } if ctx.row.is_date(slot));
         if let Some(map) = &self.map {
             if let Some(m) = map.get(text) {
                 text = m;
+                date_cell = false;
             }
         }
         if text.is_empty() {
             if let Some(d) = &self.default {
                 text = d;
+                date_cell = false;
             }
         }
         if text.is_empty() {
@@ -59,7 +64,10 @@ impl Field {
             }
             return Ok(Value::Null);
         }
-        let mut value = self.convert(text)?;
+        let mut value = match date_cell {
+            true => self.convert_date_cell(text)?,
+            false => self.convert(text)?,
+        };
         if let (Some(case), Value::Str(s)) = (self.case, &mut value) {
             // most values are in the wanted case already: no new string for them
             match case {
@@ -304,6 +312,17 @@ impl Field {
                     ),
                 )
             }),
+        }
+    }
+
+    /// A workbook's date cell (ISO 8601 as the reader wrote it): a date whatever the
+    /// field's `format`; a date field takes its day. Other types read its text.
+    fn convert_date_cell(&self, text: &str) -> Result<Value, FieldError> {
+        let iso = crate::mapping::value::parse_iso_cell(text);
+        match (&self.kind, iso) {
+            (Kind::Date(_), Some(dt)) => Ok(Value::Date(dt.date())),
+            (Kind::DateTime(_), Some(dt)) => Ok(Value::DateTime(dt, None)),
+            _ => self.convert(text),
         }
     }
 

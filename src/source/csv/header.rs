@@ -72,16 +72,16 @@ pub(super) fn read<R: Read>(
 }
 
 /// The column each slot reads, per slot space; `usize::MAX` for none.
-pub(super) struct SlotColumns {
-    pub(super) header: Vec<usize>,
-    pub(super) lines: Vec<usize>,
-    pub(super) key: Vec<usize>,
+pub(crate) struct SlotColumns {
+    pub(crate) header: Vec<usize>,
+    pub(crate) lines: Vec<usize>,
+    pub(crate) key: Vec<usize>,
 }
 
 /// Resolves every slot to a column of `columns` (by name, or by number without a
 /// header row). A column the file lacks, or one the header names twice, is a problem
-/// of the whole file.
-pub(super) fn resolve(
+/// of the whole file. Workbooks resolve their columns the same way.
+pub(crate) fn resolve(
     columns: &[String],
     slots: &Slots,
     header: bool,
@@ -152,7 +152,7 @@ pub(super) fn resolve(
     Ok(resolved)
 }
 
-fn resolve_column(columns: &[String], name: &str, header: bool) -> Option<usize> {
+pub(super) fn resolve_column(columns: &[String], name: &str, header: bool) -> Option<usize> {
     if !header {
         return name
             .trim()

@@ -15,11 +15,14 @@ mod end_of_input;
 mod grouping;
 mod header;
 mod problems;
+mod rows;
 #[cfg(test)]
 mod tests;
 mod ungrouped;
 
 pub use end_of_input::MAX_HEADER_BYTES;
+pub(crate) use header::{resolve as resolve_columns, SlotColumns};
+pub(crate) use problems::io_problem;
 
 use super::decode::{DecodeReader, Tap, TapReader};
 use super::extsort::Sorted;
@@ -29,7 +32,7 @@ use super::{RawDocument, SourceError};
 use crate::problem::{Code, Problem};
 use encoding_rs::UTF_8;
 use end_of_input::{unclosed_quote, unclosed_quote_problem, EndWithNewline};
-use problems::{csv_problem, io_problem, nul_problem, utf8_problem};
+use problems::{csv_problem, nul_problem, utf8_problem};
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read};
@@ -72,6 +75,10 @@ pub struct CsvSource<R: Read> {
     budget: Budget,
     finished: bool,
     tap: Rc<RefCell<Tap>>,
+    /// `[[skip]]` rules with their columns (when the file is not read through the
+    /// [`rows`](crate::source::rows) layer, which skips rows itself).
+    skip: Vec<(usize, crate::source::SkipRule)>,
+    skipped: u64,
 }
 
 impl<R: Read> CsvSource<R> {
@@ -86,8 +93,10 @@ impl<R: Read> CsvSource<R> {
     ) -> Result<CsvSource<R>, Problem> {
         let encoding = opts.encoding.unwrap_or(UTF_8);
         let budget = opts.budget;
+        let code_page = opts.code_page;
         let opts = &opts.csv;
-        let decoder = DecodeReader::new(TapReader::new(input, tap.clone()), encoding);
+        let decoder = DecodeReader::new(TapReader::new(input, tap.clone()), encoding)
+            .with_code_page(code_page);
         let mut buffered = BufReader::with_capacity(256 * 1024, decoder);
         let skipped = skip_lines(&mut buffered, opts.skip_lines)?;
         let mut rdr = csv::ReaderBuilder::new()
@@ -122,7 +131,34 @@ impl<R: Read> CsvSource<R> {
             budget,
             finished: false,
             tap,
+            skip: Vec::new(),
+            skipped: 0,
         })
+    }
+
+    /// Leaves out the rows that a `[[skip]]` rule matches; a column that the file lacks
+    /// is a problem of the whole file.
+    pub fn with_skip(mut self, rules: &[crate::source::SkipRule]) -> Result<Self, Problem> {
+        use crate::source::rows::RowReader;
+        for r in rules {
+            let col = self.resolve(&r.column, None).map_err(|m| {
+                Problem::file(
+                    Code::MissingColumn,
+                    None,
+                    format!("[[skip]] reads a column the file does not have: {m}"),
+                )
+                .with_value(r.column.clone())
+            })?;
+            self.skip.push((col, r.clone()));
+        }
+        Ok(self)
+    }
+
+    /// Whether a `[[skip]]` rule leaves the current row out.
+    fn skips_row(&self) -> bool {
+        self.skip
+            .iter()
+            .any(|(c, r)| r.skips(crate::source::trim(self.field(*c).unwrap_or(""))))
     }
 
     fn column_name(&self, idx: usize) -> String {
@@ -162,6 +198,11 @@ impl<R: Read> CsvSource<R> {
             match csv::StringRecord::from_byte_record(bytes) {
                 Ok(row) => {
                     self.row = Some(row);
+                    if !self.skip.is_empty() && self.skips_row() {
+                        self.skipped += 1;
+                        self.spare = self.row.take().map(csv::StringRecord::into_byte_record);
+                        continue;
+                    }
                     return Ok(true);
                 }
                 Err(e) => {
@@ -249,6 +290,10 @@ impl<R: Read> super::DocumentSource for CsvSource<R> {
 
     fn bytes_read(&self) -> u64 {
         self.tap.borrow().bytes
+    }
+
+    fn skipped(&self) -> u64 {
+        self.skipped
     }
 }
 

@@ -65,7 +65,7 @@ pub(super) fn utf8_problem(
         .with_value(hex_bytes(bad))
 }
 
-pub(super) fn io_problem(e: &std::io::Error, line: u64) -> Problem {
+pub(crate) fn io_problem(e: &std::io::Error, line: u64) -> Problem {
     if let Some(enc) = encoding_error(e) {
         let msg = format!(
             "{} not valid {}: the file is in another encoding (check source.encoding in the mapping)",

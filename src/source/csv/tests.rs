@@ -17,6 +17,7 @@ fn opts(delim: u8) -> SourceOptions {
     SourceOptions {
         format: SourceFormat::Csv,
         encoding: None,
+        code_page: None,
         csv: CsvOptions {
             delimiter: delim,
             quote: b'"',
@@ -24,6 +25,10 @@ fn opts(delim: u8) -> SourceOptions {
             skip_lines: 0,
         },
         xml: XmlOptions::default(),
+        fixed: Default::default(),
+        rows: Default::default(),
+        sheet: Default::default(),
+        json: Default::default(),
         budget: Budget::default(),
     }
 }

@@ -10,6 +10,7 @@ fn opts(record: &str, lines: Option<&str>, ns: &[(&str, &str)]) -> SourceOptions
     SourceOptions {
         format: SourceFormat::Xml,
         encoding: None,
+        code_page: None,
         csv: CsvOptions {
             delimiter: b',',
             quote: b'"',
@@ -24,6 +25,10 @@ fn opts(record: &str, lines: Option<&str>, ns: &[(&str, &str)]) -> SourceOptions
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
         },
+        fixed: Default::default(),
+        rows: Default::default(),
+        sheet: Default::default(),
+        json: Default::default(),
         budget: Budget::default(),
     }
 }
