@@ -288,6 +288,17 @@ pub(super) fn resolve_notify(
     out
 }
 
+/// Registers the forms in which SMTP sends a login, so that a mail server that echoes
+/// them in an error is masked too: AUTH PLAIN's base64 of `\0user\0password`, AUTH
+/// LOGIN's base64 of each.
+fn mask_smtp_auth(user: &str, password: &str) {
+    use base64::Engine as _;
+    let b64 = |s: &[u8]| base64::engine::general_purpose::STANDARD.encode(s);
+    crate::redact::add(&b64(format!("\0{user}\0{password}").as_bytes()));
+    crate::redact::add(&b64(user.as_bytes()));
+    crate::redact::add(&b64(password.as_bytes()));
+}
+
 /// A secret from the environment, registered for masking.
 fn secret_env(var: &str) -> Result<String, String> {
     match std::env::var(var) {
@@ -377,10 +388,12 @@ fn email(
         .trim_end_matches(']')
         .to_string();
     let credentials = match (&e.user_env, &e.password_env) {
-        (Some(u), Some(p)) => Some((
-            secret_env(u).map_err(|m| err("user_env", m))?,
-            secret_env(p).map_err(|m| err("password_env", m))?,
-        )),
+        (Some(u), Some(p)) => {
+            let user = secret_env(u).map_err(|m| err("user_env", m))?;
+            let password = secret_env(p).map_err(|m| err("password_env", m))?;
+            mask_smtp_auth(&user, &password);
+            Some((user, password))
+        }
         (None, None) => None,
         _ => {
             return Err(err(
@@ -533,5 +546,20 @@ mod tests {
         for bad in ["6:00", "24:00", "06:60", "06:00:00", "0600", "ab:cd", ""] {
             assert_eq!(parse_hhmm(bad), None, "{bad}");
         }
+    }
+}
+
+#[cfg(test)]
+mod smtp_auth_tests {
+    #[test]
+    fn a_mail_server_echoing_the_login_in_base64_is_masked() {
+        super::mask_smtp_auth("smtpuserX", "SmtpPw987");
+        // AUTH PLAIN and AUTH LOGIN as a server would echo them in a 535
+        let echoed = "535 bad: AUTH PLAIN AHNtdHB1c2VyWABTbXRwUHc5ODc= / user c210cHVzZXJY password U210cFB3OTg3";
+        let shown = crate::redact::redact(echoed);
+        assert!(!shown.contains("AHNtdHB1c2VyWABTbXRwUHc5ODc="), "{shown}");
+        assert!(!shown.contains("c210cHVzZXJY"), "{shown}");
+        assert!(!shown.contains("U210cFB3OTg3"), "{shown}");
+        assert!(shown.starts_with("535 bad: AUTH PLAIN ***"), "{shown}");
     }
 }

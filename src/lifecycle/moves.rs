@@ -293,7 +293,22 @@ pub fn recover_processing(f: &Folders) -> io::Result<Vec<String>> {
 
 /// Puts a claimed file back into the inbox, untouched (target down, or a stop signal).
 pub fn return_to_inbox(c: &Claimed, f: &Folders) -> io::Result<PathBuf> {
-    settle_into(c, f, &f.inbox, &[])
+    settle_into(c, f, &f.inbox, &[]).or_else(|e| {
+        // The recorded move needs a few bytes of disk (its intent in moving.json); on a
+        // full disk, a plain rename back under the file's own name needs none, and the
+        // file must not wait in processing/ for a reason outside it.
+        let to = f.inbox.join(&c.name);
+        if to.symlink_metadata().is_ok() {
+            return Err(e);
+        }
+        fs::rename(&c.path, &to).map_err(|_| e)?;
+        if let Some(m) = &c.marker {
+            if let Some(name) = m.file_name() {
+                let _ = fs::rename(m, f.inbox.join(name));
+            }
+        }
+        Ok(to)
+    })
 }
 
 #[cfg(test)]
@@ -432,6 +447,26 @@ mod tests {
         assert!(recover_processing(&f).unwrap().is_empty());
         assert_eq!(names(&f.inbox), ["A.csv", "A.csv.ok"]);
         assert_eq!(to, Some(f.inbox.join("A.csv")));
+    }
+
+    #[test]
+    fn a_file_goes_back_to_the_inbox_when_its_move_cannot_be_recorded() {
+        let d = tempfile::tempdir().unwrap();
+        let mut f = folders(d.path());
+        let c = claimed_with_marker(&f, "INV_1.csv");
+        // the state folder cannot take the move's record (as on a full disk): a file
+        // stands where the folder would be
+        let blocked = d.path().join("blocked");
+        fs::write(&blocked, "").unwrap();
+        f.state = blocked.join("state");
+        let to = return_to_inbox(&c, &f).unwrap();
+        assert_eq!(to, f.inbox.join("INV_1.csv"));
+        assert_eq!(fs::read(&to).unwrap(), b"data");
+        assert!(
+            f.inbox.join("INV_1.csv.ok").exists(),
+            "the marker goes along"
+        );
+        assert!(fs::read_dir(&f.processing).unwrap().next().is_none());
     }
 
     #[test]

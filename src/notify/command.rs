@@ -34,12 +34,17 @@ pub fn argv(template: &[String], event: &Event) -> Vec<String> {
 pub fn run(template: &[String], timeout: Duration, event: &Event) -> Result<String, String> {
     let args = argv(template, event);
     let program = &args[0];
-    let mut child = Command::new(program)
-        .args(&args[1..])
+    let mut cmd = Command::new(program);
+    cmd.args(&args[1..])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .env("ERPDROP_EVENT", event.name.as_str())
+        .env("ERPDROP_EVENT", event.name.as_str());
+    // a process group of its own, so that a stop after the timeout reaches what it
+    // started too (a script's `sleep`, a ticket client), not only the script
+    #[cfg(unix)]
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    let mut child = cmd
         .spawn()
         .map_err(|e| format!("cannot run {program}: {e}"))?;
     // read both outputs on threads, so that a talkative command never blocks on a pipe
@@ -50,6 +55,13 @@ pub fn run(template: &[String], timeout: Duration, event: &Event) -> Result<Stri
         match child.try_wait() {
             Ok(Some(s)) => break s,
             Ok(None) if start.elapsed() >= timeout => {
+                #[cfg(unix)]
+                if let Ok(pid) = i32::try_from(child.id()) {
+                    // SAFETY: kill(2) on the group the child leads; no memory is shared
+                    unsafe {
+                        libc::kill(-pid, libc::SIGKILL);
+                    }
+                }
                 let _ = child.kill();
                 let _ = child.wait();
                 return Err(format!(

@@ -173,7 +173,9 @@ fn failed_rows(input: &RejectedInput<'_>, failed: &Failed) -> io::Result<Rows> {
             let mut seen = std::collections::HashSet::new();
             messages.retain(|m| seen.insert(*m));
             let text: Option<Rc<str>> = if !messages.is_empty() {
-                Some(messages.join(" | ").into())
+                // an ERP's message may hold control characters (a NUL, line breaks):
+                // written escaped, so that the file reads back as it was
+                Some(crate::ui::escape_controls(&messages.join(" | "), false).into())
             } else if input.held_back && !(input.in_erp)(&key) {
                 Some(HELD_BACK.into())
             } else {

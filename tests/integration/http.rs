@@ -326,6 +326,15 @@ fn check_reaches_the_target_and_says_whether_credentials_work() {
     let err = String::from_utf8_lossy(&bad.stderr);
     assert!(err.contains("refused the credentials"), "{err}");
     assert!(!err.contains("wrong"), "{err}");
+    // an ERP that answers its health URL with a server error is not usable: exit 3, as
+    // a run would find it
+    erp.set(|b| {
+        b.down = true;
+        b.down_status = Some(500);
+    });
+    let down = run(&t, &["check"]);
+    assert_eq!(down.code, 3, "{down:?}");
+    assert!(down.stderr.contains("answered HTTP 500"), "{}", down.stderr);
     drop(erp);
 }
 
@@ -488,5 +497,25 @@ fn verbose_logs_never_show_credentials_or_the_http_client_internals() {
     assert_eq!(
         seen[0].header("X-Api-Key"),
         Some("k3y-that-must-stay-secret")
+    );
+}
+
+#[test]
+fn an_accepted_create_without_an_id_at_id_pointer_is_said_at_once() {
+    let erp = FakeErp::start(Behaviour::default());
+    let t = setup(&erp, "");
+    let cfg = t
+        .read("erpdrop.toml")
+        .replace("id_pointer = \"/id\"", "id_pointer = \"/data/id\"");
+    t.write("erpdrop.toml", cfg);
+    t.write("drop/inbox/INV_1.csv", invoices_csv(2, 1));
+    let out = run(&t, &["run"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(erp.created(), (2, 1), "a 2xx is delivery");
+    assert!(
+        out.stderr
+            .contains("its answer has no id at /data/id (target.id_pointer)"),
+        "{}",
+        out.stderr
     );
 }

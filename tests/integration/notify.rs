@@ -487,3 +487,48 @@ fn check_notify_test_sends_one_test_to_each_channel() {
         out.stderr
     );
 }
+
+#[test]
+fn a_command_that_outlives_its_timeout_is_stopped_with_what_it_started() {
+    let t = setup("");
+    // a script that starts a long child and waits for it
+    t.write(
+        "hooks/hang",
+        "#!/bin/sh\nsleep 30 &\necho $! > \"$(dirname \"$0\")/child.pid\"\nwait\n",
+    );
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(t.join("hooks/hang"), std::fs::Permissions::from_mode(0o755))
+            .unwrap();
+    }
+    let cfg = t.read("erpdrop.toml");
+    t.write(
+        "erpdrop.toml",
+        format!(
+            "{cfg}[[notify]]\non = [\"file_failed\"]\ncommand = [\"{}\"]\ntimeout_seconds = 1\n",
+            t.join("hooks/hang").display()
+        ),
+    );
+    t.write("drop/inbox/INV_7.csv", one_bad_invoice());
+    let out = t.run(&["run"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stderr.contains("still running after 1s"),
+        "{}",
+        out.stderr
+    );
+    let pid = t.read("hooks/child.pid").trim().to_string();
+    // the child is gone too: no process, or a zombie waiting for whoever adopts it
+    let alive = || match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rsplit(')')
+            .next()
+            .is_some_and(|rest| !rest.trim_start().starts_with('Z')),
+        Err(_) => false,
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    while alive() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(!alive(), "the command's child {pid} outlived it");
+}

@@ -350,3 +350,42 @@ fn shapes_without_rejected_rows_yet_get_their_reports_and_nothing_that_would_not
         "no rejected rows that would come back incomplete: {failed:?}"
     );
 }
+
+#[test]
+fn an_erps_message_with_control_characters_does_not_break_the_round_trip() {
+    use crate::util::erp::{Behaviour, FakeErp};
+    let erp = FakeErp::start(Behaviour {
+        reject: ["INV000001".to_string()].into(),
+        reject_message: Some("terms\u{0}unknown\r\nsee the set-up".into()),
+        ..Behaviour::default()
+    });
+    let t = TestDir::new();
+    t.invoice_setup(crate::util::INVOICE_MAPPING);
+    t.write(
+        "erpdrop.toml",
+        format!(
+            "[folders]\nroot = \"drop\"\n[scan]\nsettle_seconds = 0\n[target]\nkind = \"http\"\nurl = \"{}/api/{{document}}\"\nid_pointer = \"/id\"\nretry = {{ attempts = 1, backoff_ms = 10 }}\n",
+            erp.base()
+        ),
+    );
+    t.write("drop/inbox/INV_1.csv", crate::util::invoices_csv(3, 1));
+    assert_eq!(t.run(&["run"]).code, 1);
+    let rows = std::fs::read(t.join("drop/failed/INV_1.rejected.csv")).unwrap();
+    assert!(!rows.contains(&0), "no NUL in the rejected rows");
+    let text = String::from_utf8_lossy(&rows);
+    assert!(
+        text.contains("terms\\x00unknown\\r\\nsee the set-up"),
+        "{text}"
+    );
+    assert_eq!(text.lines().count(), 2, "the header and one row: {text}");
+    // the set-up is fixed; the rejected rows come back and go through
+    erp.set(|b| b.reject.clear());
+    std::fs::copy(
+        t.join("drop/failed/INV_1.rejected.csv"),
+        t.join("drop/inbox/INV_1.rejected.csv"),
+    )
+    .unwrap();
+    let out = t.run(&["run"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(erp.created(), (3, 1));
+}

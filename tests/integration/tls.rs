@@ -145,6 +145,26 @@ fn a_company_ca_is_trusted_through_ca_file_and_nothing_else_is() {
 }
 
 #[test]
+fn a_self_signed_ca_certificate_as_the_servers_own_is_named_as_such() {
+    let pem = Ca::self_signed_ca_as_server(&["127.0.0.1"]);
+    let erp = TlsErp::start(&pem, None);
+    let t = setup(&erp, "");
+    t.write("certs/self.pem", &pem.cert);
+    let mut cfg = t.read("erpdrop.toml");
+    cfg.push_str("ca_file = \"certs/self.pem\"\n");
+    t.write("erpdrop.toml", &cfg);
+    t.write("drop/inbox/INV_1.csv", invoices_csv(1, 1));
+    let out = run(&t, &["run"]);
+    assert_stopped(
+        &t,
+        &erp,
+        &out,
+        "the server presents a CA certificate as its own",
+    );
+    assert!(!out.stderr.contains("CaUsedAsEndEntity"), "{}", out.stderr);
+}
+
+#[test]
 fn the_system_store_is_trusted_and_an_empty_one_falls_back_to_the_compiled_in_roots() {
     let ca = Ca::new("Company CA");
     let erp = TlsErp::start(&ca.server(&["127.0.0.1"]), None);

@@ -6,9 +6,23 @@ use std::io::Read;
 /// At most this many characters of a header the ERP sent go into a message.
 pub(super) const HEADER_SHOWN: usize = 500;
 
+/// The most of an answer's body that is read (an ERP that answers an error with a
+/// dump of its data must not hold a worker's memory).
+const BODY_READ: u64 = 1 << 20;
+
 pub(super) fn read_body(resp: ureq::Response) -> String {
     let mut s = String::new();
-    let _ = resp.into_reader().take(1 << 20).read_to_string(&mut s);
+    let mut r = resp.into_reader().take(BODY_READ + 1);
+    let _ = r.read_to_string(&mut s);
+    if s.len() as u64 > BODY_READ {
+        // cut at a character boundary, and say so where it shows
+        let mut at = BODY_READ as usize;
+        while !s.is_char_boundary(at) {
+            at -= 1;
+        }
+        s.truncate(at);
+        s.push_str(" [the answer is longer than 1 MiB: erpdrop read only its first MiB]");
+    }
     s
 }
 
@@ -89,15 +103,48 @@ pub(super) fn error_words(error_pointer: Option<&str>, code: u16, body: &str) ->
     }
     let text = body.trim();
     if text.is_empty() {
-        format!("HTTP {code}")
-    } else {
-        text.chars().take(500).collect()
+        return format!("HTTP {code}");
     }
+    // a body that is not JSON (or was cut): its beginning, saying how much is left out
+    const SHOWN: usize = 500;
+    let total = text.chars().count();
+    if total <= SHOWN {
+        return text.to_string();
+    }
+    let shown: String = text.chars().take(SHOWN).collect();
+    let cut = if text.ends_with("erpdrop read only its first MiB]") {
+        " [the answer is longer than 1 MiB]"
+    } else {
+        ""
+    };
+    format!(
+        "{shown}... ({} more characters of the answer){cut}",
+        crate::problem::group_digits((total - SHOWN) as u64)
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_long_answer_that_is_not_json_says_how_much_is_left_out() {
+        let body = "x".repeat(2_000);
+        let w = error_words(None, 500, &body);
+        assert!(w.starts_with(&"x".repeat(500)), "{w}");
+        assert!(
+            w.ends_with("... (1,500 more characters of the answer)"),
+            "{w}"
+        );
+        let cut = format!(
+            "{}{}",
+            "y".repeat(700),
+            " [the answer is longer than 1 MiB: erpdrop read only its first MiB]"
+        );
+        let w = error_words(None, 500, &cut);
+        assert!(w.ends_with("[the answer is longer than 1 MiB]"), "{w}");
+        assert_eq!(error_words(None, 502, "Bad gateway"), "Bad gateway");
+    }
 
     #[test]
     fn error_text_skips_empty_values() {

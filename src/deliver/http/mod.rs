@@ -377,6 +377,17 @@ impl HttpTarget {
                         .map(crate::redact::redact_string),
                     _ => None,
                 };
+                if id.is_none() && doc.operation == Operation::Create {
+                    if let Some(p) = &self.cfg.id_pointer {
+                        // a 2xx is delivery; but without its id, a later update or
+                        // delete of this document cannot be sent: say so now
+                        tracing::warn!(
+                            document = %doc.key, status,
+                            "the ERP accepted it, but its answer has no id at {p} (target.id_pointer){}: its later updates or deletes cannot name it",
+                            if json.is_none() { ", and is not JSON" } else { "" }
+                        );
+                    }
+                }
                 Attempt::Done(SubmitOutcome::Accepted {
                     id,
                     status: Some(status),
@@ -498,7 +509,14 @@ impl HttpTarget {
                 "{url} refused the credentials: HTTP {code} {}",
                 self.error_message(code, &read_body(r))
             )),
-            // Anything else means the server is there and took the credentials.
+            // a server error, or one that is not taking requests (503): a run would find
+            // the target unavailable, so check says so
+            Err(ureq::Error::Status(code, r)) if code >= 500 => Err(format!(
+                "{url} answered HTTP {code}: {}",
+                self.error_message(code, &read_body(r))
+            )),
+            // Anything else (a 404 of a base URL, a 405) means the server is there and
+            // took the credentials.
             Err(ureq::Error::Status(code, _)) => Ok(self.answered(&url, code)),
             Err(ureq::Error::Transport(t)) => Err(self
                 .tls

@@ -193,6 +193,11 @@ impl Tls {
                 format!("the server's certificate is not valid for the host name {host}")
             }
             CertificateError::Revoked => "the server's certificate has been revoked".into(),
+            // webpki's words for a self-signed certificate made as a CA (`openssl req
+            // -x509` writes CA:TRUE): it can sign others, not stand for a server
+            other if format!("{other:?}").contains("CaUsedAsEndEntity") => {
+                "the server presents a CA certificate as its own (a self-signed certificate made with CA:TRUE, as `openssl req -x509` writes by default): it is not trusted as a server's certificate, even through target.ca_file; the ERP needs a certificate signed by that CA (or one made without CA:TRUE), and erpdrop the CA's certificate in target.ca_file".into()
+            }
             other => format!("the server's certificate was refused: {other}"),
         }
     }

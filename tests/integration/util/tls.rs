@@ -51,6 +51,21 @@ impl Ca {
         }
     }
 
+    /// A self-signed certificate made as a CA (CA:TRUE, as `openssl req -x509` writes by
+    /// default), used as a server's own.
+    pub fn self_signed_ca_as_server(names: &[&str]) -> Pem {
+        let mut p = CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+            .unwrap();
+        p.distinguished_name.push(DnType::CommonName, names[0]);
+        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let key = KeyPair::generate().unwrap();
+        let cert = p.self_signed(&key).unwrap();
+        Pem {
+            cert: cert.pem(),
+            key: key.serialize_pem(),
+        }
+    }
+
     /// A server certificate for these names (DNS names or IP addresses).
     pub fn server(&self, names: &[&str]) -> Pem {
         let mut p = CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())
