@@ -21,8 +21,14 @@ fn invalid(what: impl std::fmt::Display) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, what.to_string())
 }
 
+/// A write error: the disk's own (the rows' temporary file) stays one, so that the
+/// file's outcome says so; anything else means these cells cannot be written as read,
+/// and no rejected file is better than a wrong one.
 fn xlsx(e: XlsxError) -> io::Error {
-    invalid(format!("the rejected workbook cannot be written: {e}"))
+    match e {
+        XlsxError::IoError(e) => e,
+        e => invalid(format!("the rejected workbook cannot be written: {e}")),
+    }
 }
 
 /// The date formats of the rejected workbook: a date cell reads back as a date cell.

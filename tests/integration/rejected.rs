@@ -417,14 +417,20 @@ quantity = { from = "Qty", type = "integer" }
 price    = { from = "Price", type = "decimal" }
 "#;
 
-/// A cell of a workbook as the test reads it back.
+/// The rows of a workbook's first sheet as the test reads them back, from A1 on.
 fn sheet_rows(bytes: &[u8]) -> (Vec<String>, Vec<Vec<calamine::Data>>) {
     use calamine::{Reader, Xlsx};
     let mut wb = Xlsx::new(std::io::Cursor::new(bytes.to_vec())).unwrap();
     let names = wb.sheet_names();
     let range = wb.worksheet_range(&names[0]).unwrap();
-    assert_eq!(range.start(), Some((0, 0)), "rows from A1 on");
-    let rows = range.rows().map(|r| r.to_vec()).collect();
+    // from A1 on, whatever the first cell
+    let (top, left) = range.start().unwrap();
+    let mut rows = vec![Vec::new(); top as usize];
+    for r in range.rows() {
+        let mut row = vec![calamine::Data::Empty; left as usize];
+        row.extend(r.iter().cloned());
+        rows.push(row);
+    }
     (names, rows)
 }
 
@@ -685,4 +691,64 @@ fn an_xls_or_ods_workbook_gets_its_reports_and_no_rejected_rows() {
             "{fixture}: {failed:?}"
         );
     }
+}
+
+#[test]
+fn rejected_workbook_cells_keep_error_cells_and_times_as_they_were() {
+    use calamine::Data;
+    use rust_xlsxwriter::{ExcelDateTime, Format, Formula, Workbook};
+    let t = TestDir::new();
+    t.mapping_setup(&SHEET_MAPPING.replace(
+        "price    = { from = \"Price\", type = \"decimal\" }",
+        "price    = { from = \"Price\", type = \"decimal\" }\nat       = { from = \"At\" }",
+    ));
+    let mut wb = Workbook::new();
+    let ws = wb.add_worksheet();
+    ws.set_name("Invoices").unwrap();
+    for (c, h) in ["InvoiceNo", "Date", "Paid", "Item", "Qty", "Price", "At"]
+        .iter()
+        .enumerate()
+    {
+        ws.write_string(2, c as u16, *h).unwrap();
+    }
+    let when = ExcelDateTime::from_ymd(2026, 11, 20)
+        .unwrap()
+        .and_hms(13, 45, 0)
+        .unwrap();
+    let time = ExcelDateTime::from_hms(8, 30, 0).unwrap();
+    ws.write_string(3, 0, "INV-7").unwrap();
+    ws.write_datetime_with_format(
+        3,
+        1,
+        &when,
+        &Format::new().set_num_format("dd.mm.yyyy hh:mm"),
+    )
+    .unwrap();
+    ws.write_string(3, 3, "A").unwrap();
+    ws.write_formula(3, 5, Formula::new("=NA()").set_result("#N/A"))
+        .unwrap();
+    ws.write_datetime_with_format(3, 6, &time, &Format::new().set_num_format("hh:mm"))
+        .unwrap();
+    t.write("drop/inbox/INV_1.xlsx", wb.save_to_buffer().unwrap());
+    assert_eq!(t.run(&["run"]).code, 1);
+    let rejected = std::fs::read(t.join("drop/failed/INV_1.rejected.xlsx")).unwrap();
+    let (_, rows) = sheet_rows(&rejected);
+    let row = &rows[3];
+    match &row[1] {
+        Data::DateTime(d) => assert_eq!(d.to_ymd_hms_milli(), (2026, 11, 20, 13, 45, 0, 0)),
+        other => panic!("a date and time cell stays one: {other:?}"),
+    }
+    assert_eq!(row[5], Data::Error(calamine::CellErrorType::NA), "{row:?}");
+    match &row[6] {
+        Data::DateTime(d) => assert!((d.as_f64() - 8.5 / 24.0).abs() < 1e-9, "{d:?}"),
+        other => panic!("a time cell stays one: {other:?}"),
+    }
+    assert!(row[7].to_string().contains("#N/A"), "{row:?}");
+    // dropped back as it is, it reads as the first did: the same problem, no other
+    t.write("drop/inbox/INV_1.rejected.xlsx", &rejected);
+    assert_eq!(t.run(&["run"]).code, 1);
+    let again = std::fs::read(t.join("drop/failed/INV_1.rejected.1.rejected.xlsx")).unwrap();
+    let (_, rows2) = sheet_rows(&again);
+    assert_eq!(rows2[3][7], row[7], "the same problem");
+    assert!(payloads(&t).is_empty());
 }
