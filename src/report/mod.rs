@@ -6,6 +6,7 @@
 //! what the ERP sends back.
 
 pub mod rejected;
+mod rejected_sheet;
 mod rejected_xml;
 mod summary;
 

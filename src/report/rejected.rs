@@ -50,9 +50,18 @@ pub struct RejectedInput<'a> {
 /// when there is no row to write (nothing failed row by row).
 pub fn write_rejected(input: &RejectedInput<'_>, to: &Path) -> io::Result<bool> {
     let source = &input.mapping.source;
-    if !matches!(source.format, SourceFormat::Csv | SourceFormat::Xml) {
-        // fixed width, workbooks and JSON: their reports list every failed row; a file of
-        // only those rows in their own format is not written yet (README)
+    if matches!(source.format, SourceFormat::Xls | SourceFormat::Ods) {
+        // erpdrop writes xlsx only: an .xlsx file would match neither `*.xls` nor the
+        // mapping's format, so it could not come back as it is
+        tracing::info!(file = %input.source.display(), format = source.format.name(), "no rejected rows file for an xls or ods workbook: the report lists the failed rows");
+        return Ok(false);
+    }
+    if !matches!(
+        source.format,
+        SourceFormat::Csv | SourceFormat::Xml | SourceFormat::Xlsx
+    ) {
+        // fixed width and JSON: their reports list every failed row; a file of only
+        // those rows in their own format is not written yet (README)
         tracing::info!(file = %input.source.display(), format = source.format.name(), "no rejected rows file for this format: the report lists the failed rows");
         return Ok(false);
     }
@@ -70,6 +79,7 @@ pub fn write_rejected(input: &RejectedInput<'_>, to: &Path) -> io::Result<bool> 
     let written = write_atomic_with(to, &mut |w| match input.mapping.source.format {
         SourceFormat::Csv => copy_csv(input, &rows, w),
         SourceFormat::Xml => super::rejected_xml::copy_xml(input, &rows, w),
+        SourceFormat::Xlsx => super::rejected_sheet::copy_xlsx(input, &rows, w),
         // refused above; an error rather than a panic if that ever changes
         _ => Err(io::Error::new(
             io::ErrorKind::InvalidData,
@@ -128,7 +138,7 @@ fn failed_problems(problems: &ProblemLog) -> io::Result<Failed> {
 }
 
 /// Where the failed documents are, and the text of their `erpdrop_error`: CSV by
-/// physical line of each row, XML by the order of the record (0 the first).
+/// physical line of each row, a workbook by row number, XML by the order of the record (0 the first).
 pub(super) type Rows = BTreeMap<u64, (u64, Rc<str>)>;
 
 fn failed_rows(input: &RejectedInput<'_>, failed: &Failed) -> io::Result<Rows> {
@@ -183,7 +193,8 @@ fn failed_rows(input: &RejectedInput<'_>, failed: &Failed) -> io::Result<Rows> {
             };
             if let Some(text) = text {
                 match input.mapping.source.format {
-                    SourceFormat::Csv => {
+                    // a workbook's rows by their number in the sheet
+                    SourceFormat::Csv | SourceFormat::Xlsx => {
                         for l in lines {
                             rows.insert(l, (l, text.clone()));
                         }

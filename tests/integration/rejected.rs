@@ -389,3 +389,366 @@ fn an_erps_message_with_control_characters_does_not_break_the_round_trip() {
     assert_eq!(out.code, 0, "{out:?}");
     assert_eq!(erp.created(), (3, 1));
 }
+
+/// The workbook mapping of the rejected-rows tests: title rows, a sheet by name, a date
+/// cell, a boolean, numbers; a bad document is left out, the others go.
+const SHEET_MAPPING: &str = r#"name = "sheet-invoices"
+match = ["INV_*.xlsx", "INV_*.xls", "INV_*.ods"]
+document_type = "sales_invoice"
+
+[source]
+format = "xlsx"
+sheet = "Invoices"
+skip_lines = 2
+date_format = "%d.%m.%Y"
+
+[document]
+key = ["InvoiceNo"]
+on_invalid = "skip-document"
+
+[header]
+number = { from = "InvoiceNo", required = true }
+date   = { from = "Date", type = "date" }
+paid   = { from = "Paid", type = "boolean" }
+
+[lines]
+item     = { from = "Item", required = true }
+quantity = { from = "Qty", type = "integer" }
+price    = { from = "Price", type = "decimal" }
+"#;
+
+/// The rows of a workbook's first sheet as the test reads them back, from A1 on.
+fn sheet_rows(bytes: &[u8]) -> (Vec<String>, Vec<Vec<calamine::Data>>) {
+    use calamine::{Reader, Xlsx};
+    let mut wb = Xlsx::new(std::io::Cursor::new(bytes.to_vec())).unwrap();
+    let names = wb.sheet_names();
+    let range = wb.worksheet_range(&names[0]).unwrap();
+    // from A1 on, whatever the first cell
+    let (top, left) = range.start().unwrap();
+    let mut rows = vec![Vec::new(); top as usize];
+    for r in range.rows() {
+        let mut row = vec![calamine::Data::Empty; left as usize];
+        row.extend(r.iter().cloned());
+        rows.push(row);
+    }
+    (names, rows)
+}
+
+/// Writes rows read back from a workbook into a new one, each cell by its kind, as a
+/// spreadsheet saves a file a user edited; `fix` changes a cell's value.
+fn resave(
+    name: &str,
+    rows: &[Vec<calamine::Data>],
+    fix: &dyn Fn(u32, u16, &calamine::Data) -> Option<calamine::Data>,
+) -> Vec<u8> {
+    use calamine::Data;
+    use rust_xlsxwriter::{ExcelDateTime, Format, Workbook};
+    let mut wb = Workbook::new();
+    let ws = wb.add_worksheet();
+    ws.set_name(name).unwrap();
+    let date = Format::new().set_num_format("dd.mm.yyyy");
+    for (r, row) in rows.iter().enumerate() {
+        for (c, cell) in row.iter().enumerate() {
+            let (r, c) = (r as u32, c as u16);
+            let cell = fix(r, c, cell).unwrap_or_else(|| cell.clone());
+            match cell {
+                Data::Empty => {}
+                Data::String(s) => {
+                    ws.write_string(r, c, s).unwrap();
+                }
+                Data::Float(f) => {
+                    ws.write_number(r, c, f).unwrap();
+                }
+                Data::Bool(b) => {
+                    ws.write_boolean(r, c, b).unwrap();
+                }
+                Data::DateTime(d) => {
+                    let (y, m, d, ..) = d.to_ymd_hms_milli();
+                    let d = ExcelDateTime::from_ymd(y, m, d).unwrap();
+                    ws.write_datetime_with_format(r, c, &d, &date).unwrap();
+                }
+                other => panic!("a cell the test does not resave: {other:?}"),
+            }
+        }
+    }
+    wb.save_to_buffer().unwrap()
+}
+
+#[test]
+fn xlsx_rejected_rows_keep_the_cells_kinds_and_come_back_fixed() {
+    use calamine::Data;
+    use rust_xlsxwriter::{ExcelDateTime, Format, Workbook};
+    let t = TestDir::new();
+    t.mapping_setup(SHEET_MAPPING);
+    let mut wb = Workbook::new();
+    wb.add_worksheet()
+        .set_name("Summary")
+        .unwrap()
+        .write_string(0, 0, "Not the data")
+        .unwrap();
+    let ws = wb.add_worksheet();
+    ws.set_name("Invoices").unwrap();
+    ws.write_string(0, 0, "Sales invoices, November 2026")
+        .unwrap();
+    ws.write_string(1, 0, "Printed 01.12.2026").unwrap();
+    for (c, h) in ["InvoiceNo", "Date", "Paid", "Item", "Qty", "Price"]
+        .iter()
+        .enumerate()
+    {
+        ws.write_string(2, c as u16, *h).unwrap();
+    }
+    let day = ExcelDateTime::from_ymd(2026, 11, 20).unwrap();
+    let fmt = Format::new().set_num_format("dd.mm.yyyy");
+    // INV-2 is bad (a quantity "x"), with a second row far from its first (the sheet is
+    // not grouped by key); INV-4 is bad (a day that does not exist, as text)
+    // (number, date as text or "" for the date cell, paid, item, quantity, price)
+    let rows = [
+        ("INV-1", "", true, "A-1", "12", 0.1),
+        ("INV-2", "", false, "B-1", "x", 1234.5),
+        ("INV-3", "", true, "C-1", "1", 2.5),
+        ("INV-2", "", false, "B-2", "2", 0.3),
+        ("INV-4", "32.11.2026", true, "D-1", "3", 7.0),
+        ("INV-5", "", true, "E-1", "4", 1.0),
+    ];
+    for (i, (no, text_date, paid, item, qty, price)) in rows.iter().enumerate() {
+        let r = 3 + i as u32;
+        ws.write_string(r, 0, *no).unwrap();
+        if text_date.is_empty() {
+            ws.write_datetime_with_format(r, 1, &day, &fmt).unwrap();
+        } else {
+            ws.write_string(r, 1, *text_date).unwrap();
+        }
+        ws.write_boolean(r, 2, *paid).unwrap();
+        ws.write_string(r, 3, *item).unwrap();
+        match qty.parse::<f64>() {
+            Ok(q) => ws.write_number(r, 4, q).map(|_| ()).unwrap(),
+            Err(_) => ws.write_string(r, 4, *qty).map(|_| ()).unwrap(),
+        }
+        ws.write_number(r, 5, *price).unwrap();
+    }
+    t.write("drop/inbox/INV_1.xlsx", wb.save_to_buffer().unwrap());
+    let out = t.run(&["run"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert_eq!(payloads(&t).len(), 3, "INV-1, INV-3, INV-5 went");
+
+    let rejected = std::fs::read(t.join("drop/failed/INV_1.rejected.xlsx")).unwrap();
+    let (names, got) = sheet_rows(&rejected);
+    assert_eq!(names, ["Invoices"], "the sheet that was read, alone");
+    assert_eq!(
+        got.len(),
+        6,
+        "2 titles, the header, INV-2 twice, INV-4: {got:?}"
+    );
+    assert_eq!(
+        got[0][0],
+        Data::String("Sales invoices, November 2026".into())
+    );
+    assert_eq!(got[1][0], Data::String("Printed 01.12.2026".into()));
+    let header: Vec<String> = got[2].iter().map(|c| c.to_string()).collect();
+    assert_eq!(
+        header,
+        [
+            "InvoiceNo",
+            "Date",
+            "Paid",
+            "Item",
+            "Qty",
+            "Price",
+            "erpdrop_error"
+        ]
+    );
+    let col = |r: usize, c: usize| got[r][c].clone();
+    assert_eq!(col(3, 0), Data::String("INV-2".into()));
+    assert_eq!(col(4, 0), Data::String("INV-2".into()));
+    assert_eq!(col(5, 0), Data::String("INV-4".into()));
+    match col(3, 1) {
+        Data::DateTime(d) => {
+            let (y, m, day, ..) = d.to_ymd_hms_milli();
+            assert_eq!((y, m, day), (2026, 11, 20));
+        }
+        other => panic!("a date cell stays a date cell: {other:?}"),
+    }
+    assert_eq!(col(3, 2), Data::Bool(false));
+    assert_eq!(col(3, 4), Data::String("x".into()));
+    assert_eq!(col(3, 5), Data::Float(1234.5));
+    assert_eq!(col(4, 4), Data::Float(2.0));
+    assert_eq!(col(5, 1), Data::String("32.11.2026".into()));
+    let e2 = col(3, 6).to_string();
+    assert_eq!(
+        e2,
+        col(4, 6).to_string(),
+        "both rows of INV-2 carry its problems"
+    );
+    assert!(e2.contains("Qty") || e2.contains("\"x\""), "{e2}");
+    assert!(
+        col(5, 6).to_string().contains("32.11.2026"),
+        "{:?}",
+        col(5, 6)
+    );
+
+    // the user fixes the two documents in the rejected workbook and drops it back
+    let fixed = resave("Invoices", &got, &|r, c, _| match (r, c) {
+        (3, 4) => Some(Data::Float(5.0)),
+        (5, 1) => Some(Data::String("30.11.2026".into())),
+        _ => None,
+    });
+    t.write("drop/inbox/INV_1.rejected.xlsx", fixed);
+    let out = t.run(&["run"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(payloads(&t).len(), 5, "only INV-2 and INV-4 were sent");
+    assert!(t.ls("drop/inbox").is_empty());
+    let doc = |no: &str| {
+        let p = payloads(&t)
+            .into_iter()
+            .find(|p| p.contains(no))
+            .expect("sent");
+        t.read_json(&format!("drop/outbox/{p}"))
+    };
+    let inv2 = doc("INV-2");
+    assert_eq!(
+        inv2["date"], "2026-11-20",
+        "the date cell read back as a date"
+    );
+    assert_eq!(inv2["paid"], false);
+    assert_eq!(inv2["lines"][0]["quantity"], 5);
+    assert_eq!(inv2["lines"][0]["price"], "1234.5");
+    assert_eq!(inv2["lines"][1]["item"], "B-2");
+    assert_eq!(inv2["lines"][1]["price"], "0.3");
+    assert_eq!(doc("INV-4")["date"], "2026-11-30");
+}
+
+#[test]
+fn a_rejected_workbook_that_fails_again_keeps_one_error_column() {
+    let t = TestDir::new();
+    t.mapping_setup(SHEET_MAPPING);
+    let mut wb = rust_xlsxwriter::Workbook::new();
+    let ws = wb.add_worksheet();
+    ws.set_name("Invoices").unwrap();
+    ws.write_string(0, 0, "Title").unwrap();
+    for (c, h) in ["InvoiceNo", "Date", "Paid", "Item", "Qty", "Price"]
+        .iter()
+        .enumerate()
+    {
+        ws.write_string(2, c as u16, *h).unwrap();
+    }
+    ws.write_string(3, 0, "INV-9").unwrap();
+    ws.write_string(3, 3, "Z").unwrap();
+    ws.write_string(3, 4, "many").unwrap();
+    t.write("drop/inbox/INV_1.xlsx", wb.save_to_buffer().unwrap());
+    assert_eq!(t.run(&["run"]).code, 1);
+    let first = std::fs::read(t.join("drop/failed/INV_1.rejected.xlsx")).unwrap();
+    // dropped back unchanged: it fails again, still with one erpdrop_error column
+    t.write("drop/inbox/INV_1.rejected.xlsx", &first);
+    assert_eq!(t.run(&["run"]).code, 1);
+    let again = std::fs::read(t.join("drop/failed/INV_1.rejected.1.rejected.xlsx")).unwrap();
+    let (_, rows) = sheet_rows(&again);
+    let header: Vec<String> = rows[2].iter().map(|c| c.to_string()).collect();
+    assert_eq!(
+        header,
+        [
+            "InvoiceNo",
+            "Date",
+            "Paid",
+            "Item",
+            "Qty",
+            "Price",
+            "erpdrop_error"
+        ]
+    );
+    assert_eq!(rows[3].len(), 7, "{rows:?}");
+    assert!(rows[3][6].to_string().contains("many"), "{rows:?}");
+    assert_eq!(rows[0][0], calamine::Data::String("Title".into()));
+}
+
+#[test]
+fn an_xls_or_ods_workbook_gets_its_reports_and_no_rejected_rows() {
+    // an .xlsx file of its rows would match neither `*.xls` nor `format = "xls"`
+    for (fixture, from, to) in [
+        ("xls", "type = \"decimal\" }", "type = \"integer\" }"),
+        ("ods", "type = \"decimal\", scale = 2", "type = \"integer\""),
+    ] {
+        let t = TestDir::new();
+        t.copy_from_repo(&format!("fixtures/sheets/{fixture}"));
+        for e in std::fs::read_dir(t.join("mappings")).unwrap() {
+            let p = e.unwrap().path();
+            let m = std::fs::read_to_string(&p).unwrap();
+            assert!(m.contains(from), "{m}");
+            let m = m.replace(from, to).replace(
+                "[document]\n",
+                "[document]\non_invalid = \"skip-document\"\n",
+            );
+            std::fs::write(&p, m).unwrap();
+        }
+        let out = t.run(&["run"]);
+        assert_eq!(out.code, 1, "{fixture}: {out:?}");
+        let failed = t.ls("drop/failed");
+        assert!(
+            failed.iter().any(|f| f.ends_with(".errors.csv")),
+            "{fixture}: {failed:?}"
+        );
+        assert!(
+            !failed.iter().any(|f| f.contains(".rejected.")),
+            "{fixture}: {failed:?}"
+        );
+    }
+}
+
+#[test]
+fn rejected_workbook_cells_keep_error_cells_and_times_as_they_were() {
+    use calamine::Data;
+    use rust_xlsxwriter::{ExcelDateTime, Format, Formula, Workbook};
+    let t = TestDir::new();
+    t.mapping_setup(&SHEET_MAPPING.replace(
+        "price    = { from = \"Price\", type = \"decimal\" }",
+        "price    = { from = \"Price\", type = \"decimal\" }\nat       = { from = \"At\" }",
+    ));
+    let mut wb = Workbook::new();
+    let ws = wb.add_worksheet();
+    ws.set_name("Invoices").unwrap();
+    for (c, h) in ["InvoiceNo", "Date", "Paid", "Item", "Qty", "Price", "At"]
+        .iter()
+        .enumerate()
+    {
+        ws.write_string(2, c as u16, *h).unwrap();
+    }
+    let when = ExcelDateTime::from_ymd(2026, 11, 20)
+        .unwrap()
+        .and_hms(13, 45, 0)
+        .unwrap();
+    let time = ExcelDateTime::from_hms(8, 30, 0).unwrap();
+    ws.write_string(3, 0, "INV-7").unwrap();
+    ws.write_datetime_with_format(
+        3,
+        1,
+        &when,
+        &Format::new().set_num_format("dd.mm.yyyy hh:mm"),
+    )
+    .unwrap();
+    ws.write_string(3, 3, "A").unwrap();
+    ws.write_formula(3, 5, Formula::new("=NA()").set_result("#N/A"))
+        .unwrap();
+    ws.write_datetime_with_format(3, 6, &time, &Format::new().set_num_format("hh:mm"))
+        .unwrap();
+    t.write("drop/inbox/INV_1.xlsx", wb.save_to_buffer().unwrap());
+    assert_eq!(t.run(&["run"]).code, 1);
+    let rejected = std::fs::read(t.join("drop/failed/INV_1.rejected.xlsx")).unwrap();
+    let (_, rows) = sheet_rows(&rejected);
+    let row = &rows[3];
+    match &row[1] {
+        Data::DateTime(d) => assert_eq!(d.to_ymd_hms_milli(), (2026, 11, 20, 13, 45, 0, 0)),
+        other => panic!("a date and time cell stays one: {other:?}"),
+    }
+    assert_eq!(row[5], Data::Error(calamine::CellErrorType::NA), "{row:?}");
+    match &row[6] {
+        Data::DateTime(d) => assert!((d.as_f64() - 8.5 / 24.0).abs() < 1e-9, "{d:?}"),
+        other => panic!("a time cell stays one: {other:?}"),
+    }
+    assert!(row[7].to_string().contains("#N/A"), "{row:?}");
+    // dropped back as it is, it reads as the first did: the same problem, no other
+    t.write("drop/inbox/INV_1.rejected.xlsx", &rejected);
+    assert_eq!(t.run(&["run"]).code, 1);
+    let again = std::fs::read(t.join("drop/failed/INV_1.rejected.1.rejected.xlsx")).unwrap();
+    let (_, rows2) = sheet_rows(&again);
+    assert_eq!(rows2[3][7], row[7], "the same problem");
+    assert!(payloads(&t).is_empty());
+}

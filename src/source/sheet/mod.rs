@@ -16,6 +16,8 @@
 pub mod cell;
 mod workbook;
 
+pub(crate) use workbook::choose_sheet;
+
 use super::csv::{resolve_columns, Grouping, SlotColumns};
 use super::extsort::{Sorted, Sorter};
 use super::keys::{document_key, duplicate, missing_key, SeenKeys};

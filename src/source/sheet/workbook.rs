@@ -263,7 +263,7 @@ fn password() -> Problem {
 
 /// The sheet to read: the one named (exactly, or else without regard to case), or the
 /// first.
-fn choose_sheet(names: &[String], wanted: Option<&str>) -> Result<String, Problem> {
+pub(crate) fn choose_sheet(names: &[String], wanted: Option<&str>) -> Result<String, Problem> {
     let Some(wanted) = wanted else {
         return names
             .first()

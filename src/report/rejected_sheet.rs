@@ -1,0 +1,285 @@
+//! The rejected rows of an xlsx workbook: a workbook of one sheet, named as the sheet
+//! that was read, with the title rows above the header (`skip_lines`), the header row,
+//! then the failed documents' rows as read, each cell with its value and its kind
+//! (text, number, boolean, date, error), plus a last column `erpdrop_error`.
+//!
+//! The sheet is streamed a second time (calamine's cell reader) and written as it comes
+//! (rust_xlsxwriter in constant memory: rows go to a temporary file), so memory stays
+//! a row, whatever the size of the sheet. Formulas are written as the value they held,
+//! which is what the mapping read; number formats other than a date's are not kept.
+
+use super::rejected::{RejectedInput, Rows, ERROR_COLUMN};
+use crate::source::sheet::choose_sheet;
+use calamine::{DataRef, Reader, Xlsx};
+use rust_xlsxwriter::{ExcelDateTime, Format, Formula, Workbook, Worksheet, XlsxError};
+use std::io::{self, BufReader, Write};
+
+/// The longest text a cell holds (Excel's limit, which rust_xlsxwriter enforces).
+const MAX_TEXT: usize = 32_767;
+
+fn invalid(what: impl std::fmt::Display) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, what.to_string())
+}
+
+/// A write error: the disk's own (the rows' temporary file) stays one, so that the
+/// file's outcome says so; anything else means these cells cannot be written as read,
+/// and no rejected file is better than a wrong one.
+fn xlsx(e: XlsxError) -> io::Error {
+    match e {
+        XlsxError::IoError(e) => e,
+        e => invalid(format!("the rejected workbook cannot be written: {e}")),
+    }
+}
+
+/// The date formats of the rejected workbook: a date cell reads back as a date cell.
+struct Formats {
+    date: Format,
+    datetime: Format,
+    time: Format,
+    duration: Format,
+}
+
+pub(super) fn copy_xlsx(
+    input: &RejectedInput<'_>,
+    rows: &Rows,
+    w: &mut dyn Write,
+) -> io::Result<()> {
+    let source = &input.mapping.source;
+    let file = crate::fsutil::open_regular(input.source, input.id)?;
+    let mut book = Xlsx::new(BufReader::with_capacity(256 * 1024, file))
+        .map_err(|e| invalid(format!("the workbook cannot be read again: {e}")))?;
+    let name = choose_sheet(&book.sheet_names(), source.sheet.sheet.as_deref())
+        .map_err(|p| invalid(p.message()))?;
+    let mut cells = book
+        .worksheet_cells_reader(&name)
+        .map_err(|e| invalid(format!("the sheet cannot be read again: {e}")))?;
+    let width = cells.dimensions().end.1.saturating_add(1);
+
+    let mut out = Workbook::new();
+    let sheet = out.add_worksheet_with_constant_memory().map_err(xlsx)?;
+    sheet.set_name(&name).map_err(xlsx)?;
+    let formats = Formats {
+        date: Format::new().set_num_format("yyyy-mm-dd"),
+        datetime: Format::new().set_num_format("yyyy-mm-dd hh:mm:ss"),
+        time: Format::new().set_num_format("hh:mm:ss"),
+        duration: Format::new().set_num_format("[h]:mm:ss"),
+    };
+
+    let skip = source.csv.skip_lines as u64;
+    let wants_header = source.csv.header;
+    // rows of the sheet as read: (its number, 1-based) and its cells
+    let mut row: Vec<(u16, DataRef<'_>)> = Vec::new();
+    let mut number = 0u32;
+    let mut state = Copy {
+        skip,
+        header_done: !wants_header,
+        error_col: None,
+        width,
+        next_out: skip as u32,
+    };
+    loop {
+        let cell = cells
+            .next_cell()
+            .map_err(|e| invalid(format!("the sheet cannot be read again: {e}")))?;
+        let done = cell.is_none();
+        let at = cell.as_ref().map(|c| c.get_position().0 + 1);
+        if done || at != Some(number) {
+            if !row.is_empty() {
+                state.row(sheet, &formats, rows, number, &row)?;
+                row.clear();
+            }
+            if let Some(at) = at {
+                number = at;
+            }
+        }
+        let Some(cell) = cell else { break };
+        let col = u16::try_from(cell.get_position().1).map_err(invalid)?;
+        let value = cell.get_value().clone();
+        if value != DataRef::Empty {
+            row.push((col, value));
+        }
+    }
+    drop(cells);
+    let bytes = out.save_to_buffer().map_err(xlsx)?;
+    w.write_all(&bytes)
+}
+
+struct Copy {
+    skip: u64,
+    header_done: bool,
+    /// The column of `erpdrop_error`: the header's own (a rejected file that failed
+    /// again), or the first past every cell of the sheet.
+    error_col: Option<u16>,
+    width: u32,
+    /// The next row (0-based) of the rejected sheet for a failed row.
+    next_out: u32,
+}
+
+fn blank(cells: &[(u16, DataRef<'_>)]) -> bool {
+    cells.iter().all(|(_, v)| match v {
+        DataRef::String(s) => s.trim().is_empty(),
+        DataRef::SharedString(s) => s.trim().is_empty(),
+        DataRef::Empty => true,
+        _ => false,
+    })
+}
+
+fn text_of<'b>(v: &'b DataRef<'_>) -> Option<&'b str> {
+    match v {
+        DataRef::String(s) => Some(s),
+        DataRef::SharedString(s) => Some(s),
+        _ => None,
+    }
+}
+
+impl Copy {
+    fn row(
+        &mut self,
+        sheet: &mut Worksheet,
+        formats: &Formats,
+        rows: &Rows,
+        number: u32,
+        cells: &[(u16, DataRef<'_>)],
+    ) -> io::Result<()> {
+        let at = number - 1;
+        if u64::from(number) <= self.skip {
+            // a title row above the header: the mapping skips it when the file comes back
+            return write_cells(sheet, formats, at, cells, None);
+        }
+        if !self.header_done {
+            if blank(cells) {
+                return write_cells(sheet, formats, at, cells, None);
+            }
+            self.header_done = true;
+            let last = cells.last().and_then(|(c, v)| Some((*c, text_of(v)?)));
+            let col = match last {
+                Some((c, t)) if t.trim() == ERROR_COLUMN => c,
+                _ => {
+                    let past = cells.last().map_or(0, |(c, _)| u32::from(*c) + 1);
+                    u16::try_from(past.max(self.width)).map_err(invalid)?
+                }
+            };
+            self.error_col = Some(col);
+            write_cells(sheet, formats, at, cells, Some(col))?;
+            sheet.write_string(at, col, ERROR_COLUMN).map_err(xlsx)?;
+            self.next_out = number;
+            return Ok(());
+        }
+        let Some((_, message)) = rows.get(&u64::from(number)) else {
+            return Ok(());
+        };
+        let col = match self.error_col {
+            Some(c) => c,
+            None => {
+                // no header row: the column past every cell of the sheet
+                let c = u16::try_from(self.width).map_err(invalid)?;
+                self.error_col = Some(c);
+                c
+            }
+        };
+        let out = self.next_out;
+        self.next_out += 1;
+        write_cells(sheet, formats, out, cells, Some(col))?;
+        let message: String = message.chars().take(MAX_TEXT).collect();
+        sheet.write_string(out, col, message).map_err(xlsx)?;
+        Ok(())
+    }
+}
+
+/// Writes a row's cells at row `at`, leaving out column `except` (`erpdrop_error`).
+fn write_cells(
+    sheet: &mut Worksheet,
+    f: &Formats,
+    at: u32,
+    cells: &[(u16, DataRef<'_>)],
+    except: Option<u16>,
+) -> io::Result<()> {
+    for (col, value) in cells {
+        let col = *col;
+        if Some(col) == except {
+            continue;
+        }
+        match value {
+            DataRef::Empty => {}
+            DataRef::String(s) => {
+                sheet.write_string(at, col, s).map_err(xlsx)?;
+            }
+            DataRef::SharedString(s) => {
+                sheet.write_string(at, col, *s).map_err(xlsx)?;
+            }
+            // DurationIso is text to the reader; it stays text
+            DataRef::DurationIso(s) => {
+                sheet.write_string(at, col, s).map_err(xlsx)?;
+            }
+            DataRef::Float(n) => {
+                sheet.write_number(at, col, *n).map_err(xlsx)?;
+            }
+            DataRef::Int(i) => {
+                // the reader gives an integer cell as its digits: a number cell that
+                // holds it exactly, else its text
+                if i.unsigned_abs() <= 1 << 53 {
+                    sheet.write_number(at, col, *i as f64).map_err(xlsx)?;
+                } else {
+                    sheet.write_string(at, col, i.to_string()).map_err(xlsx)?;
+                }
+            }
+            DataRef::Bool(b) => {
+                sheet.write_boolean(at, col, *b).map_err(xlsx)?;
+            }
+            DataRef::DateTime(dt) if dt.is_duration() => {
+                sheet
+                    .write_number_with_format(at, col, dt.as_f64(), &f.duration)
+                    .map_err(xlsx)?;
+            }
+            DataRef::DateTime(dt) => {
+                // by its calendar day and time, not its serial number: a workbook of the
+                // 1904 date system counts from another day
+                let (y, mo, d, h, mi, s, ms) = dt.to_ymd_hms_milli();
+                let serial = dt.as_f64();
+                let (value, format) = if (0.0..1.0).contains(&serial) {
+                    let t = ExcelDateTime::from_hms_milli(h.into(), mi, s, ms).map_err(xlsx)?;
+                    (t, &f.time)
+                } else {
+                    let day = ExcelDateTime::from_ymd(y, mo, d).map_err(xlsx)?;
+                    if (h, mi, s, ms) == (0, 0, 0, 0) {
+                        (day, &f.date)
+                    } else {
+                        let t = day.and_hms_milli(h.into(), mi, s, ms).map_err(xlsx)?;
+                        (t, &f.datetime)
+                    }
+                };
+                sheet
+                    .write_datetime_with_format(at, col, &value, format)
+                    .map_err(xlsx)?;
+            }
+            DataRef::DateTimeIso(s) => {
+                let value = ExcelDateTime::parse_from_str(s).map_err(xlsx)?;
+                let format = if s.contains(['T', ' ']) {
+                    &f.datetime
+                } else {
+                    &f.date
+                };
+                sheet
+                    .write_datetime_with_format(at, col, &value, format)
+                    .map_err(xlsx)?;
+            }
+            DataRef::Error(e) => {
+                // an error cell stays one (a formula of the error, with it as its value):
+                // as text it would read back as a value the document could take
+                let code = e.to_string();
+                if !matches!(
+                    code.as_str(),
+                    "#DIV/0!" | "#N/A" | "#NAME?" | "#NULL!" | "#NUM!" | "#REF!" | "#VALUE!"
+                ) {
+                    return Err(invalid(format!(
+                        "an error cell {code} cannot be written back"
+                    )));
+                }
+                sheet
+                    .write_formula(at, col, Formula::new(format!("={code}")).set_result(&code))
+                    .map_err(xlsx)?;
+            }
+        }
+    }
+    Ok(())
+}
