@@ -6,6 +6,8 @@
 //! what the ERP sends back.
 
 pub mod rejected;
+mod rejected_fixed;
+mod rejected_json;
 mod rejected_sheet;
 mod rejected_xml;
 mod summary;

@@ -2,10 +2,11 @@
 //! the file's own format, so that a user fixes them and drops the file back in.
 //!
 //! The file is read a second time: once through the mapping's own source, to learn which
-//! physical lines (CSV) or which records (XML, by their order) belong to a failed
-//! document, and once as text, to copy those rows' bytes exactly (quoting, multi-line
-//! values, line ends) with one more column, `erpdrop_error`, or a comment before each
-//! XML record. The text is written back in the file's encoding, with its byte-order
+//! physical lines (CSV, fixed width), which records (XML, by their order) or which JSON
+//! lines belong to a failed document, and once as text, to copy those rows' bytes
+//! exactly (quoting, multi-line values, line ends) with one more column,
+//! `erpdrop_error`, a comment before each XML record, the message after a fixed-width
+//! line's last column (`rejected_fixed`) or a member of a JSON record (`rejected_json`). The text is written back in the file's encoding, with its byte-order
 //! mark where it had one; a character of a message that the encoding cannot hold
 //! becomes `?`.
 
@@ -56,12 +57,17 @@ pub fn write_rejected(input: &RejectedInput<'_>, to: &Path) -> io::Result<bool> 
         tracing::info!(file = %input.source.display(), format = source.format.name(), "no rejected rows file for an xls or ods workbook: the report lists the failed rows");
         return Ok(false);
     }
-    if !matches!(
-        source.format,
-        SourceFormat::Csv | SourceFormat::Xml | SourceFormat::Xlsx
-    ) {
-        // fixed width and JSON: their reports list every failed row; a file of only
-        // those rows in their own format is not written yet (README)
+    let shaped = match source.format {
+        SourceFormat::Csv | SourceFormat::Xml | SourceFormat::Xlsx => true,
+        // a code page (CP437, ...) has no encoder to write the rows back in
+        SourceFormat::Fixed => source.code_page.is_none(),
+        // one record per line; the records of an array at a pointer are not copied yet
+        SourceFormat::Json => source.json.record.is_none() && source.code_page.is_none(),
+        _ => false,
+    };
+    if !shaped {
+        // JSON with `record`, a code page: their reports list every failed row; a file
+        // of only those rows in their own format is not written yet (README)
         tracing::info!(file = %input.source.display(), format = source.format.name(), "no rejected rows file for this format: the report lists the failed rows");
         return Ok(false);
     }
@@ -80,6 +86,8 @@ pub fn write_rejected(input: &RejectedInput<'_>, to: &Path) -> io::Result<bool> 
         SourceFormat::Csv => copy_csv(input, &rows, w),
         SourceFormat::Xml => super::rejected_xml::copy_xml(input, &rows, w),
         SourceFormat::Xlsx => super::rejected_sheet::copy_xlsx(input, &rows, w),
+        SourceFormat::Fixed => super::rejected_fixed::copy_fixed(input, &rows, w),
+        SourceFormat::Json => super::rejected_json::copy_json(input, &rows, w),
         // refused above; an error rather than a panic if that ever changes
         _ => Err(io::Error::new(
             io::ErrorKind::InvalidData,
@@ -137,8 +145,9 @@ fn failed_problems(problems: &ProblemLog) -> io::Result<Failed> {
     Ok(f)
 }
 
-/// Where the failed documents are, and the text of their `erpdrop_error`: CSV by
-/// physical line of each row, a workbook by row number, XML by the order of the record (0 the first).
+/// Where the failed documents are, and the text of their `erpdrop_error`: CSV and fixed
+/// width by physical line of each row, a workbook by row number, JSON lines by the line
+/// a record starts on, XML by the order of the record (0 the first).
 pub(super) type Rows = BTreeMap<u64, (u64, Rc<str>)>;
 
 fn failed_rows(input: &RejectedInput<'_>, failed: &Failed) -> io::Result<Rows> {
@@ -194,10 +203,14 @@ fn failed_rows(input: &RejectedInput<'_>, failed: &Failed) -> io::Result<Rows> {
             if let Some(text) = text {
                 match input.mapping.source.format {
                     // a workbook's rows by their number in the sheet
-                    SourceFormat::Csv | SourceFormat::Xlsx => {
+                    SourceFormat::Csv | SourceFormat::Fixed | SourceFormat::Xlsx => {
                         for l in lines {
                             rows.insert(l, (l, text.clone()));
                         }
+                    }
+                    // a JSON record by the line it starts on
+                    SourceFormat::Json => {
+                        rows.insert(doc.line, (doc.line, text));
                     }
                     _ => {
                         rows.insert(ordinal, (doc.line, text));

@@ -752,3 +752,261 @@ fn rejected_workbook_cells_keep_error_cells_and_times_as_they_were() {
     assert_eq!(rows2[3][7], row[7], "the same problem");
     assert!(payloads(&t).is_empty());
 }
+
+/// Invoices in fixed width with record types: an H line and its L lines per invoice.
+const FIXED_HL: &str = r#"name = "fixed-invoices"
+match = ["INV_*.txt"]
+document_type = "sales_invoice"
+
+[source]
+format = "fixed"
+encoding = "windows-1251"
+record_type = { column = "RecType", header = "H", line = "L" }
+
+[source.columns]
+RecType = { start = 1, width = 1 }
+
+[source.columns.H]
+InvoiceNo = { start = 2, width = 10 }
+Customer  = { start = 12, width = 8 }
+Status    = { start = 20, width = 9 }
+
+[source.columns.L]
+Item      = { start = 2, width = 10 }
+LineTotal = { start = 12, width = 10 }
+
+[document]
+key = ["InvoiceNo"]
+on_invalid = "skip-document"
+
+[header]
+number   = { from = "InvoiceNo", required = true }
+customer = { from = "Customer", required = true }
+
+[lines]
+item   = { from = "Item", required = true }
+amount = { from = "LineTotal", type = "decimal", scale = 2 }
+"#;
+
+fn h(no: &str, cust: &str) -> String {
+    format!("H{no:<10}{cust:<8}{:<9}", "OPEN")
+}
+
+fn l(item: &str, total: &str) -> String {
+    format!("L{item:<10}{total:>10}")
+}
+
+fn cp1251(text: &str) -> Vec<u8> {
+    let (b, _, bad) = encoding_rs::WINDOWS_1251.encode(text);
+    assert!(!bad);
+    b.into_owned()
+}
+
+#[test]
+fn fixed_width_rejected_lines_keep_their_bytes_and_come_back_fixed() {
+    let t = TestDir::new();
+    t.mapping_setup(FIXED_HL);
+    // INV2 and INV4 lack their customer; Cyrillic items are single windows-1251 bytes;
+    // CRLF line ends, a blank line, a last line without its line end
+    let lines = [
+        h("INV1", "C1"),
+        l("Чай", "1.50"),
+        h("INV2", ""),
+        l("Кофе", "2.00"),
+        l("Сахар", "0.50"),
+        String::new(),
+        h("INV3", "C1"),
+        l("Мёд", "3.00"),
+        h("INV4", ""),
+        l("Соль", "0.10"),
+    ];
+    t.write("drop/inbox/INV_1.txt", cp1251(&lines.join("\r\n")));
+    assert_eq!(t.run(&["run"]).code, 1);
+    assert_eq!(payloads(&t).len(), 2, "INV1 and INV3 went");
+    let rejected = std::fs::read(t.join("drop/failed/INV_1.rejected.txt")).unwrap();
+    let (text, _, bad) = encoding_rs::WINDOWS_1251.decode(&rejected);
+    assert!(!bad);
+    let rows: Vec<&str> = text.split("\r\n").collect();
+    assert_eq!(rows.len(), 6, "five lines, each ending CRLF: {text:?}");
+    assert_eq!(rows[5], "");
+    let originals = [&lines[2], &lines[3], &lines[4], &lines[8], &lines[9]];
+    for (row, original) in rows.iter().zip(originals) {
+        // the line as it was, then the message after the last column of its layout
+        let rest = row.strip_prefix(original.as_str()).expect(row);
+        assert!(rest.starts_with("  erpdrop_error: "), "{row:?}");
+    }
+    assert!(rows[0].contains("Customer is missing"), "{}", rows[0]);
+    assert!(
+        rejected.windows(4).any(|w| w == cp1251("Кофе").as_slice()),
+        "the file's encoding is kept"
+    );
+    let fixed = text
+        .replace(&h("INV2", ""), &h("INV2", "C2"))
+        .replace(&h("INV4", ""), &h("INV4", "C4"));
+    t.write("drop/inbox/INV_1.rejected.txt", cp1251(&fixed));
+    let out = t.run(&["run"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let sent = payloads(&t);
+    assert_eq!(sent.len(), 4, "only INV2 and INV4 went again: {sent:?}");
+    let docs: Vec<serde_json::Value> = sent
+        .iter()
+        .map(|n| t.read_json(&format!("drop/outbox/{n}")))
+        .collect();
+    let inv2 = docs
+        .iter()
+        .find(|d| d["number"] == "INV2")
+        .expect("INV2 sent");
+    assert_eq!(inv2["customer"], "C2");
+    assert_eq!(inv2["lines"].as_array().unwrap().len(), 2);
+    assert_eq!(inv2["lines"][0]["item"], "Кофе");
+    assert_eq!(inv2["lines"][1]["amount"], "0.50");
+}
+
+#[test]
+fn a_fixed_width_rejected_file_that_fails_again_keeps_one_message() {
+    let t = TestDir::new();
+    t.mapping_setup(FIXED_HL);
+    let file = [h("INV1", ""), l("Tea", "1.50")].join("\n") + "\n";
+    t.write("drop/inbox/INV_1.txt", &file);
+    assert_eq!(t.run(&["run"]).code, 1);
+    let first = t.read("drop/failed/INV_1.rejected.txt");
+    t.write("drop/inbox/INV_1.rejected.txt", &first);
+    assert_eq!(t.run(&["run"]).code, 1);
+    let again = t.read("drop/failed/INV_1.rejected.1.rejected.txt");
+    assert_eq!(again, first, "the message replaced, not added twice");
+    assert_eq!(again.matches("erpdrop_error").count(), 2);
+}
+
+#[test]
+fn a_failed_fixed_width_line_shorter_than_its_columns_gets_no_rejected_file() {
+    // a message after the short line would be read as its last column
+    let t = TestDir::new();
+    t.mapping_setup(FIXED_HL);
+    let file = [h("INV1", "C1"), "LTea   ".to_string()].join("\n") + "\n";
+    t.write("drop/inbox/INV_1.txt", &file);
+    assert_eq!(t.run(&["run"]).code, 1);
+    let failed = t.ls("drop/failed");
+    assert!(
+        failed.contains(&"INV_1.txt.errors.csv".to_string()),
+        "{failed:?}"
+    );
+    assert!(
+        !failed.iter().any(|f| f.contains(".rejected.")),
+        "{failed:?}"
+    );
+}
+
+/// Invoices as JSON lines.
+const NDJSON: &str = r#"name = "json-invoices"
+match = ["*.ndjson"]
+document_type = "sales_invoice"
+
+[source]
+format = "json"
+lines = "lines"
+
+[document]
+key = ["number"]
+on_invalid = "skip-document"
+
+[header]
+number   = { from = "number", required = true }
+customer = { from = "customer/id", required = true }
+note     = { from = "note" }
+
+[lines]
+sku    = { from = "sku", required = true }
+amount = { from = "amount", type = "decimal" }
+"#;
+
+#[test]
+fn json_lines_rejected_records_get_an_error_member_and_come_back_fixed() {
+    let t = TestDir::new();
+    t.mapping_setup(NDJSON);
+    // INV-2 and INV-4 lack their customer; INV-4 spans two lines; a string holds braces
+    let records = [
+        r#"{"number": "INV-1", "customer": {"id": "C1"}, "lines": [{"sku": "A", "amount": 1.10}]}"#,
+        r#"{"number": "INV-2", "customer": {}, "note": "Crème {brûlée} \"x\"", "lines": [{"sku": "B", "amount": 0.30}]}"#,
+        r#"{"number": "INV-3", "customer": {"id": "C3"}, "lines": []}"#,
+        "{\"number\": \"INV-4\", \"customer\": {},\r\n  \"lines\": [{\"sku\": \"D\", \"amount\": 4}] }",
+        r#"{"number": "INV-5", "customer": {"id": "C5"}, "lines": []}"#,
+    ];
+    t.write("drop/inbox/orders.ndjson", records.join("\r\n") + "\r\n");
+    assert_eq!(t.run(&["run"]).code, 1);
+    assert_eq!(payloads(&t).len(), 3);
+    let rejected = t.read("drop/failed/orders.rejected.ndjson");
+    let mut rows: Vec<&str> = rejected.split("\r\n").collect();
+    assert_eq!(rows.pop(), Some(""), "{rejected:?}");
+    assert_eq!(
+        rows.len(),
+        3,
+        "INV-4 keeps its own line break: {rejected:?}"
+    );
+    let inv2: serde_json::Value = serde_json::from_str(rows[0]).unwrap();
+    assert_eq!(inv2["note"], "Crème {brûlée} \"x\"");
+    assert!(inv2["erpdrop_error"].as_str().unwrap().contains("customer"));
+    assert!(
+        rows[0].starts_with(&records[1][..records[1].len() - 1]),
+        "{}",
+        rows[0]
+    );
+    let inv4: serde_json::Value =
+        serde_json::from_str(&format!("{}\n{}", rows[1], rows[2])).unwrap();
+    assert_eq!(inv4["number"], "INV-4");
+    assert!(inv4["erpdrop_error"].is_string());
+    t.write(
+        "drop/inbox/orders.rejected.ndjson",
+        rejected.replace(r#""customer": {}"#, r#""customer": {"id": "C9"}"#),
+    );
+    let out = t.run(&["run"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let sent = payloads(&t);
+    assert_eq!(sent.len(), 5, "only INV-2 and INV-4 went again: {sent:?}");
+    let docs: Vec<serde_json::Value> = sent
+        .iter()
+        .map(|n| t.read_json(&format!("drop/outbox/{n}")))
+        .collect();
+    let inv4 = docs.iter().find(|d| d["number"] == "INV-4").expect("INV-4");
+    assert_eq!(inv4["customer"], "C9");
+    assert_eq!(inv4["lines"][0]["amount"], "4");
+}
+
+#[test]
+fn a_json_lines_rejected_file_that_fails_again_keeps_one_error_member() {
+    let t = TestDir::new();
+    t.mapping_setup(NDJSON);
+    t.write(
+        "drop/inbox/o.ndjson",
+        "{\"number\": \"INV-1\", \"customer\": {}, \"lines\": []}\n",
+    );
+    assert_eq!(t.run(&["run"]).code, 1);
+    let first = t.read("drop/failed/o.rejected.ndjson");
+    t.write("drop/inbox/o.rejected.ndjson", &first);
+    assert_eq!(t.run(&["run"]).code, 1);
+    let again = t.read("drop/failed/o.rejected.1.rejected.ndjson");
+    assert_eq!(again, first);
+    assert_eq!(again.matches("erpdrop_error").count(), 1);
+}
+
+#[test]
+fn json_records_under_a_pointer_get_no_rejected_file_yet() {
+    let t = TestDir::new();
+    t.mapping_setup(&NDJSON.replace(
+        "lines = \"lines\"",
+        "lines = \"lines\"\nrecord = \"/invoices\"",
+    ));
+    t.write(
+        "drop/inbox/o.ndjson",
+        r#"{"invoices": [{"number": "INV-1", "customer": {}, "lines": []}]}"#,
+    );
+    assert_eq!(t.run(&["run"]).code, 1);
+    let failed = t.ls("drop/failed");
+    assert!(
+        failed.contains(&"o.ndjson.errors.csv".to_string()),
+        "{failed:?}"
+    );
+    assert!(
+        !failed.iter().any(|f| f.contains(".rejected.")),
+        "{failed:?}"
+    );
+}

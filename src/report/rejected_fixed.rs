@@ -1,0 +1,112 @@
+//! The rejected lines of a fixed-width file: the failed documents' lines as they are
+//! (encoding, byte-order mark, line ends), each followed by two spaces and
+//! `erpdrop_error: ...` after the end of its layout.
+//!
+//! A fixed-width reader reads columns by position, so text after the last column of a
+//! line's layout (its record type's columns and the shared ones) changes nothing it
+//! reads. A failed line shorter than its layout cannot take the message without
+//! padding, which would turn a line cut short into values: no file is written then.
+
+use super::rejected::{open_text, Encoded, RejectedInput, Rows, ERROR_COLUMN};
+use crate::source::{FixedColumn, SourceOptions};
+use std::io::{self, BufRead, Write};
+
+/// What stands before a message: two spaces and the marker, found again (and replaced)
+/// when a rejected file fails once more.
+fn marker() -> String {
+    format!("  {ERROR_COLUMN}: ")
+}
+
+fn end_of(cols: impl IntoIterator<Item = FixedColumn>) -> usize {
+    cols.into_iter()
+        .map(|c| c.start + c.width)
+        .max()
+        .unwrap_or(0)
+}
+
+/// Where the layout of `line` ends, in characters: the shared columns' and those of its
+/// record type.
+fn layout_end(opts: &SourceOptions, line: &str) -> io::Result<usize> {
+    let shared = end_of(opts.fixed.columns.values().copied());
+    let Some(types) = &opts.rows.record_type else {
+        return Ok(shared);
+    };
+    let unknown = || {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            "a failed line's record type could not be told",
+        )
+    };
+    let at = opts.fixed.columns.get(&types.column).ok_or_else(unknown)?;
+    let code: String = line.chars().skip(at.start).take(at.width).collect();
+    let code = crate::source::trim(&code);
+    let own = opts
+        .fixed
+        .types
+        .get(code)
+        .map_or(0, |cols| end_of(cols.values().copied()));
+    Ok(shared.max(own))
+}
+
+pub(super) fn copy_fixed(
+    input: &RejectedInput<'_>,
+    rows: &Rows,
+    w: &mut dyn Write,
+) -> io::Result<()> {
+    let opts = &input.mapping.source;
+    let mut text = open_text(input, opts.encoding)?;
+    let mut out = Encoded::new(w, text.encoding, text.bom)?;
+    let r = &mut text.reader;
+    let mut line = 0u64;
+    let mut raw = Vec::new();
+    let mut default_end: Option<&'static str> = None;
+    loop {
+        raw.clear();
+        if r.read_until(b'\n', &mut raw)? == 0 {
+            break;
+        }
+        line += 1;
+        let s = String::from_utf8_lossy(&raw);
+        let (body, end) = if let Some(b) = s.strip_suffix("\r\n") {
+            (b, "\r\n")
+        } else if let Some(b) = s.strip_suffix('\n') {
+            (b, "\n")
+        } else {
+            (&s[..], "")
+        };
+        if default_end.is_none() && !end.is_empty() {
+            default_end = Some(if end == "\r\n" { "\r\n" } else { "\n" });
+        }
+        let Some((_, message)) = rows.get(&line) else {
+            continue;
+        };
+        let layout = layout_end(opts, body)?;
+        let chars = body.chars().count();
+        if chars < layout {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "line {line} ends at character {chars}, before the end of its columns ({layout}): a message after it would be read as data"
+                ),
+            ));
+        }
+        // a rejected file that failed again: its message is replaced, not added twice
+        let cut = body
+            .char_indices()
+            .nth(layout)
+            .map_or(body.len(), |(i, _)| i);
+        let kept = match body[cut..].find(&marker()) {
+            Some(i) => &body[..cut + i],
+            None => body,
+        };
+        out.write_str(kept)?;
+        out.write_str(&marker())?;
+        out.write_str(message)?;
+        out.write_str(if end.is_empty() {
+            default_end.unwrap_or("\n")
+        } else {
+            end
+        })?;
+    }
+    out.finish()
+}
