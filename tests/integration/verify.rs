@@ -336,3 +336,29 @@ fn a_lookup_carries_the_token_the_target_logged_in_with() {
     assert_eq!(searches(&erp), ["INV000000"]);
     assert_eq!(idp.to("/oauth2/token").len(), 1);
 }
+
+#[test]
+fn an_answer_of_another_shape_than_found_pointer_is_never_taken_for_not_there() {
+    // the verify URL is the ERP's health page: it answers {"status": "ok"}, which says
+    // nothing of the document; taken for "not there", the invoice would be created twice
+    let erp = forgetful_erp();
+    let t = setup(
+        &erp,
+        &format!(
+            r#"retry = {{ attempts = 3, backoff_ms = 10 }}
+verify = {{ url = "{}/health", found_pointer = "/0/id" }}"#,
+            erp.base()
+        ),
+    );
+    t.write("drop/inbox/INV_1.csv", invoices_csv(2, 1));
+    let out = t.run(&["run"]);
+    assert_eq!(out.code, 3, "{out:?}");
+    assert!(
+        out.stderr.contains("has no /0/id")
+            && out.stderr.contains("check target.verify.found_pointer"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(erp.created(), (1, 1), "never sent again without an answer");
+    assert_eq!(t.ls("drop/inbox"), ["INV_1.csv"]);
+}

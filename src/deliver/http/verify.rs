@@ -76,12 +76,22 @@ impl HttpTarget {
                         });
                     }
                 }
-                match json.pointer(&v.found_pointer) {
-                    Some(found) if is_something(found) => Found::Yes {
+                match walk(&json, &v.found_pointer) {
+                    Walk::At(found) if is_something(found) => Found::Yes {
                         id: scalar_text(found).map(crate::redact::redact_string),
                         status,
                     },
-                    _ => Found::No,
+                    Walk::At(_) | Walk::Nothing => Found::No,
+                    // an answer of another shape than the pointer expects (a JSON-RPC
+                    // call answered without `{"result": ...}`, a search URL that is not
+                    // one) says nothing about the document: never taken for "not there"
+                    Walk::Unexpected(why) => Found::Unanswered(Attempt::Down {
+                        message: format!(
+                            "verify: the answer of {url} has no {} ({why}), so whether the ERP has document {} cannot be told (check target.verify.found_pointer)",
+                            v.found_pointer,
+                            crate::problem::quote(key)
+                        ),
+                    }),
                 }
             }
             Err(ureq::Error::Status(404 | 410, _)) => Found::No,
@@ -157,6 +167,43 @@ impl HttpTarget {
     }
 }
 
+/// Where a JSON pointer leads in an answer.
+enum Walk<'a> {
+    /// To this value.
+    At(&'a serde_json::Value),
+    /// Past the end of a list, or into a null: nothing was found.
+    Nothing,
+    /// Into a value of another shape (an object without that member, a number): the
+    /// answer is not the one the pointer was written for.
+    Unexpected(String),
+}
+
+/// Follows `pointer` (RFC 6901) through `v`, telling an empty search result (an index
+/// past the end of a list, a null) from an answer of another shape.
+fn walk<'a>(v: &'a serde_json::Value, pointer: &str) -> Walk<'a> {
+    use serde_json::Value;
+    let mut cur = v;
+    for part in pointer.split('/').skip(1) {
+        let part = part.replace("~1", "/").replace("~0", "~");
+        cur = match cur {
+            Value::Null => return Walk::Nothing,
+            Value::Array(a) => match part.parse::<usize>() {
+                Ok(i) => match a.get(i) {
+                    Some(x) => x,
+                    None => return Walk::Nothing,
+                },
+                Err(_) => return Walk::Unexpected(format!("a list where {part:?} was expected")),
+            },
+            Value::Object(o) => match o.get(&part) {
+                Some(x) => x,
+                None => return Walk::Unexpected(format!("no member {part:?}")),
+            },
+            _ => return Walk::Unexpected(format!("a single value where {part:?} was expected")),
+        };
+    }
+    Walk::At(cur)
+}
+
 /// Whether a value at `found_pointer` says that something was found: not null, not an
 /// empty string, array or object, not `false`, not `0` (no ERP gives 0 as an id; a
 /// count of 0 is nothing found).
@@ -187,6 +234,25 @@ fn fill_body(template: &str, ctx: &DocContext<'_>, key: &str) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn an_empty_search_is_nothing_and_an_answer_of_another_shape_is_unexpected() {
+        let at = |v: serde_json::Value, p: &str| match walk(&v, p) {
+            Walk::At(x) => format!("at {x}"),
+            Walk::Nothing => "nothing".into(),
+            Walk::Unexpected(_) => "unexpected".into(),
+        };
+        assert_eq!(at(json!([{"id": 5}]), "/0/id"), "at 5");
+        assert_eq!(at(json!([]), "/0/id"), "nothing");
+        assert_eq!(at(json!({"result": []}), "/result/0"), "nothing");
+        assert_eq!(at(json!({"id": 1, "result": [7]}), "/result/0"), "at 7");
+        assert_eq!(at(json!({"data": null}), "/data/id"), "nothing");
+        // Tryton answering a call without "id": the bare result, no `result` member
+        assert_eq!(at(json!([7]), "/result/0"), "unexpected");
+        // a URL that is not a search
+        assert_eq!(at(json!({"status": "ok"}), "/0/id"), "unexpected");
+        assert_eq!(at(json!({"a/b": {"~": 1}}), "/a~1b/~0"), "at 1");
+    }
 
     #[test]
     fn what_counts_as_found() {

@@ -152,7 +152,9 @@ pub(crate) fn resolve(
     Ok(resolved)
 }
 
-pub(super) fn resolve_column(columns: &[String], name: &str, header: bool) -> Option<usize> {
+/// The column `name` reads: by name (exactly, else ignoring case and blanks), or by
+/// number (`from = 3`); without a header row, by number only.
+pub(crate) fn resolve_column(columns: &[String], name: &str, header: bool) -> Option<usize> {
     if !header {
         return name
             .trim()

@@ -21,7 +21,7 @@ mod tests;
 mod ungrouped;
 
 pub use end_of_input::MAX_HEADER_BYTES;
-pub(crate) use header::{resolve as resolve_columns, SlotColumns};
+pub(crate) use header::{resolve as resolve_columns, resolve_column, SlotColumns};
 pub(crate) use problems::io_problem;
 
 use super::decode::{DecodeReader, Tap, TapReader};

@@ -18,7 +18,7 @@ mod workbook;
 
 pub(crate) use workbook::choose_sheet;
 
-use super::csv::{resolve_columns, Grouping, SlotColumns};
+use super::csv::{resolve_column, resolve_columns, Grouping, SlotColumns};
 use super::extsort::{Sorted, Sorter};
 use super::keys::{document_key, duplicate, missing_key, SeenKeys};
 use super::rows::RowReader;
@@ -530,22 +530,8 @@ impl RowReader for SheetSource {
 impl SheetSource {
     /// The column a field's `from` names (as the header resolved it).
     fn column_index(&self, name: &str) -> Option<usize> {
-        let header = !self.columns.is_empty();
-        self.columns
-            .iter()
-            .position(|c| c == name)
-            .or_else(|| {
-                self.columns
-                    .iter()
-                    .position(|c| c.trim().eq_ignore_ascii_case(name.trim()))
-            })
-            .or_else(|| {
-                name.trim()
-                    .parse::<usize>()
-                    .ok()
-                    .filter(|&n| n >= 1 && (!header || n <= self.columns.len()))
-                    .map(|n| n - 1)
-            })
+        // as the header resolved it: no column names read means positions (`from = 3`)
+        resolve_column(&self.columns, name, !self.columns.is_empty())
     }
 }
 
