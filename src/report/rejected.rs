@@ -52,8 +52,9 @@ pub struct RejectedInput<'a> {
 pub fn write_rejected(input: &RejectedInput<'_>, to: &Path) -> io::Result<bool> {
     let source = &input.mapping.source;
     if source.format == SourceFormat::Xls {
-        // erpdrop writes no xls: an .xlsx file would match neither `*.xls` nor the
-        // mapping's format, so it could not come back as it is
+        // an .xlsx or .ods file would match neither `*.xls` nor the mapping's format,
+        // so it could not come back as it is; and erpdrop writes no BIFF8, whose
+        // records Excel insists on could not be checked here (README)
         tracing::info!(file = %input.source.display(), format = source.format.name(), "no rejected rows file for an xls workbook: the report lists the failed rows");
         return Ok(false);
     }
