@@ -8,6 +8,7 @@
 pub mod rejected;
 mod rejected_fixed;
 mod rejected_json;
+mod rejected_ods;
 mod rejected_sheet;
 mod rejected_xml;
 mod summary;

@@ -51,14 +51,15 @@ pub struct RejectedInput<'a> {
 /// when there is no row to write (nothing failed row by row).
 pub fn write_rejected(input: &RejectedInput<'_>, to: &Path) -> io::Result<bool> {
     let source = &input.mapping.source;
-    if matches!(source.format, SourceFormat::Xls | SourceFormat::Ods) {
-        // erpdrop writes xlsx only: an .xlsx file would match neither `*.xls` nor the
-        // mapping's format, so it could not come back as it is
-        tracing::info!(file = %input.source.display(), format = source.format.name(), "no rejected rows file for an xls or ods workbook: the report lists the failed rows");
+    if source.format == SourceFormat::Xls {
+        // an .xlsx or .ods file would match neither `*.xls` nor the mapping's format,
+        // so it could not come back as it is; and erpdrop writes no BIFF8, whose
+        // records Excel insists on could not be checked here (README)
+        tracing::info!(file = %input.source.display(), format = source.format.name(), "no rejected rows file for an xls workbook: the report lists the failed rows");
         return Ok(false);
     }
     let shaped = match source.format {
-        SourceFormat::Csv | SourceFormat::Xml | SourceFormat::Xlsx => true,
+        SourceFormat::Csv | SourceFormat::Xml | SourceFormat::Xlsx | SourceFormat::Ods => true,
         // a code page (CP437, ...) has no encoder to write the rows back in
         SourceFormat::Fixed => source.code_page.is_none(),
         // one record per line; the records of an array at a pointer are not copied yet
@@ -86,6 +87,7 @@ pub fn write_rejected(input: &RejectedInput<'_>, to: &Path) -> io::Result<bool> 
         SourceFormat::Csv => copy_csv(input, &rows, w),
         SourceFormat::Xml => super::rejected_xml::copy_xml(input, &rows, w),
         SourceFormat::Xlsx => super::rejected_sheet::copy_xlsx(input, &rows, w),
+        SourceFormat::Ods => super::rejected_ods::copy_ods(input, &rows, w),
         SourceFormat::Fixed => super::rejected_fixed::copy_fixed(input, &rows, w),
         SourceFormat::Json => super::rejected_json::copy_json(input, &rows, w),
         // refused above; an error rather than a panic if that ever changes
@@ -203,7 +205,11 @@ fn failed_rows(input: &RejectedInput<'_>, failed: &Failed) -> io::Result<Rows> {
             if let Some(text) = text {
                 match input.mapping.source.format {
                     // a workbook's rows by their number in the sheet
-                    SourceFormat::Csv | SourceFormat::Fixed | SourceFormat::Xlsx => {
+                    SourceFormat::Csv
+                    | SourceFormat::Fixed
+                    | SourceFormat::Xlsx
+                    | SourceFormat::Xls
+                    | SourceFormat::Ods => {
                         for l in lines {
                             rows.insert(l, (l, text.clone()));
                         }

@@ -7,6 +7,9 @@
 //! (rust_xlsxwriter in constant memory: rows go to a temporary file), so memory stays
 //! a row, whatever the size of the sheet. Formulas are written as the value they held,
 //! which is what the mapping read; number formats other than a date's are not kept.
+//!
+//! Which rows go, and where (`Copy`), is the same for every workbook: an ods sheet's
+//! rows go through it to `rejected_ods`.
 
 use super::rejected::{RejectedInput, Rows, ERROR_COLUMN};
 use crate::source::sheet::choose_sheet;
@@ -55,8 +58,10 @@ pub(super) fn copy_xlsx(
         .map_err(|e| invalid(format!("the sheet cannot be read again: {e}")))?;
     let width = cells.dimensions().end.1.saturating_add(1);
 
-    let mut out = Workbook::new();
-    let sheet = out.add_worksheet_with_constant_memory().map_err(xlsx)?;
+    let mut book_out = Workbook::new();
+    let sheet = book_out
+        .add_worksheet_with_constant_memory()
+        .map_err(xlsx)?;
     sheet.set_name(&name).map_err(xlsx)?;
     let formats = Formats {
         date: Format::new().set_num_format("yyyy-mm-dd"),
@@ -64,19 +69,12 @@ pub(super) fn copy_xlsx(
         time: Format::new().set_num_format("hh:mm:ss"),
         duration: Format::new().set_num_format("[h]:mm:ss"),
     };
+    let mut out = XlsxOut { sheet, formats };
 
-    let skip = source.csv.skip_lines as u64;
-    let wants_header = source.csv.header;
     // rows of the sheet as read: (its number, 1-based) and its cells
     let mut row: Vec<(u16, DataRef<'_>)> = Vec::new();
     let mut number = 0u32;
-    let mut state = Copy {
-        skip,
-        header_done: !wants_header,
-        error_col: None,
-        width,
-        next_out: skip as u32,
-    };
+    let mut state = Copy::new(source, width);
     loop {
         let cell = cells
             .next_cell()
@@ -85,7 +83,7 @@ pub(super) fn copy_xlsx(
         let at = cell.as_ref().map(|c| c.get_position().0 + 1);
         if done || at != Some(number) {
             if !row.is_empty() {
-                state.row(sheet, &formats, rows, number, &row)?;
+                state.row(&mut out, rows, number, &row)?;
                 row.clear();
             }
             if let Some(at) = at {
@@ -100,11 +98,12 @@ pub(super) fn copy_xlsx(
         }
     }
     drop(cells);
-    let bytes = out.save_to_buffer().map_err(xlsx)?;
+    drop(out);
+    let bytes = book_out.save_to_buffer().map_err(xlsx)?;
     w.write_all(&bytes)
 }
 
-struct Copy {
+pub(super) struct Copy {
     skip: u64,
     header_done: bool,
     /// The column of `erpdrop_error`: the header's own (a rejected file that failed
@@ -113,6 +112,27 @@ struct Copy {
     width: u32,
     /// The next row (0-based) of the rejected sheet for a failed row.
     next_out: u32,
+}
+
+/// A cell of a sheet read whole (ods, xls) as the cell reader of an xlsx sheet gives it.
+pub(super) fn data_ref(d: &calamine::Data) -> DataRef<'_> {
+    use calamine::Data;
+    match d {
+        Data::Empty => DataRef::Empty,
+        Data::String(s) => DataRef::SharedString(s),
+        Data::Float(f) => DataRef::Float(*f),
+        Data::Int(i) => DataRef::Int(*i),
+        Data::Bool(b) => DataRef::Bool(*b),
+        Data::DateTime(dt) => DataRef::DateTime(*dt),
+        Data::DateTimeIso(s) => DataRef::DateTimeIso(s.clone()),
+        Data::DurationIso(s) => DataRef::DurationIso(s.clone()),
+        Data::Error(e) => DataRef::Error(e.clone()),
+    }
+}
+
+/// Where the rows of a rejected sheet go: a row (0-based) and its cells, by column.
+pub(super) trait SheetOut {
+    fn row(&mut self, at: u32, cells: &[(u16, DataRef<'_>)]) -> io::Result<()>;
 }
 
 fn blank(cells: &[(u16, DataRef<'_>)]) -> bool {
@@ -132,11 +152,41 @@ fn text_of<'b>(v: &'b DataRef<'_>) -> Option<&'b str> {
     }
 }
 
+/// A row's cells without column `except` (`erpdrop_error`), then `text` in it.
+fn with_error<'a>(
+    cells: &[(u16, DataRef<'a>)],
+    except: Option<u16>,
+    text: Option<&'a str>,
+) -> Vec<(u16, DataRef<'a>)> {
+    let mut out: Vec<(u16, DataRef<'a>)> = cells
+        .iter()
+        .filter(|(c, _)| Some(*c) != except)
+        .cloned()
+        .collect();
+    if let (Some(col), Some(text)) = (except, text) {
+        out.push((col, DataRef::SharedString(text)));
+    }
+    out
+}
+
 impl Copy {
-    fn row(
+    /// The copy of a sheet of the mapping's `source` whose last column is `width - 1`.
+    pub(super) fn new(source: &crate::source::SourceOptions, width: u32) -> Copy {
+        let skip = source.csv.skip_lines as u64;
+        Copy {
+            skip,
+            header_done: !source.csv.header,
+            error_col: None,
+            width,
+            next_out: skip as u32,
+        }
+    }
+
+    /// Takes row `number` (1-based) of the sheet as read: written when it is a title
+    /// row, the header or a failed row.
+    pub(super) fn row(
         &mut self,
-        sheet: &mut Worksheet,
-        formats: &Formats,
+        out: &mut dyn SheetOut,
         rows: &Rows,
         number: u32,
         cells: &[(u16, DataRef<'_>)],
@@ -144,11 +194,11 @@ impl Copy {
         let at = number - 1;
         if u64::from(number) <= self.skip {
             // a title row above the header: the mapping skips it when the file comes back
-            return write_cells(sheet, formats, at, cells, None);
+            return out.row(at, cells);
         }
         if !self.header_done {
             if blank(cells) {
-                return write_cells(sheet, formats, at, cells, None);
+                return out.row(at, cells);
             }
             self.header_done = true;
             let last = cells.last().and_then(|(c, v)| Some((*c, text_of(v)?)));
@@ -160,10 +210,8 @@ impl Copy {
                 }
             };
             self.error_col = Some(col);
-            write_cells(sheet, formats, at, cells, Some(col))?;
-            sheet.write_string(at, col, ERROR_COLUMN).map_err(xlsx)?;
             self.next_out = number;
-            return Ok(());
+            return out.row(at, &with_error(cells, Some(col), Some(ERROR_COLUMN)));
         }
         let Some((_, message)) = rows.get(&u64::from(number)) else {
             return Ok(());
@@ -177,28 +225,34 @@ impl Copy {
                 c
             }
         };
-        let out = self.next_out;
+        let at = self.next_out;
         self.next_out += 1;
-        write_cells(sheet, formats, out, cells, Some(col))?;
         let message: String = message.chars().take(MAX_TEXT).collect();
-        sheet.write_string(out, col, message).map_err(xlsx)?;
-        Ok(())
+        out.row(at, &with_error(cells, Some(col), Some(&message)))
     }
 }
 
-/// Writes a row's cells at row `at`, leaving out column `except` (`erpdrop_error`).
+/// The rejected workbook of an xlsx file.
+struct XlsxOut<'s> {
+    sheet: &'s mut Worksheet,
+    formats: Formats,
+}
+
+impl SheetOut for XlsxOut<'_> {
+    fn row(&mut self, at: u32, cells: &[(u16, DataRef<'_>)]) -> io::Result<()> {
+        write_cells(self.sheet, &self.formats, at, cells)
+    }
+}
+
+/// Writes a row's cells at row `at`.
 fn write_cells(
     sheet: &mut Worksheet,
     f: &Formats,
     at: u32,
     cells: &[(u16, DataRef<'_>)],
-    except: Option<u16>,
 ) -> io::Result<()> {
     for (col, value) in cells {
         let col = *col;
-        if Some(col) == except {
-            continue;
-        }
         match value {
             DataRef::Empty => {}
             DataRef::String(s) => {

@@ -661,36 +661,383 @@ fn a_rejected_workbook_that_fails_again_keeps_one_error_column() {
 }
 
 #[test]
-fn an_xls_or_ods_workbook_gets_its_reports_and_no_rejected_rows() {
+fn an_xls_workbook_gets_its_reports_and_no_rejected_rows() {
     // an .xlsx file of its rows would match neither `*.xls` nor `format = "xls"`
-    for (fixture, from, to) in [
-        ("xls", "type = \"decimal\" }", "type = \"integer\" }"),
-        ("ods", "type = \"decimal\", scale = 2", "type = \"integer\""),
-    ] {
-        let t = TestDir::new();
-        t.copy_from_repo(&format!("fixtures/sheets/{fixture}"));
-        for e in std::fs::read_dir(t.join("mappings")).unwrap() {
-            let p = e.unwrap().path();
-            let m = std::fs::read_to_string(&p).unwrap();
-            assert!(m.contains(from), "{m}");
-            let m = m.replace(from, to).replace(
-                "[document]\n",
-                "[document]\non_invalid = \"skip-document\"\n",
-            );
-            std::fs::write(&p, m).unwrap();
-        }
-        let out = t.run(&["run"]);
-        assert_eq!(out.code, 1, "{fixture}: {out:?}");
-        let failed = t.ls("drop/failed");
-        assert!(
-            failed.iter().any(|f| f.ends_with(".errors.csv")),
-            "{fixture}: {failed:?}"
+    let t = TestDir::new();
+    t.copy_from_repo("fixtures/sheets/xls");
+    for e in std::fs::read_dir(t.join("mappings")).unwrap() {
+        let p = e.unwrap().path();
+        let m = std::fs::read_to_string(&p).unwrap();
+        let (from, to) = ("type = \"decimal\" }", "type = \"integer\" }");
+        assert!(m.contains(from), "{m}");
+        let m = m.replace(from, to).replace(
+            "[document]\n",
+            "[document]\non_invalid = \"skip-document\"\n",
         );
-        assert!(
-            !failed.iter().any(|f| f.contains(".rejected.")),
-            "{fixture}: {failed:?}"
-        );
+        std::fs::write(&p, m).unwrap();
     }
+    let out = t.run(&["run"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    let failed = t.ls("drop/failed");
+    assert!(
+        failed.iter().any(|f| f.ends_with(".errors.csv")),
+        "{failed:?}"
+    );
+    assert!(
+        !failed.iter().any(|f| f.contains(".rejected.")),
+        "{failed:?}"
+    );
+}
+
+/// The sheets of an ods file as the test reads them back: names, and the rows of the
+/// first from A1 on.
+fn ods_rows(bytes: &[u8]) -> (Vec<String>, Vec<Vec<calamine::Data>>) {
+    use calamine::{Ods, Reader};
+    let mut wb = Ods::new(std::io::Cursor::new(bytes.to_vec())).unwrap();
+    let names = wb.sheet_names();
+    let range = wb.worksheet_range(&names[0]).unwrap();
+    let (top, left) = range.start().unwrap();
+    let mut rows = vec![Vec::new(); top as usize];
+    for r in range.rows() {
+        let mut row = vec![calamine::Data::Empty; left as usize];
+        row.extend(r.iter().cloned());
+        while row.last() == Some(&calamine::Data::Empty) {
+            row.pop();
+        }
+        rows.push(row);
+    }
+    (names, rows)
+}
+
+/// An ods cell as LibreOffice Calc writes it (the value in the text for a string).
+fn ods_cell(d: &calamine::Data) -> String {
+    use calamine::Data;
+    let esc = |s: &str| {
+        s.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+            .replace('"', "&quot;")
+    };
+    match d {
+        Data::Empty => "<table:table-cell/>".into(),
+        Data::String(s) => format!(
+            "<table:table-cell office:value-type=\"string\" calcext:value-type=\"string\"><text:p>{}</text:p></table:table-cell>",
+            esc(s)
+        ),
+        Data::Float(f) => format!(
+            "<table:table-cell office:value-type=\"float\" office:value=\"{f}\" calcext:value-type=\"float\"><text:p>{}</text:p></table:table-cell>",
+            f.to_string().replace('.', ",")
+        ),
+        Data::Bool(b) => format!(
+            "<table:table-cell office:value-type=\"boolean\" office:boolean-value=\"{b}\" calcext:value-type=\"boolean\"><text:p>{}</text:p></table:table-cell>",
+            if *b { "WAHR" } else { "FALSCH" }
+        ),
+        Data::DateTimeIso(s) => format!(
+            "<table:table-cell office:value-type=\"date\" office:date-value=\"{s}\" calcext:value-type=\"date\"><text:p>{s}</text:p></table:table-cell>"
+        ),
+        other => panic!("a cell the test does not write: {other:?}"),
+    }
+}
+
+/// An ods package of sheets whose rows are cells' XML, as Calc saves one: the million
+/// empty rows it declares below the data included.
+fn ods_book(sheets: &[(&str, Vec<Vec<String>>)]) -> Vec<u8> {
+    use std::io::Write;
+    use zip::write::SimpleFileOptions;
+    let mut content = String::from(
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<office:document-content xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0" xmlns:table="urn:oasis:names:tc:opendocument:xmlns:table:1.0" xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0" xmlns:calcext="urn:org:documentfoundation:names:experimental:calc:xmlns:calcext:1.0" xmlns:of="urn:oasis:names:tc:opendocument:xmlns:of:1.2" office:version="1.3"><office:body><office:spreadsheet>"#,
+    );
+    for (name, rows) in sheets {
+        content.push_str(&format!(
+            "<table:table table:name=\"{name}\"><table:table-column table:number-columns-repeated=\"8\"/>"
+        ));
+        for row in rows {
+            content.push_str("<table:table-row>");
+            if row.is_empty() {
+                content.push_str("<table:table-cell table:number-columns-repeated=\"8\"/>");
+            }
+            for c in row {
+                content.push_str(c);
+            }
+            content.push_str("</table:table-row>\n");
+        }
+        content.push_str("<table:table-row table:number-rows-repeated=\"1048000\"><table:table-cell table:number-columns-repeated=\"8\"/></table:table-row></table:table>");
+    }
+    content.push_str("</office:spreadsheet></office:body></office:document-content>");
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let stored = SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    zip.start_file("mimetype", stored).unwrap();
+    zip.write_all(b"application/vnd.oasis.opendocument.spreadsheet")
+        .unwrap();
+    zip.start_file("content.xml", SimpleFileOptions::default())
+        .unwrap();
+    zip.write_all(content.as_bytes()).unwrap();
+    zip.start_file("META-INF/manifest.xml", SimpleFileOptions::default())
+        .unwrap();
+    zip.write_all(
+        br#"<?xml version="1.0" encoding="UTF-8"?>
+<manifest:manifest xmlns:manifest="urn:oasis:names:tc:opendocument:xmlns:manifest:1.0" manifest:version="1.3"><manifest:file-entry manifest:full-path="/" manifest:media-type="application/vnd.oasis.opendocument.spreadsheet"/><manifest:file-entry manifest:full-path="content.xml" manifest:media-type="text/xml"/></manifest:manifest>"#,
+    )
+    .unwrap();
+    zip.finish().unwrap().into_inner()
+}
+
+/// The invoices of the ods tests: a merged title row, a blank row, the header; INV-2 is
+/// bad (a quantity "x") with a second row far from its first, INV-4 is bad (a day that
+/// does not exist, as text); a price shown as "0,10 €" and a formula's saved value.
+fn ods_invoices() -> Vec<u8> {
+    use calamine::Data;
+    let s = |v: &str| ods_cell(&Data::String(v.into()));
+    let date = |iso: &str| ods_cell(&Data::DateTimeIso(iso.into()));
+    let f = |v: f64| ods_cell(&Data::Float(v));
+    let b = |v: bool| ods_cell(&Data::Bool(v));
+    let mut rows = vec![
+        vec![
+            "<table:table-cell table:number-columns-spanned=\"6\" office:value-type=\"string\"><text:p>Sales invoices, November 2026</text:p></table:table-cell><table:covered-table-cell table:number-columns-repeated=\"5\"/>".to_string(),
+        ],
+        vec![],
+        ["InvoiceNo", "Date", "Paid", "Item", "Qty", "Price"]
+            .iter()
+            .map(|h| s(h))
+            .collect(),
+    ];
+    rows.push(vec![
+        s("INV-1"),
+        date("2026-11-20"),
+        b(true),
+        s("A-1"),
+        f(12.0),
+        "<table:table-cell office:value-type=\"currency\" office:currency=\"EUR\" office:value=\"0.1\"><text:p>0,10 €</text:p></table:table-cell>".into(),
+    ]);
+    rows.push(vec![
+        s("INV-2"),
+        date("2026-11-20T09:30:00"),
+        b(false),
+        s("B-1"),
+        s("x"),
+        "<table:table-cell table:formula=\"of:=1234.5\" office:value-type=\"float\" office:value=\"1234.5\"><text:p>1.234,50</text:p></table:table-cell>".into(),
+    ]);
+    rows.push(vec![
+        s("INV-3"),
+        date("2026-11-20"),
+        b(true),
+        s("C-1"),
+        f(1.0),
+        f(2.5),
+    ]);
+    rows.push(vec![
+        s("INV-2"),
+        date("2026-11-20T09:30:00"),
+        b(false),
+        s("B-2"),
+        f(2.0),
+        f(0.1),
+    ]);
+    rows.push(vec![
+        s("INV-4"),
+        s("32.11.2026"),
+        b(true),
+        s("D-1"),
+        f(3.0),
+        f(7.0),
+    ]);
+    rows.push(vec![
+        s("INV-5"),
+        date("2026-11-20"),
+        b(true),
+        s("E-1"),
+        f(4.0),
+        f(1.0),
+    ]);
+    ods_book(&[
+        ("Summary", vec![vec![s("Not the data")]]),
+        ("Invoices", rows),
+    ])
+}
+
+#[test]
+fn ods_rejected_rows_keep_the_cells_kinds_and_come_back_fixed() {
+    use calamine::Data;
+    let t = TestDir::new();
+    t.mapping_setup(&SHEET_MAPPING.replace("format = \"xlsx\"", "format = \"ods\""));
+    t.write("drop/inbox/INV_1.ods", ods_invoices());
+    let out = t.run(&["run"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert_eq!(payloads(&t).len(), 3, "INV-1, INV-3, INV-5 went");
+
+    let rejected = std::fs::read(t.join("drop/failed/INV_1.rejected.ods")).unwrap();
+    // the package as ODF wants it: mimetype first, stored, no extra field
+    assert_eq!(&rejected[30..38], b"mimetype");
+    assert_eq!(u16::from_le_bytes([rejected[8], rejected[9]]), 0, "stored");
+    assert_eq!(u16::from_le_bytes([rejected[28], rejected[29]]), 0);
+    let (names, got) = ods_rows(&rejected);
+    assert_eq!(names, ["Invoices"], "the sheet that was read, alone");
+    assert_eq!(
+        got.len(),
+        6,
+        "title, blank, header, INV-2 twice, INV-4: {got:?}"
+    );
+    assert_eq!(
+        got[0],
+        [Data::String("Sales invoices, November 2026".into())]
+    );
+    assert!(got[1].is_empty(), "{got:?}");
+    let header: Vec<String> = got[2].iter().map(|c| c.to_string()).collect();
+    assert_eq!(
+        header,
+        [
+            "InvoiceNo",
+            "Date",
+            "Paid",
+            "Item",
+            "Qty",
+            "Price",
+            "erpdrop_error"
+        ]
+    );
+    let col = |r: usize, c: usize| got[r][c].clone();
+    assert_eq!(col(3, 0), Data::String("INV-2".into()));
+    assert_eq!(col(3, 1), Data::DateTimeIso("2026-11-20T09:30:00".into()));
+    assert_eq!(col(3, 2), Data::Bool(false));
+    assert_eq!(col(3, 4), Data::String("x".into()));
+    assert_eq!(col(3, 5), Data::Float(1234.5), "the formula's value");
+    assert_eq!(col(4, 3), Data::String("B-2".into()));
+    assert_eq!(col(4, 4), Data::Float(2.0));
+    assert_eq!(col(4, 5), Data::Float(0.1), "0.1 stays 0.1");
+    assert_eq!(col(5, 0), Data::String("INV-4".into()));
+    assert_eq!(col(5, 1), Data::String("32.11.2026".into()));
+    let e2 = col(3, 6).to_string();
+    assert_eq!(
+        e2,
+        col(4, 6).to_string(),
+        "both rows of INV-2 carry its problems"
+    );
+    assert!(e2.contains("Qty") || e2.contains("\"x\""), "{e2}");
+    assert!(
+        col(5, 6).to_string().contains("32.11.2026"),
+        "{:?}",
+        col(5, 6)
+    );
+
+    // the user fixes the two documents in the rejected sheet and saves it (as Calc does)
+    let fixed: Vec<Vec<String>> = got
+        .iter()
+        .enumerate()
+        .map(|(r, row)| {
+            row.iter()
+                .enumerate()
+                .map(|(c, d)| match (r, c) {
+                    (3, 4) => ods_cell(&Data::Float(5.0)),
+                    (5, 1) => ods_cell(&Data::String("30.11.2026".into())),
+                    _ => ods_cell(d),
+                })
+                .collect()
+        })
+        .collect();
+    t.write(
+        "drop/inbox/INV_1.rejected.ods",
+        ods_book(&[("Invoices", fixed)]),
+    );
+    let out = t.run(&["run"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(payloads(&t).len(), 5, "only INV-2 and INV-4 were sent");
+    assert!(t.ls("drop/inbox").is_empty());
+    let doc = |no: &str| {
+        let p = payloads(&t)
+            .into_iter()
+            .find(|p| p.contains(no))
+            .expect("sent");
+        t.read_json(&format!("drop/outbox/{p}"))
+    };
+    let inv2 = doc("INV-2");
+    assert_eq!(
+        inv2["date"], "2026-11-20",
+        "the date cell read back as a date"
+    );
+    assert_eq!(inv2["paid"], false);
+    assert_eq!(inv2["lines"][0]["quantity"], 5);
+    assert_eq!(inv2["lines"][0]["price"], "1234.5");
+    assert_eq!(inv2["lines"][1]["item"], "B-2");
+    assert_eq!(inv2["lines"][1]["price"], "0.1");
+    assert_eq!(doc("INV-4")["date"], "2026-11-30");
+}
+
+#[test]
+fn an_ods_rejected_file_that_fails_again_keeps_one_error_column() {
+    let t = TestDir::new();
+    t.mapping_setup(&SHEET_MAPPING.replace("format = \"xlsx\"", "format = \"ods\""));
+    t.write("drop/inbox/INV_1.ods", ods_invoices());
+    assert_eq!(t.run(&["run"]).code, 1);
+    let first = std::fs::read(t.join("drop/failed/INV_1.rejected.ods")).unwrap();
+    // dropped back unchanged (as erpdrop wrote it): it fails again, one error column
+    t.write("drop/inbox/INV_1.rejected.ods", &first);
+    assert_eq!(t.run(&["run"]).code, 1);
+    let again = std::fs::read(t.join("drop/failed/INV_1.rejected.1.rejected.ods")).unwrap();
+    let (first_names, first_rows) = ods_rows(&first);
+    let (names, rows) = ods_rows(&again);
+    assert_eq!(names, first_names);
+    assert_eq!(rows.len(), 6, "{rows:?}");
+    for (r, row) in rows.iter().enumerate() {
+        let upto = if r >= 3 { 6 } else { row.len() };
+        assert_eq!(row[..upto], first_rows[r][..upto], "row {r}");
+        assert!(row.len() <= 7, "{row:?}");
+    }
+    assert_eq!(rows[2][6], calamine::Data::String("erpdrop_error".into()));
+    assert!(rows[3][6].to_string().contains("\"x\"") || rows[3][6].to_string().contains("Qty"));
+}
+
+#[test]
+fn a_calc_ods_file_gets_its_rejected_rows_in_ods() {
+    // the fixture as LibreOffice Calc saves it: merged title, dates with and without a
+    // time, amounts as currency, a formula, a second sheet
+    let t = TestDir::new();
+    t.copy_from_repo("fixtures/sheets/ods");
+    for e in std::fs::read_dir(t.join("mappings")).unwrap() {
+        let p = e.unwrap().path();
+        let m = std::fs::read_to_string(&p).unwrap();
+        let (from, to) = ("type = \"decimal\", scale = 2", "type = \"integer\"");
+        assert!(m.contains(from), "{m}");
+        let m = m.replace(from, to).replace(
+            "[document]\n",
+            "[document]\non_invalid = \"skip-document\"\n",
+        );
+        std::fs::write(&p, m).unwrap();
+    }
+    let out = t.run(&["run"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    let failed = t.ls("drop/failed");
+    assert!(
+        failed.iter().any(|f| f.ends_with(".errors.csv")),
+        "{failed:?}"
+    );
+    let rejected = std::fs::read(t.join("drop/failed/Rechnungen_2026-11.rejected.ods")).unwrap();
+    let (names, rows) = ods_rows(&rejected);
+    assert_eq!(names, ["Rechnungen"]);
+    let header: Vec<String> = rows[2].iter().map(|c| c.to_string()).collect();
+    assert_eq!(
+        header,
+        [
+            "Rechnung",
+            "Datum",
+            "Kunde",
+            "Artikel",
+            "Menge",
+            "Betrag",
+            "erpdrop_error"
+        ]
+    );
+    assert_eq!(
+        rows[0][0],
+        calamine::Data::String("Ausgangsrechnungen November 2026".into())
+    );
+    // RE-2026-0815's amounts (0.10 and 1234.50) are no integers: its two rows
+    assert_eq!(rows[3][0], calamine::Data::String("RE-2026-0815".into()));
+    assert_eq!(rows[3][1], calamine::Data::DateTimeIso("2026-11-20".into()));
+    assert_eq!(rows[3][5], calamine::Data::Float(0.1));
+    assert_eq!(rows[4][5], calamine::Data::Float(1234.5));
+    assert_eq!(rows[3][2], calamine::Data::String("Müller GmbH".into()));
+    assert!(rows.iter().skip(3).all(|r| r[0] == rows[3][0]), "{rows:?}");
 }
 
 #[test]
