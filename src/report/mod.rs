@@ -9,6 +9,7 @@ pub mod rejected;
 mod rejected_fixed;
 mod rejected_json;
 mod rejected_sheet;
+mod rejected_trailer;
 mod rejected_xml;
 mod summary;
 

@@ -10,6 +10,7 @@
 //! mark where it had one; a character of a message that the encoding cannot hold
 //! becomes `?`.
 
+use super::rejected_trailer::{csv_field, field_spans, invalid, Totals};
 use crate::check::{open_source_for, Pass};
 use crate::fsutil::{write_atomic_with, FileId};
 use crate::mapping::Mapping;
@@ -71,10 +72,13 @@ pub fn write_rejected(input: &RejectedInput<'_>, to: &Path) -> io::Result<bool> 
         tracing::info!(file = %input.source.display(), format = source.format.name(), "no rejected rows file for this format: the report lists the failed rows");
         return Ok(false);
     }
-    if source.rows.trailer.is_some() {
-        // a file of some of the rows would disagree with a trailer of all of them, and
-        // come back `incomplete`
-        tracing::info!(file = %input.source.display(), "no rejected rows file: the mapping checks a trailer ([source.trailer]), which a file of only the failed rows would not match");
+    if source.rows.trailer.is_some()
+        && !matches!(source.format, SourceFormat::Csv | SourceFormat::Fixed)
+    {
+        // the trailer row is rewritten for the rejected rows in CSV and fixed width only:
+        // a workbook's rows as they are would disagree with their totals row, and come
+        // back `incomplete`
+        tracing::info!(file = %input.source.display(), "no rejected rows file: the mapping checks a trailer ([source.trailer]), which is rewritten for the failed rows in CSV and fixed-width files only");
         return Ok(false);
     }
     let failed = failed_problems(input.problems)?;
@@ -455,6 +459,12 @@ fn copy_csv(input: &RejectedInput<'_>, rows: &Rows, w: &mut dyn Write) -> io::Re
     }
     let mut header: Option<Record> = None;
     let mut default_end: Vec<u8> = Vec::new();
+    let rules = &input.mapping.source.rows;
+    let mut totals = rules.trailer.as_ref().map(|t| Totals::new(t, rules));
+    // the column names, for the trailer's columns and the one it sums
+    let mut columns: Vec<String> = Vec::new();
+    // the last row not copied: at the end, the trailer
+    let mut last: Option<Record> = None;
     // the file's header already ends with erpdrop_error (a rejected file that failed
     // again): that column is replaced, not added twice
     let mut replace_last = None;
@@ -468,6 +478,10 @@ fn copy_csv(input: &RejectedInput<'_>, rows: &Rows, w: &mut dyn Write) -> io::Re
                 out.write_str(&String::from_utf8_lossy(&rec.raw))?;
                 continue;
             }
+            columns = csv_fields(body, opts)
+                .iter()
+                .map(|c| c.trim().trim_start_matches('\u{feff}').to_string())
+                .collect();
             let last = String::from_utf8_lossy(&body[rec.last_field..]);
             if last.trim().trim_matches(opts.quote as char) == ERROR_COLUMN {
                 replace_last = Some(rec.fields);
@@ -481,9 +495,24 @@ fn copy_csv(input: &RejectedInput<'_>, rows: &Rows, w: &mut dyn Write) -> io::Re
             header = Some(rec);
             continue;
         }
+        if rec.is_blank() {
+            continue;
+        }
         let Some((_, message)) = rows.get(&rec.line) else {
+            last = Some(rec);
             continue;
         };
+        last = None;
+        if let Some(t) = totals.as_mut() {
+            let of = match &t.rule.sum {
+                Some((_, of)) => {
+                    let at = csv_column(&columns, of, opts)?;
+                    csv_fields(body, opts).get(at).cloned()
+                }
+                None => None,
+            };
+            t.add(of.as_deref(), rec.line)?;
+        }
         let kept = if replace_last == Some(rec.fields) {
             &body[..rec.last_field]
         } else {
@@ -504,7 +533,84 @@ fn copy_csv(input: &RejectedInput<'_>, rows: &Rows, w: &mut dyn Write) -> io::Re
         };
         out.write_str(&String::from_utf8_lossy(&end))?;
     }
+    if let Some(t) = &totals {
+        let rec =
+            last.ok_or_else(|| invalid("the trailer row is not the file's last row".into()))?;
+        out.write_str(&csv_trailer(&rec, t, &columns, opts, replace_last)?)?;
+    }
     out.finish()
+}
+
+/// The fields of a CSV record, unquoted.
+fn csv_fields(body: &[u8], opts: &CsvOptions) -> Vec<String> {
+    let mut rdr = csv::ReaderBuilder::new()
+        .delimiter(opts.delimiter)
+        .quote(opts.quote)
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(body);
+    let mut record = csv::StringRecord::new();
+    match rdr.read_record(&mut record) {
+        Ok(true) => record.iter().map(str::to_string).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// A column the trailer rule names, as the CSV reader resolves it.
+fn csv_column(columns: &[String], name: &str, opts: &CsvOptions) -> io::Result<usize> {
+    crate::source::csv::resolve_column(columns, name, opts.header)
+        .ok_or_else(|| invalid(format!("the file has no column {name:?} for its trailer")))
+}
+
+/// The trailer row with the rejected rows' count and sum, and an empty `erpdrop_error`.
+fn csv_trailer(
+    rec: &Record,
+    totals: &Totals<'_>,
+    columns: &[String],
+    opts: &CsvOptions,
+    replace_last: Option<usize>,
+) -> io::Result<String> {
+    let (body, end) = rec.split();
+    let text = String::from_utf8_lossy(body).into_owned();
+    let spans = field_spans(text.as_bytes(), opts.delimiter, opts.quote);
+    let quote = opts.quote as char;
+    let mut edits: Vec<((usize, usize), String)> = Vec::new();
+    let short = || invalid("the trailer row is too short for its control totals".into());
+    if let Some(name) = &totals.rule.count {
+        let (s, e) = *spans
+            .get(csv_column(columns, name, opts)?)
+            .ok_or_else(short)?;
+        let new = csv_field(&text[s..e], quote, |o| totals.count_text(o, None))?;
+        edits.push(((s, e), new));
+    }
+    if let Some((name, _)) = &totals.rule.sum {
+        let (s, e) = *spans
+            .get(csv_column(columns, name, opts)?)
+            .ok_or_else(short)?;
+        let new = csv_field(&text[s..e], quote, |o| totals.sum_text(o, None))?;
+        edits.push(((s, e), new));
+    }
+    edits.sort_by_key(|e| e.0);
+    let mut row = String::new();
+    let mut at = 0;
+    for ((s, e), new) in edits {
+        if s < at {
+            return Err(invalid("the trailer's count and sum are one column".into()));
+        }
+        row.push_str(&text[at..s]);
+        row.push_str(&new);
+        at = e;
+    }
+    let (last_start, _) = spans.last().copied().unwrap_or((0, 0));
+    if replace_last == Some(rec.fields) && at <= last_start {
+        // a rejected file's trailer: its erpdrop_error stays empty
+        row.push_str(&text[at..last_start]);
+    } else {
+        row.push_str(&text[at..]);
+        row.push(opts.delimiter as char);
+    }
+    row.push_str(&String::from_utf8_lossy(end));
+    Ok(row)
 }
 
 #[cfg(test)]
