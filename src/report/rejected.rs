@@ -16,7 +16,7 @@ use crate::fsutil::{write_atomic_with, FileId};
 use crate::mapping::Mapping;
 use crate::problem::Stage;
 use crate::problem_log::ProblemLog;
-use crate::source::decode::{byte_order_mark, DecodeReader, Tap};
+use crate::source::decode::{byte_order_mark, CodePage, DecodeReader, Tap};
 use crate::source::{CsvOptions, SourceError, SourceFormat};
 use encoding_rs::{Encoding, UTF_16BE, UTF_16LE, UTF_8};
 use std::cell::RefCell;
@@ -59,15 +59,13 @@ pub fn write_rejected(input: &RejectedInput<'_>, to: &Path) -> io::Result<bool> 
         return Ok(false);
     }
     let shaped = match source.format {
-        SourceFormat::Csv | SourceFormat::Xml | SourceFormat::Xlsx => true,
-        // a code page (CP437, ...) has no encoder to write the rows back in
-        SourceFormat::Fixed => source.code_page.is_none(),
+        SourceFormat::Csv | SourceFormat::Xml | SourceFormat::Xlsx | SourceFormat::Fixed => true,
         // one record per line; the records of an array at a pointer are not copied yet
-        SourceFormat::Json => source.json.record.is_none() && source.code_page.is_none(),
+        SourceFormat::Json => source.json.record.is_none(),
         _ => false,
     };
     if !shaped {
-        // JSON with `record`, a code page: their reports list every failed row; a file
+        // JSON with `record`: its report lists every failed row; a file
         // of only those rows in their own format is not written yet (README)
         tracing::info!(file = %input.source.display(), format = source.format.name(), "no rejected rows file for this format: the report lists the failed rows");
         return Ok(false);
@@ -232,6 +230,8 @@ fn failed_rows(input: &RejectedInput<'_>, failed: &Failed) -> io::Result<Rows> {
 pub(super) struct Text {
     pub encoding: &'static Encoding,
     pub bom: bool,
+    /// The mapping's code page (CP437), unless a byte-order mark won over it.
+    pub code_page: Option<CodePage>,
     pub reader: BufReader<DecodeReader<std::fs::File>>,
 }
 
@@ -257,26 +257,39 @@ pub(super) fn open_text(
         _ => named,
     }
     .unwrap_or(UTF_8);
-    let mut reader = BufReader::with_capacity(64 * 1024, DecodeReader::new(file, declared));
+    let code_page = input.mapping.source.code_page.filter(|_| bom.is_none());
+    let mut reader = BufReader::with_capacity(
+        64 * 1024,
+        DecodeReader::new(file, declared).with_code_page(code_page),
+    );
     // the first read settles the encoding (a byte-order mark wins)
     reader.fill_buf()?;
     let encoding = bom.map(|(e, _)| e).unwrap_or(reader.get_ref().encoding());
     Ok(Text {
         encoding,
         bom: bom.is_some(),
+        code_page,
         reader,
     })
 }
 
-/// Writes text in a file's encoding; characters it cannot hold become `?`.
+/// Writes text in a file's encoding or code page; characters it cannot hold become `?`.
 pub(super) struct Encoded<'w> {
     out: &'w mut dyn Write,
     encoding: &'static Encoding,
     encoder: Option<encoding_rs::Encoder>,
+    code_page: Option<CodePage>,
     buf: Vec<u8>,
 }
 
 impl<'w> Encoded<'w> {
+    /// Writes in the file's own encoding, byte-order mark and code page.
+    pub fn for_text(out: &'w mut dyn Write, text: &Text) -> io::Result<Self> {
+        let mut e = Encoded::new(out, text.encoding, text.bom)?;
+        e.code_page = text.code_page;
+        Ok(e)
+    }
+
     pub fn new(out: &'w mut dyn Write, encoding: &'static Encoding, bom: bool) -> io::Result<Self> {
         if bom {
             if encoding == UTF_16LE {
@@ -292,11 +305,18 @@ impl<'w> Encoded<'w> {
             out,
             encoding,
             encoder: (!plain).then(|| encoding.new_encoder()),
+            code_page: None,
             buf: vec![0; 16 * 1024],
         })
     }
 
     pub fn write_str(&mut self, mut s: &str) -> io::Result<()> {
+        if let Some(cp) = self.code_page {
+            self.buf.clear();
+            self.buf
+                .extend(s.chars().map(|c| cp.byte_of(c).unwrap_or(b'?')));
+            return self.out.write_all(&self.buf);
+        }
         if self.encoding == UTF_8 {
             return self.out.write_all(s.as_bytes());
         }
@@ -444,7 +464,7 @@ fn quoted(value: &str, opts: &CsvOptions) -> String {
 fn copy_csv(input: &RejectedInput<'_>, rows: &Rows, w: &mut dyn Write) -> io::Result<()> {
     let opts = &input.mapping.source.csv;
     let mut text = open_text(input, input.mapping.source.encoding)?;
-    let mut out = Encoded::new(w, text.encoding, text.bom)?;
+    let mut out = Encoded::for_text(w, &text)?;
     let r = &mut text.reader;
     let mut line = 1u64;
     // title rows above the header stay: the mapping skips them when the file comes back
@@ -659,5 +679,15 @@ mod tests {
         e.write_str("é Ж €").unwrap();
         e.finish().unwrap();
         assert_eq!(v, b"\xe9 ? \x80");
+    }
+
+    #[test]
+    fn a_code_page_writes_its_own_bytes_and_question_marks_for_the_rest() {
+        let mut v = Vec::new();
+        let mut e = Encoded::new(&mut v, UTF_8, false).unwrap();
+        e.code_page = Some(crate::source::decode::CP437);
+        e.write_str("Müller ╔═╗ € x").unwrap();
+        e.finish().unwrap();
+        assert_eq!(v, b"M\x81ller \xC9\xCD\xBB ? x");
     }
 }

@@ -108,7 +108,7 @@ pub(super) fn copy_fixed(
 ) -> io::Result<()> {
     let opts = &input.mapping.source;
     let mut text = open_text(input, opts.encoding)?;
-    let mut out = Encoded::new(w, text.encoding, text.bom)?;
+    let mut out = Encoded::for_text(w, &text)?;
     let r = &mut text.reader;
     let mut line = 0u64;
     let mut raw = Vec::new();

@@ -1291,3 +1291,125 @@ customer = { from = "Cust", required = true }
         out.stderr
     );
 }
+
+// ------------------------------------------------------------ code pages (CP437)
+
+fn cp437(text: &str) -> Vec<u8> {
+    let upper = "ÇüéâäàåçêëèïîìÄÅÉæÆôöòûùÿÖÜ¢£¥₧ƒáíóúñÑªº¿⌐¬½¼¡«»░▒▓│┤╡╢╖╕╣║╗╝╜╛┐└┴┬├─┼╞╟╚╔╩╦╠═╬╧╨╤╥╙╘╒╓╫╪┘┌█▄▌▐▀αßΓπΣσµτΦΘΩδ∞φε∩≡±≥≤⌠⌡÷≈°∙·√ⁿ²■\u{a0}";
+    text.chars()
+        .map(|c| {
+            if c.is_ascii() {
+                c as u8
+            } else {
+                0x80 + upper
+                    .chars()
+                    .position(|u| u == c)
+                    .expect("a CP437 character") as u8
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn fixed_width_rejected_lines_in_cp437_keep_its_bytes_and_come_back_fixed() {
+    let t = TestDir::new();
+    t.mapping_setup(&FIXED_HL.replace("windows-1251", "cp437"));
+    let lines = [
+        h("INV1", "C1"),
+        l("Thé", "1.50"),
+        h("INV2", ""),
+        l("Müller╔═╗", "2.00"),
+        h("INV3", ""),
+        l("Ñoño ░▒▓", "0.10"),
+    ];
+    let file = cp437(&(lines.join("\r\n") + "\r\n"));
+    assert!(file.contains(&0xC9) && file.contains(&0x81));
+    t.write("drop/inbox/INV_1.txt", &file);
+    assert_eq!(t.run(&["run"]).code, 1);
+    assert_eq!(payloads(&t).len(), 1);
+    let rejected = std::fs::read(t.join("drop/failed/INV_1.rejected.txt")).unwrap();
+    let rows: Vec<&[u8]> = rejected.split(|&b| b == b'\n').collect();
+    assert_eq!(rows.len(), 5, "{}", String::from_utf8_lossy(&rejected));
+    // the lines' own bytes, then the message
+    assert!(rows[1].starts_with(&cp437(&lines[3])), "{:?}", rows[1]);
+    assert!(rows[3].starts_with(&cp437(&lines[5])), "{:?}", rows[3]);
+    let fixed = replace(
+        &replace(&rejected, &cp437(&h("INV2", "")), &cp437(&h("INV2", "C2"))),
+        &cp437(&h("INV3", "")),
+        &cp437(&h("INV3", "C3")),
+    );
+    t.write("drop/inbox/INV_1.rejected.txt", fixed);
+    let out = t.run(&["run"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let docs: Vec<serde_json::Value> = payloads(&t)
+        .iter()
+        .map(|n| t.read_json(&format!("drop/outbox/{n}")))
+        .collect();
+    assert_eq!(docs.len(), 3, "only INV2 and INV3 went again");
+    let inv2 = docs.iter().find(|d| d["number"] == "INV2").expect("INV2");
+    assert_eq!(inv2["lines"][0]["item"], "Müller╔═╗");
+    let inv3 = docs.iter().find(|d| d["number"] == "INV3").expect("INV3");
+    assert_eq!(inv3["lines"][0]["item"], "Ñoño ░▒▓");
+}
+
+#[test]
+fn json_lines_rejected_records_in_cp437_keep_its_bytes_and_come_back_fixed() {
+    let t = TestDir::new();
+    t.mapping_setup(&NDJSON.replace(
+        "format = \"json\"",
+        "format = \"json\"\nencoding = \"cp437\"",
+    ));
+    let records = [
+        r#"{"number": "INV-1", "customer": {"id": "C1"}, "lines": [{"sku": "Café", "amount": 1}]}"#,
+        r#"{"number": "INV-2", "customer": {}, "note": "╔═╗ Straße", "lines": [{"sku": "Müller", "amount": 2}]}"#,
+        r#"{"number": "INV-3", "customer": {}, "lines": [{"sku": "Ñoño", "amount": 3}]}"#,
+    ];
+    t.write("drop/inbox/o.ndjson", cp437(&(records.join("\n") + "\n")));
+    assert_eq!(t.run(&["run"]).code, 1);
+    assert_eq!(payloads(&t).len(), 1);
+    let rejected = std::fs::read(t.join("drop/failed/o.rejected.ndjson")).unwrap();
+    let rows: Vec<&[u8]> = rejected.split(|&b| b == b'\n').collect();
+    assert_eq!(rows.len(), 3, "{}", String::from_utf8_lossy(&rejected));
+    let own = &records[1][..records[1].len() - 1];
+    assert!(rows[0].starts_with(&cp437(own)), "{:?}", rows[0]);
+    let fixed = replace(
+        &rejected,
+        br#""customer": {}"#,
+        br#""customer": {"id": "C9"}"#,
+    );
+    t.write("drop/inbox/o.rejected.ndjson", fixed);
+    let out = t.run(&["run"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let docs: Vec<serde_json::Value> = payloads(&t)
+        .iter()
+        .map(|n| t.read_json(&format!("drop/outbox/{n}")))
+        .collect();
+    assert_eq!(docs.len(), 3, "only INV-2 and INV-3 went again");
+    let inv2 = docs.iter().find(|d| d["number"] == "INV-2").expect("INV-2");
+    assert_eq!(inv2["note"], "╔═╗ Straße");
+    assert_eq!(inv2["lines"][0]["sku"], "Müller");
+}
+
+#[test]
+fn csv_rejected_rows_in_cp437_keep_its_bytes() {
+    let t = TestDir::new();
+    t.invoice_setup(&skip_document_mapping("encoding = \"cp437\""));
+    let rows = [
+        "No;Date;Cust;Terms;Total;Item;Amount",
+        "INV1;20.11.2026;C1;N30;1,50;Café;1,50",
+        "INV2;20.11.2026;C9;N30;1,50;Müller ╔═╗;1,50",
+    ];
+    t.write("drop/inbox/INV_1.csv", cp437(&(rows.join("\n") + "\n")));
+    assert_eq!(t.run(&["run"]).code, 1);
+    let rejected = std::fs::read(t.join("drop/failed/INV_1.rejected.csv")).unwrap();
+    let lines: Vec<&[u8]> = rejected.split(|&b| b == b'\n').collect();
+    assert_eq!(lines.len(), 3, "{}", String::from_utf8_lossy(&rejected));
+    assert!(lines[1].starts_with(&cp437(&format!("{};", rows[2]))));
+    let fixed = replace(&rejected, b";C9;", b";C1;");
+    t.write("drop/inbox/INV_1.rejected.csv", fixed);
+    assert_eq!(t.run(&["run"]).code, 0);
+    let sent = payloads(&t);
+    let inv2 = sent.iter().find(|p| p.contains("INV2")).expect("INV2 sent");
+    let doc = t.read_json(&format!("drop/outbox/{inv2}"));
+    assert_eq!(doc["lines"][0]["item"], "Müller ╔═╗");
+}
