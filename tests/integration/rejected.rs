@@ -2,7 +2,7 @@
 //! of a failed file holds the source rows of its failed documents as read, plus their
 //! problems; fixed and dropped back into the inbox, only those documents go.
 
-use crate::util::{TestDir, INVOICE_HEADER, INVOICE_MAPPING};
+use crate::util::{TestDir, INVOICE_MAPPING};
 
 /// The payloads in the outbox.
 fn payloads(t: &TestDir) -> Vec<String> {
@@ -1039,7 +1039,7 @@ fn drop_back(t: &TestDir, name: &str, fixed: impl AsRef<[u8]>, sent: usize) {
         "not incomplete: {:?}",
         t.ls("drop/failed")
     );
-    assert_eq!(payloads(&t).len(), sent, "{:?}", payloads(t));
+    assert_eq!(payloads(t).len(), sent, "{:?}", payloads(t));
 }
 
 #[test]
