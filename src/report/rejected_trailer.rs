@@ -74,7 +74,7 @@ impl<'a> Totals<'a> {
 
 fn too_wide(name: &str, width: Option<usize>) -> io::Error {
     invalid(format!(
-        "the trailer's {name} for the rejected rows does not fit its column ({} characters)",
+        "the trailer's {name} restated for the failed rows does not fit its column (width {}); the report lists the failed rows",
         width.unwrap_or_default()
     ))
 }
