@@ -1413,3 +1413,33 @@ fn csv_rejected_rows_in_cp437_keep_its_bytes() {
     let doc = t.read_json(&format!("drop/outbox/{inv2}"));
     assert_eq!(doc["lines"][0]["item"], "Müller ╔═╗");
 }
+
+#[test]
+fn with_reject_file_the_trailer_counts_the_held_back_rows_too() {
+    let t = TestDir::new();
+    t.invoice_setup(&INVOICE_MAPPING.replace(
+        "[document]",
+        "[source.trailer]\ncount = \"Cust\"\n\n[document]",
+    ));
+    let rows = [
+        "No;Date;Cust;Terms;Total;Item;Amount",
+        "INV1;20.11.2026;C1;N30;1,50;A;1,50",
+        "INV2;20.11.2026;C9;N30;1,50;B;1,50",
+        "INV3;20.11.2026;C1;N30;1,50;C;1,50",
+        "TOTAL;;3;;;;",
+    ];
+    t.write("drop/inbox/INV_1.csv", rows.join("\n") + "\n");
+    assert_eq!(t.run(&["run"]).code, 1);
+    assert!(payloads(&t).is_empty(), "nothing sent: reject-file");
+    let rejected = t.read("drop/failed/INV_1.rejected.csv");
+    let lines: Vec<&str> = rejected.lines().collect();
+    assert_eq!(lines.len(), 5, "{rejected}");
+    assert!(lines[1].contains("Not sent"), "{rejected}");
+    assert_eq!(lines[4], "TOTAL;;3;;;;;");
+    drop_back(
+        &t,
+        "INV_1.rejected.csv",
+        rejected.replace(";C9;", ";C2;"),
+        3,
+    );
+}
