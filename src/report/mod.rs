@@ -10,6 +10,7 @@ mod rejected_fixed;
 mod rejected_json;
 mod rejected_ods;
 mod rejected_sheet;
+mod rejected_trailer;
 mod rejected_xml;
 mod summary;
 

@@ -10,12 +10,13 @@
 //! mark where it had one; a character of a message that the encoding cannot hold
 //! becomes `?`.
 
+use super::rejected_trailer::{csv_field, field_spans, invalid, Totals};
 use crate::check::{open_source_for, Pass};
 use crate::fsutil::{write_atomic_with, FileId};
 use crate::mapping::Mapping;
 use crate::problem::Stage;
 use crate::problem_log::ProblemLog;
-use crate::source::decode::{byte_order_mark, DecodeReader, Tap};
+use crate::source::decode::{byte_order_mark, CodePage, DecodeReader, Tap};
 use crate::source::{CsvOptions, SourceError, SourceFormat};
 use encoding_rs::{Encoding, UTF_16BE, UTF_16LE, UTF_8};
 use std::cell::RefCell;
@@ -59,23 +60,28 @@ pub fn write_rejected(input: &RejectedInput<'_>, to: &Path) -> io::Result<bool> 
         return Ok(false);
     }
     let shaped = match source.format {
-        SourceFormat::Csv | SourceFormat::Xml | SourceFormat::Xlsx | SourceFormat::Ods => true,
-        // a code page (CP437, ...) has no encoder to write the rows back in
-        SourceFormat::Fixed => source.code_page.is_none(),
+        SourceFormat::Csv
+        | SourceFormat::Xml
+        | SourceFormat::Xlsx
+        | SourceFormat::Ods
+        | SourceFormat::Fixed => true,
         // one record per line; the records of an array at a pointer are not copied yet
-        SourceFormat::Json => source.json.record.is_none() && source.code_page.is_none(),
+        SourceFormat::Json => source.json.record.is_none(),
         _ => false,
     };
     if !shaped {
-        // JSON with `record`, a code page: their reports list every failed row; a file
+        // JSON with `record`: its report lists every failed row; a file
         // of only those rows in their own format is not written yet (README)
         tracing::info!(file = %input.source.display(), format = source.format.name(), "no rejected rows file for this format: the report lists the failed rows");
         return Ok(false);
     }
-    if source.rows.trailer.is_some() {
-        // a file of some of the rows would disagree with a trailer of all of them, and
-        // come back `incomplete`
-        tracing::info!(file = %input.source.display(), "no rejected rows file: the mapping checks a trailer ([source.trailer]), which a file of only the failed rows would not match");
+    if source.rows.trailer.is_some()
+        && !matches!(source.format, SourceFormat::Csv | SourceFormat::Fixed)
+    {
+        // the trailer row is rewritten for the rejected rows in CSV and fixed width only:
+        // a workbook's rows as they are would disagree with their totals row, and come
+        // back `incomplete`
+        tracing::info!(file = %input.source.display(), "no rejected rows file: the mapping checks a trailer ([source.trailer]), which is rewritten for the failed rows in CSV and fixed-width files only");
         return Ok(false);
     }
     let failed = failed_problems(input.problems)?;
@@ -234,6 +240,8 @@ fn failed_rows(input: &RejectedInput<'_>, failed: &Failed) -> io::Result<Rows> {
 pub(super) struct Text {
     pub encoding: &'static Encoding,
     pub bom: bool,
+    /// The mapping's code page (CP437), unless a byte-order mark won over it.
+    pub code_page: Option<CodePage>,
     pub reader: BufReader<DecodeReader<std::fs::File>>,
 }
 
@@ -259,26 +267,39 @@ pub(super) fn open_text(
         _ => named,
     }
     .unwrap_or(UTF_8);
-    let mut reader = BufReader::with_capacity(64 * 1024, DecodeReader::new(file, declared));
+    let code_page = input.mapping.source.code_page.filter(|_| bom.is_none());
+    let mut reader = BufReader::with_capacity(
+        64 * 1024,
+        DecodeReader::new(file, declared).with_code_page(code_page),
+    );
     // the first read settles the encoding (a byte-order mark wins)
     reader.fill_buf()?;
     let encoding = bom.map(|(e, _)| e).unwrap_or(reader.get_ref().encoding());
     Ok(Text {
         encoding,
         bom: bom.is_some(),
+        code_page,
         reader,
     })
 }
 
-/// Writes text in a file's encoding; characters it cannot hold become `?`.
+/// Writes text in a file's encoding or code page; characters it cannot hold become `?`.
 pub(super) struct Encoded<'w> {
     out: &'w mut dyn Write,
     encoding: &'static Encoding,
     encoder: Option<encoding_rs::Encoder>,
+    code_page: Option<CodePage>,
     buf: Vec<u8>,
 }
 
 impl<'w> Encoded<'w> {
+    /// Writes in the file's own encoding, byte-order mark and code page.
+    pub fn for_text(out: &'w mut dyn Write, text: &Text) -> io::Result<Self> {
+        let mut e = Encoded::new(out, text.encoding, text.bom)?;
+        e.code_page = text.code_page;
+        Ok(e)
+    }
+
     pub fn new(out: &'w mut dyn Write, encoding: &'static Encoding, bom: bool) -> io::Result<Self> {
         if bom {
             if encoding == UTF_16LE {
@@ -294,11 +315,18 @@ impl<'w> Encoded<'w> {
             out,
             encoding,
             encoder: (!plain).then(|| encoding.new_encoder()),
+            code_page: None,
             buf: vec![0; 16 * 1024],
         })
     }
 
     pub fn write_str(&mut self, mut s: &str) -> io::Result<()> {
+        if let Some(cp) = self.code_page {
+            self.buf.clear();
+            self.buf
+                .extend(s.chars().map(|c| cp.byte_of(c).unwrap_or(b'?')));
+            return self.out.write_all(&self.buf);
+        }
         if self.encoding == UTF_8 {
             return self.out.write_all(s.as_bytes());
         }
@@ -446,7 +474,7 @@ fn quoted(value: &str, opts: &CsvOptions) -> String {
 fn copy_csv(input: &RejectedInput<'_>, rows: &Rows, w: &mut dyn Write) -> io::Result<()> {
     let opts = &input.mapping.source.csv;
     let mut text = open_text(input, input.mapping.source.encoding)?;
-    let mut out = Encoded::new(w, text.encoding, text.bom)?;
+    let mut out = Encoded::for_text(w, &text)?;
     let r = &mut text.reader;
     let mut line = 1u64;
     // title rows above the header stay: the mapping skips them when the file comes back
@@ -461,6 +489,12 @@ fn copy_csv(input: &RejectedInput<'_>, rows: &Rows, w: &mut dyn Write) -> io::Re
     }
     let mut header: Option<Record> = None;
     let mut default_end: Vec<u8> = Vec::new();
+    let rules = &input.mapping.source.rows;
+    let mut totals = rules.trailer.as_ref().map(|t| Totals::new(t, rules));
+    // the column names, for the trailer's columns and the one it sums
+    let mut columns: Vec<String> = Vec::new();
+    // the last row not copied: at the end, the trailer
+    let mut last: Option<Record> = None;
     // the file's header already ends with erpdrop_error (a rejected file that failed
     // again): that column is replaced, not added twice
     let mut replace_last = None;
@@ -474,6 +508,10 @@ fn copy_csv(input: &RejectedInput<'_>, rows: &Rows, w: &mut dyn Write) -> io::Re
                 out.write_str(&String::from_utf8_lossy(&rec.raw))?;
                 continue;
             }
+            columns = csv_fields(body, opts)
+                .iter()
+                .map(|c| c.trim().trim_start_matches('\u{feff}').to_string())
+                .collect();
             let last = String::from_utf8_lossy(&body[rec.last_field..]);
             if last.trim().trim_matches(opts.quote as char) == ERROR_COLUMN {
                 replace_last = Some(rec.fields);
@@ -487,9 +525,24 @@ fn copy_csv(input: &RejectedInput<'_>, rows: &Rows, w: &mut dyn Write) -> io::Re
             header = Some(rec);
             continue;
         }
+        if rec.is_blank() {
+            continue;
+        }
         let Some((_, message)) = rows.get(&rec.line) else {
+            last = Some(rec);
             continue;
         };
+        last = None;
+        if let Some(t) = totals.as_mut() {
+            let of = match &t.rule.sum {
+                Some((_, of)) => {
+                    let at = csv_column(&columns, of, opts)?;
+                    csv_fields(body, opts).get(at).cloned()
+                }
+                None => None,
+            };
+            t.add(of.as_deref(), rec.line)?;
+        }
         let kept = if replace_last == Some(rec.fields) {
             &body[..rec.last_field]
         } else {
@@ -510,7 +563,84 @@ fn copy_csv(input: &RejectedInput<'_>, rows: &Rows, w: &mut dyn Write) -> io::Re
         };
         out.write_str(&String::from_utf8_lossy(&end))?;
     }
+    if let Some(t) = &totals {
+        let rec =
+            last.ok_or_else(|| invalid("the trailer row is not the file's last row".into()))?;
+        out.write_str(&csv_trailer(&rec, t, &columns, opts, replace_last)?)?;
+    }
     out.finish()
+}
+
+/// The fields of a CSV record, unquoted.
+fn csv_fields(body: &[u8], opts: &CsvOptions) -> Vec<String> {
+    let mut rdr = csv::ReaderBuilder::new()
+        .delimiter(opts.delimiter)
+        .quote(opts.quote)
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(body);
+    let mut record = csv::StringRecord::new();
+    match rdr.read_record(&mut record) {
+        Ok(true) => record.iter().map(str::to_string).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// A column the trailer rule names, as the CSV reader resolves it.
+fn csv_column(columns: &[String], name: &str, opts: &CsvOptions) -> io::Result<usize> {
+    crate::source::csv::resolve_column(columns, name, opts.header)
+        .ok_or_else(|| invalid(format!("the file has no column {name:?} for its trailer")))
+}
+
+/// The trailer row with the rejected rows' count and sum, and an empty `erpdrop_error`.
+fn csv_trailer(
+    rec: &Record,
+    totals: &Totals<'_>,
+    columns: &[String],
+    opts: &CsvOptions,
+    replace_last: Option<usize>,
+) -> io::Result<String> {
+    let (body, end) = rec.split();
+    let text = String::from_utf8_lossy(body).into_owned();
+    let spans = field_spans(text.as_bytes(), opts.delimiter, opts.quote);
+    let quote = opts.quote as char;
+    let mut edits: Vec<((usize, usize), String)> = Vec::new();
+    let short = || invalid("the trailer row is too short for its control totals".into());
+    if let Some(name) = &totals.rule.count {
+        let (s, e) = *spans
+            .get(csv_column(columns, name, opts)?)
+            .ok_or_else(short)?;
+        let new = csv_field(&text[s..e], quote, |o| totals.count_text(o, None))?;
+        edits.push(((s, e), new));
+    }
+    if let Some((name, _)) = &totals.rule.sum {
+        let (s, e) = *spans
+            .get(csv_column(columns, name, opts)?)
+            .ok_or_else(short)?;
+        let new = csv_field(&text[s..e], quote, |o| totals.sum_text(o, None))?;
+        edits.push(((s, e), new));
+    }
+    edits.sort_by_key(|e| e.0);
+    let mut row = String::new();
+    let mut at = 0;
+    for ((s, e), new) in edits {
+        if s < at {
+            return Err(invalid("the trailer's count and sum are one column".into()));
+        }
+        row.push_str(&text[at..s]);
+        row.push_str(&new);
+        at = e;
+    }
+    let (last_start, _) = spans.last().copied().unwrap_or((0, 0));
+    if replace_last == Some(rec.fields) && at <= last_start {
+        // a rejected file's trailer: its erpdrop_error stays empty
+        row.push_str(&text[at..last_start]);
+    } else {
+        row.push_str(&text[at..]);
+        row.push(opts.delimiter as char);
+    }
+    row.push_str(&String::from_utf8_lossy(end));
+    Ok(row)
 }
 
 #[cfg(test)]
@@ -559,5 +689,15 @@ mod tests {
         e.write_str("é Ж €").unwrap();
         e.finish().unwrap();
         assert_eq!(v, b"\xe9 ? \x80");
+    }
+
+    #[test]
+    fn a_code_page_writes_its_own_bytes_and_question_marks_for_the_rest() {
+        let mut v = Vec::new();
+        let mut e = Encoded::new(&mut v, UTF_8, false).unwrap();
+        e.code_page = Some(crate::source::decode::CP437);
+        e.write_str("Müller ╔═╗ € x").unwrap();
+        e.finish().unwrap();
+        assert_eq!(v, b"M\x81ller \xC9\xCD\xBB ? x");
     }
 }

@@ -8,6 +8,7 @@
 //! padding, which would turn a line cut short into values: no file is written then.
 
 use super::rejected::{open_text, Encoded, RejectedInput, Rows, ERROR_COLUMN};
+use super::rejected_trailer::{invalid, Totals};
 use crate::source::{FixedColumn, SourceOptions};
 use std::io::{self, BufRead, Write};
 
@@ -22,6 +23,58 @@ fn end_of(cols: impl IntoIterator<Item = FixedColumn>) -> usize {
         .map(|c| c.start + c.width)
         .max()
         .unwrap_or(0)
+}
+
+/// The record type of `line`, trimmed, where the mapping has record types.
+fn record_code(opts: &SourceOptions, line: &str) -> Option<String> {
+    let types = opts.rows.record_type.as_ref()?;
+    let at = opts.fixed.columns.get(&types.column)?;
+    let code: String = line.chars().skip(at.start).take(at.width).collect();
+    Some(crate::source::trim(&code).to_string())
+}
+
+/// A column of lines of record type `code`, as the fixed-width reader resolves it: the
+/// type's own, else a shared one.
+fn column(opts: &SourceOptions, code: Option<&str>, name: &str) -> Option<FixedColumn> {
+    code.and_then(|c| opts.fixed.types.get(c)?.get(name).copied())
+        .or_else(|| opts.fixed.columns.get(name).copied())
+}
+
+/// The value of a column in a line, `None` where the line is too short for it.
+fn value_of(line: &str, at: FixedColumn) -> Option<String> {
+    (line.chars().count() >= at.start + at.width)
+        .then(|| line.chars().skip(at.start).take(at.width).collect())
+}
+
+/// The trailer line with the rejected rows' count and sum, each within its column.
+fn trailer_line(opts: &SourceOptions, line: &str, totals: &Totals<'_>) -> io::Result<String> {
+    let code = record_code(opts, line);
+    let wanted = opts
+        .rows
+        .record_type
+        .as_ref()
+        .and_then(|t| t.trailer.as_deref());
+    if wanted.is_some() && code.as_deref() != wanted {
+        return Err(invalid("the file's last line is not its trailer".into()));
+    }
+    let mut chars: Vec<char> = line.chars().collect();
+    let mut put = |name: &str, text: &dyn Fn(&str, Option<usize>) -> io::Result<String>| {
+        let at = column(opts, code.as_deref(), name)
+            .ok_or_else(|| invalid(format!("no column {name:?} for the trailer")))?;
+        let original = value_of(line, at).ok_or_else(|| {
+            invalid("the trailer line is too short for its control totals".into())
+        })?;
+        let new: Vec<char> = text(&original, Some(at.width))?.chars().collect();
+        chars.splice(at.start..at.start + at.width, new);
+        Ok::<(), io::Error>(())
+    };
+    if let Some(name) = &totals.rule.count {
+        put(name, &|o, w| totals.count_text(o, w))?;
+    }
+    if let Some((name, _)) = &totals.rule.sum {
+        put(name, &|o, w| totals.sum_text(o, w))?;
+    }
+    Ok(chars.into_iter().collect())
 }
 
 /// Where the layout of `line` ends, in characters: the shared columns' and those of its
@@ -55,11 +108,18 @@ pub(super) fn copy_fixed(
 ) -> io::Result<()> {
     let opts = &input.mapping.source;
     let mut text = open_text(input, opts.encoding)?;
-    let mut out = Encoded::new(w, text.encoding, text.bom)?;
+    let mut out = Encoded::for_text(w, &text)?;
     let r = &mut text.reader;
     let mut line = 0u64;
     let mut raw = Vec::new();
     let mut default_end: Option<&'static str> = None;
+    let mut totals = opts
+        .rows
+        .trailer
+        .as_ref()
+        .map(|t| Totals::new(t, &opts.rows));
+    // the last line not copied, and its line end: at the end, the trailer
+    let mut last: Option<(String, &'static str)> = None;
     loop {
         raw.clear();
         if r.read_until(b'\n', &mut raw)? == 0 {
@@ -78,8 +138,24 @@ pub(super) fn copy_fixed(
             default_end = Some(if end == "\r\n" { "\r\n" } else { "\n" });
         }
         let Some((_, message)) = rows.get(&line) else {
+            if !body.bytes().all(|b| b.is_ascii_whitespace()) {
+                let end = match end {
+                    "\r\n" => "\r\n",
+                    "\n" => "\n",
+                    _ => "",
+                };
+                last = Some((body.to_string(), end));
+            }
             continue;
         };
+        last = None;
+        if let Some(t) = totals.as_mut() {
+            let of = t.rule.sum.as_ref().and_then(|(_, of)| {
+                let code = record_code(opts, body);
+                value_of(body, column(opts, code.as_deref(), of)?)
+            });
+            t.add(of.as_deref(), line)?;
+        }
         let layout = layout_end(opts, body)?;
         let chars = body.chars().count();
         if chars < layout {
@@ -107,6 +183,12 @@ pub(super) fn copy_fixed(
         } else {
             end
         })?;
+    }
+    if let Some(t) = &totals {
+        let (body, end) =
+            last.ok_or_else(|| invalid("the trailer is not the file's last line".into()))?;
+        out.write_str(&trailer_line(opts, &body, t)?)?;
+        out.write_str(end)?;
     }
     out.finish()
 }

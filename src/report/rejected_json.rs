@@ -175,7 +175,7 @@ pub(super) fn copy_json(
     w: &mut dyn Write,
 ) -> io::Result<()> {
     let mut text = open_text(input, input.mapping.source.encoding)?;
-    let mut out = Encoded::new(w, text.encoding, text.bom)?;
+    let mut out = Encoded::for_text(w, &text)?;
     let r = &mut text.reader;
     let mut line = 1u64;
     let mut line_end: Option<&str> = None;

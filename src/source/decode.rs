@@ -9,10 +9,12 @@ use super::count_newlines;
 use encoding_rs::{DecoderResult, Encoding, UTF_16BE, UTF_16LE, UTF_8};
 use sha2::{Digest, Sha256};
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::fmt;
 use std::io::{self, Read};
 use std::rc::Rc;
+use std::sync::OnceLock;
 
 /// Looks an encoding up by the names users write (`utf-8`, `windows-1251`, `cp1252`,
 /// `latin1`, `utf-16`...).
@@ -32,10 +34,44 @@ pub fn encoding_for_label(label: &str) -> Option<&'static Encoding> {
 /// A DOS code page that encoding_rs (the web's list of encodings) does not have: CP437,
 /// the IBM PC's, which bank and mainframe exports still use. Its lower half is ASCII;
 /// every byte is a character, so no byte is invalid in it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy)]
 pub struct CodePage {
     pub name: &'static str,
     upper: &'static [char; 128],
+    /// The byte of each character of the upper half, built on first use.
+    reverse: &'static OnceLock<HashMap<char, u8>>,
+}
+
+impl PartialEq for CodePage {
+    fn eq(&self, other: &CodePage) -> bool {
+        self.name == other.name
+    }
+}
+
+impl Eq for CodePage {}
+
+impl CodePage {
+    /// The character of a byte.
+    pub fn char_of(&self, b: u8) -> char {
+        if b < 0x80 {
+            char::from(b)
+        } else {
+            self.upper[usize::from(b - 0x80)]
+        }
+    }
+
+    /// The byte of a character; `None` for a character the code page does not have.
+    pub fn byte_of(&self, c: char) -> Option<u8> {
+        if c.is_ascii() {
+            return Some(c as u8);
+        }
+        let reverse = self.reverse.get_or_init(|| {
+            (0x80..=0xFFu8)
+                .map(|b| (self.upper[usize::from(b - 0x80)], b))
+                .collect()
+        });
+        reverse.get(&c).copied()
+    }
 }
 
 /// CP437's characters for the bytes 0x80..=0xFF.
@@ -53,7 +89,10 @@ static CP437_UPPER: [char; 128] = [
 pub const CP437: CodePage = CodePage {
     name: "CP437",
     upper: &CP437_UPPER,
+    reverse: &CP437_REVERSE,
 };
+
+static CP437_REVERSE: OnceLock<HashMap<char, u8>> = OnceLock::new();
 
 /// The code page a label names (`cp437`, `ibm437`, `437`, `dos-437`, `oem-us`); `None`
 /// for the encodings [`encoding_for_label`] knows.
@@ -227,9 +266,7 @@ impl<R: Read> DecodeReader<R> {
                 self.out_buf[w] = b;
                 w += 1;
             } else {
-                w += cp.upper[usize::from(b - 0x80)]
-                    .encode_utf8(&mut self.out_buf[w..])
-                    .len();
+                w += cp.char_of(b).encode_utf8(&mut self.out_buf[w..]).len();
             }
         }
         self.start += n;
@@ -429,6 +466,17 @@ mod tests {
         let mut s = String::new();
         r.read_to_string(&mut s).unwrap();
         assert_eq!(s, "Mü");
+    }
+
+    #[test]
+    fn cp437_every_byte_round_trips_and_other_characters_have_none() {
+        for b in 0..=255u8 {
+            assert_eq!(CP437.byte_of(CP437.char_of(b)), Some(b), "byte {b:#04x}");
+        }
+        assert_eq!(CP437.byte_of('╔'), Some(0xC9));
+        assert_eq!(CP437.byte_of('é'), Some(0x82));
+        assert_eq!(CP437.byte_of('€'), None);
+        assert_eq!(CP437.byte_of('Ж'), None);
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! of a failed file holds the source rows of its failed documents as read, plus their
 //! problems; fixed and dropped back into the inbox, only those documents go.
 
-use crate::util::{TestDir, INVOICE_HEADER, INVOICE_MAPPING};
+use crate::util::{TestDir, INVOICE_MAPPING};
 
 /// The payloads in the outbox.
 fn payloads(t: &TestDir) -> Vec<String> {
@@ -327,22 +327,37 @@ fn a_rejected_name_the_globs_do_not_take_is_warned_of() {
 
 #[test]
 fn shapes_without_rejected_rows_yet_get_their_reports_and_nothing_that_would_not_come_back() {
-    // a CSV whose trailer counts the rows: a file of the failed rows alone would not
-    // match it, so none is written; the reports are there
+    // a workbook whose totals row counts the rows: its trailer is not restated for the
+    // failed rows (CSV and fixed width only), so none is written; the reports are there
     let t = TestDir::new();
-    t.invoice_setup(&INVOICE_MAPPING.replace(
-        "[header]",
-        "[source.trailer]\ncount = \"Total\"\n\n[header]",
+    t.mapping_setup(&SHEET_MAPPING.replace(
+        "[document]",
+        "[source.trailer]\ncount = \"Qty\"\n\n[document]",
     ));
-    t.write(
-        "drop/inbox/INV_1.csv",
-        format!("{INVOICE_HEADER}A1;20.11.2026;C9;N30;1,50;X;1,50\nA2;20.11.2026;C1;N30;1,50;X;1,50\nT;;;;2;;\n"),
-    );
+    let mut wb = rust_xlsxwriter::Workbook::new();
+    let ws = wb.add_worksheet();
+    ws.set_name("Invoices").unwrap();
+    for (c, h) in ["InvoiceNo", "Date", "Paid", "Item", "Qty", "Price"]
+        .iter()
+        .enumerate()
+    {
+        ws.write_string(2, c as u16, *h).unwrap();
+    }
+    ws.write_string(3, 0, "INV-1").unwrap();
+    ws.write_string(3, 3, "A").unwrap();
+    ws.write_string(3, 4, "many").unwrap();
+    ws.write_string(4, 0, "INV-2").unwrap();
+    ws.write_string(4, 3, "B").unwrap();
+    ws.write_number(4, 4, 1).unwrap();
+    ws.write_string(5, 0, "TOTAL").unwrap();
+    ws.write_number(5, 4, 2).unwrap();
+    t.write("drop/inbox/INV_1.xlsx", wb.save_to_buffer().unwrap());
     let out = t.run(&["run"]);
     assert_eq!(out.code, 1, "{out:?}");
+    assert_eq!(payloads(&t).len(), 1, "{out:?}");
     let failed = t.ls("drop/failed");
     assert!(
-        failed.contains(&"INV_1.csv.errors.csv".to_string()),
+        failed.contains(&"INV_1.xlsx.errors.csv".to_string()),
         "{failed:?}"
     );
     assert!(
@@ -1355,5 +1370,423 @@ fn json_records_under_a_pointer_get_no_rejected_file_yet() {
     assert!(
         !failed.iter().any(|f| f.contains(".rejected.")),
         "{failed:?}"
+    );
+}
+
+// ------------------------------------------------- rejected rows with [source.trailer]
+
+/// The rejected file's rows of the failed run of `file`, fixed and dropped back: the
+/// second run must pass its trailer check and send only the fixed documents.
+fn drop_back(t: &TestDir, name: &str, fixed: impl AsRef<[u8]>, sent: usize) {
+    t.write(&format!("drop/inbox/{name}"), fixed);
+    let out = t.run(&["run"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        !t.exists(&format!("drop/failed/{name}.errors.csv")),
+        "not incomplete: {:?}",
+        t.ls("drop/failed")
+    );
+    assert_eq!(payloads(t).len(), sent, "{:?}", payloads(t));
+}
+
+#[test]
+fn a_csv_rejected_file_ends_with_its_trailer_restated_for_its_rows() {
+    let t = TestDir::new();
+    t.invoice_setup(&skip_document_mapping("").replace(
+        "[document]",
+        "[source.trailer]\ncount = \"Cust\"\nsum = { column = \"Amount\", of = \"Amount\" }\n\n[document]",
+    ));
+    // the trailer is the last row: 6 data rows, quoted and zero-padded, 8,50 in all
+    let rows = [
+        "No;Date;Cust;Terms;Total;Item;Amount",
+        "INV1;20.11.2026;C1;N30;1,50;A;1,50",
+        "INV2;20.11.2026;C1;XX;3,00;B;1,25",
+        "INV2;20.11.2026;C1;XX;3,00;D;1,75",
+        "INV3;20.11.2026;C1;N30;1,50;C;1,50",
+        "INV4;20.11.2026;C9;N30;2,00;E;2,00",
+        "INV5;20.11.2026;C2;N30;0,50;F;0,50",
+        "T;;\"0006\";;;;\"8,50\"",
+    ];
+    t.write("drop/inbox/INV_1.csv", rows.join("\r\n") + "\r\n");
+    assert_eq!(t.run(&["run"]).code, 1);
+    assert_eq!(payloads(&t).len(), 3);
+    let rejected = t.read("drop/failed/INV_1.rejected.csv");
+    let lines: Vec<&str> = rejected.split("\r\n").collect();
+    assert_eq!(lines.len(), 6, "{rejected}");
+    assert!(lines[3].starts_with("INV4;"), "{rejected}");
+    // three data rows, 1,25 + 1,75 + 2,00; an empty erpdrop_error keeps the columns
+    assert_eq!(lines[4], "T;;\"0003\";;;;\"5,00\";");
+    assert_eq!(lines[5], "");
+    let fixed = rejected.replace(";XX;", ";N30;").replace(";C9;", ";C1;");
+    drop_back(&t, "INV_1.rejected.csv", fixed, 5);
+}
+
+#[test]
+fn a_csv_rejected_file_with_record_types_restates_its_trailer_and_fails_again_alike() {
+    let t = TestDir::new();
+    t.mapping_setup(
+        r#"name = "billing"
+match = ["BILL_*"]
+document_type = "sales_invoice"
+
+[source]
+delimiter = ";"
+record_type = { column = "RecType", header = "H", line = "L", trailer = "T" }
+
+[source.trailer]
+count = "RecordCount"
+sum = { column = "TotalAmount", of = "LineTotal" }
+
+[document]
+key = ["InvoiceNo"]
+on_invalid = "skip-document"
+
+[header]
+number   = { from = "InvoiceNo", required = true }
+customer = { from = "Customer", required = true }
+
+[lines]
+item   = { from = "Item", required = true }
+amount = { from = "LineTotal", type = "decimal", scale = 2 }
+"#,
+    );
+    let text = "RecType;InvoiceNo;Customer;Status;Item;LineTotal;RecordCount;TotalAmount\n\
+                H;INV-1;C1;OPEN;;;;\n\
+                L;;;;WIDGET;10.00;;\n\
+                H;INV-2;;OPEN;;;;\n\
+                L;;;;GADGET;2.50;;\n\
+                L;;;;NUT;0.25;;\n\
+                H;INV-3;;OPEN;;;;\n\
+                L;;;;BOLT;0.99;;\n\
+                T;;;;;;7;13.74\n";
+    t.write("drop/inbox/BILL_1.csv", text);
+    let out = t.run(&["run"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert_eq!(
+        payloads(&t).len(),
+        1,
+        "{out:?} {}",
+        t.read("drop/failed/BILL_1.csv.errors.csv")
+    );
+    let rejected = t.read("drop/failed/BILL_1.rejected.csv");
+    let lines: Vec<&str> = rejected.lines().collect();
+    assert_eq!(lines.len(), 7, "{rejected}");
+    // header and line rows are counted, the column-name row and the trailer not
+    assert_eq!(lines[6], "T;;;;;;5;3.74;");
+    // failed again as it is: one error column, the same trailer
+    t.write("drop/inbox/BILL_1.rejected.csv", &rejected);
+    assert_eq!(t.run(&["run"]).code, 1);
+    let again = t.read("drop/failed/BILL_1.rejected.1.rejected.csv");
+    let again: Vec<&str> = again.lines().collect();
+    assert_eq!(again.len(), 7);
+    assert_eq!(again[0], lines[0]);
+    assert_eq!(again[6], lines[6], "its trailer passed as it is");
+    let fixed = rejected
+        .replace("H;INV-2;;", "H;INV-2;C2;")
+        .replace("H;INV-3;;", "H;INV-3;C3;");
+    drop_back(&t, "BILL_2.csv", fixed, 3);
+}
+
+/// [`FIXED_HL`] with a trailer row `T` that counts the rows and adds up their lines.
+fn fixed_hlt() -> String {
+    FIXED_HL
+        .replace(
+            "line = \"L\" }",
+            "line = \"L\", trailer = \"T\" }\n\n[source.trailer]\ncount = \"RecordCount\"\nsum = { column = \"TotalAmount\", of = \"LineTotal\" }",
+        )
+        .replace(
+            "[document]",
+            "[source.columns.T]\nRecordCount = { start = 2, width = 6 }\nTotalAmount = { start = 8, width = 14 }\n\n[document]",
+        )
+}
+
+#[test]
+fn a_fixed_width_rejected_file_ends_with_its_trailer_restated_within_its_columns() {
+    let t = TestDir::new();
+    t.mapping_setup(&fixed_hlt());
+    let trailer = format!("T{:06}{:>14}   ", 7, "1234.45");
+    let lines = [
+        h("INV1", "C1"),
+        l("Tea", "1.50"),
+        h("INV2", ""),
+        l("Coffee", "1200.00"),
+        l("Sugar", "0.50"),
+        h("INV3", ""),
+        l("Honey", "32.45"),
+        trailer.clone(),
+    ];
+    t.write("drop/inbox/INV_1.txt", lines.join("\r\n") + "\r\n");
+    assert_eq!(t.run(&["run"]).code, 1);
+    assert_eq!(payloads(&t).len(), 1);
+    let rejected = t.read("drop/failed/INV_1.rejected.txt");
+    let rows: Vec<&str> = rejected.split("\r\n").collect();
+    assert_eq!(rows.len(), 7, "{rejected:?}");
+    // five rows and 1232.95, zero-padded and right-aligned as they were; the line's
+    // length and its text after the columns stay
+    assert_eq!(rows[5], format!("T{:06}{:>14}   ", 5, "1232.95"));
+    assert_eq!(rows[5].len(), trailer.len());
+    let fixed = rejected
+        .replace(&h("INV2", ""), &h("INV2", "C2"))
+        .replace(&h("INV3", ""), &h("INV3", "C3"));
+    drop_back(&t, "INV_1.rejected.txt", fixed, 3);
+}
+
+#[test]
+fn a_fixed_width_rejected_file_without_record_types_restates_its_last_line() {
+    let t = TestDir::new();
+    t.mapping_setup(
+        r#"name = "flat"
+match = ["INV_*.txt"]
+document_type = "sales_invoice"
+
+[source]
+format = "fixed"
+decimal_separator = ","
+
+[source.columns]
+No     = { start = 1, width = 6 }
+Cust   = { start = 7, width = 4 }
+Amount = { start = 11, width = 8 }
+
+[source.trailer]
+count = "Cust"
+sum = { column = "Amount", of = "Amount" }
+
+[document]
+key = ["No"]
+on_invalid = "skip-document"
+
+[header]
+number   = { from = "No", required = true }
+customer = { from = "Cust", required = true }
+
+[lines]
+amount = { from = "Amount", type = "decimal", scale = 2 }
+"#,
+    );
+    let row = |no: &str, cust: &str, amount: &str| format!("{no:<6}{cust:<4}{amount:<8}");
+    let text = [
+        row("INV1", "C1", "1,50"),
+        row("INV2", "", "2,25"),
+        row("INV3", "C3", "3,00"),
+        row("INV4", "", "0,75"),
+        row("TOTAL", "4", "7,50"),
+    ]
+    .join("\n");
+    t.write("drop/inbox/INV_1.txt", text);
+    assert_eq!(t.run(&["run"]).code, 1);
+    assert_eq!(payloads(&t).len(), 2);
+    let rejected = t.read("drop/failed/INV_1.rejected.txt");
+    let rows: Vec<&str> = rejected.split('\n').collect();
+    assert_eq!(rows.len(), 3, "{rejected:?}");
+    // left-aligned as the original, in the mapping's decimal separator; no line end
+    // after the last line, as in the original
+    assert_eq!(rows[2], row("TOTAL", "2", "3,00"));
+    let fixed = rejected
+        .replace(&row("INV2", "", "2,25"), &row("INV2", "C2", "2,25"))
+        .replace(&row("INV4", "", "0,75"), &row("INV4", "C4", "0,75"));
+    drop_back(&t, "INV_1.rejected.txt", fixed, 4);
+}
+
+#[test]
+fn a_trailer_value_wider_than_its_column_gets_no_rejected_file_and_a_warning() {
+    // 1,5 + 1,5 = 3 in a column one character wide: the rejected rows' 1,5 is wider
+    let t = TestDir::new();
+    t.mapping_setup(
+        r#"name = "flat"
+match = ["INV_*.txt"]
+document_type = "sales_invoice"
+
+[source]
+format = "fixed"
+decimal_separator = ","
+
+[source.columns]
+No     = { start = 1, width = 6 }
+Cust   = { start = 7, width = 1 }
+Amount = { start = 8, width = 3 }
+
+[source.trailer]
+sum = { column = "Cust", of = "Amount" }
+
+[document]
+key = ["No"]
+on_invalid = "skip-document"
+
+[header]
+number   = { from = "No", required = true }
+customer = { from = "Cust", required = true }
+"#,
+    );
+    let text = "INV1  C1,5\nINV2   1,5\nTOTAL 3\n";
+    t.write("drop/inbox/INV_1.txt", text);
+    let out = t.run(&["run"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert_eq!(payloads(&t).len(), 1);
+    let failed = t.ls("drop/failed");
+    assert!(
+        failed.contains(&"INV_1.txt.errors.csv".to_string()),
+        "{failed:?}"
+    );
+    assert!(
+        !failed.iter().any(|f| f.contains(".rejected.")),
+        "{failed:?}"
+    );
+    assert!(
+        out.stderr.contains("does not fit its column"),
+        "{}",
+        out.stderr
+    );
+}
+
+// ------------------------------------------------------------ code pages (CP437)
+
+fn cp437(text: &str) -> Vec<u8> {
+    let upper = "ÇüéâäàåçêëèïîìÄÅÉæÆôöòûùÿÖÜ¢£¥₧ƒáíóúñÑªº¿⌐¬½¼¡«»░▒▓│┤╡╢╖╕╣║╗╝╜╛┐└┴┬├─┼╞╟╚╔╩╦╠═╬╧╨╤╥╙╘╒╓╫╪┘┌█▄▌▐▀αßΓπΣσµτΦΘΩδ∞φε∩≡±≥≤⌠⌡÷≈°∙·√ⁿ²■\u{a0}";
+    text.chars()
+        .map(|c| {
+            if c.is_ascii() {
+                c as u8
+            } else {
+                0x80 + upper
+                    .chars()
+                    .position(|u| u == c)
+                    .expect("a CP437 character") as u8
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn fixed_width_rejected_lines_in_cp437_keep_its_bytes_and_come_back_fixed() {
+    let t = TestDir::new();
+    t.mapping_setup(&FIXED_HL.replace("windows-1251", "cp437"));
+    let lines = [
+        h("INV1", "C1"),
+        l("Thé", "1.50"),
+        h("INV2", ""),
+        l("Müller╔═╗", "2.00"),
+        h("INV3", ""),
+        l("Ñoño ░▒▓", "0.10"),
+    ];
+    let file = cp437(&(lines.join("\r\n") + "\r\n"));
+    assert!(file.contains(&0xC9) && file.contains(&0x81));
+    t.write("drop/inbox/INV_1.txt", &file);
+    assert_eq!(t.run(&["run"]).code, 1);
+    assert_eq!(payloads(&t).len(), 1);
+    let rejected = std::fs::read(t.join("drop/failed/INV_1.rejected.txt")).unwrap();
+    let rows: Vec<&[u8]> = rejected.split(|&b| b == b'\n').collect();
+    assert_eq!(rows.len(), 5, "{}", String::from_utf8_lossy(&rejected));
+    // the lines' own bytes, then the message
+    assert!(rows[1].starts_with(&cp437(&lines[3])), "{:?}", rows[1]);
+    assert!(rows[3].starts_with(&cp437(&lines[5])), "{:?}", rows[3]);
+    let fixed = replace(
+        &replace(&rejected, &cp437(&h("INV2", "")), &cp437(&h("INV2", "C2"))),
+        &cp437(&h("INV3", "")),
+        &cp437(&h("INV3", "C3")),
+    );
+    t.write("drop/inbox/INV_1.rejected.txt", fixed);
+    let out = t.run(&["run"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let docs: Vec<serde_json::Value> = payloads(&t)
+        .iter()
+        .map(|n| t.read_json(&format!("drop/outbox/{n}")))
+        .collect();
+    assert_eq!(docs.len(), 3, "only INV2 and INV3 went again");
+    let inv2 = docs.iter().find(|d| d["number"] == "INV2").expect("INV2");
+    assert_eq!(inv2["lines"][0]["item"], "Müller╔═╗");
+    let inv3 = docs.iter().find(|d| d["number"] == "INV3").expect("INV3");
+    assert_eq!(inv3["lines"][0]["item"], "Ñoño ░▒▓");
+}
+
+#[test]
+fn json_lines_rejected_records_in_cp437_keep_its_bytes_and_come_back_fixed() {
+    let t = TestDir::new();
+    t.mapping_setup(&NDJSON.replace(
+        "format = \"json\"",
+        "format = \"json\"\nencoding = \"cp437\"",
+    ));
+    let records = [
+        r#"{"number": "INV-1", "customer": {"id": "C1"}, "lines": [{"sku": "Café", "amount": 1}]}"#,
+        r#"{"number": "INV-2", "customer": {}, "note": "╔═╗ Straße", "lines": [{"sku": "Müller", "amount": 2}]}"#,
+        r#"{"number": "INV-3", "customer": {}, "lines": [{"sku": "Ñoño", "amount": 3}]}"#,
+    ];
+    t.write("drop/inbox/o.ndjson", cp437(&(records.join("\n") + "\n")));
+    assert_eq!(t.run(&["run"]).code, 1);
+    assert_eq!(payloads(&t).len(), 1);
+    let rejected = std::fs::read(t.join("drop/failed/o.rejected.ndjson")).unwrap();
+    let rows: Vec<&[u8]> = rejected.split(|&b| b == b'\n').collect();
+    assert_eq!(rows.len(), 3, "{}", String::from_utf8_lossy(&rejected));
+    let own = &records[1][..records[1].len() - 1];
+    assert!(rows[0].starts_with(&cp437(own)), "{:?}", rows[0]);
+    let fixed = replace(
+        &rejected,
+        br#""customer": {}"#,
+        br#""customer": {"id": "C9"}"#,
+    );
+    t.write("drop/inbox/o.rejected.ndjson", fixed);
+    let out = t.run(&["run"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let docs: Vec<serde_json::Value> = payloads(&t)
+        .iter()
+        .map(|n| t.read_json(&format!("drop/outbox/{n}")))
+        .collect();
+    assert_eq!(docs.len(), 3, "only INV-2 and INV-3 went again");
+    let inv2 = docs.iter().find(|d| d["number"] == "INV-2").expect("INV-2");
+    assert_eq!(inv2["note"], "╔═╗ Straße");
+    assert_eq!(inv2["lines"][0]["sku"], "Müller");
+}
+
+#[test]
+fn csv_rejected_rows_in_cp437_keep_its_bytes() {
+    let t = TestDir::new();
+    t.invoice_setup(&skip_document_mapping("encoding = \"cp437\""));
+    let rows = [
+        "No;Date;Cust;Terms;Total;Item;Amount",
+        "INV1;20.11.2026;C1;N30;1,50;Café;1,50",
+        "INV2;20.11.2026;C9;N30;1,50;Müller ╔═╗;1,50",
+    ];
+    t.write("drop/inbox/INV_1.csv", cp437(&(rows.join("\n") + "\n")));
+    assert_eq!(t.run(&["run"]).code, 1);
+    let rejected = std::fs::read(t.join("drop/failed/INV_1.rejected.csv")).unwrap();
+    let lines: Vec<&[u8]> = rejected.split(|&b| b == b'\n').collect();
+    assert_eq!(lines.len(), 3, "{}", String::from_utf8_lossy(&rejected));
+    assert!(lines[1].starts_with(&cp437(&format!("{};", rows[2]))));
+    let fixed = replace(&rejected, b";C9;", b";C1;");
+    t.write("drop/inbox/INV_1.rejected.csv", fixed);
+    assert_eq!(t.run(&["run"]).code, 0);
+    let sent = payloads(&t);
+    let inv2 = sent.iter().find(|p| p.contains("INV2")).expect("INV2 sent");
+    let doc = t.read_json(&format!("drop/outbox/{inv2}"));
+    assert_eq!(doc["lines"][0]["item"], "Müller ╔═╗");
+}
+
+#[test]
+fn with_reject_file_the_trailer_counts_the_held_back_rows_too() {
+    let t = TestDir::new();
+    t.invoice_setup(&INVOICE_MAPPING.replace(
+        "[document]",
+        "[source.trailer]\ncount = \"Cust\"\n\n[document]",
+    ));
+    let rows = [
+        "No;Date;Cust;Terms;Total;Item;Amount",
+        "INV1;20.11.2026;C1;N30;1,50;A;1,50",
+        "INV2;20.11.2026;C9;N30;1,50;B;1,50",
+        "INV3;20.11.2026;C1;N30;1,50;C;1,50",
+        "TOTAL;;3;;;;",
+    ];
+    t.write("drop/inbox/INV_1.csv", rows.join("\n") + "\n");
+    assert_eq!(t.run(&["run"]).code, 1);
+    assert!(payloads(&t).is_empty(), "nothing sent: reject-file");
+    let rejected = t.read("drop/failed/INV_1.rejected.csv");
+    let lines: Vec<&str> = rejected.lines().collect();
+    assert_eq!(lines.len(), 5, "{rejected}");
+    assert!(lines[1].contains("Not sent"), "{rejected}");
+    assert_eq!(lines[4], "TOTAL;;3;;;;;");
+    drop_back(
+        &t,
+        "INV_1.rejected.csv",
+        rejected.replace(";C9;", ";C2;"),
+        3,
     );
 }
