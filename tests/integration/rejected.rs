@@ -1189,3 +1189,26 @@ fn json_records_without_a_key_on_one_line_each_get_their_own_problems() {
     );
     assert!(!messages[0].contains("customer"), "{messages:?}");
 }
+
+#[test]
+fn a_failed_json_record_that_is_no_object_gets_no_rejected_file() {
+    let t = TestDir::new();
+    t.mapping_setup(&pointer_mapping("record = \"/invoices\""));
+    t.write(
+        "drop/inbox/n.json",
+        r#"{"invoices": [{"number": "INV-1", "customer": {}, "lines": []}, 5]}"#,
+    );
+    let out = t.run(&["run"]);
+    assert_eq!(out.code, 1);
+    // the file was tried, and refused for the record that is no object
+    assert!(out.stderr.contains("not a JSON object"), "{out:?}");
+    let failed = t.ls("drop/failed");
+    assert!(
+        failed.contains(&"n.json.errors.csv".to_string()),
+        "{failed:?}"
+    );
+    assert!(
+        !failed.iter().any(|f| f.contains(".rejected.")),
+        "{failed:?}"
+    );
+}
