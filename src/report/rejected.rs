@@ -2,8 +2,9 @@
 //! the file's own format, so that a user fixes them and drops the file back in.
 //!
 //! The file is read a second time: once through the mapping's own source, to learn which
-//! physical lines (CSV, fixed width), which records (XML, by their order) or which JSON
-//! lines belong to a failed document, and once as text, to copy those rows' bytes
+//! physical lines (CSV, fixed width), which records (XML and a JSON array under a
+//! pointer, by their order) or which JSON lines belong to a failed document, and once
+//! as text, to copy those rows' bytes
 //! exactly (quoting, multi-line values, line ends) with one more column,
 //! `erpdrop_error`, a comment before each XML record, the message after a fixed-width
 //! line's last column (`rejected_fixed`) or a member of a JSON record (`rejected_json`). The text is written back in the file's encoding, with its byte-order
@@ -14,7 +15,7 @@ use super::rejected_trailer::{csv_field, field_spans, invalid, Totals};
 use crate::check::{open_source_for, Pass};
 use crate::fsutil::{write_atomic_with, FileId};
 use crate::mapping::Mapping;
-use crate::problem::Stage;
+use crate::problem::{Stage, MAX_VALUE_CHARS};
 use crate::problem_log::ProblemLog;
 use crate::source::decode::{byte_order_mark, CodePage, DecodeReader, Tap};
 use crate::source::{CsvOptions, SourceError, SourceFormat};
@@ -59,22 +60,6 @@ pub fn write_rejected(input: &RejectedInput<'_>, to: &Path) -> io::Result<bool> 
         tracing::info!(file = %input.source.display(), format = source.format.name(), "no rejected rows file for an xls workbook: the report lists the failed rows");
         return Ok(false);
     }
-    let shaped = match source.format {
-        SourceFormat::Csv
-        | SourceFormat::Xml
-        | SourceFormat::Xlsx
-        | SourceFormat::Ods
-        | SourceFormat::Fixed => true,
-        // one record per line; the records of an array at a pointer are not copied yet
-        SourceFormat::Json => source.json.record.is_none(),
-        _ => false,
-    };
-    if !shaped {
-        // JSON with `record`: its report lists every failed row; a file
-        // of only those rows in their own format is not written yet (README)
-        tracing::info!(file = %input.source.display(), format = source.format.name(), "no rejected rows file for this format: the report lists the failed rows");
-        return Ok(false);
-    }
     if source.rows.trailer.is_some()
         && !matches!(source.format, SourceFormat::Csv | SourceFormat::Fixed)
     {
@@ -95,7 +80,10 @@ pub fn write_rejected(input: &RejectedInput<'_>, to: &Path) -> io::Result<bool> 
         SourceFormat::Xlsx => super::rejected_sheet::copy_xlsx(input, &rows, w),
         SourceFormat::Ods => super::rejected_ods::copy_ods(input, &rows, w),
         SourceFormat::Fixed => super::rejected_fixed::copy_fixed(input, &rows, w),
-        SourceFormat::Json => super::rejected_json::copy_json(input, &rows, w),
+        SourceFormat::Json => match &input.mapping.source.json.record {
+            Some(pointer) => super::rejected_json::copy_json_array(input, pointer, &rows, w),
+            None => super::rejected_json::copy_json(input, &rows, w),
+        },
         // refused above; an error rather than a panic if that ever changes
         _ => Err(io::Error::new(
             io::ErrorKind::InvalidData,
@@ -155,7 +143,8 @@ fn failed_problems(problems: &ProblemLog) -> io::Result<Failed> {
 
 /// Where the failed documents are, and the text of their `erpdrop_error`: CSV and fixed
 /// width by physical line of each row, a workbook by row number, JSON lines by the line
-/// a record starts on, XML by the order of the record (0 the first).
+/// a record starts on, XML and a JSON array under a pointer by the order of the record
+/// (0 the first; a JSON record skipped by `[[skip]]` counts).
 pub(super) type Rows = BTreeMap<u64, (u64, Rc<str>)>;
 
 fn failed_rows(input: &RejectedInput<'_>, failed: &Failed) -> io::Result<Rows> {
@@ -166,6 +155,10 @@ fn failed_rows(input: &RejectedInput<'_>, failed: &Failed) -> io::Result<Rows> {
             .map_err(|p| io::Error::other(p.message()))?;
         let mut rows = Rows::new();
         let mut ordinal = 0u64;
+        let by_ordinal = input.mapping.source.format == SourceFormat::Json
+            && input.mapping.source.json.record.is_some();
+        // the last record without a key: its line, number and own problems
+        let mut last_keyless: Option<(u64, u64, Rc<str>)> = None;
         while let Some(doc) = source.next_document() {
             let doc = match doc {
                 Ok(d) => d,
@@ -186,30 +179,58 @@ fn failed_rows(input: &RejectedInput<'_>, failed: &Failed) -> io::Result<Rows> {
                 .collect();
             lines.sort_unstable();
             lines.dedup();
+            // a record under a pointer: by its place in the array, skipped ones counted
+            let record_no = ordinal + source.skipped();
+            let keyless = doc.key.is_empty()
+                || (key.len() > MAX_VALUE_CHARS && key.chars().count() > MAX_VALUE_CHARS);
             let mut messages: Vec<&str> = Vec::new();
-            if !doc.key.is_empty() {
+            if !keyless {
                 if let Some(m) = failed.by_key.get(&key) {
                     messages.extend(m.iter().map(String::as_str));
                 }
             }
-            for l in &lines {
+            // under a pointer the problems of a line belong to the records without a key
+            // (a keyed record's problems name it); records share lines (a minified file)
+            let by_line = !by_ordinal || keyless;
+            for l in lines.iter().filter(|_| by_line) {
                 if let Some(m) = failed.by_line.get(l) {
                     messages.extend(m.iter().map(String::as_str));
                 }
             }
             let mut seen = std::collections::HashSet::new();
             messages.retain(|m| seen.insert(*m));
-            let text: Option<Rc<str>> = if !messages.is_empty() {
-                // an ERP's message may hold control characters (a NUL, line breaks):
-                // written escaped, so that the file reads back as it was
-                Some(crate::ui::escape_controls(&messages.join(" | "), false).into())
+            let mut text: Option<Rc<str>> = if !messages.is_empty() {
+                Some(joined(&messages))
             } else if input.held_back && !(input.in_erp)(&key) {
                 Some(HELD_BACK.into())
             } else {
                 None
             };
+            if by_ordinal && keyless && text.is_some() {
+                // two records without a key on one line: the line's problems are
+                // theirs together, so each gets those the reader found in it
+                let own: Vec<String> = doc
+                    .problems
+                    .iter()
+                    .map(|p| crate::redact::redact_string(p.message()))
+                    .collect();
+                let own: Vec<&str> = own.iter().map(String::as_str).collect();
+                if let Some((line, at, prev_own)) = &last_keyless {
+                    if *line == doc.line && !own.is_empty() && !prev_own.is_empty() {
+                        if let Some(prev) = rows.get_mut(at) {
+                            prev.1 = prev_own.clone();
+                        }
+                        text = Some(joined(&own));
+                    }
+                }
+                last_keyless = Some((doc.line, record_no, joined(&own)));
+            }
             if let Some(text) = text {
                 match input.mapping.source.format {
+                    // a record of an array at a pointer by its order
+                    SourceFormat::Json if by_ordinal => {
+                        rows.insert(record_no, (doc.line, text));
+                    }
                     // a workbook's rows by their number in the sheet
                     SourceFormat::Csv
                     | SourceFormat::Fixed
@@ -233,6 +254,12 @@ fn failed_rows(input: &RejectedInput<'_>, failed: &Failed) -> io::Result<Rows> {
         }
         return Ok(rows);
     }
+}
+
+/// Messages as one `erpdrop_error`: an ERP's message may hold control characters (a
+/// NUL, line breaks), written escaped so that the file reads back as it was.
+fn joined(messages: &[&str]) -> Rc<str> {
+    crate::ui::escape_controls(&messages.join(" | "), false).into()
 }
 
 /// The file opened as text: its encoding, whether it had a byte-order mark, and a

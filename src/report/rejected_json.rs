@@ -1,11 +1,17 @@
-//! The rejected records of a JSON lines file (one record per line, no `record`
-//! pointer): each failed record's text as read, with a member `"erpdrop_error": "..."`
-//! added before its closing brace (replacing one that is there already), one record a
-//! line.
+//! The rejected records of a JSON file.
 //!
-//! The text is scanned value by value (strings and nesting only, one value in memory);
-//! a failed record is told by the line it starts on, as the source read it. A file
-//! where a failed record shares its line with another gets no rejected file.
+//! JSON lines (no `record` pointer): each failed record's text as read, with a member
+//! `"erpdrop_error": "..."` added before its closing brace (replacing one that is there
+//! already), one record a line. A failed record is told by the line it starts on, as the
+//! source read it; a file where a failed record shares its line with another gets no
+//! rejected file.
+//!
+//! An array under a pointer (`copy_json_array`): the file's value as it is, the array
+//! holding only the failed records, told by their order in it (and checked against the
+//! line each starts on), so that a minified file works too.
+//!
+//! The text is scanned value by value (strings and nesting only); what is not kept
+//! streams through, and one record at most is in memory.
 
 use super::rejected::{open_text, Encoded, RejectedInput, Rows, ERROR_COLUMN};
 use std::io::{self, BufRead, Write};
@@ -17,6 +23,20 @@ fn invalid(msg: String) -> io::Error {
 /// Reads one top-level value whose first byte is the next one, into `out`; counts its
 /// line breaks into `line`.
 fn read_value<R: BufRead>(r: &mut R, out: &mut Vec<u8>, line: &mut u64) -> io::Result<()> {
+    scan_value(r, line, &mut |b| {
+        out.extend_from_slice(b);
+        Ok(())
+    })
+}
+
+/// Scans one value whose first byte is the next one, handing its bytes to `sink` a
+/// buffer at a time (nothing is held); counts its line breaks into `line`. A scalar
+/// ends before a blank, `,`, `}` or `]`.
+fn scan_value<R: BufRead>(
+    r: &mut R,
+    line: &mut u64,
+    sink: &mut dyn FnMut(&[u8]) -> io::Result<()>,
+) -> io::Result<()> {
     let mut depth = 0usize;
     let mut in_string = false;
     let mut escaped = false;
@@ -29,7 +49,8 @@ fn read_value<R: BufRead>(r: &mut R, out: &mut Vec<u8>, line: &mut u64) -> io::R
         let mut used = 0;
         let mut done = false;
         for &b in buf {
-            if scalar && !in_string && (b.is_ascii_whitespace() || b == b',') {
+            if scalar && !in_string && (b.is_ascii_whitespace() || matches!(b, b',' | b'}' | b']'))
+            {
                 done = true;
                 break;
             }
@@ -65,7 +86,7 @@ fn read_value<R: BufRead>(r: &mut R, out: &mut Vec<u8>, line: &mut u64) -> io::R
                 _ => {}
             }
         }
-        out.extend_from_slice(&buf[..used]);
+        sink(&buf[..used])?;
         r.consume(used);
         if done {
             return Ok(());
@@ -217,6 +238,210 @@ pub(super) fn copy_json(
     out.finish()
 }
 
+/// Text handed on in pieces that may split a character: whole characters are written,
+/// the bytes of a cut one wait for the rest.
+struct Pieces<'a, 'w> {
+    out: &'a mut Encoded<'w>,
+    pending: Vec<u8>,
+}
+
+impl Pieces<'_, '_> {
+    fn write(&mut self, mut b: &[u8]) -> io::Result<()> {
+        if !self.pending.is_empty() {
+            self.pending.extend_from_slice(b);
+            let pending = std::mem::take(&mut self.pending);
+            return self.write(&pending);
+        }
+        while !b.is_empty() {
+            match std::str::from_utf8(b) {
+                Ok(t) => return self.out.write_str(t),
+                Err(e) => {
+                    let (good, rest) = b.split_at(e.valid_up_to());
+                    self.out
+                        .write_str(std::str::from_utf8(good).expect("valid up to here"))?;
+                    match e.error_len() {
+                        // the decoder gives UTF-8; this is a character cut by the buffer
+                        None => {
+                            self.pending.extend_from_slice(rest);
+                            return Ok(());
+                        }
+                        Some(n) => {
+                            self.out.write_str("\u{FFFD}")?;
+                            b = &rest[n..];
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn str(&mut self, s: &str) -> io::Result<()> {
+        self.write(s.as_bytes())
+    }
+}
+
+fn peek<R: BufRead>(r: &mut R) -> io::Result<Option<u8>> {
+    Ok(r.fill_buf()?.first().copied())
+}
+
+/// The blanks at the reader, taken and returned; counts line breaks.
+fn take_ws<R: BufRead>(r: &mut R, line: &mut u64) -> io::Result<String> {
+    let mut ws = String::new();
+    while let Some(b) = peek(r)? {
+        if !matches!(b, b' ' | b'\t' | b'\n' | b'\r') {
+            break;
+        }
+        if b == b'\n' {
+            *line += 1;
+        }
+        ws.push(b as char);
+        r.consume(1);
+    }
+    Ok(ws)
+}
+
+/// Takes `b`, which must be next, and writes it.
+fn expect<R: BufRead>(r: &mut R, out: &mut Pieces<'_, '_>, b: u8) -> io::Result<()> {
+    match peek(r)? {
+        Some(c) if c == b => {
+            r.consume(1);
+            out.write(&[b])
+        }
+        _ => Err(invalid(format!(
+            "the file does not read as it did: `{}` expected",
+            b as char
+        ))),
+    }
+}
+
+/// The records under a `record` pointer: the file's value as it is, with the records'
+/// array holding only the failed records (by their order in the array, skipped ones
+/// counted; each checked against the line it starts on), each with its
+/// `erpdrop_error` member. The text streams: one failed record is held at a time.
+pub(super) fn copy_json_array(
+    input: &RejectedInput<'_>,
+    pointer: &str,
+    rows: &Rows,
+    w: &mut dyn Write,
+) -> io::Result<()> {
+    let mut text = open_text(input, input.mapping.source.encoding)?;
+    let mut encoded = Encoded::new(w, text.encoding, text.bom)?;
+    let mut out = Pieces {
+        out: &mut encoded,
+        pending: Vec::new(),
+    };
+    let r = &mut text.reader;
+    let mut line = 1u64;
+    let segments: Vec<String> = match pointer {
+        "" => Vec::new(),
+        p => p[1..]
+            .split('/')
+            .map(|s| s.replace("~1", "/").replace("~0", "~"))
+            .collect(),
+    };
+    let lost = || invalid("the record pointer does not lead to the records as it did".into());
+    // down the pointer, copying what stands beside it
+    for seg in &segments {
+        out.str(&take_ws(r, &mut line)?)?;
+        match peek(r)? {
+            Some(b'{') => {
+                expect(r, &mut out, b'{')?;
+                loop {
+                    out.str(&take_ws(r, &mut line)?)?;
+                    if peek(r)? != Some(b'"') {
+                        return Err(lost());
+                    }
+                    let mut key = Vec::new();
+                    read_value(r, &mut key, &mut line)?;
+                    out.write(&key)?;
+                    let name: String = serde_json::from_slice(&key).map_err(|_| lost())?;
+                    out.str(&take_ws(r, &mut line)?)?;
+                    expect(r, &mut out, b':')?;
+                    if name == *seg {
+                        break;
+                    }
+                    out.str(&take_ws(r, &mut line)?)?;
+                    scan_value(r, &mut line, &mut |b| out.write(b))?;
+                    out.str(&take_ws(r, &mut line)?)?;
+                    expect(r, &mut out, b',')?;
+                }
+            }
+            Some(b'[') => {
+                let index: usize = seg.parse().map_err(|_| lost())?;
+                expect(r, &mut out, b'[')?;
+                for _ in 0..index {
+                    out.str(&take_ws(r, &mut line)?)?;
+                    scan_value(r, &mut line, &mut |b| out.write(b))?;
+                    out.str(&take_ws(r, &mut line)?)?;
+                    expect(r, &mut out, b',')?;
+                }
+            }
+            _ => return Err(lost()),
+        }
+    }
+    out.str(&take_ws(r, &mut line)?)?;
+    expect(r, &mut out, b'[')?;
+    // the records: the blanks before each (after `[` or its `,`) go with it
+    let (mut ordinal, mut written) = (0u64, 0usize);
+    let mut record = Vec::new();
+    let tail = loop {
+        let lead = take_ws(r, &mut line)?;
+        if peek(r)? == Some(b']') {
+            break lead;
+        }
+        let start = line;
+        match rows.get(&ordinal) {
+            Some((at, message)) => {
+                if *at != start {
+                    return Err(invalid(format!(
+                        "record {} starts on line {start}, not on line {at} where it was read",
+                        ordinal + 1
+                    )));
+                }
+                record.clear();
+                read_value(r, &mut record, &mut line)?;
+                if written > 0 {
+                    out.str(",")?;
+                }
+                out.str(&lead)?;
+                out.str(&with_error(&String::from_utf8_lossy(&record), message)?)?;
+                written += 1;
+            }
+            None => scan_value(r, &mut line, &mut |_| Ok(()))?,
+        }
+        ordinal += 1;
+        let after = take_ws(r, &mut line)?;
+        match peek(r)? {
+            Some(b',') => r.consume(1),
+            Some(b']') => break after,
+            _ => return Err(lost()),
+        }
+    };
+    if written != rows.len() {
+        return Err(invalid(format!(
+            "{} failed records were read, {written} found in the array",
+            rows.len()
+        )));
+    }
+    out.str(&tail)?;
+    expect(r, &mut out, b']')?;
+    // the rest of the file as it is
+    loop {
+        let buf = r.fill_buf()?;
+        if buf.is_empty() {
+            break;
+        }
+        let n = buf.len();
+        out.write(buf)?;
+        r.consume(n);
+    }
+    if !out.pending.is_empty() {
+        out.out.write_str("\u{FFFD}")?;
+    }
+    encoded.finish()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -250,5 +475,30 @@ mod tests {
         read_value(&mut r, &mut v, &mut line).unwrap();
         assert_eq!(v, b"{\"a\": \"}\\\"{\", \"b\": [\n1]}");
         assert_eq!(line, 2);
+    }
+
+    #[test]
+    fn a_scalar_member_ends_at_its_closing_brace() {
+        let mut r = io::Cursor::new(&b"12.50}, 3"[..]);
+        let (mut v, mut line) = (Vec::new(), 1);
+        read_value(&mut r, &mut v, &mut line).unwrap();
+        assert_eq!(v, b"12.50");
+        assert_eq!(peek(&mut r).unwrap(), Some(b'}'));
+    }
+
+    #[test]
+    fn a_character_cut_between_two_pieces_is_written_whole() {
+        let mut v = Vec::new();
+        let mut e = Encoded::new(&mut v, encoding_rs::WINDOWS_1252, false).unwrap();
+        let mut p = Pieces {
+            out: &mut e,
+            pending: Vec::new(),
+        };
+        let cafe = "café".as_bytes();
+        p.write(&cafe[..4]).unwrap();
+        p.write(&cafe[4..]).unwrap();
+        assert!(p.pending.is_empty());
+        e.finish().unwrap();
+        assert_eq!(v, b"caf\xe9");
     }
 }
