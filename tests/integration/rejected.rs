@@ -900,6 +900,38 @@ fn an_xls_rejected_file_that_fails_again_keeps_one_error_column() {
 }
 
 #[test]
+fn an_xls_sheet_with_no_column_left_for_the_error_gets_no_rejected_file() {
+    // every column A to IV taken: erpdrop_error would be the 257th, which xls lacks
+    let t = TestDir::new();
+    t.mapping_setup(&SHEET_MAPPING.replace("format = \"xlsx\"", "format = \"xls\""));
+    t.write(
+        "drop/inbox/INV_wide.xls",
+        std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/fixtures/sheets/xls-1c/INV_wide.xls"
+        ))
+        .unwrap(),
+    );
+    let out = t.run(&["run"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert_eq!(payloads(&t).len(), 1, "INV-1 went");
+    let failed = t.ls("drop/failed");
+    assert!(
+        failed.iter().any(|f| f.ends_with(".errors.csv")),
+        "{failed:?}"
+    );
+    assert!(
+        !failed.iter().any(|f| f.contains(".rejected.")),
+        "{failed:?}"
+    );
+    assert!(
+        out.stderr.contains("no rejected rows file") && out.stderr.contains("column IV"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
 fn the_xls_fixture_gets_its_rejected_rows_in_xls() {
     // the register of fixtures/sheets/xls (xlwt, DD/MM/YYYY dates, #,##0.00 amounts), its
     // amounts made integers: INV-7001's 0.1 and 1234.5 fail, and INV-7002's 99.99
