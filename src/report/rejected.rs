@@ -54,12 +54,15 @@ pub struct RejectedInput<'a> {
 pub fn write_rejected(input: &RejectedInput<'_>, to: &Path) -> io::Result<bool> {
     let source = &input.mapping.source;
     if source.rows.trailer.is_some()
-        && !matches!(source.format, SourceFormat::Csv | SourceFormat::Fixed)
+        && !matches!(
+            source.format,
+            SourceFormat::Csv | SourceFormat::Fixed | SourceFormat::Xlsx | SourceFormat::Ods
+        )
     {
-        // the trailer row is rewritten for the rejected rows in CSV and fixed width only:
-        // a workbook's rows as they are would disagree with their totals row, and come
-        // back `incomplete`
-        tracing::info!(file = %input.source.display(), "no rejected rows file: the mapping checks a trailer ([source.trailer]), which is rewritten for the failed rows in CSV and fixed-width files only");
+        // the trailer row is rewritten for the rejected rows of row-shaped files (the
+        // mapping takes a trailer for no other): rows as they are would disagree with
+        // their trailer, and come back `incomplete`
+        tracing::info!(file = %input.source.display(), "no rejected rows file: the mapping checks a trailer ([source.trailer]), which is rewritten for the failed rows of CSV, fixed-width, xlsx and ods files only");
         return Ok(false);
     }
     let failed = failed_problems(input.problems)?;

@@ -96,6 +96,7 @@ pub(super) fn copy_ods(
             }
         }
     }
+    state.finish(&mut out)?;
     let mut file = out.finish()?;
     file.rewind()?;
     io::copy(&mut file, w)?;

@@ -9,11 +9,16 @@
 //! which is what the mapping read; number formats other than a date's are not kept.
 //!
 //! Which rows go, and where (`Copy`), is the same for every workbook: an ods sheet's
-//! rows go through it to `rejected_ods`.
+//! rows go through it to `rejected_ods`. With a trailer (`[source.trailer]`), the sheet's
+//! last row (its totals row) ends the rejected sheet, its cells as read but the count
+//! and the sum, restated for the rows written (`rejected_trailer`): a number cell stays
+//! a number cell, a text cell text written as the original wrote it.
 
 use super::rejected::{RejectedInput, Rows, ERROR_COLUMN};
+use super::rejected_trailer::Totals;
+use crate::source::sheet::cell::{Cell, Row};
 use crate::source::sheet::choose_sheet;
-use calamine::{DataRef, Reader, Xlsx};
+use calamine::{Data, DataRef, Reader, Xlsx};
 use rust_xlsxwriter::{ExcelDateTime, Format, Formula, Workbook, Worksheet, XlsxError};
 use std::io::{self, BufReader, Write};
 
@@ -97,13 +102,14 @@ pub(super) fn copy_xlsx(
             row.push((col, value));
         }
     }
+    state.finish(&mut out)?;
     drop(cells);
     drop(out);
     let bytes = book_out.save_to_buffer().map_err(xlsx)?;
     w.write_all(&bytes)
 }
 
-pub(super) struct Copy {
+pub(super) struct Copy<'a> {
     skip: u64,
     header_done: bool,
     /// The column of `erpdrop_error`: the header's own (a rejected file that failed
@@ -112,6 +118,13 @@ pub(super) struct Copy {
     width: u32,
     /// The next row (0-based) of the rejected sheet for a failed row.
     next_out: u32,
+    /// With a trailer: what the rows written add up to.
+    totals: Option<Totals<'a>>,
+    /// The column names of the header row, as the sheet reader takes them (empty
+    /// without a header row: columns by number).
+    columns: Vec<String>,
+    /// With a trailer: the last data row not copied, the trailer once the sheet ends.
+    last: Option<Vec<(u16, Data)>>,
 }
 
 /// A cell of a sheet read whole (ods, xls) as the cell reader of an xlsx sheet gives it.
@@ -169,9 +182,38 @@ fn with_error<'a>(
     out
 }
 
-impl Copy {
+/// A row's cells as the sheet reader reads them (`cell::Row`): the text a column holds.
+fn as_read(cells: &[(u16, DataRef<'_>)]) -> Row {
+    let mut row = Row::new(0);
+    for (c, v) in cells {
+        row.put(usize::from(*c), v);
+    }
+    row
+}
+
+/// A trailer's count or sum cell restated: a number cell the number, a text cell the
+/// text in the original's place (`text`, given the original).
+fn restated(
+    original: &DataRef<'_>,
+    name: &str,
+    text: impl Fn(&str) -> io::Result<String>,
+    number: impl Fn() -> io::Result<f64>,
+) -> io::Result<DataRef<'static>> {
+    Ok(match original {
+        DataRef::Float(_) | DataRef::Int(_) => DataRef::Float(number()?),
+        DataRef::String(s) => DataRef::String(text(s)?),
+        DataRef::SharedString(s) => DataRef::String(text(s)?),
+        other => {
+            return Err(invalid(format!(
+                "the trailer's {name} cell ({other:?}) is neither a number nor text"
+            )))
+        }
+    })
+}
+
+impl<'a> Copy<'a> {
     /// The copy of a sheet of the mapping's `source` whose last column is `width - 1`.
-    pub(super) fn new(source: &crate::source::SourceOptions, width: u32) -> Copy {
+    pub(super) fn new(source: &'a crate::source::SourceOptions, width: u32) -> Copy<'a> {
         let skip = source.csv.skip_lines as u64;
         Copy {
             skip,
@@ -179,7 +221,61 @@ impl Copy {
             error_col: None,
             width,
             next_out: skip as u32,
+            totals: source
+                .rows
+                .trailer
+                .as_ref()
+                .map(|t| Totals::new(t, &source.rows)),
+            columns: Vec::new(),
+            last: None,
         }
+    }
+
+    /// A column the trailer rule names, as the sheet reader resolves it.
+    fn column(&self, name: &str) -> io::Result<u16> {
+        crate::source::csv::resolve_column(&self.columns, name, !self.columns.is_empty())
+            .and_then(|c| u16::try_from(c).ok())
+            .ok_or_else(|| invalid(format!("the sheet has no column {name:?} for its trailer")))
+    }
+
+    /// The end of the sheet: with a trailer, its last row, the count and sum restated
+    /// for the rows written, and no `erpdrop_error`.
+    pub(super) fn finish(&mut self, out: &mut dyn SheetOut) -> io::Result<()> {
+        let Some(totals) = &self.totals else {
+            return Ok(());
+        };
+        let last = self
+            .last
+            .take()
+            .ok_or_else(|| invalid("the trailer row is not the sheet's last row"))?;
+        let mut cells: Vec<(u16, DataRef<'_>)> =
+            last.iter().map(|(c, d)| (*c, data_ref(d))).collect();
+        let mut edit = |name: &str,
+                        text: &dyn Fn(&str) -> io::Result<String>,
+                        number: &dyn Fn() -> io::Result<f64>|
+         -> io::Result<u16> {
+            let col = self.column(name)?;
+            let cell = cells
+                .iter_mut()
+                .find(|(c, _)| *c == col)
+                .ok_or_else(|| invalid(format!("the trailer row has no {name} cell")))?;
+            cell.1 = restated(&cell.1, name, text, number)?;
+            Ok(col)
+        };
+        let mut count_col = None;
+        if let Some(name) = &totals.rule.count {
+            let n = totals.count() as f64;
+            count_col = Some(edit(name, &|o| totals.count_text(o, None), &|| Ok(n))?);
+        }
+        if let Some((name, _)) = &totals.rule.sum {
+            let col = edit(name, &|o| totals.sum_text(o, None), &|| totals.sum_number())?;
+            if count_col == Some(col) {
+                return Err(invalid("the trailer's count and sum are one column"));
+            }
+        }
+        let at = self.next_out;
+        self.next_out += 1;
+        out.row(at, &with_error(&cells, self.error_col, None))
     }
 
     /// Takes row `number` (1-based) of the sheet as read: written when it is a title
@@ -211,11 +307,35 @@ impl Copy {
             };
             self.error_col = Some(col);
             self.next_out = number;
+            let names = as_read(cells);
+            self.columns = (0..names.len())
+                .map(|i| names.cell(i).text().trim().to_string())
+                .collect();
             return out.row(at, &with_error(cells, Some(col), Some(ERROR_COLUMN)));
         }
         let Some((_, message)) = rows.get(&u64::from(number)) else {
+            if self.totals.is_some() && !blank(cells) {
+                // the totals row is the sheet's last row that is not blank
+                self.last = Some(cells.iter().map(|(c, v)| (*c, v.clone().into())).collect());
+            }
             return Ok(());
         };
+        self.last = None;
+        if let Some(rule) = self.totals.as_ref().map(|t| t.rule) {
+            // counted, and its value of the summed column added, as the check reads it
+            let row = as_read(cells);
+            let of = match &rule.sum {
+                Some((_, of)) => match row.cell(usize::from(self.column(of)?)) {
+                    // an error cell adds nothing, as when the sheet was checked
+                    Cell::Error(_) => None,
+                    c => Some(c.text()),
+                },
+                None => None,
+            };
+            if let Some(t) = self.totals.as_mut() {
+                t.add(of, u64::from(number))?;
+            }
+        }
         let col = match self.error_col {
             Some(c) => c,
             None => {

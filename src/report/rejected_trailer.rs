@@ -53,6 +53,38 @@ impl<'a> Totals<'a> {
         Ok(())
     }
 
+    /// The count, for a workbook's number cell.
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    /// The sum as a workbook's number cell holds it: the double that reads back (as the
+    /// sheet reader gives a number, [`number_text`], with the mapping's separators) as
+    /// exactly the sum; a sum no double holds so (more than 15 significant digits) is
+    /// refused.
+    ///
+    /// [`number_text`]: crate::source::sheet::cell::number_text
+    pub fn sum_number(&self) -> io::Result<f64> {
+        let f: f64 = self
+            .sum
+            .to_string()
+            .parse()
+            .map_err(|_| self.not_a_double())?;
+        let text = crate::source::sheet::cell::number_text(f);
+        match parse_amount(&text, self.rows.decimal, self.rows.thousands) {
+            Some(back) if f.is_finite() && back == self.sum => Ok(f),
+            _ => Err(self.not_a_double()),
+        }
+    }
+
+    fn not_a_double(&self) -> io::Error {
+        let name = self.rule.sum.as_ref().map_or("", |s| s.0.as_str());
+        invalid(format!(
+            "the trailer's {name} restated for the failed rows ({}) is not exactly a number a cell holds (15 significant digits); the report lists the failed rows",
+            self.sum
+        ))
+    }
+
     /// The count as the trailer writes it, in the place of `original`.
     pub fn count_text(&self, original: &str, width: Option<usize>) -> io::Result<String> {
         let name = self.rule.count.as_deref().unwrap_or_default();
@@ -255,6 +287,30 @@ mod tests {
             let text = format_amount(d(sum), original, ',', Some('.'));
             assert_eq!(parse_amount(&text, ',', Some('.')), Some(d(sum)), "{text}");
         }
+    }
+
+    #[test]
+    fn a_sum_in_a_number_cell_is_the_double_that_reads_back_as_it() {
+        let rule = TrailerRule {
+            count: None,
+            sum: Some(("Amount".into(), "Price".into())),
+        };
+        let rows = RowRules::default();
+        let sum_of = |values: &[&str]| {
+            let mut t = Totals::new(&rule, &rows);
+            for v in values {
+                t.add(Some(v), 1).unwrap();
+            }
+            t.sum_number()
+        };
+        assert_eq!(sum_of(&["1234.5", "0.3", "7"]).unwrap(), 1241.8);
+        assert_eq!(sum_of(&["0.1", "0.2"]).unwrap(), 0.3);
+        assert_eq!(sum_of(&["-2.5", "1"]).unwrap(), -1.5);
+        assert_eq!(sum_of(&[]).unwrap(), 0.0);
+        // 18 significant digits: no cell holds that sum, so no file
+        let e = sum_of(&["100000000000000", "0.001"]).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+        assert!(e.to_string().contains("Amount"), "{e}");
     }
 
     #[test]

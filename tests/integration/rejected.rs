@@ -326,47 +326,6 @@ fn a_rejected_name_the_globs_do_not_take_is_warned_of() {
 }
 
 #[test]
-fn shapes_without_rejected_rows_yet_get_their_reports_and_nothing_that_would_not_come_back() {
-    // a workbook whose totals row counts the rows: its trailer is not restated for the
-    // failed rows (CSV and fixed width only), so none is written; the reports are there
-    let t = TestDir::new();
-    t.mapping_setup(&SHEET_MAPPING.replace(
-        "[document]",
-        "[source.trailer]\ncount = \"Qty\"\n\n[document]",
-    ));
-    let mut wb = rust_xlsxwriter::Workbook::new();
-    let ws = wb.add_worksheet();
-    ws.set_name("Invoices").unwrap();
-    for (c, h) in ["InvoiceNo", "Date", "Paid", "Item", "Qty", "Price"]
-        .iter()
-        .enumerate()
-    {
-        ws.write_string(2, c as u16, *h).unwrap();
-    }
-    ws.write_string(3, 0, "INV-1").unwrap();
-    ws.write_string(3, 3, "A").unwrap();
-    ws.write_string(3, 4, "many").unwrap();
-    ws.write_string(4, 0, "INV-2").unwrap();
-    ws.write_string(4, 3, "B").unwrap();
-    ws.write_number(4, 4, 1).unwrap();
-    ws.write_string(5, 0, "TOTAL").unwrap();
-    ws.write_number(5, 4, 2).unwrap();
-    t.write("drop/inbox/INV_1.xlsx", wb.save_to_buffer().unwrap());
-    let out = t.run(&["run"]);
-    assert_eq!(out.code, 1, "{out:?}");
-    assert_eq!(payloads(&t).len(), 1, "{out:?}");
-    let failed = t.ls("drop/failed");
-    assert!(
-        failed.contains(&"INV_1.xlsx.errors.csv".to_string()),
-        "{failed:?}"
-    );
-    assert!(
-        !failed.iter().any(|f| f.contains(".rejected.")),
-        "no rejected rows that would come back incomplete: {failed:?}"
-    );
-}
-
-#[test]
 fn an_erps_message_with_control_characters_does_not_break_the_round_trip() {
     use crate::util::erp::{Behaviour, FakeErp};
     let erp = FakeErp::start(Behaviour {
@@ -2255,5 +2214,368 @@ fn with_reject_file_the_trailer_counts_the_held_back_rows_too() {
         "INV_1.rejected.csv",
         rejected.replace(";C9;", ";C2;"),
         3,
+    );
+}
+
+// ------------------------------------- rejected workbooks with [source.trailer]
+
+/// A trailer cell of the workbook tests: a number cell, or text as the file writes it.
+#[derive(Clone, Copy, Debug)]
+enum TrailerCell {
+    Number,
+    Text(&'static str),
+}
+
+/// The trailer of a workbook test: a count of the data rows in column `Rows` and/or
+/// the sum of `Price` in column `Amount`, each a number cell or text.
+#[derive(Clone, Copy, Debug)]
+struct SheetTrailer {
+    count: Option<TrailerCell>,
+    sum: Option<TrailerCell>,
+}
+
+impl SheetTrailer {
+    fn mapping(&self, format: &str) -> String {
+        let mut rule = String::from("[source.trailer]\n");
+        if self.count.is_some() {
+            rule.push_str("count = \"Rows\"\n");
+        }
+        if self.sum.is_some() {
+            rule.push_str("sum = { column = \"Amount\", of = \"Price\" }\n");
+        }
+        SHEET_MAPPING
+            .replace("format = \"xlsx\"", &format!("format = \"{format}\""))
+            .replace("[document]", &format!("{rule}\n[document]"))
+    }
+}
+
+/// The rows of the workbook trailer tests, from A1 on: two titles, the header, six data
+/// rows (INV-2's two rows are bad, a quantity "x", and INV-4's, a day that does not
+/// exist), then the totals row: 6 rows, the prices adding up to 1245.4.
+fn trailer_sheet(trailer: SheetTrailer) -> Vec<Vec<calamine::Data>> {
+    use calamine::Data;
+    let s = |v: &str| Data::String(v.into());
+    let mut rows = vec![
+        vec![s("Sales invoices, November 2026")],
+        vec![s("Printed 01.12.2026")],
+        [
+            "InvoiceNo",
+            "Date",
+            "Paid",
+            "Item",
+            "Qty",
+            "Price",
+            "Rows",
+            "Amount",
+        ]
+        .iter()
+        .map(|h| s(h))
+        .collect(),
+    ];
+    // (number, date as text or "" for a date cell, paid, item, quantity, price)
+    let data = [
+        ("INV-1", "", true, "A-1", "12", 0.1),
+        ("INV-2", "", false, "B-1", "x", 1234.5),
+        ("INV-2", "", false, "B-2", "2", 0.3),
+        ("INV-3", "", true, "C-1", "1", 2.5),
+        ("INV-4", "32.11.2026", true, "D-1", "3", 7.0),
+        ("INV-5", "", true, "E-1", "4", 1.0),
+    ];
+    for (no, text_date, paid, item, qty, price) in data {
+        rows.push(vec![
+            s(no),
+            if text_date.is_empty() {
+                Data::DateTimeIso("2026-11-20".into())
+            } else {
+                s(text_date)
+            },
+            Data::Bool(paid),
+            s(item),
+            qty.parse::<f64>().map_or_else(|_| s(qty), Data::Float),
+            Data::Float(price),
+        ]);
+    }
+    let cell = |c: Option<TrailerCell>, n: f64| match c {
+        None => Data::Empty,
+        Some(TrailerCell::Number) => Data::Float(n),
+        Some(TrailerCell::Text(t)) => s(t),
+    };
+    let mut last = vec![s("TOTAL"), Data::Empty, Data::Empty, s("all")];
+    last.extend([Data::Empty, Data::Empty]);
+    last.push(cell(trailer.count, 6.0));
+    last.push(cell(trailer.sum, 1245.4));
+    while last.last() == Some(&Data::Empty) {
+        last.pop();
+    }
+    rows.push(last);
+    rows
+}
+
+/// The cells of the workbook trailer tests' sheet as an xlsx file (a date cell shown
+/// `dd.mm.yyyy`).
+fn trailer_xlsx(rows: &[Vec<calamine::Data>]) -> Vec<u8> {
+    use calamine::Data;
+    use rust_xlsxwriter::{ExcelDateTime, Format, Workbook};
+    let mut wb = Workbook::new();
+    let ws = wb.add_worksheet();
+    ws.set_name("Invoices").unwrap();
+    let date = Format::new().set_num_format("dd.mm.yyyy");
+    for (r, row) in rows.iter().enumerate() {
+        for (c, cell) in row.iter().enumerate() {
+            let (r, c) = (r as u32, c as u16);
+            match cell {
+                Data::Empty => {}
+                Data::String(s) => {
+                    ws.write_string(r, c, s).unwrap();
+                }
+                Data::Float(f) => {
+                    ws.write_number(r, c, *f).unwrap();
+                }
+                Data::Bool(b) => {
+                    ws.write_boolean(r, c, *b).unwrap();
+                }
+                Data::DateTimeIso(_) => {
+                    let d = ExcelDateTime::from_ymd(2026, 11, 20).unwrap();
+                    ws.write_datetime_with_format(r, c, &d, &date).unwrap();
+                }
+                other => panic!("a cell the test does not write: {other:?}"),
+            }
+        }
+    }
+    wb.save_to_buffer().unwrap()
+}
+
+fn trailer_ods(rows: &[Vec<calamine::Data>]) -> Vec<u8> {
+    let cells: Vec<Vec<String>> = rows
+        .iter()
+        .map(|row| row.iter().map(ods_cell).collect())
+        .collect();
+    ods_book(&[("Invoices", cells)])
+}
+
+/// How a test reads a workbook back: its sheet names and the first sheet's rows.
+type SheetReader = fn(&[u8]) -> (Vec<String>, Vec<Vec<calamine::Data>>);
+
+/// A workbook with a totals row fails document by document: its rejected workbook
+/// ends with the totals row, its count and sum restated for the three rows written
+/// (a number cell a number, a text cell text as the original wrote it), its other cells
+/// as read; fixed and dropped back, it passes the trailer check and only INV-2 and INV-4
+/// go.
+fn sheet_trailer_round_trip(format: &str, trailer: SheetTrailer) {
+    use calamine::Data;
+    let t = TestDir::new();
+    t.mapping_setup(&trailer.mapping(format));
+    let rows = trailer_sheet(trailer);
+    let (book, read) = match format {
+        "xlsx" => (trailer_xlsx(&rows), sheet_rows as SheetReader),
+        _ => (trailer_ods(&rows), ods_rows as SheetReader),
+    };
+    t.write(&format!("drop/inbox/INV_1.{format}"), book);
+    let out = t.run(&["run"]);
+    assert_eq!(out.code, 1, "{trailer:?} {out:?}");
+    assert_eq!(payloads(&t).len(), 3, "INV-1, INV-3, INV-5 went: {out:?}");
+
+    let name = format!("INV_1.rejected.{format}");
+    let rejected = std::fs::read(t.join(&format!("drop/failed/{name}")))
+        .unwrap_or_else(|e| panic!("{trailer:?}: {e}: {:?}", t.ls("drop/failed")));
+    let (_, mut got) = read(&rejected);
+    for row in got.iter_mut() {
+        while row.last() == Some(&Data::Empty) {
+            row.pop();
+        }
+    }
+    assert_eq!(
+        got.len(),
+        7,
+        "titles, header, INV-2 twice, INV-4, totals: {got:?}"
+    );
+    assert_eq!(got[2].last(), Some(&Data::String("erpdrop_error".into())));
+    assert_eq!(got[2].len(), 9, "{got:?}");
+    assert_eq!(got[3][0], Data::String("INV-2".into()));
+    assert_eq!(got[5][0], Data::String("INV-4".into()));
+    let totals = &got[6];
+    assert_eq!(totals[0], Data::String("TOTAL".into()), "{totals:?}");
+    assert_eq!(totals[3], Data::String("all".into()), "{totals:?}");
+    assert!(
+        totals.len() <= 8,
+        "no erpdrop_error on the totals row: {totals:?}"
+    );
+    let want = |c: Option<TrailerCell>, n: f64, text: &str| match c {
+        None => Data::Empty,
+        Some(TrailerCell::Number) => Data::Float(n),
+        Some(TrailerCell::Text(_)) => Data::String(text.into()),
+    };
+    let cell = |i: usize| totals.get(i).cloned().unwrap_or(Data::Empty);
+    // 3 rows; 1234.5 + 0.3 + 7
+    assert_eq!(cell(6), want(trailer.count, 3.0, "0003"), "{totals:?}");
+    assert_eq!(cell(7), want(trailer.sum, 1241.8, "1241.80"), "{totals:?}");
+
+    // the user fixes the two documents and saves the file
+    let fix = |r: usize, c: usize, d: &Data| match (r, c) {
+        (3, 4) => Data::Float(5.0),
+        (5, 1) => Data::String("30.11.2026".into()),
+        _ => d.clone(),
+    };
+    let fixed: Vec<Vec<Data>> = got
+        .iter()
+        .enumerate()
+        .map(|(r, row)| row.iter().enumerate().map(|(c, d)| fix(r, c, d)).collect())
+        .collect();
+    let fixed = match format {
+        "xlsx" => resave("Invoices", &fixed, &|_, _, _| None),
+        _ => trailer_ods(&fixed),
+    };
+    drop_back(&t, &name, fixed, 5);
+    let inv2 = payloads(&t)
+        .into_iter()
+        .find(|p| p.contains("INV-2"))
+        .expect("INV-2 sent");
+    let inv2 = t.read_json(&format!("drop/outbox/{inv2}"));
+    assert_eq!(inv2["lines"][0]["quantity"], 5);
+    assert_eq!(inv2["lines"][1]["price"], "0.3");
+}
+
+#[test]
+fn an_xlsx_rejected_workbook_ends_with_its_totals_row_restated() {
+    use TrailerCell::{Number, Text};
+    for trailer in [
+        SheetTrailer {
+            count: Some(Number),
+            sum: None,
+        },
+        SheetTrailer {
+            count: None,
+            sum: Some(Text("1245.40")),
+        },
+        SheetTrailer {
+            count: Some(Text("0006")),
+            sum: Some(Number),
+        },
+    ] {
+        sheet_trailer_round_trip("xlsx", trailer);
+    }
+}
+
+#[test]
+fn an_ods_rejected_workbook_ends_with_its_totals_row_restated() {
+    use TrailerCell::{Number, Text};
+    for trailer in [
+        SheetTrailer {
+            count: Some(Text("0006")),
+            sum: None,
+        },
+        SheetTrailer {
+            count: None,
+            sum: Some(Number),
+        },
+        SheetTrailer {
+            count: Some(Number),
+            sum: Some(Text("1245.40")),
+        },
+    ] {
+        sheet_trailer_round_trip("ods", trailer);
+    }
+}
+
+#[test]
+fn a_rejected_workbook_with_text_amounts_restates_them_in_its_separators_and_fails_again_alike() {
+    use calamine::Data;
+    let t = TestDir::new();
+    let trailer = SheetTrailer {
+        count: Some(TrailerCell::Number),
+        sum: Some(TrailerCell::Text("1.245,40")),
+    };
+    t.mapping_setup(&trailer.mapping("xlsx").replace(
+        "date_format = \"%d.%m.%Y\"",
+        "date_format = \"%d.%m.%Y\"\ndecimal_separator = \",\"\nthousands_separator = \".\"",
+    ));
+    // the prices as text, as a German export writes them
+    let mut rows = trailer_sheet(trailer);
+    for row in rows[3..9].iter_mut() {
+        let Data::Float(f) = row[5] else {
+            panic!("{row:?}")
+        };
+        let text = match f {
+            1234.5 => "1.234,50".to_string(),
+            f => format!("{f:.2}").replace('.', ","),
+        };
+        row[5] = Data::String(text);
+    }
+    t.write("drop/inbox/INV_1.xlsx", trailer_xlsx(&rows));
+    let out = t.run(&["run"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert_eq!(payloads(&t).len(), 3, "{out:?}");
+    let first = std::fs::read(t.join("drop/failed/INV_1.rejected.xlsx")).unwrap();
+    let (_, got) = sheet_rows(&first);
+    assert_eq!(got.len(), 7, "{got:?}");
+    // 1.234,50 + 0,30 + 7,00, grouped as the original was
+    assert_eq!(got[6][6], Data::Float(3.0), "{:?}", got[6]);
+    assert_eq!(got[6][7], Data::String("1.241,80".into()), "{:?}", got[6]);
+
+    // dropped back unchanged: it fails again, with one erpdrop_error column and the same
+    // totals row
+    t.write("drop/inbox/INV_1.rejected.xlsx", &first);
+    assert_eq!(t.run(&["run"]).code, 1);
+    let again = std::fs::read(t.join("drop/failed/INV_1.rejected.1.rejected.xlsx")).unwrap();
+    let (_, again) = sheet_rows(&again);
+    assert_eq!(again.len(), 7, "{again:?}");
+    assert_eq!(again[2], got[2], "one erpdrop_error column");
+    let upto8 = |r: &Vec<Data>| r.iter().take(8).cloned().collect::<Vec<_>>();
+    assert_eq!(upto8(&again[6]), upto8(&got[6]));
+    assert!(
+        again[6].iter().skip(8).all(|c| *c == Data::Empty),
+        "{:?}",
+        again[6]
+    );
+
+    // fixed, it goes
+    let fixed = resave("Invoices", &again, &|r, c, _| match (r, c) {
+        (3, 4) => Some(Data::Float(5.0)),
+        (5, 1) => Some(Data::String("30.11.2026".into())),
+        _ => None,
+    });
+    drop_back(&t, "INV_1.rejected.1.rejected.xlsx", fixed, 5);
+}
+
+#[test]
+fn a_workbook_sum_no_number_cell_holds_exactly_gets_no_rejected_file_and_a_warning() {
+    use calamine::Data;
+    let t = TestDir::new();
+    let trailer = SheetTrailer {
+        count: None,
+        sum: Some(TrailerCell::Number),
+    };
+    t.mapping_setup(&trailer.mapping("ods"));
+    // INV-2 and INV-4 fail: 100000000000000 + 0.001 has 18 significant digits, more
+    // than a number cell reads back; the whole file adds up to 100000000000000
+    let mut rows = trailer_sheet(trailer);
+    for (r, price) in [
+        (4, 100000000000000.0),
+        (5, 0.0),
+        (6, -0.001),
+        (7, 0.001),
+        (8, 0.0),
+    ] {
+        rows[r][5] = Data::Float(price);
+    }
+    rows[3][5] = Data::Float(0.0);
+    rows[9][7] = Data::Float(100000000000000.0);
+    t.write("drop/inbox/INV_1.ods", trailer_ods(&rows));
+    let out = t.run(&["run"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert_eq!(payloads(&t).len(), 3, "the file passed its check: {out:?}");
+    let failed = t.ls("drop/failed");
+    assert!(
+        failed.contains(&"INV_1.ods.errors.csv".to_string()),
+        "{failed:?}"
+    );
+    assert!(
+        !failed.iter().any(|f| f.contains(".rejected.")),
+        "{failed:?}"
+    );
+    assert!(
+        out.stderr.contains("is not exactly a number a cell holds"),
+        "{}",
+        out.stderr
     );
 }
