@@ -56,13 +56,17 @@ pub fn write_rejected(input: &RejectedInput<'_>, to: &Path) -> io::Result<bool> 
     if source.rows.trailer.is_some()
         && !matches!(
             source.format,
-            SourceFormat::Csv | SourceFormat::Fixed | SourceFormat::Xlsx | SourceFormat::Ods
+            SourceFormat::Csv
+                | SourceFormat::Fixed
+                | SourceFormat::Xlsx
+                | SourceFormat::Xls
+                | SourceFormat::Ods
         )
     {
         // the trailer row is rewritten for the rejected rows of row-shaped files (the
         // mapping takes a trailer for no other): rows as they are would disagree with
         // their trailer, and come back `incomplete`
-        tracing::info!(file = %input.source.display(), "no rejected rows file: the mapping checks a trailer ([source.trailer]), which is rewritten for the failed rows of CSV, fixed-width, xlsx and ods files only");
+        tracing::info!(file = %input.source.display(), "no rejected rows file: the mapping checks a trailer ([source.trailer]), which is rewritten for the failed rows of CSV, fixed-width and workbook files only");
         return Ok(false);
     }
     let failed = failed_problems(input.problems)?;

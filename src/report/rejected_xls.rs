@@ -1,6 +1,7 @@
 //! The rejected rows of an xls workbook: an Excel 97-2003 workbook (BIFF8) of one sheet,
 //! named as the sheet that was read, with the rows that `rejected_sheet` picks (title
-//! rows, header, failed rows, `erpdrop_error`), each cell of the kind it was read: text
+//! rows, header, failed rows, `erpdrop_error`, the totals row of a trailer restated),
+//! each cell of the kind it was read: text
 //! (LABELSST, from the shared string table), a number (NUMBER: the exact double), a
 //! boolean or an error (BOOLERR), a date, time or duration (NUMBER with a date, time or
 //! duration format, its serial in the 1900 date system).
@@ -96,6 +97,8 @@ pub(super) fn copy_xls(
             }
         }
     }
+    // with a trailer, the totals row restated for the rows written
+    state.finish(&mut out)?;
     let stream = out.workbook(&name)?;
     w.write_all(&compound(&stream)?)
 }

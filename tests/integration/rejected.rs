@@ -2538,6 +2538,58 @@ fn a_rejected_workbook_with_text_amounts_restates_them_in_its_separators_and_fai
 }
 
 #[test]
+fn an_xls_rejected_workbook_ends_with_its_totals_row_restated() {
+    // the sheet of `trailer_sheet` written by xlwt: the count a number cell, the sum text
+    use calamine::Data;
+    let trailer = SheetTrailer {
+        count: Some(TrailerCell::Number),
+        sum: Some(TrailerCell::Text("1245.40")),
+    };
+    let t = TestDir::new();
+    t.mapping_setup(&trailer.mapping("xls"));
+    t.write(
+        "drop/inbox/INV_1.xls",
+        std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/fixtures/sheets/xls-1c/INV_total.xls"
+        ))
+        .unwrap(),
+    );
+    let out = t.run(&["run"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert_eq!(payloads(&t).len(), 3, "INV-1, INV-3, INV-5 went: {out:?}");
+    let rejected = std::fs::read(t.join("drop/failed/INV_1.rejected.xls"))
+        .unwrap_or_else(|e| panic!("{e}: {:?}", t.ls("drop/failed")));
+    let (_, got) = xls_rows(&rejected);
+    assert_eq!(
+        got.len(),
+        7,
+        "titles, header, INV-2 twice, INV-4, totals: {got:?}"
+    );
+    assert_eq!(got[2].last(), Some(&Data::String("erpdrop_error".into())));
+    let totals = &got[6];
+    assert_eq!(totals[0], Data::String("TOTAL".into()), "{totals:?}");
+    assert!(
+        totals.len() <= 8,
+        "no erpdrop_error on the totals row: {totals:?}"
+    );
+    // 3 rows; 1234.5 + 0.3 + 7
+    assert_eq!(totals[6], Data::Float(3.0), "{totals:?}");
+    assert_eq!(totals[7], Data::String("1241.80".into()), "{totals:?}");
+
+    // the user retypes the two cells and drops the file back: it passes its trailer
+    let fixed = xls_retyped(&rejected, &[("x", "5"), ("32.11.2026", "30.11.2026")]);
+    drop_back(&t, "INV_1.rejected.xls", fixed, 5);
+    let inv2 = payloads(&t)
+        .into_iter()
+        .find(|p| p.contains("INV-2"))
+        .expect("INV-2 sent");
+    let inv2 = t.read_json(&format!("drop/outbox/{inv2}"));
+    assert_eq!(inv2["lines"][0]["quantity"], 5);
+    assert_eq!(inv2["lines"][1]["price"], "0.3");
+}
+
+#[test]
 fn a_workbook_sum_no_number_cell_holds_exactly_gets_no_rejected_file_and_a_warning() {
     use calamine::Data;
     let t = TestDir::new();
