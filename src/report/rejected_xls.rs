@@ -749,6 +749,23 @@ mod tests {
     }
 
     #[test]
+    fn a_surrogate_pair_at_a_records_end_goes_whole_to_the_continue() {
+        // the SST's counts (8) and the string's header (3) leave room for 4,106 units:
+        // the 4,106th is the first half of a pair
+        let s = format!("{}😀b", "a".repeat(4105));
+        let mut out = XlsOut::new(false);
+        out.row(0, &[(0, DataRef::SharedString(&s))]).unwrap();
+        let stream = out.workbook("S").unwrap();
+        let recs = records(&stream, 0);
+        let at = recs.iter().position(|r| r.1 == SST).unwrap();
+        assert_eq!(recs[at].2.len(), 8 + 3 + 2 * 4105);
+        assert_eq!(recs[at + 1].1, CONTINUE);
+        assert_eq!(recs[at + 1].2[..5], [1, 0x3D, 0xD8, 0x00, 0xDE]);
+        let (_, range) = read(compound(&stream).unwrap());
+        assert_eq!(range.get_value((0, 0)), Some(&Data::String(s)));
+    }
+
+    #[test]
     fn the_globals_are_xlwts_and_the_sheet_offset_is_patched() {
         let stream = {
             let mut out = XlsOut::new(false);
