@@ -11,6 +11,7 @@ mod rejected_json;
 mod rejected_ods;
 mod rejected_sheet;
 mod rejected_trailer;
+mod rejected_xls;
 mod rejected_xml;
 mod summary;
 

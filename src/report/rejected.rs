@@ -53,23 +53,20 @@ pub struct RejectedInput<'a> {
 /// when there is no row to write (nothing failed row by row).
 pub fn write_rejected(input: &RejectedInput<'_>, to: &Path) -> io::Result<bool> {
     let source = &input.mapping.source;
-    if source.format == SourceFormat::Xls {
-        // an .xlsx or .ods file would match neither `*.xls` nor the mapping's format,
-        // so it could not come back as it is; and erpdrop writes no BIFF8, whose
-        // records Excel insists on could not be checked here (README)
-        tracing::info!(file = %input.source.display(), format = source.format.name(), "no rejected rows file for an xls workbook: the report lists the failed rows");
-        return Ok(false);
-    }
     if source.rows.trailer.is_some()
         && !matches!(
             source.format,
-            SourceFormat::Csv | SourceFormat::Fixed | SourceFormat::Xlsx | SourceFormat::Ods
+            SourceFormat::Csv
+                | SourceFormat::Fixed
+                | SourceFormat::Xlsx
+                | SourceFormat::Xls
+                | SourceFormat::Ods
         )
     {
         // the trailer row is rewritten for the rejected rows of row-shaped files (the
         // mapping takes a trailer for no other): rows as they are would disagree with
         // their trailer, and come back `incomplete`
-        tracing::info!(file = %input.source.display(), "no rejected rows file: the mapping checks a trailer ([source.trailer]), which is rewritten for the failed rows of CSV, fixed-width, xlsx and ods files only");
+        tracing::info!(file = %input.source.display(), "no rejected rows file: the mapping checks a trailer ([source.trailer]), which is rewritten for the failed rows of CSV, fixed-width and workbook files only");
         return Ok(false);
     }
     let failed = failed_problems(input.problems)?;
@@ -82,16 +79,12 @@ pub fn write_rejected(input: &RejectedInput<'_>, to: &Path) -> io::Result<bool> 
         SourceFormat::Xml => super::rejected_xml::copy_xml(input, &rows, w),
         SourceFormat::Xlsx => super::rejected_sheet::copy_xlsx(input, &rows, w),
         SourceFormat::Ods => super::rejected_ods::copy_ods(input, &rows, w),
+        SourceFormat::Xls => super::rejected_xls::copy_xls(input, &rows, w),
         SourceFormat::Fixed => super::rejected_fixed::copy_fixed(input, &rows, w),
         SourceFormat::Json => match &input.mapping.source.json.record {
             Some(pointer) => super::rejected_json::copy_json_array(input, pointer, &rows, w),
             None => super::rejected_json::copy_json(input, &rows, w),
         },
-        // refused above; an error rather than a panic if that ever changes
-        _ => Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            "no rejected rows for this format",
-        )),
     });
     match written {
         Ok(()) => {

@@ -634,9 +634,266 @@ fn a_rejected_workbook_that_fails_again_keeps_one_error_column() {
     assert_eq!(rows[0][0], calamine::Data::String("Title".into()));
 }
 
+/// The rows of the sheet of an xls file as the test reads them back (calamine, as
+/// erpdrop reads it): names, and the rows from A1 on, without their trailing empty cells.
+fn xls_rows(bytes: &[u8]) -> (Vec<String>, Vec<Vec<calamine::Data>>) {
+    use calamine::{Reader, Xls};
+    let mut wb = Xls::new(std::io::Cursor::new(bytes.to_vec())).unwrap();
+    let names = wb.sheet_names();
+    let range = wb.worksheet_range(&names[0]).unwrap();
+    let (top, left) = range.start().unwrap();
+    let mut rows = vec![Vec::new(); top as usize];
+    for r in range.rows() {
+        let mut row = vec![calamine::Data::Empty; left as usize];
+        row.extend(r.iter().cloned());
+        while row.last() == Some(&calamine::Data::Empty) {
+            row.pop();
+        }
+        rows.push(row);
+    }
+    (names, rows)
+}
+
+/// The `Workbook` stream of an xls file (an OLE compound file).
+fn xls_stream(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Read;
+    let mut doc = cfb::CompoundFile::open(std::io::Cursor::new(bytes.to_vec())).unwrap();
+    let mut s = Vec::new();
+    doc.open_stream("/Workbook")
+        .unwrap()
+        .read_to_end(&mut s)
+        .unwrap();
+    s
+}
+
+/// The xls file with a text of its shared strings replaced by another of the same
+/// length, as a user who retypes a cell: the rest of the file as it was.
+fn xls_retyped(bytes: &[u8], edits: &[(&str, &str)]) -> Vec<u8> {
+    use std::io::{Seek, Write};
+    let mut stream = xls_stream(bytes);
+    for (from, to) in edits {
+        // the string as the SST holds it: its length, flags (16-bit), UTF-16LE
+        let enc = |s: &str| {
+            let u: Vec<u16> = s.encode_utf16().collect();
+            let mut b = (u.len() as u16).to_le_bytes().to_vec();
+            b.push(1);
+            b.extend(u.iter().flat_map(|u| u.to_le_bytes()));
+            b
+        };
+        let (from, to) = (enc(from), enc(to));
+        assert_eq!(from.len(), to.len());
+        let at: Vec<usize> = (0..=stream.len() - from.len())
+            .filter(|&i| stream[i..i + from.len()] == from[..])
+            .collect();
+        assert_eq!(at.len(), 1, "{from:?} once in the stream");
+        stream[at[0]..at[0] + to.len()].copy_from_slice(&to);
+    }
+    let mut cur = std::io::Cursor::new(bytes.to_vec());
+    {
+        let mut doc = cfb::CompoundFile::open(&mut cur).unwrap();
+        let mut s = doc.open_stream("/Workbook").unwrap();
+        s.rewind().unwrap();
+        s.write_all(&stream).unwrap();
+        s.flush().unwrap();
+    }
+    cur.into_inner()
+}
+
+fn xls_1c_invoices() -> Vec<u8> {
+    // written by scripts/gen-sheet-fixtures with xlwt: the rows of `ods_invoices`, in
+    // Cyrillic, with long notes
+    std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/sheets/xls-1c/INV_1.xls"
+    ))
+    .unwrap()
+}
+
 #[test]
-fn an_xls_workbook_gets_its_reports_and_no_rejected_rows() {
-    // an .xlsx file of its rows would match neither `*.xls` nor `format = "xls"`
+fn xls_rejected_rows_keep_the_cells_kinds_and_come_back_fixed() {
+    use calamine::Data;
+    let t = TestDir::new();
+    t.mapping_setup(&SHEET_MAPPING.replace("format = \"xlsx\"", "format = \"xls\""));
+    t.write("drop/inbox/INV_1.xls", xls_1c_invoices());
+    let out = t.run(&["run"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert_eq!(payloads(&t).len(), 3, "INV-1, INV-3, INV-5 went");
+
+    let rejected = std::fs::read(t.join("drop/failed/INV_1.rejected.xls")).unwrap();
+    assert_eq!(
+        rejected[..8],
+        [0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1],
+        "OLE"
+    );
+    // the failed rows' notes (2 x 3,104 characters in UTF-16) take an SST and a CONTINUE
+    let stream = xls_stream(&rejected);
+    let sst = (0..stream.len() - 4)
+        .find(|&i| stream[i..i + 2] == [0xFC, 0x00] && stream[i + 2..i + 4] == [0x20, 0x20])
+        .expect("an SST record of 8,224 bytes");
+    assert_eq!(
+        stream[sst + 8228..sst + 8230],
+        [0x3C, 0x00],
+        "then a CONTINUE"
+    );
+    let (names, got) = xls_rows(&rejected);
+    assert_eq!(names, ["Invoices"], "the sheet that was read, alone");
+    assert_eq!(
+        got.len(),
+        6,
+        "title, blank, header, INV-2 twice, INV-4: {got:?}"
+    );
+    assert_eq!(
+        got[0],
+        [Data::String(
+            "Реализация товаров и услуг, ноябрь 2026".into()
+        )]
+    );
+    assert!(got[1].is_empty(), "{got:?}");
+    let header: Vec<String> = got[2].iter().map(|c| c.to_string()).collect();
+    assert_eq!(
+        header,
+        [
+            "InvoiceNo",
+            "Date",
+            "Paid",
+            "Item",
+            "Qty",
+            "Price",
+            "Note",
+            "erpdrop_error"
+        ]
+    );
+    let col = |r: usize, c: usize| got[r][c].clone();
+    assert_eq!(col(3, 0), Data::String("INV-2".into()));
+    let Data::DateTime(when) = col(3, 1) else {
+        panic!("a date cell: {:?}", col(3, 1))
+    };
+    assert_eq!(when.to_ymd_hms_milli(), (2026, 11, 20, 9, 30, 0, 0));
+    assert_eq!(col(3, 2), Data::Bool(false));
+    assert_eq!(col(3, 3), Data::String("Гайка М8".into()));
+    assert_eq!(col(3, 4), Data::String("x".into()));
+    assert_eq!(col(3, 5), Data::Float(1234.5));
+    let note = col(3, 6).to_string();
+    assert!(note.starts_with("1. Примечание к строке: съешь"), "{note}");
+    assert_eq!(note.chars().count(), 3104);
+    assert_eq!(col(4, 3), Data::String("Винт".into()));
+    assert_eq!(col(4, 4), Data::Float(2.0));
+    assert_eq!(col(4, 5), Data::Float(0.1), "0.1 stays 0.1");
+    assert!(col(4, 6).to_string().starts_with("2. Примечание"));
+    assert_eq!(col(5, 0), Data::String("INV-4".into()));
+    assert_eq!(col(5, 1), Data::String("32.11.2026".into()));
+    assert_eq!(col(5, 2), Data::Bool(true));
+    assert_eq!(col(5, 5), Data::Float(7.0));
+    assert_eq!(
+        got[5].len(),
+        8,
+        "no note: the error in its own column: {:?}",
+        got[5]
+    );
+    let e2 = col(3, 7).to_string();
+    assert_eq!(
+        e2,
+        col(4, 7).to_string(),
+        "both rows of INV-2 carry its problems"
+    );
+    assert!(e2.contains("\"x\""), "{e2}");
+    assert!(
+        col(5, 7).to_string().contains("32.11.2026"),
+        "{:?}",
+        col(5, 7)
+    );
+
+    // the user retypes the two cells in the rejected workbook and drops it back
+    let fixed = xls_retyped(&rejected, &[("x", "5"), ("32.11.2026", "30.11.2026")]);
+    t.write("drop/inbox/INV_1.rejected.xls", fixed);
+    let out = t.run(&["run"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(payloads(&t).len(), 5, "only INV-2 and INV-4 were sent");
+    assert!(t.ls("drop/inbox").is_empty());
+    let doc = |no: &str| {
+        let p = payloads(&t)
+            .into_iter()
+            .find(|p| p.contains(no))
+            .expect("sent");
+        t.read_json(&format!("drop/outbox/{p}"))
+    };
+    let inv2 = doc("INV-2");
+    assert_eq!(
+        inv2["date"], "2026-11-20",
+        "the date cell read back as a date"
+    );
+    assert_eq!(inv2["paid"], false);
+    assert_eq!(inv2["lines"][0]["item"], "Гайка М8");
+    assert_eq!(inv2["lines"][0]["quantity"], 5);
+    assert_eq!(inv2["lines"][0]["price"], "1234.5");
+    assert_eq!(inv2["lines"][1]["item"], "Винт");
+    assert_eq!(inv2["lines"][1]["price"], "0.1");
+    let inv4 = doc("INV-4");
+    assert_eq!(inv4["date"], "2026-11-30");
+    assert_eq!(inv4["paid"], true);
+}
+
+#[test]
+fn an_xls_rejected_file_that_fails_again_keeps_one_error_column() {
+    let t = TestDir::new();
+    t.mapping_setup(&SHEET_MAPPING.replace("format = \"xlsx\"", "format = \"xls\""));
+    t.write("drop/inbox/INV_1.xls", xls_1c_invoices());
+    assert_eq!(t.run(&["run"]).code, 1);
+    let first = std::fs::read(t.join("drop/failed/INV_1.rejected.xls")).unwrap();
+    // dropped back as erpdrop wrote it: it fails again, with one error column
+    t.write("drop/inbox/INV_1.rejected.xls", &first);
+    assert_eq!(t.run(&["run"]).code, 1);
+    let again = std::fs::read(t.join("drop/failed/INV_1.rejected.1.rejected.xls")).unwrap();
+    let (first_names, first_rows) = xls_rows(&first);
+    let (names, rows) = xls_rows(&again);
+    assert_eq!(names, first_names);
+    assert_eq!(rows.len(), 6, "{rows:?}");
+    for (r, row) in rows.iter().enumerate() {
+        // the same cells; the messages name the rows of the file they were read from
+        let upto = if r >= 3 { 7 } else { row.len() };
+        assert_eq!(row[..upto], first_rows[r][..upto], "row {r}");
+        assert!(row.len() <= 8, "{row:?}");
+    }
+    assert_eq!(rows[2][7], calamine::Data::String("erpdrop_error".into()));
+    assert!(rows[3][7].to_string().contains("\"x\""), "{:?}", rows[3]);
+}
+
+#[test]
+fn an_xls_sheet_with_no_column_left_for_the_error_gets_no_rejected_file() {
+    // every column A to IV taken: erpdrop_error would be the 257th, which xls lacks
+    let t = TestDir::new();
+    t.mapping_setup(&SHEET_MAPPING.replace("format = \"xlsx\"", "format = \"xls\""));
+    t.write(
+        "drop/inbox/INV_wide.xls",
+        std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/fixtures/sheets/xls-1c/INV_wide.xls"
+        ))
+        .unwrap(),
+    );
+    let out = t.run(&["run"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert_eq!(payloads(&t).len(), 1, "INV-1 went");
+    let failed = t.ls("drop/failed");
+    assert!(
+        failed.iter().any(|f| f.ends_with(".errors.csv")),
+        "{failed:?}"
+    );
+    assert!(
+        !failed.iter().any(|f| f.contains(".rejected.")),
+        "{failed:?}"
+    );
+    assert!(
+        out.stderr.contains("no rejected rows file") && out.stderr.contains("column IV"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn the_xls_fixture_gets_its_rejected_rows_in_xls() {
+    // the register of fixtures/sheets/xls (xlwt, DD/MM/YYYY dates, #,##0.00 amounts), its
+    // amounts made integers: INV-7001's 0.1 and 1234.5 fail, and INV-7002's 99.99
     let t = TestDir::new();
     t.copy_from_repo("fixtures/sheets/xls");
     for e in std::fs::read_dir(t.join("mappings")).unwrap() {
@@ -653,14 +910,22 @@ fn an_xls_workbook_gets_its_reports_and_no_rejected_rows() {
     let out = t.run(&["run"]);
     assert_eq!(out.code, 1, "{out:?}");
     let failed = t.ls("drop/failed");
-    assert!(
-        failed.iter().any(|f| f.ends_with(".errors.csv")),
-        "{failed:?}"
-    );
-    assert!(
-        !failed.iter().any(|f| f.contains(".rejected.")),
-        "{failed:?}"
-    );
+    let name = failed
+        .iter()
+        .find(|f| f.contains(".rejected."))
+        .unwrap_or_else(|| panic!("{failed:?}"));
+    assert!(name.ends_with(".xls"), "{name}");
+    let (names, rows) = xls_rows(&std::fs::read(t.join(&format!("drop/failed/{name}"))).unwrap());
+    assert_eq!(names, ["Invoices"]);
+    assert_eq!(rows.len(), 6, "title, blank, header, three rows: {rows:?}");
+    assert_eq!(rows[3][5], calamine::Data::Float(0.1));
+    assert_eq!(rows[4][5], calamine::Data::Float(1234.5));
+    assert_eq!(rows[5][5], calamine::Data::Float(99.99));
+    let calamine::Data::DateTime(d) = &rows[3][1] else {
+        panic!("{rows:?}")
+    };
+    assert_eq!(d.to_ymd_hms_milli(), (2026, 11, 20, 0, 0, 0, 0));
+    assert_eq!(rows[2][6], calamine::Data::String("erpdrop_error".into()));
 }
 
 /// The sheets of an ods file as the test reads them back: names, and the rows of the
@@ -2270,6 +2535,58 @@ fn a_rejected_workbook_with_text_amounts_restates_them_in_its_separators_and_fai
         _ => None,
     });
     drop_back(&t, "INV_1.rejected.1.rejected.xlsx", fixed, 5);
+}
+
+#[test]
+fn an_xls_rejected_workbook_ends_with_its_totals_row_restated() {
+    // the sheet of `trailer_sheet` written by xlwt: the count a number cell, the sum text
+    use calamine::Data;
+    let trailer = SheetTrailer {
+        count: Some(TrailerCell::Number),
+        sum: Some(TrailerCell::Text("1245.40")),
+    };
+    let t = TestDir::new();
+    t.mapping_setup(&trailer.mapping("xls"));
+    t.write(
+        "drop/inbox/INV_1.xls",
+        std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/fixtures/sheets/xls-1c/INV_total.xls"
+        ))
+        .unwrap(),
+    );
+    let out = t.run(&["run"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert_eq!(payloads(&t).len(), 3, "INV-1, INV-3, INV-5 went: {out:?}");
+    let rejected = std::fs::read(t.join("drop/failed/INV_1.rejected.xls"))
+        .unwrap_or_else(|e| panic!("{e}: {:?}", t.ls("drop/failed")));
+    let (_, got) = xls_rows(&rejected);
+    assert_eq!(
+        got.len(),
+        7,
+        "titles, header, INV-2 twice, INV-4, totals: {got:?}"
+    );
+    assert_eq!(got[2].last(), Some(&Data::String("erpdrop_error".into())));
+    let totals = &got[6];
+    assert_eq!(totals[0], Data::String("TOTAL".into()), "{totals:?}");
+    assert!(
+        totals.len() <= 8,
+        "no erpdrop_error on the totals row: {totals:?}"
+    );
+    // 3 rows; 1234.5 + 0.3 + 7
+    assert_eq!(totals[6], Data::Float(3.0), "{totals:?}");
+    assert_eq!(totals[7], Data::String("1241.80".into()), "{totals:?}");
+
+    // the user retypes the two cells and drops the file back: it passes its trailer
+    let fixed = xls_retyped(&rejected, &[("x", "5"), ("32.11.2026", "30.11.2026")]);
+    drop_back(&t, "INV_1.rejected.xls", fixed, 5);
+    let inv2 = payloads(&t)
+        .into_iter()
+        .find(|p| p.contains("INV-2"))
+        .expect("INV-2 sent");
+    let inv2 = t.read_json(&format!("drop/outbox/{inv2}"));
+    assert_eq!(inv2["lines"][0]["quantity"], 5);
+    assert_eq!(inv2["lines"][1]["price"], "0.3");
 }
 
 #[test]
