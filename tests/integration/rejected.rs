@@ -684,7 +684,7 @@ fn ods_rows(bytes: &[u8]) -> (Vec<String>, Vec<Vec<calamine::Data>>) {
 }
 
 /// An ods cell as LibreOffice Calc writes it (the value in the text for a string).
-fn ods_cell(d: &calamine::Data) -> String {
+pub(crate) fn ods_cell(d: &calamine::Data) -> String {
     use calamine::Data;
     let esc = |s: &str| {
         s.replace('&', "&amp;")
@@ -715,7 +715,7 @@ fn ods_cell(d: &calamine::Data) -> String {
 
 /// An ods package of sheets whose rows are cells' XML, as Calc saves one: the million
 /// empty rows it declares below the data included.
-fn ods_book(sheets: &[(&str, Vec<Vec<String>>)]) -> Vec<u8> {
+pub(crate) fn ods_book(sheets: &[(&str, Vec<Vec<String>>)]) -> Vec<u8> {
     use std::io::Write;
     use zip::write::SimpleFileOptions;
     let mut content = String::from(
