@@ -564,7 +564,7 @@ fn copy_csv(input: &RejectedInput<'_>, rows: &Rows, w: &mut dyn Write) -> io::Re
                 }
                 None => None,
             };
-            t.add(of.as_deref(), rec.line)?;
+            t.add(of.as_deref(), false, rec.line)?;
         }
         let kept = if replace_last == Some(rec.fields) {
             &body[..rec.last_field]

@@ -154,7 +154,7 @@ pub(super) fn copy_fixed(
                 let code = record_code(opts, body);
                 value_of(body, column(opts, code.as_deref(), of)?)
             });
-            t.add(of.as_deref(), line)?;
+            t.add(of.as_deref(), false, line)?;
         }
         let layout = layout_end(opts, body)?;
         let chars = body.chars().count();

@@ -324,16 +324,16 @@ impl<'a> Copy<'a> {
         if let Some(rule) = self.totals.as_ref().map(|t| t.rule) {
             // counted, and its value of the summed column added, as the check reads it
             let row = as_read(cells);
-            let of = match &rule.sum {
+            let (of, is_number) = match &rule.sum {
                 Some((_, of)) => match row.cell(usize::from(self.column(of)?)) {
                     // an error cell adds nothing, as when the sheet was checked
-                    Cell::Error(_) => None,
-                    c => Some(c.text()),
+                    Cell::Error(_) => (None, false),
+                    c => (Some(c.text()), matches!(c, Cell::Number(_))),
                 },
-                None => None,
+                None => (None, false),
             };
             if let Some(t) = self.totals.as_mut() {
-                t.add(of, u64::from(number))?;
+                t.add(of, is_number, u64::from(number))?;
             }
         }
         let col = match self.error_col {

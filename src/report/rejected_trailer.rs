@@ -11,7 +11,7 @@
 //! grouped where the original was. A value wider than its column cannot be written:
 //! no file then ([`io::ErrorKind::InvalidData`], said in a warning).
 
-use crate::source::rows::parse_amount;
+use crate::source::rows::cell_amount;
 use crate::source::{RowRules, TrailerRule};
 use rust_decimal::Decimal;
 use std::io;
@@ -38,13 +38,15 @@ impl<'a> Totals<'a> {
         }
     }
 
-    /// One data row written, with its value of the summed column where it has one.
-    pub fn add(&mut self, of: Option<&str>, line: u64) -> io::Result<()> {
+    /// One data row written, with its value of the summed column where it has one
+    /// (`number`: a workbook's number cell, read whatever the mapping's separators, as
+    /// the check reads it).
+    pub fn add(&mut self, of: Option<&str>, number: bool, line: u64) -> io::Result<()> {
         self.count += 1;
         let Some(v) = of.map(crate::source::trim).filter(|v| !v.is_empty()) else {
             return Ok(());
         };
-        let n = parse_amount(v, self.rows.decimal, self.rows.thousands)
+        let n = cell_amount(v, number, self.rows)
             .ok_or_else(|| invalid(format!("line {line}: {v:?} is not a number to add up")))?;
         self.sum = self
             .sum
@@ -59,8 +61,8 @@ impl<'a> Totals<'a> {
     }
 
     /// The sum as a workbook's number cell holds it: the double that reads back (as the
-    /// sheet reader gives a number, [`number_text`], with the mapping's separators) as
-    /// exactly the sum; a sum no double holds so (more than 15 significant digits) is
+    /// sheet reader gives a number, [`number_text`], whatever the mapping's separators)
+    /// as exactly the sum; a sum no double holds so (more than 15 significant digits) is
     /// refused.
     ///
     /// [`number_text`]: crate::source::sheet::cell::number_text
@@ -71,7 +73,7 @@ impl<'a> Totals<'a> {
             .parse()
             .map_err(|_| self.not_a_double())?;
         let text = crate::source::sheet::cell::number_text(f);
-        match parse_amount(&text, self.rows.decimal, self.rows.thousands) {
+        match cell_amount(&text, true, self.rows) {
             Some(back) if f.is_finite() && back == self.sum => Ok(f),
             _ => Err(self.not_a_double()),
         }
@@ -247,6 +249,7 @@ pub(super) fn csv_field(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::source::rows::parse_amount;
     use std::str::FromStr;
 
     fn d(s: &str) -> Decimal {
@@ -299,11 +302,22 @@ mod tests {
         let sum_of = |values: &[&str]| {
             let mut t = Totals::new(&rule, &rows);
             for v in values {
-                t.add(Some(v), 1).unwrap();
+                t.add(Some(v), true, 1).unwrap();
             }
             t.sum_number()
         };
         assert_eq!(sum_of(&["1234.5", "0.3", "7"]).unwrap(), 1241.8);
+        // number cells are read whatever the separators of the mapping (for text)
+        let german = RowRules {
+            decimal: ',',
+            thousands: Some('.'),
+            ..RowRules::default()
+        };
+        let mut t = Totals::new(&rule, &german);
+        t.add(Some("1234.5"), true, 1).unwrap();
+        t.add(Some("0.1"), true, 2).unwrap();
+        t.add(Some("1.000,25"), false, 3).unwrap();
+        assert_eq!(t.sum_number().unwrap(), 2234.85);
         assert_eq!(sum_of(&["0.1", "0.2"]).unwrap(), 0.3);
         assert_eq!(sum_of(&["-2.5", "1"]).unwrap(), -1.5);
         assert_eq!(sum_of(&[]).unwrap(), 0.0);

@@ -83,6 +83,10 @@ pub struct RawRow {
     /// (`2026-11-20`, `2026-11-20T13:45:00`), which a date field takes whatever its
     /// format. Text never gets here: only the reader marks a slot.
     dates: Vec<u32>,
+    /// Workbooks: the slots whose value is a number cell's, the decimal it holds
+    /// (`1234.5`), which a number field reads whatever the mapping's separators (they
+    /// are for text). Only the reader marks a slot.
+    numbers: Vec<u32>,
 }
 
 impl RawRow {
@@ -114,6 +118,7 @@ impl RawRow {
             bounds: Vec::with_capacity(slots),
             slot_lines: Vec::new(),
             dates: Vec::new(),
+            numbers: Vec::new(),
         }
     }
 
@@ -145,6 +150,7 @@ impl RawRow {
             bounds,
             slot_lines,
             dates: Vec::new(),
+            numbers: Vec::new(),
         }
     }
 
@@ -161,9 +167,11 @@ impl RawRow {
         for &l in &self.slot_lines {
             put_u64(out, l);
         }
-        put_len(out, self.dates.len());
-        for &d in &self.dates {
-            put_u32(out, d);
+        for marks in [&self.dates, &self.numbers] {
+            put_len(out, marks.len());
+            for &d in marks {
+                put_u32(out, d);
+            }
         }
     }
 
@@ -186,17 +194,23 @@ impl RawRow {
         for _ in 0..n {
             slot_lines.push(take_u64(buf)?);
         }
-        let n = take_len(buf)?;
-        let mut dates = Vec::with_capacity(n.min(buf.len() / 4));
-        for _ in 0..n {
-            dates.push(take_u32(buf)?);
-        }
+        let mut marks = || -> Option<Vec<u32>> {
+            let n = take_len(buf)?;
+            let mut out = Vec::with_capacity(n.min(buf.len() / 4));
+            for _ in 0..n {
+                out.push(take_u32(buf)?);
+            }
+            Some(out)
+        };
+        let dates = marks()?;
+        let numbers = marks()?;
         Some(RawRow {
             line,
             text,
             bounds,
             slot_lines,
             dates,
+            numbers,
         })
     }
 
@@ -210,6 +224,19 @@ impl RawRow {
     /// Whether `slot` holds a date cell's value, ISO 8601 (workbooks).
     pub fn is_date(&self, slot: usize) -> bool {
         !self.dates.is_empty() && self.dates.contains(&(slot as u32))
+    }
+
+    /// Marks the last slot pushed as a number cell's value (workbooks).
+    pub fn mark_number(&mut self) {
+        if let Some(last) = self.bounds.len().checked_sub(1) {
+            self.numbers.push(last as u32);
+        }
+    }
+
+    /// Whether `slot` holds a number cell's value, the decimal it holds with a `.` and
+    /// no thousands separator (workbooks).
+    pub fn is_number(&self, slot: usize) -> bool {
+        !self.numbers.is_empty() && self.numbers.contains(&(slot as u32))
     }
 
     /// The value of `slot`; `None` when the source has none (an XML element not there).
@@ -373,6 +400,8 @@ mod tests {
         header.push(Some("Grüße"));
         header.push(Some("2026-11-20"));
         header.mark_date();
+        header.push(Some("1234.5"));
+        header.mark_number();
         let line = RawRow::from_parts(
             4,
             "ab",

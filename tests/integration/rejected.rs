@@ -949,7 +949,7 @@ fn ods_rows(bytes: &[u8]) -> (Vec<String>, Vec<Vec<calamine::Data>>) {
 }
 
 /// An ods cell as LibreOffice Calc writes it (the value in the text for a string).
-fn ods_cell(d: &calamine::Data) -> String {
+pub(crate) fn ods_cell(d: &calamine::Data) -> String {
     use calamine::Data;
     let esc = |s: &str| {
         s.replace('&', "&amp;")
@@ -980,7 +980,7 @@ fn ods_cell(d: &calamine::Data) -> String {
 
 /// An ods package of sheets whose rows are cells' XML, as Calc saves one: the million
 /// empty rows it declares below the data included.
-fn ods_book(sheets: &[(&str, Vec<Vec<String>>)]) -> Vec<u8> {
+pub(crate) fn ods_book(sheets: &[(&str, Vec<Vec<String>>)]) -> Vec<u8> {
     use std::io::Write;
     use zip::write::SimpleFileOptions;
     let mut content = String::from(
@@ -2360,11 +2360,19 @@ type SheetReader = fn(&[u8]) -> (Vec<String>, Vec<Vec<calamine::Data>>);
 /// ends with the totals row, its count and sum restated for the three rows written
 /// (a number cell a number, a text cell text as the original wrote it), its other cells
 /// as read; fixed and dropped back, it passes the trailer check and only INV-2 and INV-4
-/// go.
-fn sheet_trailer_round_trip(format: &str, trailer: SheetTrailer) {
+/// go. `german`: the mapping's separators are a German export's (`1.234,50`), which
+/// its number cells ignore and its text trailer cell is written in.
+fn sheet_trailer_round_trip(format: &str, trailer: SheetTrailer, german: bool) {
     use calamine::Data;
     let t = TestDir::new();
-    t.mapping_setup(&trailer.mapping(format));
+    let mut mapping = trailer.mapping(format);
+    if german {
+        mapping = mapping.replace(
+            "date_format = \"%d.%m.%Y\"",
+            "date_format = \"%d.%m.%Y\"\ndecimal_separator = \",\"\nthousands_separator = \".\"",
+        );
+    }
+    t.mapping_setup(&mapping);
     let rows = trailer_sheet(trailer);
     let (book, read) = match format {
         "xlsx" => (trailer_xlsx(&rows), sheet_rows as SheetReader),
@@ -2408,7 +2416,8 @@ fn sheet_trailer_round_trip(format: &str, trailer: SheetTrailer) {
     let cell = |i: usize| totals.get(i).cloned().unwrap_or(Data::Empty);
     // 3 rows; 1234.5 + 0.3 + 7
     assert_eq!(cell(6), want(trailer.count, 3.0, "0003"), "{totals:?}");
-    assert_eq!(cell(7), want(trailer.sum, 1241.8, "1241.80"), "{totals:?}");
+    let sum_text = if german { "1.241,80" } else { "1241.80" };
+    assert_eq!(cell(7), want(trailer.sum, 1241.8, sum_text), "{totals:?}");
 
     // the user fixes the two documents and saves the file
     let fix = |r: usize, c: usize, d: &Data| match (r, c) {
@@ -2452,7 +2461,7 @@ fn an_xlsx_rejected_workbook_ends_with_its_totals_row_restated() {
             sum: Some(Number),
         },
     ] {
-        sheet_trailer_round_trip("xlsx", trailer);
+        sheet_trailer_round_trip("xlsx", trailer, false);
     }
 }
 
@@ -2473,7 +2482,27 @@ fn an_ods_rejected_workbook_ends_with_its_totals_row_restated() {
             sum: Some(Text("1245.40")),
         },
     ] {
-        sheet_trailer_round_trip("ods", trailer);
+        sheet_trailer_round_trip("ods", trailer, false);
+    }
+}
+
+#[test]
+fn a_german_rejected_workbook_adds_up_its_number_cells_whatever_the_separators() {
+    use TrailerCell::{Number, Text};
+    // the prices are number cells; the totals cell a number, or text in the separators
+    for format in ["xlsx", "ods"] {
+        for trailer in [
+            SheetTrailer {
+                count: Some(Number),
+                sum: Some(Number),
+            },
+            SheetTrailer {
+                count: None,
+                sum: Some(Text("1.245,40")),
+            },
+        ] {
+            sheet_trailer_round_trip(format, trailer, true);
+        }
     }
 }
 

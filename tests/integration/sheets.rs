@@ -692,3 +692,171 @@ fn a_void_row_is_skipped_in_a_sheet_sorted_by_key() {
         2
     );
 }
+
+// ------------------------- number cells whatever the separators of text (German Excel)
+
+/// A mapping for a workbook exported from a German Excel: its text cells write
+/// `1.234,50`; with `trailer`, the totals row under the data adds up Amount.
+fn german_mapping(format: &str, trailer: bool) -> String {
+    let trailer = match trailer {
+        true => "\n[source.trailer]\nsum = { column = \"Amount\", of = \"Amount\" }\n",
+        false => "",
+    };
+    format!(
+        r#"name = "german-invoices"
+match = ["*.xlsx", "*.ods"]
+document_type = "sales_invoice"
+
+[source]
+format = "{format}"
+decimal_separator = ","
+thousands_separator = "."
+{trailer}
+[document]
+key = ["InvoiceNo"]
+
+[header]
+number = {{ from = "InvoiceNo", required = true }}
+
+[lines]
+item     = {{ from = "Item", required = true }}
+quantity = {{ from = "Qty", type = "integer" }}
+amount   = {{ from = "Amount", type = "decimal" }}
+"#
+    )
+}
+
+/// The cells of the German workbook, from A1 on: the header, INV-1 with the number
+/// cells 1234.5 and 0.1 (a quantity 12, a number too), INV-2 with text cells as a
+/// German export writes them ("1.234,50"), then, where given, a totals row whose Amount
+/// is `total`.
+fn german_rows(total: Option<calamine::Data>) -> Vec<Vec<calamine::Data>> {
+    use calamine::Data;
+    let s = |v: &str| Data::String(v.into());
+    let mut rows = vec![
+        vec![s("InvoiceNo"), s("Item"), s("Qty"), s("Amount")],
+        vec![s("INV-1"), s("A-1"), Data::Float(12.0), Data::Float(1234.5)],
+        vec![s("INV-1"), s("B-1"), Data::Float(1.0), Data::Float(0.1)],
+        vec![s("INV-2"), s("C-1"), s("1.000"), s("1.234,50")],
+    ];
+    if let Some(total) = total {
+        rows.push(vec![s("TOTAL"), s("all"), Data::Empty, total]);
+    }
+    rows
+}
+
+fn german_book(format: &str, rows: &[Vec<calamine::Data>]) -> Vec<u8> {
+    use calamine::Data;
+    if format == "ods" {
+        let cells: Vec<Vec<String>> = rows
+            .iter()
+            .map(|row| row.iter().map(crate::rejected::ods_cell).collect())
+            .collect();
+        return crate::rejected::ods_book(&[("Rechnungen", cells)]);
+    }
+    // a number cell shown as a German Excel shows it (the format changes nothing)
+    let money = Format::new().set_num_format("#,##0.00");
+    workbook(&[("Rechnungen", &|ws: &mut Worksheet| {
+        for (r, row) in rows.iter().enumerate() {
+            for (c, cell) in row.iter().enumerate() {
+                let (r, c) = (r as u32, c as u16);
+                match cell {
+                    Data::Empty => {}
+                    Data::String(s) => {
+                        ws.write_string(r, c, s).unwrap();
+                    }
+                    Data::Float(f) if c == 3 => {
+                        ws.write_number_with_format(r, c, *f, &money).unwrap();
+                    }
+                    Data::Float(f) => {
+                        ws.write_number(r, c, *f).unwrap();
+                    }
+                    other => panic!("a cell the test does not write: {other:?}"),
+                }
+            }
+        }
+    })])
+}
+
+/// The documents in the outbox, by invoice number.
+fn outbox(t: &TestDir) -> std::collections::BTreeMap<String, Value> {
+    t.ls("drop/outbox")
+        .into_iter()
+        .filter(|n| !n.starts_with('.'))
+        .map(|n| {
+            let doc = t.read_json(&format!("drop/outbox/{n}"));
+            (doc["number"].as_str().unwrap_or_default().to_string(), doc)
+        })
+        .collect()
+}
+
+/// Runs the German workbook: INV-1's number cells are their numbers, INV-2's text
+/// cells read with the mapping's separators.
+/// `apart`: INV-2's row between INV-1's two, so that the sheet is sorted by key
+/// (through the temporary files' encoding of its rows).
+fn german_run(format: &str, trailer: bool, total: Option<calamine::Data>, apart: bool) {
+    let t = TestDir::new();
+    t.mapping_setup(&german_mapping(format, trailer));
+    let name = format!("RE_2026-11.{format}");
+    let mut rows = german_rows(total.clone());
+    if apart {
+        rows.swap(2, 3);
+    }
+    t.write(&format!("drop/inbox/{name}"), german_book(format, &rows));
+    let out = t.run(&["run"]);
+    let failed = t.ls("drop/failed");
+    let report = failed
+        .iter()
+        .find(|n| n.ends_with(".errors.json"))
+        .map(|n| t.read_json(&format!("drop/failed/{n}")));
+    assert_eq!(out.code, 0, "{format} {total:?}: {out:?} {report:#?}");
+    let docs = outbox(&t);
+    assert_eq!(docs.len(), 2, "{format}: {:?}", docs.keys());
+    let one = &docs["INV-1"]["lines"];
+    assert_eq!(one[0]["amount"], "1234.5", "{format}: {one}");
+    assert_eq!(one[0]["quantity"], 12, "{format}: {one}");
+    assert_eq!(one[1]["amount"], "0.1", "{format}: {one}");
+    assert_eq!(one[1]["quantity"], 1, "{format}: {one}");
+    let two = &docs["INV-2"]["lines"];
+    assert_eq!(two[0]["amount"], "1234.50", "{format}: {two}");
+    assert_eq!(two[0]["quantity"], 1000, "{format}: {two}");
+}
+
+#[test]
+fn number_cells_are_their_numbers_whatever_the_separators_of_text() {
+    for format in ["xlsx", "ods"] {
+        german_run(format, false, None, false);
+        german_run(format, false, None, true);
+    }
+}
+
+#[test]
+fn a_totals_row_adds_up_number_cells_whatever_the_separators_of_text() {
+    use calamine::Data;
+    // 1234.5 + 0.1 + 1.234,50: a number cell, or text as the export writes it
+    for format in ["xlsx", "ods"] {
+        german_run(format, true, Some(Data::Float(2469.1)), false);
+        german_run(format, true, Some(Data::String("2.469,10".into())), false);
+    }
+}
+
+#[test]
+fn a_totals_row_off_by_a_cent_still_fails_with_number_cells() {
+    use calamine::Data;
+    for format in ["xlsx", "ods"] {
+        let t = TestDir::new();
+        t.mapping_setup(&german_mapping(format, true));
+        let name = format!("RE_2026-11.{format}");
+        let rows = german_rows(Some(Data::Float(2469.11)));
+        t.write(&format!("drop/inbox/{name}"), german_book(format, &rows));
+        let out = t.run(&["run"]);
+        assert_eq!(out.code, 1, "{format}: {out:?}");
+        assert!(outbox(&t).is_empty(), "{format}: nothing submitted");
+        let r = t.read_json(&format!("drop/failed/{name}.errors.json"));
+        let errors = r["errors"].as_array().unwrap();
+        assert_eq!(errors.len(), 1, "{format}: {errors:#?}");
+        assert_eq!(errors[0]["code"], "incomplete");
+        let msg = errors[0]["message"].as_str().unwrap();
+        assert!(msg.contains("2469.11") && msg.contains("2469.10"), "{msg}");
+    }
+}

@@ -46,16 +46,21 @@ impl Field {
         // a workbook's date cell, as long as its text is the cell's
         let mut date_cell =
             matches!(self.source, FieldSource::Slot { slot, .. } if ctx.row.is_date(slot));
+        // and its number cell, the decimal it holds whatever the field's separators
+        let mut number_cell =
+            matches!(self.source, FieldSource::Slot { slot, .. } if ctx.row.is_number(slot));
         if let Some(map) = &self.map {
             if let Some(m) = map.get(text) {
                 text = m;
                 date_cell = false;
+                number_cell = false;
             }
         }
         if text.is_empty() {
             if let Some(d) = &self.default {
                 text = d;
                 date_cell = false;
+                number_cell = false;
             }
         }
         if text.is_empty() {
@@ -64,9 +69,10 @@ impl Field {
             }
             return Ok(Value::Null);
         }
-        let mut value = match date_cell {
-            true => self.convert_date_cell(text)?,
-            false => self.convert(text)?,
+        let mut value = match (date_cell, number_cell) {
+            (true, _) => self.convert_date_cell(text)?,
+            (_, true) => self.convert_number_cell(text)?,
+            _ => self.convert(text)?,
         };
         if let (Some(case), Value::Str(s)) = (self.case, &mut value) {
             // most values are in the wanted case already: no new string for them
@@ -220,7 +226,37 @@ impl Field {
     }
 
     fn convert(&self, text: &str) -> Result<Value, FieldError> {
+        self.convert_as(&self.kind, text)
+    }
+
+    /// A workbook's number cell (the decimal it holds, `1234.5`, as the reader wrote
+    /// it): a number field reads it with a `.` and no thousands separator, whatever its
+    /// `decimal_separator` and `thousands_separator`, which are for text cells. Other
+    /// types read its text.
+    fn convert_number_cell(&self, text: &str) -> Result<Value, FieldError> {
         match &self.kind {
+            Kind::Integer { .. } => self.convert_as(
+                &Kind::Integer {
+                    decimal: '.',
+                    thousands: None,
+                },
+                text,
+            ),
+            Kind::Decimal { scale, exact, .. } => self.convert_as(
+                &Kind::Decimal {
+                    decimal: '.',
+                    thousands: None,
+                    scale: *scale,
+                    exact: *exact,
+                },
+                text,
+            ),
+            _ => self.convert(text),
+        }
+    }
+
+    fn convert_as(&self, kind: &Kind, text: &str) -> Result<Value, FieldError> {
+        match kind {
             Kind::String => Ok(Value::Str(text.to_string())),
             Kind::Integer { decimal, thousands } => parse_integer(text, *decimal, *thousands)
                 .map(Value::Int)

@@ -39,6 +39,52 @@ fn eval(f: &Field, cell: &str) -> Result<Value, FieldError> {
     })
 }
 
+/// `eval` on a workbook's number cell (the decimal it holds, as the reader writes it).
+fn eval_number_cell(f: &Field, cell: &str) -> Result<Value, FieldError> {
+    let mut row = RawRow::new(7);
+    row.push(Some(cell));
+    row.mark_number();
+    f.eval(&EvalCtx {
+        row: &row,
+        file: "INV_1.xlsx",
+        run: "r1",
+        refs: &crate::mapping::NoRefs,
+    })
+}
+
+#[test]
+fn a_number_cell_is_its_number_whatever_the_separators_of_text() {
+    let dec = |d: &str| Value::Dec(d.parse().unwrap());
+    let german = r#"from = "T"
+decimal_separator = ","
+thousands_separator = "."
+"#;
+    let with = |more: &str| field(&format!("{german}{more}")).unwrap();
+    let d = with(r#"type = "decimal""#);
+    assert_eq!(eval_number_cell(&d, "1234.5").unwrap(), dec("1234.5"));
+    assert_eq!(eval_number_cell(&d, "0.1").unwrap(), dec("0.1"));
+    assert_eq!(eval_number_cell(&d, "-12").unwrap(), dec("-12"));
+    // a text cell: the separators
+    assert_eq!(eval(&d, "1.234,50").unwrap(), dec("1234.50"));
+    assert_eq!(eval(&d, "0.1").unwrap_err().code, Code::Type);
+    let s = with("type = \"decimal\"\nscale = 2\nrounding = \"error\"");
+    assert_eq!(eval_number_cell(&s, "1234.5").unwrap(), dec("1234.50"));
+    assert_eq!(eval_number_cell(&s, "0.125").unwrap_err().code, Code::Type);
+    let i = with(r#"type = "integer""#);
+    assert_eq!(eval_number_cell(&i, "1234").unwrap(), Value::Int(1234));
+    assert_eq!(eval_number_cell(&i, "1234.5").unwrap_err().code, Code::Type);
+    assert_eq!(eval(&i, "1.234").unwrap(), Value::Int(1234));
+    // a string keeps the cell's decimal
+    let t = field(german).unwrap();
+    assert_eq!(
+        eval_number_cell(&t, "1234.5").unwrap(),
+        Value::Str("1234.5".into())
+    );
+    // a value that `map` or `default` gives is text, read with the separators
+    let m = with("type = \"decimal\"\nmap = { \"1\" = \"2,5\" }");
+    assert_eq!(eval_number_cell(&m, "1").unwrap(), dec("2.5"));
+}
+
 #[test]
 fn trim_map_default_required_in_order() {
     let f = field(

@@ -38,6 +38,12 @@ pub trait RowReader {
     fn column_name(&self, col: usize) -> String;
     /// Bytes of the file consumed so far.
     fn bytes_read(&self) -> u64;
+    /// Whether the current row's value of a resolved column is a number cell's (a
+    /// workbook's): the decimal it holds (`1234.5`), which the trailer's sum reads
+    /// whatever the mapping's separators (they are for text).
+    fn is_number(&self, _col: usize) -> bool {
+        false
+    }
     /// Adds the current row's value of a resolved column to `row`; a reader whose cells
     /// carry more than their text (a workbook's date cells and error cells) says so
     /// here.
@@ -86,19 +92,21 @@ struct Row {
     header: Option<RawRow>,
     line_row: Option<RawRow>,
     skip: bool,
-    /// The value of the summed column, with its column.
-    of: Option<(String, usize)>,
-    /// The trailer's values (of the last row, for a file without record types).
-    count: Option<Result<String, Problem>>,
-    sum: Option<Result<String, Problem>>,
+    /// The value of the summed column, with its column and whether it is a number
+    /// cell's.
+    of: Option<(String, usize, bool)>,
+    /// The trailer's values (of the last row, for a file without record types), each
+    /// with whether it is a number cell's.
+    count: Option<Result<(String, bool), Problem>>,
+    sum: Option<Result<(String, bool), Problem>>,
     problems: Vec<Problem>,
 }
 
 /// What the trailer row said.
 struct Trailer {
     line: u64,
-    count: Option<Result<String, Problem>>,
-    sum: Option<Result<String, Problem>>,
+    count: Option<Result<(String, bool), Problem>>,
+    sum: Option<Result<(String, bool), Problem>>,
 }
 
 /// A row-shaped file read as a stream of documents.
@@ -316,14 +324,15 @@ impl<R: RowReader> RowDocuments<R> {
                 skip |= rule.skips(crate::source::trim(v));
             }
         }
-        let of = layout
-            .of
-            .map(|c| (self.rdr.value(c).unwrap_or("").to_string(), c));
+        let of = layout.of.map(|c| {
+            let v = self.rdr.value(c).unwrap_or("").to_string();
+            (v, c, self.rdr.is_number(c))
+        });
         let trailer_value = |c: Option<usize>| {
             c.map(|c| {
                 self.rdr
                     .value(c)
-                    .map(|v| crate::source::trim(v).to_string())
+                    .map(|v| (crate::source::trim(v).to_string(), self.rdr.is_number(c)))
             })
         };
         let (count, sum) =
@@ -367,8 +376,8 @@ impl<R: RowReader> RowDocuments<R> {
             return Ok(());
         }
         self.data_rows += 1;
-        if let Some((v, col)) = &row.of {
-            self.add_to_sum(v, *col, row.line)?;
+        if let Some((v, col, number)) = &row.of {
+            self.add_to_sum(v, *number, *col, row.line)?;
         }
         match row.kind {
             RowKind::Header => {
@@ -485,24 +494,29 @@ impl<R: RowReader> RowDocuments<R> {
         }
     }
 
-    fn add_to_sum(&mut self, value: &str, col: usize, line: u64) -> Result<(), Problem> {
+    fn add_to_sum(
+        &mut self,
+        value: &str,
+        number: bool,
+        col: usize,
+        line: u64,
+    ) -> Result<(), Problem> {
         let v = crate::source::trim(value);
         if v.is_empty() {
             return Ok(());
         }
-        let amount =
-            parse_amount(v, self.rules.decimal, self.rules.thousands).ok_or_else(|| {
-                Problem::file(
-                    Code::Malformed,
-                    Some(line),
-                    format!(
+        let amount = cell_amount(v, number, &self.rules).ok_or_else(|| {
+            Problem::file(
+                Code::Malformed,
+                Some(line),
+                format!(
                     "{} is not a number, so the trailer's total of this column cannot be checked",
                     quote(v)
                 ),
-                )
-                .with_column(self.rdr.column_name(col))
-                .with_value(v.to_string())
-            })?;
+            )
+            .with_column(self.rdr.column_name(col))
+            .with_value(v.to_string())
+        })?;
         self.sum = self.sum.checked_add(amount).ok_or_else(|| {
             Problem::file(
                 Code::Malformed,
@@ -545,7 +559,7 @@ impl<R: RowReader> RowDocuments<R> {
                 format!("{what}: it is cut off, or the export did not finish; nothing of it is imported"),
             ));
         };
-        let stated = |v: Option<Result<String, Problem>>| -> Result<Option<String>, Problem> {
+        let stated = |v: Option<Result<(String, bool), Problem>>| -> Result<Option<(String, bool)>, Problem> {
             v.transpose().map_err(|p| {
                 incomplete_from(p, "The trailer row is too short for its control total")
             })
@@ -554,7 +568,7 @@ impl<R: RowReader> RowDocuments<R> {
         let sum = stated(t.sum)?;
         let mut wrong = Vec::new();
         let (mut column, mut value) = (None, None);
-        if let (Some(text), Some(name)) = (&count, &rule.count) {
+        if let (Some((text, _)), Some(name)) = (&count, &rule.count) {
             let col = self
                 .trailer_cols
                 .count
@@ -581,13 +595,13 @@ impl<R: RowReader> RowDocuments<R> {
                 }
             }
         }
-        if let (Some(text), Some((name, of))) = (&sum, &rule.sum) {
+        if let (Some((text, number)), Some((name, of))) = (&sum, &rule.sum) {
             let col = self
                 .trailer_cols
                 .sum
                 .map(|c| self.rdr.column_name(c))
                 .unwrap_or(name.clone());
-            match parse_amount(text, self.rules.decimal, self.rules.thousands) {
+            match cell_amount(text, *number, &self.rules) {
                 Some(n) if n == self.sum => {}
                 Some(n) => {
                     wrong.push(format!(
@@ -765,6 +779,16 @@ fn incomplete_from(p: Problem, what: &str) -> Problem {
     q.column = p.column;
     q.value = p.value;
     q
+}
+
+/// An amount of the file as the trailer check reads it: a workbook's number cell
+/// (`number`) is the decimal it holds, `1234.5`, whatever the mapping's separators;
+/// text is read with them ([`parse_amount`]).
+pub fn cell_amount(text: &str, number: bool, rules: &RowRules) -> Option<Decimal> {
+    match number {
+        true => parse_amount(text, '.', None),
+        false => parse_amount(text, rules.decimal, rules.thousands),
+    }
 }
 
 /// An amount as an exact decimal: `decimal` is its decimal separator, `thousands`

@@ -1,5 +1,5 @@
 //! One cell of a workbook as erpdrop reads it: the text a field sees, whatever the
-//! cell's display format, and whether it is a date.
+//! cell's display format, and whether it is a number or a date.
 
 use calamine::{CellErrorType, DataRef, ExcelDateTime};
 
@@ -8,8 +8,12 @@ use calamine::{CellErrorType, DataRef, ExcelDateTime};
 pub enum Cell<'a> {
     #[default]
     Empty,
-    /// Text, a number (the decimal it holds, see [`number_text`]) or a boolean.
+    /// Text or a boolean: read with the mapping's separators where a field wants a
+    /// number.
     Text(&'a str),
+    /// A number cell: the decimal it holds, [`number_text`] (`1234.5`), whatever the
+    /// mapping's `decimal_separator` and `thousands_separator`, which are for text.
+    Number(&'a str),
     /// A date or date and time cell, ISO 8601 (`2026-11-20`, `2026-11-20T13:45:00`).
     Date(&'a str),
     /// An error cell: `#N/A`, `#REF!`, ...
@@ -22,7 +26,7 @@ impl<'a> Cell<'a> {
         match self {
             Cell::Empty => true,
             Cell::Text(s) => s.trim().is_empty(),
-            Cell::Date(_) | Cell::Error(_) => false,
+            Cell::Number(_) | Cell::Date(_) | Cell::Error(_) => false,
         }
     }
 
@@ -30,7 +34,7 @@ impl<'a> Cell<'a> {
     pub fn text(&self) -> &'a str {
         match *self {
             Cell::Empty => "",
-            Cell::Text(s) | Cell::Date(s) | Cell::Error(s) => s,
+            Cell::Text(s) | Cell::Number(s) | Cell::Date(s) | Cell::Error(s) => s,
         }
     }
 }
@@ -40,6 +44,7 @@ enum Kind {
     #[default]
     Empty,
     Text,
+    Number,
     Date,
     Error,
 }
@@ -80,6 +85,7 @@ impl Row {
                 match kind {
                     Kind::Empty => Cell::Empty,
                     Kind::Text => Cell::Text(t),
+                    Kind::Number => Cell::Number(t),
                     Kind::Date => Cell::Date(t),
                     Kind::Error => Cell::Error(t),
                 }
@@ -110,7 +116,7 @@ impl Row {
         let start = self.text.len() as u32;
         write_number(&mut self.text, f);
         let end = self.text.len() as u32;
-        *self.slot(col) = (start, end, Kind::Text);
+        *self.slot(col) = (start, end, Kind::Number);
     }
 
     /// Puts calamine's value (xlsx) in column `col`; nothing for an empty cell.
@@ -119,7 +125,7 @@ impl Row {
             DataRef::Empty => {}
             DataRef::String(s) | DataRef::DurationIso(s) => self.set(col, Kind::Text, s),
             DataRef::SharedString(s) => self.set(col, Kind::Text, s),
-            DataRef::Int(i) => self.set(col, Kind::Text, &i.to_string()),
+            DataRef::Int(i) => self.set(col, Kind::Number, &i.to_string()),
             DataRef::Float(f) => self.set_number(col, *f),
             DataRef::Bool(b) => self.set(col, Kind::Text, if *b { "true" } else { "false" }),
             DataRef::DateTime(dt) => self.put_date(col, dt),
@@ -134,7 +140,7 @@ impl Row {
         match d {
             Data::Empty => {}
             Data::String(s) | Data::DurationIso(s) => self.set(col, Kind::Text, s),
-            Data::Int(i) => self.set(col, Kind::Text, &i.to_string()),
+            Data::Int(i) => self.set(col, Kind::Number, &i.to_string()),
             Data::Float(f) => self.set_number(col, *f),
             Data::Bool(b) => self.set(col, Kind::Text, if *b { "true" } else { "false" }),
             Data::DateTime(dt) => self.put_date(col, dt),
@@ -147,6 +153,7 @@ impl Row {
         match date_cell(dt) {
             DateCell::Date(s) => self.set(col, Kind::Date, &s),
             DateCell::Text(s) => self.set(col, Kind::Text, &s),
+            DateCell::Days(f) => self.set_number(col, f),
         }
     }
 }
@@ -156,10 +163,12 @@ fn error_text(e: &CellErrorType) -> String {
 }
 
 /// What a date-formatted cell is.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, PartialEq)]
 enum DateCell {
     Date(String),
     Text(String),
+    /// A duration: the number of days it holds, a number cell.
+    Days(f64),
 }
 
 /// A cell whose number format is a date's: its day, with the time where it has one. A
@@ -167,7 +176,7 @@ enum DateCell {
 /// number of days it holds.
 fn date_cell(dt: &ExcelDateTime) -> DateCell {
     if dt.is_duration() {
-        return DateCell::Text(number_text(dt.as_f64()));
+        return DateCell::Days(dt.as_f64());
     }
     let (y, mo, d, h, mi, s, ms) = dt.to_ymd_hms_milli();
     let time = match ms {

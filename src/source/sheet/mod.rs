@@ -3,10 +3,11 @@
 //!
 //! A row's `line` is its number in the sheet, a column is named by its letter and its
 //! header (`C (Amount)`). Cells become the text a field reads (`cell`): a number is the
-//! decimal it holds to 15 significant digits, a date cell is ISO 8601 and marked as a
-//! date (a date field takes it whatever its format), a formula its cached value, an
-//! error cell (`#N/A`) a problem of its document. The rows are read on a thread of
-//! their own (`workbook`).
+//! decimal it holds to 15 significant digits, marked as a number (a number field and
+//! the trailer's sum read it whatever the mapping's separators, which are for text
+//! cells), a date cell is ISO 8601 and marked as a date (a date field takes it
+//! whatever its format), a formula its cached value, an error cell (`#N/A`) a problem
+//! of its document. The rows are read on a thread of their own (`workbook`).
 //!
 //! Grouping follows the CSV reader: the first row of a key starts a document, the next
 //! rows of the same key are its lines; a key that comes back after others sends the
@@ -212,14 +213,15 @@ impl SheetSource {
         out
     }
 
-    /// Adds cell `i` of `row` to `out`: a date cell marked, an error cell empty with its
-    /// problem (said once for the row, however many fields read it).
+    /// Adds cell `i` of `row` to `out`: a date cell or a number cell marked, an error
+    /// cell empty with its problem (said once for the row, however many fields read it).
     fn push_cell(&self, row: &Row, i: usize, out: &mut RawRow, problems: &mut Vec<Problem>) {
         let c = row.cell(i);
         // an error cell has no value: its problem is said once, here
         out.push((!matches!(c, Cell::Error(_))).then(|| c.text()));
         match c {
             Cell::Date(_) => out.mark_date(),
+            Cell::Number(_) => out.mark_number(),
             Cell::Error(_) => {
                 let p = self.error_cell(row, i);
                 // the same cell read by a header and a line field: said once
@@ -508,6 +510,12 @@ impl RowReader for SheetSource {
 
     fn column_name(&self, col: usize) -> String {
         self.column_label(col)
+    }
+
+    fn is_number(&self, col: usize) -> bool {
+        self.current
+            .as_ref()
+            .is_some_and(|r| matches!(r.cell(col), Cell::Number(_)))
     }
 
     fn bytes_read(&self) -> u64 {
