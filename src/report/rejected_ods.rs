@@ -11,10 +11,10 @@
 //! is written with the `zip` crate, which calamine and rust_xlsxwriter already build.
 
 use super::rejected::{RejectedInput, Rows};
-use super::rejected_sheet::{data_ref, Copy, SheetOut};
+use super::rejected_sheet::{copy_range, Copy, SheetOut};
 use crate::source::sheet::cell::number_text;
 use crate::source::sheet::choose_sheet;
-use calamine::{Data, DataRef, Ods, Reader};
+use calamine::{DataRef, Ods, Reader};
 use std::fmt::Write as _;
 use std::io::{self, BufReader, Seek, Write};
 use zip::write::SimpleFileOptions;
@@ -80,23 +80,7 @@ pub(super) fn copy_ods(
 
     let mut out = OdsOut::start(tempfile::tempfile()?, &name, width.saturating_add(1))?;
     let mut state = Copy::new(source, width);
-    if let Some((top, left)) = range.start() {
-        let mut cells: Vec<(u16, DataRef<'_>)> = Vec::new();
-        for (i, row) in range.rows().enumerate() {
-            cells.clear();
-            for (c, d) in row.iter().enumerate() {
-                if !matches!(d, Data::Empty) {
-                    let col = u16::try_from(left as usize + c).map_err(invalid)?;
-                    cells.push((col, data_ref(d)));
-                }
-            }
-            // an empty row is no row, as when the sheet was read
-            if !cells.is_empty() {
-                state.row(&mut out, rows, top + i as u32 + 1, &cells)?;
-            }
-        }
-    }
-    state.finish(&mut out)?;
+    copy_range(&range, &mut state, &mut out, rows)?;
     let mut file = out.finish()?;
     file.rewind()?;
     io::copy(&mut file, w)?;
@@ -338,6 +322,7 @@ fn attr(b: &mut String, s: &str) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use calamine::Data;
     use std::io::{Cursor, Read};
 
     fn book(rows: &[(u32, Vec<(u16, DataRef<'_>)>)]) -> Vec<u8> {

@@ -143,6 +143,33 @@ pub(super) fn data_ref(d: &calamine::Data) -> DataRef<'_> {
     }
 }
 
+/// Copies a sheet read whole (ods, xls) through `state` into `out`, then the totals row
+/// where the mapping has a trailer: its rows as the sheet reader took them (an empty row
+/// is no row).
+pub(super) fn copy_range(
+    range: &calamine::Range<Data>,
+    state: &mut Copy<'_>,
+    out: &mut dyn SheetOut,
+    rows: &Rows,
+) -> io::Result<()> {
+    if let Some((top, left)) = range.start() {
+        let mut cells: Vec<(u16, DataRef<'_>)> = Vec::new();
+        for (i, row) in range.rows().enumerate() {
+            cells.clear();
+            for (c, d) in row.iter().enumerate() {
+                if !matches!(d, Data::Empty) {
+                    let col = u16::try_from(left as usize + c).map_err(invalid)?;
+                    cells.push((col, data_ref(d)));
+                }
+            }
+            if !cells.is_empty() {
+                state.row(out, rows, top + i as u32 + 1, &cells)?;
+            }
+        }
+    }
+    state.finish(out)
+}
+
 /// Where the rows of a rejected sheet go: a row (0-based) and its cells, by column.
 pub(super) trait SheetOut {
     fn row(&mut self, at: u32, cells: &[(u16, DataRef<'_>)]) -> io::Result<()>;

@@ -19,9 +19,9 @@
 //! characters: past that no file is written (an `InvalidData` error: the caller warns).
 
 use super::rejected::{RejectedInput, Rows};
-use super::rejected_sheet::{data_ref, Copy, SheetOut};
+use super::rejected_sheet::{copy_range, Copy, SheetOut};
 use crate::source::sheet::choose_sheet;
-use calamine::{Data, DataRef, Reader, Xls};
+use calamine::{DataRef, Reader, Xls};
 use indexmap::IndexMap;
 use std::io::{self, BufReader, Cursor, Write};
 
@@ -81,24 +81,7 @@ pub(super) fn copy_xls(
 
     let mut out = XlsOut::new(is_1904);
     let mut state = Copy::new(source, width);
-    if let Some((top, left)) = range.start() {
-        let mut cells: Vec<(u16, DataRef<'_>)> = Vec::new();
-        for (i, row) in range.rows().enumerate() {
-            cells.clear();
-            for (c, d) in row.iter().enumerate() {
-                if !matches!(d, Data::Empty) {
-                    let col = u16::try_from(left as usize + c).map_err(invalid)?;
-                    cells.push((col, data_ref(d)));
-                }
-            }
-            // an empty row is no row, as when the sheet was read
-            if !cells.is_empty() {
-                state.row(&mut out, rows, top + i as u32 + 1, &cells)?;
-            }
-        }
-    }
-    // with a trailer, the totals row restated for the rows written
-    state.finish(&mut out)?;
+    copy_range(&range, &mut state, &mut out, rows)?;
     let stream = out.workbook(&name)?;
     w.write_all(&compound(&stream)?)
 }
@@ -553,6 +536,7 @@ fn sst(b: &mut Vec<u8>, total: u32, strings: &[&str]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use calamine::Data;
     use calamine::{ExcelDateTime, ExcelDateTimeType};
 
     fn book(is_1904: bool, rows: &[(u32, Vec<(u16, DataRef<'_>)>)]) -> Vec<u8> {
