@@ -1,6 +1,6 @@
-//! The rejected lines of a fixed-width file: the failed documents' lines as they are
-//! (encoding, byte-order mark, line ends), each followed by two spaces and
-//! `erpdrop_error: ...` after the end of its layout.
+//! The rejected lines of a fixed-width file: its title lines (`skip_lines`), then the
+//! failed documents' lines as they are (encoding, byte-order mark, line ends), each
+//! followed by two spaces and `erpdrop_error: ...` after the end of its layout.
 //!
 //! A fixed-width reader reads columns by position, so text after the last column of a
 //! line's layout (its record type's columns and the shared ones) changes nothing it
@@ -112,6 +112,16 @@ pub(super) fn copy_fixed(
     let r = &mut text.reader;
     let mut line = 0u64;
     let mut raw = Vec::new();
+    // the title lines above the records stay: the mapping skips them when the file comes
+    // back, and they are no record (nor the trailer)
+    for _ in 0..opts.csv.skip_lines {
+        raw.clear();
+        if r.read_until(b'\n', &mut raw)? == 0 {
+            break;
+        }
+        line += 1;
+        out.write_str(&String::from_utf8_lossy(&raw))?;
+    }
     let mut default_end: Option<&'static str> = None;
     let mut totals = opts
         .rows

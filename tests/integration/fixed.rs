@@ -397,3 +397,84 @@ name = { from = "Name" }
         out.stderr
     );
 }
+
+// ------------------------------------------------------ skip_lines: report titles on top
+
+/// [`BANK`] with `skip_lines = n`.
+fn bank_skipping(n: usize) -> TestDir {
+    let t = TestDir::new();
+    t.mapping_setup(&BANK.replace(
+        "format = \"fixed\"\n",
+        &format!("format = \"fixed\"\nskip_lines = {n}\n"),
+    ));
+    t
+}
+
+#[test]
+fn title_lines_above_a_statement_are_skipped_and_problems_keep_the_files_line_numbers() {
+    let t = bank_skipping(2);
+    // a Cyrillic title in the file's encoding and a ruler, then the records; a blank
+    // line among them still counts as a line and is still no record
+    let text = [
+        "ВЫПИСКА ПО СЧЁТУ 2026-11-30".to_string(),
+        "----+----1----+----2----+----3".to_string(),
+        line("TX0001", "30.11.2026", "ООО Ромашка", "1250.00", "RUB"),
+        String::new(),
+        line("TX0002", "30.11.2026", "ИП Жуков", "12x.00", "RUB"),
+        line("TX0003", "30.11.2026", "Muller GmbH", "7.00", "EUR"),
+    ]
+    .join("\r\n")
+        + "\r\n";
+    let c = t.check_file("STMT_t.txt", cp1251(&text));
+    assert_eq!(c.out.code, 1);
+    let e = c.only_error();
+    assert_eq!(e["document"], "TX0002", "{e}");
+    assert_eq!(
+        e["line"], 5,
+        "the file's own line: titles and the blank one count"
+    );
+    assert_eq!(e["column"], "Amount");
+    // fixed, the three records and nothing of the titles
+    let c = t.check_file("STMT_t.txt", cp1251(&text.replace("12x.00", " 12.00")));
+    assert_eq!(c.out.code, 0, "{:#?}", c.errors);
+    assert_eq!(c.report["counts"]["documents"], 3);
+    assert_eq!(c.report["counts"]["rows"], 3);
+    assert_eq!(
+        c.doc("bank_transaction-TX0001.json")["payer"],
+        "ООО Ромашка"
+    );
+    assert_eq!(c.doc("bank_transaction-TX0002.json")["amount"], "12.00");
+}
+
+#[test]
+fn title_lines_are_skipped_unread_as_csvs_are() {
+    // UTF-8 records under a title a program wrote in windows-1252 (`für`, one byte E8
+    // that UTF-8 lacks) and a NUL: the title is not read, so neither fails the file
+    let t = TestDir::new();
+    t.mapping_setup(&BANK.replace("encoding = \"windows-1251\"\n", "skip_lines = 1\n"));
+    let mut file = b"Kontoausz\xfcge f\xfcr November\0\n".to_vec();
+    file.extend(line("TX1", "01.12.2026", "Jürgen Müßig", "5.00", "EUR").as_bytes());
+    file.push(b'\n');
+    let c = t.check_file("STMT_w.txt", file);
+    assert_eq!(c.out.code, 0, "{:#?}", c.errors);
+    assert_eq!(c.doc("bank_transaction-TX1.json")["payer"], "Jürgen Müßig");
+}
+
+#[test]
+fn a_statement_shorter_than_its_title_lines_reads_as_an_empty_one() {
+    // CSV's rule: the titles that are there are skipped and the file ends there; a
+    // fixed-width file has no header row to miss, so it is an empty statement
+    let t = bank_skipping(3);
+    let empty = t.check_file("STMT_0.txt", "");
+    assert_eq!(
+        empty.out.code, 0,
+        "an empty statement: no transactions that day"
+    );
+    for text in ["STATEMENT 2026-11-30\n", "STATEMENT 2026-11-30\n----+----1"] {
+        let c = t.check_file("STMT_0.txt", text);
+        assert_eq!(c.out.code, empty.out.code, "{text:?}: {:#?}", c.errors);
+        assert_eq!(c.errors, empty.errors, "{text:?}");
+        assert_eq!(c.report["counts"]["documents"], 0, "{text:?}");
+        assert!(c.emitted.is_empty(), "{text:?}");
+    }
+}

@@ -720,3 +720,69 @@ equals = ["VOID"]
     assert_eq!(e["value"], "Status");
     assert!(e["message"].as_str().unwrap().contains("[[skip]]"), "{e}");
 }
+
+// ------------------------------------------------- skip_lines above typed records
+
+/// A report's title lines: no record type of the mapping, so read as rows they fail.
+fn titles() -> Vec<String> {
+    vec![
+        "BILLING EXPORT 2026-11-30".into(),
+        "----+----1----+----2".into(),
+    ]
+}
+
+#[test]
+fn title_lines_above_typed_records_and_their_trailer_are_no_rows() {
+    let d = with_trailer("");
+    let at = "format = \"fixed\"\n";
+    let mapping = d.read("mappings/m.toml");
+    d.write(
+        "mappings/m.toml",
+        mapping.replace(at, &format!("{at}skip_lines = 2\n")),
+    );
+    // the trailer counts the 5 record rows, not the titles
+    let mut rows = titles();
+    rows.extend(billing());
+    rows.push(t(5, "13.49"));
+    let c = d.check_file("BILL_s.txt", file(&rows));
+    assert_eq!(c.out.code, 0, "{:#?}", c.errors);
+    assert_eq!(c.emitted.len(), 2);
+    assert_eq!(c.report["counts"]["rows"], 5);
+    assert_eq!(
+        c.doc("sales_invoice-INV-1.json")["lines"][1]["item"],
+        "GADGET"
+    );
+    // a trailer one cent off is named at its own line, the file's 8th
+    let last = rows.len() - 1;
+    rows[last] = t(5, "13.48");
+    let e = run_incomplete(&d, "BILL_s.txt", file(&rows));
+    assert_eq!(e["line"], 8);
+    assert_eq!(e["column"], "TotalAmount");
+    // the titles alone: a title is never the trailer, so the file lacks its trailer
+    let e = run_incomplete(&d, "BILL_t.txt", file(&titles()));
+    assert!(e["message"].as_str().unwrap().contains("trailer"), "{e}");
+}
+
+#[test]
+fn a_typed_record_under_title_lines_is_named_at_its_own_line() {
+    let d = fixed("");
+    let mapping = d.read("mappings/m.toml");
+    d.write(
+        "mappings/m.toml",
+        mapping.replace(
+            "format = \"fixed\"\n",
+            "format = \"fixed\"\nskip_lines = 2\n",
+        ),
+    );
+    let mut rows = titles();
+    rows.extend([
+        h("INV-1", "C1", "OPEN"),
+        l("WIDGET", "10.00"),
+        "X junk".into(),
+    ]);
+    let c = d.check_file("BILL_x.txt", file(&rows));
+    let e = c.only_error();
+    assert_eq!(e["code"], "malformed");
+    assert_eq!(e["line"], 5);
+    assert_eq!(e["value"], "X");
+}

@@ -2660,3 +2660,86 @@ fn a_workbook_sum_no_number_cell_holds_exactly_gets_no_rejected_file_and_a_warni
         out.stderr
     );
 }
+
+// ------------------------------------------- fixed width with title lines (skip_lines)
+
+#[test]
+fn a_fixed_width_rejected_file_keeps_its_title_lines_and_comes_back_fixed() {
+    let t = TestDir::new();
+    t.mapping_setup(&fixed_hlt().replace(
+        "format = \"fixed\"\n",
+        "format = \"fixed\"\nskip_lines = 2\n",
+    ));
+    // two title lines in the file's encoding (windows-1251), CRLF, then H/L records
+    // and the trailer: 7 rows, 1234.45
+    let title = "ВЫПИСКА СЧЕТОВ 2026-11-30";
+    let ruler = "----+----1----+----2";
+    let lines = [
+        title.to_string(),
+        ruler.to_string(),
+        h("INV1", "C1"),
+        l("Чай", "1.50"),
+        h("INV2", ""),
+        l("Кофе", "1200.00"),
+        l("Сахар", "0.50"),
+        h("INV3", ""),
+        l("Мёд", "32.45"),
+        format!("T{:06}{:>14}", 7, "1234.45"),
+    ];
+    t.write(
+        "drop/inbox/INV_1.txt",
+        cp1251(&(lines.join("\r\n") + "\r\n")),
+    );
+    assert_eq!(t.run(&["run"]).code, 1);
+    assert_eq!(payloads(&t).len(), 1, "INV1 went");
+    let report = t.read_json("drop/failed/INV_1.txt.errors.json");
+    let at: Vec<u64> = report["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["line"].as_u64().unwrap())
+        .collect();
+    assert_eq!(at, [5, 8], "the file's own lines: {report:#}");
+    let rejected = std::fs::read(t.join("drop/failed/INV_1.rejected.txt")).unwrap();
+    let (text, _, bad) = encoding_rs::WINDOWS_1251.decode(&rejected);
+    assert!(!bad);
+    let rows: Vec<&str> = text.split("\r\n").collect();
+    assert_eq!(rows.len(), 9, "{text:?}");
+    // the titles first, as they were, then the failed lines, then the trailer of the
+    // five rows sent back (not counting the titles)
+    assert_eq!(rows[..2], [title, ruler]);
+    assert!(rows[2].starts_with(&h("INV2", "")), "{}", rows[2]);
+    assert!(rows[2].contains("erpdrop_error: "), "{}", rows[2]);
+    assert!(rows[5].starts_with(&h("INV3", "")), "{}", rows[5]);
+    assert_eq!(rows[7], format!("T{:06}{:>14}", 5, "1232.95"));
+    assert_eq!(rows[8], "");
+    // dropped back as it is, it fails at the same lines of its own
+    t.write("drop/inbox/INV_1.rejected.txt", &rejected);
+    assert_eq!(t.run(&["run"]).code, 1);
+    let report = t
+        .ls("drop/failed")
+        .into_iter()
+        .find(|n| n.starts_with("INV_1.rejected.") && n.ends_with(".errors.json"))
+        .expect("the second report");
+    let again = t.read_json(&format!("drop/failed/{report}"));
+    let again: Vec<u64> = again["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["line"].as_u64().unwrap())
+        .collect();
+    assert_eq!(again, [3, 6], "{again:?}");
+    assert_eq!(payloads(&t).len(), 1);
+    // fixed, only INV2 and INV3 go
+    let fixed = text
+        .replace(&h("INV2", ""), &h("INV2", "C2"))
+        .replace(&h("INV3", ""), &h("INV3", "C3"));
+    drop_back(&t, "INV_2.rejected.txt", cp1251(&fixed), 3);
+    let docs: Vec<serde_json::Value> = payloads(&t)
+        .iter()
+        .map(|n| t.read_json(&format!("drop/outbox/{n}")))
+        .collect();
+    let inv2 = docs.iter().find(|d| d["number"] == "INV2").expect("INV2");
+    assert_eq!(inv2["lines"][0]["item"], "Кофе");
+    assert_eq!(inv2["lines"].as_array().unwrap().len(), 2);
+}

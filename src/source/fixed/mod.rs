@@ -45,6 +45,8 @@ pub struct FixedReader<R: Read> {
     lines: u64,
     columns: Vec<Column>,
     record_types: Option<RecordTypes>,
+    /// Title lines still to skip before the first record (`skip_lines`).
+    skip_lines: usize,
     tap: Rc<RefCell<Tap>>,
 }
 
@@ -79,8 +81,28 @@ impl<R: Read> FixedReader<R> {
             lines: 0,
             columns,
             record_types: opts.rows.record_type.clone(),
+            skip_lines: opts.csv.skip_lines,
             tap,
         }
+    }
+
+    /// Skips the title lines above the records (`skip_lines`), unread as CSV's are: only
+    /// counted, so that line numbers stay the file's. A file with fewer lines ends there.
+    fn skip_titles(&mut self) -> Result<(), SourceError> {
+        while self.skip_lines > 0 {
+            self.skip_lines -= 1;
+            let line = self.lines + 1;
+            let n = self
+                .input
+                .skip_until(b'\n')
+                .map_err(|e| io_problem(&e, line))?;
+            if n == 0 {
+                self.skip_lines = 0;
+                break;
+            }
+            self.lines = line;
+        }
+        Ok(())
     }
 
     /// The name of a column that holds the 1-based `character` (the shared table's
@@ -117,6 +139,7 @@ impl<R: Read> FixedReader<R> {
 
 impl<R: Read> RowReader for FixedReader<R> {
     fn next_row(&mut self) -> Result<bool, SourceError> {
+        self.skip_titles()?;
         let mut buf = std::mem::take(&mut self.text).into_bytes();
         loop {
             buf.clear();
