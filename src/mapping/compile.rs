@@ -346,10 +346,15 @@ fn check_format_keys(spec: &MappingSpec, src: &SourceSpec, errors: &mut Errors) 
                 .into(),
         );
     }
-    if format == SourceFormat::Json && src.skip_lines > 0 {
+    // an XML or JSON file is one value read by its syntax, not by lines: lines above it
+    // would be no title but a broken file
+    if matches!(format, SourceFormat::Json | SourceFormat::Xml) && src.skip_lines > 0 {
         errors.at(
             &["source", "skip_lines"],
-            "`skip_lines` is for CSV files and workbooks, not JSON".into(),
+            format!(
+                "`skip_lines` is for CSV, fixed-width files and workbooks, not {}",
+                format.name().to_uppercase()
+            ),
         );
     }
 }

@@ -901,7 +901,12 @@ fn options_of_another_format_are_refused_before_any_file_arrives() {
         (
             "format = \"json\"\nskip_lines = 2",
             "source.skip_lines",
-            "`skip_lines` is for CSV files and workbooks, not JSON",
+            "`skip_lines` is for CSV, fixed-width files and workbooks, not JSON",
+        ),
+        (
+            "format = \"xml\"\nrecord = \"/Invoices/Invoice\"\nskip_lines = 1",
+            "source.skip_lines",
+            "`skip_lines` is for CSV, fixed-width files and workbooks, not XML",
         ),
     ] {
         let (err, m) = source_errors(source, false);
