@@ -83,9 +83,9 @@ pub struct RawRow {
     /// (`2026-11-20`, `2026-11-20T13:45:00`), which a date field takes whatever its
     /// format. Text never gets here: only the reader marks a slot.
     dates: Vec<u32>,
-    /// Workbooks: the slots whose value is a number cell's, the decimal it holds
-    /// (`1234.5`), which a number field reads whatever the mapping's separators (they
-    /// are for text). Only the reader marks a slot.
+    /// Workbooks and JSON: the slots whose value is a number cell's or a JSON number's,
+    /// the decimal it holds (`1234.5`), which a number field reads whatever the
+    /// mapping's separators (they are for text). Only the reader marks a slot.
     numbers: Vec<u32>,
 }
 
@@ -229,12 +229,21 @@ impl RawRow {
     /// Marks the last slot pushed as a number cell's value (workbooks).
     pub fn mark_number(&mut self) {
         if let Some(last) = self.bounds.len().checked_sub(1) {
-            self.numbers.push(last as u32);
+            self.mark_number_of(last);
         }
     }
 
-    /// Whether `slot` holds a number cell's value, the decimal it holds with a `.` and
-    /// no thousands separator (workbooks).
+    /// Marks `slot` as a number's value (JSON, whose rows are built [`from_parts`]).
+    ///
+    /// [`from_parts`]: RawRow::from_parts
+    pub fn mark_number_of(&mut self, slot: usize) {
+        if slot < self.bounds.len() && !self.is_number(slot) {
+            self.numbers.push(slot as u32);
+        }
+    }
+
+    /// Whether `slot` holds a number cell's value or a JSON number, the decimal it
+    /// holds with a `.` and no thousands separator (workbooks, JSON).
     pub fn is_number(&self, slot: usize) -> bool {
         !self.numbers.is_empty() && self.numbers.contains(&(slot as u32))
     }

@@ -414,3 +414,160 @@ fn a_skip_rule_leaves_records_out_and_a_trailer_is_refused() {
         check.stderr
     );
 }
+
+/// A mapping whose separators are a German export's, for its amounts written as
+/// strings (`"1.234,50"`), and whose fields also read JSON numbers.
+const GERMAN: &str = r#"name = "json-german"
+match = ["*.json", "*.ndjson"]
+document_type = "sales_invoice"
+
+[source]
+format = "json"
+lines = "lines"
+decimal_separator = ","
+thousands_separator = "."
+RECORD
+
+[document]
+key = ["number"]
+
+[header]
+number = { from = "number", required = true }
+total  = { from = "total", type = "decimal" }
+units  = { from = "units", type = "integer" }
+net    = { from = "net", type = "decimal", scale = 2, rounding = "error" }
+label  = { from = "total" }
+
+[lines]
+sku    = { from = "sku", required = true }
+amount = { from = "amount", type = "decimal" }
+qty    = { from = "qty", type = "integer" }
+"#;
+
+/// The payloads in the outbox.
+fn sent(t: &TestDir) -> Vec<String> {
+    t.ls("drop/outbox")
+        .into_iter()
+        .filter(|n| !n.starts_with('.'))
+        .collect()
+}
+
+/// The payload of document `number` in the outbox.
+fn sent_doc(t: &TestDir, number: &str) -> Value {
+    let name = sent(t)
+        .into_iter()
+        .find(|n| n.contains(number))
+        .unwrap_or_else(|| panic!("{number} was not sent: {:?}", sent(t)));
+    t.read_json(&format!("drop/outbox/{name}"))
+}
+
+/// Two records, numbers and German strings side by side, in the header and the lines.
+fn german_records(first: u32) -> [String; 2] {
+    let (a, b) = (first, first + 1);
+    [
+        format!(
+            r#"{{"number": "INV-{a}", "total": 1234.5, "units": 12, "net": 0.1, "lines": [{{"sku": "A", "amount": 0.1, "qty": 12}}, {{"sku": "B", "amount": "1.234,50", "qty": "1.000"}}, {{"sku": "D", "amount": 1.250, "qty": 1.000}}]}}"#
+        ),
+        format!(
+            r#"{{"number": "INV-{b}", "total": "1.234,50", "units": "1.000", "net": 12, "lines": [{{"sku": "C", "amount": 12, "qty": 1000}}]}}"#
+        ),
+    ]
+}
+
+#[test]
+fn json_numbers_are_numbers_whatever_the_separators_of_strings() {
+    let t = TestDir::new();
+    t.mapping_setup(&GERMAN.replace("RECORD", ""));
+    let [one, two] = german_records(1);
+    t.write("drop/inbox/orders.ndjson", format!("{one}\n{two}\n"));
+    let out = t.run(&["run"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let doc = |n: &str| sent_doc(&t, n);
+    let check = |one: Value, two: Value| {
+        // JSON numbers: their decimal, never read with "," and "."
+        assert_eq!(one["total"], "1234.5", "{one}");
+        assert_eq!(one["units"], 12, "{one}");
+        assert_eq!(one["net"], "0.10", "{one}");
+        assert_eq!(
+            one["label"], "1234.5",
+            "a string field keeps the number's text"
+        );
+        assert_eq!(one["lines"][0]["amount"], "0.1", "{one}");
+        assert_eq!(one["lines"][0]["qty"], 12, "{one}");
+        // strings: the mapping's separators
+        assert_eq!(one["lines"][1]["amount"], "1234.50", "{one}");
+        assert_eq!(one["lines"][1]["qty"], 1000, "{one}");
+        // a number with three decimals is no thousands group
+        assert_eq!(one["lines"][2]["amount"], "1.250", "{one}");
+        assert_eq!(one["lines"][2]["qty"], 1, "{one}");
+        assert_eq!(two["total"], "1234.50", "{two}");
+        assert_eq!(two["units"], 1000, "{two}");
+        assert_eq!(two["net"], "12.00", "{two}");
+        assert_eq!(two["label"], "1.234,50", "{two}");
+        assert_eq!(two["lines"][0]["amount"], "12", "{two}");
+        assert_eq!(two["lines"][0]["qty"], 1000, "{two}");
+    };
+    check(doc("INV-1"), doc("INV-2"));
+
+    // the same under a `record` pointer, in one value
+    let t = TestDir::new();
+    t.mapping_setup(&GERMAN.replace("RECORD", "record = \"/data/invoices\""));
+    let [one, two] = german_records(3);
+    t.write(
+        "drop/inbox/export.json",
+        format!("{{\"data\": {{\"invoices\": [\n{one},\n{two}\n]}}}}\n"),
+    );
+    let out = t.run(&["run"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let doc = |n: &str| sent_doc(&t, n);
+    check(doc("INV-3"), doc("INV-4"));
+}
+
+#[test]
+fn a_german_exports_rejected_records_come_back_with_their_numbers() {
+    let t = TestDir::new();
+    t.mapping_setup(&GERMAN.replace("RECORD", "").replace(
+        "key = [\"number\"]",
+        "key = [\"number\"]\non_invalid = \"skip-document\"",
+    ));
+    // INV-2 and INV-4 have a line without its sku
+    let records = [
+        r#"{"number": "INV-1", "total": 0.1, "lines": [{"sku": "A", "amount": 0.1}]}"#,
+        r#"{"number": "INV-2", "total": 1234.5, "units": 1.000, "lines": [{"amount": 1234.5, "qty": 12}]}"#,
+        r#"{"number": "INV-3", "total": "1.234,50", "lines": [{"sku": "C", "amount": "1.234,50"}]}"#,
+        r#"{"number": "INV-4", "total": "1.000", "lines": [{"amount": 0.1}, {"sku": "E", "amount": "1.000", "qty": "1.000"}]}"#,
+        r#"{"number": "INV-5", "total": 12, "lines": [{"sku": "F", "amount": 12}]}"#,
+    ];
+    t.write("drop/inbox/orders.ndjson", records.join("\n") + "\n");
+    assert_eq!(t.run(&["run"]).code, 1);
+    let doc = |n: &str| sent_doc(&t, n);
+    assert_eq!(sent(&t).len(), 3, "{:?}", sent(&t));
+    assert_eq!(doc("INV-1")["total"], "0.1");
+    assert_eq!(doc("INV-3")["lines"][0]["amount"], "1234.50");
+    assert_eq!(doc("INV-5")["total"], "12");
+    let rejected = t.read("drop/failed/orders.rejected.ndjson");
+    assert_eq!(rejected.lines().count(), 2, "{rejected}");
+    assert!(
+        rejected.contains(r#""amount": 1234.5"#),
+        "as written: {rejected}"
+    );
+    t.write(
+        "drop/inbox/orders.rejected.ndjson",
+        rejected
+            .replace(r#"[{"amount": 1234.5"#, r#"[{"sku": "B", "amount": 1234.5"#)
+            .replace(r#"[{"amount": 0.1}"#, r#"[{"sku": "D", "amount": 0.1}"#),
+    );
+    let out = t.run(&["run"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(sent(&t).len(), 5, "only INV-2 and INV-4 went again");
+    let two = doc("INV-2");
+    assert_eq!(two["total"], "1234.5", "{two}");
+    assert_eq!(two["units"], 1, "{two}");
+    assert_eq!(two["lines"][0]["amount"], "1234.5", "{two}");
+    assert_eq!(two["lines"][0]["qty"], 12, "{two}");
+    let four = doc("INV-4");
+    assert_eq!(four["total"], "1000", "{four}");
+    assert_eq!(four["lines"][0]["amount"], "0.1", "{four}");
+    assert_eq!(four["lines"][1]["amount"], "1000", "{four}");
+    assert_eq!(four["lines"][1]["qty"], 1000, "{four}");
+}

@@ -46,7 +46,8 @@ impl Field {
         // a workbook's date cell, as long as its text is the cell's
         let mut date_cell =
             matches!(self.source, FieldSource::Slot { slot, .. } if ctx.row.is_date(slot));
-        // and its number cell, the decimal it holds whatever the field's separators
+        // and its number cell (or a JSON number), the decimal it holds whatever the
+        // field's separators
         let mut number_cell =
             matches!(self.source, FieldSource::Slot { slot, .. } if ctx.row.is_number(slot));
         if let Some(map) = &self.map {
@@ -229,10 +230,10 @@ impl Field {
         self.convert_as(&self.kind, text)
     }
 
-    /// A workbook's number cell (the decimal it holds, `1234.5`, as the reader wrote
-    /// it): a number field reads it with a `.` and no thousands separator, whatever its
-    /// `decimal_separator` and `thousands_separator`, which are for text cells. Other
-    /// types read its text.
+    /// A workbook's number cell or a JSON number (the decimal it holds, `1234.5`, as
+    /// the reader wrote it): a number field reads it with a `.` and no thousands
+    /// separator, whatever its `decimal_separator` and `thousands_separator`, which are
+    /// for text cells and strings. Other types read its text.
     fn convert_number_cell(&self, text: &str) -> Result<Value, FieldError> {
         match &self.kind {
             Kind::Integer { .. } => self.convert_as(

@@ -5,7 +5,9 @@
 //! goes down the pointer's path, checking and dropping what lies beside it, and after it
 //! checks the rest of the file. Fields read paths inside a record (`customer/id`; a
 //! number indexes an array: `addresses/0/city`), line fields paths inside a line of the
-//! record's `lines` array. A number is its text as written; `null` is no value.
+//! record's `lines` array. A number is its text as written, marked as a number (a
+//! number field reads it whatever the mapping's separators, which are for strings such
+//! as `"1.234,50"`); `null` is no value.
 
 mod parse;
 
@@ -122,7 +124,7 @@ impl<R: Read> JsonSource<R> {
     fn skips(&self, rec: &Node) -> bool {
         self.skip.iter().any(|(path, rule)| {
             text_at(rec, path, &mut Vec::new())
-                .is_some_and(|(t, _)| rule.skips(crate::source::trim(&t)))
+                .is_some_and(|(t, ..)| rule.skips(crate::source::trim(&t)))
         })
     }
 
@@ -402,7 +404,7 @@ impl<R: Read> JsonSource<R> {
             .iter()
             .map(|p| {
                 text_at(&rec, p, &mut problems)
-                    .map(|(t, _)| t)
+                    .map(|(t, ..)| t)
                     .unwrap_or_default()
             })
             .collect();
@@ -468,26 +470,37 @@ impl<R: Read> JsonSource<R> {
     }
 }
 
-/// The values of `paths` in `node`, with their lines.
+/// The values of `paths` in `node`, with their lines; a JSON number's slot is marked as
+/// a number ([`RawRow::mark_number_of`]), so that a number field reads its decimal
+/// whatever the mapping's separators, which are for strings (`"1.234,50"`).
 fn row_of(node: &Node, paths: &[Path], problems: &mut Vec<Problem>) -> RawRow {
     let mut text = String::new();
     let mut slots = Vec::with_capacity(paths.len());
-    for p in paths {
+    let mut numbers = Vec::new();
+    for (i, p) in paths.iter().enumerate() {
         match text_at(node, p, problems) {
-            Some((t, line)) => {
+            Some((t, line, number)) => {
                 let start = text.len() as u32;
                 text.push_str(&t);
                 slots.push(Some((start, text.len() as u32, line)));
+                if number {
+                    numbers.push(i);
+                }
             }
             None => slots.push(None),
         }
     }
-    RawRow::from_parts(node.line, &text, slots.into_iter())
+    let mut row = RawRow::from_parts(node.line, &text, slots.into_iter());
+    for i in numbers {
+        row.mark_number_of(i);
+    }
+    row
 }
 
-/// A scalar's text at `path` and its line; `None` where there is none (absent, `null`,
-/// or not a scalar: then a problem says so).
-fn text_at(node: &Node, path: &Path, problems: &mut Vec<Problem>) -> Option<(String, u64)> {
+/// A scalar's text at `path`, its line and whether it is a number (its text as
+/// written, `1234.50`); `None` where there is none (absent, `null`, or not a scalar:
+/// then a problem says so).
+fn text_at(node: &Node, path: &Path, problems: &mut Vec<Problem>) -> Option<(String, u64, bool)> {
     match find(node, &path.parts) {
         Found::Absent => None,
         Found::Blocked(b) => {
@@ -496,8 +509,9 @@ fn text_at(node: &Node, path: &Path, problems: &mut Vec<Problem>) -> Option<(Str
         }
         Found::Node(n) => match &n.value {
             Value::Null => None,
-            Value::Bool(b) => Some((b.to_string(), n.line)),
-            Value::Num(s) | Value::Str(s) => Some((s.clone(), n.line)),
+            Value::Bool(b) => Some((b.to_string(), n.line, false)),
+            Value::Num(s) => Some((s.clone(), n.line, true)),
+            Value::Str(s) => Some((s.clone(), n.line, false)),
             Value::Arr(_) | Value::Obj(_) => {
                 let msg = format!(
                     "{} is {}, not a value: read one of its {} ({}/...)",
@@ -662,4 +676,42 @@ fn unescape(seg: &str) -> Option<String> {
         }
     }
     Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_number_is_marked_and_a_string_or_a_boolean_is_not() {
+        let rec = Lexer::new(
+            r#"{"a": 1234.5, "b": "1.234,50", "c": true, "d": null, "e": {"f": 0.1}}"#.as_bytes(),
+        )
+        .value(0, true)
+        .unwrap();
+        let paths: Vec<Path> = ["a", "b", "c", "d", "e/f", "x"]
+            .iter()
+            .map(|p| Path::new(p))
+            .collect();
+        let row = row_of(&rec, &paths, &mut Vec::new());
+        let got: Vec<_> = (0..paths.len())
+            .map(|i| (row.get(i), row.is_number(i)))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (Some("1234.5"), true),
+                (Some("1.234,50"), false),
+                (Some("true"), false),
+                (None, false),
+                (Some("0.1"), true),
+                (None, false),
+            ]
+        );
+        // the mark survives a temporary file
+        let mut buf = Vec::new();
+        row.encode(&mut buf);
+        let back = RawRow::decode(&mut buf.as_slice()).unwrap();
+        assert!(back.is_number(0) && back.is_number(4) && !back.is_number(1));
+    }
 }
