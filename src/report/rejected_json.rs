@@ -326,7 +326,8 @@ pub(super) fn copy_json_array(
     w: &mut dyn Write,
 ) -> io::Result<()> {
     let mut text = open_text(input, input.mapping.source.encoding)?;
-    let mut encoded = Encoded::new(w, text.encoding, text.bom)?;
+    // the file's encoding, byte-order mark and code page (CP437), as JSON lines
+    let mut encoded = Encoded::for_text(w, &text)?;
     let mut out = Pieces {
         out: &mut encoded,
         pending: Vec::new(),

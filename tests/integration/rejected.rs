@@ -1992,3 +1992,52 @@ fn with_reject_file_the_trailer_counts_the_held_back_rows_too() {
         3,
     );
 }
+
+#[test]
+fn json_records_under_a_pointer_in_cp437_keep_its_bytes_and_come_back_fixed() {
+    let t = TestDir::new();
+    t.mapping_setup(&pointer_mapping(
+        "record = \"/invoices\"\nencoding = \"cp437\"",
+    ));
+    let file = r#"{"source": "Café ╔═╗", "invoices": [
+  {"number": "INV-1", "customer": {"id": "C1"}, "lines": [{"sku": "Thé", "amount": 1}]},
+  {"number": "INV-2", "customer": {}, "note": "Straße ░▒▓", "lines": [{"sku": "Müller", "amount": 2}]},
+  {"number": "INV-3", "customer": {}, "lines": [{"sku": "Ñoño", "amount": 3}]}
+]}
+"#;
+    t.write("drop/inbox/o.json", cp437(file));
+    assert_eq!(t.run(&["run"]).code, 1);
+    assert_eq!(payloads(&t).len(), 1);
+    let rejected = std::fs::read(t.join("drop/failed/o.rejected.json")).unwrap();
+    // the file's own code page: what surrounds the records and the records' text
+    assert!(
+        rejected.starts_with(&cp437(r#"{"source": "Café ╔═╗", "invoices": ["#)),
+        "{}",
+        String::from_utf8_lossy(&rejected)
+    );
+    let inv2 = r#"{"number": "INV-2", "customer": {}, "note": "Straße ░▒▓", "lines": [{"sku": "Müller", "amount": 2}]"#;
+    let inv2 = cp437(inv2);
+    assert!(
+        rejected.windows(inv2.len()).any(|w| w == inv2.as_slice()),
+        "{}",
+        String::from_utf8_lossy(&rejected)
+    );
+    let fixed = replace(
+        &rejected,
+        br#""customer": {}"#,
+        br#""customer": {"id": "C9"}"#,
+    );
+    t.write("drop/inbox/o.rejected.json", fixed);
+    let out = t.run(&["run"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let docs: Vec<serde_json::Value> = payloads(&t)
+        .iter()
+        .map(|n| t.read_json(&format!("drop/outbox/{n}")))
+        .collect();
+    assert_eq!(docs.len(), 3, "only INV-2 and INV-3 went again");
+    let inv2 = docs.iter().find(|d| d["number"] == "INV-2").expect("INV-2");
+    assert_eq!(inv2["note"], "Straße ░▒▓");
+    assert_eq!(inv2["lines"][0]["sku"], "Müller");
+    let inv3 = docs.iter().find(|d| d["number"] == "INV-3").expect("INV-3");
+    assert_eq!(inv3["lines"][0]["sku"], "Ñoño");
+}
