@@ -231,7 +231,7 @@ pub(super) fn copy_json(
         last = *value.last().unwrap_or(&0);
         if let Some((_, message)) = failed {
             let rec = String::from_utf8_lossy(&value);
-            out.write_str(&with_error(&rec, message)?)?;
+            out.write_str(&with_error(&rec, &message)?)?;
             out.write_str(line_end.unwrap_or("\n"))?;
         }
     }
@@ -394,7 +394,7 @@ pub(super) fn copy_json_array(
         let start = line;
         match rows.get(&ordinal) {
             Some((at, message)) => {
-                if *at != start {
+                if at != start {
                     return Err(invalid(format!(
                         "record {} starts on line {start}, not on line {at} where it was read",
                         ordinal + 1
@@ -406,7 +406,7 @@ pub(super) fn copy_json_array(
                     out.str(",")?;
                 }
                 out.str(&lead)?;
-                out.str(&with_error(&String::from_utf8_lossy(&record), message)?)?;
+                out.str(&with_error(&String::from_utf8_lossy(&record), &message)?)?;
                 written += 1;
             }
             None => scan_value(r, &mut line, &mut |_| Ok(()))?,

@@ -145,12 +145,12 @@ fn plan(input: &RejectedInput<'_>, rows: &Rows) -> io::Result<Vec<Piece>> {
                 }
                 pieces.push(Piece::Text(format!(
                     "<!-- erpdrop_error: {} -->\n",
-                    comment_text(message)
+                    comment_text(&message)
                 )));
                 pieces.push(Piece::Copy {
                     start: begin,
                     end: record_end,
-                    line: Some(*line),
+                    line: Some(line),
                 });
                 pieces.push(Piece::Text("\n".into()));
             }
