@@ -174,6 +174,51 @@ fn a_rejected_file_that_fails_again_keeps_one_error_column() {
 }
 
 #[test]
+fn a_rejected_file_moved_back_that_fails_again_is_no_sidecar_of_the_first() {
+    let t = TestDir::new();
+    t.invoice_setup(&skip_document_mapping(""));
+    t.write(
+        "drop/inbox/INV_1.csv",
+        "No;Date;Cust;Terms;Total;Item;Amount\n\
+         INV1;20.11.2026;C1;XX;1,50;A;1,50\n\
+         INV2;20.11.2026;C1;YY;1,50;B;1,50\n",
+    );
+    assert_eq!(t.run(&["run"]).code, 1);
+    // moved (not copied) into the inbox, one of its two mistakes fixed
+    let first = t.read("drop/failed/INV_1.rejected.csv");
+    std::fs::remove_file(t.join("drop/failed/INV_1.rejected.csv")).unwrap();
+    t.write(
+        "drop/inbox/INV_1.rejected.csv",
+        first.replace(";XX;", ";N30;"),
+    );
+    assert_eq!(t.run(&["run"]).code, 1);
+    assert_eq!(payloads(&t).len(), 1, "INV1 went");
+    // stored under a name that is no rejected rows of INV_1.csv
+    assert!(!t.exists("drop/failed/INV_1.rejected.csv"));
+    assert!(t.exists("drop/failed/INV_1.rejected.1.csv.errors.json"));
+    assert!(t.exists("drop/failed/INV_1.rejected.1.rejected.csv"));
+    let st = t.run(&["status", "--json"]).json();
+    let mut failed: Vec<&str> = st["failed_files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["file"].as_str().unwrap())
+        .collect();
+    failed.sort_unstable();
+    assert_eq!(failed, ["INV_1.csv", "INV_1.rejected.1.csv"]);
+    // --all takes both files, and neither's rejected rows as a file of its own
+    assert_eq!(t.run(&["reprocess", "--all"]).code, 1);
+    let history = t.ls("drop/failed/.history");
+    let old = t.ls(&format!("drop/failed/.history/{}", history[0]));
+    assert!(
+        old.contains(&"INV_1.rejected.1.rejected.csv".to_string())
+            && !old.contains(&"INV_1.rejected.1.csv".to_string()),
+        "{old:?}"
+    );
+    assert!(t.exists("drop/failed/INV_1.rejected.1.csv"), "failed again");
+}
+
+#[test]
 fn a_file_unreadable_as_a_whole_gets_no_rejected_rows() {
     let t = TestDir::new();
     t.invoice_setup(&skip_document_mapping(""));
