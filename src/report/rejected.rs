@@ -146,28 +146,78 @@ fn failed_problems(problems: &ProblemLog) -> io::Result<Failed> {
 /// a record starts on, XML and a JSON array under a pointer by the order of the record
 /// (0 the first; a JSON record skipped by `[[skip]]` counts).
 ///
-/// Kept as runs of consecutive places with one text (and, for records by order, lines
-/// that follow theirs alike): with `on_invalid = "reject-file"` every row of a large
-/// file is there, all with the same sentence, and one entry a row held a 300 MB CSV
-/// file's 5 million rows in 380 MB of memory.
+/// Kept as runs of consecutive places with one text, whose lines follow by a step (a
+/// CSV row a line, records of as many lines each) or else are listed: with
+/// `on_invalid = "reject-file"` every row of a large file is there, all with the same
+/// sentence, and one entry a row held a 300 MB CSV file's 5 million rows in 380 MB of
+/// memory.
 #[derive(Default)]
 pub(super) struct Rows {
-    /// By the first place of each run: its last place, the line of its first place
-    /// less that place (wrapping), and its text.
+    /// By the first place of each run.
     runs: BTreeMap<u64, Run>,
     len: usize,
 }
 
-#[derive(Clone)]
+#[derive(Clone, Debug, PartialEq)]
+enum Lines {
+    /// The first place's line, and how many lines on each next place starts (`None`
+    /// while the run has one place).
+    Step(u64, Option<u64>),
+    /// The line of each place.
+    Listed(Vec<u64>),
+}
+
 struct Run {
     last: u64,
-    delta: u64,
+    lines: Lines,
     text: Rc<str>,
 }
 
 impl Run {
-    fn extends(&self, delta: u64, text: &Rc<str>) -> bool {
-        self.delta == delta && (Rc::ptr_eq(&self.text, text) || self.text == *text)
+    fn same_text(&self, text: &Rc<str>) -> bool {
+        Rc::ptr_eq(&self.text, text) || self.text == *text
+    }
+
+    /// The line of place `at`, the run starting at `first`.
+    fn line(&self, first: u64, at: u64) -> u64 {
+        match &self.lines {
+            Lines::Step(line, step) => {
+                line.wrapping_add(step.unwrap_or(0).wrapping_mul(at - first))
+            }
+            Lines::Listed(v) => v[(at - first) as usize],
+        }
+    }
+
+    fn listed(self, first: u64) -> Vec<u64> {
+        match self.lines {
+            Lines::Listed(v) => v,
+            Lines::Step(..) => (first..=self.last).map(|p| self.line(first, p)).collect(),
+        }
+    }
+
+    /// This run followed by `next`, which starts right after it with the same text.
+    fn join(self, first: u64, next: Run, next_first: u64) -> Run {
+        let last = next.last;
+        let text = self.text.clone();
+        let lines = match (&self.lines, &next.lines) {
+            (Lines::Step(a, sa), Lines::Step(b, sb)) => {
+                let step = b.wrapping_sub(self.line(first, self.last));
+                let start = next_first - first;
+                let fits = |s: &Option<u64>| s.is_none_or(|s| s == step);
+                if fits(sa) && fits(sb) && a.wrapping_add(step.wrapping_mul(start)) == *b {
+                    Some(Lines::Step(*a, Some(step)))
+                } else {
+                    None
+                }
+            }
+            _ => None,
+        };
+        let lines = lines.unwrap_or_else(|| {
+            let mut v = self.listed(first);
+            v.extend(next.listed(next_first));
+            Lines::Listed(v)
+        });
+        Run { last, lines, text }
     }
 }
 
@@ -185,60 +235,80 @@ impl Rows {
         self.len == 0
     }
 
-    /// The run that holds `at`, by its first place.
-    fn run_of(&self, at: u64) -> Option<(u64, &Run)> {
+    /// The first place of the run that holds `at`.
+    fn run_of(&self, at: u64) -> Option<u64> {
         let (&first, run) = self.runs.range(..=at).next_back()?;
-        (run.last >= at).then_some((first, run))
+        (run.last >= at).then_some(first)
     }
 
     /// The line and text at a place.
     pub fn get(&self, at: &u64) -> Option<(u64, Rc<str>)> {
-        let (_, run) = self.run_of(*at)?;
-        Some((at.wrapping_add(run.delta), run.text.clone()))
+        let first = self.run_of(*at)?;
+        let run = &self.runs[&first];
+        Some((run.line(first, *at), run.text.clone()))
     }
 
     /// Takes the text at a place away (splitting its run).
-    fn remove(&mut self, at: u64) -> Option<(u64, Rc<str>)> {
-        let (first, run) = self.run_of(at)?;
-        let run = run.clone();
-        self.runs.remove(&first);
+    fn remove(&mut self, at: u64) {
+        let Some(first) = self.run_of(at) else {
+            return;
+        };
+        let run = self.runs.remove(&first).expect("the run");
+        let after_line = (run.last > at).then(|| run.line(first, at + 1));
+        let (before, after) = match run.lines {
+            Lines::Step(line, step) => (
+                Lines::Step(line, step),
+                Lines::Step(after_line.unwrap_or(0), step),
+            ),
+            Lines::Listed(mut v) => {
+                let after = v.split_off((at - first) as usize + 1);
+                v.pop();
+                (Lines::Listed(v), Lines::Listed(after))
+            }
+        };
         if first < at {
-            let mut before = run.clone();
-            before.last = at - 1;
-            self.runs.insert(first, before);
+            let run = Run {
+                last: at - 1,
+                lines: before,
+                text: run.text.clone(),
+            };
+            self.runs.insert(first, run);
         }
         if run.last > at {
-            self.runs.insert(at + 1, run.clone());
+            let run = Run {
+                last: run.last,
+                lines: after,
+                text: run.text,
+            };
+            self.runs.insert(at + 1, run);
         }
         self.len -= 1;
-        Some((at.wrapping_add(run.delta), run.text))
     }
 
     /// Sets the line and text of a place (replacing what it had).
     pub fn insert(&mut self, at: u64, line: u64, text: Rc<str>) {
         self.remove(at);
         self.len += 1;
-        let delta = line.wrapping_sub(at);
         let mut first = at;
-        let mut last = at;
-        if let Some((f, run)) = at
-            .checked_sub(1)
-            .and_then(|before| self.run_of(before))
-            .filter(|(_, run)| run.extends(delta, &text))
-        {
-            debug_assert_eq!(run.last + 1, at);
-            first = f;
-        }
-        if let Some(next) = at.checked_add(1) {
-            if self
-                .runs
-                .get(&next)
-                .is_some_and(|r| r.extends(delta, &text))
-            {
-                last = self.runs.remove(&next).expect("the next run").last;
+        let mut run = Run {
+            last: at,
+            lines: Lines::Step(line, None),
+            text,
+        };
+        if let Some(f) = at.checked_sub(1).and_then(|before| self.run_of(before)) {
+            if self.runs[&f].same_text(&run.text) {
+                let prev = self.runs.remove(&f).expect("the run before");
+                run = prev.join(f, run, at);
+                first = f;
             }
         }
-        self.runs.insert(first, Run { last, delta, text });
+        if let Some(next) = at.checked_add(1) {
+            if self.runs.get(&next).is_some_and(|r| r.same_text(&run.text)) {
+                let after = self.runs.remove(&next).expect("the run after");
+                run = run.join(first, after, next);
+            }
+        }
+        self.runs.insert(first, run);
     }
 }
 
@@ -803,16 +873,66 @@ mod tests {
     }
 
     #[test]
+    fn rows_answer_as_a_map_of_every_place_would() {
+        // places, lines and texts set and set again at random (a fixed LCG)
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = |n: u64| {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 33) % n
+        };
+        let texts: [Rc<str>; 3] = ["a".into(), "b".into(), "c".into()];
+        let (mut rows, mut map) = (Rows::new(), BTreeMap::new());
+        for _ in 0..20_000 {
+            let at = next(300);
+            // mostly lines that follow a step, sometimes not
+            let line = if next(4) == 0 { next(5000) } else { 2 + 3 * at };
+            let text = texts[next(3) as usize].clone();
+            rows.insert(at, line, text.clone());
+            map.insert(at, (line, text));
+        }
+        assert_eq!(rows.len(), map.len());
+        for at in 0..310 {
+            assert_eq!(rows.get(&at), map.get(&at).cloned(), "place {at}");
+        }
+    }
+
+    #[test]
     fn records_by_order_keep_the_line_each_starts_on() {
         let mut rows = Rows::new();
         // records 0..3 on lines 2, 3, 4 (one a line), then record 3 on line 9
         for (at, line) in [(0, 2), (1, 3), (2, 4), (3, 9)] {
             rows.insert(at, line, "m".into());
         }
-        assert_eq!(rows.runs.len(), 2);
-        let lines: Vec<u64> = (0..4).map(|at| rows.get(&at).unwrap().0).collect();
-        assert_eq!(lines, [2, 3, 4, 9]);
+        assert_eq!(rows.runs.len(), 1);
+        let lines =
+            |rows: &Rows| -> Vec<u64> { (0..4).map(|at| rows.get(&at).unwrap().0).collect() };
+        assert_eq!(lines(&rows), [2, 3, 4, 9]);
+        assert!(matches!(rows.runs[&0].lines, Lines::Listed(_)));
+        // another text splits the list, and back it joins
+        rows.insert(1, 3, "other".into());
+        assert_eq!(rows.runs.len(), 3);
+        assert_eq!(lines(&rows), [2, 3, 4, 9]);
+        rows.insert(1, 3, "m".into());
+        assert_eq!(rows.runs.len(), 1);
+        assert_eq!(lines(&rows), [2, 3, 4, 9]);
+        assert_eq!(rows.len(), 4);
         assert!(!rows.is_empty() && Rows::new().is_empty());
+        // records of six lines each: one run of a step, however many
+        let mut rows = Rows::new();
+        for at in 0..100_000 {
+            rows.insert(at, 3 + 6 * at, "held".into());
+        }
+        assert_eq!(rows.runs.len(), 1);
+        assert_eq!(rows.runs[&0].lines, Lines::Step(3, Some(6)));
+        assert_eq!(rows.get(&99_999).unwrap().0, 3 + 6 * 99_999);
+        rows.insert(50_000, 3 + 6 * 50_000, "bad".into());
+        assert_eq!(rows.get(&50_001).unwrap().0, 3 + 6 * 50_001);
+        assert_eq!(rows.get(&49_999).unwrap().0, 3 + 6 * 49_999);
+        rows.insert(50_000, 3 + 6 * 50_000, "held".into());
+        assert_eq!(rows.runs.len(), 1);
+        assert_eq!(rows.runs[&0].lines, Lines::Step(3, Some(6)));
     }
 
     #[test]
