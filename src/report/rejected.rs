@@ -118,11 +118,35 @@ pub fn rejected_name(name: &str) -> String {
     crate::fsutil::sidecar_name(name, crate::fsutil::REJECTED_SIDECAR)
 }
 
+/// The most problems one `erpdrop_error` lists; the rest are counted. Every row of a
+/// document carries them: a file whose every row failed (40 lines an invoice, a
+/// problem each) made a 3.7 GB rejected file of a 64 MB one, and held its million
+/// messages in 330 MB of memory.
+const MAX_MESSAGES: usize = 5;
+
+/// The first problems of a document or line (no two alike), and how many more.
+#[derive(Default)]
+struct Kept {
+    first: Vec<String>,
+    more: usize,
+}
+
+impl Kept {
+    fn add(&mut self, message: String) {
+        if self.first.contains(&message) {
+        } else if self.first.len() < MAX_MESSAGES {
+            self.first.push(message);
+        } else {
+            self.more += 1;
+        }
+    }
+}
+
 /// The problems of failed documents: by document key, and by line for those without one.
 #[derive(Default)]
 struct Failed {
-    by_key: HashMap<String, Vec<String>>,
-    by_line: HashMap<u64, Vec<String>>,
+    by_key: HashMap<String, Kept>,
+    by_line: HashMap<u64, Kept>,
 }
 
 fn failed_problems(problems: &ProblemLog) -> io::Result<Failed> {
@@ -130,15 +154,32 @@ fn failed_problems(problems: &ProblemLog) -> io::Result<Failed> {
     problems.try_for_each(|p| {
         let message = crate::redact::redact_string(p.message());
         match (&p.document, p.line) {
-            (Some(k), _) => f.by_key.entry(k.clone()).or_default().push(message),
+            (Some(k), _) => match f.by_key.get_mut(k) {
+                Some(kept) => kept.add(message),
+                None => f.by_key.entry(k.clone()).or_default().add(message),
+            },
             (None, Some(l)) if p.stage != Stage::Read || l > 0 => {
-                f.by_line.entry(l).or_default().push(message)
+                f.by_line.entry(l).or_default().add(message)
             }
             _ => {}
         }
         Ok(())
     })?;
     Ok(f)
+}
+
+/// The problems as one `erpdrop_error`: the first [`MAX_MESSAGES`], and how many more
+/// the report lists.
+fn listed(messages: &[&str], more: usize) -> Rc<str> {
+    let more = more + messages.len().saturating_sub(MAX_MESSAGES);
+    let shown = &messages[..messages.len().min(MAX_MESSAGES)];
+    if more == 0 {
+        return joined(shown);
+    }
+    let mut all = shown.to_vec();
+    let tail = format!("and {more} more problems: the file's errors.csv lists them all");
+    all.push(&tail);
+    joined(&all)
 }
 
 /// Where the failed documents are, and the text of their `erpdrop_error`: CSV and fixed
@@ -349,9 +390,11 @@ fn failed_rows(input: &RejectedInput<'_>, failed: &Failed) -> io::Result<Rows> {
             let keyless = doc.key.is_empty()
                 || (key.len() > MAX_VALUE_CHARS && key.chars().count() > MAX_VALUE_CHARS);
             let mut messages: Vec<&str> = Vec::new();
+            let mut more = 0;
             if !keyless {
                 if let Some(m) = failed.by_key.get(&key) {
-                    messages.extend(m.iter().map(String::as_str));
+                    messages.extend(m.first.iter().map(String::as_str));
+                    more += m.more;
                 }
             }
             // under a pointer the problems of a line belong to the records without a key
@@ -359,13 +402,14 @@ fn failed_rows(input: &RejectedInput<'_>, failed: &Failed) -> io::Result<Rows> {
             let by_line = !by_ordinal || keyless;
             for l in lines.iter().filter(|_| by_line) {
                 if let Some(m) = failed.by_line.get(l) {
-                    messages.extend(m.iter().map(String::as_str));
+                    messages.extend(m.first.iter().map(String::as_str));
+                    more += m.more;
                 }
             }
             let mut seen = std::collections::HashSet::new();
             messages.retain(|m| seen.insert(*m));
             let mut text: Option<Rc<str>> = if !messages.is_empty() {
-                Some(joined(&messages))
+                Some(listed(&messages, more))
             } else if input.held_back && !(input.in_erp)(&key) {
                 Some(HELD_BACK.into())
             } else {
@@ -385,10 +429,10 @@ fn failed_rows(input: &RejectedInput<'_>, failed: &Failed) -> io::Result<Rows> {
                         if let Some((line, _)) = rows.get(at) {
                             rows.insert(*at, line, prev_own.clone());
                         }
-                        text = Some(joined(&own));
+                        text = Some(listed(&own, 0));
                     }
                 }
-                last_keyless = Some((doc.line, record_no, joined(&own)));
+                last_keyless = Some((doc.line, record_no, listed(&own, 0)));
             }
             if let Some(text) = text {
                 match input.mapping.source.format {
@@ -933,6 +977,22 @@ mod tests {
         rows.insert(50_000, 3 + 6 * 50_000, "held".into());
         assert_eq!(rows.runs.len(), 1);
         assert_eq!(rows.runs[&0].lines, Lines::Step(3, Some(6)));
+    }
+
+    #[test]
+    fn an_error_lists_five_problems_and_counts_the_rest() {
+        assert_eq!(&*listed(&["a", "b"], 0), "a | b");
+        let many = ["1", "2", "3", "4", "5", "6", "7"];
+        assert_eq!(
+            &*listed(&many, 3),
+            "1 | 2 | 3 | 4 | 5 | and 5 more problems: the file's errors.csv lists them all"
+        );
+        let mut kept = Kept::default();
+        for m in ["x", "y", "x", "1", "2", "3", "4"] {
+            kept.add(m.to_string());
+        }
+        assert_eq!(kept.first, ["x", "y", "1", "2", "3"]);
+        assert_eq!(kept.more, 1);
     }
 
     #[test]

@@ -219,6 +219,48 @@ fn a_rejected_file_moved_back_that_fails_again_is_no_sidecar_of_the_first() {
 }
 
 #[test]
+fn a_document_with_many_problems_lists_five_on_each_row_and_comes_back_fixed() {
+    let t = TestDir::new();
+    t.invoice_setup(&skip_document_mapping(""));
+    // INV2's eight lines each lack their item: eight problems on each of its rows
+    let mut rows = vec![
+        "No;Date;Cust;Terms;Total;Item;Amount".to_string(),
+        "INV1;20.11.2026;C1;N30;1,00;A;1,00".to_string(),
+    ];
+    for _ in 0..8 {
+        rows.push("INV2;20.11.2026;C1;N30;8,00;;1,00".to_string());
+    }
+    rows.push("INV3;20.11.2026;C1;N30;1,00;C;1,00".to_string());
+    t.write("drop/inbox/INV_1.csv", rows.join("\n") + "\n");
+    assert_eq!(t.run(&["run"]).code, 1);
+    assert_eq!(payloads(&t).len(), 2);
+    let report = t.read("drop/failed/INV_1.csv.errors.csv");
+    assert_eq!(report.lines().count(), 9, "the report has all eight: {report}");
+    let rejected = t.read("drop/failed/INV_1.rejected.csv");
+    let lines: Vec<&str> = rejected.lines().collect();
+    assert_eq!(lines.len(), 9, "{rejected}");
+    for row in &lines[1..] {
+        let error = row.rsplit(';').next().unwrap();
+        assert_eq!(error.matches(" | ").count(), 5, "{row}");
+        assert!(
+            error.ends_with("and 3 more problems: the file's errors.csv lists them all"),
+            "{row}"
+        );
+    }
+    t.write(
+        "drop/inbox/INV_1.rejected.csv",
+        rejected.replace(";8,00;;1,00;", ";8,00;B;1,00;"),
+    );
+    let out = t.run(&["run"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let sent = payloads(&t);
+    assert_eq!(sent.len(), 3, "INV2 went: {sent:?}");
+    let inv2 = sent.iter().find(|p| p.contains("INV2")).expect("INV2");
+    let doc = t.read_json(&format!("drop/outbox/{inv2}"));
+    assert_eq!(doc["lines"].as_array().unwrap().len(), 8);
+}
+
+#[test]
 fn a_file_unreadable_as_a_whole_gets_no_rejected_rows() {
     let t = TestDir::new();
     t.invoice_setup(&skip_document_mapping(""));
