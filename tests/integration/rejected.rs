@@ -235,7 +235,11 @@ fn a_document_with_many_problems_lists_five_on_each_row_and_comes_back_fixed() {
     assert_eq!(t.run(&["run"]).code, 1);
     assert_eq!(payloads(&t).len(), 2);
     let report = t.read("drop/failed/INV_1.csv.errors.csv");
-    assert_eq!(report.lines().count(), 9, "the report has all eight: {report}");
+    assert_eq!(
+        report.lines().count(),
+        9,
+        "the report has all eight: {report}"
+    );
     let rejected = t.read("drop/failed/INV_1.rejected.csv");
     let lines: Vec<&str> = rejected.lines().collect();
     assert_eq!(lines.len(), 9, "{rejected}");
