@@ -242,12 +242,19 @@ fn sync_file_system(_file: &File) -> bool {
 /// A path in `dir` for `name` that does not exist yet: `name`, else `stem.1.ext`,
 /// `stem.2.ext`... Also checks that none of `sidecars` (suffixes such as
 /// `.errors.json`) exists for the chosen name.
+///
+/// Where the rejected rows are among the sidecars (failed/), a name that would read as
+/// the rejected rows of a file already there is taken too: `INV_1.rejected.csv` moved
+/// back into the inbox that fails again is stored as `INV_1.rejected.1.csv` beside
+/// `INV_1.csv`, not as what `reprocess`, `status` and retries take for its sidecar.
 pub fn free_name(dir: &Path, name: &str, sidecars: &[&str]) -> PathBuf {
+    let rejected = sidecars.contains(&REJECTED_SIDECAR);
     let taken = |n: &str| {
         dir.join(n).symlink_metadata().is_ok()
             || sidecars
                 .iter()
                 .any(|s| dir.join(sidecar_name(n, s)).symlink_metadata().is_ok())
+            || (rejected && is_rejected_sidecar(dir, n))
     };
     if !taken(name) {
         return dir.join(name);
@@ -284,17 +291,19 @@ pub fn sidecar_name(name: &str, side: &str) -> String {
 
 /// Whether `name` is the rejected rows sidecar of a file that stands beside it in
 /// `dir` (not a file of its own).
+///
+/// Every `.rejected` of the name is tried: `INV_1.rejected.1.rejected.csv` is that of
+/// `INV_1.rejected.1.csv` (a rejected file that failed again, stored with a suffix).
 pub fn is_rejected_sidecar(dir: &Path, name: &str) -> bool {
-    let Some(i) = name.find(".rejected") else {
-        return false;
-    };
-    let rest = &name[i + ".rejected".len()..];
-    if !(rest.is_empty() || rest.starts_with('.')) || rest[1.min(rest.len())..].contains('.') {
-        return false;
-    }
-    let original = format!("{}{rest}", &name[..i]);
-    sidecar_name(&original, REJECTED_SIDECAR) == name
-        && dir.join(&original).symlink_metadata().is_ok()
+    name.match_indices(".rejected").any(|(i, _)| {
+        let rest = &name[i + ".rejected".len()..];
+        if !(rest.is_empty() || rest.starts_with('.')) || rest[1.min(rest.len())..].contains('.') {
+            return false;
+        }
+        let original = format!("{}{rest}", &name[..i]);
+        sidecar_name(&original, REJECTED_SIDECAR) == name
+            && dir.join(&original).symlink_metadata().is_ok()
+    })
 }
 
 /// Moves a file without overwriting: a hard link to the new name (fails if it exists),
@@ -341,6 +350,31 @@ mod tests {
             free_name(d.path(), "a.csv", &[".errors.json"]),
             d.path().join("a.2.csv")
         );
+    }
+
+    #[test]
+    fn a_name_that_reads_as_a_files_rejected_rows_is_taken_in_failed() {
+        let d = tempfile::tempdir().unwrap();
+        let failed = [".errors.json", REJECTED_SIDECAR];
+        assert_eq!(
+            free_name(d.path(), "a.rejected.csv", &failed),
+            d.path().join("a.rejected.csv")
+        );
+        fs::write(d.path().join("a.csv"), "x").unwrap();
+        assert_eq!(
+            free_name(d.path(), "a.rejected.csv", &failed),
+            d.path().join("a.rejected.1.csv")
+        );
+        // elsewhere (done/) the name is free
+        assert_eq!(
+            free_name(d.path(), "a.rejected.csv", &[".report.json"]),
+            d.path().join("a.rejected.csv")
+        );
+        // the rejected rows of that one are its sidecar, not a file of their own
+        fs::write(d.path().join("a.rejected.1.csv"), "x").unwrap();
+        assert!(is_rejected_sidecar(d.path(), "a.rejected.1.rejected.csv"));
+        assert!(!is_rejected_sidecar(d.path(), "a.rejected.1.csv"));
+        assert!(!is_rejected_sidecar(d.path(), "b.rejected.csv"));
     }
 
     #[test]

@@ -187,7 +187,7 @@ pub(super) fn copy_fixed(
         };
         out.write_str(kept)?;
         out.write_str(&marker())?;
-        out.write_str(message)?;
+        out.write_str(&message)?;
         out.write_str(if end.is_empty() {
             default_end.unwrap_or("\n")
         } else {

@@ -231,7 +231,7 @@ pub(super) fn copy_json(
         last = *value.last().unwrap_or(&0);
         if let Some((_, message)) = failed {
             let rec = String::from_utf8_lossy(&value);
-            out.write_str(&with_error(&rec, message)?)?;
+            out.write_str(&with_error(&rec, &message)?)?;
             out.write_str(line_end.unwrap_or("\n"))?;
         }
     }
@@ -326,7 +326,8 @@ pub(super) fn copy_json_array(
     w: &mut dyn Write,
 ) -> io::Result<()> {
     let mut text = open_text(input, input.mapping.source.encoding)?;
-    let mut encoded = Encoded::new(w, text.encoding, text.bom)?;
+    // the file's encoding, byte-order mark and code page (CP437), as JSON lines
+    let mut encoded = Encoded::for_text(w, &text)?;
     let mut out = Pieces {
         out: &mut encoded,
         pending: Vec::new(),
@@ -393,7 +394,7 @@ pub(super) fn copy_json_array(
         let start = line;
         match rows.get(&ordinal) {
             Some((at, message)) => {
-                if *at != start {
+                if at != start {
                     return Err(invalid(format!(
                         "record {} starts on line {start}, not on line {at} where it was read",
                         ordinal + 1
@@ -405,7 +406,7 @@ pub(super) fn copy_json_array(
                     out.str(",")?;
                 }
                 out.str(&lead)?;
-                out.str(&with_error(&String::from_utf8_lossy(&record), message)?)?;
+                out.str(&with_error(&String::from_utf8_lossy(&record), &message)?)?;
                 written += 1;
             }
             None => scan_value(r, &mut line, &mut |_| Ok(()))?,

@@ -2,9 +2,11 @@
 //! the same ancestors (their start tags as written, attributes and namespace
 //! declarations included), each after a comment `<!-- erpdrop_error: ... -->`.
 //!
-//! Two streaming passes over the file's text, so that memory stays flat: the first finds
-//! where each failed record and its ancestors' start tags stand, the second copies
-//! those bytes in order between the comments and closing tags.
+//! Two readers over the file's text, side by side, so that memory stays flat: the first
+//! finds where each failed record and its ancestors' start tags stand, and hands each
+//! piece at once to the second, which copies those bytes in order between the comments
+//! and closing tags (a plan of every piece first held 1.5 GB for a 300 MB file whose
+//! 2.7 million records were all held back by `on_invalid = "reject-file"`).
 
 use super::rejected::{open_text, Encoded, RejectedInput, Rows};
 use quick_xml::events::Event;
@@ -66,15 +68,19 @@ enum Piece {
     Text(String),
 }
 
-/// The first pass: what the rejected file is made of.
-fn plan(input: &RejectedInput<'_>, rows: &Rows) -> io::Result<Vec<Piece>> {
+/// The first reader: what the rejected file is made of, piece by piece, in the order of
+/// the text.
+fn plan(
+    input: &RejectedInput<'_>,
+    rows: &Rows,
+    emit: &mut dyn FnMut(Piece) -> io::Result<()>,
+) -> io::Result<()> {
     let record = input.mapping.source.xml.record.as_deref().unwrap_or("");
     let (descendant, steps) = steps(record);
     let text = open_text(input, input.mapping.source.encoding)?;
     let mut reader = quick_xml::Reader::from_reader(text.reader);
     reader.config_mut().check_end_names = false;
     let bad = |e: quick_xml::Error| io::Error::new(io::ErrorKind::InvalidData, e.to_string());
-    let mut pieces = Vec::new();
     // open elements: local name, qualified name, range of the start tag
     let mut stack: Vec<(Vec<u8>, String, u64, u64)> = Vec::new();
     // the ancestors written so far, by where their start tag is
@@ -89,12 +95,12 @@ fn plan(input: &RejectedInput<'_>, rows: &Rows) -> io::Result<Vec<Piece>> {
         match ev {
             Event::Eof => break,
             Event::Decl(_) => {
-                pieces.push(Piece::Copy {
+                emit(Piece::Copy {
                     start: 0,
                     end,
                     line: None,
-                });
-                pieces.push(Piece::Text("\n".into()));
+                })?;
+                emit(Piece::Text("\n".into()))?;
             }
             Event::Start(ref e) | Event::Empty(ref e) => {
                 let empty = matches!(ev, Event::Empty(_));
@@ -132,27 +138,27 @@ fn plan(input: &RejectedInput<'_>, rows: &Rows) -> io::Result<Vec<Piece>> {
                     .count();
                 while written.len() > keep {
                     let (_, q) = written.pop().expect("an ancestor");
-                    pieces.push(Piece::Text(format!("</{q}>\n")));
+                    emit(Piece::Text(format!("</{q}>\n")))?;
                 }
                 for s in &stack[keep..] {
-                    pieces.push(Piece::Copy {
+                    emit(Piece::Copy {
                         start: s.2,
                         end: s.3,
                         line: None,
-                    });
-                    pieces.push(Piece::Text("\n".into()));
+                    })?;
+                    emit(Piece::Text("\n".into()))?;
                     written.push((s.2, s.1.clone()));
                 }
-                pieces.push(Piece::Text(format!(
+                emit(Piece::Text(format!(
                     "<!-- erpdrop_error: {} -->\n",
-                    comment_text(message)
-                )));
-                pieces.push(Piece::Copy {
+                    comment_text(&message)
+                )))?;
+                emit(Piece::Copy {
                     start: begin,
                     end: record_end,
-                    line: Some(*line),
-                });
-                pieces.push(Piece::Text("\n".into()));
+                    line: Some(line),
+                })?;
+                emit(Piece::Text("\n".into()))?;
             }
             Event::End(_) => {
                 stack.pop();
@@ -161,9 +167,9 @@ fn plan(input: &RejectedInput<'_>, rows: &Rows) -> io::Result<Vec<Piece>> {
         }
     }
     while let Some((_, q)) = written.pop() {
-        pieces.push(Piece::Text(format!("</{q}>\n")));
+        emit(Piece::Text(format!("</{q}>\n")))?;
     }
-    Ok(pieces)
+    Ok(())
 }
 
 pub(super) fn copy_xml(
@@ -171,15 +177,14 @@ pub(super) fn copy_xml(
     rows: &Rows,
     w: &mut dyn Write,
 ) -> io::Result<()> {
-    let pieces = plan(input, rows)?;
-    // the second pass: the text again, copied where the plan says
+    // the second reader: the text again, copied where the first says
     let mut text = open_text(input, input.mapping.source.encoding)?;
     let mut out = Encoded::new(w, text.encoding, text.bom)?;
     let r = &mut text.reader;
     let mut at = 0u64;
     let mut line = 1u64;
     let mut bytes = Vec::new();
-    for p in pieces {
+    plan(input, rows, &mut |p| {
         match p {
             Piece::Text(t) => out.write_str(&t)?,
             Piece::Copy {
@@ -187,6 +192,12 @@ pub(super) fn copy_xml(
                 end,
                 line: want,
             } => {
+                if start < at {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        "the records do not follow one another in the text",
+                    ));
+                }
                 // skip to `start`, counting lines
                 while at < start {
                     let avail = r.fill_buf()?;
@@ -223,7 +234,8 @@ pub(super) fn copy_xml(
                 out.write_str(String::from_utf8_lossy(&bytes).trim_end())?;
             }
         }
-    }
+        Ok(())
+    })?;
     out.finish()
 }
 

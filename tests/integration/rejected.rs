@@ -174,6 +174,97 @@ fn a_rejected_file_that_fails_again_keeps_one_error_column() {
 }
 
 #[test]
+fn a_rejected_file_moved_back_that_fails_again_is_no_sidecar_of_the_first() {
+    let t = TestDir::new();
+    t.invoice_setup(&skip_document_mapping(""));
+    t.write(
+        "drop/inbox/INV_1.csv",
+        "No;Date;Cust;Terms;Total;Item;Amount\n\
+         INV1;20.11.2026;C1;XX;1,50;A;1,50\n\
+         INV2;20.11.2026;C1;YY;1,50;B;1,50\n",
+    );
+    assert_eq!(t.run(&["run"]).code, 1);
+    // moved (not copied) into the inbox, one of its two mistakes fixed
+    let first = t.read("drop/failed/INV_1.rejected.csv");
+    std::fs::remove_file(t.join("drop/failed/INV_1.rejected.csv")).unwrap();
+    t.write(
+        "drop/inbox/INV_1.rejected.csv",
+        first.replace(";XX;", ";N30;"),
+    );
+    assert_eq!(t.run(&["run"]).code, 1);
+    assert_eq!(payloads(&t).len(), 1, "INV1 went");
+    // stored under a name that is no rejected rows of INV_1.csv
+    assert!(!t.exists("drop/failed/INV_1.rejected.csv"));
+    assert!(t.exists("drop/failed/INV_1.rejected.1.csv.errors.json"));
+    assert!(t.exists("drop/failed/INV_1.rejected.1.rejected.csv"));
+    let st = t.run(&["status", "--json"]).json();
+    let mut failed: Vec<&str> = st["failed_files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["file"].as_str().unwrap())
+        .collect();
+    failed.sort_unstable();
+    assert_eq!(failed, ["INV_1.csv", "INV_1.rejected.1.csv"]);
+    // --all takes both files, and neither's rejected rows as a file of its own
+    assert_eq!(t.run(&["reprocess", "--all"]).code, 1);
+    let history = t.ls("drop/failed/.history");
+    let old = t.ls(&format!("drop/failed/.history/{}", history[0]));
+    assert!(
+        old.contains(&"INV_1.rejected.1.rejected.csv".to_string())
+            && !old.contains(&"INV_1.rejected.1.csv".to_string()),
+        "{old:?}"
+    );
+    assert!(t.exists("drop/failed/INV_1.rejected.1.csv"), "failed again");
+}
+
+#[test]
+fn a_document_with_many_problems_lists_five_on_each_row_and_comes_back_fixed() {
+    let t = TestDir::new();
+    t.invoice_setup(&skip_document_mapping(""));
+    // INV2's eight lines each lack their item: eight problems on each of its rows
+    let mut rows = vec![
+        "No;Date;Cust;Terms;Total;Item;Amount".to_string(),
+        "INV1;20.11.2026;C1;N30;1,00;A;1,00".to_string(),
+    ];
+    for _ in 0..8 {
+        rows.push("INV2;20.11.2026;C1;N30;8,00;;1,00".to_string());
+    }
+    rows.push("INV3;20.11.2026;C1;N30;1,00;C;1,00".to_string());
+    t.write("drop/inbox/INV_1.csv", rows.join("\n") + "\n");
+    assert_eq!(t.run(&["run"]).code, 1);
+    assert_eq!(payloads(&t).len(), 2);
+    let report = t.read("drop/failed/INV_1.csv.errors.csv");
+    assert_eq!(
+        report.lines().count(),
+        9,
+        "the report has all eight: {report}"
+    );
+    let rejected = t.read("drop/failed/INV_1.rejected.csv");
+    let lines: Vec<&str> = rejected.lines().collect();
+    assert_eq!(lines.len(), 9, "{rejected}");
+    for row in &lines[1..] {
+        let error = row.rsplit(';').next().unwrap();
+        assert_eq!(error.matches(" | ").count(), 5, "{row}");
+        assert!(
+            error.ends_with("and 3 more problems: the file's errors.csv lists them all"),
+            "{row}"
+        );
+    }
+    t.write(
+        "drop/inbox/INV_1.rejected.csv",
+        rejected.replace(";8,00;;1,00;", ";8,00;B;1,00;"),
+    );
+    let out = t.run(&["run"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let sent = payloads(&t);
+    assert_eq!(sent.len(), 3, "INV2 went: {sent:?}");
+    let inv2 = sent.iter().find(|p| p.contains("INV2")).expect("INV2");
+    let doc = t.read_json(&format!("drop/outbox/{inv2}"));
+    assert_eq!(doc["lines"].as_array().unwrap().len(), 8);
+}
+
+#[test]
 fn a_file_unreadable_as_a_whole_gets_no_rejected_rows() {
     let t = TestDir::new();
     t.invoice_setup(&skip_document_mapping(""));
@@ -2742,4 +2833,53 @@ fn a_fixed_width_rejected_file_keeps_its_title_lines_and_comes_back_fixed() {
     let inv2 = docs.iter().find(|d| d["number"] == "INV2").expect("INV2");
     assert_eq!(inv2["lines"][0]["item"], "Кофе");
     assert_eq!(inv2["lines"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn json_records_under_a_pointer_in_cp437_keep_its_bytes_and_come_back_fixed() {
+    let t = TestDir::new();
+    t.mapping_setup(&pointer_mapping(
+        "record = \"/invoices\"\nencoding = \"cp437\"",
+    ));
+    let file = r#"{"source": "Café ╔═╗", "invoices": [
+  {"number": "INV-1", "customer": {"id": "C1"}, "lines": [{"sku": "Thé", "amount": 1}]},
+  {"number": "INV-2", "customer": {}, "note": "Straße ░▒▓", "lines": [{"sku": "Müller", "amount": 2}]},
+  {"number": "INV-3", "customer": {}, "lines": [{"sku": "Ñoño", "amount": 3}]}
+]}
+"#;
+    t.write("drop/inbox/o.json", cp437(file));
+    assert_eq!(t.run(&["run"]).code, 1);
+    assert_eq!(payloads(&t).len(), 1);
+    let rejected = std::fs::read(t.join("drop/failed/o.rejected.json")).unwrap();
+    // the file's own code page: what surrounds the records and the records' text
+    assert!(
+        rejected.starts_with(&cp437(r#"{"source": "Café ╔═╗", "invoices": ["#)),
+        "{}",
+        String::from_utf8_lossy(&rejected)
+    );
+    let inv2 = r#"{"number": "INV-2", "customer": {}, "note": "Straße ░▒▓", "lines": [{"sku": "Müller", "amount": 2}]"#;
+    let inv2 = cp437(inv2);
+    assert!(
+        rejected.windows(inv2.len()).any(|w| w == inv2.as_slice()),
+        "{}",
+        String::from_utf8_lossy(&rejected)
+    );
+    let fixed = replace(
+        &rejected,
+        br#""customer": {}"#,
+        br#""customer": {"id": "C9"}"#,
+    );
+    t.write("drop/inbox/o.rejected.json", fixed);
+    let out = t.run(&["run"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let docs: Vec<serde_json::Value> = payloads(&t)
+        .iter()
+        .map(|n| t.read_json(&format!("drop/outbox/{n}")))
+        .collect();
+    assert_eq!(docs.len(), 3, "only INV-2 and INV-3 went again");
+    let inv2 = docs.iter().find(|d| d["number"] == "INV-2").expect("INV-2");
+    assert_eq!(inv2["note"], "Straße ░▒▓");
+    assert_eq!(inv2["lines"][0]["sku"], "Müller");
+    let inv3 = docs.iter().find(|d| d["number"] == "INV-3").expect("INV-3");
+    assert_eq!(inv3["lines"][0]["sku"], "Ñoño");
 }
