@@ -3015,7 +3015,7 @@ amount = { from = 2, type = "decimal" }
 
     // fixed, it goes, and the message is no value of the document
     let fixed = resave("Sheet1", &rows, &|_, c, _| {
-        (c == 1).then(|| calamine::Data::Float(2.0))
+        (c == 1).then_some(calamine::Data::Float(2.0))
     });
     t.write("drop/inbox/INV_3.xlsx", fixed);
     let out = t.run(&["run"]);
