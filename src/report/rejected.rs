@@ -771,7 +771,23 @@ fn copy_csv(input: &RejectedInput<'_>, rows: &Rows, w: &mut dyn Write) -> io::Re
             let of = match &t.rule.sum {
                 Some((_, of)) => {
                     let at = csv_column(&columns, of, opts)?;
-                    csv_fields(body, opts).get(at).cloned()
+                    let fields = csv_fields(body, opts);
+                    // columns by position: a header row's field there is no amount of
+                    // the sum, as the check reads it
+                    let header_row = match (&headerless, &rules.record_type) {
+                        (Some(_), Some(rt)) if rt.line.is_some() => {
+                            let col = csv_column(&columns, &rt.column, opts)?;
+                            fields
+                                .get(col)
+                                .is_some_and(|c| crate::source::trim(c) == rt.header)
+                        }
+                        _ => false,
+                    };
+                    if header_row {
+                        None
+                    } else {
+                        fields.get(at).cloned()
+                    }
                 }
                 None => None,
             };

@@ -63,6 +63,11 @@ pub trait RowReader {
     fn label(&self, _column: &str) -> Option<String> {
         None
     }
+    /// Whether columns are numbers that every record type shares (CSV without a
+    /// column-name row): a position is then a different column in each kind of row.
+    fn by_position(&self) -> bool {
+        false
+    }
 }
 
 /// Where each thing the mapping reads stands in the rows of one kind.
@@ -224,7 +229,15 @@ impl<R: RowReader> RowDocuments<R> {
             if let Some((c, of)) = &t.sum {
                 trailer_cols.sum = Some(need(c, Some(trailer_kind), "[source.trailer] sum"));
                 let mut found = false;
+                // columns by position, with line rows: the position of the amount the
+                // trailer sums is the line rows' (a header row's field there is another
+                // column, the invoice's own total or a status)
+                let lines_only = rdr.by_position()
+                    && rules.record_type.as_ref().is_some_and(|r| r.line.is_some());
                 for &k in kinds {
+                    if lines_only && k == RowKind::Header {
+                        continue;
+                    }
                     let c = optional(of, k);
                     found |= c.is_some();
                     layouts[pick(k)].of = c;
