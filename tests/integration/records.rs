@@ -841,3 +841,32 @@ fn a_positional_trailer_sum_adds_the_line_rows_not_the_header_rows_at_that_posit
     let rejected = t.read("drop/failed/HLT_2.rejected.csv");
     assert_eq!(rejected.lines().last(), Some("T;2;7,00"), "{rejected}");
 }
+
+#[test]
+fn a_key_of_a_file_without_a_header_row_is_a_column_number_as_from_is() {
+    let t = TestDir::new();
+    t.mapping_setup(
+        r#"name = "nh"
+match = ["NH_*.csv"]
+document_type = "sales_invoice"
+
+[source]
+header = false
+
+[document]
+key = [1]
+
+[header]
+number = { from = 1, required = true }
+
+[lines]
+amount = { from = 2, type = "decimal" }
+"#,
+    );
+    t.write("drop/inbox/NH_1.csv", "A,1.5\nA,2\nB,3\n");
+    let out = t.run(&["run"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let doc: serde_json::Value =
+        serde_json::from_str(&t.read("drop/outbox/sales_invoice-A.json")).unwrap();
+    assert_eq!(doc["lines"].as_array().map(Vec::len), Some(2), "{doc}");
+}
