@@ -870,3 +870,20 @@ amount = { from = 2, type = "decimal" }
         serde_json::from_str(&t.read("drop/outbox/sales_invoice-A.json")).unwrap();
     assert_eq!(doc["lines"].as_array().map(Vec::len), Some(2), "{doc}");
 }
+
+#[test]
+fn a_positional_trailer_that_disagrees_names_its_columns_by_number() {
+    let t = TestDir::new();
+    t.mapping_setup(POSITIONAL_HLT);
+    t.write(
+        "drop/inbox/HLT_1.csv",
+        "H;I-1;C1;11,75\nL;A;x;10,50\nL;B;x;1,25\nT;4;11,00\n",
+    );
+    let out = t.run(&["run"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    let report = t.read("drop/failed/HLT_1.csv.errors.csv");
+    assert!(
+        report.contains("The trailer says 4 rows (column 2) but the file holds 3; the trailer says column 4 adds up to 11.00 (column 3) but the file's rows add up to 11.75"),
+        "{report}"
+    );
+}
