@@ -120,10 +120,8 @@ pub(super) struct Copy<'a> {
     /// again), or the first past every cell of the sheet.
     error_col: Option<u16>,
     width: u32,
-    /// Without a header row: how many columns the mapping reads, and the sheet's own
-    /// width.
+    /// Without a header row: how many columns the mapping reads.
     reads: usize,
-    sheet_width: u32,
     headerless: bool,
     /// The next row (0-based) of the rejected sheet for a failed row.
     next_out: u32,
@@ -265,7 +263,6 @@ impl<'a> Copy<'a> {
             error_col: None,
             width: width.max(u32::try_from(reads).unwrap_or(u32::MAX)),
             reads,
-            sheet_width: width,
             headerless: !source.csv.header,
             next_out: skip as u32,
             totals: source
@@ -387,13 +384,13 @@ impl<'a> Copy<'a> {
             Some(c) => c,
             None => {
                 // no header row: the column past every cell of the sheet and every
-                // column the mapping reads, or the sheet's last column where it holds
-                // the message of a rejected file that failed again
+                // column the mapping reads, or the row's last cell where it holds the
+                // message of a rejected file that failed again (a sheet saved by a
+                // spreadsheet may declare more columns than it fills)
                 let again = cells.last().and_then(|(c, v)| Some((*c, text_of(v)?)));
                 let c = match again {
                     Some((c, t))
-                        if u32::from(c) + 1 == self.sheet_width
-                            && usize::from(c) >= self.reads
+                        if usize::from(c) >= self.reads
                             && t.starts_with(HEADERLESS_PREFIX.as_str()) =>
                     {
                         c

@@ -3024,3 +3024,46 @@ amount = { from = 2, type = "decimal" }
         serde_json::from_str(&t.read("drop/outbox/sales_invoice-B.json")).unwrap();
     assert_eq!(doc["note"], serde_json::Value::Null, "{doc}");
 }
+
+#[test]
+fn a_headerless_rejected_workbook_saved_wider_than_its_cells_still_keeps_one_message() {
+    let t = TestDir::new();
+    t.mapping_setup(
+        r#"name = "inv"
+match = ["INV_*.xlsx"]
+document_type = "sales_invoice"
+
+[source]
+format = "xlsx"
+header = false
+
+[document]
+key = ["1"]
+
+[header]
+number = { from = 1, required = true }
+amount = { from = 2, type = "decimal" }
+"#,
+    );
+    // as a spreadsheet saves the rejected rows a user opened: the message in C, and
+    // formatting on blank cells out to H, which the sheet's dimensions count
+    let mut wb = rust_xlsxwriter::Workbook::new();
+    let ws = wb.add_worksheet();
+    ws.write_string(0, 0, "B").unwrap();
+    ws.write_string(0, 1, "many").unwrap();
+    ws.write_string(0, 2, "erpdrop_error: Amount \"many\" is not a number")
+        .unwrap();
+    let bold = rust_xlsxwriter::Format::new().set_bold();
+    ws.write_blank(0, 7, &bold).unwrap();
+    t.write("drop/inbox/INV_1.xlsx", wb.save_to_buffer().unwrap());
+    assert_eq!(t.run(&["run"]).code, 1);
+    let again = std::fs::read(t.join("drop/failed/INV_1.rejected.xlsx")).unwrap();
+    let (_, rows) = sheet_rows(&again);
+    let texts: Vec<String> = rows[0].iter().map(|c| c.to_string()).collect();
+    assert_eq!(
+        texts.iter().filter(|c| c.contains("erpdrop_error")).count(),
+        1,
+        "{rows:?}"
+    );
+    assert!(texts[2].starts_with("erpdrop_error: Amount"), "{rows:?}");
+}
