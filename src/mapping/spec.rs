@@ -186,6 +186,9 @@ pub enum OnInvalid {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DocumentSpec {
+    /// Column names, or numbers in a file without a header row (`key = [2]`, as
+    /// `from = 2`).
+    #[serde(deserialize_with = "column_list")]
     pub key: Vec<String>,
     #[serde(default = "default_lines")]
     pub lines: String,
@@ -251,6 +254,12 @@ pub enum MaxDeletes {
 pub enum ColumnRef {
     Name(String),
     Index(i64),
+}
+
+/// A list of columns, each a name or a number (`["InvoiceNo"]`, `[2]`), as text.
+fn column_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    let list: Vec<ColumnRef> = Deserialize::deserialize(d)?;
+    Ok(list.iter().map(ColumnRef::as_string).collect())
 }
 
 impl ColumnRef {

@@ -730,6 +730,8 @@ fn copy_csv(input: &RejectedInput<'_>, rows: &Rows, w: &mut dyn Write) -> io::Re
     // the file's header already ends with erpdrop_error (a rejected file that failed
     // again): that column is replaced, not added twice
     let mut replace_last = None;
+    // without a header row: how many columns the mapping reads by position
+    let headerless = (!opts.header).then(|| positions_read(input.mapping));
     while let Some(rec) = next_record(r, opts, &mut line)? {
         let (body, end) = rec.split();
         if default_end.is_empty() && !end.is_empty() {
@@ -769,21 +771,62 @@ fn copy_csv(input: &RejectedInput<'_>, rows: &Rows, w: &mut dyn Write) -> io::Re
             let of = match &t.rule.sum {
                 Some((_, of)) => {
                     let at = csv_column(&columns, of, opts)?;
-                    csv_fields(body, opts).get(at).cloned()
+                    let fields = csv_fields(body, opts);
+                    // columns by position: a header row's field there is no amount of
+                    // the sum, as the check reads it
+                    let header_row = match (&headerless, &rules.record_type) {
+                        (Some(_), Some(rt)) if rt.line.is_some() => {
+                            let col = csv_column(&columns, &rt.column, opts)?;
+                            fields
+                                .get(col)
+                                .is_some_and(|c| crate::source::trim(c) == rt.header)
+                        }
+                        _ => false,
+                    };
+                    if header_row {
+                        None
+                    } else {
+                        fields.get(at).cloned()
+                    }
                 }
                 None => None,
             };
             t.add(of.as_deref(), false, rec.line)?;
         }
-        let kept = if replace_last == Some(rec.fields) {
-            &body[..rec.last_field]
+        if let Some(reads) = headerless {
+            // no header names the column: the message goes past every column the
+            // mapping reads (a short row's would else be read as a value when the fixed
+            // file comes back), marked `erpdrop_error: ` so that a rejected file that
+            // fails again gets it replaced
+            let again = rec.fields > reads
+                && csv_fields(body, opts)
+                    .last()
+                    .is_some_and(|f| f.starts_with(HEADERLESS_PREFIX.as_str()));
+            let (kept, fields) = if again {
+                (&body[..rec.last_field], rec.fields - 1)
+            } else {
+                (body, rec.fields)
+            };
+            out.write_str(&String::from_utf8_lossy(kept))?;
+            let delimiter = (opts.delimiter as char).to_string();
+            if !again {
+                out.write_str(&delimiter)?;
+            }
+            for _ in fields..reads {
+                out.write_str(&delimiter)?;
+            }
+            out.write_str(&quoted(&format!("{}{message}", *HEADERLESS_PREFIX), opts))?;
         } else {
-            out.write_str(&String::from_utf8_lossy(body))?;
-            out.write_str(&(opts.delimiter as char).to_string())?;
-            &[][..]
-        };
-        out.write_str(&String::from_utf8_lossy(kept))?;
-        out.write_str(&quoted(&message, opts))?;
+            let kept = if replace_last == Some(rec.fields) {
+                &body[..rec.last_field]
+            } else {
+                out.write_str(&String::from_utf8_lossy(body))?;
+                out.write_str(&(opts.delimiter as char).to_string())?;
+                &[][..]
+            };
+            out.write_str(&String::from_utf8_lossy(kept))?;
+            out.write_str(&quoted(&message, opts))?;
+        }
         let end = if end.is_empty() {
             if default_end.is_empty() {
                 b"\n".to_vec()
@@ -798,9 +841,46 @@ fn copy_csv(input: &RejectedInput<'_>, rows: &Rows, w: &mut dyn Write) -> io::Re
     if let Some(t) = &totals {
         let rec =
             last.ok_or_else(|| invalid("the trailer row is not the file's last row".into()))?;
-        out.write_str(&csv_trailer(&rec, t, &columns, opts, replace_last)?)?;
+        let add_column = headerless.is_none();
+        out.write_str(&csv_trailer(
+            &rec,
+            t,
+            &columns,
+            opts,
+            replace_last,
+            add_column,
+        )?)?;
     }
     out.finish()
+}
+
+/// What a headerless CSV file's `erpdrop_error` starts with: no header row names that
+/// column, so the value says what it is.
+pub(super) static HEADERLESS_PREFIX: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| format!("{ERROR_COLUMN}: "));
+
+/// How many columns a mapping of a file without a header row reads: the highest
+/// position (1-based) that a field, the key, the record type, a `[[skip]]` rule or the
+/// trailer names.
+pub(super) fn positions_read(mapping: &Mapping) -> usize {
+    let rows = &mapping.source.rows;
+    let slots = &mapping.slots;
+    let trailer = rows.trailer.iter().flat_map(|t| {
+        t.count
+            .iter()
+            .chain(t.sum.iter().flat_map(|(c, of)| [c, of]))
+    });
+    slots
+        .header
+        .iter()
+        .chain(&slots.lines)
+        .chain(&slots.key)
+        .chain(rows.record_type.iter().map(|r| &r.column))
+        .chain(rows.skip.iter().map(|r| &r.column))
+        .chain(trailer)
+        .filter_map(|name| name.trim().parse::<usize>().ok())
+        .max()
+        .unwrap_or(0)
 }
 
 /// The fields of a CSV record, unquoted.
@@ -831,6 +911,7 @@ fn csv_trailer(
     columns: &[String],
     opts: &CsvOptions,
     replace_last: Option<usize>,
+    add_column: bool,
 ) -> io::Result<String> {
     let (body, end) = rec.split();
     let text = String::from_utf8_lossy(body).into_owned();
@@ -864,7 +945,11 @@ fn csv_trailer(
         at = e;
     }
     let (last_start, _) = spans.last().copied().unwrap_or((0, 0));
-    if replace_last == Some(rec.fields) && at <= last_start {
+    if !add_column {
+        // no header row: nothing to keep the column count of, and the trailer of a
+        // rejected file that fails again stays as it is
+        row.push_str(&text[at..]);
+    } else if replace_last == Some(rec.fields) && at <= last_start {
         // a rejected file's trailer: its erpdrop_error stays empty
         row.push_str(&text[at..last_start]);
     } else {

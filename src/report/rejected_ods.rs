@@ -79,7 +79,11 @@ pub(super) fn copy_ods(
     let width = range.end().map_or(0, |(_, c)| c.saturating_add(1));
 
     let mut out = OdsOut::start(tempfile::tempfile()?, &name, width.saturating_add(1))?;
-    let mut state = Copy::new(source, width);
+    let mut state = Copy::new(
+        source,
+        width,
+        super::rejected::positions_read(input.mapping),
+    );
     copy_range(&range, &mut state, &mut out, rows)?;
     let mut file = out.finish()?;
     file.rewind()?;

@@ -14,7 +14,7 @@
 //! and the sum, restated for the rows written (`rejected_trailer`): a number cell stays
 //! a number cell, a text cell text written as the original wrote it.
 
-use super::rejected::{RejectedInput, Rows, ERROR_COLUMN};
+use super::rejected::{RejectedInput, Rows, ERROR_COLUMN, HEADERLESS_PREFIX};
 use super::rejected_trailer::Totals;
 use crate::source::sheet::cell::{Cell, Row};
 use crate::source::sheet::choose_sheet;
@@ -79,7 +79,11 @@ pub(super) fn copy_xlsx(
     // rows of the sheet as read: (its number, 1-based) and its cells
     let mut row: Vec<(u16, DataRef<'_>)> = Vec::new();
     let mut number = 0u32;
-    let mut state = Copy::new(source, width);
+    let mut state = Copy::new(
+        source,
+        width,
+        super::rejected::positions_read(input.mapping),
+    );
     loop {
         let cell = cells
             .next_cell()
@@ -116,6 +120,9 @@ pub(super) struct Copy<'a> {
     /// again), or the first past every cell of the sheet.
     error_col: Option<u16>,
     width: u32,
+    /// Without a header row: how many columns the mapping reads.
+    reads: usize,
+    headerless: bool,
     /// The next row (0-based) of the rejected sheet for a failed row.
     next_out: u32,
     /// With a trailer: what the rows written add up to.
@@ -240,13 +247,23 @@ fn restated(
 
 impl<'a> Copy<'a> {
     /// The copy of a sheet of the mapping's `source` whose last column is `width - 1`.
-    pub(super) fn new(source: &'a crate::source::SourceOptions, width: u32) -> Copy<'a> {
+    /// Without a header row, `reads` is how many columns the mapping reads by number:
+    /// `erpdrop_error` goes past them too, so that a fixed file's value is not the
+    /// message where a row leaves the last columns empty.
+    pub(super) fn new(
+        source: &'a crate::source::SourceOptions,
+        width: u32,
+        reads: usize,
+    ) -> Copy<'a> {
         let skip = source.csv.skip_lines as u64;
+        let reads = if source.csv.header { 0 } else { reads };
         Copy {
             skip,
             header_done: !source.csv.header,
             error_col: None,
-            width,
+            width: width.max(u32::try_from(reads).unwrap_or(u32::MAX)),
+            reads,
+            headerless: !source.csv.header,
             next_out: skip as u32,
             totals: source
                 .rows
@@ -366,14 +383,31 @@ impl<'a> Copy<'a> {
         let col = match self.error_col {
             Some(c) => c,
             None => {
-                // no header row: the column past every cell of the sheet
-                let c = u16::try_from(self.width).map_err(invalid)?;
+                // no header row: the column past every cell of the sheet and every
+                // column the mapping reads, or the row's last cell where it holds the
+                // message of a rejected file that failed again (a sheet saved by a
+                // spreadsheet may declare more columns than it fills)
+                let again = cells.last().and_then(|(c, v)| Some((*c, text_of(v)?)));
+                let c = match again {
+                    Some((c, t))
+                        if usize::from(c) >= self.reads
+                            && t.starts_with(HEADERLESS_PREFIX.as_str()) =>
+                    {
+                        c
+                    }
+                    _ => u16::try_from(self.width).map_err(invalid)?,
+                };
                 self.error_col = Some(c);
                 c
             }
         };
         let at = self.next_out;
         self.next_out += 1;
+        let message = if !self.headerless {
+            message.to_string()
+        } else {
+            format!("{}{message}", *HEADERLESS_PREFIX)
+        };
         let message: String = message.chars().take(MAX_TEXT).collect();
         out.row(at, &with_error(cells, Some(col), Some(&message)))
     }

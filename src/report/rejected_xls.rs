@@ -80,7 +80,11 @@ pub(super) fn copy_xls(
     let width = range.end().map_or(0, |(_, c)| c.saturating_add(1));
 
     let mut out = XlsOut::new(is_1904);
-    let mut state = Copy::new(source, width);
+    let mut state = Copy::new(
+        source,
+        width,
+        super::rejected::positions_read(input.mapping),
+    );
     copy_range(&range, &mut state, &mut out, rows)?;
     let stream = out.workbook(&name)?;
     w.write_all(&compound(&stream)?)

@@ -786,3 +786,104 @@ fn a_typed_record_under_title_lines_is_named_at_its_own_line() {
     assert_eq!(e["line"], 5);
     assert_eq!(e["value"], "X");
 }
+
+/// A CSV file without a column-name row, record types by position: the header row's
+/// field 4 is the invoice's total, the line row's the line's amount; the trailer sums
+/// the lines.
+const POSITIONAL_HLT: &str = r#"name = "hlt"
+match = ["HLT_*.csv"]
+document_type = "sales_invoice"
+
+[source]
+delimiter = ";"
+header = false
+decimal_separator = ","
+record_type = { column = 1, header = "H", line = "L", trailer = "T" }
+
+[source.trailer]
+count = 2
+sum = { column = 3, of = 4 }
+
+[document]
+key = ["2"]
+on_invalid = "skip-document"
+
+[header]
+number = { from = 2, required = true }
+total  = { from = 4, type = "decimal" }
+
+[lines]
+item   = { from = 2, required = true }
+amount = { from = 4, type = "decimal" }
+"#;
+
+#[test]
+fn a_positional_trailer_sum_adds_the_line_rows_not_the_header_rows_at_that_position() {
+    let t = TestDir::new();
+    t.mapping_setup(POSITIONAL_HLT);
+    // header totals 11,75 and 7,00 stand where the lines' amounts do: the trailer's
+    // 18,75 is the lines' sum (with the headers, 37,50)
+    t.write(
+        "drop/inbox/HLT_1.csv",
+        "H;I-1;C1;11,75\nL;A;x;10,50\nL;B;x;1,25\nH;I-2;C2;7,00\nL;C;x;7,00\nT;5;18,75\n",
+    );
+    let out = t.run(&["run"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(t.ls("drop/outbox").len(), 2, "{out:?}");
+
+    // a failed document's rejected rows restate the lines' sum: 7,00, not 14,00
+    t.write(
+        "drop/inbox/HLT_2.csv",
+        "H;I-3;C1;1,00\nL;A;x;1,00\nH;I-4;C2;7,00\nL;;x;7,00\nT;4;8,00\n",
+    );
+    let out = t.run(&["run"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    let rejected = t.read("drop/failed/HLT_2.rejected.csv");
+    assert_eq!(rejected.lines().last(), Some("T;2;7,00"), "{rejected}");
+}
+
+#[test]
+fn a_key_of_a_file_without_a_header_row_is_a_column_number_as_from_is() {
+    let t = TestDir::new();
+    t.mapping_setup(
+        r#"name = "nh"
+match = ["NH_*.csv"]
+document_type = "sales_invoice"
+
+[source]
+header = false
+
+[document]
+key = [1]
+
+[header]
+number = { from = 1, required = true }
+
+[lines]
+amount = { from = 2, type = "decimal" }
+"#,
+    );
+    t.write("drop/inbox/NH_1.csv", "A,1.5\nA,2\nB,3\n");
+    let out = t.run(&["run"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let doc: serde_json::Value =
+        serde_json::from_str(&t.read("drop/outbox/sales_invoice-A.json")).unwrap();
+    assert_eq!(doc["lines"].as_array().map(Vec::len), Some(2), "{doc}");
+}
+
+#[test]
+fn a_positional_trailer_that_disagrees_names_its_columns_by_number() {
+    let t = TestDir::new();
+    t.mapping_setup(POSITIONAL_HLT);
+    t.write(
+        "drop/inbox/HLT_1.csv",
+        "H;I-1;C1;11,75\nL;A;x;10,50\nL;B;x;1,25\nT;4;11,00\n",
+    );
+    let out = t.run(&["run"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    let report = t.read("drop/failed/HLT_1.csv.errors.csv");
+    assert!(
+        report.contains("The trailer says 4 rows (column 2) but the file holds 3; the trailer says column 4 adds up to 11.00 (column 3) but the file's rows add up to 11.75"),
+        "{report}"
+    );
+}

@@ -2883,3 +2883,187 @@ fn json_records_under_a_pointer_in_cp437_keep_its_bytes_and_come_back_fixed() {
     let inv3 = docs.iter().find(|d| d["number"] == "INV-3").expect("INV-3");
     assert_eq!(inv3["lines"][0]["sku"], "Ñoño");
 }
+
+/// A CSV file without a header row, record types by position: header rows are shorter
+/// than line rows, and the header reads a column (4) that its rows leave out.
+const HEADERLESS_MAPPING: &str = r#"name = "inv"
+match = ["INV_*.csv"]
+document_type = "sales_invoice"
+
+[source]
+delimiter = ";"
+header = false
+record_type = { column = 1, header = "H", line = "L", trailer = "T" }
+
+[source.trailer]
+count = 2
+
+[document]
+key = ["2"]
+on_invalid = "skip-document"
+
+[header]
+number = { from = 2, required = true }
+note   = { from = 4 }
+
+[lines]
+item   = { from = 2, allowed = ["SETUP", "SUB"] }
+amount = { from = 3, type = "decimal" }
+"#;
+
+#[test]
+fn headerless_csv_messages_stand_past_every_column_read_and_are_replaced_when_it_fails_again() {
+    let t = TestDir::new();
+    t.invoice_setup(HEADERLESS_MAPPING);
+    t.write(
+        "drop/inbox/INV_1.csv",
+        "H;A;x\nL;SETUP;1\nH;B;y\nL;NOPE;2\nT;4\n",
+    );
+    let out = t.run(&["run"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    let rejected = t.read("drop/failed/INV_1.rejected.csv");
+    // the message is not in column 4, which the header reads as `note`
+    let lines: Vec<&str> = rejected.lines().collect();
+    assert_eq!(lines.len(), 3, "{rejected}");
+    assert!(
+        lines[0].starts_with("H;B;y;;\"erpdrop_error: Item code"),
+        "{rejected}"
+    );
+    assert!(
+        lines[1].starts_with("L;NOPE;2;;\"erpdrop_error: Item code"),
+        "{rejected}"
+    );
+    assert_eq!(lines[2], "T;2", "{rejected}");
+
+    // dropped back unchanged, it fails again: the message is replaced, not added twice
+    t.write("drop/inbox/INV_2.csv", &rejected);
+    let out = t.run(&["run"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    let again = t.read("drop/failed/INV_2.rejected.csv");
+    let lines: Vec<&str> = again.lines().collect();
+    assert_eq!(lines.len(), 3, "{again}");
+    for l in &lines[..2] {
+        assert_eq!(l.matches("erpdrop_error").count(), 1, "{again}");
+        assert_eq!(l.split(';').count(), 5, "{again}");
+    }
+    assert_eq!(lines[2], "T;2", "{again}");
+
+    // fixed, it goes, and the message is no value of the document
+    t.write("drop/inbox/INV_3.csv", again.replace("L;NOPE;", "L;SETUP;"));
+    let out = t.run(&["run"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let doc: serde_json::Value =
+        serde_json::from_str(&t.read("drop/outbox/sales_invoice-B.json")).unwrap();
+    assert_eq!(doc["note"], serde_json::Value::Null, "{doc}");
+}
+
+#[test]
+fn headerless_workbook_messages_stand_past_every_column_read_and_are_replaced_when_it_fails_again()
+{
+    let t = TestDir::new();
+    // columns by number; the header reads C (`note`), which no cell of the sheet holds
+    t.mapping_setup(
+        r#"name = "inv"
+match = ["INV_*.xlsx"]
+document_type = "sales_invoice"
+
+[source]
+format = "xlsx"
+header = false
+
+[document]
+key = ["1"]
+on_invalid = "skip-document"
+
+[header]
+number = { from = 1, required = true }
+note   = { from = 3 }
+
+[lines]
+amount = { from = 2, type = "decimal" }
+"#,
+    );
+    let mut wb = rust_xlsxwriter::Workbook::new();
+    let ws = wb.add_worksheet();
+    ws.write_string(0, 0, "A").unwrap();
+    ws.write_number(0, 1, 1.5).unwrap();
+    ws.write_string(1, 0, "B").unwrap();
+    ws.write_string(1, 1, "many").unwrap();
+    t.write("drop/inbox/INV_1.xlsx", wb.save_to_buffer().unwrap());
+    assert_eq!(t.run(&["run"]).code, 1);
+    let first = std::fs::read(t.join("drop/failed/INV_1.rejected.xlsx")).unwrap();
+    let (_, rows) = sheet_rows(&first);
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    // not in C, which the mapping reads as `note`
+    assert_eq!(rows[0].len(), 4, "{rows:?}");
+    assert_eq!(rows[0][2], calamine::Data::Empty, "{rows:?}");
+    assert!(
+        rows[0][3].to_string().starts_with("erpdrop_error: "),
+        "{rows:?}"
+    );
+
+    // dropped back unchanged, it fails again: still one message, in D
+    t.write("drop/inbox/INV_2.xlsx", &first);
+    assert_eq!(t.run(&["run"]).code, 1);
+    let again = std::fs::read(t.join("drop/failed/INV_2.rejected.xlsx")).unwrap();
+    let (_, rows) = sheet_rows(&again);
+    assert_eq!(rows[0].len(), 4, "{rows:?}");
+    assert!(
+        rows[0][3].to_string().starts_with("erpdrop_error: "),
+        "{rows:?}"
+    );
+
+    // fixed, it goes, and the message is no value of the document
+    let fixed = resave("Sheet1", &rows, &|_, c, _| {
+        (c == 1).then_some(calamine::Data::Float(2.0))
+    });
+    t.write("drop/inbox/INV_3.xlsx", fixed);
+    let out = t.run(&["run"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let doc: serde_json::Value =
+        serde_json::from_str(&t.read("drop/outbox/sales_invoice-B.json")).unwrap();
+    assert_eq!(doc["note"], serde_json::Value::Null, "{doc}");
+}
+
+#[test]
+fn a_headerless_rejected_workbook_saved_wider_than_its_cells_still_keeps_one_message() {
+    let t = TestDir::new();
+    t.mapping_setup(
+        r#"name = "inv"
+match = ["INV_*.xlsx"]
+document_type = "sales_invoice"
+
+[source]
+format = "xlsx"
+header = false
+
+[document]
+key = ["1"]
+
+[header]
+number = { from = 1, required = true }
+amount = { from = 2, type = "decimal" }
+"#,
+    );
+    // as a spreadsheet saves the rejected rows a user opened: the message in C, and
+    // formatting on blank cells out to H, which the sheet's dimensions count
+    let mut wb = rust_xlsxwriter::Workbook::new();
+    let ws = wb.add_worksheet();
+    ws.write_string(0, 0, "B").unwrap();
+    ws.write_string(0, 1, "many").unwrap();
+    ws.write_string(0, 2, "erpdrop_error: Amount \"many\" is not a number")
+        .unwrap();
+    let bold = rust_xlsxwriter::Format::new().set_bold();
+    ws.write_blank(0, 7, &bold).unwrap();
+    t.write("drop/inbox/INV_1.xlsx", wb.save_to_buffer().unwrap());
+    assert_eq!(t.run(&["run"]).code, 1);
+    let again = std::fs::read(t.join("drop/failed/INV_1.rejected.xlsx")).unwrap();
+    let (_, rows) = sheet_rows(&again);
+    let texts: Vec<String> = rows[0].iter().map(|c| c.to_string()).collect();
+    assert_eq!(
+        texts.iter().filter(|c| c.contains("erpdrop_error")).count(),
+        1,
+        "{rows:?}"
+    );
+    assert!(texts[2].starts_with("erpdrop_error: Amount"), "{rows:?}");
+}

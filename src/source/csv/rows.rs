@@ -34,6 +34,10 @@ impl<R: Read> RowReader for CsvSource<R> {
         Ok(self.field(col).unwrap_or(""))
     }
 
+    fn by_position(&self) -> bool {
+        self.columns.is_empty()
+    }
+
     fn column_name(&self, col: usize) -> String {
         CsvSource::column_name(self, col)
     }

@@ -63,6 +63,11 @@ pub trait RowReader {
     fn label(&self, _column: &str) -> Option<String> {
         None
     }
+    /// Whether columns are numbers that every record type shares (CSV without a
+    /// column-name row): a position is then a different column in each kind of row.
+    fn by_position(&self) -> bool {
+        false
+    }
 }
 
 /// Where each thing the mapping reads stands in the rows of one kind.
@@ -224,7 +229,15 @@ impl<R: RowReader> RowDocuments<R> {
             if let Some((c, of)) = &t.sum {
                 trailer_cols.sum = Some(need(c, Some(trailer_kind), "[source.trailer] sum"));
                 let mut found = false;
+                // columns by position, with line rows: the position of the amount the
+                // trailer sums is the line rows' (a header row's field there is another
+                // column, the invoice's own total or a status)
+                let lines_only = rdr.by_position()
+                    && rules.record_type.as_ref().is_some_and(|r| r.line.is_some());
                 for &k in kinds {
+                    if lines_only && k == RowKind::Header {
+                        continue;
+                    }
                     let c = optional(of, k);
                     found |= c.is_some();
                     layouts[pick(k)].of = c;
@@ -568,17 +581,27 @@ impl<R: RowReader> RowDocuments<R> {
         let sum = stated(t.sum)?;
         let mut wrong = Vec::new();
         let (mut column, mut value) = (None, None);
+        // columns by position are numbers: "column 3", not a bare "3", in the sentence
+        let by_position = self.rdr.by_position();
+        let said = |c: &str| {
+            if by_position {
+                format!("column {c}")
+            } else {
+                c.to_string()
+            }
+        };
         if let (Some((text, _)), Some(name)) = (&count, &rule.count) {
             let col = self
                 .trailer_cols
                 .count
                 .map(|c| self.rdr.column_name(c))
                 .unwrap_or(name.clone());
+            let col_said = said(&col);
             match text.parse::<u64>() {
                 Ok(n) if n == self.data_rows => {}
                 Ok(n) => {
                     wrong.push(format!(
-                        "the trailer says {n} rows ({col}) but the file holds {}",
+                        "the trailer says {n} rows ({col_said}) but the file holds {}",
                         self.data_rows
                     ));
                     column.get_or_insert(col);
@@ -586,7 +609,7 @@ impl<R: RowReader> RowDocuments<R> {
                 }
                 Err(_) => {
                     wrong.push(format!(
-                        "the row on line {} is not a trailer: its {col} is {}, not a number of rows",
+                        "the row on line {} is not a trailer: its {col_said} is {}, not a number of rows",
                         t.line,
                         quote(text)
                     ));
@@ -601,11 +624,12 @@ impl<R: RowReader> RowDocuments<R> {
                 .sum
                 .map(|c| self.rdr.column_name(c))
                 .unwrap_or(name.clone());
+            let (col_said, of_said) = (said(&col), said(of));
             match cell_amount(text, *number, &self.rules) {
                 Some(n) if n == self.sum => {}
                 Some(n) => {
                     wrong.push(format!(
-                        "the trailer says {of} adds up to {n} ({col}) but the file's rows add up to {}",
+                        "the trailer says {of_said} adds up to {n} ({col_said}) but the file's rows add up to {}",
                         self.sum
                     ));
                     column.get_or_insert(col);
@@ -613,7 +637,7 @@ impl<R: RowReader> RowDocuments<R> {
                 }
                 None => {
                     wrong.push(format!(
-                        "the row on line {} is not a trailer: its {col} is {}, not a number",
+                        "the row on line {} is not a trailer: its {col_said} is {}, not a number",
                         t.line,
                         quote(text)
                     ));
