@@ -815,3 +815,34 @@ fn an_invoice_whose_customer_got_a_new_erp_id_is_not_taken_for_changed() {
         .count();
     assert_eq!(invoices_after, invoices_before, "nothing sent, no conflict");
 }
+
+#[test]
+fn a_change_made_again_after_it_was_undone_reaches_the_erp() {
+    // C01 is renamed, renamed back, renamed again: the third update has the content of
+    // the first, and an ERP that honours Idempotency-Key must not take it for a replay
+    let erp = FakeErp::start(Behaviour::default());
+    let t = setup(&erp, "");
+    day1_done(&t, &erp);
+    let id = erp.id_of("C01").unwrap();
+    for (i, day) in [day2(), day1(), day2()].iter().enumerate() {
+        drop_file(&t, &format!("CUST_{}.csv", i + 2), &customers_csv(day));
+        let out = t.run(&["run"]);
+        assert_eq!(out.code, 0, "{out:?}");
+        let name = &day.iter().find(|(k, _, _)| k == "C01").unwrap().1;
+        assert_eq!(
+            erp.records()[&id]["name"],
+            json!(name),
+            "run {}: the ERP has what the ledger says it has",
+            i + 2
+        );
+    }
+    assert_eq!(erp.applied(id).0, 3, "three updates applied");
+    let keys: Vec<String> = erp
+        .requests()
+        .iter()
+        .filter(|r| r.method == "PUT" && r.body.contains("\"C01\""))
+        .filter_map(|r| r.header("Idempotency-Key").map(str::to_string))
+        .collect();
+    assert_eq!(keys.len(), 3);
+    assert_ne!(keys[0], keys[2], "a new update, not a replay of the first");
+}
