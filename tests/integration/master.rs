@@ -846,3 +846,33 @@ fn a_change_made_again_after_it_was_undone_reaches_the_erp() {
     assert_eq!(keys.len(), 3);
     assert_ne!(keys[0], keys[2], "a new update, not a replay of the first");
 }
+
+#[test]
+fn a_dry_run_does_not_resolve_references_to_customers_held_back_by_their_file() {
+    // the customers file has an invalid row, so (reject-file) none of it is created:
+    // a dry run must not promise the invoices an id their customer will never have
+    let erp = FakeErp::start(Behaviour::default());
+    let t = setup(&erp, "");
+    drop_file(
+        &t,
+        "CUST_1.csv",
+        "CustomerNo;Name;City\nC01;One;Oslo\nC02;;Oslo\n",
+    );
+    drop_file(&t, "INV_1.csv", "No;Cust;Total\nA1;C01;10.00\n");
+    let dry = t.run(&["validate"]);
+    assert_eq!(dry.code, 1, "{dry:?}");
+    assert!(
+        dry.stdout.contains("invalid: INV_1.csv"),
+        "the dry run says what the run will do: {}",
+        dry.stdout
+    );
+    assert!(
+        dry.stdout.contains("has not been imported yet"),
+        "{}",
+        dry.stdout
+    );
+    let out = t.run(&["run"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stdout.contains("failed: INV_1.csv"), "{}", out.stdout);
+    assert_eq!(erp.request_count(), 0);
+}
