@@ -876,3 +876,39 @@ fn a_dry_run_does_not_resolve_references_to_customers_held_back_by_their_file() 
     assert!(out.stdout.contains("failed: INV_1.csv"), "{}", out.stdout);
     assert_eq!(erp.request_count(), 0);
 }
+
+#[test]
+fn history_and_dry_runs_read_a_ledger_that_an_older_release_wrote() {
+    // after an upgrade, before a run migrates the ledger: what it holds is still known
+    let erp = FakeErp::start(Behaviour::default());
+    let t = setup(&erp, "");
+    day1_done(&t, &erp);
+    let path = t.join("drop/.erpdrop/ledger.sqlite");
+    let c = rusqlite::Connection::open(&path).unwrap();
+    c.execute_batch(
+        "ALTER TABLE documents DROP COLUMN updates;
+         DELETE FROM schema_version WHERE version = 8;",
+    )
+    .unwrap();
+    drop(c);
+    let out = t.run(&["history", "C01"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stdout.contains("create  accepted  C01"),
+        "{}",
+        out.stdout
+    );
+    t.write("check/CUST_2.csv", customers_csv(&day2()));
+    let out = t.run(&["validate", "check"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stdout.contains("would create 1, update 2, delete 1"),
+        "{}",
+        out.stdout
+    );
+    let c = rusqlite::Connection::open(&path).unwrap();
+    let v: i64 = c
+        .query_row("SELECT max(version) FROM schema_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(v, 7, "read-only commands leave the ledger as it was");
+}
