@@ -26,6 +26,9 @@ pub struct SpooledDoc {
     /// How many times the ERP deleted this key before (an operation after a delete is a
     /// new request, never a replay of the first).
     pub deletions: u64,
+    /// For an update: how many updates of this key the ERP accepted before (a change
+    /// made again after it was undone is a new request, never a replay).
+    pub updates: u64,
     /// The payload (empty for a delete: the target makes what it sends).
     pub body: Vec<u8>,
     /// An earlier attempt of this content has no known outcome: the ERP may have it
@@ -52,6 +55,7 @@ impl SpooledDoc {
             operation: Operation::Delete,
             erp_id,
             deletions,
+            updates: 0,
             body: Vec::new(),
             resend: false,
             ordinal: 0,
@@ -67,6 +71,7 @@ struct Entry<'a> {
     operation: Operation,
     erp_id: Option<&'a str>,
     deletions: u64,
+    updates: u64,
     body: &'a [u8],
     ordinal: u64,
 }
@@ -127,6 +132,7 @@ impl Spool {
         operation: Operation,
         erp_id: Option<&str>,
         deletions: u64,
+        updates: u64,
         ordinal: u64,
     ) -> io::Result<()> {
         let mut body = Vec::with_capacity(512);
@@ -144,6 +150,7 @@ impl Spool {
             operation,
             erp_id,
             deletions,
+            updates,
             body: &body,
             ordinal,
         })
@@ -158,6 +165,7 @@ impl Spool {
             operation: d.operation,
             erp_id: d.erp_id.as_deref(),
             deletions: d.deletions,
+            updates: d.updates,
             body: &d.body,
             ordinal: d.ordinal,
         })
@@ -171,6 +179,7 @@ impl Spool {
         write_bytes(f, e.operation.as_str().as_bytes())?;
         write_bytes(f, e.erp_id.unwrap_or("").as_bytes())?;
         write_u64(f, e.deletions)?;
+        write_u64(f, e.updates)?;
         write_bytes(f, e.body)?;
         write_u64(f, e.ordinal)?;
         self.count += 1;
@@ -212,6 +221,7 @@ impl Iterator for SpoolReader {
                 .ok_or_else(|| io::Error::other("the spool file is damaged"))?;
             let erp_id = Some(text(read_bytes_owned(&mut self.file)?)).filter(|s| !s.is_empty());
             let deletions = read_u64(&mut self.file)?.ok_or(io::ErrorKind::UnexpectedEof)?;
+            let updates = read_u64(&mut self.file)?.ok_or(io::ErrorKind::UnexpectedEof)?;
             let body = read_bytes_owned(&mut self.file)?;
             let ordinal = read_u64(&mut self.file)?.ok_or(io::ErrorKind::UnexpectedEof)?;
             Ok(SpooledDoc {
@@ -221,6 +231,7 @@ impl Iterator for SpoolReader {
                 operation,
                 erp_id,
                 deletions,
+                updates,
                 body,
                 resend: false,
                 ordinal,
@@ -255,10 +266,10 @@ mod tests {
     #[test]
     fn replays_in_order_and_clears() {
         let mut s = Spool::new(None, PayloadFormat::Json, "sales_invoice").unwrap();
-        s.push(&doc("A"), Operation::Create, None, 0, 0).unwrap();
+        s.push(&doc("A"), Operation::Create, None, 0, 0, 0).unwrap();
         s.clear().unwrap();
-        s.push(&doc("B"), Operation::Create, None, 0, 1).unwrap();
-        s.push(&doc("C"), Operation::Update, Some("42"), 1, 2)
+        s.push(&doc("B"), Operation::Create, None, 0, 0, 1).unwrap();
+        s.push(&doc("C"), Operation::Update, Some("42"), 1, 0, 2)
             .unwrap();
         let docs: Vec<SpooledDoc> = s.replay().unwrap().map(Result::unwrap).collect();
         assert_eq!(docs.len(), 2);

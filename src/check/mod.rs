@@ -380,9 +380,14 @@ fn read_documents(
                                 let id = plan.erp_id.as_deref();
                                 // its place among the file's documents, whatever became of the others
                                 let ordinal = check.counts.documents - 1;
-                                if let Err(e) =
-                                    s.push(&doc, plan.operation, id, plan.deletions, ordinal)
-                                {
+                                if let Err(e) = s.push(
+                                    &doc,
+                                    plan.operation,
+                                    id,
+                                    plan.deletions,
+                                    plan.updates,
+                                    ordinal,
+                                ) {
                                     return Flow::Environment(format!(
                                         "cannot write the spool file: {e}"
                                     ));

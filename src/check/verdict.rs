@@ -24,6 +24,8 @@ pub struct Plan {
     pub operation: Operation,
     pub erp_id: Option<String>,
     pub deletions: u64,
+    /// How many updates of it the ERP accepted before.
+    pub updates: u64,
 }
 
 impl Plan {
@@ -32,6 +34,7 @@ impl Plan {
         operation: Operation::Create,
         erp_id: None,
         deletions: 0,
+        updates: 0,
     };
 }
 
@@ -88,6 +91,7 @@ pub fn classify(ledger: Option<&Ledger>, mapping: &Mapping, doc: &MappedDocument
                 operation: Operation::Update,
                 erp_id: Some(id.clone()),
                 deletions,
+                updates: r.updates.max(0) as u64,
             }),
             None => Verdict::Reject(
                 Problem::new(
@@ -125,6 +129,7 @@ pub fn classify(ledger: Option<&Ledger>, mapping: &Mapping, doc: &MappedDocument
             operation: Operation::Create,
             erp_id: None,
             deletions,
+            updates: 0,
         }),
     }
 }

@@ -586,6 +586,7 @@ mod tests {
                 operation: Operation::Create,
                 erp_id: None,
                 deletions: 0,
+                updates: 0,
                 body: vec![b'x'; size],
                 resend: false,
                 ordinal: i as u64,

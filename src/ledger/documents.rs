@@ -119,6 +119,8 @@ pub struct DocRecord {
     pub operation: Operation,
     /// How many times the ERP deleted it (a key that comes back is a new document).
     pub deletions: i64,
+    /// How many updates of it the ERP accepted (each update is a new request).
+    pub updates: i64,
     /// How many attempts in a row failed (rejected or invalid): what `[retry]` counts.
     pub failures: i64,
 }
@@ -144,7 +146,7 @@ pub struct Attempt<'a> {
 
 macro_rules! columns {
     () => {
-        "mapping, key, content_hash, state, target_id, attempts, last_error, last_status, file, run_id, updated, erp_hash, operation, deletions, failures"
+        "mapping, key, content_hash, state, target_id, attempts, last_error, last_status, file, run_id, updated, erp_hash, operation, deletions, failures, updates"
     };
 }
 const COLUMNS: &str = columns!();
@@ -199,6 +201,7 @@ pub(super) const OUTCOME: &str = "UPDATE documents SET
                        WHEN operation = 'delete' THEN NULL
                        ELSE content_hash END,
        deletions = deletions + (CASE WHEN ?3 = 'accepted' AND operation = 'delete' THEN 1 ELSE 0 END),
+       updates = updates + (CASE WHEN ?3 = 'accepted' AND operation = 'update' THEN 1 ELSE 0 END),
        failures = CASE ?3 WHEN 'rejected' THEN failures + 1 WHEN 'accepted' THEN 0 ELSE failures END,
        target_id = coalesce(?4, target_id),
        last_error = ?5, last_status = ?6, updated = ?7
@@ -619,6 +622,7 @@ pub(super) fn row_to_doc(r: &rusqlite::Row<'_>) -> rusqlite::Result<DocRecord> {
         operation,
         deletions: r.get(13)?,
         failures: r.get(14)?,
+        updates: r.get(15)?,
     })
 }
 

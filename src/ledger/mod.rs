@@ -29,7 +29,7 @@ use schema::MIGRATIONS;
 use std::path::Path;
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 7;
+pub const SCHEMA_VERSION: i64 = 8;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {
@@ -54,6 +54,9 @@ pub struct Ledger {
     stamp: std::cell::RefCell<Option<String>>,
     /// A snapshot's keys not yet in its temporary table (they go in many at a time).
     snapshot_keys: std::cell::RefCell<Vec<String>>,
+    /// A read-only ledger of an older schema is read through a migrated private copy,
+    /// removed when the ledger is dropped.
+    _copy: Option<tempfile::TempDir>,
 }
 
 fn now() -> String {
@@ -83,6 +86,7 @@ impl Ledger {
             path: p,
             stamp: Default::default(),
             snapshot_keys: Default::default(),
+            _copy: None,
         };
         ledger.migrate()?;
         Ok(ledger)
@@ -101,6 +105,7 @@ impl Ledger {
             path: p,
             stamp: Default::default(),
             snapshot_keys: Default::default(),
+            _copy: None,
         };
         ledger.migrate()?;
         Ok(ledger)
@@ -129,6 +134,7 @@ impl Ledger {
             path: p,
             stamp: Default::default(),
             snapshot_keys: Default::default(),
+            _copy: None,
         };
         let v = ledger.version()?;
         if v > SCHEMA_VERSION {
@@ -138,10 +144,36 @@ impl Ledger {
             });
         }
         if v < SCHEMA_VERSION {
-            // An older ledger: reading it would need the migration a run performs.
-            return Ok(None);
+            // An older ledger (erpdrop was upgraded, no run has migrated it yet): read
+            // through a copy migrated as a run would, the ledger itself untouched
+            return ledger.migrated_copy().map(Some);
         }
         Ok(Some(ledger))
+    }
+
+    /// A private copy of this (read-only, older) ledger, migrated to this schema.
+    fn migrated_copy(self) -> Result<Ledger, LedgerError> {
+        let dir = tempfile::Builder::new()
+            .prefix("erpdrop-ledger-")
+            .tempdir()
+            .map_err(|e| LedgerError::Sql {
+                path: self.path.clone(),
+                source: rusqlite::Error::ToSqlConversionFailure(Box::new(e)),
+            })?;
+        let copy = dir.path().join("ledger.sqlite");
+        self.conn
+            .execute("VACUUM INTO ?1", [copy.to_string_lossy()])
+            .map_err(|e| self.sql(e))?;
+        let conn = Connection::open(&copy).map_err(|e| self.sql(e))?;
+        let mut ledger = Ledger {
+            conn,
+            path: self.path.clone(),
+            stamp: Default::default(),
+            snapshot_keys: Default::default(),
+            _copy: Some(dir),
+        };
+        ledger.migrate()?;
+        Ok(ledger)
     }
 
     fn sql(&self, source: rusqlite::Error) -> LedgerError {

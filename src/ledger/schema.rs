@@ -145,4 +145,11 @@ pub(super) const MIGRATIONS: &[&str] = &[
     // 7: rows that [[skip]] left out (VOID, CANCELLED), per file and per run
     "ALTER TABLE files ADD COLUMN skipped INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE runs ADD COLUMN skipped INTEGER NOT NULL DEFAULT 0;",
+    // 8: how many updates the ERP accepted for each document: an update's idempotency
+    // key covers it, so that a change made again after it was undone (A, B, A, B) is a
+    // new request, never a replay of the first update to B
+    "ALTER TABLE documents ADD COLUMN updates INTEGER NOT NULL DEFAULT 0;
+    UPDATE documents SET updates = (SELECT count(*) FROM history h
+      WHERE h.mapping = documents.mapping AND h.key = documents.key
+        AND h.operation = 'update' AND h.outcome = 'accepted');",
 ];

@@ -140,16 +140,44 @@ impl Ledger {
         Ok(Ok(()))
     }
 
-    /// Notes a document a dry pass would create, so that references to it resolve.
-    pub fn note_pending(&self, mapping: &str, key: &str) -> Result<(), LedgerError> {
+    /// Notes a document that a dry pass would create from `file`, so that references to
+    /// it resolve.
+    pub fn note_pending(&self, mapping: &str, key: &str, file: &str) -> Result<(), LedgerError> {
         self.conn
             .execute_batch(
-                "CREATE TEMP TABLE IF NOT EXISTS pending (mapping TEXT, key TEXT, PRIMARY KEY (mapping, key)) WITHOUT ROWID",
+                "CREATE TEMP TABLE IF NOT EXISTS pending (mapping TEXT, key TEXT, file TEXT, PRIMARY KEY (mapping, key)) WITHOUT ROWID",
             )
             .map_err(|e| self.sql(e))?;
         self.conn
-            .prepare_cached("INSERT OR IGNORE INTO temp.pending (mapping, key) VALUES (?1, ?2)")
-            .and_then(|mut st| st.execute(params![mapping, key]))
+            .prepare_cached(
+                "INSERT OR IGNORE INTO temp.pending (mapping, key, file) VALUES (?1, ?2, ?3)",
+            )
+            .and_then(|mut st| st.execute(params![mapping, key, file]))
+            .map(|_| ())
+            .map_err(|e| self.sql(e))
+    }
+
+    /// Forgets what a dry pass noted from `file` of `mapping`: the file submits nothing
+    /// (an invalid document under reject-file, too many deletes), so the pass would
+    /// create none of its documents and references to them do not resolve.
+    pub fn forget_pending(&self, mapping: &str, file: &str) -> Result<(), LedgerError> {
+        let exists: bool = self
+            .conn
+            .query_row(
+                "SELECT count(*) FROM temp.sqlite_master WHERE name = 'pending'",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .map_err(|e| self.sql(e))?
+            > 0;
+        if !exists {
+            return Ok(());
+        }
+        self.conn
+            .execute(
+                "DELETE FROM temp.pending WHERE mapping = ?1 AND file = ?2",
+                params![mapping, file],
+            )
             .map(|_| ())
             .map_err(|e| self.sql(e))
     }

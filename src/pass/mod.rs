@@ -211,7 +211,8 @@ impl<'a> Pass<'a> {
             let v = classify(ledger, mapping, d);
             if let (Some(p), Verdict::Take(plan)) = (pending, &v) {
                 if plan.operation == Operation::Create {
-                    p.note_pending(&mapping.name, &d.key).unwrap_or_else(fail);
+                    p.note_pending(&mapping.name, &d.key, &taken.name)
+                        .unwrap_or_else(fail);
                 }
             }
             v
@@ -272,6 +273,12 @@ impl<'a> Pass<'a> {
             }
             _ => None,
         };
+        if let Some(p) = pending.filter(|_| !check.submits(mapping)) {
+            // nothing of this file goes: references to its documents do not resolve
+            if let Err(e) = p.forget_pending(&mapping.name, &taken.name) {
+                return place.give_back(taken, &format!("cannot read the ledger: {e}"));
+            }
+        }
         let sent = match (place.target(), spool) {
             (Some((target, ledger)), Some(spool)) if check.submits(mapping) => {
                 let batch = Batch {

@@ -236,7 +236,7 @@ fn a_ledger_of_an_older_schema_is_migrated() {
         .query_row("SELECT max(version) FROM schema_version", [], |r| r.get(0))
         .unwrap();
     assert_eq!(v, erpdrop::ledger::SCHEMA_VERSION);
-    assert_eq!(v, 7);
+    assert_eq!(v, 8);
     let accepted: i64 = c
         .query_row(
             "SELECT count(*) FROM documents WHERE state = 'accepted'",

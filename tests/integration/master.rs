@@ -815,3 +815,100 @@ fn an_invoice_whose_customer_got_a_new_erp_id_is_not_taken_for_changed() {
         .count();
     assert_eq!(invoices_after, invoices_before, "nothing sent, no conflict");
 }
+
+#[test]
+fn a_change_made_again_after_it_was_undone_reaches_the_erp() {
+    // C01 is renamed, renamed back, renamed again: the third update has the content of
+    // the first, and an ERP that honours Idempotency-Key must not take it for a replay
+    let erp = FakeErp::start(Behaviour::default());
+    let t = setup(&erp, "");
+    day1_done(&t, &erp);
+    let id = erp.id_of("C01").unwrap();
+    for (i, day) in [day2(), day1(), day2()].iter().enumerate() {
+        drop_file(&t, &format!("CUST_{}.csv", i + 2), &customers_csv(day));
+        let out = t.run(&["run"]);
+        assert_eq!(out.code, 0, "{out:?}");
+        let name = &day.iter().find(|(k, _, _)| k == "C01").unwrap().1;
+        assert_eq!(
+            erp.records()[&id]["name"],
+            json!(name),
+            "run {}: the ERP has what the ledger says it has",
+            i + 2
+        );
+    }
+    assert_eq!(erp.applied(id).0, 3, "three updates applied");
+    let keys: Vec<String> = erp
+        .requests()
+        .iter()
+        .filter(|r| r.method == "PUT" && r.body.contains("\"C01\""))
+        .filter_map(|r| r.header("Idempotency-Key").map(str::to_string))
+        .collect();
+    assert_eq!(keys.len(), 3);
+    assert_ne!(keys[0], keys[2], "a new update, not a replay of the first");
+}
+
+#[test]
+fn a_dry_run_does_not_resolve_references_to_customers_held_back_by_their_file() {
+    // the customers file has an invalid row, so (reject-file) none of it is created:
+    // a dry run must not promise the invoices an id their customer will never have
+    let erp = FakeErp::start(Behaviour::default());
+    let t = setup(&erp, "");
+    drop_file(
+        &t,
+        "CUST_1.csv",
+        "CustomerNo;Name;City\nC01;One;Oslo\nC02;;Oslo\n",
+    );
+    drop_file(&t, "INV_1.csv", "No;Cust;Total\nA1;C01;10.00\n");
+    let dry = t.run(&["validate"]);
+    assert_eq!(dry.code, 1, "{dry:?}");
+    assert!(
+        dry.stdout.contains("invalid: INV_1.csv"),
+        "the dry run says what the run will do: {}",
+        dry.stdout
+    );
+    assert!(
+        dry.stdout.contains("has not been imported yet"),
+        "{}",
+        dry.stdout
+    );
+    let out = t.run(&["run"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stdout.contains("failed: INV_1.csv"), "{}", out.stdout);
+    assert_eq!(erp.request_count(), 0);
+}
+
+#[test]
+fn history_and_dry_runs_read_a_ledger_that_an_older_release_wrote() {
+    // after an upgrade, before a run migrates the ledger: what it holds is still known
+    let erp = FakeErp::start(Behaviour::default());
+    let t = setup(&erp, "");
+    day1_done(&t, &erp);
+    let path = t.join("drop/.erpdrop/ledger.sqlite");
+    let c = rusqlite::Connection::open(&path).unwrap();
+    c.execute_batch(
+        "ALTER TABLE documents DROP COLUMN updates;
+         DELETE FROM schema_version WHERE version = 8;",
+    )
+    .unwrap();
+    drop(c);
+    let out = t.run(&["history", "C01"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stdout.contains("create  accepted  C01"),
+        "{}",
+        out.stdout
+    );
+    t.write("check/CUST_2.csv", customers_csv(&day2()));
+    let out = t.run(&["validate", "check"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stdout.contains("would create 1, update 2, delete 1"),
+        "{}",
+        out.stdout
+    );
+    let c = rusqlite::Connection::open(&path).unwrap();
+    let v: i64 = c
+        .query_row("SELECT max(version) FROM schema_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(v, 7, "read-only commands leave the ledger as it was");
+}

@@ -344,6 +344,7 @@ mod tests {
             operation: Operation::Create,
             erp_id: None,
             deletions: 0,
+            updates: 0,
             body: Vec::new(),
             resend: false,
             ordinal: 0,

@@ -191,6 +191,7 @@ mod tests {
             operation: Operation::Update,
             erp_id: Some("42".into()),
             deletions: 0,
+            updates: 0,
             body: br#"{"name": "ACME"}"#.to_vec(),
             resend: false,
             ordinal: 0,

@@ -78,8 +78,11 @@ enum Attempt<T = SubmitOutcome> {
 ///
 /// It covers the operation and how many times the key was deleted before, so that an
 /// update is never taken for a replay of the create, nor a create after a delete for
-/// the first create. A first create keeps the form of earlier releases (mapping, key,
-/// content), so a document left in flight by one is resent under the same key.
+/// the first create; an update also covers how many updates were accepted before it,
+/// so that a change made again after it was undone is never taken for a replay. A
+/// first create keeps the form of earlier releases (mapping, key, content), and a
+/// first update its form from before updates were counted, so a document left in
+/// flight by one is resent under the same key.
 pub fn idempotency_key(doc: &SpooledDoc, mapping: &str) -> String {
     let mut h = Sha256::new();
     h.update(mapping.as_bytes());
@@ -92,6 +95,11 @@ pub fn idempotency_key(doc: &SpooledDoc, mapping: &str) -> String {
         h.update(doc.operation.as_str().as_bytes());
         h.update([0]);
         h.update(doc.deletions.to_le_bytes());
+    }
+    if doc.operation == Operation::Update && doc.updates > 0 {
+        // the updates before it: A, B, A, B is four requests, the second B no replay
+        h.update([0]);
+        h.update(doc.updates.to_le_bytes());
     }
     hex::encode(h.finalize())
 }
@@ -673,6 +681,7 @@ mod tests {
             operation,
             erp_id: None,
             deletions,
+            updates: 0,
             body: Vec::new(),
             resend: false,
             ordinal: 0,
@@ -690,5 +699,11 @@ mod tests {
         let again = idempotency_key(&doc("h1", Operation::Create, 1), "m");
         let delete = idempotency_key(&doc("h1", Operation::Delete, 0), "m");
         assert!(a != update && a != again && a != delete && update != delete);
+        // an update after others is a new request, even to content sent before
+        let later = SpooledDoc {
+            updates: 2,
+            ..doc("h1", Operation::Update, 0)
+        };
+        assert_ne!(update, idempotency_key(&later, "m"));
     }
 }
