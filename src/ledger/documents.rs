@@ -366,11 +366,13 @@ impl Ledger {
     /// Documents whose last attempt failed or is not settled (rejected, invalid, in
     /// flight, in doubt, not sent), newest first.
     pub fn failed_documents(&self, limit: usize) -> Result<Vec<DocRecord>, LedgerError> {
-        // `state <> 'accepted'` as written lets SQLite read the open index
+        // `state <> 'accepted'` as written lets SQLite read the open index; documents
+        // of one file share their millisecond: the file and key keep the list the same
+        // from one call to the next
         self.rows(
             &format!(
                 "SELECT {COLUMNS} FROM documents WHERE state <> 'accepted' AND state <> 'deleted'
-                 ORDER BY updated DESC LIMIT ?1"
+                 ORDER BY updated DESC, file DESC, key DESC LIMIT ?1"
             ),
             params![limit as i64],
             row_to_doc,
