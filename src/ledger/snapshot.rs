@@ -157,20 +157,23 @@ impl Ledger {
             .map_err(|e| self.sql(e))
     }
 
-    /// Forgets what a dry pass noted from `file` of `mapping`: the file submits nothing
-    /// (an invalid document under reject-file, too many deletes), so the pass would
-    /// create none of its documents and references to them do not resolve.
-    pub fn forget_pending(&self, mapping: &str, file: &str) -> Result<(), LedgerError> {
-        let exists: bool = self
-            .conn
+    /// Whether a dry pass noted anything yet (its table of pending documents exists).
+    fn has_pending(&self) -> Result<bool, LedgerError> {
+        self.conn
             .query_row(
                 "SELECT count(*) FROM temp.sqlite_master WHERE name = 'pending'",
                 [],
                 |r| r.get::<_, i64>(0),
             )
-            .map_err(|e| self.sql(e))?
-            > 0;
-        if !exists {
+            .map(|n| n > 0)
+            .map_err(|e| self.sql(e))
+    }
+
+    /// Forgets what a dry pass noted from `file` of `mapping`: the file submits nothing
+    /// (an invalid document under reject-file, too many deletes), so the pass would
+    /// create none of its documents and references to them do not resolve.
+    pub fn forget_pending(&self, mapping: &str, file: &str) -> Result<(), LedgerError> {
+        if !self.has_pending()? {
             return Ok(());
         }
         self.conn
@@ -184,16 +187,7 @@ impl Ledger {
 
     /// Whether a dry pass would create this document ([`note_pending`](Ledger::note_pending)).
     pub fn is_pending(&self, mapping: &str, key: &str) -> Result<bool, LedgerError> {
-        let exists: bool = self
-            .conn
-            .query_row(
-                "SELECT count(*) FROM temp.sqlite_master WHERE name = 'pending'",
-                [],
-                |r| r.get::<_, i64>(0),
-            )
-            .map_err(|e| self.sql(e))?
-            > 0;
-        if !exists {
+        if !self.has_pending()? {
             return Ok(false);
         }
         self.conn

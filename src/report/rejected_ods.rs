@@ -11,12 +11,11 @@
 //! is written with the `zip` crate, which calamine and rust_xlsxwriter already build.
 
 use super::rejected::{RejectedInput, Rows};
-use super::rejected_sheet::{copy_range, Copy, SheetOut};
+use super::rejected_sheet::{copy_range, open_book, Copy, SheetOut};
 use crate::source::sheet::cell::number_text;
-use crate::source::sheet::choose_sheet;
 use calamine::{DataRef, Ods, Reader};
 use std::fmt::Write as _;
-use std::io::{self, BufReader, Seek, Write};
+use std::io::{self, Seek, Write};
 use zip::write::SimpleFileOptions;
 use zip::{CompressionMethod, ZipWriter};
 
@@ -67,11 +66,7 @@ pub(super) fn copy_ods(
     w: &mut dyn Write,
 ) -> io::Result<()> {
     let source = &input.mapping.source;
-    let file = crate::fsutil::open_regular(input.source, input.id)?;
-    let mut book = Ods::new(BufReader::with_capacity(256 * 1024, file))
-        .map_err(|e| invalid(format!("the spreadsheet cannot be read again: {e}")))?;
-    let name = choose_sheet(&book.sheet_names(), source.sheet.sheet.as_deref())
-        .map_err(|p| invalid(p.message()))?;
+    let (mut book, name) = open_book::<Ods<_>>(input)?;
     let range = book
         .worksheet_range(&name)
         .map_err(|e| invalid(format!("the sheet cannot be read again: {e}")))?;

@@ -47,17 +47,30 @@ struct Formats {
     duration: Format,
 }
 
+/// The workbook of a failed file opened again, and the sheet the mapping reads.
+pub(super) fn open_book<B>(input: &RejectedInput<'_>) -> io::Result<(B, String)>
+where
+    B: Reader<BufReader<std::fs::File>>,
+    B::Error: std::fmt::Display,
+{
+    let file = crate::fsutil::open_regular(input.source, input.id)?;
+    let book = B::new(BufReader::with_capacity(256 * 1024, file))
+        .map_err(|e| invalid(format!("the workbook cannot be read again: {e}")))?;
+    let name = choose_sheet(
+        &book.sheet_names(),
+        input.mapping.source.sheet.sheet.as_deref(),
+    )
+    .map_err(|p| invalid(p.message()))?;
+    Ok((book, name))
+}
+
 pub(super) fn copy_xlsx(
     input: &RejectedInput<'_>,
     rows: &Rows,
     w: &mut dyn Write,
 ) -> io::Result<()> {
     let source = &input.mapping.source;
-    let file = crate::fsutil::open_regular(input.source, input.id)?;
-    let mut book = Xlsx::new(BufReader::with_capacity(256 * 1024, file))
-        .map_err(|e| invalid(format!("the workbook cannot be read again: {e}")))?;
-    let name = choose_sheet(&book.sheet_names(), source.sheet.sheet.as_deref())
-        .map_err(|p| invalid(p.message()))?;
+    let (mut book, name) = open_book::<Xlsx<_>>(input)?;
     let mut cells = book
         .worksheet_cells_reader(&name)
         .map_err(|e| invalid(format!("the sheet cannot be read again: {e}")))?;

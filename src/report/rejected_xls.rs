@@ -19,11 +19,10 @@
 //! characters: past that no file is written (an `InvalidData` error: the caller warns).
 
 use super::rejected::{RejectedInput, Rows};
-use super::rejected_sheet::{copy_range, Copy, SheetOut};
-use crate::source::sheet::choose_sheet;
+use super::rejected_sheet::{copy_range, open_book, Copy, SheetOut};
 use calamine::{DataRef, Reader, Xls};
 use indexmap::IndexMap;
-use std::io::{self, BufReader, Cursor, Write};
+use std::io::{self, Cursor, Write};
 
 /// The most data a BIFF8 record holds; the rest goes to CONTINUE records.
 const MAX_RECORD: usize = 8224;
@@ -67,11 +66,7 @@ pub(super) fn copy_xls(
     w: &mut dyn Write,
 ) -> io::Result<()> {
     let source = &input.mapping.source;
-    let file = crate::fsutil::open_regular(input.source, input.id)?;
-    let mut book = Xls::new(BufReader::with_capacity(256 * 1024, file))
-        .map_err(|e| invalid(format!("the workbook cannot be read again: {e}")))?;
-    let name = choose_sheet(&book.sheet_names(), source.sheet.sheet.as_deref())
-        .map_err(|p| invalid(p.message()))?;
+    let (mut book, name) = open_book::<Xls<_>>(input)?;
     let is_1904 = book.has_1904_epoch();
     let range = book
         .worksheet_range(&name)
