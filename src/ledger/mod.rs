@@ -496,4 +496,57 @@ mod tests {
             "{plan:?}"
         );
     }
+
+    #[test]
+    fn a_version_7_ledger_counts_the_updates_that_resolve_settled() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("ledger.sqlite");
+        let c = Connection::open(&p).unwrap();
+        c.execute_batch(
+            "CREATE TABLE schema_version (version INTEGER NOT NULL, applied TEXT NOT NULL);",
+        )
+        .unwrap();
+        for (i, m) in MIGRATIONS[..7].iter().enumerate() {
+            c.execute_batch(m).unwrap();
+            c.execute(
+                "INSERT INTO schema_version VALUES (?1, 'then')",
+                params![i as i64 + 1],
+            )
+            .unwrap();
+        }
+        // R: created, then updated to B and back to A, both settled by `resolve
+        // --accepted`; U: one update the ERP accepted; N: a resolve that found nothing
+        for k in ["R", "U", "N"] {
+            c.execute(
+                "INSERT INTO documents (mapping, key, content_hash, state, attempts, updated, operation)
+                 VALUES ('m', ?1, 'hA', 'accepted', 1, 'then', 'update')",
+                params![k],
+            )
+            .unwrap();
+        }
+        for (k, op, hash, outcome) in [
+            ("R", "create", "hA", "accepted"),
+            ("R", "resolve", "hB", "accepted"),
+            ("R", "resolve", "hA", "accepted"),
+            ("U", "create", "hA", "accepted"),
+            ("U", "update", "hB", "accepted"),
+            ("N", "create", "hA", "accepted"),
+            ("N", "resolve", "hB", "not_sent"),
+        ] {
+            c.execute(
+                "INSERT INTO history (time, file, mapping, key, operation, content_hash, outcome)
+                 VALUES ('then', 'f', 'm', ?1, ?2, ?3, ?4)",
+                params![k, op, hash, outcome],
+            )
+            .unwrap();
+        }
+        drop(c);
+        let l = Ledger::open(&p).unwrap();
+        assert_eq!(l.version().unwrap(), SCHEMA_VERSION);
+        let updates = |k| l.document("m", k).unwrap().unwrap().updates;
+        // the next update of R to B is not taken for its first, resolved, update to B
+        assert_eq!(updates("R"), 2);
+        assert_eq!(updates("U"), 1);
+        assert_eq!(updates("N"), 0);
+    }
 }

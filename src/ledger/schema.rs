@@ -147,9 +147,14 @@ pub(super) const MIGRATIONS: &[&str] = &[
     ALTER TABLE runs ADD COLUMN skipped INTEGER NOT NULL DEFAULT 0;",
     // 8: how many updates the ERP accepted for each document: an update's idempotency
     // key covers it, so that a change made again after it was undone (A, B, A, B) is a
-    // new request, never a replay of the first update to B
+    // new request, never a replay of the first update to B. An update that `resolve
+    // --accepted` settled is in the history as operation 'resolve' (which operation it
+    // settled is not kept): those are counted too, or a document whose updates were all
+    // resolved would start again at 0, the key of its first update to B, and an ERP
+    // that honours the key would answer a later B as a replay and keep the content
+    // before it. Counting a resolved create or delete too only moves the count on.
     "ALTER TABLE documents ADD COLUMN updates INTEGER NOT NULL DEFAULT 0;
     UPDATE documents SET updates = (SELECT count(*) FROM history h
       WHERE h.mapping = documents.mapping AND h.key = documents.key
-        AND h.operation = 'update' AND h.outcome = 'accepted');",
+        AND h.operation IN ('update', 'resolve') AND h.outcome = 'accepted');",
 ];
