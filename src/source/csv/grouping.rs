@@ -4,8 +4,8 @@
 
 use super::problems::temp_failure;
 use super::CsvSource;
-use crate::problem::{quote, Code, Problem, Stage};
-use crate::source::keys::{document_key, duplicate, missing_key};
+use crate::problem::{Code, Problem, Stage};
+use crate::source::keys::{document_key, header_differs, missing_key};
 use crate::source::{RawDocument, RawRow, SourceError};
 use std::io::Read;
 
@@ -126,23 +126,9 @@ impl<R: Read> CsvSource<R> {
         if let Some(p) = self.shape_problem(line, &doc.key, fields) {
             doc.problems.push(p);
         }
-        for (slot, &col) in self.header_idx.iter().enumerate() {
-            let new = crate::source::trim(header_value(col));
-            let first = crate::source::trim(doc.header.get(slot).unwrap_or(""));
-            if !new.is_empty() && !first.is_empty() && new != first {
-                let column = self.column_name(col);
-                let msg = format!(
-                    "Document {} appears again with {} {} but its first row (line {}) has {}",
-                    doc.key_display(),
-                    column,
-                    quote(new),
-                    doc.line,
-                    quote(first)
-                );
-                let p = duplicate(&msg, &doc.key_display(), line, column, new);
-                doc.problems.push(p);
-                break;
-            }
+        let slots = self.header_idx.iter().map(|&col| (header_value(col), col));
+        if let Some(p) = header_differs(doc, line, slots, |col| self.column_name(col)) {
+            doc.problems.push(p);
         }
     }
 

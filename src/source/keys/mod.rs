@@ -115,6 +115,35 @@ pub fn duplicate(message: &str, document: &str, line: u64, column: String, value
         .with_value(value.to_string())
 }
 
+/// The first header value of a later row of `doc` (at `line`) that differs from its
+/// first row's, as a [`duplicate`] problem: `slots` gives, for each header slot, the
+/// value the later row holds there and the name of its column, asked for only when
+/// they differ. Blank values never differ.
+pub fn header_differs<'v>(
+    doc: &crate::source::RawDocument,
+    line: u64,
+    slots: impl IntoIterator<Item = (&'v str, usize)>,
+    column_name: impl Fn(usize) -> String,
+) -> Option<Problem> {
+    for (slot, (new, col)) in slots.into_iter().enumerate() {
+        let new = crate::source::trim(new);
+        let first = crate::source::trim(doc.header.get(slot).unwrap_or(""));
+        if !new.is_empty() && !first.is_empty() && new != first {
+            let column = column_name(col);
+            let msg = format!(
+                "Document {} appears again with {} {} but its first row (line {}) has {}",
+                doc.key_display(),
+                column,
+                crate::problem::quote(new),
+                doc.line,
+                crate::problem::quote(first)
+            );
+            return Some(duplicate(&msg, &doc.key_display(), line, column, new));
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -16,7 +16,7 @@
 #[cfg(test)]
 mod tests;
 
-use super::keys::{document_key, duplicate, missing_key, SeenKeys};
+use super::keys::{document_key, duplicate, header_differs, missing_key, SeenKeys};
 use super::{Budget, RawDocument, RawRow, RowKind, RowRules, Slots, SourceError};
 use crate::problem::{quote, Code, Problem};
 use rust_decimal::Decimal;
@@ -778,23 +778,8 @@ fn differs<R: RowReader>(
     rdr: &R,
 ) -> Option<Problem> {
     let header = header?;
-    for (slot, &col) in cols.iter().enumerate() {
-        let new = crate::source::trim(header.get(slot).unwrap_or(""));
-        let first = crate::source::trim(doc.header.get(slot).unwrap_or(""));
-        if !new.is_empty() && !first.is_empty() && new != first {
-            let column = rdr.column_name(col);
-            let msg = format!(
-                "Document {} appears again with {} {} but its first row (line {}) has {}",
-                doc.key_display(),
-                column,
-                quote(new),
-                doc.line,
-                quote(first)
-            );
-            return Some(duplicate(&msg, &doc.key_display(), line, column, new));
-        }
-    }
-    None
+    let slots = (cols.iter().enumerate()).map(|(slot, &col)| (header.get(slot).unwrap_or(""), col));
+    header_differs(doc, line, slots, |col| rdr.column_name(col))
 }
 
 /// A trailer value that could not be read makes the file incomplete.

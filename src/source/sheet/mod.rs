@@ -21,7 +21,7 @@ pub(crate) use workbook::choose_sheet;
 
 use super::csv::{resolve_column, resolve_columns, Grouping, SlotColumns};
 use super::extsort::{Sorted, Sorter};
-use super::keys::{document_key, duplicate, missing_key, SeenKeys};
+use super::keys::{document_key, header_differs, missing_key, SeenKeys};
 use super::rows::RowReader;
 use super::{put_key, take_key, RawDocument, RawRow, SourceError, SourceOptions};
 use super::{Budget, DocumentSource, RowKind, Slots};
@@ -285,23 +285,10 @@ impl SheetSource {
     /// first row's.
     fn add_row(&self, doc: &mut RawDocument, next: RawDocument) {
         doc.rows += next.rows;
-        for (slot, &col) in self.idx.header.iter().enumerate() {
-            let new = super::trim(next.header.get(slot).unwrap_or(""));
-            let first = super::trim(doc.header.get(slot).unwrap_or(""));
-            if !new.is_empty() && !first.is_empty() && new != first {
-                let column = self.column_label(col);
-                let msg = format!(
-                    "Document {} appears again with {} {} but its first row (line {}) has {}",
-                    doc.key_display(),
-                    column,
-                    quote(new),
-                    doc.line,
-                    quote(first)
-                );
-                let p = duplicate(&msg, &doc.key_display(), next.line, column, new);
-                doc.problems.push(p);
-                break;
-            }
+        let slots = (self.idx.header.iter().enumerate())
+            .map(|(slot, &col)| (next.header.get(slot).unwrap_or(""), col));
+        if let Some(p) = header_differs(doc, next.line, slots, |col| self.column_label(col)) {
+            doc.problems.push(p);
         }
         doc.lines.extend(next.lines);
         doc.problems.extend(next.problems);
