@@ -735,7 +735,7 @@ fn a_rejected_workbook_that_fails_again_keeps_one_error_column() {
 
 /// The rows of the sheet of an xls file as the test reads them back (calamine, as
 /// erpdrop reads it): names, and the rows from A1 on, without their trailing empty cells.
-fn xls_rows(bytes: &[u8]) -> (Vec<String>, Vec<Vec<calamine::Data>>) {
+fn xls_rows(bytes: &[u8]) -> SheetRows {
     use calamine::{Reader, Xls};
     let mut wb = Xls::new(std::io::Cursor::new(bytes.to_vec())).unwrap();
     let names = wb.sheet_names();
@@ -915,29 +915,50 @@ fn xls_rejected_rows_keep_the_cells_kinds_and_come_back_fixed() {
     assert_eq!(inv4["paid"], true);
 }
 
-#[test]
-fn an_xls_rejected_file_that_fails_again_keeps_one_error_column() {
+/// A workbook's sheet names and the first sheet's rows, as calamine reads them.
+type SheetRows = (Vec<String>, Vec<Vec<calamine::Data>>);
+/// A rejected workbook dropped back as erpdrop wrote it fails again with the same cells
+/// and one `erpdrop_error` column (at `error_col`, past the sheet's own), not a second:
+/// `format` the workbook's, `rows_of` its reader.
+fn a_rejected_book_fails_again_with_one_error_column(
+    format: &str,
+    book: Vec<u8>,
+    rows_of: fn(&[u8]) -> SheetRows,
+    error_col: usize,
+) {
     let t = TestDir::new();
-    t.mapping_setup(&SHEET_MAPPING.replace("format = \"xlsx\"", "format = \"xls\""));
-    t.write("drop/inbox/INV_1.xls", xls_1c_invoices());
+    t.mapping_setup(&SHEET_MAPPING.replace("format = \"xlsx\"", &format!("format = \"{format}\"")));
+    t.write(&format!("drop/inbox/INV_1.{format}"), book);
     assert_eq!(t.run(&["run"]).code, 1);
-    let first = std::fs::read(t.join("drop/failed/INV_1.rejected.xls")).unwrap();
-    // dropped back as erpdrop wrote it: it fails again, with one error column
-    t.write("drop/inbox/INV_1.rejected.xls", &first);
+    let first = std::fs::read(t.join(&format!("drop/failed/INV_1.rejected.{format}"))).unwrap();
+    t.write(&format!("drop/inbox/INV_1.rejected.{format}"), &first);
     assert_eq!(t.run(&["run"]).code, 1);
-    let again = std::fs::read(t.join("drop/failed/INV_1.rejected.1.rejected.xls")).unwrap();
-    let (first_names, first_rows) = xls_rows(&first);
-    let (names, rows) = xls_rows(&again);
+    let again =
+        std::fs::read(t.join(&format!("drop/failed/INV_1.rejected.1.rejected.{format}"))).unwrap();
+    let (first_names, first_rows) = rows_of(&first);
+    let (names, rows) = rows_of(&again);
     assert_eq!(names, first_names);
     assert_eq!(rows.len(), 6, "{rows:?}");
     for (r, row) in rows.iter().enumerate() {
         // the same cells; the messages name the rows of the file they were read from
-        let upto = if r >= 3 { 7 } else { row.len() };
+        let upto = if r >= 3 { error_col } else { row.len() };
         assert_eq!(row[..upto], first_rows[r][..upto], "row {r}");
-        assert!(row.len() <= 8, "{row:?}");
+        assert!(row.len() <= error_col + 1, "{row:?}");
     }
-    assert_eq!(rows[2][7], calamine::Data::String("erpdrop_error".into()));
-    assert!(rows[3][7].to_string().contains("\"x\""), "{:?}", rows[3]);
+    assert_eq!(
+        rows[2][error_col],
+        calamine::Data::String("erpdrop_error".into())
+    );
+    assert!(
+        rows[3][error_col].to_string().contains("\"x\""),
+        "{:?}",
+        rows[3]
+    );
+}
+
+#[test]
+fn an_xls_rejected_file_that_fails_again_keeps_one_error_column() {
+    a_rejected_book_fails_again_with_one_error_column("xls", xls_1c_invoices(), xls_rows, 7);
 }
 
 #[test]
@@ -1012,7 +1033,7 @@ fn the_xls_fixture_gets_its_rejected_rows_in_xls() {
 
 /// The sheets of an ods file as the test reads them back: names, and the rows of the
 /// first from A1 on.
-fn ods_rows(bytes: &[u8]) -> (Vec<String>, Vec<Vec<calamine::Data>>) {
+fn ods_rows(bytes: &[u8]) -> SheetRows {
     use calamine::{Ods, Reader};
     let mut wb = Ods::new(std::io::Cursor::new(bytes.to_vec())).unwrap();
     let names = wb.sheet_names();
@@ -1270,26 +1291,7 @@ fn ods_rejected_rows_keep_the_cells_kinds_and_come_back_fixed() {
 
 #[test]
 fn an_ods_rejected_file_that_fails_again_keeps_one_error_column() {
-    let t = TestDir::new();
-    t.mapping_setup(&SHEET_MAPPING.replace("format = \"xlsx\"", "format = \"ods\""));
-    t.write("drop/inbox/INV_1.ods", ods_invoices());
-    assert_eq!(t.run(&["run"]).code, 1);
-    let first = std::fs::read(t.join("drop/failed/INV_1.rejected.ods")).unwrap();
-    // dropped back unchanged (as erpdrop wrote it): it fails again, one error column
-    t.write("drop/inbox/INV_1.rejected.ods", &first);
-    assert_eq!(t.run(&["run"]).code, 1);
-    let again = std::fs::read(t.join("drop/failed/INV_1.rejected.1.rejected.ods")).unwrap();
-    let (first_names, first_rows) = ods_rows(&first);
-    let (names, rows) = ods_rows(&again);
-    assert_eq!(names, first_names);
-    assert_eq!(rows.len(), 6, "{rows:?}");
-    for (r, row) in rows.iter().enumerate() {
-        let upto = if r >= 3 { 6 } else { row.len() };
-        assert_eq!(row[..upto], first_rows[r][..upto], "row {r}");
-        assert!(row.len() <= 7, "{row:?}");
-    }
-    assert_eq!(rows[2][6], calamine::Data::String("erpdrop_error".into()));
-    assert!(rows[3][6].to_string().contains("\"x\"") || rows[3][6].to_string().contains("Qty"));
+    a_rejected_book_fails_again_with_one_error_column("ods", ods_invoices(), ods_rows, 6);
 }
 
 #[test]
